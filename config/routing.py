@@ -1,0 +1,3 @@
+"""WebSocket routes. The dashboard consumer registers here."""
+
+websocket_urlpatterns: list = []

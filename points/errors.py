@@ -1,0 +1,100 @@
+"""The domain error hierarchy (STYLE §7).
+
+Every refusal a user can cause is a `DomainError` carrying a message that says what was wrong
+and what is allowed. Interfaces (Discord cogs, admin, views) show `message` as it is; tests reuse
+the message constants below.
+"""
+
+from typing import Any
+
+MAX_AMOUNT = 10**15
+"""Largest amount one transfer may move: far below what a BigInteger balance holds (2**63 − 1),
+so no sequence of legal transfers can overflow an account."""
+
+AMOUNT_RANGE = f"a whole number of points from 1 to {MAX_AMOUNT:,}"
+
+MSG_INVALID_AMOUNT = "That amount is not valid: use " + AMOUNT_RANGE + "."
+MSG_INSUFFICIENT_POINTS = "You don't have enough points: you have {balance:,} and need {needed:,}."
+MSG_IDEMPOTENCY_CONFLICT = (
+    "This request repeats an earlier one (key {key}) with different content; nothing was done."
+)
+MSG_TIP_SELF = "You can't tip yourself."
+MSG_DAILY_ALREADY_CLAIMED = (
+    "You already claimed today's bonus. The next one is available {next_at}."
+)
+MSG_DAILY_DISABLED = "Daily bonuses are turned off in this server."
+MSG_REASON_REQUIRED = "A reason is required (1–500 characters)."
+MSG_INVALID_ID = "That is not a valid Discord id: use a positive whole number."
+
+
+class DomainError(Exception):
+    """A refusal that the user caused and can act on. Nothing was changed."""
+
+    code = "domain_error"
+
+    def __init__(self, message: str, *, code: str | None = None, details: Any = None) -> None:
+        super().__init__(message)
+        self.message = message
+        if code is not None:
+            self.code = code
+        self.details = details or {}
+
+    def __str__(self) -> str:
+        return self.message
+
+
+class InvalidInput(DomainError):
+    code = "invalid_input"
+
+
+class InvalidAmount(InvalidInput):
+    code = "invalid_amount"
+
+
+class InsufficientPoints(DomainError):
+    code = "insufficient_points"
+
+
+class IdempotencyConflict(DomainError):
+    code = "idempotency_conflict"
+
+
+class NotAllowed(DomainError):
+    code = "not_allowed"
+
+
+class AlreadyClaimed(DomainError):
+    code = "already_claimed"
+
+
+class NotFound(DomainError):
+    code = "not_found"
+
+
+def validate_amount(amount: object, *, maximum: int = MAX_AMOUNT, what: str = "amount") -> int:
+    """Return `amount` if it is an int in 1..maximum, else raise `InvalidAmount` with the range."""
+    if isinstance(amount, bool) or not isinstance(amount, int) or not 1 <= amount <= maximum:
+        raise InvalidAmount(
+            f"That {what} is not valid: use a whole number of points from 1 to {maximum:,}.",
+            details={"amount": repr(amount), "minimum": 1, "maximum": maximum},
+        )
+    return amount
+
+
+def validate_snowflake(value: object, *, what: str = "id") -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 < value < 2**63:
+        raise InvalidInput(MSG_INVALID_ID, details={what: repr(value)})
+    return value
+
+
+def validate_reason(reason: object, *, required: bool = True) -> str:
+    text = reason.strip() if isinstance(reason, str) else ""
+    if (required and not text) or len(text) > 500:
+        raise InvalidInput(MSG_REASON_REQUIRED)
+    return text
+
+
+def validate_key(key: object) -> str:
+    if not isinstance(key, str) or not 1 <= len(key) <= 200:
+        raise InvalidInput("Every change needs an idempotency key of 1–200 characters.")
+    return key

@@ -1,0 +1,182 @@
+"""The points ledger (DOMAIN §2–§3): guild settings, accounts and append-only transfers."""
+
+from django.conf import settings
+from django.db import models
+from django.db.models import F, Q
+
+
+class GuildSettings(models.Model):
+    """Per-guild configuration (DOMAIN §2); created on first use from `PM_GUILD_DEFAULTS`."""
+
+    guild_id = models.BigIntegerField(primary_key=True)
+    starting_balance = models.BigIntegerField()
+    daily_bonus = models.BigIntegerField()
+    max_bet = models.BigIntegerField()
+    default_liquidity = models.BigIntegerField()
+    fee_bps = models.PositiveIntegerField()
+    min_resolution_votes = models.PositiveIntegerField()
+    auto_refund_hours = models.PositiveIntegerField()
+    creator_role_ids = models.JSONField(default=list, blank=True)
+    resolver_role_ids = models.JSONField(default=list, blank=True)
+    announce_channel_id = models.BigIntegerField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        verbose_name = "guild settings"
+        verbose_name_plural = "guild settings"
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(starting_balance__gte=0)
+                & Q(daily_bonus__gte=0)
+                & Q(max_bet__gte=1)
+                & Q(default_liquidity__gte=1)
+                & Q(fee_bps__lte=5000)
+                & Q(min_resolution_votes__gte=1)
+                & Q(auto_refund_hours__gte=1),
+                name="guildsettings_values_in_range",
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"Guild {self.guild_id}"
+
+
+class Account(models.Model):
+    """A balance holder. Treasury may go negative; wallets and escrows never (DOMAIN §3)."""
+
+    class Kind(models.TextChoices):
+        TREASURY = "treasury", "Treasury"
+        WALLET = "wallet", "Wallet"
+        ESCROW = "escrow", "Escrow"
+
+    guild_id = models.BigIntegerField(db_index=True)
+    kind = models.CharField(max_length=8, choices=Kind.choices)
+    owner_id = models.BigIntegerField(null=True, blank=True, help_text="Discord user id (wallets)")
+    market = models.ForeignKey(
+        "markets.Market", null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    balance = models.BigIntegerField(default=0)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(kind="treasury") | Q(balance__gte=0),
+                name="account_balance_nonnegative",
+            ),
+            models.CheckConstraint(
+                condition=(
+                    Q(kind="treasury", owner_id__isnull=True, market__isnull=True)
+                    | Q(kind="wallet", owner_id__isnull=False, market__isnull=True)
+                    | Q(kind="escrow", owner_id__isnull=True, market__isnull=False)
+                ),
+                name="account_kind_shape",
+            ),
+            models.UniqueConstraint(
+                fields=["guild_id"], condition=Q(kind="treasury"), name="one_treasury_per_guild"
+            ),
+            models.UniqueConstraint(
+                fields=["guild_id", "owner_id"],
+                condition=Q(kind="wallet"),
+                name="one_wallet_per_member",
+            ),
+            models.UniqueConstraint(
+                fields=["market"], condition=Q(kind="escrow"), name="one_escrow_per_market"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        if self.kind == self.Kind.WALLET:
+            return f"wallet {self.owner_id} @ {self.guild_id}"
+        if self.kind == self.Kind.ESCROW:
+            return f"escrow of market {self.market_id}"
+        return f"treasury @ {self.guild_id}"
+
+
+class Transfer(models.Model):
+    """One movement of points. Append-only: never updated or deleted (DOMAIN §3)."""
+
+    class Code(models.TextChoices):
+        STARTING_BALANCE = "starting_balance"
+        DAILY_BONUS = "daily_bonus"
+        GRANT = "grant"
+        DEDUCT = "deduct"
+        TIP = "tip"
+        LIQUIDITY = "liquidity"
+        BUY = "buy"
+        SELL = "sell"
+        FEE = "fee"
+        PAYOUT = "payout"
+        REFUND = "refund"
+        LIQUIDITY_RETURN = "liquidity_return"
+        CORRECTION = "correction"
+
+    guild_id = models.BigIntegerField(db_index=True)
+    source = models.ForeignKey(Account, on_delete=models.PROTECT, related_name="outgoing")
+    destination = models.ForeignKey(Account, on_delete=models.PROTECT, related_name="incoming")
+    amount = models.BigIntegerField()
+    code = models.CharField(max_length=20, choices=Code.choices)
+    idempotency_key = models.CharField(max_length=200)
+    memo = models.CharField(max_length=500, blank=True)
+    actor_id = models.BigIntegerField(null=True, blank=True, help_text="Discord user who acted")
+    actor_user = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="+",
+        help_text="Django user who acted (admin)",
+    )
+    market = models.ForeignKey(
+        "markets.Market", null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+
+    class Meta:
+        constraints = [
+            models.CheckConstraint(condition=Q(amount__gt=0), name="transfer_amount_positive"),
+            models.CheckConstraint(
+                condition=~Q(source=F("destination")), name="transfer_distinct_accounts"
+            ),
+            models.UniqueConstraint(fields=["idempotency_key"], name="transfer_idempotency_key"),
+        ]
+        indexes = [
+            models.Index(fields=["source", "-id"], name="transfer_source_recent"),
+            models.Index(fields=["destination", "-id"], name="transfer_dest_recent"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.code} {self.amount} #{self.pk}"
+
+
+class AuditEvent(models.Model):
+    """Who did what, when and why: append-only, written in the same transaction as the change."""
+
+    actor_discord_id = models.BigIntegerField(null=True, blank=True)
+    actor_user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    guild_id = models.BigIntegerField(null=True, blank=True, db_index=True)
+    action = models.CharField(max_length=40, db_index=True)
+    target_type = models.CharField(max_length=40)
+    target_id = models.CharField(max_length=40)
+    reason = models.CharField(max_length=500, blank=True)
+    idempotency_key = models.CharField(max_length=200, blank=True)
+    before = models.JSONField(default=dict, blank=True)
+    after = models.JSONField(default=dict, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+
+    class Meta:
+        ordering = ["-id"]
+
+    def __str__(self) -> str:
+        return f"{self.action} {self.target_type}:{self.target_id}"
+
+    @property
+    def actor_label(self) -> str:
+        if self.actor_user_id:
+            return f"admin user #{self.actor_user_id}"
+        if self.actor_discord_id:
+            return f"Discord <@{self.actor_discord_id}>"
+        return "system"

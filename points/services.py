@@ -1,0 +1,503 @@
+"""Ledger services (DOMAIN §3). Every entry point is one durable transaction that locks every
+account it touches in one query ordered by primary key, checks balances on the locked rows,
+writes transfers and moves balances with `F()`. Every entry point is idempotent by its key."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections import defaultdict
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from typing import TypeVar
+
+from django.conf import settings
+from django.db import IntegrityError, transaction
+from django.db.models import F
+from django.utils import timezone
+
+from .db import integrity_constraint, retry_transient
+from .errors import (
+    MSG_DAILY_ALREADY_CLAIMED,
+    MSG_DAILY_DISABLED,
+    MSG_IDEMPOTENCY_CONFLICT,
+    MSG_INSUFFICIENT_POINTS,
+    MSG_TIP_SELF,
+    AlreadyClaimed,
+    DomainError,
+    IdempotencyConflict,
+    InsufficientPoints,
+    InvalidAmount,
+    InvalidInput,
+    validate_amount,
+    validate_key,
+    validate_reason,
+    validate_snowflake,
+)
+from .models import Account, AuditEvent, GuildSettings, Transfer
+
+T = TypeVar("T")
+BIGINT_MAX = 2**63 - 1
+
+IDEMPOTENCY_CONSTRAINTS = {
+    "transfer_idempotency_key",
+    "trade_idempotency_key",
+    "market_idempotency_key",
+    "marketevent_idempotency_key",
+}
+
+
+# --- Guild settings and accounts (helpers; run inside the caller's transaction) -------------
+
+
+def guild_settings_get_or_create(*, guild_id: int) -> GuildSettings:
+    """The guild's settings row, created from `PM_GUILD_DEFAULTS` on first use (DOMAIN §2)."""
+    validate_snowflake(guild_id, what="guild_id")
+    found = GuildSettings.objects.filter(guild_id=guild_id).first()
+    if found is not None:
+        return found
+    row, _ = GuildSettings.objects.get_or_create(
+        guild_id=guild_id, defaults=dict(settings.PM_GUILD_DEFAULTS)
+    )
+    return row
+
+
+def treasury_get_or_create(*, guild_id: int) -> Account:
+    treasury = Account.objects.filter(guild_id=guild_id, kind=Account.Kind.TREASURY).first()
+    if treasury is None:
+        treasury, _ = Account.objects.get_or_create(guild_id=guild_id, kind=Account.Kind.TREASURY)
+    return treasury
+
+
+@dataclass(frozen=True)
+class Leg:
+    """One transfer to post. `source` and `destination` are locked `Account` rows."""
+
+    source: Account
+    destination: Account
+    amount: int
+    code: str
+    idempotency_key: str
+    memo: str = ""
+    actor_id: int | None = None
+    actor_user_id: int | None = None
+    market_id: int | None = None
+
+
+@dataclass
+class Members:
+    """Accounts prepared for a use case: the treasury, the members' wallets and the legs that
+    give a starting balance to the wallets this transaction created."""
+
+    treasury: Account
+    wallets: dict[int, Account]
+    starting_legs: list[Leg]
+
+    @property
+    def account_ids(self) -> list[int]:
+        ids = [w.pk for w in self.wallets.values()]
+        if self.starting_legs:
+            ids.append(self.treasury.pk)
+        return ids
+
+
+def members_prepare(*, guild_id: int, user_ids: Iterable[int]) -> Members:
+    """Get or create the wallets of `user_ids` (in id order, so two transactions creating the same
+    pair cannot deadlock). A wallet created here receives the guild's starting balance once
+    (key `start:<guild>:<user>`) when the caller posts `starting_legs`. Caller is in a transaction
+    and must lock `account_ids` before posting."""
+    treasury = treasury_get_or_create(guild_id=guild_id)
+    gs = guild_settings_get_or_create(guild_id=guild_id)
+    wallets: dict[int, Account] = {}
+    starting_legs: list[Leg] = []
+    for user_id in sorted(set(user_ids)):
+        validate_snowflake(user_id, what="user_id")
+        wallet = Account.objects.filter(
+            guild_id=guild_id, kind=Account.Kind.WALLET, owner_id=user_id
+        ).first()
+        if wallet is None:
+            wallet, created = Account.objects.get_or_create(
+                guild_id=guild_id, kind=Account.Kind.WALLET, owner_id=user_id
+            )
+            if created and gs.starting_balance > 0:
+                starting_legs.append(
+                    Leg(
+                        source=treasury,
+                        destination=wallet,
+                        amount=gs.starting_balance,
+                        code=Transfer.Code.STARTING_BALANCE,
+                        idempotency_key=f"start:{guild_id}:{user_id}",
+                        memo="Starting balance",
+                    )
+                )
+        wallets[user_id] = wallet
+    return Members(treasury=treasury, wallets=wallets, starting_legs=starting_legs)
+
+
+def accounts_lock(account_ids: Iterable[int]) -> dict[int, Account]:
+    """Lock accounts with one `SELECT … FOR UPDATE` ordered by primary key (DOMAIN §3, STYLE §5)
+    and return them by id with their current balances. Caller is in a transaction."""
+    rows = Account.objects.select_for_update().filter(pk__in=set(account_ids)).order_by("pk")
+    return {row.pk: row for row in rows}
+
+
+def transfers_post(legs: Sequence[Leg], locked: dict[int, Account]) -> list[Transfer]:
+    """Caller holds row locks on every account in `legs` (`accounts_lock`), and `locked` holds
+    those rows. Checks the resulting balances on the locked rows (no wallet or escrow below 0),
+    writes the transfers and moves balances with `F()`. The locked rows' `balance` is updated
+    in memory so the caller sees the new balances."""
+    delta: dict[int, int] = defaultdict(int)
+    for leg in legs:
+        if leg.amount <= 0:
+            raise InvalidAmount(f"A transfer must move at least 1 point (got {leg.amount}).")
+        delta[leg.source.pk] -= leg.amount
+        delta[leg.destination.pk] += leg.amount
+    for account_id, change in delta.items():
+        account = locked.get(account_id)
+        if account is None:
+            raise RuntimeError(f"account {account_id} was not locked before posting")
+        new_balance = account.balance + change
+        if account.kind != Account.Kind.TREASURY and new_balance < 0:
+            raise InsufficientPoints(
+                MSG_INSUFFICIENT_POINTS.format(balance=account.balance, needed=-change),
+                details={"balance": account.balance, "needed": -change, "account": account_id},
+            )
+        if abs(new_balance) > BIGINT_MAX:
+            raise InvalidAmount("That amount would overflow an account; use a smaller amount.")
+    transfers = Transfer.objects.bulk_create(
+        [
+            Transfer(
+                guild_id=leg.source.guild_id,
+                source_id=leg.source.pk,
+                destination_id=leg.destination.pk,
+                amount=leg.amount,
+                code=leg.code,
+                idempotency_key=leg.idempotency_key,
+                memo=leg.memo[:500],
+                actor_id=leg.actor_id,
+                actor_user_id=leg.actor_user_id,
+                market_id=leg.market_id,
+            )
+            for leg in legs
+        ]
+    )
+    for account_id, change in delta.items():
+        if change:
+            Account.objects.filter(pk=account_id).update(balance=F("balance") + change)
+            locked[account_id].balance += change
+    return transfers
+
+
+def transfer_create(
+    *,
+    source: Account,
+    destination: Account,
+    amount: int,
+    code: str,
+    idempotency_key: str,
+    memo: str = "",
+    actor_id: int | None = None,
+    market_id: int | None = None,
+) -> Transfer:
+    """Post one transfer. Caller holds row locks on `source` and `destination`."""
+    locked = {source.pk: source, destination.pk: destination}
+    leg = Leg(source, destination, amount, code, idempotency_key, memo, actor_id, None, market_id)
+    return transfers_post([leg], locked)[0]
+
+
+def audit_record(
+    *,
+    action: str,
+    target_type: str,
+    target_id: object,
+    guild_id: int | None,
+    actor_id: int | None = None,
+    actor_user_id: int | None = None,
+    reason: str = "",
+    idempotency_key: str = "",
+    before: dict | None = None,
+    after: dict | None = None,
+) -> AuditEvent:
+    """Write an append-only audit record. Caller is in the transaction that makes the change."""
+    return AuditEvent.objects.create(
+        action=action,
+        target_type=target_type,
+        target_id=str(target_id),
+        guild_id=guild_id,
+        actor_discord_id=actor_id,
+        actor_user_id=actor_user_id,
+        reason=reason[:500],
+        idempotency_key=idempotency_key,
+        before=before or {},
+        after=after or {},
+    )
+
+
+# --- Idempotency -----------------------------------------------------------------------------
+
+
+class Replay(Exception):
+    """Raised inside a transaction that found its key already used after taking its locks; the
+    transaction rolls back (it wrote nothing yet) and `run_once` returns the first result."""
+
+    def __init__(self, existing: object) -> None:
+        self.existing = existing
+
+
+def run_once(
+    key: str,
+    *,
+    lookup: Callable[[], T | None],
+    matches: Callable[[T], bool],
+    run: Callable[[], T],
+) -> T:
+    """Run a durable use case once per idempotency key (DOMAIN §3).
+
+    `lookup` finds the first result for the key; `matches` says whether it was made by a request
+    with the same content. A replay returns the first result and moves nothing; a replay with
+    different content raises `IdempotencyConflict`. A concurrent twin that lost the race on the
+    unique key ends here too, classified by the constraint's name; any other integrity error is
+    re-raised, never swallowed."""
+    validate_key(key)
+
+    def settle(existing: T) -> T:
+        if not matches(existing):
+            raise IdempotencyConflict(
+                MSG_IDEMPOTENCY_CONFLICT.format(key=key), details={"key": key}
+            )
+        return existing
+
+    existing = lookup()
+    if existing is not None:
+        return settle(existing)
+    try:
+        return run()
+    except Replay as replay:
+        return settle(replay.existing)  # type: ignore[arg-type]
+    except IntegrityError as exc:
+        constraint = integrity_constraint(exc)
+        if constraint in IDEMPOTENCY_CONSTRAINTS:
+            existing = lookup()
+            if existing is not None:
+                return settle(existing)
+        if constraint == "account_balance_nonnegative":
+            raise InsufficientPoints(
+                "You don't have enough points for that.", details={"constraint": constraint}
+            ) from exc
+        raise
+
+
+def _transfer_lookup(key: str) -> Callable[[], Transfer | None]:
+    return lambda: (
+        Transfer.objects.select_related("source", "destination").filter(idempotency_key=key).first()
+    )
+
+
+def _once_transfer(key: str, matches: Callable[[Transfer], bool], body: Callable[[], Transfer]):
+    return run_once(key, lookup=_transfer_lookup(key), matches=matches, run=body)
+
+
+def _check_replay_locked(key: str) -> None:
+    """After taking the locks: if a twin committed this key meanwhile, stop and return its
+    result. Caller holds the row locks the twin also needed."""
+    existing = _transfer_lookup(key)()
+    if existing is not None:
+        raise Replay(existing)
+
+
+# --- Entry points ----------------------------------------------------------------------------
+
+
+@retry_transient()
+def wallet_get_or_create(*, guild_id: int, user_id: int) -> Account:
+    """The member's wallet; a new one receives the guild's `starting_balance` once."""
+    validate_snowflake(guild_id, what="guild_id")
+    validate_snowflake(user_id, what="user_id")
+    wallet = Account.objects.filter(
+        guild_id=guild_id, kind=Account.Kind.WALLET, owner_id=user_id
+    ).first()
+    if wallet is not None:
+        return wallet
+    try:
+        with transaction.atomic(durable=True):
+            members = members_prepare(guild_id=guild_id, user_ids=[user_id])
+            locked = accounts_lock(members.account_ids)
+            transfers_post(members.starting_legs, locked)
+            return locked[members.wallets[user_id].pk]
+    except IntegrityError as exc:
+        if integrity_constraint(exc) not in IDEMPOTENCY_CONSTRAINTS | {"one_wallet_per_member"}:
+            raise
+    return Account.objects.get(guild_id=guild_id, kind=Account.Kind.WALLET, owner_id=user_id)
+
+
+def _adjust(
+    *,
+    guild_id: int,
+    user_id: int,
+    amount: int,
+    reason: str,
+    actor_id: int | None,
+    actor_user_id: int | None,
+    idempotency_key: str,
+    code: str,
+) -> Transfer:
+    validate_snowflake(guild_id, what="guild_id")
+    validate_snowflake(user_id, what="user_id")
+    validate_amount(amount)
+    reason = validate_reason(reason)
+
+    def matches(t: Transfer) -> bool:
+        wallet = t.destination if code == Transfer.Code.GRANT else t.source
+        return (t.code, t.amount, t.guild_id, wallet.owner_id) == (code, amount, guild_id, user_id)
+
+    @transaction.atomic(durable=True)
+    def body() -> Transfer:
+        members = members_prepare(guild_id=guild_id, user_ids=[user_id])
+        locked = accounts_lock([*members.account_ids, members.treasury.pk])
+        _check_replay_locked(idempotency_key)
+        treasury, wallet = locked[members.treasury.pk], locked[members.wallets[user_id].pk]
+        transfers_post(members.starting_legs, locked)
+        before = wallet.balance
+        source, destination = (
+            (treasury, wallet) if code == Transfer.Code.GRANT else (wallet, treasury)
+        )
+        leg = Leg(
+            source, destination, amount, code, idempotency_key, reason, actor_id, actor_user_id
+        )
+        (transfer,) = transfers_post([leg], locked)
+        audit_record(
+            action=f"points_{code}",
+            target_type="wallet",
+            target_id=user_id,
+            guild_id=guild_id,
+            actor_id=actor_id,
+            actor_user_id=actor_user_id,
+            reason=reason,
+            idempotency_key=idempotency_key,
+            before={"balance": before},
+            after={"balance": wallet.balance},
+        )
+        return transfer
+
+    return _once_transfer(idempotency_key, matches, body)
+
+
+@retry_transient()
+def points_grant(
+    *,
+    guild_id: int,
+    user_id: int,
+    amount: int,
+    reason: str,
+    actor_id: int | None = None,
+    actor_user_id: int | None = None,
+    idempotency_key: str,
+) -> Transfer:
+    """A moderator adds points to a member's wallet (treasury → wallet, `grant`), audited."""
+    return _adjust(
+        guild_id=guild_id,
+        user_id=user_id,
+        amount=amount,
+        reason=reason,
+        actor_id=actor_id,
+        actor_user_id=actor_user_id,
+        idempotency_key=idempotency_key,
+        code=Transfer.Code.GRANT,
+    )
+
+
+@retry_transient()
+def points_deduct(
+    *,
+    guild_id: int,
+    user_id: int,
+    amount: int,
+    reason: str,
+    actor_id: int | None = None,
+    actor_user_id: int | None = None,
+    idempotency_key: str,
+) -> Transfer:
+    """A moderator removes points (wallet → treasury, `deduct`), audited; never overdraws."""
+    return _adjust(
+        guild_id=guild_id,
+        user_id=user_id,
+        amount=amount,
+        reason=reason,
+        actor_id=actor_id,
+        actor_user_id=actor_user_id,
+        idempotency_key=idempotency_key,
+        code=Transfer.Code.DEDUCT,
+    )
+
+
+@retry_transient()
+def points_tip(
+    *, guild_id: int, from_user_id: int, to_user_id: int, amount: int, idempotency_key: str
+) -> Transfer:
+    """One member gives points to another (wallet → wallet, `tip`); not to themselves, not more
+    than they have."""
+    validate_snowflake(guild_id, what="guild_id")
+    validate_snowflake(from_user_id, what="from_user_id")
+    validate_snowflake(to_user_id, what="to_user_id")
+    if from_user_id == to_user_id:
+        raise InvalidInput(MSG_TIP_SELF)
+    validate_amount(amount)
+
+    def matches(t: Transfer) -> bool:
+        return (t.code, t.amount, t.source.owner_id, t.destination.owner_id, t.guild_id) == (
+            Transfer.Code.TIP,
+            amount,
+            from_user_id,
+            to_user_id,
+            guild_id,
+        )
+
+    @transaction.atomic(durable=True)
+    def body() -> Transfer:
+        members = members_prepare(guild_id=guild_id, user_ids=[from_user_id, to_user_id])
+        locked = accounts_lock(members.account_ids)
+        _check_replay_locked(idempotency_key)
+        transfers_post(members.starting_legs, locked)
+        source = locked[members.wallets[from_user_id].pk]
+        destination = locked[members.wallets[to_user_id].pk]
+        leg = Leg(source, destination, amount, Transfer.Code.TIP, idempotency_key, "Tip")
+        return transfers_post([leg], locked)[0]
+
+    return _once_transfer(idempotency_key, matches, body)
+
+
+def next_daily_at(now: dt.datetime) -> dt.datetime:
+    """The start of the next UTC day after `now`."""
+    day = now.astimezone(dt.UTC).date() + dt.timedelta(days=1)
+    return dt.datetime.combine(day, dt.time.min, tzinfo=dt.UTC)
+
+
+@retry_transient()
+def daily_claim(*, guild_id: int, user_id: int, now: dt.datetime | None = None) -> Transfer:
+    """Claim the guild's daily bonus, once per UTC day (key `daily:<guild>:<user>:<date>`).
+    A second claim the same day is refused with the time of the next one."""
+    validate_snowflake(guild_id, what="guild_id")
+    validate_snowflake(user_id, what="user_id")
+    now = now or timezone.now()
+    key = f"daily:{guild_id}:{user_id}:{now.astimezone(dt.UTC).date().isoformat()}"
+    next_at = next_daily_at(now)
+
+    def already(_: Transfer) -> bool:
+        raise AlreadyClaimed(
+            MSG_DAILY_ALREADY_CLAIMED.format(next_at=f"<t:{int(next_at.timestamp())}:R>"),
+            details={"next_at": next_at.isoformat()},
+        )
+
+    @transaction.atomic(durable=True)
+    def body() -> Transfer:
+        gs = guild_settings_get_or_create(guild_id=guild_id)
+        if gs.daily_bonus <= 0:
+            raise DomainError(MSG_DAILY_DISABLED, code="daily_disabled")
+        members = members_prepare(guild_id=guild_id, user_ids=[user_id])
+        locked = accounts_lock([*members.account_ids, members.treasury.pk])
+        _check_replay_locked(key)
+        transfers_post(members.starting_legs, locked)
+        treasury, wallet = locked[members.treasury.pk], locked[members.wallets[user_id].pk]
+        leg = Leg(treasury, wallet, gs.daily_bonus, Transfer.Code.DAILY_BONUS, key, "Daily bonus")
+        return transfers_post([leg], locked)[0]
+
+    return _once_transfer(key, already, body)

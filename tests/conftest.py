@@ -1,0 +1,63 @@
+"""Shared fixtures. After every database test the ledger audit runs (DOMAIN §3)."""
+
+import os
+
+import pytest
+from django.db import connection
+
+from points.audit import ledger_audit
+
+IN_CI = os.environ.get("CI", "").lower() in {"1", "true", "yes"}
+
+
+def _uses_db(item: pytest.Item) -> bool:
+    names = getattr(item, "fixturenames", ())
+    return (
+        bool(item.get_closest_marker("django_db")) or "db" in names or "transactional_db" in names
+    )
+
+
+@pytest.fixture(autouse=True)
+def _ledger_audit_after_test(request):
+    """Run the ledger audit at the end of every database test, before the database is reset."""
+    if not _uses_db(request.node):
+        yield
+        return
+    marker = request.node.get_closest_marker("django_db")
+    transactional = bool(marker and marker.kwargs.get("transaction"))
+    request.getfixturevalue("transactional_db" if transactional else "db")
+    yield
+    report = ledger_audit()
+    assert report.ok, "ledger audit failed:\n" + "\n".join(report.violations)
+
+
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    if item.get_closest_marker("postgres") and not os.environ.get("DATABASE_URL", "").startswith(
+        ("postgres://", "postgresql://")
+    ):
+        message = "needs PostgreSQL: set DATABASE_URL=postgres://…"
+        if IN_CI:
+            pytest.fail(message + " (CI must run it, not skip it)")
+        pytest.skip(message)
+    if item.get_closest_marker("redis") and not os.environ.get("REDIS_URL"):
+        message = "needs Redis: set REDIS_URL=redis://…"
+        if IN_CI:
+            pytest.fail(message + " (CI must run it, not skip it)")
+        pytest.skip(message)
+
+
+@pytest.fixture
+def vendor() -> str:
+    return connection.vendor
+
+
+GUILD = 111_111_111_111_111_111
+ALICE = 222_222_222_222_222_201
+BOB = 222_222_222_222_222_202
+CAROL = 222_222_222_222_222_203
+MOD = 333_333_333_333_333_301
+
+
+@pytest.fixture
+def guild_id() -> int:
+    return GUILD
