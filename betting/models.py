@@ -15,6 +15,7 @@ class Position(models.Model):
     shares = models.BigIntegerField(default=0)
     points_spent = models.BigIntegerField(default=0)
     points_received = models.BigIntegerField(default=0)
+    payout = models.BigIntegerField(default=0, help_text="Points paid at settlement")
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -25,7 +26,10 @@ class Position(models.Model):
                 fields=["market", "user_id", "outcome"], name="one_position_per_outcome"
             ),
             models.CheckConstraint(
-                condition=Q(shares__gte=0) & Q(points_spent__gte=0) & Q(points_received__gte=0),
+                condition=Q(shares__gte=0)
+                & Q(points_spent__gte=0)
+                & Q(points_received__gte=0)
+                & Q(payout__gte=0),
                 name="position_nonnegative",
             ),
         ]

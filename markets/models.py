@@ -121,14 +121,21 @@ class MarketEvent(models.Model):
     guild_id = models.BigIntegerField(db_index=True)
     type = models.CharField(max_length=20, choices=Type.choices)
     payload = models.JSONField(default=dict)
-    # NULL, not "", for events without a key: the unique constraint ignores NULLs.
+    # Two keys, NULL (not "") when absent so the unique constraints ignore them:
+    # `idempotency_key` is the natural key of a state change that may happen once per market
+    # (`create:<m>`, `close:<m>`, `resolve:<m>`, `cancel:<m>`); `request_key` is the key of the
+    # request that caused the event (`discord:<interaction>`, `admin:<uuid>`), so a replayed
+    # request finds its first result.
     idempotency_key = models.CharField(max_length=200, null=True, blank=True)  # noqa: DJ001
+    request_key = models.CharField(max_length=200, null=True, blank=True)  # noqa: DJ001
+    actor_id = models.BigIntegerField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
         ordering = ["id"]
         constraints = [
-            models.UniqueConstraint(fields=["idempotency_key"], name="marketevent_idempotency_key")
+            models.UniqueConstraint(fields=["idempotency_key"], name="marketevent_idempotency_key"),
+            models.UniqueConstraint(fields=["request_key"], name="marketevent_request_key"),
         ]
 
     def __str__(self) -> str:

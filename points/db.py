@@ -45,6 +45,7 @@ SQLITE_UNIQUE_NAMES = {
     "betting_trade.idempotency_key": "trade_idempotency_key",
     "markets_market.idempotency_key": "market_idempotency_key",
     "markets_marketevent.idempotency_key": "marketevent_idempotency_key",
+    "markets_marketevent.request_key": "marketevent_request_key",
     "points_account.guild_id": "one_treasury_per_guild",
     "points_account.guild_id, points_account.owner_id": "one_wallet_per_member",
     "points_account.market_id": "one_escrow_per_market",

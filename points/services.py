@@ -42,7 +42,7 @@ IDEMPOTENCY_CONSTRAINTS = {
     "transfer_idempotency_key",
     "trade_idempotency_key",
     "market_idempotency_key",
-    "marketevent_idempotency_key",
+    "marketevent_request_key",
 }
 
 

@@ -1,0 +1,79 @@
+"""Market refusals (STYLE §7). Every message says what was wrong and what is allowed; tests and
+interfaces reuse these constants."""
+
+from points.errors import DomainError, InvalidInput, NotAllowed, NotFound
+
+MSG_QUESTION = "The question must be 1–500 characters of text (no control characters)."
+MSG_OUTCOME_COUNT = "A market needs 2 to 10 outcomes; you gave {count}."
+MSG_OUTCOME_LABEL = "Each outcome must be 1–100 characters of text (outcome {position} is not)."
+MSG_OUTCOME_DUPLICATE = "Outcomes must be different (ignoring case): “{label}” appears twice."
+MSG_DURATION_FORMAT = (
+    "“{value}” is not a duration. Use minutes and units like 90m, 2h, 1d2h30m, or the d,h,m "
+    "form 1,2,30."
+)
+MSG_DURATION_RANGE = (
+    "A market must stay open between 1 minute and 30 days (43,200 minutes); you asked for "
+    "{minutes:,} minutes."
+)
+MSG_CLOSES_AT_PAST = "The closing time must be in the future."
+MSG_CATEGORY = "The category must be at most 50 characters."
+MSG_MECHANISM = "The mechanism must be “amm” (market maker) or “parimutuel” (pool)."
+MSG_LIQUIDITY = "Liquidity must be a whole number of points from 1 to 1,000,000,000."
+MSG_MARKET_NOT_FOUND = "Market #{market_id} does not exist in this server."
+MSG_OUTCOME_NOT_FOUND = "Market #{market_id} has no outcome {outcome}; choose 1 to {count}."
+MSG_NOT_OPEN = "Market #{market_id} is {status}; trading is only possible while it is open."
+MSG_NOT_CLOSED_FOR_VOTE = (
+    "Market #{market_id} is {status}; resolution votes are taken once trading has closed."
+)
+MSG_NOT_CLOSED_FOR_RESOLVE = (
+    "Market #{market_id} is {status}; only a closed market can be resolved (close it first)."
+)
+MSG_ALREADY_SETTLED = "Market #{market_id} is already {status}; nothing was changed."
+MSG_BET_ABOVE_MAX = "The most you can bet at once in this server is {max_bet:,} points."
+MSG_BET_TOO_SMALL_AFTER_FEE = (
+    "That stake is too small: after the {fee:,}-point fee nothing is left."
+)
+MSG_SELL_PARIMUTUEL = "Pool markets don't support selling: stakes stay in until the market settles."
+MSG_NO_SHARES = "You hold no shares of “{label}” in market #{market_id}."
+MSG_NOT_ENOUGH_SHARES = "You hold {held} shares of “{label}”; you can't sell {asked}."
+MSG_SHARES_INVALID = "The number of shares to sell must be a positive whole number of micro-shares."
+MSG_SELL_WORTH_ZERO = (
+    "Those shares are worth less than 1 point right now, so selling them would return nothing."
+)
+MSG_SLIPPAGE_SHARES = (
+    "The price moved: this buy would now give {got} shares, below your minimum of {limit}. "
+    "Nothing was charged; check the new price and try again."
+)
+MSG_SLIPPAGE_POINTS = (
+    "The price moved: this sale would now return {got:,} points, below your minimum of "
+    "{limit:,}. Nothing was sold; check the new price and try again."
+)
+MSG_CLOSE_NOT_ALLOWED = "Only the market's creator or a moderator can close market #{market_id}."
+
+
+class MarketError(DomainError):
+    code = "market_error"
+
+
+class MarketNotFound(NotFound):
+    code = "market_not_found"
+
+
+class InvalidMarketInput(InvalidInput):
+    code = "invalid_market_input"
+
+
+class MarketStateError(MarketError):
+    code = "market_state"
+
+
+class SlippageExceeded(MarketError):
+    code = "slippage"
+
+
+class InsufficientShares(MarketError):
+    code = "insufficient_shares"
+
+
+class CloseNotAllowed(NotAllowed):
+    code = "close_not_allowed"

@@ -1,0 +1,103 @@
+"""Input rules of DOMAIN §7, as pure functions: each returns the clean value or raises
+`InvalidMarketInput` with a message that says what was wrong and what is allowed."""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+import unicodedata
+
+from .amm import MAX_OUTCOMES, MIN_OUTCOMES
+from .errors import (
+    MSG_CATEGORY,
+    MSG_DURATION_FORMAT,
+    MSG_DURATION_RANGE,
+    MSG_OUTCOME_COUNT,
+    MSG_OUTCOME_DUPLICATE,
+    MSG_OUTCOME_LABEL,
+    MSG_QUESTION,
+    InvalidMarketInput,
+)
+
+MIN_DURATION_MINUTES = 1
+MAX_DURATION_MINUTES = 43_200
+_UNITS = re.compile(r"(\d+)\s*([dhm])", re.IGNORECASE)
+_UNITS_WHOLE = re.compile(r"^(\s*\d+\s*[dhm]\s*)+$", re.IGNORECASE)
+_OLD_FORM = re.compile(r"^\s*(\d+)\s*,\s*(\d+)\s*,\s*(\d+)\s*$")
+
+
+def _has_control(text: str) -> bool:
+    return any(unicodedata.category(ch) == "Cc" for ch in text)
+
+
+def clean_question(question: object) -> str:
+    text = question.strip() if isinstance(question, str) else ""
+    if not 1 <= len(text) <= 500 or _has_control(text):
+        raise InvalidMarketInput(MSG_QUESTION, details={"length": len(text)})
+    return text
+
+
+def clean_outcomes(outcomes: object) -> list[str]:
+    if isinstance(outcomes, str) or not isinstance(outcomes, list | tuple):
+        raise InvalidMarketInput(MSG_OUTCOME_COUNT.format(count=0))
+    if not MIN_OUTCOMES <= len(outcomes) <= MAX_OUTCOMES:
+        raise InvalidMarketInput(MSG_OUTCOME_COUNT.format(count=len(outcomes)))
+    labels: list[str] = []
+    seen: dict[str, str] = {}
+    for position, raw in enumerate(outcomes, start=1):
+        label = raw.strip() if isinstance(raw, str) else ""
+        if not 1 <= len(label) <= 100 or _has_control(label):
+            raise InvalidMarketInput(MSG_OUTCOME_LABEL.format(position=position))
+        folded = label.casefold()
+        if folded in seen:
+            raise InvalidMarketInput(MSG_OUTCOME_DUPLICATE.format(label=label))
+        seen[folded] = label
+        labels.append(label)
+    return labels
+
+
+def split_outcomes(text: str) -> list[str]:
+    """Outcomes typed in one field: separated by `|`, new lines, or commas (in that order of
+    preference, so "Yes, definitely | No" keeps its comma)."""
+    for separator in ("|", "\n", ","):
+        if separator in text:
+            return [part for part in (p.strip() for p in text.split(separator)) if part]
+    return [text.strip()] if text.strip() else []
+
+
+def parse_duration(value: object) -> dt.timedelta:
+    """Minutes as an int, or text: `90m`, `2h`, `1d2h30m`, the old `d,h,m` form (`1,2,30`), or a
+    bare number of minutes. Between 1 minute and 30 days (43,200 minutes)."""
+    if isinstance(value, dt.timedelta):
+        minutes_exact = value.total_seconds() / 60
+        minutes = int(minutes_exact)
+        if minutes != minutes_exact:
+            minutes = -1 if minutes_exact < 1 else minutes
+    elif isinstance(value, int) and not isinstance(value, bool):
+        minutes = value
+    elif isinstance(value, str):
+        text = value.strip()
+        if text.isdigit():
+            minutes = int(text)
+        elif match := _OLD_FORM.match(text):
+            d, h, m = (int(g) for g in match.groups())
+            minutes = d * 1440 + h * 60 + m
+        elif _UNITS_WHOLE.match(text):
+            factor = {"d": 1440, "h": 60, "m": 1}
+            minutes = sum(int(n) * factor[u.lower()] for n, u in _UNITS.findall(text))
+        else:
+            raise InvalidMarketInput(MSG_DURATION_FORMAT.format(value=text[:40]))
+    else:
+        raise InvalidMarketInput(MSG_DURATION_FORMAT.format(value=str(value)[:40]))
+    if not MIN_DURATION_MINUTES <= minutes <= MAX_DURATION_MINUTES:
+        raise InvalidMarketInput(MSG_DURATION_RANGE.format(minutes=minutes))
+    return dt.timedelta(minutes=minutes)
+
+
+def clean_category(category: object) -> str:
+    if category is None:
+        return ""
+    text = category.strip() if isinstance(category, str) else None
+    if text is None or len(text) > 50 or _has_control(text):
+        raise InvalidMarketInput(MSG_CATEGORY)
+    return text
