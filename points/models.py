@@ -60,6 +60,7 @@ class Account(models.Model):
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
+        permissions = [("adjust_balance", "Can grant or deduct points from a member's wallet")]
         constraints = [
             models.CheckConstraint(
                 condition=Q(kind="treasury") | Q(balance__gte=0),
