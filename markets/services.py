@@ -16,7 +16,7 @@ from typing import Any
 
 from django.conf import settings
 from django.db import transaction
-from django.db.models import F
+from django.db.models import Q
 from django.utils import timezone
 
 from betting.models import Position, Trade
@@ -120,6 +120,19 @@ def _outcome_at(market: Market, outcomes: list[Outcome], position: object) -> Ou
 
 def _escrow(market: Market) -> Account:
     return Account.objects.get(kind=Account.Kind.ESCROW, market=market)
+
+
+def _lock_with_escrow(market: Market, account_ids: list[int]) -> tuple[dict[int, Account], Account]:
+    """Lock `account_ids` and the market's escrow in one query ordered by primary key (DOMAIN
+    §3). Caller holds a row lock on `market`."""
+    rows = (
+        Account.objects.select_for_update()
+        .filter(Q(pk__in=set(account_ids)) | Q(kind=Account.Kind.ESCROW, market=market))
+        .order_by("pk")
+    )
+    locked = {row.pk: row for row in rows}
+    escrow = next(a for a in locked.values() if a.kind == Account.Kind.ESCROW)
+    return locked, escrow
 
 
 def _probabilities(market: Market, outcomes: list[Outcome]) -> list[float]:
@@ -338,20 +351,25 @@ def _trade_replay(key: str) -> None:
 def _position_add(
     market: Market, outcome: Outcome, user_id: int, *, shares: int, spent: int, received: int
 ) -> Position:
-    """Caller holds a row lock on `market` (positions of a market change only under it)."""
+    """Caller holds a row lock on `market`: positions of a market change only under it, so the
+    arithmetic below works on current values."""
     position = Position.objects.filter(market=market, outcome=outcome, user_id=user_id).first()
     if position is None:
         if not Position.objects.filter(market=market, user_id=user_id).exists():
             market.trader_count += 1
-        position = Position.objects.create(
-            market=market, outcome=outcome, guild_id=market.guild_id, user_id=user_id
+        return Position.objects.create(
+            market=market,
+            outcome=outcome,
+            guild_id=market.guild_id,
+            user_id=user_id,
+            shares=shares,
+            points_spent=spent,
+            points_received=received,
         )
-    Position.objects.filter(pk=position.pk).update(
-        shares=F("shares") + shares,
-        points_spent=F("points_spent") + spent,
-        points_received=F("points_received") + received,
-    )
-    position.refresh_from_db()
+    position.shares += shares
+    position.points_spent += spent
+    position.points_received += received
+    position.save(update_fields=["shares", "points_spent", "points_received", "updated_at"])
     return position
 
 
@@ -458,9 +476,8 @@ def bet_place(
         if amount - fee <= 0:
             raise InvalidAmount(MSG_BET_TOO_SMALL_AFTER_FEE.format(fee=fee))
         members = members_prepare(guild_id=market.guild_id, user_ids=[user_id])
-        escrow = _escrow(market)
-        ids = [*members.account_ids, escrow.pk] + ([members.treasury.pk] if fee else [])
-        locked = accounts_lock(ids)
+        ids = members.account_ids + ([members.treasury.pk] if fee else [])
+        locked, escrow = _lock_with_escrow(market, ids)
         transfers_post(members.starting_legs, locked)
         wallet = locked[members.wallets[user_id].pk]
         if wallet.balance < amount:
@@ -597,9 +614,8 @@ def shares_sell(
             o.pool = pool
         Outcome.objects.bulk_update(outcomes, ["pool"])
         members = members_prepare(guild_id=market.guild_id, user_ids=[user_id])
-        escrow = _escrow(market)
-        ids = [*members.account_ids, escrow.pk] + ([members.treasury.pk] if fee else [])
-        locked = accounts_lock(ids)
+        ids = members.account_ids + ([members.treasury.pk] if fee else [])
+        locked, escrow = _lock_with_escrow(market, ids)
         wallet = locked[members.wallets[user_id].pk]
         legs = [
             Leg(

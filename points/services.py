@@ -83,14 +83,27 @@ class Leg:
     market_id: int | None = None
 
 
-@dataclass
 class Members:
-    """Accounts prepared for a use case: the treasury, the members' wallets and the legs that
-    give a starting balance to the wallets this transaction created."""
+    """Accounts prepared for a use case: the members' wallets, the legs that give a starting
+    balance to the wallets this transaction created, and the treasury (fetched on first use)."""
 
-    treasury: Account
-    wallets: dict[int, Account]
-    starting_legs: list[Leg]
+    def __init__(
+        self,
+        guild_id: int,
+        wallets: dict[int, Account],
+        starting_legs: list[Leg],
+        treasury: Account | None,
+    ) -> None:
+        self.guild_id = guild_id
+        self.wallets = wallets
+        self.starting_legs = starting_legs
+        self._treasury = treasury
+
+    @property
+    def treasury(self) -> Account:
+        if self._treasury is None:
+            self._treasury = treasury_get_or_create(guild_id=self.guild_id)
+        return self._treasury
 
     @property
     def account_ids(self) -> list[int]:
@@ -104,17 +117,23 @@ def members_prepare(*, guild_id: int, user_ids: Iterable[int]) -> Members:
     """Get or create the wallets of `user_ids` (in id order, so two transactions creating the same
     pair cannot deadlock). A wallet created here receives the guild's starting balance once
     (key `start:<guild>:<user>`) when the caller posts `starting_legs`. Caller is in a transaction
-    and must lock `account_ids` before posting."""
-    treasury = treasury_get_or_create(guild_id=guild_id)
-    gs = guild_settings_get_or_create(guild_id=guild_id)
-    wallets: dict[int, Account] = {}
-    starting_legs: list[Leg] = []
-    for user_id in sorted(set(user_ids)):
+    and must lock `account_ids` before posting. One query when every wallet exists."""
+    wanted = sorted(set(user_ids))
+    for user_id in wanted:
         validate_snowflake(user_id, what="user_id")
-        wallet = Account.objects.filter(
-            guild_id=guild_id, kind=Account.Kind.WALLET, owner_id=user_id
-        ).first()
-        if wallet is None:
+    wallets = {
+        w.owner_id: w
+        for w in Account.objects.filter(
+            guild_id=guild_id, kind=Account.Kind.WALLET, owner_id__in=wanted
+        )
+    }
+    starting_legs: list[Leg] = []
+    treasury = None
+    missing = [u for u in wanted if u not in wallets]
+    if missing:
+        treasury = treasury_get_or_create(guild_id=guild_id)
+        gs = guild_settings_get_or_create(guild_id=guild_id)
+        for user_id in missing:
             wallet, created = Account.objects.get_or_create(
                 guild_id=guild_id, kind=Account.Kind.WALLET, owner_id=user_id
             )
@@ -129,8 +148,8 @@ def members_prepare(*, guild_id: int, user_ids: Iterable[int]) -> Members:
                         memo="Starting balance",
                     )
                 )
-        wallets[user_id] = wallet
-    return Members(treasury=treasury, wallets=wallets, starting_legs=starting_legs)
+            wallets[user_id] = wallet
+    return Members(guild_id, wallets, starting_legs, treasury)
 
 
 def accounts_lock(account_ids: Iterable[int]) -> dict[int, Account]:
@@ -252,11 +271,13 @@ def run_once(
 ) -> T:
     """Run a durable use case once per idempotency key (DOMAIN §3).
 
-    `lookup` finds the first result for the key; `matches` says whether it was made by a request
-    with the same content. A replay returns the first result and moves nothing; a replay with
-    different content raises `IdempotencyConflict`. A concurrent twin that lost the race on the
-    unique key ends here too, classified by the constraint's name; any other integrity error is
-    re-raised, never swallowed."""
+    `run` checks the key itself once it holds its locks (raising `Replay`), so a replay is
+    answered from the locked state; `lookup` finds the first result for the key after a lost race
+    on the unique key; `matches` says whether it was made by a request with the same content.
+    A replay returns the first result and moves nothing; a replay with different content raises
+    `IdempotencyConflict`. A concurrent twin that lost the race on the unique key ends here too,
+    classified by the constraint's name; any other integrity error is re-raised, never
+    swallowed."""
     validate_key(key)
 
     def settle(existing: T) -> T:
@@ -266,9 +287,6 @@ def run_once(
             )
         return existing
 
-    existing = lookup()
-    if existing is not None:
-        return settle(existing)
     try:
         return run()
     except Replay as replay:
