@@ -93,6 +93,7 @@ def trades(threads: int, seconds: float, market_id: int, run: str) -> tuple[floa
     barrier = threading.Barrier(threads + 1)
     counts = [0] * threads
     errors = [0] * threads
+    reasons: dict[str, int] = {}
     stop_at = [0.0]
 
     def worker(k: int) -> None:
@@ -121,8 +122,10 @@ def trades(threads: int, seconds: float, market_id: int, run: str) -> tuple[floa
                             idempotency_key=key,
                         )
                     counts[k] += 1
-                except Exception:
+                except Exception as exc:
                     errors[k] += 1
+                    name = type(exc).__name__
+                    reasons[name] = reasons.get(name, 0) + 1
         finally:
             connection.close()
 
@@ -135,6 +138,8 @@ def trades(threads: int, seconds: float, market_id: int, run: str) -> tuple[floa
     for t in pool:
         t.join()
     elapsed = time.perf_counter() - start
+    if reasons:
+        print(f"        refused with {threads} threads: {reasons}")
     return sum(counts) / elapsed, sum(errors)
 
 
