@@ -25,7 +25,6 @@ class Command(BaseCommand):
             for sig in (signal.SIGINT, signal.SIGTERM):
                 signal.signal(sig, lambda *_: stop.set())
         while True:
-            close_old_connections()
             try:
                 report = markets_tick()
                 self._after_tick()
@@ -38,6 +37,8 @@ class Command(BaseCommand):
                     raise
             if once or stop.wait(interval):
                 break
+            # A long-running loop must not keep a broken or expired connection between ticks.
+            close_old_connections()
 
     def _after_tick(self) -> None:
         """Refresh the business gauges (open markets, solvency…) when the metrics module has
