@@ -15,6 +15,10 @@ POINTS_TRADED = Counter(
 MARKET_TRANSITIONS = Counter(
     "pm_markets_total", "Markets created, closed, resolved or cancelled", ["event", "mechanism"]
 )
+DASHBOARD_PUBLISH_FAILURES = Counter(
+    "pm_dashboard_publish_failures_total",
+    "Market events the dashboard push could not hand to the channel layer (e.g. Redis down)",
+)
 
 
 def trade_recorded(*, guild_id: int, mechanism: str, kind: str, amount: int) -> None:
@@ -30,3 +34,10 @@ def market_transition(*, event: str, mechanism: str) -> None:
         MARKET_TRANSITIONS.labels(event, mechanism).inc()
     except Exception:
         logger.exception("metrics: market_transition failed")
+
+
+def dashboard_publish_failed() -> None:
+    try:
+        DASHBOARD_PUBLISH_FAILURES.inc()
+    except Exception:
+        logger.exception("metrics: dashboard_publish_failed failed")

@@ -1,3 +1,9 @@
-"""WebSocket routes. The dashboard consumer registers here."""
+"""WebSocket routes (wrapped in origin and session checks by config/asgi.py)."""
 
-websocket_urlpatterns: list = []
+from django.urls import path
+
+from markets.consumers import DashboardConsumer
+
+websocket_urlpatterns = [
+    path("ws/dashboard/", DashboardConsumer.as_asgi()),
+]

@@ -1,5 +1,5 @@
 from django.contrib import admin
-from django.urls import path
+from django.urls import include, path
 
 admin.site.site_header = "Prediction markets"
 admin.site.site_title = "Prediction markets admin"
@@ -7,4 +7,5 @@ admin.site.index_title = "Back office"
 
 urlpatterns = [
     path("admin/", admin.site.urls),
+    path("dashboard/", include("markets.urls")),
 ]
