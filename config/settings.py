@@ -5,6 +5,7 @@ on its embedded defaults: SQLite in the project folder, a local-memory cache and
 channel layer. `DATABASE_URL` and `REDIS_URL` switch to PostgreSQL and Redis.
 """
 
+import warnings
 from pathlib import Path
 
 import environ
@@ -92,8 +93,20 @@ TEMPLATES = [
 
 # --- Database -------------------------------------------------------------------------------
 DATABASE_URL = env.str("DATABASE_URL", default=f"sqlite:///{BASE_DIR / 'db.sqlite3'}")
-DATABASES = {"default": env.db_url_config(DATABASE_URL)}
+try:
+    with warnings.catch_warnings():  # an unknown scheme is reported below, in one line
+        warnings.simplefilter("ignore")
+        DATABASES = {"default": env.db_url_config(DATABASE_URL)}
+except ValueError as exc:  # e.g. a port that is not a number
+    raise ImproperlyConfigured(f"DATABASE_URL is not a valid database URL: {exc}") from exc
 _db = DATABASES["default"]
+# Only the two supported engines; anything else would fail later with a traceback that does
+# not name the variable (the scheme only: the URL may hold a password).
+if _db.get("ENGINE") not in ("django.db.backends.postgresql", "django.db.backends.sqlite3"):
+    raise ImproperlyConfigured(
+        f"DATABASE_URL has the unsupported scheme {DATABASE_URL.partition(':')[0]!r}; "
+        "use postgres://user:password@host:port/name or sqlite:///path/to/file.sqlite3."
+    )
 if _db["ENGINE"] == "django.db.backends.postgresql":
     # A stuck lock becomes an error instead of a hang (issue 7); pooled connections through
     # psycopg's pool when DB_POOL_MAX_SIZE > 0.
