@@ -21,6 +21,7 @@ from .errors import (
 
 MIN_DURATION_MINUTES = 1
 MAX_DURATION_MINUTES = 43_200
+MAX_DURATION_TEXT = 40
 _UNITS = re.compile(r"(\d+)\s*([dhm])", re.IGNORECASE)
 _UNITS_WHOLE = re.compile(r"^(\s*\d+\s*[dhm]\s*)+$", re.IGNORECASE)
 _OLD_FORM = re.compile(r"^\s*(\d+)\s*,\s*(\d+)\s*,\s*(\d+)\s*$")
@@ -77,7 +78,9 @@ def parse_duration(value: object) -> dt.timedelta:
         minutes = value
     elif isinstance(value, str):
         text = value.strip()
-        if text.isdigit():
+        if len(text) > MAX_DURATION_TEXT:  # int() of thousands of digits raises ValueError
+            raise InvalidMarketInput(MSG_DURATION_FORMAT.format(value=text[:40]))
+        if text.isdecimal():  # not isdigit(): "²" is a digit that int() refuses
             minutes = int(text)
         elif match := _OLD_FORM.match(text):
             d, h, m = (int(g) for g in match.groups())
