@@ -1,0 +1,545 @@
+"""Market selectors against what the services actually do: a quote equals the trade it quotes,
+a settlement preview equals what resolve/cancel pay, the portfolio values what a sale or a payout
+returns; and every selector runs a constant number of queries for 1 row or many (STYLE §15)."""
+
+from __future__ import annotations
+
+import pytest
+from django.db.models import Sum
+
+from markets import selectors, services
+from markets.amm import SHARE_SCALE
+from markets.errors import InsufficientShares, MarketNotFound, MarketStateError
+from markets.models import Market
+from points.models import Account, Transfer
+from points.selectors import balance_get
+from points.services import guild_settings_get_or_create
+from tests.conftest import ALICE, BOB, CAROL, GUILD, MOD
+
+pytestmark = pytest.mark.django_db
+
+DAVE = CAROL + 1
+OTHER_GUILD = GUILD + 1
+STARTING = 1000
+
+
+def set_guild(guild_id: int = GUILD, **values: int) -> None:
+    row = guild_settings_get_or_create(guild_id=guild_id)
+    for name, value in values.items():
+        setattr(row, name, value)
+    row.save()
+
+
+def create(key: str, *, guild_id: int = GUILD, outcomes=("Yes", "No"), **kw) -> Market:
+    kw.setdefault("question", f"Question {key}?")
+    kw.setdefault("duration", "1d")
+    return services.market_create(
+        guild_id=guild_id, creator_id=ALICE, outcomes=list(outcomes), idempotency_key=key, **kw
+    )
+
+
+_keys = iter(range(10**9))
+
+
+def bet(market: Market, user: int, outcome: int, amount: int):
+    return services.bet_place(
+        market_id=market.pk,
+        user_id=user,
+        outcome=outcome,
+        amount=amount,
+        idempotency_key=f"bet:{next(_keys)}",
+    )
+
+
+def sell(market: Market, user: int, outcome: int, shares: int | None = None):
+    return services.shares_sell(
+        market_id=market.pk,
+        user_id=user,
+        outcome=outcome,
+        shares=shares,
+        idempotency_key=f"sell:{next(_keys)}",
+    )
+
+
+def close(market: Market) -> None:
+    services.market_close(market_id=market.pk, actor_id=ALICE, idempotency_key=f"close:{market.pk}")
+
+
+def paid_to_members(market: Market) -> dict[int, int]:
+    """Points each member's wallet received from this market's settlement (payout or refund)."""
+    rows = (
+        Transfer.objects.filter(
+            market_id=market.pk,
+            code__in=[Transfer.Code.PAYOUT, Transfer.Code.REFUND],
+            destination__kind=Account.Kind.WALLET,
+        )
+        .values_list("destination__owner_id")
+        .annotate(total=Sum("amount"))
+    )
+    return dict(rows)
+
+
+def treasury_net(market: Market) -> int:
+    """Points the treasury got back from settling `market` minus what it had to add."""
+    back = Transfer.objects.filter(
+        market_id=market.pk, code=Transfer.Code.LIQUIDITY_RETURN
+    ).aggregate(s=Sum("amount"))["s"]
+    added = Transfer.objects.filter(
+        market_id=market.pk,
+        code__in=[Transfer.Code.PAYOUT, Transfer.Code.REFUND],
+        source__kind=Account.Kind.TREASURY,
+    ).aggregate(s=Sum("amount"))["s"]
+    return (back or 0) - (added or 0)
+
+
+def probabilities_now(market: Market) -> list[float]:
+    return [o.probability for o in selectors.market_get(market_id=market.pk).outcomes]
+
+
+# --- Quotes -----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("fee_bps", [0, 250])
+def test_quote_buy_equals_the_real_bet(fee_bps):
+    set_guild(fee_bps=fee_bps)
+    market = create("m", outcomes=("A", "B", "C"))
+    for user, outcome, amount in [(BOB, 0, 120), (CAROL, 2, 333), (BOB, 0, 7), (DAVE, 1, 999)]:
+        quote = selectors.quote_buy(market_id=market.pk, outcome=outcome, amount=amount)
+        before = probabilities_now(market)[outcome]
+        trade = bet(market, user, outcome, amount)
+        assert (quote.amount, quote.fee, quote.shares) == (amount, trade.fee, trade.shares)
+        assert quote.probability_before == before
+        assert quote.probability_after == probabilities_now(market)[outcome]
+        assert quote.potential_payout == trade.shares // SHARE_SCALE
+        assert quote.average_price == pytest.approx(amount * SHARE_SCALE / trade.shares)
+
+
+def test_quote_buy_refuses_unknown_market_and_outcome():
+    market = create("m")
+    with pytest.raises(MarketNotFound):
+        selectors.quote_buy(market_id=market.pk + 100, outcome=0, amount=10)
+    with pytest.raises(Exception, match="has no outcome 3"):
+        selectors.quote_buy(market_id=market.pk, outcome=2, amount=10)
+
+
+def test_quote_buy_on_a_pool_market_matches_the_settlement():
+    market = create("p", mechanism="parimutuel", outcomes=("Red", "Blue", "Green"))
+    bet(market, BOB, 1, 300)
+    quote = selectors.quote_buy(market_id=market.pk, outcome=0, amount=100)
+    assert quote.shares == 0 and quote.fee == 0
+    assert quote.probability_before == 0.0 and quote.probability_after == 0.25
+    bet(market, CAROL, 0, 100)
+    # CAROL is the only backer of Red: she would take the whole pot of 400.
+    assert quote.potential_payout == 400
+    preview = selectors.settlement_preview(market_id=market.pk, outcome=0)
+    assert preview.payments == [(CAROL, 400)]
+    # Two backers: the quote is the floor of the share; the real split may add a leftover point.
+    quote = selectors.quote_buy(market_id=market.pk, outcome=0, amount=51)
+    bet(market, DAVE, 0, 51)
+    paid = dict(selectors.settlement_preview(market_id=market.pk, outcome=0).payments)
+    assert quote.potential_payout == 51 * 451 // 151
+    assert paid[DAVE] - quote.potential_payout in (0, 1)
+    assert sum(paid.values()) == 451
+
+
+@pytest.mark.parametrize("fee_bps", [0, 250])
+def test_quote_sell_equals_the_real_sale(fee_bps):
+    set_guild(fee_bps=fee_bps)
+    market = create("m", outcomes=("A", "B", "C"))
+    held = bet(market, BOB, 1, 400).shares
+    bet(market, CAROL, 1, 100)
+    for shares in (held // 3, None):
+        quote = selectors.quote_sell(market_id=market.pk, user_id=BOB, outcome=1, shares=shares)
+        trade = sell(market, BOB, 1, shares)
+        assert quote.shares_offered == (held if shares is None else shares)
+        assert (quote.points, quote.shares_burned, quote.fee) == (
+            trade.amount,
+            trade.shares,
+            trade.fee,
+        )
+        assert quote.net_points == trade.amount - trade.fee
+        assert quote.probability_after == probabilities_now(market)[1]
+        held -= trade.shares
+
+
+def test_quote_sell_refusals():
+    market = create("m")
+    pool = create("p", mechanism="parimutuel")
+    bought = bet(market, BOB, 0, 50)
+    with pytest.raises(MarketStateError):
+        selectors.quote_sell(market_id=pool.pk, user_id=BOB, outcome=0)
+    with pytest.raises(InsufficientShares, match="hold no shares"):
+        selectors.quote_sell(market_id=market.pk, user_id=CAROL, outcome=0)
+    with pytest.raises(InsufficientShares, match="can't sell"):
+        selectors.quote_sell(market_id=market.pk, user_id=BOB, outcome=0, shares=bought.shares + 1)
+
+
+# --- Portfolio --------------------------------------------------------------------------------
+
+
+def test_portfolio_values_open_positions_at_what_they_would_fetch():
+    amm_market = create("m")
+    pool = create("p", mechanism="parimutuel")
+    bet(amm_market, BOB, 0, 200)
+    bet(amm_market, CAROL, 1, 150)
+    bet(pool, BOB, 1, 60)
+    bet(pool, CAROL, 1, 30)
+    bet(pool, DAVE, 0, 110)
+    portfolio = selectors.portfolio_get(guild_id=GUILD, user_id=BOB)
+    assert portfolio.balance == balance_get(guild_id=GUILD, user_id=BOB) == STARTING - 260
+    by_market = {p.market_id: p for p in portfolio.positions}
+    assert [p.market_id for p in portfolio.positions] == [pool.pk, amm_market.pk]
+
+    pool_view = by_market[pool.pk]
+    assert (pool_view.label, pool_view.points_spent, pool_view.shares) == ("No", 60, 0)
+    assert pool_view.value == 60 * 200 // 90
+    assert pool_view.profit == pool_view.value - 60
+    assert pool_view.probability == pytest.approx(90 / 200)
+
+    amm_view = by_market[amm_market.pk]
+    sale = sell(amm_market, BOB, 0)  # what selling the whole position really returns
+    assert amm_view.value == sale.amount
+    assert amm_view.profit == sale.amount - 200
+    assert portfolio.total_value == amm_view.value + pool_view.value
+
+
+def test_portfolio_values_settled_positions_at_what_was_paid():
+    market = create("m", outcomes=("A", "B", "C"))
+    bet(market, BOB, 0, 100)
+    bet(market, BOB, 1, 50)
+    partial = sell(market, BOB, 1, 30 * SHARE_SCALE)
+    close(market)
+    services.market_resolve(
+        market_id=market.pk, outcome=0, actor_id=MOD, reason="r", idempotency_key="res"
+    )
+    paid = paid_to_members(market)[BOB]
+    views = {v.outcome: v for v in selectors.portfolio_get(guild_id=GUILD, user_id=BOB).positions}
+    assert views[0].status == "resolved"
+    assert (views[0].value, views[0].payout, views[0].profit) == (paid, paid, paid - 100)
+    assert (views[1].value, views[1].points_received) == (0, partial.amount)
+    assert views[1].profit == partial.amount - 50
+    assert selectors.portfolio_get(guild_id=GUILD, user_id=BOB).total_value == 0
+    assert (
+        selectors.portfolio_get(guild_id=GUILD, user_id=BOB, include_settled=False).positions == []
+    )
+
+
+def test_portfolio_of_a_stranger_is_empty():
+    create("m")
+    portfolio = selectors.portfolio_get(guild_id=GUILD, user_id=DAVE)
+    assert (portfolio.balance, portfolio.positions, portfolio.total_value) == (None, [], 0)
+
+
+# --- Price history -----------------------------------------------------------------------------
+
+
+def test_price_history_starts_at_one_over_n_and_follows_every_trade():
+    market = create("m", outcomes=("A", "B", "C", "D"))
+    expected = [[0.25] * 4]
+    trades = []
+    for user, outcome, amount in [(BOB, 0, 100), (CAROL, 3, 250), (BOB, 0, 40)]:
+        trades.append(bet(market, user, outcome, amount))
+        expected.append([round(p, 6) for p in probabilities_now(market)])
+    trades.append(sell(market, BOB, 0, 50 * SHARE_SCALE))
+    expected.append([round(p, 6) for p in probabilities_now(market)])
+
+    history = selectors.price_history(market_id=market.pk)
+    assert history.labels == ["A", "B", "C", "D"]
+    assert [p.trade_id for p in history.points] == [None, *(t.pk for t in trades)]
+    assert [[round(x, 6) for x in p.probabilities] for p in history.points] == expected
+    assert all(sum(p.probabilities) == pytest.approx(1, abs=4e-6) for p in history.points)
+    assert history.points[0].at == market.created_at
+    assert [p.at for p in history.points[1:]] == [t.created_at for t in trades]
+
+    latest = selectors.price_history(market_id=market.pk, limit=2)
+    assert [p.trade_id for p in latest.points] == [trades[2].pk, trades[3].pk]
+    assert len(selectors.price_history(market_id=market.pk, limit=50).points) == 5
+
+
+def test_price_history_of_a_pool_market_and_an_unknown_market():
+    market = create("p", mechanism="parimutuel")
+    bet(market, BOB, 0, 30)
+    bet(market, CAROL, 1, 10)
+    history = selectors.price_history(market_id=market.pk)
+    assert [p.probabilities for p in history.points] == [[0.5, 0.5], [1.0, 0.0], [0.75, 0.25]]
+    with pytest.raises(MarketNotFound):
+        selectors.price_history(market_id=market.pk + 100)
+
+
+# --- Leaderboard -------------------------------------------------------------------------------
+
+
+def test_leaderboard_profit_is_what_markets_paid_minus_what_they_cost():
+    set_guild(fee_bps=100)
+    resolved = create("r", outcomes=("A", "B", "C"))
+    bet(resolved, BOB, 0, 300)
+    bet(resolved, CAROL, 1, 200)
+    bet(resolved, DAVE, 0, 50)
+    sell(resolved, DAVE, 0, None)
+    close(resolved)
+    services.market_resolve(
+        market_id=resolved.pk, outcome=0, actor_id=MOD, reason="r", idempotency_key="res"
+    )
+    pool = create("p", mechanism="parimutuel")
+    bet(pool, CAROL, 0, 100)
+    bet(pool, DAVE, 1, 40)
+    close(pool)
+    services.market_resolve(
+        market_id=pool.pk, outcome=0, actor_id=MOD, reason="r", idempotency_key="res-p"
+    )
+    cancelled = create("c")
+    bet(cancelled, BOB, 1, 25)
+    services.market_cancel(
+        market_id=cancelled.pk, actor_id=MOD, reason="void", idempotency_key="cancel"
+    )
+    create("x", guild_id=OTHER_GUILD)
+    bet(Market.objects.get(idempotency_key="x"), ALICE, 0, 500)
+
+    board = selectors.leaderboard_profit(guild_id=GUILD)
+    # Only market flows touched these wallets, so profit is balance minus the starting balance.
+    expected = {
+        user: balance_get(guild_id=GUILD, user_id=user) - STARTING for user in (BOB, CAROL, DAVE)
+    }
+    assert {row.user_id: row.profit for row in board} == expected
+    assert [row.rank for row in board] == [1, 2, 3]
+    assert [row.profit for row in board] == sorted(expected.values(), reverse=True)
+    assert ALICE not in {row.user_id for row in board}
+    assert len(selectors.leaderboard_profit(guild_id=GUILD, limit=2)) == 2
+    assert [r.user_id for r in selectors.leaderboard_profit(guild_id=OTHER_GUILD)] == [ALICE]
+
+
+# --- Listing -----------------------------------------------------------------------------------
+
+
+def test_market_list_filters_searches_and_pages():
+    sports = create("a", question="Will the Lions win the cup?", category="Sports")
+    weather = create("b", question="Will it snow in May?", category="weather")
+    closed = create("c", question="Will the lions tour?", category="sports")
+    close(closed)
+    cancelled = create("d", question="Can't say", mechanism="parimutuel")
+    services.market_cancel(market_id=cancelled.pk, actor_id=MOD, reason="x", idempotency_key="x")
+    create("e", guild_id=OTHER_GUILD, question="Will the lions win abroad?")
+
+    def ids(**kw):
+        return [m.id for m in selectors.market_list(guild_id=GUILD, **kw)]
+
+    assert ids() == [cancelled.pk, closed.pk, weather.pk, sports.pk]
+    assert ids(status="open") == [weather.pk, sports.pk]
+    assert ids(status=["closed", "cancelled"]) == [cancelled.pk, closed.pk]
+    assert ids(category="SPORTS") == [closed.pk, sports.pk]
+    assert ids(search="lions") == [closed.pk, sports.pk]
+    assert ids(search=f"#{weather.pk}") == [weather.pk]
+    assert ids(search="can't") == [cancelled.pk]
+    assert ids(status="open", category="sports", search="cup") == [sports.pk]
+    assert ids(limit=2) == [cancelled.pk, closed.pk]
+    assert ids(limit=2, offset=2) == [weather.pk, sports.pk]
+    assert len(selectors.market_list(guild_id=None)) == 5
+    assert selectors.market_count(guild_id=GUILD, status="open") == 2
+    assert selectors.market_count(guild_id=GUILD, category="sports") == 2
+    found = selectors.categories(guild_id=GUILD)  # distinct as stored; order is the collation's
+    assert sorted(found) == ["Sports", "sports", "weather"]
+    summary = selectors.market_list(guild_id=GUILD, search="snow")[0]
+    assert (summary.question, summary.category, summary.status) == (
+        "Will it snow in May?",
+        "weather",
+        "open",
+    )
+    assert [o.label for o in summary.outcomes] == ["Yes", "No"]
+
+
+def test_market_get_keeps_guilds_apart():
+    market = create("m", guild_id=OTHER_GUILD)
+    assert selectors.market_get(market_id=market.pk, guild_id=OTHER_GUILD).id == market.pk
+    with pytest.raises(MarketNotFound):
+        selectors.market_get(market_id=market.pk, guild_id=GUILD)
+
+
+# --- Settlement preview ------------------------------------------------------------------------
+
+
+def assert_preview_matches_settlement(market: Market, preview) -> None:
+    paid = paid_to_members(market)
+    assert dict(preview.payments) == paid
+    assert [amount for _, amount in preview.payments] == sorted(paid.values(), reverse=True)
+    assert preview.total == sum(paid.values())
+    assert preview.treasury_delta == treasury_net(market)
+    assert Account.objects.get(kind=Account.Kind.ESCROW, market=market).balance == 0
+
+
+def test_settlement_preview_equals_what_an_amm_resolution_pays():
+    market = create("m", outcomes=("A", "B", "C"))
+    for user, outcome, amount in [(BOB, 0, 200), (CAROL, 0, 90), (DAVE, 1, 300), (BOB, 2, 10)]:
+        bet(market, user, outcome, amount)
+    sell(market, CAROL, 0, 40 * SHARE_SCALE)
+    close(market)
+    previews = {o: selectors.settlement_preview(market_id=market.pk, outcome=o) for o in range(3)}
+    cancel_preview = selectors.settlement_preview(market_id=market.pk)
+    assert cancel_preview.kind == "cancel" and previews[0].kind == "resolve"
+    assert len({p.total for p in previews.values()}) == 3  # each outcome pays differently
+    services.resolution_vote_cast(market_id=market.pk, voter_id=MOD, outcome=0, idempotency_key="1")
+    services.resolution_vote_cast(
+        market_id=market.pk, voter_id=MOD + 1, outcome=0, idempotency_key="2"
+    )
+    assert_preview_matches_settlement(market, previews[0])
+
+
+def test_settlement_preview_equals_what_a_pool_resolution_pays_with_leftovers():
+    market = create("p", mechanism="parimutuel", outcomes=("Red", "Blue", "Green"))
+    for user, outcome, amount in [(BOB, 0, 100), (CAROL, 0, 100), (DAVE, 0, 100), (ALICE, 1, 101)]:
+        bet(market, user, outcome, amount)
+    bet(market, BOB, 0, 1)
+    close(market)
+    preview = selectors.settlement_preview(market_id=market.pk, outcome=0)
+    assert preview.total == preview.escrow == 402 and not preview.refunded_all
+    # W = 301: floors 134, 133, 133 (remainders 268, 167, 167); the 2 leftover points go to
+    # BOB (largest remainder), then CAROL (tied with DAVE, but bet first).
+    assert preview.payments == [(BOB, 135), (CAROL, 134), (DAVE, 133)]
+    services.market_resolve(
+        market_id=market.pk, outcome=0, actor_id=MOD, reason="r", idempotency_key="res"
+    )
+    assert_preview_matches_settlement(market, preview)
+
+
+def test_settlement_preview_equals_the_refund_when_nobody_backed_the_winner():
+    market = create("p", mechanism="parimutuel", outcomes=("Red", "Blue", "Green"))
+    bet(market, BOB, 0, 70)
+    bet(market, CAROL, 1, 30)
+    close(market)
+    preview = selectors.settlement_preview(market_id=market.pk, outcome=2)
+    assert preview.refunded_all and preview.payments == [(BOB, 70), (CAROL, 30)]
+    services.market_resolve(
+        market_id=market.pk, outcome=2, actor_id=MOD, reason="r", idempotency_key="res"
+    )
+    assert_preview_matches_settlement(market, preview)
+
+
+def test_settlement_preview_equals_what_a_cancel_refunds_including_a_shortfall():
+    set_guild(fee_bps=1000, default_liquidity=1)
+    market = create("m")
+    bet(market, BOB, 0, 100)  # fee 10: 90 reaches escrow, but BOB is owed 100 back
+    bet(market, CAROL, 1, 50)
+    sale = sell(market, CAROL, 1, 20 * SHARE_SCALE)
+    preview = selectors.settlement_preview(market_id=market.pk)
+    assert dict(preview.payments) == {BOB: 100, CAROL: 50 - sale.amount}
+    assert preview.treasury_delta < 0  # the treasury must cover the fees it kept
+    services.market_cancel(market_id=market.pk, actor_id=MOD, reason="r", idempotency_key="x")
+    assert_preview_matches_settlement(market, preview)
+
+
+def test_settlement_preview_refuses_unknown_market_and_outcome():
+    market = create("m")
+    with pytest.raises(MarketNotFound):
+        selectors.settlement_preview(market_id=market.pk + 100)
+    with pytest.raises(Exception, match="has no outcome 3"):
+        selectors.settlement_preview(market_id=market.pk, outcome=2)
+
+
+# --- Events and votes --------------------------------------------------------------------------
+
+
+def test_market_events_after_and_votes_get():
+    market = create("m")
+    other = create("o", guild_id=OTHER_GUILD)
+    bet(market, BOB, 0, 10)
+    close(market)
+    services.resolution_vote_cast(market_id=market.pk, voter_id=MOD, outcome=1, idempotency_key="v")
+    events = selectors.market_events_after(after_id=0, guild_ids=[GUILD])
+    assert [e.type for e in events] == ["market_created", "trade", "market_closed", "vote_cast"]
+    assert selectors.market_events_after(after_id=events[1].id, market_id=market.pk) == events[2:]
+    assert [e.market_id for e in selectors.market_events_after(after_id=0, limit=1)] == [market.pk]
+    assert {e.market_id for e in selectors.market_events_after(after_id=0)} == {
+        market.pk,
+        other.pk,
+    }
+    assert selectors.votes_get(market_id=market.pk) == [(MOD, 1, "No")]
+
+
+# --- Query counts: constant for 1 row or many ---------------------------------------------------
+
+
+def populate(markets: int, traders: int) -> dict[str, object]:
+    """`markets` amm and pool markets in one guild, each traded by `traders` members, one closed
+    and voted on. Returns handles for the selectors."""
+    set_guild(min_resolution_votes=100)  # votes stay open: many vote rows, no settlement
+    first_amm = first_pool = None
+    users = [BOB + 10 * k for k in range(traders)]
+    for m in range(markets):
+        amm_market = create(f"amm{m}:{traders}", outcomes=("A", "B", "C"), category="cat")
+        pool = create(f"pool{m}:{traders}", mechanism="parimutuel", category="cat")
+        for k, user in enumerate(users):
+            bet(amm_market, user, k % 3, 20 + k)
+            bet(pool, user, k % 2, 10 + k)
+        first_amm, first_pool = first_amm or amm_market, first_pool or pool
+    close(first_pool)
+    for k in range(traders):
+        services.resolution_vote_cast(
+            market_id=first_pool.pk,
+            voter_id=MOD + 100 + k,
+            outcome=k % 2,
+            idempotency_key=f"vote:{traders}:{k}",
+        )
+    return {"amm": first_amm, "pool": first_pool, "user": users[0]}
+
+
+SELECTOR_QUERIES = {
+    "market_get": 2,
+    "market_list": 2,
+    "quote_buy": 2,
+    "quote_sell": 3,
+    "portfolio_get": 3,
+    "price_history": 3,
+    "leaderboard_profit": 2,
+    "settlement_preview_resolve": 4,
+    "settlement_preview_cancel": 4,
+    "market_events_after": 1,
+    "votes_get": 1,
+    "market_count": 1,
+    "categories": 1,
+    "volume_by_market": 1,
+}
+
+
+def call_selector(name: str, h: dict[str, object]) -> object:
+    amm_market, pool, user = h["amm"], h["pool"], h["user"]
+    calls = {
+        "market_get": lambda: selectors.market_get(market_id=amm_market.pk),
+        "market_list": lambda: selectors.market_list(guild_id=GUILD, limit=100),
+        "quote_buy": lambda: selectors.quote_buy(market_id=amm_market.pk, outcome=1, amount=50),
+        "quote_sell": lambda: selectors.quote_sell(
+            market_id=amm_market.pk, user_id=user, outcome=0
+        ),
+        "portfolio_get": lambda: selectors.portfolio_get(guild_id=GUILD, user_id=user),
+        "price_history": lambda: selectors.price_history(market_id=amm_market.pk),
+        "leaderboard_profit": lambda: selectors.leaderboard_profit(guild_id=GUILD, limit=100),
+        "settlement_preview_resolve": lambda: selectors.settlement_preview(
+            market_id=pool.pk, outcome=0
+        ),
+        "settlement_preview_cancel": lambda: selectors.settlement_preview(market_id=amm_market.pk),
+        "market_events_after": lambda: selectors.market_events_after(after_id=0),
+        "votes_get": lambda: selectors.votes_get(market_id=pool.pk),
+        "market_count": lambda: selectors.market_count(guild_id=GUILD),
+        "categories": lambda: selectors.categories(guild_id=GUILD),
+        "volume_by_market": lambda: selectors.volume_by_market([amm_market.pk, pool.pk]),
+    }
+    return calls[name]()
+
+
+def row_count(result: object) -> int:
+    for attr in ("positions", "points", "payments", "outcomes"):
+        if hasattr(result, attr):
+            return len(getattr(result, attr))
+    return len(result) if hasattr(result, "__len__") else 1
+
+
+@pytest.mark.parametrize("name", list(SELECTOR_QUERIES))
+def test_selector_query_count_is_constant_for_one_or_many_rows(name, django_assert_num_queries):
+    expected = SELECTOR_QUERIES[name]
+    small = populate(markets=1, traders=1)
+    with django_assert_num_queries(expected):
+        few = call_selector(name, small)
+    large = populate(markets=4, traders=6)
+    with django_assert_num_queries(expected):
+        many = call_selector(name, large)
+    constant_size = ("market_count", "quote_buy", "quote_sell", "market_get", "categories")
+    if name not in (*constant_size, "volume_by_market"):
+        assert row_count(many) > row_count(few), "the large case must really have more rows"
