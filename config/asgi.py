@@ -1,11 +1,17 @@
 """ASGI entry point: HTTP through Django, WebSockets through Channels (STYLE §11)."""
 
 import os
+import sys
 
 from django.core.asgi import get_asgi_application
+from django.core.exceptions import ImproperlyConfigured
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
-django_asgi_app = get_asgi_application()
+try:
+    django_asgi_app = get_asgi_application()
+except ImproperlyConfigured as exc:  # one clear line for the operator, not a traceback
+    sys.stderr.write(f"Configuration error: {exc}\n")
+    raise SystemExit(2) from None
 
 from channels.auth import AuthMiddlewareStack  # noqa: E402
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
