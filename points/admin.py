@@ -1,6 +1,30 @@
-from django.contrib import admin
+"""The ledger in the back office (issue 5). Accounts, transfers and audit events are read-only
+(DOMAIN §3); balances change only through the adjust-balance page, which calls the points
+services. Every member has a page with their wallet, positions and transfer history."""
 
+from __future__ import annotations
+
+import json
+
+from django.contrib import admin, messages
+from django.contrib.admin.options import IncorrectLookupParameters
+from django.contrib.admin.utils import unquote
+from django.core.exceptions import PermissionDenied
+from django.db.models import QuerySet
+from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
+from django.template.response import TemplateResponse
+from django.urls import path, reverse
+from django.utils.html import format_html
+
+from markets import selectors as market_selectors
+from markets.services import format_shares
+
+from . import selectors, services
+from .admin_views import AdjustBalanceForm, keyset_chunks, stream_csv
+from .errors import DomainError
 from .models import Account, AuditEvent, GuildSettings, Transfer
+
+HISTORY_PAGE = 50
 
 
 class ReadOnlyAdmin(admin.ModelAdmin):
@@ -16,13 +40,176 @@ class ReadOnlyAdmin(admin.ModelAdmin):
         return False
 
 
+class ActionPermissionMixin:
+    """Django lists a custom action only for users who hold its permission, but a POST of the
+    action by anyone else just says "No action selected". Refuse it with 403 instead, so the
+    server-side check is explicit (issue 5: Roles and permissions)."""
+
+    def changelist_view(self, request: HttpRequest, extra_context=None):
+        if request.method == "POST":
+            for name in request.POST.getlist("action"):
+                func = getattr(type(self), name, None)
+                for perm in getattr(func, "allowed_permissions", ()):
+                    if not getattr(self, f"has_{perm}_permission")(request):
+                        raise PermissionDenied
+        return super().changelist_view(request, extra_context)
+
+
+def member_url(guild_id: int, user_id: int) -> str:
+    return reverse("admin:points_member", args=[guild_id, user_id])
+
+
+def member_link(guild_id: int, user_id: int | None) -> str:
+    if user_id is None:
+        return "—"
+    return format_html('<a href="{}">&lt;@{}&gt;</a>', member_url(guild_id, user_id), user_id)
+
+
 @admin.register(Account)
-class AccountAdmin(ReadOnlyAdmin):
-    list_display = ("id", "guild_id", "kind", "owner_id", "market", "balance", "created_at")
+class AccountAdmin(ActionPermissionMixin, ReadOnlyAdmin):
+    list_display = ("id", "guild_id", "kind", "holder", "balance", "created_at")
     list_filter = ("kind", "guild_id")
     search_fields = ("=owner_id", "=id", "=market__id")
     list_select_related = ("market",)
     ordering = ("-id",)
+    actions = ["adjust_balance"]
+
+    @admin.display(description="holder")
+    def holder(self, obj: Account) -> str:
+        if obj.kind == Account.Kind.WALLET:
+            return member_link(obj.guild_id, obj.owner_id)
+        if obj.kind == Account.Kind.ESCROW:
+            url = reverse("admin:markets_market_change", args=[obj.market_id])
+            return format_html('<a href="{}">market #{}</a>', url, obj.market_id)
+        return "treasury"
+
+    def has_adjust_permission(self, request: HttpRequest) -> bool:
+        return request.user.has_perm("points.adjust_balance")
+
+    @admin.action(permissions=["adjust"], description="Adjust balance of the selected wallet…")
+    def adjust_balance(self, request: HttpRequest, queryset: QuerySet[Account]):
+        wallets = list(queryset[:2])
+        if len(wallets) != 1 or wallets[0].kind != Account.Kind.WALLET:
+            self.message_user(
+                request, "Select exactly one wallet to adjust its balance.", messages.WARNING
+            )
+            return None
+        w = wallets[0]
+        return HttpResponseRedirect(reverse("admin:points_adjust", args=[w.guild_id, w.owner_id]))
+
+    def get_urls(self):
+        view = self.admin_site.admin_view
+        return [
+            path(
+                "member/<int:guild_id>/<int:user_id>/",
+                view(self.member_view),
+                name="points_member",
+            ),
+            path(
+                "member/<int:guild_id>/<int:user_id>/adjust/",
+                view(self.adjust_view),
+                name="points_adjust",
+            ),
+            *super().get_urls(),
+        ]
+
+    def change_view(self, request, object_id, form_url="", extra_context=None):
+        account = Account.objects.filter(pk=unquote(object_id)).first()
+        extra = {"member_url": None}
+        if account is not None and account.kind == Account.Kind.WALLET:
+            extra["member_url"] = member_url(account.guild_id, account.owner_id)
+        return super().change_view(request, object_id, form_url, {**extra, **(extra_context or {})})
+
+    def member_view(self, request: HttpRequest, guild_id: int, user_id: int) -> HttpResponse:
+        """A member's wallet, positions, transfer history and the audit trail about them."""
+        if not self.has_view_permission(request):
+            raise PermissionDenied
+        wallet = Account.objects.filter(
+            guild_id=guild_id, kind=Account.Kind.WALLET, owner_id=user_id
+        ).first()
+        before = request.GET.get("before")
+        before_id = int(before) if before and before.isdigit() else None
+        history = selectors.transfers_for_user(
+            guild_id=guild_id, user_id=user_id, limit=HISTORY_PAGE + 1, before_id=before_id
+        )
+        older = history[HISTORY_PAGE - 1].transfer_id if len(history) > HISTORY_PAGE else None
+        portfolio = market_selectors.portfolio_get(guild_id=guild_id, user_id=user_id, limit=100)
+        audit = AuditEvent.objects.filter(
+            guild_id=guild_id, target_type="wallet", target_id=str(user_id)
+        ).select_related("actor_user")[:20]
+        context = {
+            **self.admin_site.each_context(request),
+            "opts": self.opts,
+            "title": f"Member <@{user_id}>",
+            "guild_id": guild_id,
+            "user_id": user_id,
+            "wallet": wallet,
+            "portfolio": portfolio,
+            "positions": [(p, format_shares(p.shares)) for p in portfolio.positions],
+            "history": history[:HISTORY_PAGE],
+            "older_before": older,
+            "newest_url": request.path if before_id else None,
+            "audit": audit,
+            "can_adjust": self.has_adjust_permission(request),
+            "adjust_url": reverse("admin:points_adjust", args=[guild_id, user_id]),
+        }
+        return TemplateResponse(request, "admin/points/member.html", context)
+
+    def adjust_view(self, request: HttpRequest, guild_id: int, user_id: int) -> HttpResponse:
+        """Grant or deduct points with a reason through `points_grant` / `points_deduct`; the
+        service writes the audit event, this writes Django's `LogEntry`."""
+        if not self.has_adjust_permission(request):
+            raise PermissionDenied
+        back = member_url(guild_id, user_id)
+        form = AdjustBalanceForm(request.POST or None)
+        if request.method == "POST" and form.is_valid():
+            key = form.request_key()
+            if Transfer.objects.filter(idempotency_key=key).exists():
+                self.message_user(
+                    request, "This adjustment was already submitted; nothing more was done."
+                )
+                return HttpResponseRedirect(back)
+            data = form.cleaned_data
+            service = (
+                services.points_grant
+                if data["direction"] == AdjustBalanceForm.GRANT
+                else services.points_deduct
+            )
+            try:
+                transfer = service(
+                    guild_id=guild_id,
+                    user_id=user_id,
+                    amount=data["amount"],
+                    reason=data["reason"],
+                    actor_user_id=request.user.pk,
+                    idempotency_key=key,
+                )
+            except DomainError as exc:
+                self.message_user(request, exc.message, messages.ERROR)
+            else:
+                wallet = Account.objects.get(
+                    guild_id=guild_id, kind=Account.Kind.WALLET, owner_id=user_id
+                )
+                verb = "Granted" if transfer.code == Transfer.Code.GRANT else "Deducted"
+                summary = f"{verb} {transfer.amount:,} points: {data['reason']}"
+                self.log_change(request, wallet, summary)
+                self.message_user(
+                    request,
+                    f"{summary}. New balance: {wallet.balance:,} points.",
+                    messages.SUCCESS,
+                )
+                return HttpResponseRedirect(back)
+        context = {
+            **self.admin_site.each_context(request),
+            "opts": self.opts,
+            "title": f"Adjust the balance of <@{user_id}>",
+            "form": form,
+            "guild_id": guild_id,
+            "user_id": user_id,
+            "balance": selectors.balance_get(guild_id=guild_id, user_id=user_id),
+            "member_url": back,
+        }
+        return TemplateResponse(request, "admin/points/account/adjust_balance.html", context)
 
 
 @admin.register(Transfer)
@@ -35,27 +222,161 @@ class TransferAdmin(ReadOnlyAdmin):
         "amount",
         "source",
         "destination",
+        "market",
+        "actor",
         "memo",
         "idempotency_key",
     )
     list_filter = ("code", "guild_id")
     search_fields = ("=source__owner_id", "=destination__owner_id", "idempotency_key", "=id")
-    list_select_related = ("source", "destination")
+    list_select_related = ("source", "destination", "actor_user")
     ordering = ("-id",)
     date_hierarchy = "created_at"
+
+    @admin.display(description="actor")
+    def actor(self, obj: Transfer) -> str:
+        if obj.actor_user_id:
+            return obj.actor_user.get_username()
+        return f"<@{obj.actor_id}>" if obj.actor_id else "—"
+
+
+class ActorKindFilter(admin.SimpleListFilter):
+    title = "actor"
+    parameter_name = "actor"
+
+    def lookups(self, request, model_admin):
+        return [("admin", "Admin user"), ("discord", "Discord member"), ("system", "System")]
+
+    def queryset(self, request, queryset):
+        if self.value() == "admin":
+            return queryset.filter(actor_user__isnull=False)
+        if self.value() == "discord":
+            return queryset.filter(actor_user__isnull=True, actor_discord_id__isnull=False)
+        if self.value() == "system":
+            return queryset.filter(actor_user__isnull=True, actor_discord_id__isnull=True)
+        return queryset
+
+
+AUDIT_CSV_HEADER = (
+    "id",
+    "created_at",
+    "guild_id",
+    "actor_kind",
+    "actor_discord_id",
+    "actor_user",
+    "action",
+    "target_type",
+    "target_id",
+    "reason",
+    "idempotency_key",
+    "before",
+    "after",
+)
+
+
+def _audit_csv_row(e: AuditEvent) -> tuple:
+    kind = "admin" if e.actor_user_id else "discord" if e.actor_discord_id else "system"
+    return (
+        e.pk,
+        e.created_at.isoformat(),
+        e.guild_id,
+        kind,
+        e.actor_discord_id,
+        e.actor_user.get_username() if e.actor_user_id else "",
+        e.action,
+        e.target_type,
+        e.target_id,
+        e.reason,
+        e.idempotency_key,
+        json.dumps(e.before, sort_keys=True),
+        json.dumps(e.after, sort_keys=True),
+    )
 
 
 @admin.register(AuditEvent)
 class AuditEventAdmin(ReadOnlyAdmin):
-    list_display = ("id", "created_at", "action", "target_type", "target_id", "actor", "reason")
-    list_filter = ("action", "target_type", "guild_id")
-    search_fields = ("target_id", "reason", "idempotency_key", "=actor_discord_id")
+    """Who did what, when and why. The export streams the rows the current filters select."""
+
+    list_display = (
+        "id",
+        "created_at",
+        "action",
+        "target",
+        "actor",
+        "reason",
+        "guild_id",
+    )
+    list_filter = ("action", "target_type", ActorKindFilter, "guild_id", "created_at")
+    search_fields = (
+        "target_id",
+        "reason",
+        "idempotency_key",
+        "=actor_discord_id",
+        "actor_user__username",
+    )
     list_select_related = ("actor_user",)
     date_hierarchy = "created_at"
+    readonly_fields = ("before_pretty", "after_pretty")
+    fields = (
+        "created_at",
+        "guild_id",
+        "actor_discord_id",
+        "actor_user",
+        "action",
+        "target_type",
+        "target_id",
+        "reason",
+        "idempotency_key",
+        "before_pretty",
+        "after_pretty",
+    )
 
     @admin.display(description="actor")
     def actor(self, obj: AuditEvent) -> str:
         return obj.actor_user.get_username() if obj.actor_user else obj.actor_label
+
+    @admin.display(description="target", ordering="target_id")
+    def target(self, obj: AuditEvent) -> str:
+        if obj.target_type == "market" and obj.target_id.isdigit():
+            url = reverse("admin:markets_market_change", args=[obj.target_id])
+            return format_html('<a href="{}">market #{}</a>', url, obj.target_id)
+        if obj.target_type == "wallet" and obj.target_id.isdigit() and obj.guild_id:
+            return member_link(obj.guild_id, int(obj.target_id))
+        return f"{obj.target_type}:{obj.target_id}"
+
+    @admin.display(description="before")
+    def before_pretty(self, obj: AuditEvent) -> str:
+        return format_html("<pre>{}</pre>", json.dumps(obj.before, indent=2, sort_keys=True))
+
+    @admin.display(description="after")
+    def after_pretty(self, obj: AuditEvent) -> str:
+        return format_html("<pre>{}</pre>", json.dumps(obj.after, indent=2, sort_keys=True))
+
+    def get_urls(self):
+        return [
+            path(
+                "export.csv",
+                self.admin_site.admin_view(self.export_view),
+                name="points_auditevent_export",
+            ),
+            *super().get_urls(),
+        ]
+
+    def export_view(self, request: HttpRequest) -> HttpResponse:
+        if not self.has_view_permission(request):
+            raise PermissionDenied
+        try:
+            changelist = self.get_changelist_instance(request)
+        except IncorrectLookupParameters:
+            raise Http404("Those filters are not valid.") from None
+        queryset = changelist.get_queryset(request).select_related("actor_user")
+        return stream_csv(
+            request,
+            filename="audit-log.csv",
+            header=AUDIT_CSV_HEADER,
+            chunks=keyset_chunks(queryset),
+            row=_audit_csv_row,
+        )
 
 
 @admin.register(GuildSettings)

@@ -1,0 +1,513 @@
+"""Markets in the back office (issue 5). Markets are never edited by hand: their maths fields
+change only through the market services, which the Resolve / Cancel and refund / Close now
+confirmation pages call (`markets.admin_views`). The list renders in a constant number of
+queries whatever its length; the detail page pages through large markets."""
+
+from __future__ import annotations
+
+import json
+from functools import partial
+
+from django.contrib import admin, messages
+from django.core.paginator import Paginator
+from django.db.models import Prefetch, QuerySet
+from django.forms.models import BaseInlineFormSet
+from django.http import HttpRequest, HttpResponseRedirect
+from django.urls import path, reverse
+from django.utils.html import format_html
+from django.utils.text import Truncator
+
+from betting.models import Position, Trade
+from points.admin import ActionPermissionMixin, ReadOnlyAdmin, member_link
+from points.models import Account
+
+from . import admin_views, selectors
+from .models import Market, MarketEvent, Outcome, ResolutionVote
+
+STATUS_COLOURS = {
+    Market.Status.OPEN: "#2e7d32",
+    Market.Status.CLOSED: "#ef6c00",
+    Market.Status.RESOLVED: "#1565c0",
+    Market.Status.CANCELLED: "#757575",
+}
+
+
+def status_badge(status: str, label: str) -> str:
+    return format_html(
+        '<span style="background:{};color:#fff;padding:2px 8px;border-radius:10px;'
+        'font-size:11px;font-weight:600;white-space:nowrap">{}</span>',
+        STATUS_COLOURS.get(status, "#555"),
+        label,
+    )
+
+
+def market_link(market_id: int, text: str | None = None) -> str:
+    url = reverse("admin:markets_market_change", args=[market_id])
+    return format_html('<a href="{}">{}</a>', url, text or f"#{market_id}")
+
+
+# --- Read-only, paginated inlines ----------------------------------------------------------------
+
+
+class PaginatedInlineFormSet(BaseInlineFormSet):
+    """Shows one page of the related rows; the page number is the `<prefix>_page` query
+    parameter, so each inline on the page turns independently."""
+
+    per_page = 20
+    request: HttpRequest | None = None
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.page_param = f"{self.prefix}_page"
+        params = self.request.GET if self.request is not None else {}
+        self.paginator = Paginator(self.queryset, self.per_page)
+        self.page = self.paginator.get_page(params.get(self.page_param))
+        self.queryset = self.page.object_list
+
+    def page_links(self) -> list[tuple[str, str | None]]:
+        """(label, url) for the page numbers to show; url is None for the current page and
+        the ellipses."""
+        links = []
+        for number in self.paginator.get_elided_page_range(self.page.number, on_ends=1):
+            if number == self.page.number or number == Paginator.ELLIPSIS:
+                links.append((str(number), None))
+                continue
+            query = self.request.GET.copy()
+            query[self.page_param] = number
+            links.append((str(number), "?" + query.urlencode()))
+        return links
+
+
+class ReadOnlyInline(admin.TabularInline):
+    extra = 0
+    max_num = 0
+    can_delete = False
+
+    def has_add_permission(self, request, obj=None):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+
+class MarketInline(ReadOnlyInline):
+    """Remembers the market and its outcomes for the display methods (inline instances are
+    created per request, so this is request-local)."""
+
+    market: Market | None = None
+    outcomes: list[Outcome] = []
+
+    def get_formset(self, request, obj=None, **kwargs):
+        if obj is not None and self.market is None:
+            self.market = obj
+            self.outcomes = list(Outcome.objects.filter(market=obj).order_by("position"))
+        return super().get_formset(request, obj, **kwargs)
+
+    @admin.display(description="member")
+    def member(self, obj) -> str:
+        return member_link(obj.guild_id, obj.user_id)
+
+    @admin.display(description="outcome")
+    def outcome_label(self, obj) -> str:
+        return f"{obj.outcome.position + 1}. {obj.outcome.label}"
+
+
+class PaginatedInline(MarketInline):
+    formset = PaginatedInlineFormSet
+    template = "admin/edit_inline/paginated_tabular.html"
+    per_page = 20
+    list_url_name: str | None = None
+    """Admin changelist with every row of this inline, filtered to the market."""
+
+    def get_formset(self, request, obj=None, **kwargs):
+        formset = super().get_formset(request, obj, **kwargs)
+        formset.request = request
+        formset.per_page = self.per_page
+        formset.list_url = (
+            f"{reverse(self.list_url_name)}?market={obj.pk}" if obj and self.list_url_name else None
+        )
+        return formset
+
+
+class OutcomeInline(MarketInline):
+    model = Outcome
+    fields = ("position_number", "label", "pool_shares", "staked", "probability", "result")
+    readonly_fields = fields
+    verbose_name_plural = "outcomes (pools in shares; probabilities for display)"
+
+    @admin.display(description="#")
+    def position_number(self, obj: Outcome) -> int:
+        return obj.position + 1
+
+    @admin.display(description="pool (shares)")
+    def pool_shares(self, obj: Outcome) -> str:
+        return admin_views.format_shares(obj.pool)
+
+    @admin.display(description="probability")
+    def probability(self, obj: Outcome) -> str:
+        probs = selectors.probabilities(self.market.mechanism, self.outcomes)
+        return f"{probs[obj.position]:.1%}"
+
+    @admin.display(description="result")
+    def result(self, obj: Outcome) -> str:
+        return "✔ winner" if self.market.winning_outcome_id == obj.pk else ""
+
+
+class VoteInline(PaginatedInline):
+    model = ResolutionVote
+    fields = ("voter", "outcome_label", "created_at", "updated_at")
+    readonly_fields = fields
+    verbose_name_plural = "resolution votes"
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).select_related("outcome").order_by("id")
+
+    @admin.display(description="voter")
+    def voter(self, obj: ResolutionVote) -> str:
+        return member_link(self.market.guild_id, obj.voter_id)
+
+
+class PositionInline(PaginatedInline):
+    model = Position
+    fields = (
+        "member",
+        "outcome_label",
+        "shares_display",
+        "points_spent",
+        "points_received",
+        "payout",
+        "value",
+    )
+    readonly_fields = fields
+    verbose_name_plural = "positions (largest stakes first)"
+    list_url_name = "admin:betting_position_changelist"
+
+    def get_queryset(self, request):
+        return (
+            super().get_queryset(request).select_related("outcome").order_by("-points_spent", "id")
+        )
+
+    @admin.display(description="shares")
+    def shares_display(self, obj: Position) -> str:
+        return admin_views.format_shares(obj.shares)
+
+    @admin.display(description="value now")
+    def value(self, obj: Position) -> str:
+        return f"{admin_views.position_value(self.market, self.outcomes, obj):,}"
+
+
+class TradeInline(PaginatedInline):
+    model = Trade
+    fields = (
+        "id",
+        "created_at",
+        "member",
+        "kind",
+        "outcome_label",
+        "amount",
+        "fee",
+        "shares_display",
+        "price_move",
+    )
+    readonly_fields = fields
+    verbose_name_plural = "trades (newest first)"
+    list_url_name = "admin:betting_trade_changelist"
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).select_related("outcome").order_by("-id")
+
+    @admin.display(description="shares")
+    def shares_display(self, obj: Trade) -> str:
+        return admin_views.format_shares(obj.shares)
+
+    @admin.display(description="probability")
+    def price_move(self, obj: Trade) -> str:
+        return f"{obj.price_before_ppm / 10_000:.1f}% → {obj.price_after_ppm / 10_000:.1f}%"
+
+
+class EventInline(PaginatedInline):
+    model = MarketEvent
+    fields = ("id", "created_at", "type", "actor", "request_key", "summary")
+    readonly_fields = fields
+    verbose_name_plural = "market events (newest first)"
+    list_url_name = "admin:markets_marketevent_changelist"
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).order_by("-id")
+
+    @admin.display(description="actor")
+    def actor(self, obj: MarketEvent) -> str:
+        return member_link(obj.guild_id, obj.actor_id) if obj.actor_id else "system / admin"
+
+    @admin.display(description="payload")
+    def summary(self, obj: MarketEvent) -> str:
+        return Truncator(json.dumps(obj.payload, sort_keys=True)).chars(160)
+
+
+# --- The market admin --------------------------------------------------------------------------
+
+
+@admin.register(Market)
+class MarketAdmin(ActionPermissionMixin, admin.ModelAdmin):
+    list_display = (
+        "id",
+        "guild_id",
+        "short_question",
+        "mechanism",
+        "status_badge",
+        "closing",
+        "volume_display",
+        "traders",
+        "leading_outcome",
+    )
+    list_display_links = ("id", "short_question")
+    list_filter = ("guild_id", "status", "mechanism", "category")
+    search_fields = ("question",)
+    search_help_text = "Search the question, or a market number such as 42 or #42."
+    ordering = ("-id",)
+    list_per_page = 50
+    list_max_show_all = 500
+    actions = ["resolve_selected", "cancel_selected", "close_selected"]
+    inlines = [OutcomeInline, VoteInline, PositionInline, TradeInline, EventInline]
+    fieldsets = (
+        (
+            None,
+            {
+                "fields": (
+                    "question",
+                    ("guild_id", "category"),
+                    ("mechanism", "status_badge"),
+                    "creator",
+                    ("created_at", "closes_at", "closed_at"),
+                    "closed_by",
+                )
+            },
+        ),
+        (
+            "Trading",
+            {
+                "fields": (
+                    ("liquidity", "fee_bps"),
+                    ("volume", "trade_count", "trader_count"),
+                    "collateral",
+                )
+            },
+        ),
+        (
+            "Settlement",
+            {"fields": ("winning_outcome", "settled_at", "settled_by", "settle_reason")},
+        ),
+        ("Discord", {"fields": (("channel_id", "message_id"), "idempotency_key")}),
+    )
+    readonly_fields = ("status_badge", "creator", "closed_by", "settled_by", "collateral")
+
+    def get_queryset(self, request):
+        return (
+            super()
+            .get_queryset(request)
+            .prefetch_related(
+                Prefetch(
+                    "outcomes",
+                    queryset=Outcome.objects.order_by("position"),
+                    to_attr="ordered_outcomes",
+                )
+            )
+        )
+
+    def get_search_results(self, request, queryset, search_term):
+        term = search_term.strip().lstrip("#")
+        results, may_have_duplicates = super().get_search_results(request, queryset, term)
+        if term.isdigit() and int(term) < 2**63:
+            results |= queryset.filter(pk=int(term))
+        return results, may_have_duplicates
+
+    # Markets change only through the services (DOMAIN §4–§6): view-only for everyone.
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+    def has_resolve_permission(self, request: HttpRequest) -> bool:
+        return request.user.has_perm("markets.resolve_market")
+
+    def has_cancel_permission(self, request: HttpRequest) -> bool:
+        return request.user.has_perm("markets.cancel_market")
+
+    def has_close_permission(self, request: HttpRequest) -> bool:
+        return request.user.has_perm("markets.close_market")
+
+    # --- List columns -------------------------------------------------------------------------
+
+    @admin.display(description="question", ordering="question")
+    def short_question(self, obj: Market) -> str:
+        return Truncator(obj.question).chars(70)
+
+    @admin.display(description="status", ordering="status")
+    def status_badge(self, obj: Market) -> str:
+        return status_badge(obj.status, obj.get_status_display())
+
+    @admin.display(description="closes / closed", ordering="closes_at")
+    def closing(self, obj: Market) -> str:
+        if obj.closed_at:
+            return f"closed {obj.closed_at:%Y-%m-%d %H:%M}"
+        return f"closes {obj.closes_at:%Y-%m-%d %H:%M}"
+
+    @admin.display(description="volume", ordering="volume")
+    def volume_display(self, obj: Market) -> str:
+        return f"{obj.volume:,}"
+
+    @admin.display(description="traders", ordering="trader_count")
+    def traders(self, obj: Market) -> int:
+        return obj.trader_count
+
+    @admin.display(description="leading outcome")
+    def leading_outcome(self, obj: Market) -> str:
+        outcomes = getattr(obj, "ordered_outcomes", None)
+        if outcomes is None:
+            outcomes = list(obj.outcomes.order_by("position"))
+        if obj.status == Market.Status.RESOLVED:
+            winner = next((o for o in outcomes if o.pk == obj.winning_outcome_id), None)
+            return format_html("✔ {}", winner.label if winner else "?")
+        if obj.status == Market.Status.CANCELLED or not outcomes:
+            return "—"
+        probs = selectors.probabilities(obj.mechanism, outcomes)
+        best = max(range(len(outcomes)), key=lambda i: (probs[i], -i))
+        if sum(1 for p in probs if p == probs[best]) > 1:
+            return "even"
+        return f"{Truncator(outcomes[best].label).chars(30)} {probs[best]:.0%}"
+
+    # --- Detail fields ------------------------------------------------------------------------
+
+    @admin.display(description="creator")
+    def creator(self, obj: Market) -> str:
+        return member_link(obj.guild_id, obj.creator_id)
+
+    @admin.display(description="closed by")
+    def closed_by(self, obj: Market) -> str:
+        if obj.closed_by_id:
+            return member_link(obj.guild_id, obj.closed_by_id)
+        return "—" if obj.closed_at is None else "scheduler or admin (see events)"
+
+    @admin.display(description="settled by")
+    def settled_by(self, obj: Market) -> str:
+        if obj.settled_by_user_id:
+            return f"admin {obj.settled_by_user.get_username()}"
+        if obj.settled_by_id:
+            return member_link(obj.guild_id, obj.settled_by_id)
+        return "—" if obj.settled_at is None else "system"
+
+    @admin.display(description="collateral (escrow)")
+    def collateral(self, obj: Market) -> str:
+        balance = (
+            Account.objects.filter(kind=Account.Kind.ESCROW, market=obj)
+            .values_list("balance", flat=True)
+            .first()
+        )
+        return "—" if balance is None else f"{balance:,} points"
+
+    # --- Actions ------------------------------------------------------------------------------
+
+    @admin.action(permissions=["resolve"], description="Resolve the selected market…")
+    def resolve_selected(self, request: HttpRequest, queryset: QuerySet[Market]):
+        ids = list(queryset.values_list("pk", flat=True)[:2])
+        if len(ids) != 1:
+            self.message_user(
+                request, "Resolving needs exactly one market: select one.", messages.WARNING
+            )
+            return None
+        return HttpResponseRedirect(reverse("admin:markets_market_resolve", args=[ids[0]]))
+
+    @admin.action(permissions=["cancel"], description="Cancel and refund the selected markets…")
+    def cancel_selected(self, request: HttpRequest, queryset: QuerySet[Market]):
+        return self._bulk_redirect(request, queryset, "admin:markets_market_cancel")
+
+    @admin.action(permissions=["close"], description="Close the selected markets now…")
+    def close_selected(self, request: HttpRequest, queryset: QuerySet[Market]):
+        return self._bulk_redirect(request, queryset, "admin:markets_market_close")
+
+    def _bulk_redirect(self, request: HttpRequest, queryset: QuerySet[Market], url_name: str):
+        ids = list(queryset.order_by("pk").values_list("pk", flat=True)[: admin_views.MAX_BULK + 1])
+        if len(ids) > admin_views.MAX_BULK:
+            self.message_user(
+                request,
+                f"Select at most {admin_views.MAX_BULK} markets at once.",
+                messages.WARNING,
+            )
+            return None
+        return HttpResponseRedirect(f"{reverse(url_name)}?ids={','.join(map(str, ids))}")
+
+    def get_urls(self):
+        view = self.admin_site.admin_view
+        return [
+            path(
+                "<int:object_id>/resolve/",
+                view(partial(admin_views.resolve_view, self)),
+                name="markets_market_resolve",
+            ),
+            path(
+                "cancel/",
+                view(partial(admin_views.bulk_view, self, action=admin_views.CANCEL)),
+                name="markets_market_cancel",
+            ),
+            path(
+                "close/",
+                view(partial(admin_views.bulk_view, self, action=admin_views.CLOSE)),
+                name="markets_market_close",
+            ),
+            path(
+                "<int:object_id>/trades.csv",
+                view(partial(admin_views.trades_csv_view, self)),
+                name="markets_market_trades_csv",
+            ),
+            *super().get_urls(),
+        ]
+
+    def change_view(self, request, object_id, form_url="", extra_context=None):
+        valid = object_id.isdigit() and int(object_id) < 2**63
+        market = Market.objects.filter(pk=int(object_id)).first() if valid else None
+        extra = {}
+        if market is not None:
+            pk = market.pk
+            extra = {
+                "can_resolve": self.has_resolve_permission(request)
+                and market.status == Market.Status.CLOSED,
+                "can_cancel": self.has_cancel_permission(request) and not market.is_settled,
+                "can_close": self.has_close_permission(request)
+                and market.status == Market.Status.OPEN,
+                "resolve_url": reverse("admin:markets_market_resolve", args=[pk]),
+                "cancel_url": f"{reverse('admin:markets_market_cancel')}?ids={pk}",
+                "close_url": f"{reverse('admin:markets_market_close')}?ids={pk}",
+                "trades_csv_url": reverse("admin:markets_market_trades_csv", args=[pk]),
+                "audit_url": f"{reverse('admin:points_auditevent_changelist')}"
+                f"?target_type=market&target_id={pk}",
+            }
+        return super().change_view(request, object_id, form_url, {**extra, **(extra_context or {})})
+
+
+@admin.register(MarketEvent)
+class MarketEventAdmin(ReadOnlyAdmin):
+    """The outbox, read-only: what the bot and the dashboard were told, in order."""
+
+    list_display = (
+        "id",
+        "created_at",
+        "guild_id",
+        "market_link",
+        "type",
+        "actor_id",
+        "request_key",
+    )
+    list_filter = ("type", "guild_id")
+    search_fields = ("=market__id", "request_key", "idempotency_key")
+    ordering = ("-id",)
+
+    @admin.display(description="market", ordering="market_id")
+    def market_link(self, obj: MarketEvent) -> str:
+        return market_link(obj.market_id)

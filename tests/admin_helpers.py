@@ -1,0 +1,49 @@
+"""Helpers for the back-office tests (tests/markets/test_admin.py, tests/points/test_admin.py):
+staff users in the groups the migration creates, and the messages a response queued."""
+
+from __future__ import annotations
+
+import csv
+import io
+
+from django.contrib.admin.models import LogEntry
+from django.contrib.auth import get_user_model
+from django.contrib.auth.models import Group
+from django.contrib.contenttypes.models import ContentType
+from django.contrib.messages import get_messages
+from django.db.models import Model
+from django.http import HttpResponse
+
+
+def staff_user(username: str, group: str | None):
+    """An active staff user in `group` ("Moderators", "Viewers") or in no group."""
+    user = get_user_model().objects.create_user(
+        username, password="correct-horse-battery", is_staff=True
+    )
+    if group:
+        user.groups.add(Group.objects.get(name=group))
+    return user
+
+
+def messages_of(response: HttpResponse) -> list[str]:
+    """Messages not shown yet after `response`, oldest first (a redirect's page shows them, so
+    earlier unread ones in the same session come first)."""
+    return [str(m) for m in get_messages(response.wsgi_request)]
+
+
+def request_id_of(response: HttpResponse) -> str:
+    """The idempotency uuid a confirmation page rendered into its form."""
+    return str(response.context["form"]["request_id"].value())
+
+
+def log_entries(obj: Model) -> list[LogEntry]:
+    return list(
+        LogEntry.objects.filter(
+            content_type=ContentType.objects.get_for_model(obj), object_id=str(obj.pk)
+        ).order_by("id")
+    )
+
+
+def csv_rows(response: HttpResponse) -> list[list[str]]:
+    body = b"".join(response.streaming_content).decode()
+    return list(csv.reader(io.StringIO(body)))
