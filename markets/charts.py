@@ -195,7 +195,7 @@ def price_chart_svg(
     end: dt.datetime | None = None,
     width: int = 760,
     height: int = 340,
-    pixels_per_bucket: int = 3,
+    pixels_per_bucket: int = 4,
     title: str = "Price history",
     trades: int | None = None,
     id_prefix: str = "chart",

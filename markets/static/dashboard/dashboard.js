@@ -306,6 +306,22 @@
     });
   }
 
+  // --- Chart legend: highlight one outcome's line (the chart fragment keeps data-outcome) ---
+  document.querySelectorAll(".legend-item").forEach(function (button) {
+    button.addEventListener("click", function () {
+      var box = document.getElementById("chart");
+      if (!box) return;
+      var on = button.getAttribute("aria-pressed") !== "true";
+      document.querySelectorAll(".legend-item").forEach(function (b) { b.setAttribute("aria-pressed", "false"); });
+      if (on) {
+        button.setAttribute("aria-pressed", "true");
+        box.dataset.highlight = button.dataset.highlight;
+      } else {
+        delete box.dataset.highlight;
+      }
+    });
+  });
+
   window.addEventListener("online", function () {
     if (!state.socket && state.timer) {
       clearTimeout(state.timer);
