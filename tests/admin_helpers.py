@@ -4,19 +4,35 @@ staff users in the groups the migration creates, and the messages a response que
 from __future__ import annotations
 
 import csv
+import importlib
 import io
+from types import SimpleNamespace
 
+from django.apps import apps
 from django.contrib.admin.models import LogEntry
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group
 from django.contrib.contenttypes.models import ContentType
 from django.contrib.messages import get_messages
+from django.db import connection
 from django.db.models import Model
 from django.http import HttpResponse
+
+GROUPS_MIGRATION = "points.migrations.0004_moderator_and_viewer_groups"
+
+
+def groups_ensure() -> None:
+    """The groups come from a data migration, and a transactional test's flush deletes them;
+    recreate them with the migration's own function when that happened."""
+    if Group.objects.filter(name__in=["Moderators", "Viewers"]).count() == 2:
+        return
+    migration = importlib.import_module(GROUPS_MIGRATION)
+    migration.create_groups(apps, SimpleNamespace(connection=connection))
 
 
 def staff_user(username: str, group: str | None):
     """An active staff user in `group` ("Moderators", "Viewers") or in no group."""
+    groups_ensure()
     user = get_user_model().objects.create_user(
         username, password="correct-horse-battery", is_staff=True
     )

@@ -24,12 +24,13 @@ MODERATOR_PERMISSIONS = (
 def _ensure_permissions(apps, using):
     for label in ("contenttypes", "auth", *APPS):
         app_config = apps.get_app_config(label)
-        # Historical app configs have no models module; create_permissions skips those.
-        app_config.models_module = True
+        # Historical app configs have no models module, and create_permissions skips those.
+        previous = getattr(app_config, "models_module", None)
+        app_config.models_module = previous or True
         try:
             create_permissions(app_config, verbosity=0, using=using, apps=apps)
         finally:
-            app_config.models_module = None
+            app_config.models_module = previous
 
 
 def create_groups(apps, schema_editor):
