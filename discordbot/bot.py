@@ -1,0 +1,295 @@
+"""The Discord bot (STYLE §9): an `AutoShardedBot` built from settings, with no network access
+until it logs in.
+
+`build_bot()` returns a fully configured bot; `setup_hook` (run by `login`) loads the cogs in
+`discordbot/cogs/`, which register their persistent `DynamicItem`s and modal routes, and syncs
+the commands to `DISCORD_DEV_GUILD_ID` when that is set (globally only when asked). Database work
+runs through `PredictionBot.db`, which wraps `channels.db.database_sync_to_async` around a
+dedicated thread pool: one thread on SQLite (it serialises writers anyway), several on
+PostgreSQL, so a trade waiting on a row lock never holds up the event loop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
+from typing import Any, TypeVar
+
+import discord
+from channels.db import database_sync_to_async
+from discord import app_commands
+from discord.ext import commands
+from django.conf import settings
+from django.core.cache import cache
+from django.core.cache.backends.locmem import LocMemCache
+from django.db import connection
+
+from . import interactions, telemetry
+from .interactions import ModalRouter, answer_now, new_error_id
+from .permissions import Policy
+
+logger = logging.getLogger(__name__)
+
+# The bot never joins voice: don't warn at start-up that voice libraries are missing.
+discord.VoiceClient.warn_nacl = False
+discord.VoiceClient.warn_dave = False
+
+T = TypeVar("T")
+
+EXTENSIONS = (
+    "discordbot.cogs.markets",
+    "discordbot.cogs.points",
+    "discordbot.cogs.settings",
+    "discordbot.cogs.notifications",
+    "discordbot.cogs.scheduler",
+)
+POLICY_TTL_SECONDS = 60.0
+
+
+def _default_db_workers() -> int:
+    return 1 if connection.vendor == "sqlite" else 8
+
+
+@dataclass(frozen=True)
+class BotConfig:
+    """Everything the bot needs, read from settings by `from_settings` (tests override)."""
+
+    token: str = ""
+    dev_guild_id: int | None = None
+    sync_on_start: bool = True
+    sync_global: bool = False
+    shard_count: int | None = None
+    shard_ids: tuple[int, ...] | None = None
+    background_tasks: bool = True
+    tick_seconds: float = 30.0
+    notify_seconds: float = 5.0
+    dm_interval: float = 0.5
+    db_workers: int = 1
+    extensions: tuple[str, ...] = EXTENSIONS
+    notifier_name: str = "default"
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def from_settings(cls, **overrides: Any) -> BotConfig:
+        dev = str(getattr(settings, "DISCORD_DEV_GUILD_ID", "") or "").strip()
+        base = cls(
+            token=getattr(settings, "DISCORD_TOKEN", "") or "",
+            dev_guild_id=int(dev) if dev.isdigit() else None,
+            tick_seconds=float(getattr(settings, "DISCORD_TICK_SECONDS", 30.0)),
+            notify_seconds=float(getattr(settings, "DISCORD_NOTIFY_SECONDS", 5.0)),
+            dm_interval=float(getattr(settings, "DISCORD_DM_INTERVAL", 0.5)),
+            db_workers=int(getattr(settings, "DISCORD_DB_WORKERS", 0) or _default_db_workers()),
+        )
+        return replace(base, **overrides)
+
+    @property
+    def runs_notifier(self) -> bool:
+        """One notifier per deployment: the process that holds shard 0."""
+        return self.shard_ids is None or 0 in self.shard_ids
+
+
+class PolicyCache:
+    """Each guild's permission policy, cached for `POLICY_TTL_SECONDS`. `peek` never waits (rate
+    limit exemptions and early checks use it); `refresh` reads the database in the background."""
+
+    def __init__(self, bot: PredictionBot) -> None:
+        self.bot = bot
+        self._entries: dict[int, tuple[float, Policy]] = {}
+        self._pending: set[int] = set()
+
+    def peek(self, guild_id: int) -> Policy | None:
+        entry = self._entries.get(guild_id)
+        if entry is None or time.monotonic() - entry[0] > POLICY_TTL_SECONDS:
+            self.refresh_soon(guild_id)
+        return entry[1] if entry else None
+
+    def refresh_soon(self, guild_id: int) -> None:
+        if guild_id in self._pending:
+            return
+        self._pending.add(guild_id)
+        self.bot.spawn(self._refresh(guild_id))
+
+    async def _refresh(self, guild_id: int) -> None:
+        from .services import policy_get
+
+        try:
+            policy = await self.bot.db(policy_get, guild_id=guild_id)
+            self._entries[guild_id] = (time.monotonic(), policy)
+        except Exception:
+            logger.warning("could not load the policy of guild %s", guild_id, exc_info=True)
+        finally:
+            self._pending.discard(guild_id)
+
+    def invalidate(self, guild_id: int) -> None:
+        self._entries.pop(guild_id, None)
+
+
+class PredictionBot(commands.AutoShardedBot):
+    def __init__(self, config: BotConfig) -> None:
+        intents = discord.Intents.none()
+        intents.guilds = True
+        options: dict[str, Any] = {}
+        if config.shard_count is not None:
+            options["shard_count"] = config.shard_count
+        if config.shard_ids is not None:
+            options["shard_ids"] = list(config.shard_ids)
+        super().__init__(
+            command_prefix=commands.when_mentioned,
+            intents=intents,
+            help_command=None,
+            allowed_mentions=discord.AllowedMentions.none(),
+            **options,
+        )
+        self.config = config
+        self.modals = ModalRouter()
+        self.policies = PolicyCache(self)
+        self.synced: list[app_commands.AppCommand] = []
+        self._tasks: set[asyncio.Task] = set()
+        self._db_pool = concurrent.futures.ThreadPoolExecutor(
+            max_workers=max(1, config.db_workers), thread_name_prefix="bot-db"
+        )
+        self._cache_inline = isinstance(cache, LocMemCache)
+        self.tree.on_error = self.on_app_command_error
+
+    # --- Plumbing ----------------------------------------------------------------------------
+
+    async def db(self, func: Callable[..., T], /, **kwargs: Any) -> T:
+        """Run a service or selector in the bot's database threads (`database_sync_to_async`
+        closes stale connections around each call)."""
+        call = database_sync_to_async(func, thread_sensitive=False, executor=self._db_pool)
+        return await call(**kwargs)
+
+    async def cache_call(self, func: Callable[..., T], /, **kwargs: Any) -> T:
+        """Run a cache-only function: inline for the in-process cache, in a thread for Redis."""
+        if self._cache_inline:
+            return func(**kwargs)
+        return await asyncio.to_thread(func, **kwargs)
+
+    def spawn(self, coro) -> asyncio.Task:
+        """A background task the bot keeps a reference to (so it is not garbage-collected)."""
+        task = asyncio.get_running_loop().create_task(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+        return task
+
+    # --- Start-up ----------------------------------------------------------------------------
+
+    async def setup_hook(self) -> None:
+        for name in self.config.extensions:
+            await self.load_extension(name)
+        if self.config.sync_on_start and (self.config.dev_guild_id or self.config.sync_global):
+            await self.sync_commands()
+
+    async def sync_commands(self) -> list[app_commands.AppCommand]:
+        """Sync to the development guild when configured (instant), globally when asked."""
+        synced: list[app_commands.AppCommand] = []
+        if self.config.dev_guild_id:
+            guild = discord.Object(id=self.config.dev_guild_id)
+            self.tree.copy_global_to(guild=guild)
+            synced = await self.tree.sync(guild=guild)
+            logger.info("synced %d commands to guild %s", len(synced), self.config.dev_guild_id)
+        if self.config.sync_global:
+            synced = await self.tree.sync()
+            logger.info("synced %d commands globally", len(synced))
+        self.synced = synced
+        return synced
+
+    async def close(self) -> None:
+        for task in list(self._tasks):
+            task.cancel()
+        if not hasattr(self, "_AutoShardedClient__queue"):
+            # Logged in but never connected to the gateway (tests, one-off tools): discord.py's
+            # sharded close() expects the queue `connect()` creates.
+            self._AutoShardedClient__queue = asyncio.PriorityQueue()
+        await super().close()
+        self._db_pool.shutdown(wait=False, cancel_futures=True)
+
+    # --- Events ------------------------------------------------------------------------------
+
+    async def on_interaction(self, interaction: discord.Interaction) -> None:
+        """Modal submissions go to `ModalRouter`; a component or modal nobody handles (an id
+        from an older version) still gets an answer, so no interaction goes unanswered."""
+        if interaction.type == discord.InteractionType.modal_submit:
+            try:
+                if await self.modals.dispatch(interaction):
+                    return
+            except Exception as exc:
+                error_id = new_error_id()
+                logger.error(
+                    "modal %s failed (error id %s)", interaction.id, error_id, exc_info=exc
+                )
+                if not interaction.response.is_done():
+                    await answer_now(interaction, interactions.MSG_ERROR.format(error_id=error_id))
+                return
+            await answer_now(interaction, interactions.MSG_STALE)
+        elif interaction.type == discord.InteractionType.component:
+            custom_id = str((interaction.data or {}).get("custom_id", ""))
+            if not any(
+                pattern.fullmatch(custom_id)
+                for pattern in self._connection._view_store._dynamic_items
+            ):
+                await answer_now(interaction, interactions.MSG_STALE)
+
+    async def on_app_command_error(
+        self, interaction: discord.Interaction, error: app_commands.AppCommandError
+    ) -> None:
+        """Errors the command tree raises before a command runs (bad option values, a command
+        Discord knows but this bot does not): one short answer, never a traceback."""
+        if isinstance(error, app_commands.CommandNotFound):
+            text = "This command is not available any more; the command list will update soon."
+        elif isinstance(error, app_commands.NoPrivateMessage):
+            text = interactions.MSG_GUILD_ONLY
+        elif isinstance(error, app_commands.TransformerError):
+            text = f"“{str(error.value)[:50]}” is not a valid value for that option."
+        elif isinstance(error, app_commands.CheckFailure):
+            text = "You can't use this command here."
+        else:
+            error_id = new_error_id()
+            logger.error(
+                "command %s failed (error id %s)",
+                getattr(interaction.command, "qualified_name", "?"),
+                error_id,
+                exc_info=error,
+            )
+            text = interactions.MSG_ERROR.format(error_id=error_id)
+        try:
+            await answer_now(interaction, text)
+        except discord.HTTPException:
+            logger.exception("could not answer interaction %s", interaction.id)
+
+    async def on_shard_ready(self, shard_id: int) -> None:
+        logger.info("shard %s ready", shard_id)
+        self._observe_gateway()
+
+    async def on_shard_disconnect(self, shard_id: int) -> None:
+        logger.warning("shard %s disconnected", shard_id)
+        self._observe_gateway()
+
+    async def on_shard_resumed(self, shard_id: int) -> None:
+        self._observe_gateway()
+
+    def _observe_gateway(self) -> None:
+        connected = sum(1 for s in self.shards.values() if not s.is_closed())
+        telemetry.gateway(self.latency, connected)
+
+    def health(self) -> tuple[str, dict[str, Any]]:
+        """For `/health/ready` of the bot process: healthy once every shard is connected."""
+        shards = {sid: not s.is_closed() for sid, s in self.shards.items()}
+        latency = self.latency
+        details = {
+            "shards": len(shards),
+            "connected": sum(shards.values()),
+            "latency_ms": round(latency * 1000) if 0 <= latency < float("inf") else None,
+        }
+        if self.is_closed() or not self.is_ready():
+            return "unhealthy", details
+        return ("healthy" if all(shards.values()) else "degraded"), details
+
+
+def build_bot(config: BotConfig | None = None, **overrides: Any) -> PredictionBot:
+    """A fully configured bot from settings (plus `overrides`), without touching the network."""
+    return PredictionBot(config or BotConfig.from_settings(**overrides))

@@ -1,0 +1,567 @@
+"""Market commands: `/market create|show|list|close|resolve|cancel`, `/bet`, `/sell`, `/portfolio`.
+
+Thin (STYLE §8): each command parses its options, awaits one `discordbot.services` use case or a
+selector through `bot.db`, and renders the result. Options carry Discord-side limits for a better
+form, but the services validate everything again (DOMAIN §7).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import re
+from typing import TYPE_CHECKING
+
+import discord
+from discord import app_commands
+from discord.ext import commands
+
+from markets.models import Market
+from markets.selectors import categories as market_categories
+from markets.selectors import market_list, portfolio_get
+from points.errors import MAX_AMOUNT
+
+from .. import interactions, limits, market_ui, parsing, ratelimit, render, selectors, services
+from ..interactions import Reply, actor, answer_now, idempotency_key, respond, send_modal
+from ..permissions import require_creator
+
+if TYPE_CHECKING:
+    from ..bot import PredictionBot
+
+logger = logging.getLogger(__name__)
+
+AUTOCOMPLETE_SECONDS = 2.0
+"""Autocomplete cannot be deferred: past this budget it answers with no suggestions."""
+CREATE_MODAL_ID = r"pm:m:create:(?P<mechanism>amm|parimutuel):(?P<liquidity>\d{0,10})"
+
+MSG_VOTE = "🗳️ <@{voter}> voted **{label}** for #{market_id} ({votes} of {needed} votes needed)."
+MSG_RESOLVED = "✅ Market #{market_id} resolved: **{label}**."
+MSG_CLOSED = "⏸️ Trading on #{market_id} is closed. Resolvers can now vote with `/market resolve`."
+MSG_CANCELLED = "❌ Market #{market_id} was cancelled; every trader was refunded."
+MSG_FORCE_REASON = "A direct resolution needs a reason (1–500 characters)."
+
+STATUS_CHOICES = [
+    app_commands.Choice(name="Open", value="open"),
+    app_commands.Choice(name="Closed, awaiting resolution", value="closed"),
+    app_commands.Choice(name="Resolved", value="resolved"),
+    app_commands.Choice(name="Cancelled", value="cancelled"),
+    app_commands.Choice(name="All", value="all"),
+]
+MECHANISM_CHOICES = [
+    app_commands.Choice(name="Market maker (buy and sell shares)", value="amm"),
+    app_commands.Choice(name="Pool (stakes split the pot)", value="parimutuel"),
+]
+
+
+def _bot(interaction: discord.Interaction) -> PredictionBot:
+    return interaction.client  # type: ignore[return-value]
+
+
+# --- Autocomplete ----------------------------------------------------------------------------
+
+
+def _choice(name: str, value: str) -> app_commands.Choice[str]:
+    return app_commands.Choice(name=limits.fit(name, limits.CHOICE_NAME), value=value[:100])
+
+
+def market_choices(guild_id: int, current: str, statuses: list[str] | None) -> list:
+    return market_list(
+        guild_id=guild_id,
+        status=statuses,
+        search=current or None,
+        limit=limits.AUTOCOMPLETE_RESULTS,
+    )
+
+
+def market_autocomplete(statuses: list[str] | None):
+    """Markets of this guild in `statuses` whose question (or number) matches the typed text,
+    newest first, each with its leading outcome."""
+
+    async def complete(interaction: discord.Interaction, current: str):
+        if interaction.guild_id is None:
+            return []
+        try:
+            found = await asyncio.wait_for(
+                _bot(interaction).db(
+                    market_choices,
+                    guild_id=interaction.guild_id,
+                    current=current[:100],
+                    statuses=statuses,
+                ),
+                timeout=AUTOCOMPLETE_SECONDS,
+            )
+        except Exception:
+            logger.warning("market autocomplete failed or timed out", exc_info=True)
+            return []
+        out = []
+        for m in found[: limits.AUTOCOMPLETE_RESULTS]:
+            lead = m.leading
+            suffix = f" ({render.percent(lead.probability)} {lead.label})"
+            head = f"#{m.id} · "
+            room = limits.CHOICE_NAME - limits.size(head) - min(limits.size(suffix), 40)
+            name = head + limits.fit(m.question, max(10, room)) + limits.fit(suffix, 40)
+            out.append(_choice(name, str(m.id)))
+        return out
+
+    return complete
+
+
+async def outcome_autocomplete(interaction: discord.Interaction, current: str):
+    """The outcomes of the market chosen in the same command, with their current price."""
+    chosen = getattr(interaction.namespace, "market", None)
+    if interaction.guild_id is None or not chosen:
+        return []
+    try:
+        summary = await asyncio.wait_for(
+            _bot(interaction).db(
+                services.market_in_guild, guild_id=interaction.guild_id, market=chosen
+            ),
+            timeout=AUTOCOMPLETE_SECONDS,
+        )
+    except Exception:
+        return []
+    typed = current.casefold().strip()
+    return [
+        _choice(f"{o.label} — {render.percent(o.probability)}", str(o.position + 1))
+        for o in summary.outcomes
+        if not typed or typed in o.label.casefold() or typed == str(o.position + 1)
+    ][: limits.AUTOCOMPLETE_RESULTS]
+
+
+async def category_autocomplete(interaction: discord.Interaction, current: str):
+    if interaction.guild_id is None:
+        return []
+    try:
+        names = await asyncio.wait_for(
+            _bot(interaction).db(market_categories, guild_id=interaction.guild_id, limit=100),
+            timeout=AUTOCOMPLETE_SECONDS,
+        )
+    except Exception:
+        return []
+    typed = current.casefold().strip()
+    return [_choice(n, n) for n in names if not typed or typed in n.casefold()][
+        : limits.AUTOCOMPLETE_RESULTS
+    ]
+
+
+# --- Market creation -------------------------------------------------------------------------
+
+
+def create_modal(
+    *,
+    mechanism: str,
+    liquidity: int | None,
+    question: str = "",
+    outcomes: str = "",
+    duration: str = "",
+    category: str = "",
+) -> discord.ui.Modal:
+    lines = "\n".join(parsing.outcomes_text(outcomes)) if outcomes else ""
+    return interactions.modal(
+        f"pm:m:create:{mechanism}:{liquidity or ''}",
+        "New market",
+        interactions.text_input(
+            custom_id="question",
+            label="Question",
+            description="What will happen? 1–500 characters.",
+            default=question[:500],
+            max_length=500,
+            paragraph=True,
+        ),
+        interactions.text_input(
+            custom_id="outcomes",
+            label="Outcomes, one per line",
+            description="2 to 10 different answers, each up to 100 characters.",
+            default=lines[:1100],
+            placeholder="Yes\nNo",
+            max_length=1100,
+            paragraph=True,
+        ),
+        interactions.text_input(
+            custom_id="duration",
+            label="Open for",
+            description="1 minute to 30 days: 90m, 2h, 1d2h30m or d,h,m like 1,2,30.",
+            default=duration[:20] or "1d",
+            max_length=20,
+        ),
+        interactions.text_input(
+            custom_id="category",
+            label="Category (optional)",
+            description="Up to 50 characters, e.g. sports.",
+            default=category[:50],
+            required=False,
+            max_length=50,
+        ),
+    )
+
+
+async def create_market(
+    interaction: discord.Interaction,
+    *,
+    question: str,
+    outcomes: str,
+    duration: str,
+    category: str | None,
+    mechanism: str,
+    liquidity: int | None,
+) -> None:
+    """Create the market and post it publicly as the market message."""
+    bot = _bot(interaction)
+
+    async def body() -> Reply:
+        summary = await bot.db(
+            services.market_create,
+            guild_id=interaction.guild_id,
+            actor=actor(interaction),
+            question=question,
+            outcomes=outcomes,
+            duration=duration,
+            category=category,
+            mechanism=mechanism,
+            liquidity=liquidity,
+            idempotency_key=idempotency_key(interaction),
+        )
+        reply = market_ui.market_reply(summary)
+
+        async def remember(message: discord.Message) -> None:
+            if summary.message_id is None:
+                await bot.db(
+                    services.market_message_set,
+                    market_id=summary.id,
+                    channel_id=message.channel.id,
+                    message_id=message.id,
+                )
+
+        reply.after_send = remember
+        return reply
+
+    await respond(
+        interaction, body, action="market.create", ephemeral=False, rules=ratelimit.CREATE
+    )
+
+
+async def create_submit(
+    interaction: discord.Interaction, match: re.Match[str], values: dict[str, str]
+) -> None:
+    await create_market(
+        interaction,
+        question=values.get("question", ""),
+        outcomes=values.get("outcomes", ""),
+        duration=values.get("duration", ""),
+        category=values.get("category") or None,
+        mechanism=match["mechanism"],
+        liquidity=int(match["liquidity"]) if match["liquidity"] else None,
+    )
+
+
+# --- The cog ---------------------------------------------------------------------------------
+
+
+class Markets(commands.Cog):
+    """Prediction markets: create, browse, trade, close and settle."""
+
+    market = app_commands.Group(
+        name="market", description="Create, browse and run prediction markets", guild_only=True
+    )
+
+    def __init__(self, bot: PredictionBot) -> None:
+        self.bot = bot
+
+    @market.command(name="create")
+    @app_commands.describe(
+        question="What will happen? (1–500 characters). Leave empty to fill in a form.",
+        outcomes="2–10 answers separated by | or commas, e.g. Yes | No",
+        duration="How long trading stays open: 90m, 2h, 1d2h30m or 1,2,30 (max 30 days)",
+        category="An optional category, e.g. sports",
+        mechanism="Market maker (default) or pool",
+        liquidity="Points the server puts in (moderators only; default from /settings)",
+    )
+    @app_commands.choices(mechanism=MECHANISM_CHOICES)
+    @app_commands.autocomplete(category=category_autocomplete)
+    async def create(
+        self,
+        interaction: discord.Interaction,
+        question: app_commands.Range[str, 1, 500] | None = None,
+        outcomes: app_commands.Range[str, 1, 1100] | None = None,
+        duration: app_commands.Range[str, 1, 20] | None = None,
+        category: app_commands.Range[str, 1, 50] | None = None,
+        mechanism: str = Market.Mechanism.AMM,
+        liquidity: app_commands.Range[int, 1, 1_000_000_000] | None = None,
+    ) -> None:
+        """Create a market; without options it opens a form."""
+        if question and outcomes and duration:
+            await create_market(
+                interaction,
+                question=question,
+                outcomes=outcomes,
+                duration=duration,
+                category=category,
+                mechanism=mechanism,
+                liquidity=liquidity,
+            )
+            return
+        try:
+            if interaction.guild_id is None:
+                await answer_now(interaction, interactions.MSG_GUILD_ONLY)
+                return
+            limited = await interactions.rate_limited(interaction, ratelimit.REQUEST)
+            if limited is not None:
+                await answer_now(interaction, limited.message)
+                return
+            policy = self.bot.policies.peek(interaction.guild_id)
+            if policy is not None:
+                require_creator(policy, actor(interaction))
+            await send_modal(
+                interaction,
+                create_modal(
+                    mechanism=mechanism if mechanism in Market.Mechanism.values else "amm",
+                    liquidity=liquidity,
+                    question=question or "",
+                    outcomes=outcomes or "",
+                    duration=duration or "",
+                    category=category or "",
+                ),
+            )
+        except Exception as exc:
+            reply = interactions.error_reply(exc, action="market.create", interaction=interaction)
+            await answer_now(interaction, reply.content)
+
+    @market.command(name="show")
+    @app_commands.describe(market="The market (type to search, or its number like #12)")
+    @app_commands.autocomplete(market=market_autocomplete(None))
+    async def show(self, interaction: discord.Interaction, market: str) -> None:
+        """Post a market with its buttons in this channel."""
+
+        async def body() -> Reply:
+            summary = await self.bot.db(
+                services.market_in_guild, guild_id=interaction.guild_id, market=market
+            )
+            return market_ui.market_reply(summary)
+
+        await respond(interaction, body, action="market.show", ephemeral=False)
+
+    @market.command(name="list")
+    @app_commands.describe(status="Which markets (default: open)", category="Only this category")
+    @app_commands.choices(status=STATUS_CHOICES)
+    @app_commands.autocomplete(category=category_autocomplete)
+    async def list_(
+        self,
+        interaction: discord.Interaction,
+        status: str = "open",
+        category: app_commands.Range[str, 1, 50] | None = None,
+    ) -> None:
+        """List this server's markets, newest first, five to a page."""
+
+        async def body() -> Reply:
+            return await market_ui.market_list_reply(
+                interaction,
+                status=status if status in selectors.LIST_STATUSES else "open",
+                category=(category or "").strip()[:50],
+                page=0,
+            )
+
+        await respond(interaction, body, action="market.list")
+
+    @market.command(name="close")
+    @app_commands.describe(market="The market to close", reason="Why (optional)")
+    @app_commands.autocomplete(market=market_autocomplete(["open"]))
+    async def close(
+        self,
+        interaction: discord.Interaction,
+        market: str,
+        reason: app_commands.Range[str, 1, 500] | None = None,
+    ) -> None:
+        """Stop trading early (the market's creator or a moderator)."""
+
+        async def body() -> Reply:
+            summary = await self.bot.db(
+                services.market_close,
+                guild_id=interaction.guild_id,
+                actor=actor(interaction),
+                market=market,
+                reason=reason or "",
+                idempotency_key=idempotency_key(interaction),
+            )
+            reply = market_ui.market_reply(summary)
+            reply.content = MSG_CLOSED.format(market_id=summary.id)
+            return reply
+
+        await respond(interaction, body, action="market.close", ephemeral=False)
+
+    @market.command(name="resolve")
+    @app_commands.describe(
+        market="The closed market to resolve",
+        outcome="The outcome that happened",
+        force="Resolve now instead of voting (Manage Server only)",
+        reason="Why (required with force)",
+    )
+    @app_commands.autocomplete(market=market_autocomplete(["closed"]), outcome=outcome_autocomplete)
+    async def resolve(
+        self,
+        interaction: discord.Interaction,
+        market: str,
+        outcome: str,
+        force: bool = False,
+        reason: app_commands.Range[str, 1, 500] | None = None,
+    ) -> None:
+        """Vote for the outcome that happened; enough agreeing votes resolve the market."""
+
+        async def body() -> Reply:
+            if force:
+                if not (reason or "").strip():
+                    return Reply(content=MSG_FORCE_REASON)
+                summary = await self.bot.db(
+                    services.market_resolve,
+                    guild_id=interaction.guild_id,
+                    actor=actor(interaction),
+                    market=market,
+                    outcome=outcome,
+                    reason=reason or "",
+                    idempotency_key=idempotency_key(interaction),
+                )
+                label = summary.outcomes[summary.winning_position].label
+                reply = market_ui.market_reply(summary)
+                reply.content = MSG_RESOLVED.format(
+                    market_id=summary.id, label=limits.escape(label)
+                )
+                return reply
+            vote = await self.bot.db(
+                services.market_vote,
+                guild_id=interaction.guild_id,
+                actor=actor(interaction),
+                market=market,
+                outcome=outcome,
+                idempotency_key=idempotency_key(interaction),
+            )
+            if vote.resolved:
+                label = vote.market.outcomes[vote.market.winning_position].label
+                reply = market_ui.market_reply(vote.market)
+                reply.content = MSG_RESOLVED.format(
+                    market_id=vote.market.id, label=limits.escape(label)
+                )
+                return reply
+            return Reply(
+                content=MSG_VOTE.format(
+                    voter=interaction.user.id,
+                    label=limits.escape(vote.label),
+                    market_id=vote.market.id,
+                    votes=vote.votes,
+                    needed=vote.needed,
+                ),
+                ephemeral=False,
+            )
+
+        await respond(interaction, body, action="market.resolve", ephemeral=False)
+
+    @market.command(name="cancel")
+    @app_commands.describe(market="The market to cancel", reason="Why (shown to traders)")
+    @app_commands.autocomplete(market=market_autocomplete(["open", "closed"]))
+    async def cancel(
+        self,
+        interaction: discord.Interaction,
+        market: str,
+        reason: app_commands.Range[str, 1, 500],
+    ) -> None:
+        """Cancel a market and refund every trader (moderators)."""
+
+        async def body() -> Reply:
+            summary = await self.bot.db(
+                services.market_cancel,
+                guild_id=interaction.guild_id,
+                actor=actor(interaction),
+                market=market,
+                reason=reason,
+                idempotency_key=idempotency_key(interaction),
+            )
+            reply = market_ui.market_reply(summary)
+            reply.content = MSG_CANCELLED.format(market_id=summary.id)
+            return reply
+
+        await respond(interaction, body, action="market.cancel", ephemeral=False)
+
+    # --- Trading -----------------------------------------------------------------------------
+
+    @app_commands.command(name="bet")
+    @app_commands.guild_only()
+    @app_commands.describe(
+        market="The market (type to search)",
+        outcome="The outcome you think will happen",
+        amount="Points to bet",
+    )
+    @app_commands.autocomplete(market=market_autocomplete(["open"]), outcome=outcome_autocomplete)
+    async def bet(
+        self,
+        interaction: discord.Interaction,
+        market: str,
+        outcome: str,
+        amount: app_commands.Range[int, 1, MAX_AMOUNT],
+    ) -> None:
+        """Bet points on an outcome: buy its shares, or stake on it in a pool."""
+
+        async def body() -> Reply:
+            result = await self.bot.db(
+                services.bet_place,
+                guild_id=interaction.guild_id,
+                user_id=interaction.user.id,
+                market=market,
+                outcome=outcome,
+                amount=amount,
+                idempotency_key=idempotency_key(interaction),
+            )
+            return Reply(content=render.trade_text(result))
+
+        await respond(interaction, body, action="bet", rules=ratelimit.TRADE)
+
+    @app_commands.command(name="sell")
+    @app_commands.guild_only()
+    @app_commands.describe(
+        market="The market (type to search)",
+        outcome="The outcome whose shares you sell",
+        shares="How many shares, e.g. 2.5, or “all” (default)",
+    )
+    @app_commands.autocomplete(market=market_autocomplete(["open"]), outcome=outcome_autocomplete)
+    async def sell(
+        self,
+        interaction: discord.Interaction,
+        market: str,
+        outcome: str,
+        shares: app_commands.Range[str, 1, 25] = "all",
+    ) -> None:
+        """Sell shares back to the market maker for points."""
+
+        async def body() -> Reply:
+            result = await self.bot.db(
+                services.shares_sell,
+                guild_id=interaction.guild_id,
+                user_id=interaction.user.id,
+                market=market,
+                outcome=outcome,
+                shares=shares,
+                idempotency_key=idempotency_key(interaction),
+            )
+            return Reply(content=render.trade_text(result))
+
+        await respond(interaction, body, action="sell", rules=ratelimit.TRADE)
+
+    @app_commands.command(name="portfolio")
+    @app_commands.guild_only()
+    @app_commands.describe(member="Whose portfolio (default: yours)")
+    async def portfolio(
+        self, interaction: discord.Interaction, member: discord.Member | None = None
+    ) -> None:
+        """Your (or a member's) balance and positions with their current value."""
+        target = member or interaction.user
+
+        async def body() -> Reply:
+            result = await self.bot.db(
+                portfolio_get, guild_id=interaction.guild_id, user_id=target.id
+            )
+            return Reply(embeds=[render.portfolio_embed(result, name=target.display_name)])
+
+        await respond(interaction, body, action="portfolio")
+
+
+async def setup(bot: PredictionBot) -> None:
+    market_ui.register(bot)
+    bot.modals.add(CREATE_MODAL_ID, create_submit)
+    await bot.add_cog(Markets(bot))

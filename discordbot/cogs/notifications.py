@@ -1,0 +1,89 @@
+"""`/notifications on|off`, and the loop that delivers notifications from the outbox."""
+
+from __future__ import annotations
+
+import logging
+from typing import TYPE_CHECKING
+
+import discord
+from discord import app_commands
+from discord.ext import commands, tasks
+
+from .. import selectors, services
+from ..interactions import Reply, respond
+from ..notifier import Notifier
+
+if TYPE_CHECKING:
+    from ..bot import PredictionBot
+
+logger = logging.getLogger(__name__)
+
+MSG_ON = "🔔 You'll get a DM when a market you traded in is resolved or cancelled."
+MSG_OFF = (
+    "🔕 No more DMs about markets from this server. Turn them back on with `/notifications on`."
+)
+
+
+class Notifications(commands.Cog):
+    """Notification DMs and announcements."""
+
+    def __init__(self, bot: PredictionBot) -> None:
+        self.bot = bot
+        self.notifier = Notifier(
+            bot, name=bot.config.notifier_name, dm_interval=bot.config.dm_interval
+        )
+        self.deliver.change_interval(seconds=bot.config.notify_seconds)
+
+    async def cog_load(self) -> None:
+        if self.bot.config.background_tasks and self.bot.config.runs_notifier:
+            self.deliver.start()
+
+    async def cog_unload(self) -> None:
+        self.deliver.cancel()
+
+    @tasks.loop(seconds=5)
+    async def deliver(self) -> None:
+        try:
+            await self.notifier.drain()
+        except Exception:  # the next run retries; a bad event must not stop the loop
+            logger.exception("notification delivery failed")
+
+    @deliver.before_loop
+    async def _wait_until_ready(self) -> None:
+        await self.bot.wait_until_ready()
+
+    @app_commands.command(name="notifications")
+    @app_commands.guild_only()
+    @app_commands.describe(state="on: DM me my results; off: don't DM me")
+    @app_commands.choices(
+        state=[
+            app_commands.Choice(name="on", value="on"),
+            app_commands.Choice(name="off", value="off"),
+        ]
+    )
+    async def notifications(
+        self, interaction: discord.Interaction, state: str | None = None
+    ) -> None:
+        """Turn DMs about your markets on or off (shows the current choice without an option)."""
+
+        async def body() -> Reply:
+            if state is None:
+                enabled = await self.bot.db(
+                    selectors.dm_enabled,
+                    guild_id=interaction.guild_id,
+                    user_id=interaction.user.id,
+                )
+            else:
+                enabled = await self.bot.db(
+                    services.notification_preference_set,
+                    guild_id=interaction.guild_id,
+                    user_id=interaction.user.id,
+                    enabled=state == "on",
+                )
+            return Reply(content=MSG_ON if enabled else MSG_OFF)
+
+        await respond(interaction, body, action="notifications")
+
+
+async def setup(bot: PredictionBot) -> None:
+    await bot.add_cog(Notifications(bot))

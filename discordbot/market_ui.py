@@ -1,0 +1,484 @@
+"""The market message and everything on it (STYLE §10).
+
+The message is an embed plus buttons: one **Buy** per outcome (up to 10), then **Sell**, **My
+position** and **Refresh**. Every button and select is a `DynamicItem` whose `custom_id` carries
+the market (and outcome), so buttons keep working after a restart and always re-read the market
+from the database; a click on a market that is no longer open says so. Buy and Sell open small
+stateless modals (`pm:m:…`) whose submissions `ModalRouter` dispatches.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import re
+from typing import TYPE_CHECKING
+
+import discord
+
+from markets.selectors import MarketSummary
+
+from . import interactions, limits, parsing, ratelimit, render, selectors, services
+from .interactions import Reply, answer_now, idempotency_key, respond, send_modal
+
+if TYPE_CHECKING:
+    from .bot import PredictionBot
+
+logger = logging.getLogger(__name__)
+
+MSG_CLOSED = "Market #{market_id} is {status}: trading is over. {hint}"
+MSG_NO_SELL_POOL = "Pool markets don't support selling: stakes stay in until the market settles."
+MSG_NOTHING_TO_SELL = "You hold no shares in market #{market_id}."
+MSG_PICK_SELL = "Which outcome of #{market_id} do you want to sell?"
+STATUS_CHECK_SECONDS = 1.5
+"""How long a Buy click may wait for the database before opening the modal anyway (the trade
+re-checks the market), so the 3-second deadline holds even under load."""
+
+BUY_ID = r"pm:buy:(?P<market>\d{1,19}):(?P<outcome>\d{1,2})"
+SELL_ID = r"pm:sell:(?P<market>\d{1,19})"
+POSITION_ID = r"pm:pos:(?P<market>\d{1,19})"
+REFRESH_ID = r"pm:refresh:(?P<market>\d{1,19})"
+SELL_PICK_ID = r"pm:sellpick:(?P<market>\d{1,19})"
+LIST_ID = r"pm:list:(?P<page>\d{1,4}):(?P<status>[a-z]{1,10}):(?P<category>.{0,50})"
+BUY_MODAL_ID = r"pm:m:buy:(?P<market>\d{1,19}):(?P<outcome>\d{1,2})"
+SELL_MODAL_ID = r"pm:m:sell:(?P<market>\d{1,19}):(?P<outcome>\d{1,2})"
+
+
+def _bot(interaction: discord.Interaction) -> PredictionBot:
+    return interaction.client  # type: ignore[return-value]
+
+
+def closed_hint(status: str) -> str:
+    return {
+        "closed": "It is waiting for resolution.",
+        "resolved": "It has been resolved.",
+        "cancelled": "It was cancelled and refunded.",
+    }.get(status, "")
+
+
+# --- Buttons ---------------------------------------------------------------------------------
+
+
+class BuyButton(discord.ui.DynamicItem[discord.ui.Button], template=BUY_ID):
+    """Buy one outcome: opens the amount modal."""
+
+    def __init__(self, market_id: int, outcome: int, label: str = "", *, row: int | None = None):
+        self.market_id, self.outcome, self.label = market_id, outcome, label
+        super().__init__(
+            discord.ui.Button(
+                label=limits.fit(f"Buy {label}" if label else "Buy", limits.BUTTON_LABEL),
+                style=discord.ButtonStyle.success,
+                custom_id=f"pm:buy:{market_id}:{outcome}",
+            ),
+            row=row,
+        )
+
+    @classmethod
+    async def from_custom_id(cls, interaction, item, match: re.Match[str], /):
+        label = (getattr(item, "label", "") or "").removeprefix("Buy ")
+        return cls(int(match["market"]), int(match["outcome"]), label)
+
+    async def callback(self, interaction: discord.Interaction) -> None:
+        await buy_open(interaction, self.market_id, self.outcome, self.label)
+
+
+class SellButton(discord.ui.DynamicItem[discord.ui.Button], template=SELL_ID):
+    def __init__(self, market_id: int, *, row: int | None = None):
+        self.market_id = market_id
+        super().__init__(
+            discord.ui.Button(
+                label="Sell", style=discord.ButtonStyle.danger, custom_id=f"pm:sell:{market_id}"
+            ),
+            row=row,
+        )
+
+    @classmethod
+    async def from_custom_id(cls, interaction, item, match: re.Match[str], /):
+        return cls(int(match["market"]))
+
+    async def callback(self, interaction: discord.Interaction) -> None:
+        await sell_pick(interaction, self.market_id)
+
+
+class PositionButton(discord.ui.DynamicItem[discord.ui.Button], template=POSITION_ID):
+    def __init__(self, market_id: int, *, row: int | None = None):
+        self.market_id = market_id
+        super().__init__(
+            discord.ui.Button(
+                label="My position",
+                style=discord.ButtonStyle.secondary,
+                custom_id=f"pm:pos:{market_id}",
+            ),
+            row=row,
+        )
+
+    @classmethod
+    async def from_custom_id(cls, interaction, item, match: re.Match[str], /):
+        return cls(int(match["market"]))
+
+    async def callback(self, interaction: discord.Interaction) -> None:
+        await position_show(interaction, self.market_id)
+
+
+class RefreshButton(discord.ui.DynamicItem[discord.ui.Button], template=REFRESH_ID):
+    def __init__(self, market_id: int, *, row: int | None = None):
+        self.market_id = market_id
+        super().__init__(
+            discord.ui.Button(
+                label="Refresh",
+                emoji="🔄",
+                style=discord.ButtonStyle.secondary,
+                custom_id=f"pm:refresh:{market_id}",
+            ),
+            row=row,
+        )
+
+    @classmethod
+    async def from_custom_id(cls, interaction, item, match: re.Match[str], /):
+        return cls(int(match["market"]))
+
+    async def callback(self, interaction: discord.Interaction) -> None:
+        await market_refresh(interaction, self.market_id)
+
+
+class SellSelect(discord.ui.DynamicItem[discord.ui.Select], template=SELL_PICK_ID):
+    """Pick which holding to sell; the choice opens the shares modal."""
+
+    def __init__(self, market_id: int, options: list[discord.SelectOption] | None = None):
+        self.market_id = market_id
+        super().__init__(
+            discord.ui.Select(
+                custom_id=f"pm:sellpick:{market_id}",
+                placeholder="Choose the outcome to sell",
+                options=options or [discord.SelectOption(label="-", value="0")],
+                min_values=1,
+                max_values=1,
+            )
+        )
+
+    @classmethod
+    async def from_custom_id(cls, interaction, item, match: re.Match[str], /):
+        return cls(int(match["market"]), list(getattr(item, "options", []) or []) or None)
+
+    async def callback(self, interaction: discord.Interaction) -> None:
+        values = self.item.values
+        try:
+            outcome = int(values[0]) if values else -1
+        except ValueError:
+            outcome = -1
+        label = next((o.label for o in self.item.options if o.value == str(outcome)), "")
+        await sell_open(interaction, self.market_id, outcome, label)
+
+
+class ListPageButton(discord.ui.DynamicItem[discord.ui.Button], template=LIST_ID):
+    """Previous / next page of `/market list` (the page, filter and category in the id)."""
+
+    def __init__(self, page: int, status: str, category: str, *, label: str, disabled: bool):
+        self.page, self.status, self.category = page, status, category
+        super().__init__(
+            discord.ui.Button(
+                label=label,
+                style=discord.ButtonStyle.secondary,
+                custom_id=f"pm:list:{page}:{status}:{category[:50]}",
+                disabled=disabled,
+            )
+        )
+
+    @classmethod
+    async def from_custom_id(cls, interaction, item, match: re.Match[str], /):
+        return cls(
+            int(match["page"]),
+            match["status"],
+            match["category"],
+            label=getattr(item, "label", "") or "Page",
+            disabled=False,
+        )
+
+    async def callback(self, interaction: discord.Interaction) -> None:
+        async def body() -> Reply:
+            reply = await market_list_reply(
+                interaction, status=self.status, category=self.category, page=self.page
+            )
+            reply.edit = True
+            return reply
+
+        await respond(interaction, body, action="market.list.page", update=True)
+
+
+DYNAMIC_ITEMS = (
+    BuyButton,
+    SellButton,
+    PositionButton,
+    RefreshButton,
+    SellSelect,
+    ListPageButton,
+)
+
+
+def market_view(m: MarketSummary) -> discord.ui.View:
+    """The buttons under a market message: Buy per outcome (rows 0–1) while open, then Sell
+    (market maker only), My position, Refresh."""
+    view = discord.ui.View(timeout=None)
+    last_row = 0
+    if m.is_open:
+        for o in m.outcomes[:10]:
+            view.add_item(BuyButton(m.id, o.position, o.label, row=o.position // 5))
+        last_row = (min(len(m.outcomes), 10) - 1) // 5 + 1
+        if m.mechanism == "amm":
+            view.add_item(SellButton(m.id, row=last_row))
+    view.add_item(PositionButton(m.id, row=last_row))
+    view.add_item(RefreshButton(m.id, row=last_row))
+    return view
+
+
+def market_reply(m: MarketSummary, *, ephemeral: bool = False) -> Reply:
+    return Reply(embeds=[render.market_embed(m)], view=market_view(m), ephemeral=ephemeral)
+
+
+# --- Flows -----------------------------------------------------------------------------------
+
+
+async def buy_open(
+    interaction: discord.Interaction, market_id: int, outcome: int, label: str
+) -> None:
+    """Open the amount modal, unless the market is known to be closed. The status check may
+    wait at most `STATUS_CHECK_SECONDS`; after that the modal opens and the trade re-checks."""
+    bot = _bot(interaction)
+    try:
+        limited = await interactions.rate_limited(interaction, ratelimit.REQUEST)
+        if limited is not None:
+            await answer_now(interaction, limited.message)
+            return
+        status = None
+        try:
+            summary = await asyncio.wait_for(
+                bot.db(services.market_in_guild, guild_id=interaction.guild_id, market=market_id),
+                timeout=STATUS_CHECK_SECONDS,
+            )
+            status = summary.status
+            if 0 <= outcome < len(summary.outcomes):
+                label = summary.outcomes[outcome].label
+        except TimeoutError:
+            logger.warning("buy click on #%s: status check timed out; opening the modal", market_id)
+        if status is not None and status != "open":
+            await answer_now(
+                interaction,
+                MSG_CLOSED.format(market_id=market_id, status=status, hint=closed_hint(status)),
+            )
+            return
+        title = f"Buy “{label}” (#{market_id})" if label else f"Buy on #{market_id}"
+        await send_modal(
+            interaction,
+            interactions.modal(
+                f"pm:m:buy:{market_id}:{outcome}",
+                title,
+                interactions.text_input(
+                    custom_id="amount",
+                    label="Amount (points)",
+                    description="Whole points; your balance and the server's max bet apply.",
+                    placeholder="e.g. 100",
+                    max_length=25,
+                ),
+            ),
+        )
+    except Exception as exc:
+        reply = interactions.error_reply(exc, action="market.buy.open", interaction=interaction)
+        await _answer_safely(interaction, reply.content)
+
+
+async def _answer_safely(interaction: discord.Interaction, content: str) -> None:
+    try:
+        await answer_now(interaction, content)
+    except discord.HTTPException:
+        logger.exception("could not answer interaction %s", interaction.id)
+
+
+async def buy_submit(
+    interaction: discord.Interaction, match: re.Match[str], values: dict[str, str]
+) -> None:
+    market_id, outcome = int(match["market"]), int(match["outcome"])
+    bot = _bot(interaction)
+
+    async def body() -> Reply:
+        amount = parsing.amount_text(values.get("amount", ""))
+        result = await bot.db(
+            services.bet_place,
+            guild_id=interaction.guild_id,
+            user_id=interaction.user.id,
+            market=market_id,
+            outcome=str(outcome + 1),
+            amount=amount,
+            idempotency_key=idempotency_key(interaction),
+        )
+        return Reply(content=render.trade_text(result))
+
+    await respond(interaction, body, action="market.buy", rules=ratelimit.TRADE)
+
+
+async def sell_pick(interaction: discord.Interaction, market_id: int) -> None:
+    bot = _bot(interaction)
+
+    async def body() -> Reply:
+        summary = await bot.db(
+            services.market_in_guild, guild_id=interaction.guild_id, market=market_id
+        )
+        if not summary.is_open:
+            return Reply(
+                content=MSG_CLOSED.format(
+                    market_id=market_id, status=summary.status, hint=closed_hint(summary.status)
+                )
+            )
+        if summary.mechanism != "amm":
+            return Reply(content=MSG_NO_SELL_POOL)
+        holdings = [
+            h
+            for h in await bot.db(
+                selectors.holdings_in_market, market_id=summary.id, user_id=interaction.user.id
+            )
+            if h.shares > 0
+        ]
+        if not holdings:
+            return Reply(content=MSG_NOTHING_TO_SELL.format(market_id=market_id))
+        options = [
+            discord.SelectOption(
+                label=limits.fit(h.label, limits.SELECT_LABEL),
+                value=str(h.outcome),
+                description=limits.fit(
+                    f"{render.shares(h.shares)} shares · worth about {render.points(h.value)} "
+                    "points",
+                    limits.SELECT_DESCRIPTION,
+                ),
+            )
+            for h in holdings[: limits.SELECT_OPTIONS]
+        ]
+        view = discord.ui.View(timeout=None)
+        view.add_item(SellSelect(summary.id, options))
+        return Reply(content=MSG_PICK_SELL.format(market_id=summary.id), view=view)
+
+    await respond(interaction, body, action="market.sell.pick")
+
+
+async def sell_open(
+    interaction: discord.Interaction, market_id: int, outcome: int, label: str
+) -> None:
+    try:
+        limited = await interactions.rate_limited(interaction, ratelimit.REQUEST)
+        if limited is not None:
+            await answer_now(interaction, limited.message)
+            return
+        title = f"Sell “{label}” (#{market_id})" if label else f"Sell on #{market_id}"
+        await send_modal(
+            interaction,
+            interactions.modal(
+                f"pm:m:sell:{market_id}:{max(0, outcome)}",
+                title,
+                interactions.text_input(
+                    custom_id="shares",
+                    label="Shares to sell",
+                    description="“all”, or a number of shares like 2.5.",
+                    default="all",
+                    max_length=25,
+                ),
+            ),
+        )
+    except Exception as exc:
+        reply = interactions.error_reply(exc, action="market.sell.open", interaction=interaction)
+        await _answer_safely(interaction, reply.content)
+
+
+async def sell_submit(
+    interaction: discord.Interaction, match: re.Match[str], values: dict[str, str]
+) -> None:
+    market_id, outcome = int(match["market"]), int(match["outcome"])
+    bot = _bot(interaction)
+
+    async def body() -> Reply:
+        result = await bot.db(
+            services.shares_sell,
+            guild_id=interaction.guild_id,
+            user_id=interaction.user.id,
+            market=market_id,
+            outcome=str(outcome + 1),
+            shares=values.get("shares", "all"),
+            idempotency_key=idempotency_key(interaction),
+        )
+        return Reply(content=render.trade_text(result))
+
+    await respond(interaction, body, action="market.sell", rules=ratelimit.TRADE)
+
+
+async def position_show(interaction: discord.Interaction, market_id: int) -> None:
+    bot = _bot(interaction)
+
+    async def body() -> Reply:
+        view = await bot.db(
+            selectors.position_in_market,
+            guild_id=interaction.guild_id,
+            market=market_id,
+            user_id=interaction.user.id,
+        )
+        return Reply(content=render.holdings_text(view.market, view.holdings, view.balance))
+
+    await respond(interaction, body, action="market.position")
+
+
+async def market_refresh(interaction: discord.Interaction, market_id: int) -> None:
+    bot = _bot(interaction)
+
+    async def body() -> Reply:
+        summary = await bot.db(
+            services.market_in_guild, guild_id=interaction.guild_id, market=market_id
+        )
+        reply = market_reply(summary)
+        reply.edit = True
+        return reply
+
+    await respond(interaction, body, action="market.refresh", update=True)
+
+
+async def market_list_reply(
+    interaction: discord.Interaction, *, status: str, category: str, page: int
+) -> Reply:
+    bot = _bot(interaction)
+    page_data = await bot.db(
+        selectors.market_page,
+        guild_id=interaction.guild_id,
+        status=status,
+        category=category,
+        page=page,
+        page_size=render.LIST_PAGE_SIZE,
+    )
+    embed = render.market_list_embed(
+        page_data.markets,
+        status=status,
+        category=category,
+        page=page_data.page,
+        pages=page_data.pages,
+        total=page_data.total,
+    )
+    view = discord.ui.View(timeout=None)
+    view.add_item(
+        ListPageButton(
+            max(0, page_data.page - 1),
+            status,
+            category,
+            label="◀ Previous",
+            disabled=page_data.page <= 0,
+        )
+    )
+    view.add_item(
+        ListPageButton(
+            page_data.page + 1,
+            status,
+            category,
+            label="Next ▶",
+            disabled=page_data.page + 1 >= page_data.pages,
+        )
+    )
+    return Reply(embeds=[embed], view=view)
+
+
+def register(bot: PredictionBot) -> None:
+    bot.add_dynamic_items(*DYNAMIC_ITEMS)
+    bot.modals.add(BUY_MODAL_ID, buy_submit)
+    bot.modals.add(SELL_MODAL_ID, sell_submit)

@@ -1,0 +1,373 @@
+"""How things look in Discord: the market embed, lists, portfolios, leaderboards, histories and
+notification texts. Pure functions from selector results to `discord.Embed` and strings; every
+embed passes through `limits.embed_fit`, so long unicode questions are cut, never refused by
+Discord (DOMAIN §8). User text is escaped at render time (DOMAIN §7)."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Sequence
+
+import discord
+
+from markets.amm import SHARE_SCALE
+from markets.selectors import MarketSummary, Portfolio
+from points.selectors import HistoryRow, LeaderboardRow
+
+from . import limits
+from .limits import escape, fit
+
+BAR_WIDTH = 10
+STATUS_BADGE = {"open": "🟢", "closed": "🟡", "resolved": "✅", "cancelled": "❌"}
+STATUS_TEXT = {
+    "open": "Open",
+    "closed": "Closed, awaiting resolution",
+    "resolved": "Resolved",
+    "cancelled": "Cancelled, refunded",
+}
+STATUS_COLOUR = {
+    "open": discord.Colour.green(),
+    "closed": discord.Colour.gold(),
+    "resolved": discord.Colour.blurple(),
+    "cancelled": discord.Colour.dark_grey(),
+}
+MECHANISM_TEXT = {"amm": "Market maker", "parimutuel": "Pool"}
+LIST_PAGE_SIZE = 5
+HISTORY_PAGE_SIZE = 15
+
+
+def points(n: int) -> str:
+    return f"{n:,}"
+
+
+def signed(n: int) -> str:
+    return f"+{n:,}" if n > 0 else f"{n:,}"
+
+
+def shares(micro: int) -> str:
+    """Micro-shares as shares with up to 2 decimals for display (exact values in replies use 6)."""
+    whole, frac = divmod(micro, SHARE_SCALE)
+    cents = frac * 100 // SHARE_SCALE
+    return f"{whole:,}" + (f".{cents:02d}".rstrip("0").rstrip(".") if cents else "")
+
+
+def shares_exact(micro: int) -> str:
+    whole, frac = divmod(micro, SHARE_SCALE)
+    return f"{whole:,}" + (f".{frac:06d}".rstrip("0") if frac else "")
+
+
+def percent(p: float) -> str:
+    return f"{p * 100:.1f}%"
+
+
+def bar(p: float, width: int = BAR_WIDTH) -> str:
+    filled = max(0, min(width, round(p * width)))
+    return "█" * filled + "░" * (width - filled)
+
+
+def timestamp(when: dt.datetime, style: str = "R") -> str:
+    return f"<t:{int(when.timestamp())}:{style}>"
+
+
+def market_title(m: MarketSummary, limit: int = limits.EMBED_TITLE) -> str:
+    return fit(f"#{m.id} · {m.question}", limit)
+
+
+def outcome_lines(m: MarketSummary, *, limit: int | None = None) -> list[str]:
+    rows = m.outcomes if limit is None else sorted(m.outcomes, key=lambda o: -o.probability)[:limit]
+    lines = []
+    for o in rows:
+        mark = "🏆 " if m.winning_position == o.position else ""
+        label = fit(escape(o.label), 120)
+        lines.append(f"{mark}`{bar(o.probability)}` **{percent(o.probability)}** {label}")
+    return lines
+
+
+def close_text(m: MarketSummary) -> str:
+    if m.status == "open":
+        return f"closes {timestamp(m.closes_at)}"
+    if m.closed_at:
+        return f"closed {timestamp(m.closed_at)}"
+    return f"closed {timestamp(m.closes_at)}"
+
+
+def market_embed(m: MarketSummary) -> discord.Embed:
+    """The market message: question, outcomes with percentage and bar, volume, traders, status,
+    close time."""
+    embed = discord.Embed(title=market_title(m), colour=STATUS_COLOUR.get(m.status))
+    question = escape(m.question)
+    parts = [question] if limits.size(f"#{m.id} · {m.question}") > limits.EMBED_TITLE else []
+    parts.append("\n".join(outcome_lines(m)))
+    embed.description = "\n\n".join(parts)
+    embed.add_field(
+        name="Status", value=f"{STATUS_BADGE.get(m.status, '')} {STATUS_TEXT[m.status]}"
+    )
+    embed.add_field(name="Volume", value=f"{points(m.volume)} points")
+    embed.add_field(name="Traders", value=points(m.trader_count))
+    when = (
+        f"{timestamp(m.closes_at)} ({timestamp(m.closes_at, 'f')})"
+        if m.status == "open"
+        else close_text(m)
+    )
+    embed.add_field(name="Closes" if m.status == "open" else "Trading", value=when, inline=False)
+    if m.winning_position is not None:
+        winner = m.outcomes[m.winning_position]
+        embed.add_field(name="Winner", value=f"🏆 {fit(escape(winner.label), 200)}", inline=False)
+    if m.status in ("resolved", "cancelled") and m.settle_reason:
+        embed.add_field(name="Reason", value=fit(escape(m.settle_reason), 500), inline=False)
+    footer = [MECHANISM_TEXT.get(m.mechanism, m.mechanism)]
+    if m.mechanism == "amm" and m.fee_bps:
+        footer.append(f"fee {m.fee_bps / 100:g}%")
+    if m.category:
+        footer.append(f"category: {m.category}")
+    footer.append(f"created by user {m.creator_id}")
+    embed.set_footer(text=fit(" · ".join(footer), 300))
+    return limits.embed_fit(embed)
+
+
+def market_list_embed(
+    markets: Sequence[MarketSummary],
+    *,
+    status: str,
+    category: str,
+    page: int,
+    pages: int,
+    total: int,
+) -> discord.Embed:
+    heading = "All markets" if status == "all" else f"{status.capitalize()} markets"
+    if category:
+        heading += f" in {category}"
+    embed = discord.Embed(
+        title=fit(f"{heading} ({total:,})", limits.EMBED_TITLE), colour=discord.Colour.blurple()
+    )
+    if not markets:
+        embed.description = "No markets here yet. Create one with `/market create`."
+    for m in markets:
+        lines = outcome_lines(m, limit=4)
+        if len(m.outcomes) > 4:
+            lines.append(f"… and {len(m.outcomes) - 4} more")
+        lines.append(
+            f"Volume {points(m.volume)} · {points(m.trader_count)} traders · {close_text(m)}"
+        )
+        embed.add_field(
+            name=fit(f"{STATUS_BADGE.get(m.status, '')} #{m.id} · {m.question}", limits.FIELD_NAME),
+            value=fit("\n".join(lines), limits.FIELD_VALUE),
+            inline=False,
+        )
+    embed.set_footer(text=f"Page {page + 1} of {max(1, pages)} · /market show <market> for buttons")
+    return limits.embed_fit(embed)
+
+
+def trade_text(result) -> str:
+    """The reply to a trade: shares received or points returned, average price, new probability."""
+    m, label = result.market, escape(result.label)
+    prob = percent(result.probability)
+    if result.kind == "buy":
+        avg = result.amount * SHARE_SCALE / result.shares if result.shares else 0.0
+        text = (
+            f"You bought **{shares_exact(result.shares)} shares** of **{label}** in #{m.id} for "
+            f"{points(result.amount)} points (average price {avg:.3f} points per share"
+            + (f", fee {points(result.fee)}" if result.fee else "")
+            + f"). “{label}” is now at **{prob}**."
+        )
+    elif result.kind == "stake":
+        text = (
+            f"You staked **{points(result.amount)} points** on **{label}** in #{m.id}. "
+            f"“{label}” now has **{prob}** of the pool."
+        )
+    else:
+        net = result.amount - result.fee
+        avg = result.amount * SHARE_SCALE / result.shares if result.shares else 0.0
+        text = (
+            f"You sold **{shares_exact(result.shares)} shares** of **{label}** in #{m.id} for "
+            f"**{points(net)} points** (average price {avg:.3f}"
+            + (f", fee {points(result.fee)}" if result.fee else "")
+            + f"). “{label}” is now at **{prob}**."
+        )
+    if result.balance is not None:
+        text += f" Your balance: {points(result.balance)} points."
+    return fit(text, limits.CONTENT)
+
+
+def portfolio_embed(portfolio: Portfolio, *, name: str) -> discord.Embed:
+    embed = discord.Embed(title=fit(f"Portfolio of {name}", limits.EMBED_TITLE))
+    balance = portfolio.balance if portfolio.balance is not None else 0
+    embed.description = (
+        f"Balance: **{points(balance)} points** · open positions worth "
+        f"**{points(portfolio.total_value)} points**"
+    )
+    if not portfolio.positions:
+        embed.description += "\nNo positions yet. Find a market with `/market list`."
+    for p in portfolio.positions[: limits.EMBED_FIELDS]:
+        held = (
+            f"{shares(p.shares)} shares"
+            if p.mechanism == "amm"
+            else f"{points(p.points_spent)} staked"
+        )
+        value = "paid" if p.status in ("resolved", "cancelled") else "worth"
+        embed.add_field(
+            name=fit(f"{STATUS_BADGE.get(p.status, '')} #{p.market_id} · {p.question}", 256),
+            value=fit(
+                f"{escape(p.label)}: {held} · {value} {points(p.value)} · profit "
+                f"{signed(p.profit)} · now {percent(p.probability)}",
+                limits.FIELD_VALUE,
+            ),
+            inline=False,
+        )
+    if len(portfolio.positions) > limits.EMBED_FIELDS:
+        embed.set_footer(text=f"{len(portfolio.positions) - limits.EMBED_FIELDS} more not shown")
+    return limits.embed_fit(embed)
+
+
+def holdings_text(m: MarketSummary, holdings, balance: int | None) -> str:
+    if not holdings:
+        text = f"You have no position in #{m.id}."
+    else:
+        lines = [f"Your position in #{m.id}:"]
+        for h in holdings:
+            held = f"{shares_exact(h.shares)} shares" if m.mechanism == "amm" else "staked"
+            lines.append(
+                f"• **{escape(h.label)}**: {held} · spent {points(h.points_spent)}"
+                f" · worth {points(h.value)} now"
+            )
+        text = "\n".join(lines)
+    if balance is not None:
+        text += f"\nBalance: {points(balance)} points."
+    return fit(text, limits.CONTENT)
+
+
+def leaderboard_embed(rows: Sequence, *, kind: str) -> discord.Embed:
+    title = "Richest members" if kind == "balance" else "Best traders (realised profit)"
+    embed = discord.Embed(title=title, colour=discord.Colour.gold())
+    if not rows:
+        embed.description = "Nobody here yet."
+    lines = []
+    for row in rows:
+        value = row.balance if isinstance(row, LeaderboardRow) else row.profit
+        shown = points(value) if kind == "balance" else signed(value)
+        lines.append(f"**{row.rank}.** <@{row.user_id}> — {shown} points")
+    if lines:
+        embed.description = "\n".join(lines)
+    return limits.embed_fit(embed)
+
+
+CODE_TEXT = {
+    "starting_balance": "starting balance",
+    "daily_bonus": "daily bonus",
+    "grant": "granted by a moderator",
+    "deduct": "removed by a moderator",
+    "tip": "tip",
+    "buy": "bet",
+    "sell": "sale",
+    "fee": "fee",
+    "payout": "payout",
+    "refund": "refund",
+    "correction": "correction",
+}
+
+
+def history_embed(rows: Sequence[HistoryRow], *, page: int) -> discord.Embed:
+    embed = discord.Embed(title="Your points history", colour=discord.Colour.blurple())
+    if not rows:
+        embed.description = "No transfers yet." if page == 0 else "No older transfers."
+    lines = []
+    for r in rows:
+        what = CODE_TEXT.get(r.code, r.code)
+        where = f" · #{r.market_id}" if r.market_id else ""
+        when = timestamp(r.created_at, "d") if isinstance(r.created_at, dt.datetime) else ""
+        lines.append(f"{when} **{signed(r.amount)}** {what}{where}")
+    if lines:
+        embed.description = "\n".join(lines)
+    embed.set_footer(text=f"Page {page + 1}")
+    return limits.embed_fit(embed)
+
+
+def settings_embed(gs) -> discord.Embed:
+    embed = discord.Embed(title="Server settings", colour=discord.Colour.blurple())
+    embed.add_field(name="Starting balance", value=points(gs.starting_balance))
+    embed.add_field(name="Daily bonus", value=points(gs.daily_bonus) if gs.daily_bonus else "off")
+    embed.add_field(name="Max bet", value=points(gs.max_bet))
+    embed.add_field(name="Default liquidity", value=points(gs.default_liquidity))
+    embed.add_field(name="Fee", value=f"{gs.fee_bps / 100:g}%")
+    embed.add_field(name="Votes to resolve", value=str(gs.min_resolution_votes))
+    embed.add_field(name="Auto-refund after", value=f"{gs.auto_refund_hours} hours")
+    embed.add_field(
+        name="Announcements",
+        value=f"<#{gs.announce_channel_id}>" if gs.announce_channel_id else "not set",
+    )
+    creators = " ".join(f"<@&{r}>" for r in gs.creator_role_ids or []) or "everyone"
+    resolvers = " ".join(f"<@&{r}>" for r in gs.resolver_role_ids or []) or "Manage Server"
+    embed.add_field(name="Who can create", value=fit(creators, 1024), inline=False)
+    embed.add_field(name="Who resolves", value=fit(resolvers, 1024), inline=False)
+    return limits.embed_fit(embed)
+
+
+# --- Notifications ---------------------------------------------------------------------------
+
+
+def announce_content(m: MarketSummary) -> str:
+    return fit(f"📢 New market by <@{m.creator_id}>: **{escape(m.question)}**", limits.CONTENT)
+
+
+def closed_dm(m: MarketSummary, *, refund_hours: int) -> str:
+    days = refund_hours / 24
+    span = f"{days:g} days" if refund_hours % 24 == 0 else f"{refund_hours} hours"
+    return fit(
+        f"Trading on your market #{m.id} “{escape(m.question)}” has closed. Resolve it with "
+        f"`/market resolve` within {span} or it is refunded automatically.",
+        limits.CONTENT,
+    )
+
+
+def result_dm(m: MarketSummary, result, *, cancelled: bool, refunded_all: bool) -> str:
+    """One trader's result: won X / lost Y / refunded Z."""
+    head = f"#{m.id} “{escape(m.question)}”"
+    if cancelled or refunded_all:
+        why = "was cancelled" if cancelled else "resolved with no winning stakes"
+        body = (
+            f"{head} {why}: you were refunded **{points(result.payout)} points**."
+            if result.payout
+            else f"{head} {why}: you had nothing left to refund (you already sold for more "
+            "than you paid)."
+        )
+    else:
+        winner = (
+            escape(m.outcomes[m.winning_position].label) if m.winning_position is not None else "?"
+        )
+        if result.payout:
+            body = (
+                f"{head} resolved **{winner}**: you won **{points(result.payout)} points** "
+                f"(net {signed(result.net)})."
+            )
+        else:
+            body = (
+                f"{head} resolved **{winner}**: you lost **{points(max(0, -result.net))} points**."
+                if result.net < 0
+                else f"{head} resolved **{winner}**: your sales earned net {signed(result.net)}."
+            )
+    return fit(body + " Turn these messages off with `/notifications off`.", limits.CONTENT)
+
+
+def settlement_embed(m: MarketSummary, payload: dict, *, cancelled: bool) -> discord.Embed:
+    """The channel summary: winner, total paid, biggest winners."""
+    embed = discord.Embed(title=market_title(m), colour=STATUS_COLOUR.get(m.status))
+    if cancelled:
+        embed.description = (
+            f"❌ Cancelled: {fit(escape(payload.get('reason', '')), 500)}\n"
+            f"Refunded **{points(int(payload.get('total_refunded', 0)))} points** to "
+            f"{points(int(payload.get('refunded_count', 0)))} traders."
+        )
+        return limits.embed_fit(embed)
+    label = escape(str(payload.get("label", "?")))
+    total = int(payload.get("total_paid", 0))
+    lines = [f"🏆 Resolved: **{label}**", f"Paid out **{points(total)} points**."]
+    if payload.get("refunded_all"):
+        lines.append("Nobody backed the winner, so every stake was refunded.")
+    winners = payload.get("winners") or []
+    if winners and not payload.get("refunded_all"):
+        lines.append("")
+        lines.append("Biggest winners:")
+        for rank, (user, amount) in enumerate(winners[:5], 1):
+            lines.append(f"{rank}. <@{user}> +{points(int(amount))}")
+    embed.description = "\n".join(lines)
+    return limits.embed_fit(embed)

@@ -1,0 +1,204 @@
+"""Reads the bot needs beyond the market and ledger selectors: a member's holdings in one market,
+each trader's result once a market settles, and the notifier's own bookkeeping."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass
+
+from django.conf import settings
+
+from betting.models import Position
+from markets import amm
+from markets import selectors as market_selectors
+from markets.models import Market, MarketEvent, Outcome
+from markets.selectors import MarketSummary
+from points import selectors as points_selectors
+
+from . import parsing
+from .models import MemberPreference, NotificationCursor, NotificationDelivery
+
+
+@dataclass(frozen=True)
+class Holding:
+    outcome: int
+    label: str
+    shares: int
+    points_spent: int
+    points_received: int
+    value: int
+    """Points selling the whole holding would return now (amm), or the pool share if it won."""
+
+
+def holdings_in_market(*, market_id: int, user_id: int) -> list[Holding]:
+    """The member's positions in one market with their current value (2 queries)."""
+    market = Market.objects.filter(pk=market_id).values("mechanism").first()
+    if market is None:
+        return []
+    outcomes = list(Outcome.objects.filter(market_id=market_id).order_by("position"))
+    by_pk = {o.pk: o for o in outcomes}
+    rows = Position.objects.filter(market_id=market_id, user_id=user_id).order_by("outcome_id")
+    out = []
+    for p in rows:
+        o = by_pk[p.outcome_id]
+        if market["mechanism"] == Market.Mechanism.AMM:
+            value = (
+                amm.sell([x.pool for x in outcomes], o.position, p.shares).points if p.shares else 0
+            )
+        else:
+            pot = sum(x.staked for x in outcomes)
+            value = p.points_spent * pot // o.staked if o.staked else 0
+        if p.shares or p.points_spent:
+            out.append(
+                Holding(o.position, o.label, p.shares, p.points_spent, p.points_received, value)
+            )
+    return sorted(out, key=lambda h: h.outcome)
+
+
+@dataclass(frozen=True)
+class PositionInMarket:
+    market: MarketSummary
+    holdings: list[Holding]
+    balance: int | None
+
+
+def position_in_market(*, guild_id: int, market: object, user_id: int) -> PositionInMarket:
+    """A market of this guild, the member's holdings in it and their balance (5 queries)."""
+    summary = market_selectors.market_get(market_id=parsing.market_ref(market), guild_id=guild_id)
+    return PositionInMarket(
+        market=summary,
+        holdings=holdings_in_market(market_id=summary.id, user_id=user_id),
+        balance=points_selectors.balance_get(guild_id=guild_id, user_id=user_id),
+    )
+
+
+LIST_STATUSES = {
+    "open": ["open"],
+    "closed": ["closed"],
+    "resolved": ["resolved"],
+    "cancelled": ["cancelled"],
+    "settled": ["resolved", "cancelled"],
+    "all": None,
+}
+
+
+@dataclass(frozen=True)
+class MarketPage:
+    markets: list[MarketSummary]
+    page: int
+    pages: int
+    total: int
+
+
+def market_page(
+    *, guild_id: int, status: str, category: str, page: int, page_size: int
+) -> MarketPage:
+    """One page of the guild's markets, newest first (3 queries). A page past the end shows
+    the last page."""
+    statuses = LIST_STATUSES.get(status, ["open"])
+    total = market_selectors.market_count(
+        guild_id=guild_id, status=statuses, category=category or None
+    )
+    pages = max(1, -(-total // page_size))
+    page = max(0, min(page, pages - 1))
+    markets = market_selectors.market_list(
+        guild_id=guild_id,
+        status=statuses,
+        category=category or None,
+        limit=page_size,
+        offset=page * page_size,
+    )
+    return MarketPage(markets=markets, page=page, pages=pages, total=total)
+
+
+@dataclass(frozen=True)
+class TraderResult:
+    user_id: int
+    spent: int
+    received: int
+    payout: int
+
+    @property
+    def net(self) -> int:
+        return self.payout + self.received - self.spent
+
+
+def trader_results(*, market_id: int) -> list[TraderResult]:
+    """Every trader of a market with what they put in, took out by selling, and were paid at
+    settlement (1 query), by user id."""
+    totals: dict[int, list[int]] = defaultdict(lambda: [0, 0, 0])
+    rows = Position.objects.filter(market_id=market_id).values_list(
+        "user_id", "points_spent", "points_received", "payout"
+    )
+    for user_id, spent, received, payout in rows:
+        t = totals[user_id]
+        t[0] += spent
+        t[1] += received
+        t[2] += payout
+    return [TraderResult(u, *totals[u]) for u in sorted(totals)]
+
+
+def dm_opt_outs(*, guild_id: int, user_ids: list[int]) -> set[int]:
+    """Members among `user_ids` who turned DM notifications off (1 query)."""
+    return set(
+        MemberPreference.objects.filter(
+            guild_id=guild_id, user_id__in=user_ids, dm_notifications=False
+        ).values_list("user_id", flat=True)
+    )
+
+
+def dm_enabled(*, guild_id: int, user_id: int) -> bool:
+    row = MemberPreference.objects.filter(guild_id=guild_id, user_id=user_id).first()
+    return True if row is None else row.dm_notifications
+
+
+def deliveries_for_event(*, event_id: int) -> dict[str, str]:
+    """target → status of everything already delivered for one event (1 query)."""
+    return dict(
+        NotificationDelivery.objects.filter(event_id=event_id).values_list("target", "status")
+    )
+
+
+def cursor_position(*, name: str) -> int:
+    return (
+        NotificationCursor.objects.filter(name=name).values_list("last_event_id", flat=True).first()
+        or 0
+    )
+
+
+def events_backlog(*, after_id: int) -> int:
+    """Outbox events the notifier has not finished yet (1 query on the primary key)."""
+    return MarketEvent.objects.filter(id__gt=after_id).count()
+
+
+@dataclass(frozen=True)
+class EventContext:
+    """Everything the notifier needs to announce one event (one trip to the database)."""
+
+    market: MarketSummary
+    announce_channel_id: int | None
+    auto_refund_hours: int
+    results: list[TraderResult]
+    opted_out: set[int]
+    delivered: dict[str, str]
+
+
+def event_context(
+    *, event_id: int, market_id: int, guild_id: int, with_results: bool
+) -> EventContext:
+    """The market, the guild's announcement settings, and, for settlements, every trader's
+    result and notification choice; plus what an earlier run already delivered."""
+    summary = market_selectors.market_get(market_id=market_id)
+    gs = points_selectors.guild_settings_get(guild_id=guild_id)
+    results = trader_results(market_id=market_id) if with_results else []
+    users = [r.user_id for r in results] + [summary.creator_id]
+    return EventContext(
+        market=summary,
+        announce_channel_id=gs.announce_channel_id if gs else None,
+        auto_refund_hours=(
+            gs.auto_refund_hours if gs else settings.PM_GUILD_DEFAULTS["auto_refund_hours"]
+        ),
+        results=results,
+        opted_out=dm_opt_outs(guild_id=guild_id, user_ids=users),
+        delivered=deliveries_for_event(event_id=event_id),
+    )

@@ -1,0 +1,733 @@
+"""A fake Discord REST API: a real aiohttp server on 127.0.0.1 that answers the routes the bot
+uses the way Discord does, validates what it is sent against Discord's limits (DOMAIN §8), and
+records every request.
+
+It runs in its own thread with its own event loop, like a remote server: the bot's event loop
+only ever sees HTTP. Responses carry `Content-Type: application/json` exactly (discord.py
+decodes JSON only then). Interaction callbacks arriving after the 3-second deadline get Discord's
+"Unknown interaction" (404, code 10062), and a second callback for one interaction gets "already
+acknowledged" (400, code 40060), so a slow or double answer fails a test as it would fail users.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import itertools
+import json
+import re
+import threading
+import time
+from collections import defaultdict
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from aiohttp import web
+
+API_PREFIX = "/api/v10"
+DISCORD_EPOCH_MS = 1_420_070_400_000
+APPLICATION_ID = 900_000_000_000_000_001
+BOT_USER_ID = APPLICATION_ID
+EPHEMERAL = 1 << 6
+LOADING = 1 << 7
+
+_counter = itertools.count(1)
+_counter_lock = threading.Lock()
+
+
+def snowflake() -> int:
+    """A fresh Discord-style id whose timestamp is now (ids are unique per process)."""
+    with _counter_lock:
+        seq = next(_counter)
+    return ((int(time.time() * 1000) - DISCORD_EPOCH_MS) << 22) | (seq % (1 << 22))
+
+
+def utf16(text: str) -> int:
+    return len(text.encode("utf-16-le")) // 2
+
+
+@dataclass
+class Recorded:
+    """One request the fake received, and what it answered."""
+
+    seq: int
+    at: float
+    method: str
+    path: str
+    query: dict[str, str]
+    json: Any
+    status: int = 0
+    response: Any = None
+
+    @property
+    def is_callback(self) -> bool:
+        return self.path.endswith("/callback") and self.path.startswith("/interactions/")
+
+
+@dataclass
+class InteractionState:
+    id: int
+    token: str
+    payload: dict
+    fed_at: float
+    callback_type: int | None = None
+    callback_at: float | None = None
+    original_id: int | None = None
+    original_deleted: bool = False
+    followups: list[int] = field(default_factory=list)
+    last_request_at: float | None = None
+
+
+class Rejected(Exception):
+    def __init__(self, status: int, body: dict) -> None:
+        super().__init__(body.get("message"))
+        self.status = status
+        self.body = body
+
+
+def _invalid(path: str, problem: str) -> Rejected:
+    return Rejected(
+        400,
+        {
+            "code": 50035,
+            "message": "Invalid Form Body",
+            "errors": {path: {"_errors": [{"code": "BASE_TYPE_INVALID", "message": problem}]}},
+        },
+    )
+
+
+# --- Discord's limits, written independently of the bot's own checks ------------------------
+
+
+def check_embed(embed: dict, where: str) -> None:
+    total = 0
+    for key, limit in (("title", 256), ("description", 4096)):
+        text = embed.get(key) or ""
+        if utf16(text) > limit:
+            raise _invalid(f"{where}.{key}", f"Must be {limit} or fewer in length.")
+        total += utf16(text)
+    fields = embed.get("fields") or []
+    if len(fields) > 25:
+        raise _invalid(f"{where}.fields", "Must be 25 or fewer in length.")
+    for i, f in enumerate(fields):
+        name, value = f.get("name") or "", f.get("value") or ""
+        if not name or utf16(name) > 256:
+            raise _invalid(f"{where}.fields.{i}.name", "Must be between 1 and 256 in length.")
+        if not value or utf16(value) > 1024:
+            raise _invalid(f"{where}.fields.{i}.value", "Must be between 1 and 1024 in length.")
+        total += utf16(name) + utf16(value)
+    footer = (embed.get("footer") or {}).get("text") or ""
+    if utf16(footer) > 2048:
+        raise _invalid(f"{where}.footer.text", "Must be 2048 or fewer in length.")
+    author = (embed.get("author") or {}).get("name") or ""
+    if utf16(author) > 256:
+        raise _invalid(f"{where}.author.name", "Must be 256 or fewer in length.")
+    total += utf16(footer) + utf16(author)
+    if total > 6000:
+        raise _invalid(where, "Embed size exceeds maximum size of 6000")
+
+
+def check_components(rows: list, where: str = "components") -> None:
+    if len(rows) > 5:
+        raise _invalid(where, "Must be 5 or fewer in length.")
+    seen: set[str] = set()
+    for r, row in enumerate(rows):
+        if row.get("type") != 1:
+            raise _invalid(f"{where}.{r}", "Top-level components must be action rows.")
+        children = row.get("components") or []
+        if not 1 <= len(children) <= 5:
+            raise _invalid(f"{where}.{r}.components", "Must be between 1 and 5 in length.")
+        if any(c.get("type") != 2 for c in children) and len(children) != 1:
+            raise _invalid(f"{where}.{r}.components", "A select menu fills its row.")
+        for c, comp in enumerate(children):
+            path = f"{where}.{r}.components.{c}"
+            custom_id = comp.get("custom_id")
+            if comp.get("type") == 2 and comp.get("style") != 5 and not custom_id:
+                raise _invalid(f"{path}.custom_id", "This field is required")
+            if custom_id is not None:
+                if not 1 <= utf16(custom_id) <= 100:
+                    raise _invalid(f"{path}.custom_id", "Must be between 1 and 100 in length.")
+                if custom_id in seen:
+                    raise _invalid(f"{path}.custom_id", "Component custom id cannot be duplicated")
+                seen.add(custom_id)
+            if comp.get("type") == 2 and utf16(comp.get("label") or "") > 80:
+                raise _invalid(f"{path}.label", "Must be 80 or fewer in length.")
+            if comp.get("type") == 3:
+                options = comp.get("options") or []
+                if not 1 <= len(options) <= 25:
+                    raise _invalid(f"{path}.options", "Must be between 1 and 25 in length.")
+                for o, opt in enumerate(options):
+                    if not 1 <= utf16(opt.get("label") or "") <= 100:
+                        raise _invalid(f"{path}.options.{o}.label", "Must be 1 to 100 long.")
+                    if utf16(opt.get("description") or "") > 100:
+                        raise _invalid(f"{path}.options.{o}.description", "Too long.")
+                    if not 1 <= utf16(opt.get("value") or "") <= 100:
+                        raise _invalid(f"{path}.options.{o}.value", "Must be 1 to 100 long.")
+
+
+def check_message(data: dict, *, editing: bool = False) -> None:
+    content = data.get("content")
+    if content is not None and utf16(content) > 2000:
+        raise _invalid("content", "Must be 2000 or fewer in length.")
+    embeds = data.get("embeds") or []
+    if len(embeds) > 10:
+        raise _invalid("embeds", "Must be 10 or fewer in length.")
+    for i, embed in enumerate(embeds):
+        check_embed(embed, f"embeds.{i}")
+    check_components(data.get("components") or [])
+    if not editing and not (content or embeds or data.get("components")):
+        raise Rejected(400, {"code": 50006, "message": "Cannot send an empty message"})
+
+
+def check_modal(data: dict) -> None:
+    title = data.get("title") or ""
+    if not 1 <= utf16(title) <= 45:
+        raise _invalid("data.title", "Must be between 1 and 45 in length.")
+    if not 1 <= utf16(data.get("custom_id") or "") <= 100:
+        raise _invalid("data.custom_id", "Must be between 1 and 100 in length.")
+    components = data.get("components") or []
+    if not 1 <= len(components) <= 5:
+        raise _invalid("data.components", "Must be between 1 and 5 in length.")
+    for i, comp in enumerate(components):
+        if comp.get("type") == 18:
+            if not 1 <= utf16(comp.get("label") or "") <= 45:
+                raise _invalid(f"data.components.{i}.label", "Must be 1 to 45 long.")
+            if utf16(comp.get("description") or "") > 100:
+                raise _invalid(f"data.components.{i}.description", "Must be 100 or fewer.")
+            inputs = [comp.get("component") or {}]
+        elif comp.get("type") == 1:
+            inputs = comp.get("components") or []
+        else:
+            raise _invalid(f"data.components.{i}", "Unsupported modal component.")
+        for item in inputs:
+            if item.get("type") == 4:
+                if item.get("label") is not None and utf16(item["label"]) > 45:
+                    raise _invalid(f"data.components.{i}.label", "Must be 45 or fewer.")
+                if utf16(item.get("placeholder") or "") > 100:
+                    raise _invalid(f"data.components.{i}.placeholder", "Must be 100 or fewer.")
+                if utf16(item.get("value") or "") > 4000:
+                    raise _invalid(f"data.components.{i}.value", "Must be 4000 or fewer.")
+                if not 1 <= utf16(item.get("custom_id") or "") <= 100:
+                    raise _invalid(f"data.components.{i}.custom_id", "Must be 1 to 100 long.")
+
+
+def _name_ok(name: str) -> bool:
+    return (
+        1 <= len(name) <= 32
+        and name == name.lower()
+        and all(ch in "-_" or ch.isalnum() for ch in name)
+    )
+
+
+def check_command(cmd: dict, where: str) -> None:
+    """Discord's command rules (DOMAIN §8): names, descriptions, ≤ 25 options and choices,
+    required options first, and the 4000-character total per command."""
+    if not _name_ok(cmd.get("name", "")):
+        raise _invalid(f"{where}.name", "Command name is invalid")
+    if cmd.get("type", 1) == 1 and not 1 <= utf16(cmd.get("description") or "") <= 100:
+        raise _invalid(f"{where}.description", "Must be between 1 and 100 in length.")
+    total = utf16(cmd["name"]) + utf16(cmd.get("description") or "")
+
+    def options(opts: list, path: str, depth: int) -> int:
+        if len(opts) > 25:
+            raise _invalid(path, "Must be 25 or fewer in length.")
+        size = 0
+        optional_seen = False
+        names = set()
+        for i, opt in enumerate(opts):
+            p = f"{path}.{i}"
+            if not _name_ok(opt.get("name", "")):
+                raise _invalid(f"{p}.name", "Option name is invalid")
+            if opt["name"] in names:
+                raise _invalid(f"{p}.name", "Option names must be unique")
+            names.add(opt["name"])
+            if not 1 <= utf16(opt.get("description") or "") <= 100:
+                raise _invalid(f"{p}.description", "Must be between 1 and 100 in length.")
+            size += utf16(opt["name"]) + utf16(opt["description"])
+            if opt.get("type") in (1, 2):
+                if depth >= 2:
+                    raise _invalid(p, "Subcommands nest at most two levels")
+                size += options(opt.get("options") or [], f"{p}.options", depth + 1)
+                continue
+            if opt.get("required"):
+                if optional_seen:
+                    raise _invalid(p, "Required options must be placed before non-required")
+            else:
+                optional_seen = True
+            choices = opt.get("choices") or []
+            if len(choices) > 25:
+                raise _invalid(f"{p}.choices", "Must be 25 or fewer in length.")
+            if choices and opt.get("autocomplete"):
+                raise _invalid(p, "Autocomplete and choices are mutually exclusive")
+            for c, choice in enumerate(choices):
+                if not 1 <= utf16(choice.get("name") or "") <= 100:
+                    raise _invalid(f"{p}.choices.{c}.name", "Must be 1 to 100 long.")
+                size += utf16(choice["name"]) + utf16(str(choice.get("value")))
+            if opt.get("type") == 3:
+                low, high = opt.get("min_length", 0), opt.get("max_length", 6000)
+                if not 0 <= low <= high <= 6000:
+                    raise _invalid(p, "String length bounds are invalid")
+        return size
+
+    total += options(cmd.get("options") or [], f"{where}.options", 0)
+    if total > 4000:
+        raise _invalid(where, "Command exceeds maximum size (4000)")
+
+
+def check_choices(data: dict) -> None:
+    choices = data.get("choices") or []
+    if len(choices) > 25:
+        raise _invalid("data.choices", "Must be 25 or fewer in length.")
+    for i, c in enumerate(choices):
+        if not 1 <= utf16(c.get("name") or "") <= 100:
+            raise _invalid(f"data.choices.{i}.name", "Must be between 1 and 100 in length.")
+        if utf16(str(c.get("value"))) > 100:
+            raise _invalid(f"data.choices.{i}.value", "Must be 100 or fewer in length.")
+
+
+# --- The server ------------------------------------------------------------------------------
+
+
+class FakeDiscord:
+    def __init__(self, *, latency: float = 0.0, deadline: float = 3.0) -> None:
+        self.latency = latency
+        self.deadline = deadline
+        self.lock = threading.RLock()
+        self.requests: list[Recorded] = []
+        self.rejections: list[Recorded] = []
+        self.interactions: dict[str, InteractionState] = {}
+        self.messages: dict[int, dict] = {}
+        self.channel_messages: dict[int, list[int]] = defaultdict(list)
+        self.dm_channels: dict[int, int] = {}
+        self.dm_recipients: dict[int, int] = {}
+        self.closed_dms: set[int] = set()
+        self.commands: dict[int | None, list[dict]] = {}
+        self.failures: list[tuple[Callable[[str, str], bool], int, dict, int]] = []
+        self.gates: list[tuple[Callable[[str, str], bool], threading.Event, threading.Event]] = []
+        self.bot_user = {
+            "id": str(BOT_USER_ID),
+            "username": "Prediction Markets",
+            "discriminator": "0",
+            "global_name": "Prediction Markets",
+            "avatar": None,
+            "bot": True,
+            "flags": 0,
+        }
+        self._seq = itertools.count(1)
+        self._thread: threading.Thread | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._runner: web.AppRunner | None = None
+        self.base_url = ""
+
+    # --- Lifecycle ---------------------------------------------------------------------------
+
+    def start(self) -> str:
+        """Start serving on a free port of 127.0.0.1; returns the API base URL."""
+        ready = threading.Event()
+        failure: list[BaseException] = []
+
+        def run() -> None:
+            loop = asyncio.new_event_loop()
+            self._loop = loop
+            asyncio.set_event_loop(loop)
+            try:
+                loop.run_until_complete(self._serve())
+            except BaseException as exc:  # reported to start()
+                failure.append(exc)
+                ready.set()
+                return
+            ready.set()
+            loop.run_forever()
+            loop.run_until_complete(self._runner.cleanup())
+            loop.close()
+
+        self._thread = threading.Thread(target=run, name="fake-discord", daemon=True)
+        self._thread.start()
+        ready.wait(10)
+        if failure:
+            raise failure[0]
+        return self.base_url
+
+    async def _serve(self) -> None:
+        app = web.Application(client_max_size=8 * 1024 * 1024)
+        app.router.add_route("*", "/{tail:.*}", self._handle)
+        self._runner = web.AppRunner(app, access_log=None, handler_cancellation=False)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, "127.0.0.1", 0, backlog=4096)
+        await site.start()
+        port = self._runner.addresses[0][1]
+        self.base_url = f"http://127.0.0.1:{port}{API_PREFIX}"
+
+    def stop(self) -> None:
+        for _, gate, _ in list(self.gates):
+            gate.set()
+        if self._loop is not None:
+            self._loop.call_soon_threadsafe(self._loop.stop)
+        if self._thread is not None:
+            self._thread.join(10)
+
+    # --- Fault injection and gates -----------------------------------------------------------
+
+    def fail(self, method: str, pattern: str, status: int, body: dict, *, times: int = 1) -> None:
+        """The next `times` requests matching `method` and the path regex get `status`."""
+        rx = re.compile(pattern)
+        with self.lock:
+            self.failures.append(
+                (lambda m, p: m == method and bool(rx.search(p)), status, body, times)
+            )
+
+    def gate(self, method: str, pattern: str) -> tuple[threading.Event, threading.Event]:
+        """Hold the first matching request until `release.set()`; `arrived` is set when it
+        arrives. A held request that is released is answered 503 and changes nothing (the
+        client is usually gone by then: a crash in the middle)."""
+        rx = re.compile(pattern)
+        release, arrived = threading.Event(), threading.Event()
+        with self.lock:
+            self.gates.append((lambda m, p: m == method and bool(rx.search(p)), release, arrived))
+        return release, arrived
+
+    # --- Interaction bookkeeping (called by the harness before feeding a payload) ------------
+
+    def register_interaction(self, payload: dict) -> None:
+        with self.lock:
+            self.interactions[payload["token"]] = InteractionState(
+                id=int(payload["id"]),
+                token=payload["token"],
+                payload=payload,
+                fed_at=time.monotonic(),
+            )
+
+    # --- Views for tests ---------------------------------------------------------------------
+
+    def message(self, message_id: int) -> dict | None:
+        with self.lock:
+            return self.messages.get(int(message_id))
+
+    def channel_posts(self, channel_id: int) -> list[dict]:
+        with self.lock:
+            return [self.messages[i] for i in self.channel_messages.get(int(channel_id), [])]
+
+    def dms(self, user_id: int) -> list[dict]:
+        with self.lock:
+            channel = self.dm_channels.get(int(user_id))
+            return [] if channel is None else self.channel_posts(channel)
+
+    def requests_matching(self, method: str, pattern: str) -> list[Recorded]:
+        rx = re.compile(pattern)
+        with self.lock:
+            return [r for r in self.requests if r.method == method and rx.search(r.path)]
+
+    # --- Helpers -----------------------------------------------------------------------------
+
+    def _now_iso(self) -> str:
+        return dt.datetime.now(dt.UTC).isoformat()
+
+    def _new_message(self, channel_id: int, data: dict, *, flags: int = 0, guild_id=None) -> dict:
+        message_id = snowflake()
+        msg = {
+            "id": str(message_id),
+            "channel_id": str(channel_id),
+            "type": 0,
+            "content": data.get("content") or "",
+            "embeds": data.get("embeds") or [],
+            "components": self._with_ids(data.get("components") or []),
+            "flags": flags | int(data.get("flags") or 0),
+            "author": self.bot_user,
+            "attachments": [],
+            "mentions": [],
+            "mention_roles": [],
+            "mention_everyone": False,
+            "pinned": False,
+            "tts": False,
+            "timestamp": self._now_iso(),
+            "edited_timestamp": None,
+            "application_id": str(APPLICATION_ID),
+        }
+        if guild_id is not None:
+            msg["guild_id"] = str(guild_id)
+        self.messages[message_id] = msg
+        self.channel_messages[int(channel_id)].append(message_id)
+        return msg
+
+    @staticmethod
+    def _with_ids(rows: list) -> list:
+        """Discord numbers every component in what it returns."""
+        counter = itertools.count(1)
+        out = []
+        for row in rows:
+            row = dict(row, id=next(counter))
+            row["components"] = [dict(c, id=next(counter)) for c in row.get("components", [])]
+            out.append(row)
+        return out
+
+    def _edit(self, msg: dict, data: dict) -> dict:
+        for key in ("content", "embeds"):
+            if key in data:
+                msg[key] = data[key] if data[key] is not None else ("" if key == "content" else [])
+        if "components" in data:
+            msg["components"] = self._with_ids(data["components"] or [])
+        if "flags" in data and data["flags"] is not None:
+            msg["flags"] = (msg["flags"] & (EPHEMERAL)) | int(data["flags"])
+        msg["flags"] &= ~LOADING
+        msg["edited_timestamp"] = self._now_iso()
+        return msg
+
+    @staticmethod
+    def _json(body: Any, status: int = 200) -> web.Response:
+        # Exactly "application/json", no charset: discord.py decodes JSON only then.
+        return web.Response(
+            body=json.dumps(body).encode(),
+            status=status,
+            headers={"Content-Type": "application/json"},
+        )
+
+    # --- The handler -------------------------------------------------------------------------
+
+    async def _handle(self, request: web.Request) -> web.Response:
+        path = request.path
+        if path.startswith(API_PREFIX):
+            path = path[len(API_PREFIX) :]
+        body: Any = None
+        if request.can_read_body:
+            if request.content_type == "multipart/form-data":
+                form = await request.post()
+                body = json.loads(form.get("payload_json") or "null")
+            else:
+                text = await request.text()
+                body = json.loads(text) if text else None
+        if self.latency:
+            await asyncio.sleep(self.latency)
+        with self.lock:
+            record = Recorded(
+                next(self._seq), time.monotonic(), request.method, path, dict(request.query), body
+            )
+            self.requests.append(record)
+            gate = next(((g, r, a) for g, r, a in self.gates if g(request.method, path)), None)
+            if gate is not None:
+                self.gates.remove(gate)
+        if gate is not None:
+            _, release, arrived = gate
+            arrived.set()
+            await asyncio.get_running_loop().run_in_executor(None, release.wait)
+            record.status = 503
+            return self._json({"message": "held and dropped", "code": 0}, 503)
+        with self.lock:
+            failure = next((f for f in self.failures if f[0](request.method, path)), None)
+            if failure is not None:
+                self.failures.remove(failure)
+                if failure[3] > 1:
+                    self.failures.append((failure[0], failure[1], failure[2], failure[3] - 1))
+                record.status, record.response = failure[1], failure[2]
+                return self._json(failure[2], failure[1])
+            try:
+                status, response = self._route(request.method, path, request.query, body)
+            except Rejected as exc:
+                status, response = exc.status, exc.body
+                self.rejections.append(record)
+            record.status, record.response = status, response
+            inter = self._interaction_for(path)
+            if inter is not None:
+                inter.last_request_at = record.at
+        if status == 204:
+            return web.Response(status=204)
+        return self._json(response, status)
+
+    def _interaction_for(self, path: str) -> InteractionState | None:
+        m = re.match(r"^/(?:interactions/\d+|webhooks/\d+)/([^/]+)", path)
+        return self.interactions.get(m.group(1)) if m else None
+
+    def _route(self, method: str, path: str, query, body: Any) -> tuple[int, Any]:
+        if method == "GET" and path == "/users/@me":
+            return 200, self.bot_user
+        if method == "GET" and path == "/oauth2/applications/@me":
+            return 200, {
+                "id": str(APPLICATION_ID),
+                "name": "Prediction Markets",
+                "icon": None,
+                "description": "",
+                "bot_public": True,
+                "bot_require_code_grant": False,
+                "owner": {**self.bot_user, "id": "900000000000000099", "bot": False},
+                "verify_key": "0" * 64,
+                "flags": 0,
+                "summary": "",
+            }
+        if method == "GET" and path == "/gateway/bot":
+            return 200, {"url": "wss://127.0.0.1:1", "shards": 1, "session_start_limit": {}}
+        m = re.fullmatch(r"/interactions/(\d+)/([^/]+)/callback", path)
+        if m and method == "POST":
+            return self._callback(int(m.group(1)), m.group(2), body)
+        m = re.fullmatch(r"/webhooks/(\d+)/([^/]+)", path)
+        if m and method == "POST":
+            return self._followup(m.group(2), body)
+        m = re.fullmatch(r"/webhooks/(\d+)/([^/]+)/messages/(@original|\d+)", path)
+        if m:
+            return self._webhook_message(method, m.group(2), m.group(3), body)
+        if method == "POST" and path == "/users/@me/channels":
+            user_id = int(body["recipient_id"])
+            channel_id = self.dm_channels.setdefault(user_id, snowflake())
+            self.dm_recipients[channel_id] = user_id
+            return 200, {
+                "id": str(channel_id),
+                "type": 1,
+                "last_message_id": None,
+                "recipients": [
+                    {
+                        "id": str(user_id),
+                        "username": f"user{user_id}",
+                        "discriminator": "0",
+                        "avatar": None,
+                    }
+                ],
+            }
+        m = re.fullmatch(r"/channels/(\d+)/messages", path)
+        if m and method == "POST":
+            channel_id = int(m.group(1))
+            recipient = self.dm_recipients.get(channel_id)
+            if recipient is not None and recipient in self.closed_dms:
+                raise Rejected(403, {"code": 50007, "message": "Cannot send messages to this user"})
+            check_message(body or {})
+            return 200, self._new_message(channel_id, body or {})
+        m = re.fullmatch(r"/channels/(\d+)/messages/(\d+)", path)
+        if m:
+            msg = self.messages.get(int(m.group(2)))
+            if msg is None or msg["channel_id"] != m.group(1):
+                raise Rejected(404, {"code": 10008, "message": "Unknown Message"})
+            if method == "GET":
+                return 200, msg
+            if method == "PATCH":
+                check_message(body or {}, editing=True)
+                return 200, self._edit(msg, body or {})
+            if method == "DELETE":
+                self.messages.pop(int(m.group(2)))
+                return 204, None
+        m = re.fullmatch(r"/applications/(\d+)(?:/guilds/(\d+))?/commands", path)
+        if m:
+            guild = int(m.group(2)) if m.group(2) else None
+            if method == "PUT":
+                return 200, self._sync(guild, body or [])
+            if method == "GET":
+                return 200, self.commands.get(guild, [])
+        raise Rejected(404, {"code": 0, "message": "404: Not Found"})
+
+    def _sync(self, guild: int | None, commands: list[dict]) -> list[dict]:
+        if len(commands) > 100:
+            raise _invalid("", "Must be 100 or fewer in length.")
+        names = set()
+        for i, cmd in enumerate(commands):
+            check_command(cmd, str(i))
+            key = (cmd["name"], cmd.get("type", 1))
+            if key in names:
+                raise _invalid(f"{i}.name", "Application command names must be unique")
+            names.add(key)
+        stored = []
+        for cmd in commands:
+            out = {
+                **cmd,
+                "id": str(snowflake()),
+                "application_id": str(APPLICATION_ID),
+                "version": str(snowflake()),
+                "type": cmd.get("type", 1),
+            }
+            if guild is not None:
+                out["guild_id"] = str(guild)
+            stored.append(out)
+        self.commands[guild] = stored
+        return stored
+
+    def _state(self, token: str) -> InteractionState:
+        state = self.interactions.get(token)
+        if state is None:
+            raise Rejected(404, {"code": 10015, "message": "Unknown Webhook"})
+        return state
+
+    def _callback(self, interaction_id: int, token: str, body: dict) -> tuple[int, Any]:
+        state = self.interactions.get(token)
+        if state is None or state.id != interaction_id:
+            raise Rejected(404, {"code": 10062, "message": "Unknown interaction"})
+        now = time.monotonic()
+        if now - state.fed_at > self.deadline:
+            raise Rejected(404, {"code": 10062, "message": "Unknown interaction"})
+        if state.callback_type is not None:
+            raise Rejected(
+                400, {"code": 40060, "message": "Interaction has already been acknowledged."}
+            )
+        kind = int(body.get("type", 0))
+        data = body.get("data") or {}
+        payload = state.payload
+        channel_id = int(payload.get("channel_id") or payload["channel"]["id"])
+        guild_id = payload.get("guild_id")
+        clicked = (payload.get("message") or {}).get("id")
+        message = None
+        if kind == 4:
+            check_message(data)
+            message = self._new_message(channel_id, data, guild_id=guild_id)
+            state.original_id = int(message["id"])
+        elif kind == 5:
+            flags = LOADING | (int(data.get("flags") or 0) & EPHEMERAL)
+            message = self._new_message(channel_id, {}, flags=flags, guild_id=guild_id)
+            state.original_id = int(message["id"])
+        elif kind in (6, 7):
+            if clicked is None or int(clicked) not in self.messages:
+                raise _invalid("type", "Interaction has no message to update")
+            state.original_id = int(clicked)
+            if kind == 7:
+                check_message(data, editing=True)
+                message = self._edit(self.messages[int(clicked)], data)
+        elif kind == 8:
+            check_choices(data)
+        elif kind == 9:
+            check_modal(data)
+        else:
+            raise _invalid("type", f"Unsupported interaction response type {kind}")
+        state.callback_type, state.callback_at = kind, now
+        response = {
+            "interaction": {
+                "id": str(interaction_id),
+                "type": payload["type"],
+                "response_message_loading": kind == 5,
+                "response_message_ephemeral": bool(message and int(message["flags"]) & EPHEMERAL),
+            }
+        }
+        if message is not None:
+            response["interaction"]["response_message_id"] = message["id"]
+            response["resource"] = {"type": kind, "message": message}
+        return 200, response
+
+    def _followup(self, token: str, body: dict) -> tuple[int, Any]:
+        state = self._state(token)
+        if state.callback_type is None:
+            raise Rejected(404, {"code": 10015, "message": "Unknown Webhook"})
+        check_message(body or {})
+        payload = state.payload
+        channel_id = int(payload.get("channel_id") or payload["channel"]["id"])
+        message = self._new_message(channel_id, body or {}, guild_id=payload.get("guild_id"))
+        state.followups.append(int(message["id"]))
+        return 200, message
+
+    def _webhook_message(self, method: str, token: str, which: str, body: Any):
+        state = self._state(token)
+        if which == "@original":
+            if state.original_id is None:
+                raise Rejected(404, {"code": 10008, "message": "Unknown Message"})
+            message_id = state.original_id
+        else:
+            message_id = int(which)
+        msg = self.messages.get(message_id)
+        if msg is None:
+            raise Rejected(404, {"code": 10008, "message": "Unknown Message"})
+        if method == "GET":
+            return 200, msg
+        if method == "PATCH":
+            check_message(body or {}, editing=True)
+            edited = self._edit(msg, body or {})
+            if not (edited["content"] or edited["embeds"] or edited["components"]):
+                raise Rejected(400, {"code": 50006, "message": "Cannot send an empty message"})
+            return 200, edited
+        if method == "DELETE":
+            self.messages.pop(message_id)
+            if which == "@original":
+                state.original_deleted = True
+            return 204, None
+        raise Rejected(405, {"code": 0, "message": "405: Method Not Allowed"})
