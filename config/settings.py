@@ -11,6 +11,9 @@ from pathlib import Path
 import environ
 from django.core.exceptions import ImproperlyConfigured
 
+from config.logging import logging_config
+from config.sentry import sentry_init
+
 BASE_DIR = Path(__file__).resolve().parent.parent
 
 
@@ -61,6 +64,7 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django_prometheus.middleware.PrometheusBeforeMiddleware",
+    "config.middleware.RequestContextMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -115,11 +119,20 @@ if _db["ENGINE"] == "django.db.backends.postgresql":
     _options.setdefault("connect_timeout", env.int("DB_CONNECT_TIMEOUT", default=5))
     _options.setdefault(
         "options",
-        "-c statement_timeout={} -c lock_timeout={}".format(
-            env.int("DB_STATEMENT_TIMEOUT_MS", default=30_000),
-            env.int("DB_LOCK_TIMEOUT_MS", default=10_000),
+        " ".join(
+            f"-c {name}={env.int(var, default=default)}"
+            for name, var, default in (
+                ("statement_timeout", "DB_STATEMENT_TIMEOUT_MS", 30_000),
+                ("lock_timeout", "DB_LOCK_TIMEOUT_MS", 10_000),
+                (
+                    "idle_in_transaction_session_timeout",
+                    "DB_IDLE_IN_TRANSACTION_TIMEOUT_MS",
+                    60_000,
+                ),
+            )
         ),
     )
+    _options.setdefault("application_name", env.str("DB_APPLICATION_NAME", default="pm"))
     if env.int("DB_POOL_MAX_SIZE", default=0) > 0:
         _options["pool"] = {
             "min_size": env.int("DB_POOL_MIN_SIZE", default=1),
@@ -128,6 +141,8 @@ if _db["ENGINE"] == "django.db.backends.postgresql":
         }
     else:
         _db.setdefault("CONN_MAX_AGE", env.int("DB_CONN_MAX_AGE", default=0))
+        # A persistent connection that died while idle is replaced before use, not failed on.
+        _db.setdefault("CONN_HEALTH_CHECKS", True)
 elif _db["ENGINE"] == "django.db.backends.sqlite3":
     _db["ENGINE"] = "django_prometheus.db.backends.sqlite3"
     # SQLite serialises writers; wait for the lock instead of failing at once.
@@ -141,7 +156,8 @@ REDIS_URL = env.str("REDIS_URL", default="")
 if REDIS_URL:
     CACHES = {
         "default": {
-            "BACKEND": "django_redis.cache.RedisCache",
+            # django-redis with hit/miss counters for /metrics (django_cache_*).
+            "BACKEND": "django_prometheus.cache.backends.redis.RedisCache",
             "LOCATION": REDIS_URL,
             "KEY_PREFIX": env.str("CACHE_KEY_PREFIX", default="pm"),
             "OPTIONS": {
@@ -162,7 +178,7 @@ if REDIS_URL:
         }
     }
 else:
-    CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
+    CACHES = {"default": {"BACKEND": "django_prometheus.cache.backends.locmem.LocMemCache"}}
     CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
 
 # --- Auth, i18n, static ---------------------------------------------------------------------
@@ -203,6 +219,17 @@ SECURE_CONTENT_TYPE_NOSNIFF = True
 SECURE_REFERRER_POLICY = "same-origin"
 X_FRAME_OPTIONS = "DENY"
 SESSION_COOKIE_HTTPONLY = True
+# Probes and Prometheus talk plain HTTP to the app server directly, behind the TLS proxy.
+SECURE_REDIRECT_EXEMPT = [r"^health/", r"^metrics$"]
+# Proxies whose X-Forwarded-For is believed (config.middleware.client_ip): the address they saw
+# is the client's. Anything else connecting is the client itself.
+TRUSTED_PROXY_IPS = env.list("TRUSTED_PROXY_IPS", default=["127.0.0.1", "::1"])
+# Admin login: 10 POSTs a minute per client address (config/urls.py), counted in the shared
+# cache. If the cache is down the limit is lifted rather than locking moderators out.
+ADMIN_LOGIN_RATE = env.str("ADMIN_LOGIN_RATE", default="10/m")
+RATELIMIT_USE_CACHE = "default"
+RATELIMIT_IP_META_KEY = "config.middleware.client_ip_for_ratelimit"
+RATELIMIT_FAIL_OPEN = env.bool("RATELIMIT_FAIL_OPEN", default=True)
 SILENCED_SYSTEM_CHECKS = env.list("DJANGO_SILENCED_SYSTEM_CHECKS", default=[])
 if not SECURE_HSTS_PRELOAD:
     SILENCED_SYSTEM_CHECKS.append("security.W021")
@@ -218,7 +245,15 @@ SENTRY_RELEASE = env.str("SENTRY_RELEASE", default="")
 SENTRY_TRACES_SAMPLE_RATE = env.float("SENTRY_TRACES_SAMPLE_RATE", default=0.0)
 METRICS_ALLOWED_IPS = env.list("METRICS_ALLOWED_IPS", default=["127.0.0.1", "::1"])
 METRICS_TOKEN = env.str("METRICS_TOKEN", default="")
+# How often the ledger audit behind `pm_ledger_solvent` may run (seconds; config/metrics.py).
+METRICS_AUDIT_INTERVAL = env.int("METRICS_AUDIT_INTERVAL", default=300)
+METRICS_SCRAPE_TIMEOUT = env.float("METRICS_SCRAPE_TIMEOUT", default=5.0)
 PROMETHEUS_EXPORT_MIGRATIONS = False
+# Health checks (config/health.py): each check's deadline, and how many may hang at once.
+HEALTH_CHECK_TIMEOUT = env.float("HEALTH_CHECK_TIMEOUT", default=2.0)
+HEALTH_MAX_INFLIGHT = env.int("HEALTH_MAX_INFLIGHT", default=16)
+HEALTH_DATABASE_ALIAS = "default"
+HEALTH_CACHE_ALIAS = "default"
 
 # --- Guild defaults (DOMAIN §2); each guild's GuildSettings row starts from these ----------
 PM_GUILD_DEFAULTS = {
@@ -234,16 +269,17 @@ PM_GUILD_DEFAULTS = {
 # --- Logging --------------------------------------------------------------------------------
 LOG_LEVEL = env.str("LOG_LEVEL", default="INFO")
 LOG_JSON = env.bool("LOG_JSON", default=not DEBUG)
-LOGGING = {
-    "version": 1,
-    "disable_existing_loggers": False,
-    "formatters": {
-        "plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"},
-    },
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
-    "root": {"handlers": ["console"], "level": LOG_LEVEL},
-    "loggers": {
-        "django.db.backends": {"level": "WARNING"},
-        "discord": {"level": "INFO"},
-    },
-}
+# One line per event: JSON in production, readable in development; both carry the request or
+# interaction id, guild, user, market and error id (config/logging.py).
+LOGGING = logging_config(level=LOG_LEVEL, json_lines=LOG_JSON)
+
+# --- Sentry ---------------------------------------------------------------------------------
+# Initialised here so errors during start-up are reported too; the scrubber removes Discord
+# tokens from every event (config/sentry.py). Tests never report.
+if SENTRY_DSN and not TESTING:
+    sentry_init(
+        dsn=SENTRY_DSN,
+        environment=SENTRY_ENVIRONMENT,
+        release=SENTRY_RELEASE,
+        traces_sample_rate=SENTRY_TRACES_SAMPLE_RATE,
+    )

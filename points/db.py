@@ -13,6 +13,8 @@ from typing import ParamSpec, TypeVar
 
 from django.db import IntegrityError, OperationalError, close_old_connections, connection
 
+from config import metrics
+
 logger = logging.getLogger(__name__)
 
 P = ParamSpec("P")
@@ -80,6 +82,7 @@ def retry_transient(
                     if attempt == attempts or not is_transient(exc):
                         raise
                     delay = random.uniform(0, min(max_delay, base_delay * 2**attempt))
+                    sqlstate = getattr(exc.__cause__, "sqlstate", None)
                     logger.warning(
                         "transient database error in %s, retry %d/%d in %.3fs: %s",
                         func.__qualname__,
@@ -87,7 +90,9 @@ def retry_transient(
                         attempts - 1,
                         delay,
                         exc,
+                        extra={"attempt": attempt},
                     )
+                    metrics.db_retry_observed(operation=func.__qualname__, sqlstate=sqlstate)
                     if connection.in_atomic_block is False:
                         close_old_connections()
                     time.sleep(delay)

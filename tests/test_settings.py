@@ -104,7 +104,8 @@ def test_embedded_defaults_need_no_environment(project, mode):
     assert dump["BASE_DIR"] == str(project)  # the copy, so no `.env` could have been read
     assert dump["ENGINE"].endswith("sqlite3")
     assert dump["NAME"] == str(project / "db.sqlite3")
-    assert dump["CACHE"] == "django.core.cache.backends.locmem.LocMemCache"
+    # django-prometheus' subclass, for the django_cache_* hit/miss metrics (issue 7).
+    assert dump["CACHE"] == "django_prometheus.cache.backends.locmem.LocMemCache"
     assert dump["LAYER"] == "channels.layers.InMemoryChannelLayer"
     assert dump["SECRET_KEY_SET"]
     assert dump["GUILD_DEFAULTS"]["starting_balance"] == 1000  # DOMAIN §2
@@ -130,7 +131,7 @@ def test_database_and_redis_urls_switch_to_postgresql_and_redis(project):
     )
     assert dump["ENGINE"].endswith("postgresql") and dump["NAME"] == "pm_example"
     assert "lock_timeout" in dump["DB_OPTIONS"]["options"]
-    assert dump["CACHE"] == "django_redis.cache.RedisCache"
+    assert dump["CACHE"] == "django_prometheus.cache.backends.redis.RedisCache"  # django-redis
     # A cache outage must degrade, not hang or break a trade: short timeouts, errors ignored.
     assert dump["CACHE_OPTIONS"]["IGNORE_EXCEPTIONS"] is True
     assert dump["CACHE_OPTIONS"]["SOCKET_TIMEOUT"] <= 2
