@@ -355,9 +355,11 @@ class MarketAdmin(ActionPermissionMixin, admin.ModelAdmin):
 
     @admin.display(description="closes / closed", ordering="closes_at")
     def closing(self, obj: Market) -> str:
-        if obj.closed_at:
-            return f"closed {obj.closed_at:%Y-%m-%d %H:%M}"
-        return f"closes {obj.closes_at:%Y-%m-%d %H:%M}"
+        word, at = ("closed", obj.closed_at) if obj.closed_at else ("closes", obj.closes_at)
+        # The column may wrap between the word and the time, never inside the time.
+        return format_html(
+            '{} <span style="white-space:nowrap">{}</span>', word, f"{at:%Y-%m-%d %H:%M}"
+        )
 
     @admin.display(description="volume", ordering="volume")
     def volume_display(self, obj: Market) -> str:
