@@ -48,6 +48,16 @@ EXTENSIONS = (
     "discordbot.cogs.scheduler",
 )
 POLICY_TTL_SECONDS = 60.0
+INVITE_SCOPES = ("bot", "applications.commands")
+REQUIRED_PERMISSIONS = discord.Permissions(
+    view_channel=True,
+    send_messages=True,
+    send_messages_in_threads=True,
+    embed_links=True,
+    read_message_history=True,
+)
+"""What the bot needs in a channel: see it, post market messages and announcements with embeds,
+and edit its own messages (no permission needed for that)."""
 
 
 def _default_db_workers() -> int:
@@ -291,5 +301,16 @@ class PredictionBot(commands.AutoShardedBot):
 
 
 def build_bot(config: BotConfig | None = None, **overrides: Any) -> PredictionBot:
-    """A fully configured bot from settings (plus `overrides`), without touching the network."""
+    """A fully configured bot from settings (plus `overrides`), without touching the network.
+    `DISCORD_API_BASE` points discord.py at another API base URL (a proxy, or a fake)."""
+    base = (getattr(settings, "DISCORD_API_BASE", "") or "").strip()
+    if base:
+        discord.http.Route.BASE = base.rstrip("/")
     return PredictionBot(config or BotConfig.from_settings(**overrides))
+
+
+def invite_url(client_id: int | str) -> str:
+    """The OAuth2 link that adds the bot with its slash commands and the permissions it needs."""
+    return discord.utils.oauth_url(
+        client_id, permissions=REQUIRED_PERMISSIONS, scopes=INVITE_SCOPES
+    )

@@ -32,7 +32,13 @@ class Actor:
     @classmethod
     def from_interaction(cls, interaction: discord.Interaction) -> Actor:
         user = interaction.user
-        roles = frozenset(r.id for r in getattr(user, "roles", []) if r.id != interaction.guild_id)
+        # The role ids Discord sent with the member, whether or not the guild's roles are
+        # cached (`Member.roles` drops roles missing from the cache).
+        raw = getattr(user, "_roles", None)
+        ids = (
+            [int(r) for r in raw] if raw is not None else [r.id for r in getattr(user, "roles", [])]
+        )
+        roles = frozenset(i for i in ids if i != interaction.guild_id)
         perms = interaction.permissions
         return cls(
             user_id=user.id,

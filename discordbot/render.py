@@ -70,7 +70,7 @@ def timestamp(when: dt.datetime, style: str = "R") -> str:
 
 
 def market_title(m: MarketSummary, limit: int = limits.EMBED_TITLE) -> str:
-    return fit(f"#{m.id} · {m.question}", limit)
+    return fit(f"#{m.id} · {escape(m.question)}", limit)
 
 
 def outcome_lines(m: MarketSummary, *, limit: int | None = None) -> list[str]:
@@ -96,7 +96,7 @@ def market_embed(m: MarketSummary) -> discord.Embed:
     close time."""
     embed = discord.Embed(title=market_title(m), colour=STATUS_COLOUR.get(m.status))
     question = escape(m.question)
-    parts = [question] if limits.size(f"#{m.id} · {m.question}") > limits.EMBED_TITLE else []
+    parts = [question] if limits.size(f"#{m.id} · {question}") > limits.EMBED_TITLE else []
     parts.append("\n".join(outcome_lines(m)))
     embed.description = "\n\n".join(parts)
     embed.add_field(
@@ -150,7 +150,10 @@ def market_list_embed(
             f"Volume {points(m.volume)} · {points(m.trader_count)} traders · {close_text(m)}"
         )
         embed.add_field(
-            name=fit(f"{STATUS_BADGE.get(m.status, '')} #{m.id} · {m.question}", limits.FIELD_NAME),
+            name=fit(
+                f"{STATUS_BADGE.get(m.status, '')} #{m.id} · {escape(m.question)}",
+                limits.FIELD_NAME,
+            ),
             value=fit("\n".join(lines), limits.FIELD_VALUE),
             inline=False,
         )
@@ -206,7 +209,9 @@ def portfolio_embed(portfolio: Portfolio, *, name: str) -> discord.Embed:
         )
         value = "paid" if p.status in ("resolved", "cancelled") else "worth"
         embed.add_field(
-            name=fit(f"{STATUS_BADGE.get(p.status, '')} #{p.market_id} · {p.question}", 256),
+            name=fit(
+                f"{STATUS_BADGE.get(p.status, '')} #{p.market_id} · {escape(p.question)}", 256
+            ),
             value=fit(
                 f"{escape(p.label)}: {held} · {value} {points(p.value)} · profit "
                 f"{signed(p.profit)} · now {percent(p.probability)}",

@@ -28,3 +28,40 @@ async def harness():
         yield h
     finally:
         await h.close()
+
+
+async def db(harness: Harness, func, /, **kwargs):
+    """Run a service or selector in the bot's database thread (tests never touch the ORM from
+    the event loop, like the bot)."""
+    return await harness.bot.db(func, **kwargs)
+
+
+async def make_market(
+    harness: Harness,
+    *,
+    creator: int,
+    question: str = "Will it rain tomorrow?",
+    outcomes: tuple[str, ...] = ("Yes", "No"),
+    duration: str = "1d",
+    mechanism: str = "amm",
+    category: str | None = None,
+    guild_id: int | None = None,
+    key: str | None = None,
+):
+    """A market created through the real service (not the bot), returning its summary."""
+    from markets.selectors import market_get
+    from markets.services import market_create
+
+    market = await db(
+        harness,
+        market_create,
+        guild_id=guild_id or harness.guild_id,
+        creator_id=creator,
+        question=question,
+        outcomes=list(outcomes),
+        duration=duration,
+        mechanism=mechanism,
+        category=category,
+        idempotency_key=key or f"test:{uuid.uuid4().hex}",
+    )
+    return await db(harness, market_get, market_id=market.pk)

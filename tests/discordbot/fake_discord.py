@@ -12,6 +12,7 @@ acknowledged" (400, code 40060), so a slow or double answer fails a test as it w
 from __future__ import annotations
 
 import asyncio
+import copy
 import datetime as dt
 import itertools
 import json
@@ -303,6 +304,9 @@ class FakeDiscord:
         self.dm_recipients: dict[int, int] = {}
         self.closed_dms: set[int] = set()
         self.commands: dict[int | None, list[dict]] = {}
+        self.lenient: set[str] = set()
+        """Tokens whose repeated callbacks are accepted (to let twin deliveries both reach the
+        database and prove the idempotency key, not the acknowledgement, stops the repeat)."""
         self.failures: list[tuple[Callable[[str, str], bool], int, dict, int]] = []
         self.gates: list[tuple[Callable[[str, str], bool], threading.Event, threading.Event]] = []
         self.bot_user = {
@@ -390,7 +394,11 @@ class FakeDiscord:
     # --- Interaction bookkeeping (called by the harness before feeding a payload) ------------
 
     def register_interaction(self, payload: dict) -> None:
+        """Start the 3-second clock of an interaction. The same interaction delivered again
+        keeps its state, so Discord's "already acknowledged" applies to the second answer."""
         with self.lock:
+            if payload["token"] in self.interactions:
+                return
             self.interactions[payload["token"]] = InteractionState(
                 id=int(payload["id"]),
                 token=payload["token"],
@@ -525,7 +533,7 @@ class FakeDiscord:
             except Rejected as exc:
                 status, response = exc.status, exc.body
                 self.rejections.append(record)
-            record.status, record.response = status, response
+            record.status, record.response = status, copy.deepcopy(response)
             inter = self._interaction_for(path)
             if inter is not None:
                 inter.last_request_at = record.at
@@ -649,7 +657,7 @@ class FakeDiscord:
         now = time.monotonic()
         if now - state.fed_at > self.deadline:
             raise Rejected(404, {"code": 10062, "message": "Unknown interaction"})
-        if state.callback_type is not None:
+        if state.callback_type is not None and token not in self.lenient:
             raise Rejected(
                 400, {"code": 40060, "message": "Interaction has already been acknowledged."}
             )

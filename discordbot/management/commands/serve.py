@@ -1,24 +1,65 @@
-"""Serve the ASGI application (admin, dashboard, WebSockets) with daphne in the foreground."""
+"""Serve the ASGI application (admin, dashboard, WebSockets) with daphne in the foreground, and
+the Discord bot in the same process and event loop when DISCORD_TOKEN is set, so the in-memory
+channel layer carries the bot's market events to the dashboard. With Redis, run `runbot`
+separately instead (`--no-bot` here)."""
 
+from django.conf import settings
 from django.core.management.base import BaseCommand
 
 
 class Command(BaseCommand):
-    help = "Serve admin and dashboard over HTTP and WebSockets (daphne)."
+    help = "Serve admin and dashboard over HTTP and WebSockets (daphne), plus the Discord bot."
 
     def add_arguments(self, parser):
         parser.add_argument("--host", default="127.0.0.1")
         parser.add_argument("--port", type=int, default=8000)
+        parser.add_argument(
+            "--no-bot",
+            action="store_true",
+            help="Don't start the Discord bot here even if DISCORD_TOKEN is set.",
+        )
 
-    def handle(self, *args, host: str, port: int, **options):
+    def handle(self, *args, host: str, port: int, no_bot: bool = False, **options):
         from daphne.endpoints import build_endpoint_description_strings
         from daphne.server import Server
 
         from config.asgi import application
 
-        self.stdout.write(f"Serving on http://{host}:{port}/admin/ (Ctrl+C to stop)")
+        token = (getattr(settings, "DISCORD_TOKEN", "") or "").strip()
+        with_bot = bool(token) and not no_bot
+        self.stdout.write(
+            f"Serving on http://{host}:{port}/admin/"
+            + (" with the Discord bot" if with_bot else "")
+            + " (Ctrl+C to stop)"
+        )
         Server(
             application=application,
             endpoints=build_endpoint_description_strings(host=host, port=port),
             signal_handlers=True,
+            ready_callable=(lambda: self._start_bot(token)) if with_bot else None,
         ).run()
+
+    def _start_bot(self, token: str) -> None:
+        """Called by daphne just before its reactor runs: start the bot on the reactor's asyncio
+        loop, and close it before the reactor shuts down."""
+        import asyncio
+
+        from twisted.internet import defer, reactor
+
+        from discordbot.bot import build_bot
+        from discordbot.runner import start_in_loop
+
+        bot = build_bot()
+        state = {}
+
+        def start() -> None:
+            state["task"] = start_in_loop(bot, token)
+
+        def stop():
+            task = state.get("task")
+            if task is None or task.done():
+                return None
+            return defer.Deferred.fromFuture(asyncio.ensure_future(bot.close()))
+
+        reactor.callWhenRunning(start)
+        reactor.addSystemEventTrigger("before", "shutdown", stop)

@@ -1,0 +1,92 @@
+"""Starting and stopping the bot for `manage.py runbot` and `manage.py serve`: token checks that
+end in one clear line, the health check registration, and a clean close on shutdown."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+import aiohttp
+import discord
+from django.conf import settings
+
+from .bot import PredictionBot
+
+logger = logging.getLogger(__name__)
+
+MSG_NO_TOKEN = (
+    "DISCORD_TOKEN is not set. Create a bot in the Discord Developer Portal, copy its token into "
+    "DISCORD_TOKEN (environment or .env), and see the README's “Discord setup”."
+)
+MSG_REJECTED = (
+    "Discord rejected DISCORD_TOKEN ({detail}). Reset the token in the Developer Portal (Bot → "
+    "Reset Token) and set the new one."
+)
+MSG_UNREACHABLE = "Could not reach Discord at {url}: {detail}."
+
+
+class BotStartError(Exception):
+    """A reason the bot cannot start, as one line for the operator."""
+
+
+def token_get() -> str:
+    token = (getattr(settings, "DISCORD_TOKEN", "") or "").strip()
+    if not token:
+        raise BotStartError(MSG_NO_TOKEN)
+    return token
+
+
+def describe_start_failure(exc: BaseException) -> str | None:
+    """One line for the failures an operator can fix; None for anything else (a bug)."""
+    if isinstance(exc, discord.LoginFailure):
+        return MSG_REJECTED.format(detail=str(exc) or "401 Unauthorized")
+    if isinstance(exc, discord.PrivilegedIntentsRequired):
+        return f"Discord refused the gateway intents: {exc}"
+    if isinstance(exc, aiohttp.ClientConnectorError | aiohttp.ClientOSError | TimeoutError):
+        return MSG_UNREACHABLE.format(url=discord.http.Route.BASE, detail=exc)
+    if isinstance(exc, discord.HTTPException) and exc.status == 401:
+        return MSG_REJECTED.format(detail=f"{exc.status} {exc.text}")
+    return None
+
+
+def health_register(bot: PredictionBot) -> None:
+    """Show the gateway in `/health/external` (and the bot process's readiness)."""
+    try:
+        from config import health
+    except ImportError:  # pragma: no cover - older config without health checks
+        return
+    register = getattr(health, "register_external_check", None)
+    if register is not None:
+        register("discord", bot.health)
+
+
+async def run(bot: PredictionBot, token: str) -> None:
+    """Log in, connect and run until closed. Raises `BotStartError` for an operator's mistake."""
+    health_register(bot)
+    try:
+        async with bot:
+            await bot.start(token)
+    except BotStartError:
+        raise
+    except Exception as exc:
+        line = describe_start_failure(exc)
+        if line is None:
+            raise
+        raise BotStartError(line) from exc
+
+
+def start_in_loop(bot: PredictionBot, token: str) -> asyncio.Task:
+    """Run the bot as a task of the current loop (the web server's), logging a start failure as
+    one line instead of stopping the web server."""
+
+    async def main() -> None:
+        try:
+            await run(bot, token)
+        except BotStartError as exc:
+            logger.error("Discord bot not started: %s", exc)
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            logger.exception("Discord bot stopped with an error")
+
+    return asyncio.get_running_loop().create_task(main(), name="discord-bot")

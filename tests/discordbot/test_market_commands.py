@@ -1,0 +1,504 @@
+"""`/market …`, `/bet`, `/sell`, `/portfolio` end to end: what Discord receives and what the
+database holds afterwards (DOMAIN §4–§7)."""
+
+from __future__ import annotations
+
+import pytest
+
+from betting.models import Trade
+from discordbot import services
+from discordbot.permissions import MSG_CREATE_ROLE, MSG_MODERATOR, MSG_RESOLVE_MANAGE
+from markets import errors as market_errors
+from markets.models import Market, MarketEvent
+from markets.selectors import market_get
+from markets.services import market_close
+from points import selectors as points_selectors
+
+from .conftest import db, make_market
+from .harness import DEFERRED, MODAL, Member, Role, buttons
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+async def markets_count(h) -> int:
+    return await db(h, lambda: Market.objects.count())
+
+
+async def close(h, market_id: int, actor: int) -> None:
+    await db(
+        h,
+        market_close,
+        market_id=market_id,
+        actor_id=actor,
+        moderator=True,
+        idempotency_key=f"test-close:{market_id}",
+    )
+
+
+# --- Creating ----------------------------------------------------------------------------------
+
+
+async def test_create_with_options_posts_the_market_message_publicly(harness, members):
+    ex = await harness.send(
+        harness.command(
+            "market create",
+            members.alice,
+            question="Will it rain on Friday?",
+            outcomes="Yes | No | Only drizzle",
+            duration="2h",
+            category="weather",
+        )
+    )
+
+    assert ex.response_type == DEFERRED
+    assert "flags" not in ex.callback.json.get("data", {}) or not ex.callback.json["data"]["flags"]
+    message = ex.reply
+    assert not ex.ephemeral
+    embed = message["embeds"][0]
+    assert embed["title"].endswith("Will it rain on Friday?")
+    assert "33.3%" in embed["description"] and "Only drizzle" in embed["description"]
+    labels = [b["label"] for b in buttons(message)]
+    assert labels == ["Buy Yes", "Buy No", "Buy Only drizzle", "Sell", "My position", "Refresh"]
+
+    market_id = int(embed["title"].split()[0].lstrip("#"))
+    summary = await db(harness, market_get, market_id=market_id)
+    assert (summary.question, summary.category, summary.creator_id) == (
+        "Will it rain on Friday?",
+        "weather",
+        members.alice.id,
+    )
+    assert [o.label for o in summary.outcomes] == ["Yes", "No", "Only drizzle"]
+    # The bot remembered where the market message lives (for refreshes and summaries).
+    assert (summary.channel_id, summary.message_id) == (harness.channel_id, int(message["id"]))
+    created = await db(
+        harness, lambda: MarketEvent.objects.get(type="market_created", market_id=market_id)
+    )
+    assert created.request_key == f"discord:{ex.payload['id']}"
+
+
+async def test_create_without_options_opens_a_form_and_the_form_creates(harness, members):
+    opened = await harness.send(harness.command("market create", members.alice))
+
+    assert opened.response_type == MODAL
+    modal = opened.modal
+    assert modal["title"] == "New market"
+    inputs = [c["component"]["custom_id"] for c in modal["components"]]
+    assert inputs == ["question", "outcomes", "duration", "category"]
+    assert await markets_count(harness) == 0
+
+    submitted = await harness.send(
+        harness.submit(
+            modal,
+            members.alice,
+            question="Who wins the cup?",
+            outcomes="Reds\nBlues\nGreens",
+            duration="1d2h30m",
+        )
+    )
+
+    assert submitted.response_type == DEFERRED
+    assert submitted.reply["embeds"][0]["title"].endswith("Who wins the cup?")
+    (market,) = await db(harness, lambda: list(Market.objects.all()))
+    assert market.question == "Who wins the cup?"
+    assert (market.closes_at - market.created_at).total_seconds() == pytest.approx(
+        (24 * 60 + 150) * 60, abs=5
+    )
+
+
+async def test_create_with_some_options_prefills_the_form(harness, members):
+    opened = await harness.send(
+        harness.command(
+            "market create", members.alice, question="Prefilled?", mechanism="parimutuel"
+        )
+    )
+
+    values = {
+        c["component"]["custom_id"]: c["component"].get("value") for c in opened.modal["components"]
+    }
+    assert values["question"] == "Prefilled?"
+    assert opened.modal["custom_id"] == "pm:m:create:parimutuel:"
+    submitted = await harness.send(harness.submit(opened.modal, members.alice, outcomes="A\nB"))
+    (market,) = await db(harness, lambda: list(Market.objects.all()))
+    assert market.mechanism == "parimutuel"
+    assert [b["label"] for b in buttons(submitted.reply)] == [
+        "Buy A",
+        "Buy B",
+        "My position",
+        "Refresh",
+    ]
+
+
+@pytest.mark.parametrize(
+    ("options", "expected"),
+    [
+        ({"question": "   ", "outcomes": "Yes|No"}, market_errors.MSG_QUESTION),
+        (
+            {"question": "Q?", "outcomes": "Only one"},
+            "A market needs 2 to 10 outcomes; you gave 1.",
+        ),
+        ({"question": "Q?", "outcomes": ",".join(str(i) for i in range(11))}, "you gave 11"),
+        ({"question": "Q?", "outcomes": "Yes|yes"}, "Outcomes must be different"),
+        ({"question": "Q?", "outcomes": "Yes|" + "x" * 101}, "Each outcome must be 1–100"),
+        ({"question": "Q?", "outcomes": "Yes|No", "duration": "forever"}, "is not a duration"),
+        ({"question": "Q?", "outcomes": "Yes|No", "duration": "31d"}, "between 1 minute and 30"),
+        (
+            {"question": "Q?", "outcomes": "Yes|No", "category": "c" * 51},
+            market_errors.MSG_CATEGORY,
+        ),
+        ({"question": "Bad\x00question", "outcomes": "Yes|No"}, market_errors.MSG_QUESTION),
+    ],
+)
+async def test_create_refuses_each_invalid_input_with_what_is_allowed(
+    harness, members, options, expected
+):
+    """Discord's option limits are not trusted: the same rules hold when a client sends more."""
+    options = {"duration": "1h", **options}
+    ex = await harness.send(harness.command("market create", members.alice, **options))
+
+    assert ex.ephemeral
+    assert expected in ex.text
+    assert await markets_count(harness) == 0
+
+
+async def test_questions_are_text_not_code(harness, members):
+    question = "Won't the *create* <@&555555555555555501> `drop table` question's quote survive?"
+    ex = await harness.send(
+        harness.command(
+            "market create", members.alice, question=question, outcomes="Yes|No", duration="1h"
+        )
+    )
+    (market,) = await db(harness, lambda: list(Market.objects.all()))
+    assert market.question == question
+    # Rendered escaped: no markdown, no role ping.
+    assert "\\*create\\*" in ex.reply["embeds"][0]["title"]
+    assert "<@&555555555555555501>" not in ex.reply["embeds"][0]["title"]
+
+
+async def test_creator_roles_restrict_who_may_create(harness, members):
+    creators = Role(555_555_555_555_555_501, "market makers")
+    await db(
+        harness,
+        services.guild_settings_update,
+        guild_id=harness.guild_id,
+        actor=services.Actor(members.mod.id, harness.guild_id, frozenset(), True),
+        idempotency_key="test:roles",
+        role_kind="creator",
+        role_action="add",
+        role_id=creators.id,
+    )
+    options = {"question": "Q?", "outcomes": "Yes|No", "duration": "1h"}
+    refused = await harness.send(harness.command("market create", members.alice, **options))
+    allowed_member = Member(members.bob.id, "bob", roles=(creators.id,))
+    allowed = await harness.send(harness.command("market create", allowed_member, **options))
+
+    assert refused.text == MSG_CREATE_ROLE.format(roles=f"<@&{creators.id}>")
+    assert not allowed.ephemeral and allowed.reply["embeds"]
+    assert await markets_count(harness) == 1
+
+
+async def test_only_moderators_choose_liquidity(harness, members):
+    options = {"question": "Q?", "outcomes": "Yes|No", "duration": "1h", "liquidity": 50_000}
+    refused = await harness.send(harness.command("market create", members.alice, **options))
+    allowed = await harness.send(harness.command("market create", members.mod, **options))
+
+    assert "Only moderators can choose a market's liquidity" in refused.text
+    assert allowed.reply["embeds"]
+    (market,) = await db(harness, lambda: list(Market.objects.all()))
+    assert market.liquidity == 50_000
+
+
+# --- Browsing ----------------------------------------------------------------------------------
+
+
+async def test_show_posts_the_market_and_other_guilds_markets_are_not_found(harness, members):
+    mine = await make_market(harness, creator=members.alice.id, question="Ours?")
+    theirs = await make_market(
+        harness, creator=members.alice.id, question="Theirs?", guild_id=harness.guild_id + 1
+    )
+
+    shown = await harness.send(harness.command("market show", members.bob, market=f"#{mine.id}"))
+    hidden = await harness.send(harness.command("market show", members.bob, market=str(theirs.id)))
+    nonsense = await harness.send(harness.command("market show", members.bob, market="banana"))
+
+    assert shown.reply["embeds"][0]["title"] == f"#{mine.id} · Ours?"
+    assert hidden.text == market_errors.MSG_MARKET_NOT_FOUND.format(market_id=theirs.id)
+    assert hidden.ephemeral
+    assert "is not a market" in nonsense.text
+
+
+async def test_list_paginates_with_buttons(harness, members):
+    ids = [
+        (await make_market(harness, creator=members.alice.id, question=f"Market number {i}?")).id
+        for i in range(7)
+    ]
+    await close(harness, ids[0], members.mod.id)
+
+    first = await harness.send(harness.command("market list", members.bob))
+    embed = first.reply["embeds"][0]
+    assert embed["title"] == "Open markets (6)"
+    assert [f["name"].split(" · ")[0] for f in embed["fields"]] == [
+        f"🟢 #{i}" for i in reversed(ids[2:])
+    ]
+    assert "<t:" in embed["fields"][0]["value"] and "Volume 0" in embed["fields"][0]["value"]
+    prev, nxt = buttons(first.reply)
+    assert prev["disabled"] and not nxt.get("disabled")
+
+    second = await harness.send(harness.click(first.reply, members.bob, label="Next ▶"))
+    embed2 = second.reply["embeds"][0]
+    assert [f["name"].split(" · ")[0] for f in embed2["fields"]] == [f"🟢 #{ids[1]}"]
+    assert embed2["footer"]["text"].startswith("Page 2 of 2")
+
+    closed = await harness.send(harness.command("market list", members.bob, status="closed"))
+    assert closed.reply["embeds"][0]["fields"][0]["name"].startswith(f"🟡 #{ids[0]}")
+
+
+# --- Trading -----------------------------------------------------------------------------------
+
+
+async def test_bet_reply_states_shares_average_price_and_new_probability(harness, members):
+    market = await make_market(harness, creator=members.alice.id)
+
+    ex = await harness.send(
+        harness.command("bet", members.bob, market=str(market.id), outcome="1", amount=100)
+    )
+
+    trade = await db(harness, lambda: Trade.objects.get())
+    assert ex.ephemeral
+    shares = trade.shares / 1_000_000
+    assert f"You bought **{shares:.6f}".rstrip("0") in ex.text
+    assert f"for 100 points (average price {100 / shares:.3f} points per share)" in ex.text
+    after = await db(harness, market_get, market_id=market.id)
+    assert f"“Yes” is now at **{after.outcomes[0].probability * 100:.1f}%**" in ex.text
+    assert "Your balance: 900 points." in ex.text
+    assert trade.idempotency_key == f"discord:{ex.payload['id']}"
+
+
+async def test_bet_by_outcome_label_and_refusals(harness, members):
+    market = await make_market(harness, creator=members.alice.id, outcomes=("Red", "Blue"))
+
+    by_label = await harness.send(
+        harness.command("bet", members.bob, market=str(market.id), outcome="blue", amount=10)
+    )
+    too_much = await harness.send(
+        harness.command("bet", members.bob, market=str(market.id), outcome="1", amount=5000)
+    )
+    no_outcome = await harness.send(
+        harness.command("bet", members.bob, market=str(market.id), outcome="Green", amount=10)
+    )
+
+    assert "of **Blue**" in by_label.text
+    assert too_much.text == "You don't have enough points: you have 990 and need 5,000."
+    assert "is not an outcome of market" in no_outcome.text and "1. Red, 2. Blue" in no_outcome.text
+    assert await db(harness, lambda: Trade.objects.count()) == 1
+
+
+async def test_bet_on_a_closed_market_says_it_is_closed(harness, members):
+    market = await make_market(harness, creator=members.alice.id)
+    await close(harness, market.id, members.mod.id)
+
+    ex = await harness.send(
+        harness.command("bet", members.bob, market=str(market.id), outcome="1", amount=10)
+    )
+
+    assert ex.text == market_errors.MSG_NOT_OPEN.format(market_id=market.id, status="closed")
+    assert await db(harness, lambda: Trade.objects.count()) == 0
+
+
+async def test_bet_above_the_servers_max_bet_is_refused(harness, members):
+    mod = services.Actor(members.mod.id, harness.guild_id, frozenset(), True)
+    await db(
+        harness,
+        services.guild_settings_update,
+        guild_id=harness.guild_id,
+        actor=mod,
+        idempotency_key="test:max",
+        values={"max_bet": 50},
+    )
+    market = await make_market(harness, creator=members.alice.id)
+
+    ex = await harness.send(
+        harness.command("bet", members.bob, market=str(market.id), outcome="1", amount=51)
+    )
+
+    assert ex.text == market_errors.MSG_BET_ABOVE_MAX.format(max_bet=50)
+
+
+async def test_sell_all_returns_points_and_pool_markets_refuse_selling(harness, members):
+    market = await make_market(harness, creator=members.alice.id)
+    pool = await make_market(harness, creator=members.alice.id, mechanism="parimutuel")
+    await harness.send(
+        harness.command("bet", members.bob, market=str(market.id), outcome="2", amount=200)
+    )
+
+    sold = await harness.send(
+        harness.command("sell", members.bob, market=str(market.id), outcome="2")
+    )
+    pool_sell = await harness.send(
+        harness.command("sell", members.bob, market=str(pool.id), outcome="1")
+    )
+
+    sell = await db(harness, lambda: Trade.objects.get(kind="sell"))
+    assert f"for **{sell.amount:,} points**" in sold.text
+    assert "“No” is now at **50.0%**" in sold.text
+    bal = await db(
+        harness, points_selectors.balance_get, guild_id=harness.guild_id, user_id=members.bob.id
+    )
+    assert bal == 800 + sell.amount
+    assert pool_sell.text == market_errors.MSG_SELL_PARIMUTUEL
+
+
+async def test_sell_a_number_of_shares_and_bad_share_counts(harness, members):
+    market = await make_market(harness, creator=members.alice.id)
+    await harness.send(
+        harness.command("bet", members.bob, market=str(market.id), outcome="1", amount=100)
+    )
+
+    partial = await harness.send(
+        harness.command("sell", members.bob, market=str(market.id), outcome="1", shares="10.5")
+    )
+    bad = await harness.send(
+        harness.command("sell", members.bob, market=str(market.id), outcome="1", shares="-3")
+    )
+    nothing = await harness.send(
+        harness.command("sell", members.carol, market=str(market.id), outcome="1")
+    )
+
+    sell = await db(harness, lambda: Trade.objects.get(kind="sell"))
+    assert sell.shares <= 10_500_000
+    assert "You sold" in partial.text
+    assert "is not a number of shares" in bad.text
+    assert nothing.text == market_errors.MSG_NO_SHARES.format(label="Yes", market_id=market.id)
+
+
+async def test_portfolio_shows_positions_for_yourself_or_another_member(harness, members):
+    market = await make_market(harness, creator=members.alice.id, question="Portfolio?")
+    await harness.send(
+        harness.command("bet", members.bob, market=str(market.id), outcome="1", amount=100)
+    )
+
+    own = await harness.send(harness.command("portfolio", members.bob))
+    other = await harness.send(harness.command("portfolio", members.alice, member=members.bob))
+
+    embed = own.reply["embeds"][0]
+    assert embed["title"] == "Portfolio of bob"
+    assert embed["description"].startswith("Balance: **900 points**")
+    assert embed["fields"][0]["name"] == f"🟢 #{market.id} · Portfolio?"
+    assert "Yes:" in embed["fields"][0]["value"] and "profit" in embed["fields"][0]["value"]
+    assert other.reply["embeds"][0]["fields"] == embed["fields"]
+
+
+# --- Moderation --------------------------------------------------------------------------------
+
+
+async def test_close_by_creator_or_moderator_only(harness, members):
+    a = await make_market(harness, creator=members.alice.id)
+    b = await make_market(harness, creator=members.alice.id)
+
+    stranger = await harness.send(harness.command("market close", members.bob, market=str(a.id)))
+    creator = await harness.send(harness.command("market close", members.alice, market=str(a.id)))
+    mod = await harness.send(
+        harness.command("market close", members.mod, market=str(b.id), reason="Event moved")
+    )
+
+    assert stranger.text == market_errors.MSG_CLOSE_NOT_ALLOWED.format(market_id=a.id)
+    assert "Trading on" in creator.text and not creator.ephemeral
+    assert creator.reply["embeds"][0]["fields"][0]["value"].startswith("🟡")
+    assert [x.status for x in [await db(harness, market_get, market_id=m.id) for m in (a, b)]] == [
+        "closed",
+        "closed",
+    ]
+
+
+async def test_resolve_is_a_vote_and_needs_permission(harness, members):
+    market = await make_market(harness, creator=members.alice.id)
+    await harness.send(
+        harness.command("bet", members.bob, market=str(market.id), outcome="1", amount=100)
+    )
+    await close(harness, market.id, members.mod.id)
+    mod2 = Member(333_333_333_333_333_302, "mod2", members.mod.permissions)
+
+    denied = await harness.send(
+        harness.command("market resolve", members.bob, market=str(market.id), outcome="1")
+    )
+    first = await harness.send(
+        harness.command("market resolve", members.mod, market=str(market.id), outcome="Yes")
+    )
+    second = await harness.send(
+        harness.command("market resolve", mod2, market=str(market.id), outcome="1")
+    )
+
+    assert denied.text == MSG_RESOLVE_MANAGE
+    assert first.text == (
+        f"🗳️ <@{members.mod.id}> voted **Yes** for #{market.id} (1 of 2 votes needed)."
+    )
+    assert not first.ephemeral
+    assert second.text.startswith(f"✅ Market #{market.id} resolved: **Yes**.")
+    summary = await db(harness, market_get, market_id=market.id)
+    assert (summary.status, summary.winning_position) == ("resolved", 0)
+    balance = await db(
+        harness, points_selectors.balance_get, guild_id=harness.guild_id, user_id=members.bob.id
+    )
+    assert balance > 1000  # the winning shares paid out
+
+
+async def test_resolve_with_force_needs_manage_server_and_a_reason(harness, members):
+    market = await make_market(harness, creator=members.alice.id)
+    await close(harness, market.id, members.mod.id)
+
+    no_reason = await harness.send(
+        harness.command(
+            "market resolve", members.mod, market=str(market.id), outcome="2", force=True
+        )
+    )
+    not_mod = await harness.send(
+        harness.command(
+            "market resolve",
+            members.alice,
+            market=str(market.id),
+            outcome="2",
+            force=True,
+            reason="I know",
+        )
+    )
+    done = await harness.send(
+        harness.command(
+            "market resolve",
+            members.mod,
+            market=str(market.id),
+            outcome="2",
+            force=True,
+            reason="Official result",
+        )
+    )
+
+    assert no_reason.text == "A direct resolution needs a reason (1–500 characters)."
+    assert not_mod.text.startswith("Only members with the Manage Server permission")
+    assert done.text.startswith(f"✅ Market #{market.id} resolved: **No**.")
+    summary = await db(harness, market_get, market_id=market.id)
+    assert (summary.status, summary.settle_reason) == ("resolved", "Official result")
+
+
+async def test_cancel_refunds_and_is_for_moderators_only(harness, members):
+    market = await make_market(harness, creator=members.alice.id)
+    await harness.send(
+        harness.command("bet", members.bob, market=str(market.id), outcome="1", amount=300)
+    )
+
+    denied = await harness.send(
+        harness.command("market cancel", members.alice, market=str(market.id), reason="Oops")
+    )
+    done = await harness.send(
+        harness.command("market cancel", members.mod, market=str(market.id), reason="Duplicate")
+    )
+
+    assert denied.text == MSG_MODERATOR
+    assert (
+        done.reply["content"] == f"❌ Market #{market.id} was cancelled; every trader was refunded."
+    )
+    assert done.reply["embeds"][0]["fields"][0]["value"] == "❌ Cancelled, refunded"
+    summary = await db(harness, market_get, market_id=market.id)
+    assert summary.status == "cancelled"
+    balance = await db(
+        harness, points_selectors.balance_get, guild_id=harness.guild_id, user_id=members.bob.id
+    )
+    assert balance == 1000
