@@ -174,7 +174,17 @@ if REDIS_URL:
     CHANNEL_LAYERS = {
         "default": {
             "BACKEND": "channels_redis.core.RedisChannelLayer",
-            "CONFIG": {"hosts": [REDIS_URL], "prefix": env.str("CHANNELS_PREFIX", default="pm")},
+            "CONFIG": {
+                # redis-py 8 caps a pool at 100 connections and then refuses; a burst of
+                # dashboard sockets (every page reconnecting after a deploy) needs more.
+                "hosts": [
+                    {
+                        "address": REDIS_URL,
+                        "max_connections": env.int("CHANNELS_REDIS_MAX_CONNECTIONS", default=1000),
+                    }
+                ],
+                "prefix": env.str("CHANNELS_PREFIX", default="pm"),
+            },
         }
     }
 else:
