@@ -35,7 +35,7 @@ if TYPE_CHECKING:
 MAX_BULK = 100
 """Markets one confirmation page may change (its preview lists every one of them)."""
 PREVIEW_ROWS = 50
-"""Recipients listed per preview; the rest are summarised in one line."""
+"""Recipients listed per preview; the page says how many more there are."""
 
 
 def position_value(market: Market, outcomes: list[Outcome], position: Position) -> int:
@@ -128,20 +128,8 @@ def _already_submitted(key: str) -> bool:
 class OutcomePreview:
     position: int
     label: str
-    probability: float
+    probability: float  # display
     preview: selectors.SettlementPreview
-
-    @property
-    def shown(self) -> list[tuple[int, int]]:
-        return self.preview.payments[:PREVIEW_ROWS]
-
-    @property
-    def hidden_count(self) -> int:
-        return max(0, len(self.preview.payments) - PREVIEW_ROWS)
-
-    @property
-    def hidden_total(self) -> int:
-        return sum(amount for _, amount in self.preview.payments[PREVIEW_ROWS:])
 
 
 # --- Resolve -----------------------------------------------------------------------------------
@@ -208,6 +196,7 @@ def resolve_view(model_admin: MarketAdmin, request: HttpRequest, object_id: int)
         market=market,
         form=form,
         previews=previews,
+        preview_rows=PREVIEW_ROWS,
         votes=votes,
         change_url=_change_url(market.pk),
     )

@@ -511,3 +511,65 @@ def test_trades_csv_needs_view_permission(client, traded_market):
     client.force_login(staff_user("nobody", None))
     url = reverse("admin:markets_market_trades_csv", args=[traded_market.pk])
     assert client.get(url).status_code == 403
+
+
+def test_settled_markets_show_the_winner_who_settled_and_what_was_paid(mod_client, traded_market):
+    page = mod_client.get(resolve_url(traded_market))
+    mod_client.post(
+        resolve_url(traded_market),
+        {"outcome": "0", "reason": "confirmed", "request_id": request_id_of(page)},
+    )
+    cancelled = make_market("gone")
+    services.market_cancel(market_id=cancelled.pk, actor_id=MOD, reason="dup", idempotency_key="g")
+
+    listing = mod_client.get(reverse(CHANGELIST)).content.decode()
+    assert "✔ Yes" in listing
+    detail = mod_client.get(change_url(traded_market))
+    html = detail.content.decode()
+    assert "admin mod" in html and "confirmed" in html and "✔ winner" in html
+    positions = next(
+        f for f in detail.context["inline_admin_formsets"] if f.formset.prefix == "positions"
+    )
+    inline = positions.opts
+    paid = {p.user_id: p.payout for p in Position.objects.filter(market=traded_market)}
+    for form in positions.formset.forms:
+        assert inline.value(form.instance) == f"{paid[form.instance.user_id]:,}"
+    cancelled_html = mod_client.get(change_url(cancelled)).content.decode()
+    assert f"&lt;@{MOD}&gt;" in cancelled_html  # settled by the Discord moderator
+
+
+def test_votes_inline_lists_each_resolver(mod_client, traded_market):
+    services.resolution_vote_cast(
+        market_id=traded_market.pk, voter_id=MOD, outcome=1, idempotency_key="vote"
+    )
+    html = mod_client.get(change_url(traded_market)).content.decode()
+    assert f"&lt;@{MOD}&gt;" in html and "2. No" in html
+
+
+def test_confirmation_pages_handle_unknown_markets(mod_client):
+    assert (
+        mod_client.get(reverse("admin:markets_market_resolve", args=[999_999])).status_code == 404
+    )
+    huge = reverse("admin:markets_market_resolve", args=[2**70])
+    assert mod_client.get(huge).status_code == 404
+    csv_url = reverse("admin:markets_market_trades_csv", args=[999_999])
+    assert mod_client.get(csv_url).status_code == 404
+    empty = mod_client.get(reverse("admin:markets_market_cancel") + "?ids=abc,-3,999999")
+    assert empty.status_code == 302 and messages_of(empty)[-1] == "Select at least one market."
+    assert mod_client.get(reverse("admin:markets_market_change", args=[2**70])).status_code == 302
+
+
+def test_cancel_action_from_the_list_opens_the_confirmation_for_the_selection(mod_client):
+    first, second = make_market("a1"), make_market("a2")
+    response = mod_client.post(
+        reverse(CHANGELIST),
+        {"action": "cancel_selected", "_selected_action": [second.pk, first.pk]},
+    )
+    assert response["Location"] == (
+        f"{reverse('admin:markets_market_cancel')}?ids={first.pk},{second.pk}"
+    )
+
+
+def test_market_events_list_links_each_event_to_its_market(mod_client, traded_market):
+    html = mod_client.get(reverse("admin:markets_marketevent_changelist")).content.decode()
+    assert change_url(traded_market) in html and "market_closed" in html

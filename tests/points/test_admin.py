@@ -318,3 +318,41 @@ async def test_audit_csv_streams_asynchronously_under_asgi(django_user_model):
     body = b"".join([chunk async for chunk in response.streaming_content]).decode()
     rows = list(csv.reader(io.StringIO(body)))
     assert rows[0][0] == "id" and len(rows) == 1 + await AuditEvent.objects.acount()
+
+
+def test_audit_event_page_shows_who_what_and_the_before_after_summary(mod_client, moderator):
+    wallet()
+    adjust(mod_client, "grant", 12, reason="Quiz winner")
+    market = market_services.market_create(
+        guild_id=GUILD,
+        creator_id=BOB,
+        question="Q?",
+        outcomes=["A", "B"],
+        duration="1h",
+        idempotency_key="q1",
+    )
+    event = AuditEvent.objects.get(action="points_grant")
+    html = mod_client.get(reverse("admin:points_auditevent_change", args=[event.pk])).content
+    text = html.decode()
+    assert "Quiz winner" in text and "&quot;balance&quot;: 1012" in text and "<pre>" in text
+    listing = mod_client.get(reverse("admin:points_auditevent_changelist")).content.decode()
+    assert member_url() in listing  # wallet targets link to the member page
+    assert reverse("admin:markets_market_change", args=[market.pk]) in listing
+    accounts = mod_client.get(reverse("admin:points_account_changelist")).content.decode()
+    assert f"market #{market.pk}" in accounts and "treasury" in accounts
+
+
+def test_audit_log_filters_system_actions_and_refuses_bad_export_filters(mod_client):
+    services.audit_record(action="scheduler_note", target_type="guild", target_id=1, guild_id=GUILD)
+    wallet()
+    adjust(mod_client, "grant", 1, reason="x")
+    url = reverse("admin:points_auditevent_changelist")
+    system = mod_client.get(url, {"actor": "system"}).context["cl"].result_list
+    assert [e.action for e in system] == ["scheduler_note"]
+    export = reverse("admin:points_auditevent_export")
+    assert mod_client.get(export, {"no_such_field": "1"}).status_code == 404
+
+
+def test_member_page_needs_view_permission(client):
+    client.force_login(staff_user("nobody", None))
+    assert client.get(member_url()).status_code == 403
