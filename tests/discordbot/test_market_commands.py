@@ -403,6 +403,7 @@ async def test_close_by_creator_or_moderator_only(harness, members):
     assert stranger.text == market_errors.MSG_CLOSE_NOT_ALLOWED.format(market_id=a.id)
     assert "Trading on" in creator.text and not creator.ephemeral
     assert creator.reply["embeds"][0]["fields"][0]["value"].startswith("🟡")
+    assert mod.reply["content"].startswith(f"⏸️ Trading on #{b.id} is closed.")
     assert [x.status for x in [await db(harness, market_get, market_id=m.id) for m in (a, b)]] == [
         "closed",
         "closed",

@@ -1,0 +1,162 @@
+"""The market message's buttons, select and modals (DynamicItems and stateless modals): Buy →
+amount modal → trade; Sell → select → shares modal → sale; My position; Refresh; and buttons
+that keep working after a restart."""
+
+from __future__ import annotations
+
+import pytest
+
+from betting.models import Trade
+from discordbot.interactions import MSG_STALE
+from discordbot.market_ui import MSG_NOTHING_TO_SELL
+from markets.selectors import market_get
+from markets.services import market_close
+
+from .conftest import db
+from .harness import DEFERRED, DEFERRED_UPDATE, MESSAGE, MODAL, Harness, buttons
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+async def posted_market(h, members, **kwargs):
+    """Create a market through /market create and return the message Discord shows."""
+    ex = await h.send(
+        h.command(
+            "market create",
+            members.alice,
+            question=kwargs.pop("question", "Will the bridge open in May?"),
+            outcomes=kwargs.pop("outcomes", "Yes | No"),
+            duration="3d",
+            **kwargs,
+        )
+    )
+    message = ex.reply
+    market_id = int(message["embeds"][0]["title"].split()[0].lstrip("#"))
+    return market_id, message
+
+
+async def test_buy_button_opens_the_amount_modal_and_the_modal_trades(harness, members):
+    market_id, message = await posted_market(harness, members)
+
+    click = await harness.send(harness.click(message, members.bob, label="Buy No"))
+    assert click.response_type == MODAL
+    assert click.modal["title"] == f"Buy “No” (#{market_id})"
+    assert click.modal["custom_id"] == f"pm:m:buy:{market_id}:1"
+
+    bad = await harness.send(harness.submit(click.modal, members.bob, amount="lots"))
+    assert bad.ephemeral and "“lots” is not an amount" in bad.text
+
+    done = await harness.send(harness.submit(click.modal, members.bob, amount="1,500"))
+    assert done.text == "You don't have enough points: you have 1,000 and need 1,500."
+
+    done = await harness.send(harness.submit(click.modal, members.bob, amount="250"))
+    assert done.response_type == DEFERRED and done.ephemeral
+    assert "You bought" in done.text and "of **No**" in done.text
+    trade = await db(harness, lambda: Trade.objects.select_related("outcome").get())
+    assert (trade.user_id, trade.outcome.position, trade.amount) == (members.bob.id, 1, 250)
+    assert trade.idempotency_key == f"discord:{done.payload['id']}"
+
+
+async def test_buy_on_a_closed_market_answers_that_it_is_closed(harness, members):
+    market_id, message = await posted_market(harness, members)
+    await db(
+        harness,
+        market_close,
+        market_id=market_id,
+        actor_id=members.alice.id,
+        idempotency_key="test:close",
+    )
+
+    click = await harness.send(harness.click(message, members.bob, label="Buy Yes"))
+
+    assert click.response_type == MESSAGE
+    assert click.ephemeral
+    assert click.text == (
+        f"Market #{market_id} is closed: trading is over. It is waiting for resolution."
+    )
+
+
+async def test_sell_button_select_and_modal_chain(harness, members):
+    market_id, message = await posted_market(harness, members, outcomes="Red | Green | Blue")
+    nothing = await harness.send(harness.click(message, members.bob, label="Sell"))
+    assert nothing.text == MSG_NOTHING_TO_SELL.format(market_id=market_id)
+
+    buy = await harness.send(harness.click(message, members.bob, label="Buy Green"))
+    await harness.send(harness.submit(buy.modal, members.bob, amount="300"))
+
+    pick = await harness.send(harness.click(message, members.bob, label="Sell"))
+    assert pick.ephemeral
+    (select,) = buttons(pick.reply)
+    assert select["type"] == 3 and [o["label"] for o in select["options"]] == ["Green"]
+
+    chosen = await harness.send(
+        harness.click(pick.reply, members.bob, custom_id=select["custom_id"], values=["1"])
+    )
+    assert chosen.response_type == MODAL
+    assert chosen.modal["custom_id"] == f"pm:m:sell:{market_id}:1"
+    assert chosen.modal["components"][0]["component"]["value"] == "all"
+
+    sold = await harness.send(harness.submit(chosen.modal, members.bob))
+    assert "You sold" in sold.text and "of **Green**" in sold.text
+    sell = await db(harness, lambda: Trade.objects.get(kind="sell"))
+    assert sell.user_id == members.bob.id
+
+
+async def test_my_position_and_refresh(harness, members):
+    market_id, message = await posted_market(harness, members)
+    buy = await harness.send(harness.click(message, members.bob, label="Buy Yes"))
+    await harness.send(harness.submit(buy.modal, members.bob, amount="100"))
+
+    position = await harness.send(harness.click(message, members.bob, label="My position"))
+    assert position.ephemeral
+    assert position.text.startswith(f"Your position in #{market_id}:\n• **Yes**:")
+    assert position.text.endswith("Balance: 900 points.")
+
+    before = message["embeds"][0]["description"]
+    refresh = await harness.send(harness.click(message, members.carol, label="Refresh"))
+    assert refresh.response_type == DEFERRED_UPDATE
+    refreshed = harness.fake.message(int(message["id"]))
+    assert refreshed["embeds"][0]["description"] != before
+    summary = await db(harness, market_get, market_id=market_id)
+    assert (
+        f"**{summary.outcomes[0].probability * 100:.1f}%** Yes"
+        in refreshed["embeds"][0]["description"]
+    )
+    assert "100 points" in refreshed["embeds"][0]["fields"][1]["value"]
+
+
+async def test_buttons_and_modals_survive_a_restart(harness, members):
+    market_id, message = await posted_market(harness, members)
+    click = await harness.send(harness.click(message, members.bob, label="Buy Yes"))
+
+    restarted: Harness = await harness.restart()
+    try:
+        after = await restarted.send(restarted.submit(click.modal, members.bob, amount="40"))
+        again = await restarted.send(restarted.click(message, members.carol, label="Buy No"))
+        trades = await db(restarted, lambda: Trade.objects.count())
+    finally:
+        await restarted.close(stop_fake=False)
+
+    assert "You bought" in after.text
+    assert again.response_type == MODAL
+    assert trades == 1
+
+
+async def test_unknown_buttons_and_modals_are_still_answered(harness, members):
+    market_id, message = await posted_market(harness, members)
+    stale = dict(message)
+    stale["components"] = [
+        {
+            "type": 1,
+            "components": [{"type": 2, "style": 1, "label": "Old", "custom_id": "v0:bet:1"}],
+        }
+    ]
+    click = await harness.send(harness.click(stale, members.bob, label="Old"))
+    modal = {
+        "custom_id": "v0:modal",
+        "components": [{"type": 18, "component": {"type": 4, "custom_id": "x", "value": ""}}],
+    }
+    submit = await harness.send(harness.submit(modal, members.bob))
+
+    assert click.text == MSG_STALE and click.ephemeral
+    assert submit.text == MSG_STALE and submit.ephemeral
