@@ -4,11 +4,13 @@ services; every test ends with the ledger audit (tests/conftest.py)."""
 
 from __future__ import annotations
 
+import threading
 import time
 
 import pytest
 from django.contrib.admin.models import LogEntry
 from django.db import connection
+from django.test import Client
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 
@@ -17,6 +19,7 @@ from markets import selectors, services
 from markets.amm import SHARE_SCALE
 from markets.errors import MSG_ALREADY_SETTLED, MSG_NOT_CLOSED_FOR_RESOLVE
 from markets.models import Market, MarketEvent
+from points.errors import DomainError
 from points.models import AuditEvent, Transfer
 from points.selectors import balance_get
 from tests.admin_helpers import csv_rows, log_entries, messages_of, request_id_of, staff_user
@@ -573,3 +576,66 @@ def test_cancel_action_from_the_list_opens_the_confirmation_for_the_selection(mo
 def test_market_events_list_links_each_event_to_its_market(mod_client, traded_market):
     html = mod_client.get(reverse("admin:markets_marketevent_changelist")).content.decode()
     assert change_url(traded_market) in html and "market_closed" in html
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_an_admin_resolve_and_the_deciding_discord_vote_at_the_same_moment_settle_once():
+    """Two requests race for one market: the moderator's confirmation (outcome 2) and the
+    second resolver vote (outcome 1). Whichever commits first wins; the other is refused or
+    replayed, and the payouts happen once (the ledger audit runs after the test)."""
+    market = make_market("race")
+    bet(market, ALICE, 0, 60, "r1")
+    bet(market, BOB, 1, 40, "r2")
+    close(market)
+    services.resolution_vote_cast(
+        market_id=market.pk, voter_id=MOD, outcome=0, idempotency_key="first-vote"
+    )
+    moderator = staff_user("racer", "Moderators")
+    client = Client()
+    client.force_login(moderator)
+    page = client.get(resolve_url(market))
+    form = {"outcome": "1", "reason": "admin says No", "request_id": request_id_of(page)}
+    barrier = threading.Barrier(2)
+    results: dict[str, object] = {}
+
+    def admin_resolves():
+        barrier.wait()
+        try:
+            results["admin"] = client.post(resolve_url(market), form).status_code
+        finally:
+            connection.close()
+
+    def discord_vote():
+        barrier.wait()
+        try:
+            services.resolution_vote_cast(
+                market_id=market.pk, voter_id=MOD + 1, outcome=0, idempotency_key="second-vote"
+            )
+            results["vote"] = "cast"
+        except DomainError as exc:
+            results["vote"] = exc.message
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=admin_resolves), threading.Thread(target=discord_vote)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=60)
+
+    assert results["admin"] == 302
+    market.refresh_from_db()
+    assert market.status == "resolved"
+    assert MarketEvent.objects.filter(market=market, type="market_resolved").count() == 1
+    winner = market.winning_outcome.position
+    winners = {p.user_id for p in Position.objects.filter(market=market, outcome__position=winner)}
+    paid = set(
+        Transfer.objects.filter(market=market, code="payout").values_list(
+            "destination__owner_id", flat=True
+        )
+    )
+    assert paid == winners
+    admin_won = winner == 1
+    assert len(log_entries(market)) == (1 if admin_won else 0)
+    assert AuditEvent.objects.filter(action="market_resolve").count() == 1
