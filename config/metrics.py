@@ -46,6 +46,7 @@ Plus django-prometheus: `django_http_*` (requests, latencies by view, responses 
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import hmac
 import logging
@@ -338,15 +339,20 @@ def _audit_if_due(force: bool) -> dict[str, Any] | None:
         return cached
     if not _audit_lock.acquire(blocking=force):
         return cached
+    locked = False
     try:
         if not force:
             try:
-                if not cache.add(AUDIT_LOCK_KEY, 1, timeout=60):
-                    return cached  # another process is auditing right now
+                locked = bool(cache.add(AUDIT_LOCK_KEY, 1, timeout=60))
             except Exception:
-                pass
+                locked = True  # no shared cache: this process decides alone
+            if not locked:
+                return cached  # another process is auditing right now
         return ledger_audit_run()
     finally:
+        if locked:
+            with contextlib.suppress(Exception):
+                cache.delete(AUDIT_LOCK_KEY)
         _audit_lock.release()
 
 
