@@ -21,11 +21,11 @@ from django.shortcuts import get_object_or_404
 from django.template.response import TemplateResponse
 from django.urls import reverse
 
-from betting.models import Position, Trade
+from betting.models import Trade
 from points.admin_views import ConfirmForm, keyset_chunks, reason_field, stream_csv
 from points.errors import DomainError
 
-from . import amm, selectors, services
+from . import selectors, services
 from .errors import MSG_ALREADY_SETTLED, MSG_NOT_CLOSED_FOR_RESOLVE
 from .models import Market, MarketEvent, Outcome
 
@@ -38,19 +38,7 @@ PREVIEW_ROWS = 50
 """Recipients listed per preview; the page says how many more there are."""
 
 
-def position_value(market: Market, outcomes: list[Outcome], position: Position) -> int:
-    """Points a position is worth now, by the rule of `selectors.PositionView.value`: what
-    selling would return (amm, unsettled), the pool share if it won (pari-mutuel, unsettled),
-    or what settlement paid."""
-    if market.is_settled:
-        return position.payout
-    index = next(i for i, o in enumerate(outcomes) if o.pk == position.outcome_id)
-    if market.mechanism == Market.Mechanism.AMM:
-        if not position.shares:
-            return 0
-        return amm.sell([o.pool for o in outcomes], index, position.shares).points
-    staked = outcomes[index].staked
-    return position.points_spent * sum(o.staked for o in outcomes) // staked if staked else 0
+position_value = selectors.position_value
 
 
 def format_shares(micro_shares: int) -> str:

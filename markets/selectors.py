@@ -301,6 +301,21 @@ class Portfolio:
         return sum(p.value for p in self.positions if p.status in ("open", "closed"))
 
 
+def position_value(market: Market, outcomes: list[Outcome], position: Position) -> int:
+    """Points a position is worth now (no queries): what selling it would return (amm, not
+    settled), its pari-mutuel share of the pot if its outcome won (pool, not settled), or what
+    settlement paid. `outcomes` are the market's outcomes in position order."""
+    if market.is_settled:
+        return position.payout
+    index = next(i for i, o in enumerate(outcomes) if o.pk == position.outcome_id)
+    if market.mechanism == Market.Mechanism.AMM:
+        if not position.shares:
+            return 0
+        return amm.sell([o.pool for o in outcomes], index, position.shares).points
+    staked = outcomes[index].staked
+    return position.points_spent * sum(o.staked for o in outcomes) // staked if staked else 0
+
+
 def portfolio_get(
     *, guild_id: int, user_id: int, include_settled: bool = True, limit: int = 50
 ) -> Portfolio:
@@ -324,18 +339,7 @@ def portfolio_get(
     for p in positions:
         market, outcomes = p.market, outcomes_by_market[p.market_id]
         probability = probabilities(market.mechanism, outcomes)[p.outcome.position]
-        if market.is_settled:
-            value = p.payout
-        elif market.mechanism == Market.Mechanism.AMM:
-            value = (
-                amm.sell([o.pool for o in outcomes], p.outcome.position, p.shares).points
-                if p.shares
-                else 0
-            )
-        else:
-            pot = sum(o.staked for o in outcomes)
-            staked = outcomes[p.outcome.position].staked
-            value = p.points_spent * pot // staked if staked else 0
+        value = position_value(market, outcomes, p)
         views.append(
             PositionView(
                 market_id=p.market_id,
