@@ -421,6 +421,13 @@ class FakeDiscord:
             channel = self.dm_channels.get(int(user_id))
             return [] if channel is None else self.channel_posts(channel)
 
+    def dm_channel_for(self, user_id: int) -> int:
+        """The DM channel the fake gives `user_id` (created now if needed)."""
+        with self.lock:
+            channel_id = self.dm_channels.setdefault(int(user_id), snowflake())
+            self.dm_recipients[channel_id] = int(user_id)
+            return channel_id
+
     def requests_matching(self, method: str, pattern: str) -> list[Recorded]:
         rx = re.compile(pattern)
         with self.lock:

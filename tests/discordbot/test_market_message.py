@@ -126,7 +126,7 @@ async def test_my_position_and_refresh(harness, members):
 
 
 async def test_buttons_and_modals_survive_a_restart(harness, members):
-    market_id, message = await posted_market(harness, members)
+    _market_id, message = await posted_market(harness, members)
     click = await harness.send(harness.click(message, members.bob, label="Buy Yes"))
 
     restarted: Harness = await harness.restart()
@@ -143,7 +143,7 @@ async def test_buttons_and_modals_survive_a_restart(harness, members):
 
 
 async def test_unknown_buttons_and_modals_are_still_answered(harness, members):
-    market_id, message = await posted_market(harness, members)
+    _market_id, message = await posted_market(harness, members)
     stale = dict(message)
     stale["components"] = [
         {
