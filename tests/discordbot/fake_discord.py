@@ -569,7 +569,7 @@ class FakeDiscord:
                 "summary": "",
             }
         if method == "GET" and path == "/gateway/bot":
-            return 200, {"url": "wss://127.0.0.1:1", "shards": 1, "session_start_limit": {}}
+            return 200, {"url": "ws://127.0.0.1:9", "shards": 1, "session_start_limit": {}}
         m = re.fullmatch(r"/interactions/(\d+)/([^/]+)/callback", path)
         if m and method == "POST":
             return self._callback(int(m.group(1)), m.group(2), body)

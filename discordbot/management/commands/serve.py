@@ -61,5 +61,7 @@ class Command(BaseCommand):
                 return None
             return defer.Deferred.fromFuture(asyncio.ensure_future(bot.close()))
 
-        reactor.callWhenRunning(start)
+        # daphne made the reactor's asyncio loop the current one; `call_soon` runs once that
+        # loop runs (Twisted's own start-up triggers fire before it does).
+        asyncio.get_event_loop().call_soon(start)
         reactor.addSystemEventTrigger("before", "shutdown", stop)
