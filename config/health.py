@@ -124,7 +124,7 @@ def run_with_deadline(fn: Callable[[], Any], *, timeout: float) -> tuple[bool, A
         return False, _error_text(exc)
 
 
-def _timeout() -> float:
+def check_timeout() -> float:
     from django.conf import settings
 
     return float(getattr(settings, "HEALTH_CHECK_TIMEOUT", 2.0))
@@ -152,7 +152,7 @@ def run_checks(
 ) -> list[CheckResult]:
     """Run `checks` concurrently, each under the same deadline; results in the given order.
     Each result also sets `pm_dependency_up{dependency=<name>}`."""
-    timeout = _timeout() if timeout is None else timeout
+    timeout = check_timeout() if timeout is None else timeout
     started = time.perf_counter()
     pending = []
     for name, fn in checks:

@@ -19,10 +19,11 @@ refreshes the cheap ones)
     verdict.
 
 Dependencies
-    `pm_dependency_up{dependency}` (database, cache, migrations, external checks) — set by every
-    health check run and every scrape. `pm_db_retries_total{operation}` — transient database
-    errors retried by `points.db.retry_transient`. `pm_circuit_state{name}` and
-    `pm_circuit_refusals_total{name}` — `config.resilience.CircuitBreaker`.
+    `pm_dependency_up{dependency}` (database, migrations, cache; external checks by name) — set
+    by every health check run, and every scrape runs the readiness checks.
+    `pm_db_retries_total{operation,sqlstate}` — transient database errors retried by
+    `points.db.retry_transient`. `pm_circuit_state{name}` and `pm_circuit_refusals_total{name}`
+    — `config.resilience.CircuitBreaker`.
 
 Bot metrics (the Discord bot calls these)
     `interaction_observed(command, outcome, first_response_s, completion_s)`
@@ -394,14 +395,18 @@ def metrics_access_allowed(remote_addr: str, forwarded_for: str | None, authoriz
 
 
 def scrape_refresh() -> None:
-    """Before an exposition: refresh the cheap gauges and pick up the shared audit verdict.
-    Runs under the health-check deadline so a hung database cannot hang the scrape."""
+    """Before an exposition: check the dependencies (`pm_dependency_up`, as `/health/ready`
+    does), refresh the cheap business gauges and pick up the shared audit verdict — all under
+    deadlines, so a hung database or Redis cannot hang the scrape."""
     from django.conf import settings
 
-    from config.health import run_with_deadline
+    from config import health
 
     timeout = float(getattr(settings, "METRICS_SCRAPE_TIMEOUT", 5.0))
-    ok, error = run_with_deadline(lambda: metrics_refresh(audit=None), timeout=timeout)
+    results = health.run_checks(health.ready_checks(), timeout=min(timeout, health.check_timeout()))
+    if any(r.name == "database" and r.status == health.UNHEALTHY for r in results):
+        return  # the business gauges keep their last values; the alert says why
+    ok, error = health.run_with_deadline(lambda: metrics_refresh(audit=None), timeout=timeout)
     if not ok:
         dependency_observed("database", False)
         logger.warning("metrics: business gauges not refreshed: %s", error)

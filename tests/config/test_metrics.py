@@ -18,7 +18,7 @@ from config import metrics
 from markets import services
 from points.models import Account
 from points.services import points_grant
-from tests.config.conftest import metric
+from tests.config.conftest import metric, redis_caches
 from tests.conftest import ALICE, BOB, GUILD, MOD
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -237,3 +237,13 @@ def test_bot_gauges_and_refusals():
 def test_metric_helpers_never_raise():
     metrics.trade_recorded(guild_id=GUILD, mechanism="amm", kind="buy", amount=-5)  # inc(<0)
     metrics.notification_backlog_set("many")  # type: ignore[arg-type]
+
+
+def test_scrape_reports_the_dependencies(scrape, settings, closed_port):
+    samples = scrape()
+    for dependency in ("database", "migrations", "cache"):
+        assert metric(samples, "pm_dependency_up", dependency=dependency) == 1, dependency
+    settings.CACHES = redis_caches(f"redis://127.0.0.1:{closed_port}/0")
+    samples = scrape()
+    assert metric(samples, "pm_dependency_up", dependency="cache") == 0
+    assert metric(samples, "pm_dependency_up", dependency="database") == 1
