@@ -19,6 +19,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from typing import Any, TypeVar
 
+import aiohttp
 import discord
 from channels.db import database_sync_to_async
 from discord import app_commands
@@ -81,6 +82,7 @@ class BotConfig:
     db_workers: int = 1
     extensions: tuple[str, ...] = EXTENSIONS
     notifier_name: str = "default"
+    http_connections: int = 128
     extra: dict[str, Any] = field(default_factory=dict)
 
     @classmethod
@@ -187,6 +189,16 @@ class PredictionBot(commands.AutoShardedBot):
         return task
 
     # --- Start-up ----------------------------------------------------------------------------
+
+    async def login(self, token: str) -> None:
+        """Log in over a connection pool of `http_connections` kept-alive connections instead of
+        discord.py's unlimited one: a burst of interactions then reuses connections rather than
+        opening (and TLS-handshaking) one per request."""
+        if self.config.http_connections:
+            self.http.connector = aiohttp.TCPConnector(
+                limit=self.config.http_connections, keepalive_timeout=60
+            )
+        await super().login(token)
 
     async def setup_hook(self) -> None:
         for name in self.config.extensions:

@@ -74,7 +74,7 @@ def policy_get(*, guild_id: int) -> Policy:
 @dataclass(frozen=True)
 class TradeResult:
     market: MarketSummary
-    """The market after the trade."""
+    """The market as it was before the trade (its id, question and outcomes)."""
     kind: str
     outcome: int
     label: str
@@ -84,10 +84,8 @@ class TradeResult:
     shares: int
     """Micro-shares received (buy) or burned (sell)."""
     balance: int | None
-
-    @property
-    def probability(self) -> float:
-        return self.market.outcomes[self.outcome].probability
+    probability: float
+    """The outcome's probability right after the trade (display)."""
 
 
 def bet_place(
@@ -111,7 +109,7 @@ def bet_place(
         amount=amount,
         idempotency_key=idempotency_key,
     )
-    return _trade_result(guild_id, user_id, summary.id, trade)
+    return _trade_result(guild_id, user_id, summary, trade)
 
 
 def shares_sell(
@@ -135,21 +133,22 @@ def shares_sell(
         shares=parsing.shares(shares),
         idempotency_key=idempotency_key,
     )
-    return _trade_result(guild_id, user_id, summary.id, trade)
+    return _trade_result(guild_id, user_id, summary, trade)
 
 
-def _trade_result(guild_id: int, user_id: int, market_id: int, trade) -> TradeResult:
-    after = market_selectors.market_get(market_id=market_id, guild_id=guild_id)
-    position = next(o.position for o in after.outcomes if o.label == trade.outcome.label)
+def _trade_result(guild_id: int, user_id: int, summary: MarketSummary, trade) -> TradeResult:
+    """The reply's facts, from the trade row itself (its price after the trade) and the
+    member's balance: one more query, not another market read."""
     return TradeResult(
-        market=after,
+        market=summary,
         kind=trade.kind,
-        outcome=position,
+        outcome=trade.outcome.position,
         label=trade.outcome.label,
         amount=trade.amount,
         fee=trade.fee,
         shares=trade.shares,
         balance=points_selectors.balance_get(guild_id=guild_id, user_id=user_id),
+        probability=trade.price_after_ppm / 1_000_000,
     )
 
 

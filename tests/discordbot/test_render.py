@@ -98,7 +98,7 @@ def test_market_list_page_fits(markets, status, total):
 @given(summaries(), label, st.integers(1, 10**15), st.integers(1, 10**12))
 def test_trade_reply_fits(summary, outcome_label, amount, shares):
     for kind in ("buy", "stake", "sell"):
-        result = TradeResult(summary, kind, 0, outcome_label, amount, 0, shares, 10**15)
+        result = TradeResult(summary, kind, 0, outcome_label, amount, 0, shares, 10**15, 0.123)
         assert limits.size(render.trade_text(result)) <= limits.CONTENT
 
 
