@@ -176,11 +176,15 @@ if REDIS_URL:
             "BACKEND": "channels_redis.core.RedisChannelLayer",
             "CONFIG": {
                 # redis-py 8 caps a pool at 100 connections and then refuses; a burst of
-                # dashboard sockets (every page reconnecting after a deploy) needs more.
+                # dashboard sockets (every page reconnecting after a deploy) needs more. Its
+                # default 5 s read timeout equals channels-redis' 5 s blocking receive, so an
+                # idle socket's consumer died with "Timeout reading"; reads get 15 s.
                 "hosts": [
                     {
                         "address": REDIS_URL,
                         "max_connections": env.int("CHANNELS_REDIS_MAX_CONNECTIONS", default=1000),
+                        "socket_timeout": 15,
+                        "socket_connect_timeout": 2,
                     }
                 ],
                 "prefix": env.str("CHANNELS_PREFIX", default="pm"),
@@ -249,6 +253,12 @@ DISCORD_TOKEN = env.str("DISCORD_TOKEN", default="")
 DISCORD_APPLICATION_ID = env.str("DISCORD_APPLICATION_ID", default="")
 DISCORD_DEV_GUILD_ID = env.str("DISCORD_DEV_GUILD_ID", default="")
 DISCORD_API_BASE = env.str("DISCORD_API_BASE", default="")
+# Bot tuning: database threads (0 = 1 on SQLite, 8 on PostgreSQL), seconds between notification
+# DMs, and the market clock and notifier intervals.
+DISCORD_DB_WORKERS = env.int("DISCORD_DB_WORKERS", default=0)
+DISCORD_DM_INTERVAL = env.float("DISCORD_DM_INTERVAL", default=0.5)
+DISCORD_TICK_SECONDS = env.float("DISCORD_TICK_SECONDS", default=30.0)
+DISCORD_NOTIFY_SECONDS = env.float("DISCORD_NOTIFY_SECONDS", default=5.0)
 SENTRY_DSN = env.str("SENTRY_DSN", default="")
 SENTRY_ENVIRONMENT = env.str("SENTRY_ENVIRONMENT", default="development" if DEBUG else "production")
 SENTRY_RELEASE = env.str("SENTRY_RELEASE", default="")
