@@ -2,7 +2,7 @@
 trades placed through the services, p50/p99 with the in-memory and with the Redis channel layer.
 
     .venv/bin/python bench/ws_latency.py [--clients 200] [--trades 100] [--rate 20]
-                                         [--layers memory redis]
+                                         [--layers memory redis redis-pubsub]
 
 For each layer a fresh process serves the project's ASGI app with daphne on a free port on
 127.0.0.1 (a Twisted reactor runs once per process), and a second process opens `--clients`
@@ -14,7 +14,9 @@ receive every trade: a missing delivery is reported, not hidden.
 
 Database: BENCH_DATABASE_URL, default postgres://pm:pm@127.0.0.1:5432/pm_ws_bench (created and
 migrated if missing; each run uses a fresh guild). Redis: BENCH_REDIS_URL, default
-redis://127.0.0.1:6379/0, with a channel prefix of the run's own.
+redis://127.0.0.1:6379/0, with a channel prefix of the run's own. `redis` is the layer the
+project ships (channels_redis core, as in config/settings.py); `redis-pubsub` is channels_redis'
+pub/sub layer, measured for comparison only.
 """
 
 from __future__ import annotations
@@ -117,7 +119,10 @@ def run_layer(layer: str, clients: int, trades: int, rate: float) -> dict:
     os.environ["DATABASE_URL"] = DATABASE_URL
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
     os.environ.setdefault("DJANGO_TESTING", "1")
-    os.environ.pop("REDIS_URL", None)
+    if layer == "redis":
+        os.environ["REDIS_URL"] = REDIS_URL
+    else:
+        os.environ.pop("REDIS_URL", None)
     ensure_database(DATABASE_URL)
 
     import django
@@ -127,13 +132,13 @@ def run_layer(layer: str, clients: int, trades: int, rate: float) -> dict:
     from django.core.management import call_command
 
     if layer == "redis":
+        # Exactly the layer config/settings.py builds from REDIS_URL, on a prefix of our own.
+        settings.CHANNEL_LAYERS["default"]["CONFIG"]["prefix"] = f"pmbench{uuid.uuid4().hex[:8]}"
+    elif layer == "redis-pubsub":
         settings.CHANNEL_LAYERS = {
             "default": {
-                "BACKEND": "channels_redis.core.RedisChannelLayer",
-                "CONFIG": {
-                    "hosts": [{"address": REDIS_URL, "max_connections": 1000}],
-                    "prefix": f"pmbench{uuid.uuid4().hex[:8]}",
-                },
+                "BACKEND": "channels_redis.pubsub.RedisPubSubChannelLayer",
+                "CONFIG": {"hosts": [REDIS_URL], "prefix": f"pmbench{uuid.uuid4().hex[:8]}"},
             }
         }
     else:
@@ -238,6 +243,7 @@ def run_layer(layer: str, clients: int, trades: int, rate: float) -> dict:
         if event_id in committed
     ]
     delivered = sum(len(r) for r in received)
+    short = sorted(len(r) for r in received if len(r) < trades)
     q = statistics.quantiles(latencies, n=100, method="inclusive") if len(latencies) > 1 else []
     return {
         "layer": layer,
@@ -247,6 +253,7 @@ def run_layer(layer: str, clients: int, trades: int, rate: float) -> dict:
         "deliveries": delivered,
         "expected": clients * trades,
         "connect_s": round(connect_seconds, 2),
+        "short_clients": short[:20],
         "p50_ms": round(q[49], 2) if q else None,
         "p90_ms": round(q[89], 2) if q else None,
         "p99_ms": round(q[98], 2) if q else None,
@@ -260,7 +267,12 @@ def main() -> None:
     parser.add_argument("--clients", type=int, default=200)
     parser.add_argument("--trades", type=int, default=100)
     parser.add_argument("--rate", type=float, default=20.0, help="trades per second")
-    parser.add_argument("--layers", nargs="+", default=["memory", "redis"])
+    parser.add_argument(
+        "--layers",
+        nargs="+",
+        default=["memory", "redis"],
+        choices=["memory", "redis", "redis-pubsub"],
+    )
     parser.add_argument("--one", help=argparse.SUPPRESS)
     args = parser.parse_args()
 
@@ -297,10 +309,12 @@ def main() -> None:
         f"Commit-to-delivery latency, {args.clients} staff WebSockets on daphne, "
         f"{args.trades} trades at {args.rate:g}/s ({rows[0]['database']}):"
     )
-    print(f"{'layer':<8} {'delivered':>13} {'p50 ms':>8} {'p90 ms':>8} {'p99 ms':>8} {'max ms':>8}")
+    print(
+        f"{'layer':<12} {'delivered':>13} {'p50 ms':>8} {'p90 ms':>8} {'p99 ms':>8} {'max ms':>8}"
+    )
     for r in rows:
         print(
-            f"{r['layer']:<8} {r['deliveries']:>6}/{r['expected']:<6} {r['p50_ms']:>8} "
+            f"{r['layer']:<12} {r['deliveries']:>6}/{r['expected']:<6} {r['p50_ms']:>8} "
             f"{r['p90_ms']:>8} {r['p99_ms']:>8} {r['max_ms']:>8}"
         )
 

@@ -42,12 +42,17 @@ def memory_layer() -> dict:
 
 
 def redis_layer(url: str) -> dict:
-    # A prefix of its own: the shared Redis also serves other test runs and `make run`.
-    prefix = f"pmtest{uuid.uuid4().hex[:10]}"
+    """The channels-redis layer exactly as config/settings.py builds it (pool size, timeouts),
+    pointed at `url`, with a prefix of its own: the shared Redis also serves other test runs
+    and `make run`."""
+    host = {"address": url}
+    shipped = django_settings.CHANNEL_LAYERS["default"]
+    if shipped["BACKEND"] == "channels_redis.core.RedisChannelLayer":
+        host = {**shipped["CONFIG"]["hosts"][0], "address": url}
     return {
         "default": {
             "BACKEND": "channels_redis.core.RedisChannelLayer",
-            "CONFIG": {"hosts": [url], "prefix": prefix},
+            "CONFIG": {"hosts": [host], "prefix": f"pmtest{uuid.uuid4().hex[:10]}"},
         }
     }
 
@@ -436,4 +441,18 @@ async def test_redis_layer_delivers_events_published_outside_the_event_loop(
     trade = await loop.run_in_executor(None, other_worker)
     message = await ws.receive_json_from(timeout=5)
     assert message["payload"]["trade_id"] == trade.pk
+    await ws.disconnect()
+
+
+@pytest.mark.redis
+async def test_an_idle_socket_outlives_the_blocking_receive_timeout(settings, staff_cookie, market):
+    """channels-redis blocks 5 s per receive; with redis-py 8's default 5 s read timeout an idle
+    consumer died with "Timeout reading" (found by bench/ws_latency.py). The shipped settings
+    give reads more time, so a quiet dashboard stays connected."""
+    settings.CHANNEL_LAYERS = redis_layer(django_settings.REDIS_URL)
+    ws, _ = await connect_and_replay(staff_cookie, await last_event_id())
+    await asyncio.sleep(7)
+    await place_bet(market_id=market.pk, user_id=BOB, outcome=0, amount=5, idempotency_key="idle")
+    message = await ws.receive_json_from(timeout=5)
+    assert message["event"] == "trade" and message["payload"]["amount"] == 5
     await ws.disconnect()
