@@ -92,6 +92,18 @@ def error_reply(exc: BaseException, *, action: str, interaction: discord.Interac
     return Reply(content=MSG_ERROR.format(error_id=error_id), ephemeral=True)
 
 
+def age(interaction: discord.Interaction) -> float:
+    """Seconds since Discord created the interaction (its id is a timestamp): the clock Discord's
+    3-second deadline runs on. Falls back to 0 when the local clock is behind Discord's."""
+    return max(0.0, time.time() - interaction.created_at.timestamp())
+
+
+def observe(interaction: discord.Interaction, action: str, outcome: str = "ok") -> None:
+    """Record an interaction answered at once (a modal or a refusal) in the metrics."""
+    elapsed = age(interaction)
+    telemetry.interaction_observed(action, outcome, elapsed, elapsed)
+
+
 def actor(interaction: discord.Interaction) -> Actor:
     return Actor.from_interaction(interaction)
 
@@ -128,24 +140,23 @@ async def respond(
     `ephemeral` is how the "thinking…" placeholder is shown (and so the reply, unless the reply
     is an error); `update` defers a component click as an edit of its own message. Returns the
     message that was sent or edited, if any."""
-    started = time.monotonic()
     first: float | None = None
     outcome = "ok"
     try:
         if interaction.guild_id is None:
             await interaction.response.send_message(MSG_GUILD_ONLY, ephemeral=True)
-            outcome = "refused"
+            outcome, first = "refused", age(interaction)
             return None
         limited = await rate_limited(interaction, rules)
         if limited is not None:
             await interaction.response.send_message(limited.message, ephemeral=True)
-            outcome = "rate_limited"
+            outcome, first = "refused", age(interaction)
             return None
         if update:
             await interaction.response.defer()
         else:
             await interaction.response.defer(ephemeral=ephemeral, thinking=True)
-        first = time.monotonic() - started
+        first = age(interaction)
         try:
             reply = await body()
         except Exception as exc:
@@ -164,10 +175,7 @@ async def respond(
         )
         return None
     finally:
-        total = time.monotonic() - started
-        telemetry.interaction_observed(
-            action, outcome, first if first is not None else total, total
-        )
+        telemetry.interaction_observed(action, outcome, first, age(interaction))
 
 
 async def deliver(
@@ -265,6 +273,7 @@ async def send_modal(interaction: discord.Interaction, modal: discord.ui.Modal) 
     submission from its `custom_id`, so nothing is lost (or leaked) if it is never submitted."""
     modal.stop()
     await interaction.response.send_modal(modal)
+    observe(interaction, f"modal:{modal.custom_id.split(':')[2]}")
 
 
 def text_input(

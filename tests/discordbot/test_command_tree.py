@@ -5,6 +5,7 @@ Discord's own validation and would refuse a bad tree)."""
 from __future__ import annotations
 
 import re
+from pathlib import Path
 
 import pytest
 from discord import app_commands
@@ -131,3 +132,13 @@ async def test_the_fake_refuses_a_tree_discord_would_refuse(offline):
     bad["options"][0]["description"] = "x" * 101
     with pytest.raises(Rejected):
         check_command(bad, "0")
+
+
+async def test_the_readme_lists_every_command(offline):
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    section = readme.split("## Discord setup", 1)[1].split("\n## ", 1)[0]
+    for command in offline.bot.tree.walk_commands():
+        if isinstance(command, app_commands.Command):
+            assert f"/{command.qualified_name}" in section or (
+                command.parent and f"/{command.parent.name} " in section and command.name in section
+            ), command.qualified_name

@@ -113,18 +113,12 @@ def _wait_for(predicate, timeout: float = 60.0) -> bool:
     return False
 
 
-@pytest.fixture
-def process_env(tmp_path, fake):
-    env = {
-        **os.environ,
-        "DJANGO_DEBUG": "1",
-        "DATABASE_URL": f"sqlite:///{tmp_path / 'db.sqlite3'}",
-        "DISCORD_TOKEN": "fake-token",
-        "DISCORD_API_BASE": fake.base_url,
-        "DJANGO_SECRET_KEY": "test-only",
-    }
+@pytest.fixture(scope="module")
+def migrated_sqlite(tmp_path_factory) -> str:
+    """A migrated SQLite database for the server processes (migrated once per module)."""
+    url = f"sqlite:///{tmp_path_factory.mktemp('serve') / 'db.sqlite3'}"
+    env = {**os.environ, "DJANGO_DEBUG": "1", "DATABASE_URL": url}
     env.pop("REDIS_URL", None)
-    env.pop("DJANGO_TESTING", None)
     subprocess.run(
         [sys.executable, "manage.py", "migrate", "--noinput", "-v", "0"],
         cwd=ROOT,
@@ -132,6 +126,21 @@ def process_env(tmp_path, fake):
         check=True,
         timeout=300,
     )
+    return url
+
+
+@pytest.fixture
+def process_env(migrated_sqlite, fake):
+    env = {
+        **os.environ,
+        "DJANGO_DEBUG": "1",
+        "DATABASE_URL": migrated_sqlite,
+        "DISCORD_TOKEN": "fake-token",
+        "DISCORD_API_BASE": fake.base_url,
+        "DJANGO_SECRET_KEY": "test-only",
+    }
+    env.pop("REDIS_URL", None)
+    env.pop("DJANGO_TESTING", None)
     return env
 
 
