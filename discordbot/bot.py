@@ -32,6 +32,7 @@ from django.db import connection
 from . import interactions, telemetry
 from .interactions import ModalRouter, answer_now, new_error_id
 from .permissions import Policy
+from .services import policy_get
 
 logger = logging.getLogger(__name__)
 
@@ -126,8 +127,6 @@ class PolicyCache:
         self.bot.spawn(self._refresh(guild_id))
 
     async def _refresh(self, guild_id: int) -> None:
-        from .services import policy_get
-
         try:
             policy = await self.bot.db(policy_get, guild_id=guild_id)
             self._entries[guild_id] = (time.monotonic(), policy)

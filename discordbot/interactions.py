@@ -163,13 +163,12 @@ async def respond(
             outcome = "refused" if isinstance(exc, DomainError) else "error"
             reply = error_reply(exc, action=action, interaction=interaction)
         return await deliver(interaction, reply, placeholder_ephemeral=ephemeral, update=update)
-    except discord.HTTPException as exc:
+    except Exception as exc:  # Discord refused or lost a reply: nothing more can be shown
         outcome = "error"
-        error_id = new_error_id()
         logger.error(
-            "interaction %s: Discord refused a reply (error id %s): %s",
+            "interaction %s: the reply could not be delivered (error id %s): %s",
             action,
-            error_id,
+            new_error_id(),
             exc,
             exc_info=exc,
         )
@@ -203,7 +202,10 @@ async def deliver(
         await interaction.delete_original_response()
         message = await interaction.followup.send(wait=True, ephemeral=True, **_followup(kwargs))
     if reply.after_send is not None and message is not None:
-        await reply.after_send(message)
+        try:
+            await reply.after_send(message)
+        except Exception:  # the member has their answer; only the bookkeeping failed
+            logger.exception("after-send step of interaction %s failed", interaction.id)
     return message
 
 

@@ -34,9 +34,10 @@ import discord
 from django.utils import timezone
 
 from markets.models import MarketEvent
-from markets.selectors import market_events_after
+from markets.selectors import market_events_after, market_get
 
 from . import render, selectors, services, telemetry
+from .market_ui import market_view
 from .models import NotificationDelivery
 
 if TYPE_CHECKING:
@@ -152,8 +153,6 @@ class Notifier:
     async def _announce(self, event: MarketEvent, ctx: selectors.EventContext) -> None:
         if not ctx.announce_channel_id:
             return
-        from .market_ui import market_view
-
         m = ctx.market
         channel = self.bot.get_partial_messageable(ctx.announce_channel_id)
 
@@ -249,8 +248,6 @@ class Notifier:
         """Edit the market message to its current state; a deleted message is not an error."""
         if not (m.channel_id and m.message_id):
             return
-        from .market_ui import market_view
-
         message = self.bot.get_partial_messageable(m.channel_id).get_partial_message(m.message_id)
         try:
             await message.edit(embed=render.market_embed(m), view=market_view(m))
@@ -265,8 +262,6 @@ class Notifier:
                 continue
             self._dirty.discard(market_id)
             try:
-                from markets.selectors import market_get
-
                 m = await self.bot.db(market_get, market_id=market_id)
             except Exception:
                 logger.exception("could not read market %s for a refresh", market_id)

@@ -64,7 +64,7 @@ def _choice(name: str, value: str) -> app_commands.Choice[str]:
     return app_commands.Choice(name=limits.fit(name, limits.CHOICE_NAME), value=value[:100])
 
 
-def market_choices(guild_id: int, current: str, statuses: list[str] | None) -> list:
+def market_choices(*, guild_id: int, current: str, statuses: list[str] | None) -> list:
     return market_list(
         guild_id=guild_id,
         status=statuses,
