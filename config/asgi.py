@@ -13,11 +13,11 @@ except ImproperlyConfigured as exc:  # one clear line for the operator, not a tr
     sys.stderr.write(f"Configuration error: {exc}\n")
     raise SystemExit(2) from None
 
-from channels.auth import AuthMiddlewareStack  # noqa: E402
-from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
-from channels.security.websocket import AllowedHostsOriginValidator  # noqa: E402
+from channels.auth import AuthMiddlewareStack
+from channels.routing import ProtocolTypeRouter, URLRouter
+from channels.security.websocket import AllowedHostsOriginValidator
 
-from config.routing import websocket_urlpatterns  # noqa: E402
+from config.routing import websocket_urlpatterns
 
 application = ProtocolTypeRouter(
     {
