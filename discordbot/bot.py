@@ -30,7 +30,7 @@ from django.core.cache.backends.locmem import LocMemCache
 from django.db import connection
 
 from . import interactions, telemetry
-from .interactions import ModalRouter, answer_now, new_error_id
+from .interactions import ModalRouter, answer_now
 from .permissions import Policy
 from .services import policy_get
 
@@ -239,9 +239,12 @@ class PredictionBot(commands.AutoShardedBot):
                 if await self.modals.dispatch(interaction):
                     return
             except Exception as exc:
-                error_id = new_error_id()
-                logger.error(
-                    "modal %s failed (error id %s)", interaction.id, error_id, exc_info=exc
+                error_id = interactions.error_capture(
+                    exc,
+                    logger=logger,
+                    message="modal failed",
+                    interaction_id=interaction.id,
+                    guild_id=interaction.guild_id,
                 )
                 if not interaction.response.is_done():
                     await answer_now(interaction, interactions.MSG_ERROR.format(error_id=error_id))
@@ -269,12 +272,12 @@ class PredictionBot(commands.AutoShardedBot):
         elif isinstance(error, app_commands.CheckFailure):
             text = "You can't use this command here."
         else:
-            error_id = new_error_id()
-            logger.error(
-                "command %s failed (error id %s)",
-                getattr(interaction.command, "qualified_name", "?"),
-                error_id,
-                exc_info=error,
+            error_id = interactions.error_capture(
+                error,
+                logger=logger,
+                message=f"command {getattr(interaction.command, 'qualified_name', '?')} failed",
+                interaction_id=interaction.id,
+                guild_id=interaction.guild_id,
             )
             text = interactions.MSG_ERROR.format(error_id=error_id)
         try:

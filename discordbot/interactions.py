@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import logging
 import re
-import secrets
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
@@ -26,6 +25,7 @@ from typing import TYPE_CHECKING, Any
 
 import discord
 
+from config import logging as config_logging
 from points.errors import DomainError
 
 from . import limits, ratelimit, telemetry
@@ -51,7 +51,13 @@ def idempotency_key(interaction: discord.Interaction) -> str:
 
 
 def new_error_id() -> str:
-    return secrets.token_hex(4)
+    return config_logging.new_error_id()
+
+
+def error_capture(exc: BaseException, **fields: Any) -> str:
+    """Log `exc` under a new error id bound into the JSON log line and the Sentry event (the same
+    id the member is shown)."""
+    return config_logging.error_capture(exc, **fields)
 
 
 @dataclass
@@ -79,15 +85,13 @@ class Reply:
 def error_reply(exc: BaseException, *, action: str, interaction: discord.Interaction) -> Reply:
     if isinstance(exc, DomainError):
         return Reply(content=exc.message, ephemeral=True)
-    error_id = new_error_id()
-    logger.error(
-        "interaction %s failed (error id %s, interaction %s, guild %s, user %s)",
-        action,
-        error_id,
-        interaction.id,
-        interaction.guild_id,
-        getattr(interaction.user, "id", None),
-        exc_info=exc,
+    error_id = error_capture(
+        exc,
+        logger=logger,
+        message=f"interaction {action} failed",
+        interaction_id=interaction.id,
+        guild_id=interaction.guild_id,
+        user_id=getattr(interaction.user, "id", None),
     )
     return Reply(content=MSG_ERROR.format(error_id=error_id), ephemeral=True)
 

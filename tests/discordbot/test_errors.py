@@ -33,6 +33,9 @@ async def test_an_unexpected_error_shows_an_id_that_is_in_the_log(
     (record,) = [r for r in caplog.records if error_id in r.getMessage()]
     assert record.exc_info and "disk on fire" in str(record.exc_info[1])
     assert "disk on fire" not in ex.text
+    # The id is a field of the log line too (JSON logs, Sentry tag), with the interaction.
+    assert record.error_id == error_id
+    assert record.user_id == members.alice.id
 
 
 async def test_an_error_after_a_public_defer_is_shown_privately(harness, members, monkeypatch):
