@@ -433,6 +433,21 @@ def _trade_finish(
     return trade
 
 
+def _fee_leg(market: Market, wallet: Account, treasury: Account, fee: int, key: str) -> Leg:
+    """The trading fee, wallet → treasury (DOMAIN §4.3, §4.4). Caller holds both locks."""
+    return Leg(
+        wallet,
+        treasury,
+        fee,
+        Transfer.Code.FEE,
+        f"{key}:fee",
+        f"Fee, market #{market.pk}",
+        wallet.owner_id,
+        None,
+        market.pk,
+    )
+
+
 @retry_transient()
 def bet_place(
     *,
@@ -519,19 +534,7 @@ def bet_place(
             ),
         ]
         if fee:
-            legs.append(
-                Leg(
-                    wallet,
-                    locked[members.treasury.pk],
-                    fee,
-                    Transfer.Code.FEE,
-                    f"{idempotency_key}:fee",
-                    f"Fee, market #{market.pk}",
-                    user_id,
-                    None,
-                    market.pk,
-                )
-            )
+            legs.append(_fee_leg(market, wallet, locked[members.treasury.pk], fee, idempotency_key))
         transfers_post(legs, locked)
         _position_add(market, chosen, user_id, shares=shares, spent=amount, received=0)
         return _trade_finish(
@@ -631,19 +634,7 @@ def shares_sell(
             ),
         ]
         if fee:
-            legs.append(
-                Leg(
-                    wallet,
-                    locked[members.treasury.pk],
-                    fee,
-                    Transfer.Code.FEE,
-                    f"{idempotency_key}:fee",
-                    f"Fee, market #{market.pk}",
-                    user_id,
-                    None,
-                    market.pk,
-                )
-            )
+            legs.append(_fee_leg(market, wallet, locked[members.treasury.pk], fee, idempotency_key))
         transfers_post([*members.starting_legs, *legs], locked)
         _position_add(
             market, chosen, user_id, shares=-result.shares, spent=0, received=result.points
