@@ -145,7 +145,7 @@ def market_list(
     if search:
         text = search.strip().lstrip("#")
         condition = Q(question__icontains=text)
-        if text.isdigit():
+        if text.isdecimal() and len(text) <= 19:  # int() refuses "²" and 4300+ digits
             condition |= Q(pk=int(text))
         qs = qs.filter(condition)
     qs = _with_outcomes(qs.order_by("-id"))[max(0, offset) : max(0, offset) + max(1, limit)]
