@@ -543,3 +543,12 @@ def test_selector_query_count_is_constant_for_one_or_many_rows(name, django_asse
     constant_size = ("market_count", "quote_buy", "quote_sell", "market_get", "categories")
     if name not in (*constant_size, "volume_by_market"):
         assert row_count(many) > row_count(few), "the large case must really have more rows"
+
+
+@pytest.mark.parametrize("search", ["²", "99999999999999999999", "9" * 5000, "#", "   "])
+def test_market_list_search_with_odd_numbers_finds_nothing_instead_of_failing(search):
+    create("m", question="Will it rain?")
+    found = selectors.market_list(guild_id=GUILD, search=search)
+    assert [m.question for m in found] in ([], ["Will it rain?"])
+    if search.strip().lstrip("#"):
+        assert found == []
