@@ -44,7 +44,7 @@ def outcome_ref(value: object, labels: Sequence[str], *, market_id: int) -> int:
     """The 0-based position of an outcome given as its 1-based number (what autocomplete sends)
     or its label (exact, ignoring case; else the only label that starts with the text)."""
     text = str(value).strip() if value is not None else ""
-    if text.isdigit() and 1 <= int(text) <= len(labels):
+    if text.isascii() and text.isdecimal() and len(text) <= 3 and 1 <= int(text) <= len(labels):
         return int(text) - 1
     folded = text.casefold()
     exact = [i for i, label in enumerate(labels) if label.casefold() == folded]

@@ -19,6 +19,7 @@ from django.utils.text import Truncator
 
 from betting.models import Position, Trade
 from points.admin import ActionPermissionMixin, ReadOnlyAdmin, member_link
+from points.errors import id_from_text
 from points.models import Account
 
 from . import admin_views, selectors
@@ -320,8 +321,8 @@ class MarketAdmin(ActionPermissionMixin, admin.ModelAdmin):
     def get_search_results(self, request, queryset, search_term):
         term = search_term.strip().lstrip("#")
         results, may_have_duplicates = super().get_search_results(request, queryset, term)
-        if term.isdigit() and int(term) < 2**63:
-            results |= queryset.filter(pk=int(term))
+        if (market_id := id_from_text(term)) is not None:
+            results |= queryset.filter(pk=market_id)
         return results, may_have_duplicates
 
     # Markets change only through the services (DOMAIN §4–§6): view-only for everyone.
@@ -472,8 +473,8 @@ class MarketAdmin(ActionPermissionMixin, admin.ModelAdmin):
         ]
 
     def change_view(self, request, object_id, form_url="", extra_context=None):
-        valid = object_id.isdigit() and int(object_id) < 2**63
-        market = Market.objects.filter(pk=int(object_id)).first() if valid else None
+        market_id = id_from_text(object_id)
+        market = Market.objects.filter(pk=market_id).first() if market_id else None
         extra = {}
         if market is not None:
             pk = market.pk

@@ -23,7 +23,7 @@ from django.urls import reverse
 
 from betting.models import Trade
 from points.admin_views import ConfirmForm, keyset_chunks, reason_field, stream_csv
-from points.errors import DomainError
+from points.errors import DomainError, id_from_text
 
 from . import selectors, services
 from .errors import MSG_ALREADY_SETTLED, MSG_NOT_CLOSED_FOR_RESOLVE
@@ -80,7 +80,7 @@ class CloseForm(BulkForm):
 def parse_ids(raw: str) -> list[int]:
     """`"3,1,2"` → `[1, 2, 3]`, ignoring anything that is not a market number, at most
     `MAX_BULK` ids."""
-    ids = {int(p) for p in raw.split(",") if p.strip().isdigit() and 0 < int(p) < 2**63}
+    ids = {i for i in (id_from_text(p) for p in raw.split(",")) if i is not None}
     return sorted(ids)[:MAX_BULK]
 
 

@@ -302,8 +302,8 @@ class Portfolio:
 
 
 def position_value(market: Market, outcomes: list[Outcome], position: Position) -> int:
-    """Points a position is worth now (no queries): what selling it would return (amm, not
-    settled), its pari-mutuel share of the pot if its outcome won (pool, not settled), or what
+    """Points a position is worth now (no queries): what selling it would put in the wallet,
+    after the fee (amm, not settled), its pari-mutuel share of the pot if its outcome won (pool, not settled), or what
     settlement paid. `outcomes` are the market's outcomes in position order."""
     if market.is_settled:
         return position.payout
@@ -311,7 +311,8 @@ def position_value(market: Market, outcomes: list[Outcome], position: Position) 
     if market.mechanism == Market.Mechanism.AMM:
         if not position.shares:
             return 0
-        return amm.sell([o.pool for o in outcomes], index, position.shares).points
+        points = amm.sell([o.pool for o in outcomes], index, position.shares).points
+        return points - amm.fee_for(points, market.fee_bps) if points else 0
     staked = outcomes[index].staked
     return position.points_spent * sum(o.staked for o in outcomes) // staked if staked else 0
 

@@ -21,7 +21,7 @@ from markets.services import format_shares
 
 from . import selectors, services
 from .admin_views import AdjustBalanceForm, keyset_chunks, stream_csv
-from .errors import DomainError
+from .errors import DomainError, id_from_text
 from .models import Account, AuditEvent, GuildSettings, Transfer
 
 HISTORY_PAGE = 50
@@ -128,7 +128,7 @@ class AccountAdmin(ActionPermissionMixin, ReadOnlyAdmin):
             guild_id=guild_id, kind=Account.Kind.WALLET, owner_id=user_id
         ).first()
         before = request.GET.get("before")
-        before_id = int(before) if before and before.isdigit() else None
+        before_id = id_from_text(before)
         history = selectors.transfers_for_user(
             guild_id=guild_id, user_id=user_id, limit=HISTORY_PAGE + 1, before_id=before_id
         )
@@ -337,10 +337,10 @@ class AuditEventAdmin(ReadOnlyAdmin):
 
     @admin.display(description="target", ordering="target_id")
     def target(self, obj: AuditEvent) -> str:
-        if obj.target_type == "market" and obj.target_id.isdigit():
+        if obj.target_type == "market" and id_from_text(obj.target_id):
             url = reverse("admin:markets_market_change", args=[obj.target_id])
             return format_html('<a href="{}">market #{}</a>', url, obj.target_id)
-        if obj.target_type == "wallet" and obj.target_id.isdigit() and obj.guild_id:
+        if obj.target_type == "wallet" and id_from_text(obj.target_id) and obj.guild_id:
             return member_link(obj.guild_id, int(obj.target_id))
         return f"{obj.target_type}:{obj.target_id}"
 

@@ -98,3 +98,17 @@ def validate_key(key: object) -> str:
     if not isinstance(key, str) or not 1 <= len(key) <= 200:
         raise InvalidInput("Every change needs an idempotency key of 1–200 characters.")
     return key
+
+
+def id_from_text(text: object) -> int | None:
+    """A positive id (market number, Discord snowflake) typed as text, or None.
+
+    Only ASCII digits, at most 19 of them: `str.isdigit()` also accepts "²", which `int()`
+    refuses, and `int()` refuses texts of over 4,300 digits."""
+    if not isinstance(text, str):
+        return None
+    text = text.strip()
+    if not (1 <= len(text) <= 19 and text.isascii() and text.isdecimal()):
+        return None
+    value = int(text)
+    return value if 0 < value < 2**63 else None

@@ -415,6 +415,14 @@ def test_changelist_shows_status_leading_outcome_and_searches_by_number(mod_clie
     assert [m.pk for m in by_text] == [leading.pk]
     filtered = mod_client.get(url, {"status__exact": "closed"}).context["cl"].result_list
     assert list(filtered) == []
+    # Digits that int() refuses are plain search text, never a server error.
+    for odd in ("²", "9" * 5000, "99999999999999999999"):
+        response = mod_client.get(url, {"q": odd})
+        assert response.status_code == 200 and list(response.context["cl"].result_list) == []
+    assert mod_client.get(reverse("admin:markets_market_change", args=["²"])).status_code in (
+        302,
+        404,
+    )
 
 
 def test_changelist_of_500_markets_runs_a_constant_number_of_queries(

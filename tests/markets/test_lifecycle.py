@@ -371,6 +371,8 @@ def test_fees_go_to_treasury():
     )
     assert trade.fee == 3  # ceil(101 · 250 / 10000)
     assert escrow_of(market) == 1000 + 98
+    (view,) = selectors.portfolio_get(guild_id=GUILD, user_id=BOB).positions
     sold = services.shares_sell(market_id=market.pk, user_id=BOB, outcome=0, idempotency_key="s")
     assert sold.fee == -(-sold.amount * 250 // 10000)
+    assert view.value == sold.amount - sold.fee  # the portfolio values what the wallet would get
     assert Transfer.objects.filter(code="fee").count() == 2

@@ -158,3 +158,25 @@ def test_selectors_leaderboard_and_history(django_assert_num_queries):
 def test_invalid_snowflake_is_refused():
     with pytest.raises(InvalidInput, match="not a valid Discord id"):
         services.wallet_get_or_create(guild_id=GUILD, user_id=-1)
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("42", 42),
+        (" 7 ", 7),
+        ("²", None),
+        ("٣", None),
+        ("0", None),
+        ("-3", None),
+        ("9" * 20, None),
+        ("9" * 5000, None),
+        ("", None),
+        (None, None),
+        ("12a", None),
+    ],
+)
+def test_id_from_text_accepts_only_plain_positive_ids(text, expected):
+    from points.errors import id_from_text
+
+    assert id_from_text(text) == expected
