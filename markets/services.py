@@ -385,8 +385,11 @@ def _trade_finish(
     fee: int,
     ppm_before: list[int],
     idempotency_key: str,
+    requested_shares: int | None = None,
 ) -> Trade:
-    """Write the trade, the market counters and the `trade` event. Caller holds the locks."""
+    """Write the trade, the market counters and the `trade` event. Caller holds the locks.
+    `requested_shares` (sells: what was asked, None = all) is kept in the event so a replay of
+    the request can be told apart from a different request under the same key."""
     ppm_after = _ppm(market, outcomes)
     trade = Trade.objects.create(
         market=market,
@@ -420,6 +423,7 @@ def _trade_finish(
             "probabilities": [p / 1_000_000 for p in ppm_after],
             "volume": market.volume,
             "traders": market.trader_count,
+            **({"requested_shares": requested_shares} if kind == Trade.Kind.SELL else {}),
         },
         request_key=idempotency_key,
         actor_id=user_id,
@@ -575,12 +579,14 @@ def shares_sell(
         raise InvalidMarketInput(MSG_SHARES_INVALID)
 
     def matches(trade: Trade) -> bool:
-        return (trade.market_id, trade.user_id, trade.outcome.position, trade.kind) == (
+        same = (trade.market_id, trade.user_id, trade.outcome.position, trade.kind) == (
             market_id,
             user_id,
             outcome,
             Trade.Kind.SELL,
         )
+        event = MarketEvent.objects.filter(request_key=idempotency_key).first()
+        return same and event is not None and event.payload.get("requested_shares") == shares
 
     @transaction.atomic(durable=True)
     def body() -> Trade:
@@ -650,6 +656,7 @@ def shares_sell(
             fee=fee,
             ppm_before=ppm_before,
             idempotency_key=idempotency_key,
+            requested_shares=shares,
         )
 
     return run_once(
@@ -725,7 +732,11 @@ def market_close(
     reason = validate_reason(reason, required=False)
 
     def matches(event: MarketEvent) -> bool:
-        return event.market_id == market_id and event.type == MarketEvent.Type.CLOSED
+        return (
+            event.market_id == market_id
+            and event.type == MarketEvent.Type.CLOSED
+            and event.actor_id == actor_id
+        )
 
     @transaction.atomic(durable=True)
     def body() -> MarketEvent:

@@ -376,3 +376,32 @@ def test_fees_go_to_treasury():
     assert sold.fee == -(-sold.amount * 250 // 10000)
     assert view.value == sold.amount - sold.fee  # the portfolio values what the wallet would get
     assert Transfer.objects.filter(code="fee").count() == 2
+
+
+def test_sell_replay_with_a_different_share_count_is_a_conflict():
+    market = create()
+    bought = services.bet_place(
+        market_id=market.pk, user_id=BOB, outcome=0, amount=100, idempotency_key="b"
+    )
+    half = bought.shares // 2
+    first = services.shares_sell(
+        market_id=market.pk, user_id=BOB, outcome=0, shares=half, idempotency_key="s"
+    )
+    again = services.shares_sell(
+        market_id=market.pk, user_id=BOB, outcome=0, shares=half, idempotency_key="s"
+    )
+    assert again.pk == first.pk
+    with pytest.raises(IdempotencyConflict):
+        services.shares_sell(
+            market_id=market.pk, user_id=BOB, outcome=0, shares=None, idempotency_key="s"
+        )
+    assert Trade.objects.filter(kind="sell").count() == 1
+
+
+def test_close_replay_by_another_actor_is_a_conflict():
+    market = create()
+    services.market_close(market_id=market.pk, actor_id=ALICE, idempotency_key="k")
+    with pytest.raises(IdempotencyConflict):
+        services.market_close(
+            market_id=market.pk, actor_id=MOD, moderator=True, idempotency_key="k"
+        )
