@@ -303,8 +303,9 @@ class Portfolio:
 
 def position_value(market: Market, outcomes: list[Outcome], position: Position) -> int:
     """Points a position is worth now (no queries): what selling it would put in the wallet,
-    after the fee (amm, not settled), its pari-mutuel share of the pot if its outcome won (pool, not settled), or what
-    settlement paid. `outcomes` are the market's outcomes in position order."""
+    after the fee (amm, not settled), its pari-mutuel share of the pot if its outcome won (pool,
+    not settled), or what settlement paid. `outcomes` are the market's outcomes in position
+    order."""
     if market.is_settled:
         return position.payout
     index = next(i for i, o in enumerate(outcomes) if o.pk == position.outcome_id)
