@@ -126,6 +126,7 @@ def test_twenty_threads_trading_one_market_lose_no_update():
         rng = random.Random(i)
         user = MEMBERS[i % len(MEMBERS)]
         done: list[Trade] = []
+        asked: dict[str, int | None] = {}
         refused: Counter[str] = Counter()
         # Every thread also sends the same request (same key, same content): one trade.
         shared = services.bet_place(
@@ -143,11 +144,12 @@ def test_twenty_threads_trading_one_market_lose_no_update():
                         idempotency_key=f"t:{i}:{k}",
                     )
                 else:
+                    asked[f"t:{i}:{k}"] = rng.choice([None, rng.randint(1, 80) * SHARE_SCALE])
                     trade = services.shares_sell(
                         market_id=market.pk,
                         user_id=user,
                         outcome=outcome,
-                        shares=rng.choice([None, rng.randint(1, 80) * SHARE_SCALE]),
+                        shares=asked[f"t:{i}:{k}"],
                         idempotency_key=f"t:{i}:{k}",
                     )
                 done.append(trade)
@@ -158,7 +160,12 @@ def test_twenty_threads_trading_one_market_lose_no_update():
         if done:
             first = done[0]
             call = services.bet_place if first.kind == "buy" else services.shares_sell
-            extra = {"amount": first.amount} if first.kind == "buy" else {}
+            # The same request again: a buy's amount, or exactly the shares the sale asked for.
+            extra = (
+                {"amount": first.amount}
+                if first.kind == "buy"
+                else {"shares": asked[first.idempotency_key]}
+            )
             replays.append(
                 call(
                     market_id=market.pk,
