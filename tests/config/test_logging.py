@@ -7,6 +7,7 @@ import io
 import json
 import logging
 import random
+import types
 
 import pytest
 
@@ -132,7 +133,12 @@ def test_client_address_behind_a_trusted_proxy():
 
 
 @pytest.mark.django_db
-def test_admin_login_is_rate_limited_per_address_with_a_clear_page(client, captured):
+def test_admin_login_is_rate_limited_per_address_with_a_clear_page(client, captured, monkeypatch):
+    # django-ratelimit counts in fixed windows: freeze its clock at a window no earlier run used,
+    # so the eleven posts can neither straddle a window boundary nor meet an earlier run's count
+    # in a shared Redis.
+    frozen = 1_000_000_000 + random.randrange(10**8) * 60
+    monkeypatch.setattr("django_ratelimit.core.time", types.SimpleNamespace(time=lambda: frozen))
     _logger, stream = captured("pm.request", JsonFormatter())
     address = f"198.51.100.{random.randint(1, 254)}"
     attempt = {"username": "mod", "password": "wrong-password"}
