@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 import uuid
 
 import pytest
@@ -16,8 +17,13 @@ def members() -> Members:
 
 @pytest.fixture(autouse=True)
 def _fresh_rate_limits(settings):
-    """Each test counts rate limits in its own namespace (the cache may be a shared Redis)."""
+    """Each test counts rate limits in its own namespace (the cache may be a shared Redis), and
+    starts well inside a minute window: limits count in fixed windows, so a test that sends 11
+    commands across a window boundary would see its count reset and flake."""
     settings.DISCORD_RATELIMIT_NAMESPACE = uuid.uuid4().hex
+    left = 60 - time.time() % 60
+    if left < 10:
+        time.sleep(left + 0.05)
 
 
 @pytest.fixture
