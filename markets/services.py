@@ -763,6 +763,21 @@ def market_close(
     return Market.objects.get(pk=market_id)
 
 
+def _closed_for_resolution(
+    market_id: int, outcome: int, request_key: str, refusal: str
+) -> tuple[Market, list[Outcome], Outcome]:
+    """Lock the market, answer a replayed request, and check it is closed (not open, not
+    settled) and that `outcome` exists: what a vote and a moderator resolve both need.
+    Caller is in a transaction."""
+    market = _market_lock(market_id)
+    _event_replay(request_key)
+    _ensure_not_settled(market)
+    if market.status != Market.Status.CLOSED:
+        raise MarketStateError(refusal.format(market_id=market.pk, status=market.status))
+    outcomes = _outcomes(market)
+    return market, outcomes, _outcome_at(market, outcomes, outcome)
+
+
 @retry_transient()
 def resolution_vote_cast(
     *, market_id: int, voter_id: int, outcome: int, idempotency_key: str
@@ -782,15 +797,9 @@ def resolution_vote_cast(
 
     @transaction.atomic(durable=True)
     def body() -> MarketEvent:
-        market = _market_lock(market_id)
-        _event_replay(idempotency_key)
-        _ensure_not_settled(market)
-        if market.status != Market.Status.CLOSED:
-            raise MarketStateError(
-                MSG_NOT_CLOSED_FOR_VOTE.format(market_id=market.pk, status=market.status)
-            )
-        outcomes = _outcomes(market)
-        chosen = _outcome_at(market, outcomes, outcome)
+        market, outcomes, chosen = _closed_for_resolution(
+            market_id, outcome, idempotency_key, MSG_NOT_CLOSED_FOR_VOTE
+        )
         ResolutionVote.objects.update_or_create(
             market=market, voter_id=voter_id, defaults={"outcome": chosen}
         )
@@ -857,15 +866,9 @@ def market_resolve(
 
     @transaction.atomic(durable=True)
     def body() -> MarketEvent:
-        market = _market_lock(market_id)
-        _event_replay(idempotency_key)
-        _ensure_not_settled(market)
-        if market.status != Market.Status.CLOSED:
-            raise MarketStateError(
-                MSG_NOT_CLOSED_FOR_RESOLVE.format(market_id=market.pk, status=market.status)
-            )
-        outcomes = _outcomes(market)
-        chosen = _outcome_at(market, outcomes, outcome)
+        market, outcomes, chosen = _closed_for_resolution(
+            market_id, outcome, idempotency_key, MSG_NOT_CLOSED_FOR_RESOLVE
+        )
         return _resolve(
             market,
             outcomes,
