@@ -114,6 +114,8 @@ def test_moderator_resolves_through_the_confirmation_page_and_payouts_land(
         assert preview.payments
         for user_id, amount in preview.payments:
             assert f"&lt;@{user_id}&gt;" in html and f">{amount:,}<" in html
+    assert 'value="Resolve and pay out"' in html and 'name="reason"' in html
+    assert f'href="{reverse("admin:markets_market_change", args=[market.pk])}"' in html
     alice_shares = sum(
         Position.objects.filter(market=market, user_id=ALICE).values_list("shares", flat=True)
     )
