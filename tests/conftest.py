@@ -61,3 +61,33 @@ MOD = 333_333_333_333_333_301
 @pytest.fixture
 def guild_id() -> int:
     return GUILD
+
+
+# --- Back-office clients (tests/*/test_admin.py) ----------------------------------------------
+
+
+@pytest.fixture
+def plain_http(settings):
+    """The admin tests speak plain HTTP; production settings would redirect them to HTTPS."""
+    settings.SECURE_SSL_REDIRECT = False
+
+
+@pytest.fixture
+def moderator():
+    from tests.admin_helpers import staff_user
+
+    return staff_user("mod", "Moderators")
+
+
+@pytest.fixture
+def mod_client(client, moderator):
+    client.force_login(moderator)
+    return client
+
+
+@pytest.fixture
+def viewer_client(client):
+    from tests.admin_helpers import staff_user
+
+    client.force_login(staff_user("viewer", "Viewers"))
+    return client

@@ -6,21 +6,9 @@ import pytest
 from django.urls import reverse
 
 from markets import services
-from tests.admin_helpers import staff_user
 from tests.conftest import ALICE, BOB, CAROL, GUILD
 
-pytestmark = pytest.mark.django_db
-
-
-@pytest.fixture(autouse=True)
-def _plain_http(settings):
-    settings.SECURE_SSL_REDIRECT = False
-
-
-@pytest.fixture
-def viewer_client(client):
-    client.force_login(staff_user("viewer", "Viewers"))
-    return client
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("plain_http")]
 
 
 def market_with_bets(key: str):

@@ -25,31 +25,9 @@ from points.selectors import balance_get
 from tests.admin_helpers import csv_rows, log_entries, messages_of, request_id_of, staff_user
 from tests.conftest import ALICE, BOB, CAROL, GUILD, MOD
 
-pytestmark = pytest.mark.django_db
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("plain_http")]
 
 CHANGELIST = "admin:markets_market_changelist"
-
-
-@pytest.fixture(autouse=True)
-def _plain_http(settings):
-    settings.SECURE_SSL_REDIRECT = False
-
-
-@pytest.fixture
-def moderator():
-    return staff_user("mod", "Moderators")
-
-
-@pytest.fixture
-def mod_client(client, moderator):
-    client.force_login(moderator)
-    return client
-
-
-@pytest.fixture
-def viewer_client(client):
-    client.force_login(staff_user("viewer", "Viewers"))
-    return client
 
 
 def make_market(key: str, *, outcomes=("Yes", "No"), mechanism="amm", question=None) -> Market:

@@ -21,29 +21,7 @@ from points.selectors import balance_get
 from tests.admin_helpers import csv_rows, log_entries, messages_of, request_id_of, staff_user
 from tests.conftest import ALICE, BOB, GUILD, MOD
 
-pytestmark = pytest.mark.django_db
-
-
-@pytest.fixture(autouse=True)
-def _plain_http(settings):
-    settings.SECURE_SSL_REDIRECT = False
-
-
-@pytest.fixture
-def moderator():
-    return staff_user("mod", "Moderators")
-
-
-@pytest.fixture
-def mod_client(client, moderator):
-    client.force_login(moderator)
-    return client
-
-
-@pytest.fixture
-def viewer_client(client):
-    client.force_login(staff_user("viewer", "Viewers"))
-    return client
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("plain_http")]
 
 
 def adjust_url(user_id: int = ALICE, guild_id: int = GUILD) -> str:
