@@ -29,9 +29,9 @@ from django.contrib.auth import get_user_model
 from django.db import connection
 from django.test import override_settings
 
+from dashboard.views import percent
 from markets import selectors, services
 from markets.models import MarketEvent
-from markets.views import percent
 from tests.conftest import ALICE, BOB, CAROL, GUILD
 
 CHROMIUM = os.environ.get("CHROMIUM_PATH", "/usr/bin/chromium")

@@ -1,8 +1,8 @@
 """The staff dashboard pages (issue 6). Interfaces only (STYLE §1): each view calls selectors
-and renders; live updates come over the WebSocket (`markets.consumers`).
+and renders; live updates come over the WebSocket (`dashboard.consumers`).
 
 Every page is for active staff users, who log in through the admin login, and shows every
-guild's markets (see `markets.consumers` on visibility). The fragment views (`card`, `panel`,
+guild's markets (see `dashboard.consumers` on visibility). The fragment views (`card`, `panel`,
 `chart`) re-render one piece of a page when the live feed reports a change the page cannot
 apply by itself (a new market, a status change, a new chart point).
 """
@@ -20,11 +20,14 @@ from django.utils import timezone
 from django.utils.safestring import SafeString, mark_safe
 from django.views.decorators.http import require_GET
 
-from . import charts, dashboard_selectors, selectors
-from .errors import MarketNotFound
-from .models import Market
-from .realtime import event_summary
-from .selectors import MarketSummary
+from markets import selectors
+from markets.errors import MarketNotFound
+from markets.models import Market
+from markets.selectors import MarketSummary
+
+from . import charts
+from . import selectors as dashboard_selectors
+from .events import event_summary
 
 STATUS_SECTIONS = [
     (Market.Status.OPEN, "Open", "Trading now"),

@@ -40,7 +40,7 @@
     indicator.querySelector(".connection-text").textContent = text;
   }
 
-  // --- Formatting (same rules as markets/views.py) ----------------------------------------
+  // --- Formatting (same rules as dashboard/views.py) ----------------------------------------
   function percent(p) { return (p * 100).toFixed(1) + "%"; }
   function number(n) { return Number(n).toLocaleString("en-US"); }
   function shares(micro) {

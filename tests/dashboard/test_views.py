@@ -1,4 +1,4 @@
-"""Dashboard pages (markets/views.py): staff-only, grouped by status, text probabilities, the
+"""Dashboard pages (dashboard/views.py): staff-only, grouped by status, text probabilities, the
 chart and the fragments the live script re-fetches."""
 
 import datetime as dt
@@ -9,10 +9,10 @@ import pytest
 from django.contrib.auth import get_user_model
 from django.urls import NoReverseMatch, reverse
 
+from dashboard.events import event_summary
+from dashboard.views import closes_in, percent
 from markets import services
-from markets.realtime import event_summary
 from markets.selectors import market_get
-from markets.views import closes_in, percent
 from tests.conftest import ALICE, BOB, CAROL, GUILD, MOD
 
 pytestmark = pytest.mark.django_db
