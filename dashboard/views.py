@@ -12,6 +12,7 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass
 
+from channels.layers import InMemoryChannelLayer, get_channel_layer
 from django.contrib.admin.views.decorators import staff_member_required
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import render
@@ -145,6 +146,29 @@ def _feed(limit: int, market_id: int | None = None) -> list[dict]:
     ]
 
 
+LIVE_LABEL = "Live"
+LIVE_LABEL_THIS_PROCESS = "Live (this process only)"
+LIVE_NOTE_THIS_PROCESS = (
+    "The in-memory channel layer reaches only this server process: events written by the bot or "
+    "run_scheduler appear after a reload. Set REDIS_URL to see them live."
+)
+
+
+def live_status() -> tuple[str, str]:
+    """The header's "connected" label and its explanation. On the in-memory channel layer
+    (no REDIS_URL) only events committed by this very process are pushed; trades from the bot
+    and closes from `run_scheduler` reach the page only on reload, so it must not claim "Live"
+    without saying so."""
+    if isinstance(get_channel_layer(), InMemoryChannelLayer):
+        return LIVE_LABEL_THIS_PROCESS, LIVE_NOTE_THIS_PROCESS
+    return LIVE_LABEL, ""
+
+
+def _live_context() -> dict[str, str]:
+    live_label, live_note = live_status()
+    return {"live_label": live_label, "live_note": live_note}
+
+
 def _market_or_404(market_id: int) -> MarketSummary:
     try:
         return selectors.market_get(market_id=market_id)
@@ -178,6 +202,7 @@ def dashboard(request: HttpRequest) -> HttpResponse:
             "feed": _feed(FEED_LENGTH),
             "last_event_id": last_event_id,
             "now": timezone.now(),
+            **_live_context(),
         },
     )
 
@@ -231,6 +256,7 @@ def market_detail(request: HttpRequest, market_id: int) -> HttpResponse:
             "feed": _feed(FEED_LENGTH, market_id=market.id),
             "last_event_id": last_event_id,
             "now": timezone.now(),
+            **_live_context(),
         },
     )
 
