@@ -30,9 +30,9 @@ from django.core.cache.backends.locmem import LocMemCache
 from django.db import connection
 
 from . import interactions, telemetry
+from .actions import policy_get
 from .interactions import ModalRouter, answer_now
 from .permissions import Policy
-from .services import policy_get
 
 logger = logging.getLogger(__name__)
 
