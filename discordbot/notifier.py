@@ -33,10 +33,11 @@ import aiohttp
 import discord
 from django.utils import timezone
 
+from config import metrics
 from markets.models import MarketEvent
 from markets.selectors import market_events_after, market_get
 
-from . import actions, render, selectors, telemetry
+from . import actions, render, selectors
 from .market_ui import market_view
 from .models import NotificationDelivery
 
@@ -107,7 +108,7 @@ class Notifier:
             await self._refresh_dirty()
             cursor = events[done - 1].pk if done else cursor
             backlog = await self.bot.db(selectors.events_backlog, after_id=cursor)
-            telemetry.notification_backlog(backlog)
+            metrics.notification_backlog_set(backlog)
             return done
 
     async def drain(self) -> int:

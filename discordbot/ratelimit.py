@@ -32,6 +32,8 @@ class Rule:
     limit: int
     period: int  # seconds
     what: str
+    metric_scope: str
+    """The `scope` label of `pm_bot_ratelimit_refusals_total` when this rule refuses."""
 
     @property
     def group(self) -> str:
@@ -39,10 +41,12 @@ class Rule:
         return f"discordbot.{self.bucket}.{self.scope}"
 
 
-USER_REQUESTS = Rule("user", "requests", 10, 60, "at most 10 commands a minute")
-USER_TRADES = Rule("user", "trades", 5, 60, "at most 5 trades a minute")
-GUILD_REQUESTS = Rule("guild", "requests", 100, 60, "at most 100 commands a minute")
-GUILD_MARKETS = Rule("guild", "markets", 10, 3600, "at most 10 new markets an hour")
+USER_REQUESTS = Rule("user", "requests", 10, 60, "at most 10 commands a minute", "user")
+USER_TRADES = Rule("user", "trades", 5, 60, "at most 5 trades a minute", "user_trades")
+GUILD_REQUESTS = Rule("guild", "requests", 100, 60, "at most 100 commands a minute", "guild")
+GUILD_MARKETS = Rule(
+    "guild", "markets", 10, 3600, "at most 10 new markets an hour", "guild_markets"
+)
 
 REQUEST = (USER_REQUESTS, GUILD_REQUESTS)
 TRADE = (*REQUEST, USER_TRADES)

@@ -7,6 +7,7 @@ from __future__ import annotations
 import re
 
 import pytest
+from prometheus_client import REGISTRY
 
 from betting.models import Trade
 from discordbot import ratelimit
@@ -39,8 +40,13 @@ async def test_the_eleventh_command_in_a_minute_is_refused_with_when_to_retry(
     assert "1,000 points" in again.text
 
 
+def refusals(scope: str) -> float:
+    return REGISTRY.get_sample_value("pm_bot_ratelimit_refusals_total", {"scope": scope}) or 0.0
+
+
 async def test_the_sixth_trade_in_a_minute_is_refused_and_not_traded(harness, members):
     market = await make_market(harness, creator=members.alice.id)
+    before = refusals("user_trades")
     replies = [
         await harness.send(
             harness.command("bet", members.bob, market=str(market.id), outcome="1", amount=1)
@@ -50,6 +56,7 @@ async def test_the_sixth_trade_in_a_minute_is_refused_and_not_traded(harness, me
 
     assert "at most 5 trades a minute" in replies[5].text
     assert await db(harness, lambda: Trade.objects.count()) == 5
+    assert refusals("user_trades") == before + 1
 
 
 async def test_moderators_are_exempt(harness, members):
