@@ -8,7 +8,8 @@ django-ratelimit counts in fixed windows of each rule's period; every key's wind
 a hash of the key (its jitter), so members' windows do not all end in the same second. Its only
 clock is `django_ratelimit.core.time.time()`: tests set that clock instead of waiting for a
 window to pass. A cache outage opens the limits rather than refusing members: errors the cache
-swallows follow `RATELIMIT_FAIL_OPEN` (on by default), errors it raises are logged and skipped."""
+swallows follow `RATELIMIT_FAIL_OPEN` (on by default), errors it raises are logged and skipped.
+`RATELIMIT_ENABLE = False` turns these limits off together with the admin login's."""
 
 from __future__ import annotations
 
