@@ -168,8 +168,18 @@ class Exchange:
 
     @property
     def first_response_seconds(self) -> float | None:
+        """From the bot seeing the interaction to its first response."""
         cb = self.callback
         return None if cb is None else cb.at - self.fed_at
+
+    @property
+    def first_response_age(self) -> float | None:
+        """From Discord creating the interaction (its snowflake) to the first response: the
+        clock Discord's 3-second deadline runs on, gateway delay included."""
+        cb = self.callback
+        if cb is None:
+            return None
+        return self.fake.gateway_delay + (cb.at - self.fed_at)
 
     @property
     def completion_seconds(self) -> float:
@@ -190,16 +200,19 @@ class Exchange:
 
     @property
     def followups(self) -> list[dict]:
+        """Follow-up messages; the first one after a deferred message is the original itself
+        (Discord edits the "thinking" placeholder with it)."""
         return [m for m in (self.fake.message(i) for i in self.state.followups) if m]
 
     @property
     def messages(self) -> list[dict]:
-        """Every message this interaction left visible, the original first."""
+        """Every message this interaction left visible, the original first (once)."""
         original = self.original
         shown = [original] if original and self.response_type in (MESSAGE, DEFERRED) else []
         if self.response_type in (DEFERRED_UPDATE, UPDATE) and original:
             shown = [original]
-        return shown + self.followups
+        ids = {m["id"] for m in shown}
+        return shown + [m for m in self.followups if m["id"] not in ids]
 
     @property
     def reply(self) -> dict:
@@ -278,6 +291,59 @@ class Harness:
             await bot.login("fake-token")
         return harness
 
+    def guild_create(self, channels: Iterable[Channel] = ()) -> discord.Guild:
+        """Feed GUILD_CREATE for the test guild through discord.py's gateway parser, as the
+        gateway does after READY, so the bot caches the guild and its channels (slash command
+        channel options then resolve to real `TextChannel`s, as in production)."""
+        everyone = Role(self.guild_id, "@everyone").json()
+        everyone["permissions"] = str(BASIC_PERMISSIONS.value)
+        everyone["position"] = 0
+        listed = [Channel(self.channel_id, "general"), *channels]
+        payload = {
+            "id": str(self.guild_id),
+            "name": "Test guild",
+            "icon": None,
+            "owner_id": "900000000000000099",
+            "afk_channel_id": None,
+            "afk_timeout": 300,
+            "verification_level": 0,
+            "default_message_notifications": 0,
+            "explicit_content_filter": 0,
+            "roles": [everyone],
+            "emojis": [],
+            "stickers": [],
+            "features": [],
+            "mfa_level": 0,
+            "application_id": None,
+            "system_channel_id": None,
+            "system_channel_flags": 0,
+            "rules_channel_id": None,
+            "vanity_url_code": None,
+            "description": None,
+            "banner": None,
+            "premium_tier": 0,
+            "preferred_locale": "en-US",
+            "public_updates_channel_id": None,
+            "nsfw_level": 0,
+            "premium_progress_bar_enabled": False,
+            "joined_at": "2026-01-01T00:00:00+00:00",
+            "large": False,
+            "unavailable": False,
+            "member_count": 4,
+            "members": [],
+            "voice_states": [],
+            "presences": [],
+            "threads": [],
+            "stage_instances": [],
+            "guild_scheduled_events": [],
+            "soundboard_sounds": [],
+            "channels": [{k: v for k, v in c.json().items() if k != "permissions"} for c in listed],
+        }
+        self.bot._connection.parsers["GUILD_CREATE"](payload)
+        guild = self.bot.get_guild(self.guild_id)
+        assert guild is not None, "GUILD_CREATE did not cache the guild"
+        return guild
+
     async def restart(self, **config: Any) -> Harness:
         """A new bot process against the same fake (the old one is closed first)."""
         await self.bot.close()
@@ -292,9 +358,12 @@ class Harness:
     # --- Payloads ----------------------------------------------------------------------------
 
     def _base(self, kind: int, user: Member, *, channel_id: int | None = None) -> dict:
+        """Discord created the interaction `gateway_delay` before the bot sees it: its id (and
+        so Discord's 3-second clock) is dated that far back."""
         channel = channel_id or self.channel_id
+        created = self.fake.now() - self.fake.gateway_delay
         return {
-            "id": str(snowflake()),
+            "id": str(snowflake(created)),
             "application_id": str(APPLICATION_ID),
             "type": kind,
             "token": "tok-" + secrets.token_urlsafe(24),
