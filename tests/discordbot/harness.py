@@ -271,9 +271,16 @@ class Harness:
 
     @classmethod
     async def start(
-        cls, *, fake: FakeDiscord | None = None, login: bool = True, **config: Any
+        cls,
+        *,
+        fake: FakeDiscord | None = None,
+        login: bool = True,
+        guild: bool = True,
+        **config: Any,
     ) -> Harness:
-        """A started fake and a bot logged in against it (setup_hook ran: cogs loaded)."""
+        """A started fake and a bot logged in against it (setup_hook ran: cogs loaded), with
+        the test guild and its two channels cached from GUILD_CREATE (`guild=False`: a bot
+        that has not received it yet)."""
         fake = fake or FakeDiscord()
         if not fake.base_url:
             fake.start()
@@ -289,6 +296,8 @@ class Harness:
         harness = cls(fake, bot)
         if login:
             await bot.login("fake-token")
+            if guild:
+                harness.guild_create([Channel(ANNOUNCE_CHANNEL, "announcements")])
         return harness
 
     def guild_create(self, channels: Iterable[Channel] = ()) -> discord.Guild:
