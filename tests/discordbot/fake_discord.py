@@ -344,11 +344,11 @@ def check_text_input(item: dict, path: str, seen: set[str]) -> None:
 def check_components(rows: list, where: str = "components") -> None:
     """Messages: at most 5 action rows of 1–5 buttons or one select; 40 components in all
     (rows count); custom ids unique within the message."""
-    if len(rows) > 5:
-        raise _invalid(where, "Must be 5 or fewer in length.")
     total = len(rows) + sum(len(r.get("components") or []) for r in rows)
     if total > 40:
         raise _invalid(where, "The total number of components must be 40 or fewer.")
+    if len(rows) > 5:
+        raise _invalid(where, "Must be 5 or fewer in length.")
     seen: set[str] = set()
     for r, row in enumerate(rows):
         if row.get("type") != 1:

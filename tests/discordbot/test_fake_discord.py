@@ -5,6 +5,7 @@ fake, plus discord.py's own HTTP client where its parsing of the answer matters.
 from __future__ import annotations
 
 import asyncio
+import json
 import secrets
 import time
 
@@ -83,10 +84,11 @@ def body_for(kind: int) -> dict:
     return {"type": kind, "data": data}
 
 
-def assert_form_error(status: int, body: dict, path: str) -> None:
+def assert_form_error(status: int, body: dict, path: str, says: str = "") -> None:
     assert status == 400, body
     assert body["code"] == 50035 and body["message"] == "Invalid Form Body", body
     assert path in error_paths(body), (path, body)
+    assert says in json.dumps(body, ensure_ascii=False), (says, body)
 
 
 # --- The interaction state machine -----------------------------------------------------------
@@ -310,6 +312,7 @@ BAD_MESSAGES = {
     "6000 across embeds": (
         {"embeds": [{"description": "x" * 3001}, {"description": "x" * 3000}]},
         "embeds",
+        "6000",
     ),
     "unknown parse type": ({"content": "x", "allowed_mentions": {"parse": ["all"]}}, None),
     "parse and list of users": (
@@ -344,7 +347,11 @@ BAD_MESSAGES = {
         {"components": rows(button(), button())},
         "components.0.components.1.custom_id",
     ),
-    "six action rows": ({"components": rows(button()) * 6}, "components"),
+    "six action rows": (
+        {"components": [rows(button(custom_id=str(i)))[0] for i in range(6)]},
+        "components",
+        "5 or fewer",
+    ),
     "more than 40 components": (
         {
             "components": [
@@ -353,6 +360,7 @@ BAD_MESSAGES = {
             ]
         },
         "components",
+        "40 or fewer",
     ),
     "select with max_values above its options": (
         {
@@ -384,11 +392,11 @@ BAD_MESSAGES = {
 
 @pytest.mark.parametrize("case", sorted(BAD_MESSAGES))
 async def test_a_message_discord_would_refuse_is_refused_with_its_field(fake, case):
-    data, path = BAD_MESSAGES[case]
+    data, path, *says = BAD_MESSAGES[case]
 
     status, body, _ = await call(fake, "POST", f"/channels/{CHANNEL}/messages", data)
 
-    assert_form_error(status, body, path or "allowed_mentions.parse.0")
+    assert_form_error(status, body, path or "allowed_mentions.parse.0", *says)
     assert fake.channel_posts(CHANNEL) == []
 
 
