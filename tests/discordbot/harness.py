@@ -11,6 +11,10 @@ autocomplete, 5 modal submit), with `attachment_size_limit`, a `member` carrying
 string, and `guild_id` inside `data` for guild commands. Buttons are clicked on the message the
 fake actually stored, and modals are submitted from the modal the bot actually sent, so a test
 follows the same path a member's client would.
+
+As on Discord, the bot sees an interaction `fake.gateway_delay` (300 ms) after Discord created it
+(the id is dated back), and it starts with the test guild cached from GUILD_CREATE, fed through
+discord.py's gateway parser, so channel options resolve to real channels.
 """
 
 from __future__ import annotations

@@ -12,6 +12,7 @@ from discordbot.permissions import Actor
 from points.services import guild_settings_get_or_create
 
 from .conftest import db, make_market
+from .fake_discord import FakeDiscord
 from .harness import (
     ANNOUNCE_CHANNEL,
     AUTOCOMPLETE,
@@ -110,3 +111,16 @@ async def test_without_guild_create_a_channel_option_does_not_resolve(members):
 
     assert ex.text == "“announcements” is not a valid value for that option."
     assert gs.announce_channel_id is None
+
+
+async def test_a_gateway_delay_past_the_deadline_loses_the_interaction(members):
+    """The fake counts Discord's 3 seconds from the interaction id, not from when the bot saw
+    it: delivered 3.5 s late, even an instant answer is "Unknown interaction"."""
+    h = await Harness.start(fake=FakeDiscord(gateway_delay=3.5))
+    try:
+        ex = await h.send(h.command("balance", members.alice))
+    finally:
+        await h.close()
+
+    assert [r.response["code"] for r in ex.rejected] == [10062]
+    assert ex.first_response_age > 3.0
