@@ -194,7 +194,9 @@ async def deliver(
     kwargs = reply.kwargs()
     if update:
         if reply.edit:
-            message = await interaction.edit_original_response(**kwargs)
+            # No text in the reply keeps the message's own text: `content: null` would erase
+            # it (an announcement's line above the market embed).
+            message = await interaction.edit_original_response(**_followup(kwargs))
         else:
             message = await interaction.followup.send(
                 wait=True, ephemeral=reply.ephemeral, **_followup(kwargs)

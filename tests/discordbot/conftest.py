@@ -39,14 +39,31 @@ def ratelimit_clock(settings, monkeypatch) -> RateLimitClock:
     return clock
 
 
+def pytest_configure(config):
+    config.addinivalue_line(
+        "markers",
+        "discord_invalid_budget(n): how many 401/403/429 answers the test may cause (default 0)",
+    )
+
+
 @pytest.fixture
-async def harness():
-    """A bot logged in against a fresh fake Discord; cogs loaded, no background loops."""
+def invalid_budget(request) -> int:
+    """How many 401/403/429 responses the test may cause (Discord bans a bot past 10,000 in 10
+    minutes, so the default is none; `@pytest.mark.discord_invalid_budget(n)` raises it)."""
+    marker = request.node.get_closest_marker("discord_invalid_budget")
+    return int(marker.args[0]) if marker else 0
+
+
+@pytest.fixture
+async def harness(invalid_budget):
+    """A bot logged in against a fresh fake Discord; cogs loaded, no background loops. The test
+    fails if it caused more 401/403/429 answers than its budget."""
     h = await Harness.start()
     try:
         yield h
     finally:
         await h.close()
+    h.fake.assert_invalid_within(invalid_budget)
 
 
 async def db(harness: Harness, func, /, **kwargs):

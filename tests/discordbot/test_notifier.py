@@ -133,6 +133,7 @@ async def test_the_creator_is_dmed_when_trading_closes_and_the_message_refreshes
     assert [b["label"] for b in buttons(refreshed)] == ["My position", "Refresh"]
 
 
+@pytest.mark.discord_invalid_budget(1)  # erin's closed DMs: one 403 50007, then skipped
 async def test_a_resolution_posts_a_summary_and_dms_each_trader_their_result(
     harness, members, caplog
 ):
