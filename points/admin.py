@@ -11,7 +11,13 @@ from django.contrib.admin.options import IncorrectLookupParameters
 from django.contrib.admin.utils import unquote
 from django.core.exceptions import PermissionDenied
 from django.db.models import QuerySet
-from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
+from django.http import (
+    Http404,
+    HttpRequest,
+    HttpResponse,
+    HttpResponseBadRequest,
+    HttpResponseRedirect,
+)
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils.html import format_html
@@ -23,11 +29,35 @@ from . import selectors, services
 from .admin_views import AdjustBalanceForm, keyset_chunks, stream_csv
 from .errors import DomainError, id_from_text
 from .models import Account, AuditEvent, GuildSettings, Transfer
+from .text import MSG_BAD_CHARACTER, text_problem
 
 HISTORY_PAGE = 50
 
 
-class ReadOnlyAdmin(admin.ModelAdmin):
+class TextSafeChangelistMixin:
+    """A list filter or search holding a character PostgreSQL cannot compare (NUL, a lone
+    surrogate) would raise a database error, a 500. Refuse it, and any other control character no
+    stored text may hold, with 400 and a message (points.text); invisible formatting characters
+    are harmless here and simply match nothing."""
+
+    def changelist_view(self, request, extra_context=None):
+        for name, values in request.GET.lists():
+            for value in [name, *values]:
+                problem = text_problem(value, allow_line_breaks=True, allow_format=True)
+                if problem is not None:
+                    position, character = problem
+                    return HttpResponseBadRequest(
+                        MSG_BAD_CHARACTER.format(
+                            what=f"The filter “{name[:40]}”",
+                            character=character,
+                            position=position,
+                        ),
+                        content_type="text/plain; charset=utf-8",
+                    )
+        return super().changelist_view(request, extra_context)
+
+
+class ReadOnlyAdmin(TextSafeChangelistMixin, admin.ModelAdmin):
     """Ledger rows are append-only (DOMAIN §3): no add, change or delete from the admin."""
 
     def has_add_permission(self, request, obj=None):
@@ -380,7 +410,7 @@ class AuditEventAdmin(ReadOnlyAdmin):
 
 
 @admin.register(GuildSettings)
-class GuildSettingsAdmin(admin.ModelAdmin):
+class GuildSettingsAdmin(TextSafeChangelistMixin, admin.ModelAdmin):
     list_display = (
         "guild_id",
         "starting_balance",
