@@ -15,6 +15,7 @@ CommandComplete ('C') whose tag is "COMMIT".
 
 from __future__ import annotations
 
+import contextlib
 import socket
 import struct
 import threading
@@ -206,10 +207,8 @@ class FaultProxy:
         for sock in (link.client, link.server):
             if sock is None:
                 continue
-            try:
+            with contextlib.suppress(OSError):
                 sock.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
             sock.close()
         with self._lock:
             if link in self._links:

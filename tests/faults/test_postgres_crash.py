@@ -149,7 +149,8 @@ def test_postgres_killed_mid_load_loses_and_doubles_nothing(on_private_postgres,
     drill.doubled = len(doubled)
     drill.notes.append(
         f"{len(requests)} requests, {len(outcome_unknown)} outcome unknown during the crash "
-        f"({sorted(set(outcome_unknown.values()))}; {len(committed_unheard)} of them had committed), "
+        f"({sorted(set(outcome_unknown.values()))}; {len(committed_unheard)} of them had "
+        "committed), "
         f"{len(refused)} refused"
     )
     report = ledger_audit()
