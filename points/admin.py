@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 
+from django import forms
 from django.contrib import admin, messages
 from django.contrib.admin.options import IncorrectLookupParameters
 from django.contrib.admin.utils import unquote
@@ -409,8 +410,55 @@ class AuditEventAdmin(ReadOnlyAdmin):
         )
 
 
+MSG_ROLE_IDS = (
+    "Enter a list of Discord role ids (positive whole numbers), e.g. [123456789012345678], "
+    "or [] for none."
+)
+
+
+class GuildSettingsForm(forms.ModelForm):
+    """Role lists hold Discord role ids (ints, as the bot's settings command stores them). Any
+    other JSON — a string with a NUL, which PostgreSQL's jsonb refuses, a nested object — is a
+    form error, not a 500."""
+
+    class Meta:
+        model = GuildSettings
+        fields = (
+            "guild_id",
+            "starting_balance",
+            "daily_bonus",
+            "max_bet",
+            "default_liquidity",
+            "fee_bps",
+            "min_resolution_votes",
+            "auto_refund_hours",
+            "creator_role_ids",
+            "resolver_role_ids",
+            "announce_channel_id",
+        )
+
+    def _role_ids(self, name: str) -> list[int]:
+        value = self.cleaned_data.get(name) or []
+        if not isinstance(value, list):
+            raise forms.ValidationError(MSG_ROLE_IDS)
+        ids = [
+            item if isinstance(item, int) and not isinstance(item, bool) else id_from_text(item)
+            for item in value
+        ]
+        if any(not isinstance(i, int) or not 0 < i < 2**63 for i in ids):
+            raise forms.ValidationError(MSG_ROLE_IDS)
+        return ids
+
+    def clean_creator_role_ids(self) -> list[int]:
+        return self._role_ids("creator_role_ids")
+
+    def clean_resolver_role_ids(self) -> list[int]:
+        return self._role_ids("resolver_role_ids")
+
+
 @admin.register(GuildSettings)
 class GuildSettingsAdmin(TextSafeChangelistMixin, admin.ModelAdmin):
+    form = GuildSettingsForm
     list_display = (
         "guild_id",
         "starting_balance",

@@ -10,6 +10,7 @@ import itertools
 from collections import Counter
 
 import pytest
+from django.conf import settings as django_settings
 from django.urls import reverse
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -17,7 +18,9 @@ from hypothesis import strategies as st
 from markets import services as market_services
 from markets.models import Market
 from points import services as points_services
+from points.admin import MSG_ROLE_IDS
 from points.errors import DomainError
+from points.models import GuildSettings
 from points.text import MSG_BAD_CHARACTER
 from tests.conftest import ALICE, GUILD, MOD
 
@@ -121,3 +124,27 @@ def test_admin_filters_with_ordinary_text_still_work(plain_http, mod_client):
     url = reverse("admin:markets_market_changelist")
     response = mod_client.get(f"{url}?category=sports&q=Sports%E2%80%8B")
     assert response.status_code == 200
+
+
+@pytest.mark.parametrize(
+    ("typed", "stored"),
+    [('["\\u0000"]', None), ('[{"id": 1}]', None), ('"12"', None), ("[-5]", None),
+     ('[123456789012345678, "223456789012345678"]', [123456789012345678, 223456789012345678])],
+)  # fmt: skip
+def test_guild_settings_role_lists_take_role_ids_only(
+    plain_http, client, django_user_model, typed, stored
+):
+    """Settings text: a role list holding a NUL string made PostgreSQL's jsonb refuse the row
+    (a 500); anything but role ids is now a form error with a message."""
+    client.force_login(django_user_model.objects.create_superuser("root", "r@example.org", "pw"))
+    GuildSettings.objects.create(guild_id=GUILD, **django_settings.PM_GUILD_DEFAULTS)
+    form = {**django_settings.PM_GUILD_DEFAULTS, "guild_id": GUILD, "announce_channel_id": "",
+            "creator_role_ids": typed, "resolver_role_ids": "[]"}  # fmt: skip
+    response = client.post(reverse("admin:points_guildsettings_change", args=[GUILD]), form)
+    if stored is None:
+        assert response.status_code == 200
+        assert MSG_ROLE_IDS in response.content.decode()
+        assert GuildSettings.objects.get(guild_id=GUILD).creator_role_ids == []
+    else:
+        assert response.status_code == 302
+        assert GuildSettings.objects.get(guild_id=GUILD).creator_role_ids == stored
