@@ -15,6 +15,7 @@ from django.urls import reverse
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from markets import selectors as market_selectors
 from markets import services as market_services
 from markets.models import Market
 from points import services as points_services
@@ -148,3 +149,17 @@ def test_guild_settings_role_lists_take_role_ids_only(
     else:
         assert response.status_code == 302
         assert GuildSettings.objects.get(guild_id=GUILD).creator_role_ids == stored
+
+
+@pytest.mark.parametrize("typed", ["\x00", "Will\x00", "\ud800", "sp\x1borts"])
+def test_market_search_and_category_filters_with_unstorable_characters_match_nothing(typed):
+    """Autocomplete and the market list pass what a member typed to the selectors; a NUL made
+    PostgreSQL refuse the query. Nothing stored holds these characters, so nothing matches."""
+    market_services.market_create(
+        guild_id=GUILD, creator_id=ALICE, question="Will it rain?", outcomes=["Yes", "No"],
+        category="sports", duration="1d", idempotency_key="search:market",
+    )  # fmt: skip
+    assert market_selectors.market_list(guild_id=GUILD, search=typed) == []
+    assert market_selectors.market_list(guild_id=GUILD, category=typed) == []
+    assert market_selectors.market_count(guild_id=GUILD, category=typed) == 0
+    assert len(market_selectors.market_list(guild_id=GUILD, search="rain")) == 1
