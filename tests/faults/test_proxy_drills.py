@@ -21,6 +21,7 @@ from points.models import Account, GuildSettings
 from tests.conftest import ALICE
 
 from .conftest import close_connection
+from .proxy import FaultProxy
 
 pytestmark = [pytest.mark.faults, pytest.mark.postgres]
 
@@ -150,14 +151,24 @@ NEW_CONNECTION_BUDGET = 8.0  # connect_timeout is 5 s
 IN_FLIGHT_BUDGET = 5.0
 
 
-def run_with_budget(work, budget: float, thaw) -> tuple[float, BaseException | None, bool]:
-    """Run `work` on a thread; after `budget` seconds thaw the fault so it can finish. Returns
-    (seconds it took, what it raised, whether it was still waiting at the budget)."""
+def run_with_budget(
+    work, budget: float, proxy: FaultProxy, *, connect_first: bool
+) -> tuple[float, BaseException | None, bool]:
+    """On a thread — connecting first when `connect_first`, so the fault hits a query in flight
+    rather than a connection being opened — freeze the proxy, run `work`, and after `budget`
+    seconds thaw it so the thread can finish. Returns (seconds `work` took, what it raised,
+    whether it was still waiting at the budget)."""
     outcome: dict[str, object] = {}
+    connected, go = threading.Event(), threading.Event()
 
     def target() -> None:
         started = time.monotonic()
         try:
+            if connect_first:
+                connection.ensure_connection()
+            connected.set()
+            go.wait(30)
+            started = time.monotonic()
             work()
         except BaseException as exc:  # reported to the caller
             outcome["error"] = exc
@@ -167,17 +178,19 @@ def run_with_budget(work, budget: float, thaw) -> tuple[float, BaseException | N
 
     thread = threading.Thread(target=target, daemon=True)
     thread.start()
+    assert connected.wait(30), "could not connect before the fault"
+    proxy.freeze()
+    go.set()
     thread.join(budget)
     still_waiting = thread.is_alive()
-    thaw()
+    proxy.thaw()
     thread.join(60)
     return outcome["seconds"], outcome.get("error"), still_waiting
 
 
 def test_frozen_database_new_connection_fails_within_connect_timeout(through_proxy, drill):
-    through_proxy.freeze()
     seconds, error, still_waiting = run_with_budget(
-        lambda: connection.ensure_connection(), NEW_CONNECTION_BUDGET, through_proxy.thaw
+        connection.ensure_connection, NEW_CONNECTION_BUDGET, through_proxy, connect_first=False
     )
     drill.longest_wait = seconds
     drill.notes.append(f"new connection while frozen: {type(error).__name__}")
@@ -194,14 +207,13 @@ def test_frozen_database_new_connection_fails_within_connect_timeout(through_pro
     "tests/faults/test_partition.py proves the keepalive bound for a vanished network path.",
 )
 def test_frozen_database_query_in_flight_fails_within_budget(through_proxy, drill):
-    connection.ensure_connection()
-    through_proxy.freeze()
-
     def query() -> None:
         with connection.cursor() as cursor:
             cursor.execute("SELECT 1")
 
-    seconds, error, still_waiting = run_with_budget(query, IN_FLIGHT_BUDGET, through_proxy.thaw)
+    seconds, error, still_waiting = run_with_budget(
+        query, IN_FLIGHT_BUDGET, through_proxy, connect_first=True
+    )
     drill.longest_wait = seconds
     if still_waiting:
         drill.notes.append(f"still waiting at the {IN_FLIGHT_BUDGET:.0f}s budget (until thawed)")
