@@ -18,6 +18,7 @@ import subprocess
 import sys
 import threading
 import time
+import traceback
 
 BUDGET = float(os.environ.get("PARTITION_BUDGET", "8"))
 
@@ -25,7 +26,24 @@ BUDGET = float(os.environ.get("PARTITION_BUDGET", "8"))
 def main() -> None:
     from tests.faults.servers import PrivatePostgres, postgres_bin
 
-    server = PrivatePostgres(postgres_bin()).init().start()
+    server = PrivatePostgres(postgres_bin())
+    status = 1
+    try:
+        server.init().start()
+        drill(server)
+        status = 0
+    except BaseException:
+        traceback.print_exc()
+    finally:
+        if server.process is not None:
+            server.kill()
+        server.cleanup()
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(status)  # the control thread is still blocked on its dead socket
+
+
+def drill(server) -> None:
     os.environ.update(
         DATABASE_URL=f"postgres://postgres@127.0.0.1:{server.port}/postgres",
         DJANGO_SETTINGS_MODULE="config.settings",
@@ -99,10 +117,6 @@ def main() -> None:
         if thread.is_alive():
             results[name] = {"error": None, "still_waiting_after": BUDGET}
     print("RESULT=" + json.dumps(results), flush=True)
-    server.kill()
-    server.cleanup()
-    sys.stdout.flush()
-    os._exit(0)  # the control thread is still blocked on its dead socket
 
 
 if __name__ == "__main__":
