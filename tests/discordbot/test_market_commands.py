@@ -13,6 +13,7 @@ from markets.models import Market, MarketEvent
 from markets.selectors import market_get
 from markets.services import market_close
 from points import selectors as points_selectors
+from points.text import MSG_BAD_CHARACTER
 
 from .conftest import db, make_market
 from .harness import DEFERRED, MODAL, Member, Role, buttons
@@ -145,7 +146,12 @@ async def test_create_with_some_options_prefills_the_form(harness, members):
             {"question": "Q?", "outcomes": "Yes|No", "category": "c" * 51},
             market_errors.MSG_CATEGORY,
         ),
-        ({"question": "Bad\x00question", "outcomes": "Yes|No"}, market_errors.MSG_QUESTION),
+        (
+            {"question": "Bad\x00question", "outcomes": "Yes|No"},
+            MSG_BAD_CHARACTER.format(
+                what="The question", character="U+0000 (a NUL character)", position=4
+            ),
+        ),
     ],
 )
 async def test_create_refuses_each_invalid_input_with_what_is_allowed(
