@@ -37,6 +37,7 @@ from points.models import Account, AuditEvent, Transfer
 from points.services import guild_settings_get_or_create
 from points.text import MSG_BAD_CHARACTER
 from tests.conftest import ALICE, BOB, CAROL, GUILD
+from tests.factories import BetFactory, MarketFactory, PoolMarketFactory
 
 pytestmark = pytest.mark.django_db
 
@@ -271,14 +272,7 @@ def test_parimutuel_and_liquidity_cap_accepted():
 
 @pytest.fixture
 def market():
-    return services.market_create(
-        guild_id=GUILD,
-        creator_id=ALICE,
-        question="Will it rain?",
-        outcomes=["Yes", "No"],
-        duration="1d",
-        idempotency_key="m",
-    )
+    return MarketFactory(creator_id=ALICE, question="Will it rain?")
 
 
 def snapshot() -> tuple:
@@ -363,14 +357,7 @@ def test_bet_place_refuses_stake_eaten_by_the_fee(market):
     settings_row = guild_settings_get_or_create(guild_id=GUILD)
     settings_row.fee_bps = 100
     settings_row.save()
-    with_fee = services.market_create(
-        guild_id=GUILD,
-        creator_id=ALICE,
-        question="Fees?",
-        outcomes=["Yes", "No"],
-        duration="1d",
-        idempotency_key="fee",
-    )
+    with_fee = MarketFactory(creator_id=ALICE, question="Fees?")
     before = snapshot()
     with pytest.raises(DomainError) as caught:
         services.bet_place(
@@ -426,16 +413,8 @@ def test_shares_sell_refuses_shares_you_do_not_hold(market):
 
 
 def test_shares_sell_refused_on_a_pool_market():
-    pool = services.market_create(
-        guild_id=GUILD,
-        creator_id=ALICE,
-        question="Pool?",
-        outcomes=["Yes", "No"],
-        duration="1d",
-        mechanism="parimutuel",
-        idempotency_key="pool",
-    )
-    services.bet_place(market_id=pool.pk, user_id=BOB, outcome=0, amount=10, idempotency_key="b")
+    pool = PoolMarketFactory(creator_id=ALICE, question="Pool?")
+    BetFactory(market=pool, user_id=BOB, outcome=0, amount=10)
     before = snapshot()
     with pytest.raises(DomainError) as caught:
         services.shares_sell(market_id=pool.pk, user_id=BOB, outcome=0, idempotency_key="s")
