@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
+from betting import services as betting_services
 from markets import selectors as market_selectors
 from markets import services as market_services
 from markets.models import Market, MarketEvent
@@ -102,7 +103,7 @@ def bet_place(
     position = parsing.outcome_ref(
         outcome, [o.label for o in summary.outcomes], market_id=summary.id
     )
-    trade = market_services.bet_place(
+    trade = betting_services.bet_place(
         market_id=summary.id,
         user_id=user_id,
         outcome=position,
@@ -126,7 +127,7 @@ def shares_sell(
     position = parsing.outcome_ref(
         outcome, [o.label for o in summary.outcomes], market_id=summary.id
     )
-    trade = market_services.shares_sell(
+    trade = betting_services.shares_sell(
         market_id=summary.id,
         user_id=user_id,
         outcome=position,

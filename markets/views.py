@@ -20,6 +20,8 @@ from django.utils import timezone
 from django.utils.safestring import SafeString, mark_safe
 from django.views.decorators.http import require_GET
 
+from betting import selectors as betting_selectors
+
 from . import charts, dashboard_selectors, selectors
 from .errors import MarketNotFound
 from .models import Market
@@ -185,7 +187,7 @@ CHART_SIZES = (("wide", 760, 340), ("compact", 400, 300))
 
 
 def _history_html(market: MarketSummary) -> str:
-    history = selectors.price_history(market_id=market.id)
+    history = betting_selectors.price_history(market_id=market.id)
     now = timezone.now()
     end = market.closed_at or now
     if market.status == Market.Status.OPEN:

@@ -16,7 +16,7 @@ from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils.html import format_html
 
-from markets import selectors as market_selectors
+from betting import selectors as betting_selectors
 from markets.services import format_shares
 
 from . import selectors, services
@@ -133,7 +133,7 @@ class AccountAdmin(ActionPermissionMixin, ReadOnlyAdmin):
             guild_id=guild_id, user_id=user_id, limit=HISTORY_PAGE + 1, before_id=before_id
         )
         older = history[HISTORY_PAGE - 1].transfer_id if len(history) > HISTORY_PAGE else None
-        portfolio = market_selectors.portfolio_get(guild_id=guild_id, user_id=user_id, limit=100)
+        portfolio = betting_selectors.portfolio_get(guild_id=guild_id, user_id=user_id, limit=100)
         audit = AuditEvent.objects.filter(
             guild_id=guild_id, target_type="wallet", target_id=str(user_id)
         ).select_related("actor_user")[:20]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 from django.urls import reverse
 
+from betting import services as betting_services
 from markets import services
 from tests.conftest import ALICE, BOB, CAROL, GUILD
 
@@ -20,10 +21,10 @@ def market_with_bets(key: str):
         duration="1d",
         idempotency_key=key,
     )
-    services.bet_place(
+    betting_services.bet_place(
         market_id=market.pk, user_id=ALICE, outcome=0, amount=30, idempotency_key=f"{key}a"
     )
-    services.bet_place(
+    betting_services.bet_place(
         market_id=market.pk, user_id=BOB, outcome=1, amount=20, idempotency_key=f"{key}b"
     )
     return market

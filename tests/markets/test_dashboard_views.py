@@ -9,6 +9,7 @@ import pytest
 from django.contrib.auth import get_user_model
 from django.urls import NoReverseMatch, reverse
 
+from betting import services as betting_services
 from markets import services
 from markets.realtime import event_summary
 from markets.selectors import market_get
@@ -45,7 +46,7 @@ def make_market(key, *, guild=GUILD, outcomes=("Yes", "No"), question="Will it r
 
 
 def bet(market, user, outcome, amount, key):
-    return services.bet_place(
+    return betting_services.bet_place(
         market_id=market.pk, user_id=user, outcome=outcome, amount=amount, idempotency_key=key
     )
 

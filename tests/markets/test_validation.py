@@ -9,6 +9,7 @@ import datetime as dt
 import pytest
 from django.utils import timezone
 
+from betting import services as betting_services
 from betting.models import Position, Trade
 from markets import services
 from markets.errors import (
@@ -294,7 +295,7 @@ def test_bet_place_refuses_bad_amounts_and_outcomes_and_moves_nothing(
     settings_row.save()
     before = snapshot()
     with pytest.raises(DomainError) as caught:
-        services.bet_place(
+        betting_services.bet_place(
             market_id=market.pk, user_id=BOB, outcome=outcome, amount=amount, idempotency_key="b"
         )
     assert caught.value.message == message.replace("{m}", str(market.pk))
@@ -305,17 +306,19 @@ def test_bet_place_at_max_bet_is_accepted(market):
     settings_row = guild_settings_get_or_create(guild_id=GUILD)
     settings_row.max_bet = 500
     settings_row.save()
-    trade = services.bet_place(
+    trade = betting_services.bet_place(
         market_id=market.pk, user_id=BOB, outcome=0, amount=500, idempotency_key="b"
     )
     assert trade.amount == 500
 
 
 def test_bet_place_refuses_stake_above_balance_and_moves_nothing(market):
-    services.bet_place(market_id=market.pk, user_id=BOB, outcome=0, amount=900, idempotency_key="a")
+    betting_services.bet_place(
+        market_id=market.pk, user_id=BOB, outcome=0, amount=900, idempotency_key="a"
+    )
     before = snapshot()
     with pytest.raises(DomainError) as caught:
-        services.bet_place(
+        betting_services.bet_place(
             market_id=market.pk, user_id=BOB, outcome=1, amount=101, idempotency_key="b"
         )
     assert caught.value.message == MSG_INSUFFICIENT_POINTS.format(balance=100, needed=101)
@@ -336,7 +339,7 @@ def test_bet_place_refuses_stake_eaten_by_the_fee(market):
     )
     before = snapshot()
     with pytest.raises(DomainError) as caught:
-        services.bet_place(
+        betting_services.bet_place(
             market_id=with_fee.pk, user_id=BOB, outcome=0, amount=1, idempotency_key="b"
         )
     assert caught.value.message == MSG_BET_TOO_SMALL_AFTER_FEE.format(fee=1)
@@ -345,10 +348,12 @@ def test_bet_place_refuses_stake_eaten_by_the_fee(market):
 
 @pytest.mark.parametrize("shares", [0, -1, 1.5, True, "100"], ids=repr)
 def test_shares_sell_refuses_invalid_share_counts(market, shares):
-    services.bet_place(market_id=market.pk, user_id=BOB, outcome=0, amount=100, idempotency_key="b")
+    betting_services.bet_place(
+        market_id=market.pk, user_id=BOB, outcome=0, amount=100, idempotency_key="b"
+    )
     before = snapshot()
     with pytest.raises(DomainError) as caught:
-        services.shares_sell(
+        betting_services.shares_sell(
             market_id=market.pk, user_id=BOB, outcome=0, shares=shares, idempotency_key="s"
         )
     assert caught.value.message == MSG_SHARES_INVALID
@@ -356,7 +361,7 @@ def test_shares_sell_refuses_invalid_share_counts(market, shares):
 
 
 def test_shares_sell_refuses_shares_you_do_not_hold(market):
-    bought = services.bet_place(
+    bought = betting_services.bet_place(
         market_id=market.pk, user_id=BOB, outcome=0, amount=100, idempotency_key="b"
     )
     before = snapshot()
@@ -377,7 +382,7 @@ def test_shares_sell_refuses_shares_you_do_not_hold(market):
     ]
     for k, (user, outcome, shares, message) in enumerate(cases):
         with pytest.raises(DomainError) as caught:
-            services.shares_sell(
+            betting_services.shares_sell(
                 market_id=market.pk,
                 user_id=user,
                 outcome=outcome,
@@ -398,10 +403,12 @@ def test_shares_sell_refused_on_a_pool_market():
         mechanism="parimutuel",
         idempotency_key="pool",
     )
-    services.bet_place(market_id=pool.pk, user_id=BOB, outcome=0, amount=10, idempotency_key="b")
+    betting_services.bet_place(
+        market_id=pool.pk, user_id=BOB, outcome=0, amount=10, idempotency_key="b"
+    )
     before = snapshot()
     with pytest.raises(DomainError) as caught:
-        services.shares_sell(market_id=pool.pk, user_id=BOB, outcome=0, idempotency_key="s")
+        betting_services.shares_sell(market_id=pool.pk, user_id=BOB, outcome=0, idempotency_key="s")
     assert caught.value.message == MSG_SELL_PARIMUTUEL
     assert snapshot() == before
 
