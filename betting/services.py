@@ -59,7 +59,7 @@ def trade_by_key(key: str) -> Trade | None:
     return Trade.objects.select_related("outcome").filter(idempotency_key=key).first()
 
 
-def position_add(
+def _position_add(
     market: Market, outcome: Outcome, user_id: int, *, shares: int, spent: int, received: int
 ) -> Position:
     """Caller holds a row lock on `market`: positions of a market change only under it, so the
@@ -250,7 +250,7 @@ def bet_place(
     if fee:
         legs.append(_fee_leg(market, wallet, locked[members.treasury.pk], fee, idempotency_key))
     transfers_post(legs, locked)
-    position_add(market, chosen, user_id, shares=shares, spent=amount, received=0)
+    _position_add(market, chosen, user_id, shares=shares, spent=amount, received=0)
     return _trade_finish(
         market,
         outcomes,
@@ -347,7 +347,7 @@ def shares_sell(
     if fee:
         legs.append(_fee_leg(market, wallet, locked[members.treasury.pk], fee, idempotency_key))
     transfers_post([*members.starting_legs, *legs], locked)
-    position_add(market, chosen, user_id, shares=-result.shares, spent=0, received=result.points)
+    _position_add(market, chosen, user_id, shares=-result.shares, spent=0, received=result.points)
     return _trade_finish(
         market,
         outcomes,
