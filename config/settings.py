@@ -60,6 +60,7 @@ INSTALLED_APPS = [
     "markets",
     "betting",
     "discordbot",
+    "dashboard",
 ]
 
 MIDDLEWARE = [

@@ -29,10 +29,12 @@ from django.core.cache import cache
 from django.core.cache.backends.locmem import LocMemCache
 from django.db import connection
 
-from . import interactions, telemetry
+from config import metrics
+
+from . import interactions
+from .actions import policy_get
 from .interactions import ModalRouter, answer_now
 from .permissions import Policy
-from .services import policy_get
 
 logger = logging.getLogger(__name__)
 
@@ -298,7 +300,7 @@ class PredictionBot(commands.AutoShardedBot):
 
     def _observe_gateway(self) -> None:
         connected = sum(1 for s in self.shards.values() if not s.is_closed())
-        telemetry.gateway(self.latency, connected)
+        metrics.gateway_observed(self.latency, connected)
 
     def health(self) -> tuple[str, dict[str, Any]]:
         """For `/health/ready` of the bot process: healthy once every shard is connected."""

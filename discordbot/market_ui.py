@@ -18,7 +18,7 @@ import discord
 
 from markets.selectors import MarketSummary
 
-from . import interactions, limits, parsing, ratelimit, render, selectors, services
+from . import actions, interactions, limits, parsing, ratelimit, render, selectors
 from .interactions import Reply, answer_now, idempotency_key, respond, send_modal
 
 if TYPE_CHECKING:
@@ -252,7 +252,7 @@ async def buy_open(
         status = None
         try:
             summary = await asyncio.wait_for(
-                bot.db(services.market_in_guild, guild_id=interaction.guild_id, market=market_id),
+                bot.db(actions.market_in_guild, guild_id=interaction.guild_id, market=market_id),
                 timeout=STATUS_CHECK_SECONDS,
             )
             status = summary.status
@@ -302,7 +302,7 @@ async def buy_submit(
     async def body() -> Reply:
         amount = parsing.amount_text(values.get("amount", ""))
         result = await bot.db(
-            services.bet_place,
+            actions.bet_place_for_interaction,
             guild_id=interaction.guild_id,
             user_id=interaction.user.id,
             market=market_id,
@@ -320,7 +320,7 @@ async def sell_pick(interaction: discord.Interaction, market_id: int) -> None:
 
     async def body() -> Reply:
         summary = await bot.db(
-            services.market_in_guild, guild_id=interaction.guild_id, market=market_id
+            actions.market_in_guild, guild_id=interaction.guild_id, market=market_id
         )
         if not summary.is_open:
             return Reply(
@@ -394,7 +394,7 @@ async def sell_submit(
 
     async def body() -> Reply:
         result = await bot.db(
-            services.shares_sell,
+            actions.shares_sell_for_interaction,
             guild_id=interaction.guild_id,
             user_id=interaction.user.id,
             market=market_id,
@@ -427,7 +427,7 @@ async def market_refresh(interaction: discord.Interaction, market_id: int) -> No
 
     async def body() -> Reply:
         summary = await bot.db(
-            services.market_in_guild, guild_id=interaction.guild_id, market=market_id
+            actions.market_in_guild, guild_id=interaction.guild_id, market=market_id
         )
         reply = market_reply(summary)
         reply.edit = True

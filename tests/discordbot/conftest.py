@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 import uuid
 
 import pytest
@@ -15,15 +14,29 @@ def members() -> Members:
     return Members()
 
 
+class RateLimitClock:
+    """django-ratelimit's clock (`django_ratelimit.core.time`), stopped at a fixed instant and
+    moved only by `advance`: limits count in fixed windows, so a test never straddles a window
+    boundary by accident and never waits for one to pass."""
+
+    def __init__(self, now: float) -> None:
+        self.now = now
+
+    def time(self) -> float:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += seconds
+
+
 @pytest.fixture(autouse=True)
-def _fresh_rate_limits(settings):
-    """Each test counts rate limits in its own namespace (the cache may be a shared Redis), and
-    starts well inside a minute window: limits count in fixed windows, so a test that sends 11
-    commands across a window boundary would see its count reset and flake."""
+def ratelimit_clock(settings, monkeypatch) -> RateLimitClock:
+    """Each test counts rate limits in its own namespace (the cache may be a shared Redis) on a
+    clock it controls."""
     settings.DISCORD_RATELIMIT_NAMESPACE = uuid.uuid4().hex
-    left = 60 - time.time() % 60
-    if left < 10:
-        time.sleep(left + 0.05)
+    clock = RateLimitClock(1_800_000_000.0)
+    monkeypatch.setattr("django_ratelimit.core.time", clock)
+    return clock
 
 
 @pytest.fixture

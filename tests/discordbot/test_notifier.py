@@ -14,7 +14,7 @@ import pytest
 from django.utils import timezone
 
 from betting.services import bet_place, shares_sell
-from discordbot import services
+from discordbot import actions
 from discordbot.models import NotificationCursor, NotificationDelivery
 from discordbot.notifier import Notifier
 from discordbot.permissions import Actor
@@ -34,7 +34,7 @@ def notifier(h: Harness) -> Notifier:
 async def announce_in(h: Harness, channel_id: int = ANNOUNCE_CHANNEL) -> None:
     await db(
         h,
-        services.guild_settings_update,
+        actions.guild_settings_update_for_interaction,
         guild_id=h.guild_id,
         actor=Actor(1, h.guild_id, frozenset(), True),
         idempotency_key=f"test:announce:{channel_id}",

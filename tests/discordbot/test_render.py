@@ -15,8 +15,8 @@ from hypothesis import strategies as st
 
 from betting.selectors import Portfolio, PositionView
 from discordbot import limits, market_ui, render
+from discordbot.actions import TradeResult
 from discordbot.selectors import Holding, TraderResult
-from discordbot.services import TradeResult
 from markets.selectors import MarketSummary, OutcomeSummary
 from points.selectors import HistoryRow, LeaderboardRow
 
