@@ -52,7 +52,7 @@ def describe_start_failure(exc: BaseException) -> str | None:
 def health_register(bot: PredictionBot) -> None:
     """Show the gateway in `/health/external` (and the bot process's readiness)."""
     try:
-        from config import health
+        from ops import health
     except ImportError:  # pragma: no cover - older config without health checks
         return
     register = getattr(health, "register_external_check", None)

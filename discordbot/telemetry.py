@@ -1,11 +1,11 @@
-"""The bot's metrics, through the hooks `config.metrics` defines (they never raise). Looked up at
-call time so the bot keeps working against an older `config.metrics` without them."""
+"""The bot's metrics, through the hooks `ops.metrics` defines (they never raise). Looked up at
+call time so the bot keeps working against an older `ops.metrics` without them."""
 
 from __future__ import annotations
 
 import logging
 
-from config import metrics
+from ops import metrics
 
 logger = logging.getLogger(__name__)
 

@@ -20,7 +20,7 @@ from django.db.models import Q
 from django.utils import timezone
 
 from betting.models import Position, Trade
-from config import metrics
+from core import signals
 from points.db import retry_transient
 from points.errors import (
     MSG_INSUFFICIENT_POINTS,
@@ -315,7 +315,11 @@ def market_create(
             idempotency_key=idempotency_key,
             after={"question": question, "outcomes": labels, "liquidity": points},
         )
-        _on_commit(lambda: metrics.market_transition(event="created", mechanism=mechanism))
+        _on_commit(
+            lambda: signals.market_transitioned.send(
+                sender=Market, event="created", mechanism=mechanism
+            )
+        )
         return market
 
     return run_once(
@@ -430,8 +434,8 @@ def _trade_finish(
     )
     mechanism = market.mechanism
     _on_commit(
-        lambda: metrics.trade_recorded(
-            guild_id=market.guild_id, mechanism=mechanism, kind=kind, amount=amount
+        lambda: signals.trade_committed.send(
+            sender=Trade, mechanism=mechanism, kind=kind, amount=amount
         )
     )
     return trade
@@ -714,7 +718,9 @@ def _close(
         after={"status": "closed"},
     )
     mechanism = market.mechanism
-    _on_commit(lambda: metrics.market_transition(event="closed", mechanism=mechanism))
+    _on_commit(
+        lambda: signals.market_transitioned.send(sender=Market, event="closed", mechanism=mechanism)
+    )
     return event
 
 
@@ -962,7 +968,11 @@ def _resolve(
         after={"status": "resolved", "outcome": winner.position, "total_paid": total_paid},
     )
     mechanism = market.mechanism
-    _on_commit(lambda: metrics.market_transition(event="resolved", mechanism=mechanism))
+    _on_commit(
+        lambda: signals.market_transitioned.send(
+            sender=Market, event="resolved", mechanism=mechanism
+        )
+    )
     return event
 
 
@@ -1103,7 +1113,11 @@ def _cancel(
         after={"status": "cancelled", "total_refunded": total},
     )
     mechanism = market.mechanism
-    _on_commit(lambda: metrics.market_transition(event="cancelled", mechanism=mechanism))
+    _on_commit(
+        lambda: signals.market_transitioned.send(
+            sender=Market, event="cancelled", mechanism=mechanism
+        )
+    )
     return event
 
 

@@ -26,7 +26,7 @@ from asgiref.sync import iscoroutinefunction, markcoroutinefunction
 from django.conf import settings
 from django.http import HttpRequest, HttpResponse
 
-from config.logging import log_context_bind, log_context_reset
+from ops.logging import log_context_bind, log_context_reset
 
 logger = logging.getLogger("pm.request")
 
