@@ -9,7 +9,8 @@ import math
 import time
 
 import pytest
-from django.db import transaction
+from django.core.management import call_command
+from django.db import OperationalError, transaction
 from django.db.models import F
 from django.utils import timezone
 from prometheus_client import REGISTRY
@@ -18,6 +19,7 @@ from core import telemetry
 from core.telemetry import Reading
 from markets import services
 from ops import metrics
+from points.db import retry_transient
 from points.models import Account
 from points.services import points_grant
 from tests.conftest import ALICE, BOB, GUILD, MOD
@@ -292,3 +294,31 @@ def test_scrape_reports_the_dependencies(scrape, settings, closed_port):
     samples = scrape()
     assert metric(samples, "pm_dependency_up", dependency="cache") == 0
     assert metric(samples, "pm_dependency_up", dependency="database") == 1
+
+
+def test_scheduler_tick_refreshes_the_business_gauges_without_a_scrape():
+    create_market(key="ops-tick")
+    metrics.BUSINESS_GAUGES.update("markets", [])  # forget what earlier tests read
+    assert sample("pm_markets_open", mechanism="amm") == 0
+    call_command("run_scheduler", once=True)
+    assert sample("pm_markets_open", mechanism="amm") == 1
+
+
+class SerializationFailure(Exception):
+    sqlstate = "40001"
+
+
+def test_transient_database_retries_are_counted_by_operation_and_sqlstate():
+    attempts = []
+
+    @retry_transient(attempts=3, base_delay=0, max_delay=0)
+    def use_case() -> str:
+        attempts.append(1)
+        if len(attempts) == 1:
+            raise OperationalError("could not serialize access") from SerializationFailure()
+        return "done"
+
+    labels = {"operation": use_case.__qualname__, "sqlstate": "40001"}
+    before = sample("pm_db_retries_total", **labels)
+    assert use_case() == "done"
+    assert sample("pm_db_retries_total", **labels) == before + 1
