@@ -151,6 +151,7 @@ def admin_login_ratelimited(login_view: Callable) -> Callable:
     """Wrap the admin login view: POSTs beyond `ADMIN_LOGIN_RATE` per client address (counted
     in the shared cache, so every web worker sees the same count) get a 429 page that says what
     happened and when to retry, instead of another password check."""
+
     def view(request: HttpRequest, *args, **kwargs) -> HttpResponse:
         if request.method == "POST" and is_ratelimited(
             request,
