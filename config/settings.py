@@ -61,6 +61,7 @@ INSTALLED_APPS = [
     "markets",
     "betting",
     "discordbot",
+    "dashboard",
 ]
 
 MIDDLEWARE = [

@@ -12,5 +12,5 @@ admin.site.login = admin_login_ratelimited(admin.site.login)
 urlpatterns = [
     path("", include("ops.urls")),
     path("admin/", admin.site.urls),
-    path("dashboard/", include("markets.urls")),
+    path("dashboard/", include("dashboard.urls")),
 ]

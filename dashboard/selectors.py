@@ -11,8 +11,7 @@ import datetime as dt
 from dataclasses import dataclass
 
 from betting.models import Trade
-
-from .models import MarketEvent
+from markets.models import MarketEvent
 
 
 def event_last_id() -> int:

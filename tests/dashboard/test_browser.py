@@ -29,9 +29,9 @@ from django.contrib.auth import get_user_model
 from django.db import connection
 from django.test import override_settings
 
+from dashboard.views import percent
 from markets import selectors, services
 from markets.models import MarketEvent
-from markets.views import percent
 from tests.conftest import ALICE, BOB, CAROL, GUILD
 
 CHROMIUM = os.environ.get("CHROMIUM_PATH", "/usr/bin/chromium")
@@ -150,6 +150,9 @@ def log_in(page, live) -> None:
     page.click("input[type=submit]")
     page.wait_for_url(re.compile(r".*/dashboard/$"))
     page.wait_for_selector("#connection[data-state=connected]", timeout=10_000)
+    # Under Redis every process's events arrive; the in-memory layer says it reaches only this one.
+    expected = "Live" if django_settings.REDIS_URL else "Live (this process only)"
+    assert page.locator("#connection .connection-text").inner_text() == expected
 
 
 def pct_locator(page, market_id: int, outcome: int):

@@ -7,7 +7,8 @@ Protocol (JSON both ways):
   missed it sends `{"type": "stale"}` instead and the page reloads (a fresh render is cheaper
   than thousands of messages).
 - Live events arrive as `{"type": "market.event", "id": …, "market_id": …, "event": …,
-  "payload": {…}}` (`markets.realtime.event_message`), the same shape as replayed ones.
+  "payload": {…}, "summary": …}` (`dashboard.events.event_message`), the same shape as replayed
+  ones: markets publish the facts and this consumer adds the summary line on the way out.
 - Anything else from the client gets `{"type": "error", "message": …}`; the socket stays open.
 
 Visibility: every active staff user sees every guild's markets (the dashboard is a back-office
@@ -22,7 +23,10 @@ from typing import Any
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
 
-from .realtime import DASHBOARD_GROUP, event_message
+from markets import selectors
+from markets.realtime import DASHBOARD_GROUP
+
+from .events import event_message, with_summary
 
 logger = logging.getLogger(__name__)
 
@@ -43,8 +47,6 @@ def _user_may_watch(user: Any) -> bool:
 
 @database_sync_to_async
 def _events_after(after_id: int, limit: int) -> list[dict[str, Any]]:
-    from . import selectors
-
     return [
         event_message(event)
         for event in selectors.market_events_after(after_id=after_id, limit=limit)
@@ -102,8 +104,9 @@ class DashboardConsumer(AsyncJsonWebsocketConsumer):
         await self.send_json({"type": "replayed", "after": after, "last_id": last_id})
 
     async def market_event(self, message: dict[str, Any]) -> None:
-        """Channel-layer handler for `market.event`: forward to the browser."""
-        await self._deliver(message)
+        """Channel-layer handler for `market.event`: forward to the browser, with the feed's
+        summary line."""
+        await self._deliver(with_summary(message))
 
     async def _deliver(self, message: dict[str, Any]) -> None:
         event_id = message.get("id")

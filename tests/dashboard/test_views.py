@@ -1,7 +1,8 @@
-"""Dashboard pages (markets/views.py): staff-only, grouped by status, text probabilities, the
+"""Dashboard pages (dashboard/views.py): staff-only, grouped by status, text probabilities, the
 chart and the fragments the live script re-fetches."""
 
 import datetime as dt
+import os
 import re
 import xml.etree.ElementTree as ET
 
@@ -9,10 +10,10 @@ import pytest
 from django.contrib.auth import get_user_model
 from django.urls import NoReverseMatch, reverse
 
+from dashboard.events import event_summary
+from dashboard.views import closes_in, percent
 from markets import services
-from markets.realtime import event_summary
 from markets.selectors import market_get
-from markets.views import closes_in, percent
 from tests.conftest import ALICE, BOB, CAROL, GUILD, MOD
 
 pytestmark = pytest.mark.django_db
@@ -157,6 +158,43 @@ def test_market_page_shows_outcomes_chart_trades_votes_and_admin_link(staff_clie
 def test_market_page_of_unknown_market_is_404(staff_client):
     assert staff_client.get(reverse("dashboard:market", args=[999_999])).status_code == 404
     assert staff_client.get(reverse("dashboard:market_card", args=[999_999])).status_code == 404
+
+
+def connection_indicator(html: str) -> tuple[str, str | None]:
+    """The header's label for a connected socket and its hover note (None when there is none)."""
+    tag = re.search(r'<p id="connection"[^>]*>', html).group(0)
+    label = re.search(r'data-live-label="([^"]*)"', tag).group(1)
+    note = re.search(r'title="([^"]*)"', tag)
+    return label, note and note.group(1)
+
+
+def pages_of(staff_client) -> list[str]:
+    market = make_market("m")
+    return [
+        staff_client.get(reverse(name, args=args)).content.decode()
+        for name, args in (("dashboard:index", []), ("dashboard:market", [market.pk]))
+    ]
+
+
+def test_header_says_live_for_this_process_only_on_the_in_memory_layer(staff_client, settings):
+    # Events the bot or run_scheduler write in their own processes never reach this layer.
+    settings.CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
+    for html in pages_of(staff_client):
+        label, note = connection_indicator(html)
+        assert label == "Live (this process only)"
+        assert "bot" in note and "REDIS_URL" in note
+
+
+@pytest.mark.redis
+def test_header_says_live_on_the_redis_layer(staff_client, settings):
+    settings.CHANNEL_LAYERS = {
+        "default": {
+            "BACKEND": "channels_redis.core.RedisChannelLayer",
+            "CONFIG": {"hosts": [os.environ["REDIS_URL"]]},
+        }
+    }
+    for html in pages_of(staff_client):
+        assert connection_indicator(html) == ("Live", None)
 
 
 def test_fragments_render_the_current_state(staff_client):

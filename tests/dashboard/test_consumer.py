@@ -1,4 +1,4 @@
-"""The dashboard WebSocket (markets/consumers.py) through the real ASGI stack (origin check,
+"""The dashboard WebSocket (dashboard/consumers.py) through the real ASGI stack (origin check,
 session auth, routing) with real session cookies; the live tests run once on the in-memory
 layer and once on channels-redis (`redis` marker, CI).
 
@@ -27,7 +27,8 @@ from django.db import connection, transaction
 from prometheus_client import REGISTRY
 
 from config.asgi import application
-from markets import consumers, realtime, services
+from dashboard import consumers, events
+from markets import realtime, services
 from markets.models import MarketEvent
 from tests.conftest import ALICE, BOB, CAROL, GUILD
 
@@ -209,7 +210,7 @@ async def test_reconnect_with_last_id_replays_exactly_the_missed_events_in_order
     assert [m["id"] for m in replayed] == [e.pk for e in missed]
     assert [m["event"] for m in replayed] == ["trade", "trade", "market_closed"]
     assert [m["payload"].get("amount") for m in replayed[:2]] == [70, 30]
-    assert replayed == [realtime.event_message(e) for e in missed]
+    assert replayed == [events.event_message(e) for e in missed]
     assert await ws.receive_nothing(timeout=0.2)
 
     # Live again after the replay.

@@ -32,6 +32,8 @@
 
   // --- Connection indicator ---------------------------------------------------------------
   var indicator = document.getElementById("connection");
+  // "Live", or "Live (this process only)" on the in-memory channel layer (set by the server).
+  var liveLabel = (indicator && indicator.dataset.liveLabel) || "Live";
   function setConnection(kind, text) {
     if (!indicator) return;
     if (indicator.dataset.state === kind && indicator.dataset.text === text) return;
@@ -40,7 +42,7 @@
     indicator.querySelector(".connection-text").textContent = text;
   }
 
-  // --- Formatting (same rules as markets/views.py) ----------------------------------------
+  // --- Formatting (same rules as dashboard/views.py) ----------------------------------------
   function percent(p) { return (p * 100).toFixed(1) + "%"; }
   function number(n) { return Number(n).toLocaleString("en-US"); }
   function shares(micro) {
@@ -284,7 +286,7 @@
       if (msg.type === "market.event") apply(msg);
       else if (msg.type === "replayed") {
         state.attempt = 0;
-        setConnection("connected", "Live");
+        setConnection("connected", liveLabel);
       } else if (msg.type === "stale") {
         // Too much was missed to replay: a fresh render is the quickest catch-up.
         location.reload();

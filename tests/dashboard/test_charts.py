@@ -1,4 +1,4 @@
-"""The server-side price chart (markets/charts.py): pure, so synthetic data is enough."""
+"""The server-side price chart (dashboard/charts.py): pure, so synthetic data is enough."""
 
 import datetime as dt
 import random
@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from markets import charts
+from dashboard import charts
 
 SVG = "{http://www.w3.org/2000/svg}"
 T0 = dt.datetime(2026, 1, 1, 12, 0, tzinfo=dt.UTC)

@@ -1,8 +1,8 @@
 """The staff dashboard pages (issue 6). Interfaces only (STYLE §1): each view calls selectors
-and renders; live updates come over the WebSocket (`markets.consumers`).
+and renders; live updates come over the WebSocket (`dashboard.consumers`).
 
 Every page is for active staff users, who log in through the admin login, and shows every
-guild's markets (see `markets.consumers` on visibility). The fragment views (`card`, `panel`,
+guild's markets (see `dashboard.consumers` on visibility). The fragment views (`card`, `panel`,
 `chart`) re-render one piece of a page when the live feed reports a change the page cannot
 apply by itself (a new market, a status change, a new chart point).
 """
@@ -12,6 +12,7 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass
 
+from channels.layers import InMemoryChannelLayer, get_channel_layer
 from django.contrib.admin.views.decorators import staff_member_required
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import render
@@ -20,11 +21,14 @@ from django.utils import timezone
 from django.utils.safestring import SafeString, mark_safe
 from django.views.decorators.http import require_GET
 
-from . import charts, dashboard_selectors, selectors
-from .errors import MarketNotFound
-from .models import Market
-from .realtime import event_summary
-from .selectors import MarketSummary
+from markets import selectors
+from markets.errors import MarketNotFound
+from markets.models import Market
+from markets.selectors import MarketSummary
+
+from . import charts
+from . import selectors as dashboard_selectors
+from .events import event_summary
 
 STATUS_SECTIONS = [
     (Market.Status.OPEN, "Open", "Trading now"),
@@ -142,6 +146,29 @@ def _feed(limit: int, market_id: int | None = None) -> list[dict]:
     ]
 
 
+LIVE_LABEL = "Live"
+LIVE_LABEL_THIS_PROCESS = "Live (this process only)"
+LIVE_NOTE_THIS_PROCESS = (
+    "The in-memory channel layer reaches only this server process: events written by the bot or "
+    "run_scheduler appear after a reload. Set REDIS_URL to see them live."
+)
+
+
+def live_status() -> tuple[str, str]:
+    """The header's "connected" label and its explanation. On the in-memory channel layer
+    (no REDIS_URL) only events committed by this very process are pushed; trades from the bot
+    and closes from `run_scheduler` reach the page only on reload, so it must not claim "Live"
+    without saying so."""
+    if isinstance(get_channel_layer(), InMemoryChannelLayer):
+        return LIVE_LABEL_THIS_PROCESS, LIVE_NOTE_THIS_PROCESS
+    return LIVE_LABEL, ""
+
+
+def _live_context() -> dict[str, str]:
+    live_label, live_note = live_status()
+    return {"live_label": live_label, "live_note": live_note}
+
+
 def _market_or_404(market_id: int) -> MarketSummary:
     try:
         return selectors.market_get(market_id=market_id)
@@ -175,6 +202,7 @@ def dashboard(request: HttpRequest) -> HttpResponse:
             "feed": _feed(FEED_LENGTH),
             "last_event_id": last_event_id,
             "now": timezone.now(),
+            **_live_context(),
         },
     )
 
@@ -228,6 +256,7 @@ def market_detail(request: HttpRequest, market_id: int) -> HttpResponse:
             "feed": _feed(FEED_LENGTH, market_id=market.id),
             "last_event_id": last_event_id,
             "now": timezone.now(),
+            **_live_context(),
         },
     )
 
