@@ -629,6 +629,8 @@ class _Batch:
                 actor_id=request.user_id,
             )
         )
+        if kind == Trade.Kind.SELL:
+            trade.left_in_pool = payload["left_in_pool"]
         self.trades.append(trade)
         self.by_key[request.idempotency_key] = trade
         self.requested[request.idempotency_key] = request.shares
@@ -839,5 +841,7 @@ def sale_left_in_pool(trade: Trade) -> int:
     the market, DOMAIN §4.4); 0 for buys and stakes."""
     if trade.kind != Trade.Kind.SELL:
         return 0
+    if hasattr(trade, "left_in_pool"):  # set on the trades a batch just wrote
+        return trade.left_in_pool
     event = MarketEvent.objects.filter(request_key=trade.idempotency_key).first()
     return 0 if event is None else int(event.payload.get("left_in_pool", 0))

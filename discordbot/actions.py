@@ -90,6 +90,8 @@ class TradeResult:
     balance: int | None
     probability: float
     """The outcome's probability right after the trade (display)."""
+    left_in_pool: int = 0
+    """Sales: micro-shares sold beyond what the points cost, kept by the market (DOMAIN §4.4)."""
 
 
 def bet_place_for_interaction(
@@ -153,6 +155,7 @@ def _trade_result(guild_id: int, user_id: int, summary: MarketSummary, trade) ->
         shares=trade.shares,
         balance=points_selectors.balance_get(guild_id=guild_id, user_id=user_id),
         probability=trade.price_after_ppm / 1_000_000,
+        left_in_pool=betting_services.sale_left_in_pool(trade),
     )
 
 
