@@ -631,6 +631,8 @@ class _Batch:
         )
         if kind == Trade.Kind.SELL:
             trade.left_in_pool = payload["left_in_pool"]
+        # The member's balance right after this trade, for the reply (no query needed).
+        trade.balance_after = self.accounts.balances[self.accounts.wallets[request.user_id]]
         self.trades.append(trade)
         self.by_key[request.idempotency_key] = trade
         self.requested[request.idempotency_key] = request.shares

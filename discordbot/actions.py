@@ -20,6 +20,9 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from betting import services as betting_services
+from betting.models import Trade
+from betting.services import TradeRequest
+from core.errors import DomainError
 from markets import selectors as market_selectors
 from markets import services as market_services
 from markets.models import Market, MarketEvent
@@ -94,6 +97,42 @@ class TradeResult:
     """Sales: micro-shares sold beyond what the points cost, kept by the market (DOMAIN §4.4)."""
 
 
+@dataclass(frozen=True)
+class PreparedTrade:
+    """A member's trade, checked against their guild and parsed: ready for `trades_apply`."""
+
+    summary: MarketSummary
+    request: TradeRequest
+
+
+def trade_prepare_for_interaction(
+    *,
+    guild_id: int,
+    user_id: int,
+    market: object,
+    outcome: object,
+    kind: str,
+    amount: int | None = None,
+    shares: object = None,
+    idempotency_key: str,
+) -> PreparedTrade:
+    """The market of this guild a member typed, the outcome, and what they asked for ("all" or a
+    number of shares with up to 6 decimals for a sale), as one `TradeRequest`."""
+    summary = market_in_guild(guild_id=guild_id, market=market)
+    position = parsing.outcome_ref(
+        outcome, [o.label for o in summary.outcomes], market_id=summary.id
+    )
+    request = TradeRequest(
+        kind="sell" if kind == "sell" else "buy",
+        user_id=user_id,
+        outcome=position,
+        idempotency_key=idempotency_key,
+        amount=amount if kind != "sell" else None,
+        shares=parsing.shares(shares) if kind == "sell" else None,
+    )
+    return PreparedTrade(summary=summary, request=request)
+
+
 def bet_place_for_interaction(
     *,
     guild_id: int,
@@ -104,18 +143,16 @@ def bet_place_for_interaction(
     idempotency_key: str,
 ) -> TradeResult:
     """Buy (amm) or stake on (pool) an outcome of a market of this guild."""
-    summary = market_in_guild(guild_id=guild_id, market=market)
-    position = parsing.outcome_ref(
-        outcome, [o.label for o in summary.outcomes], market_id=summary.id
-    )
-    trade = betting_services.bet_place(
-        market_id=summary.id,
+    prepared = trade_prepare_for_interaction(
+        guild_id=guild_id,
         user_id=user_id,
-        outcome=position,
+        market=market,
+        outcome=outcome,
+        kind="buy",
         amount=amount,
         idempotency_key=idempotency_key,
     )
-    return _trade_result(guild_id, user_id, summary, trade)
+    return _one_trade(guild_id, user_id, prepared)
 
 
 def shares_sell_for_interaction(
@@ -128,23 +165,43 @@ def shares_sell_for_interaction(
     idempotency_key: str,
 ) -> TradeResult:
     """Sell shares ("all" or a number with up to 6 decimals) of an outcome back to the market."""
-    summary = market_in_guild(guild_id=guild_id, market=market)
-    position = parsing.outcome_ref(
-        outcome, [o.label for o in summary.outcomes], market_id=summary.id
-    )
-    trade = betting_services.shares_sell(
-        market_id=summary.id,
+    prepared = trade_prepare_for_interaction(
+        guild_id=guild_id,
         user_id=user_id,
-        outcome=position,
-        shares=parsing.shares(shares),
+        market=market,
+        outcome=outcome,
+        kind="sell",
+        shares=shares,
         idempotency_key=idempotency_key,
     )
-    return _trade_result(guild_id, user_id, summary, trade)
+    return _one_trade(guild_id, user_id, prepared)
 
 
-def _trade_result(guild_id: int, user_id: int, summary: MarketSummary, trade) -> TradeResult:
-    """The reply's facts, from the trade row itself (its price after the trade) and the
-    member's balance: one more query, not another market read."""
+def _one_trade(guild_id: int, user_id: int, prepared: PreparedTrade) -> TradeResult:
+    (result,) = betting_services.trades_apply(
+        market_id=prepared.summary.id, requests=[prepared.request]
+    )
+    if isinstance(result, DomainError):
+        raise result
+    return trade_result_for_interaction(
+        guild_id=guild_id, user_id=user_id, summary=prepared.summary, trade=result
+    )
+
+
+def trade_result_needs_db(trade: Trade) -> bool:
+    """Whether `trade_result_for_interaction` must read the database (a replayed trade); the
+    trades a batch just wrote carry the member's balance after them."""
+    return not hasattr(trade, "balance_after")
+
+
+def trade_result_for_interaction(
+    *, guild_id: int, user_id: int, summary: MarketSummary, trade: Trade
+) -> TradeResult:
+    """The reply's facts, from the trade itself (its price after the trade, the member's balance
+    right after it when the batch recorded it, else one query)."""
+    balance = getattr(trade, "balance_after", None)
+    if balance is None:
+        balance = points_selectors.balance_get(guild_id=guild_id, user_id=user_id)
     return TradeResult(
         market=summary,
         kind=trade.kind,
@@ -153,7 +210,7 @@ def _trade_result(guild_id: int, user_id: int, summary: MarketSummary, trade) ->
         amount=trade.amount,
         fee=trade.fee,
         shares=trade.shares,
-        balance=points_selectors.balance_get(guild_id=guild_id, user_id=user_id),
+        balance=balance,
         probability=trade.price_after_ppm / 1_000_000,
         left_in_pool=betting_services.sale_left_in_pool(trade),
     )

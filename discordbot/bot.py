@@ -15,7 +15,7 @@ import asyncio
 import concurrent.futures
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any, TypeVar
 
@@ -29,10 +29,13 @@ from django.core.cache import cache
 from django.core.cache.backends.locmem import LocMemCache
 from django.db import connection
 
+from betting.services import MAX_BATCH, TradeRequest, trades_apply
+from core.errors import DomainError
 from ops import metrics
 
-from . import interactions
+from . import actions, interactions
 from .actions import policy_get
+from .batching import MarketBatcher
 from .interactions import ModalRouter, answer_now
 from .permissions import Policy
 
@@ -166,6 +169,7 @@ class PredictionBot(commands.AutoShardedBot):
             max_workers=max(1, config.db_workers), thread_name_prefix="bot-db"
         )
         self._cache_inline = isinstance(cache, LocMemCache)
+        self.trades = MarketBatcher(self._trades_apply, cap=MAX_BATCH)
         self.tree.on_error = self.on_app_command_error
 
     # --- Plumbing ----------------------------------------------------------------------------
@@ -175,6 +179,27 @@ class PredictionBot(commands.AutoShardedBot):
         closes stale connections around each call)."""
         call = database_sync_to_async(func, thread_sensitive=False, executor=self._db_pool)
         return await call(**kwargs)
+
+    async def _trades_apply(self, market_id: int, requests: Sequence[TradeRequest]) -> list:
+        return await self.db(trades_apply, market_id=market_id, requests=requests)
+
+    async def trade(self, **kwargs: Any) -> actions.TradeResult:
+        """A member's buy, stake or sale (`actions.trade_prepare_for_interaction`'s arguments),
+        committed in its market's next batch (`discordbot.batching`); a refusal is raised as
+        the `DomainError` the one-request service would have raised."""
+        prepared = await self.db(actions.trade_prepare_for_interaction, **kwargs)
+        result = await self.trades.submit(prepared.summary.id, prepared.request)
+        if isinstance(result, DomainError):
+            raise result
+        facts = {
+            "guild_id": kwargs["guild_id"],
+            "user_id": kwargs["user_id"],
+            "summary": prepared.summary,
+            "trade": result,
+        }
+        if actions.trade_result_needs_db(result):
+            return await self.db(actions.trade_result_for_interaction, **facts)
+        return actions.trade_result_for_interaction(**facts)
 
     async def cache_call(self, func: Callable[..., T], /, **kwargs: Any) -> T:
         """Run a cache-only function: inline for the in-process cache, in a thread for Redis."""
