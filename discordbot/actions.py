@@ -63,6 +63,7 @@ SETTING_RANGES: dict[str, tuple[int, int]] = {
     "fee_bps": (0, 5000),
     "min_resolution_votes": (1, 25),
     "auto_refund_hours": (1, 24 * 365),
+    "requests_per_minute": (1, 100_000),
 }
 
 
