@@ -44,7 +44,7 @@ from markets.errors import (
     SlippageExceeded,
 )
 from markets.models import Market, MarketEvent, Outcome
-from markets.realtime import event_publish
+from markets.realtime import events_publish_on_commit
 from markets.services.base import ensure_trading, format_shares, outcome_at, prices_ppm
 from points.db import integrity_constraint, retry_transient
 from points.errors import (
@@ -686,15 +686,15 @@ class _Batch:
         facts = [(t.kind, t.amount) for t in self.trades]
         mechanism = self.market.mechanism
 
-        def publish() -> None:
-            for event in events:
-                event_publish(event)
+        events_publish_on_commit(events)
+
+        def count() -> None:
             for kind, amount in facts:
                 signals.trade_committed.send(
                     sender=Trade, mechanism=mechanism, kind=kind, amount=amount
                 )
 
-        transaction.on_commit(publish)
+        transaction.on_commit(count)
 
 
 # --- Set-based SQL (PostgreSQL, and SQLite ≥ 3.33 for the embedded default) ---------------------

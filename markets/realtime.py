@@ -71,3 +71,14 @@ def event_publish_on_commit(event: MarketEvent) -> None:
     """Queue `event` for the dashboard once the current transaction commits (nothing is sent if
     it rolls back)."""
     transaction.on_commit(lambda: event_publish(event))
+
+
+def events_publish_on_commit(events: list[MarketEvent]) -> None:
+    """Queue several events, in order, with one after-commit hook (a batch of trades)."""
+
+    def publish_all() -> None:
+        for event in events:
+            event_publish(event)
+
+    if events:
+        transaction.on_commit(publish_all)
