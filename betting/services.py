@@ -15,6 +15,7 @@ memory, and everything is written with a constant number of statements whatever 
 from __future__ import annotations
 
 import datetime as dt
+import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Literal
@@ -217,8 +218,8 @@ class _Batch:
         self.requests = requests
         self.results: list[Trade | DomainError | None] = [None] * len(requests)
         self.trades: list[Trade] = []
-        self.transfers: list[Transfer] = []
-        self.events: list[MarketEvent] = []
+        self.transfers: list[dict] = []  # Transfer fields, written by `_write`
+        self.events: list[dict] = []  # MarketEvent fields, written by `_write`
         self.sold_remainder: dict[str, int] = {}
         self.by_key: dict[str, Trade] = {}  # keys this batch has written, for in-batch replays
         self.requested: dict[str, int | None] = {}
@@ -369,10 +370,13 @@ class _Batch:
             return {}
         by_id = {o.pk: o for o in self.outcomes}
         holdings = {}
-        for p in Position.objects.filter(market=self.market, user_id__in=users):
-            outcome = by_id[p.outcome_id]
-            holdings[(p.user_id, outcome.position)] = _Holding(
-                outcome, p.user_id, p.shares, p.points_spent, p.points_received
+        rows = Position.objects.filter(market=self.market, user_id__in=users).values_list(
+            "outcome_id", "user_id", "shares", "points_spent", "points_received"
+        )
+        for outcome_id, user_id, shares, spent, received in rows:
+            outcome = by_id[outcome_id]
+            holdings[(user_id, outcome.position)] = _Holding(
+                outcome, user_id, shares, spent, received
             )
         return holdings
 
@@ -512,17 +516,18 @@ class _Batch:
         assert self.accounts is not None
         self.accounts.move(source, destination, amount)
         self.transfers.append(
-            Transfer(
-                guild_id=self.market.guild_id,
-                source_id=source,
-                destination_id=destination,
-                amount=amount,
-                code=code,
-                idempotency_key=key,
-                memo=memo[:500],
-                actor_id=actor_id,
-                market_id=self.market.pk if market else None,
-            )
+            {
+                "guild_id": self.market.guild_id,
+                "source_id": source,
+                "destination_id": destination,
+                "amount": amount,
+                "code": code,
+                "idempotency_key": key,
+                "memo": memo[:500],
+                "actor_id": actor_id,
+                "actor_user_id": None,
+                "market_id": self.market.pk if market else None,
+            }
         )
 
     def _fee(self, wallet: int, fee: int, key: str, user_id: int) -> None:
@@ -620,14 +625,15 @@ class _Batch:
             payload["requested_shares"] = request.shares
             payload["left_in_pool"] = self.sold_remainder[request.idempotency_key]
         self.events.append(
-            MarketEvent(
-                market=market,
-                guild_id=market.guild_id,
-                type=MarketEvent.Type.TRADE,
-                payload=payload,
-                request_key=request.idempotency_key,
-                actor_id=request.user_id,
-            )
+            {
+                "market_id": market.pk,
+                "guild_id": market.guild_id,
+                "type": MarketEvent.Type.TRADE.value,
+                "payload": payload,
+                "idempotency_key": None,
+                "request_key": request.idempotency_key,
+                "actor_id": request.user_id,
+            }
         )
         if kind == Trade.Kind.SELL:
             trade.left_in_pool = payload["left_in_pool"]
@@ -649,40 +655,22 @@ class _Batch:
             return
         assert accounts is not None
         market = self.market
-        Trade.objects.bulk_create(self.trades)
+        now = timezone.now()
+        _insert(Trade, self.trades, now, key="idempotency_key")
         for trade, event in zip(self.trades, self.events, strict=True):
-            event.payload = {**event.payload, "trade_id": trade.pk}
-        Transfer.objects.bulk_create(self.transfers)
-        MarketEvent.objects.bulk_create(self.events)
+            event["payload"] = {**event["payload"], "trade_id": trade.pk}
+        _insert_rows(Transfer, self.transfers, now)
+        self.published = _insert_rows(MarketEvent, self.events, now, key="request_key")
         _add_by_pk(Account, "balance", {pk: d for pk, d in accounts.delta.items() if d})
         _set_by_pk(Outcome, ("pool", "staked"), {o.pk: (o.pool, o.staked) for o in self.outcomes})
-        now = timezone.now()
-        Position.objects.bulk_create(
-            [
-                Position(
-                    market=market,
-                    outcome=h.outcome,
-                    guild_id=market.guild_id,
-                    user_id=h.user_id,
-                    shares=h.shares,
-                    points_spent=h.points_spent,
-                    points_received=h.points_received,
-                    updated_at=now,
-                )
-                for h in self.holdings.values()
-                if h.touched
-            ],
-            update_conflicts=True,
-            unique_fields=["market", "user_id", "outcome"],
-            update_fields=["shares", "points_spent", "points_received", "updated_at"],
-        )
+        _positions_upsert(market, [h for h in self.holdings.values() if h.touched], now)
         Market.objects.filter(pk=market.pk).update(
             volume=market.volume, trade_count=market.trade_count, trader_count=market.trader_count
         )
         self._after_commit()
 
     def _after_commit(self) -> None:
-        events = list(self.events)
+        events = self.published
         facts = [(t.kind, t.amount) for t in self.trades]
         mechanism = self.market.mechanism
 
@@ -698,6 +686,124 @@ class _Batch:
 
 
 # --- Set-based SQL (PostgreSQL, and SQLite ≥ 3.33 for the embedded default) ---------------------
+
+
+def _columns(model: type, row: dict) -> list[tuple[str, str]]:
+    """(attribute, column) of `row`'s fields, plus `created_at`."""
+    fields = {f.attname: f.column for f in model._meta.concrete_fields}
+    return [(name, fields[name]) for name in [*row, "created_at"]]
+
+
+def _copy(model: type, columns: list[tuple[str, str]], rows: list[list]) -> None:
+    """PostgreSQL `COPY … FROM STDIN`: the fastest way to write many rows in one statement."""
+    table = connection.ops.quote_name(model._meta.db_table)
+    names = ", ".join(connection.ops.quote_name(column) for _, column in columns)
+    with (
+        connection.cursor() as cursor,
+        connection.wrap_database_errors,
+        cursor.cursor.copy(f"COPY {table} ({names}) FROM STDIN") as copy,
+    ):
+        for row in rows:
+            copy.write_row(row)
+
+
+def _ids_by(model: type, key: str, values: list[str]) -> dict[str, int]:
+    field = model._meta.get_field(key)
+    return dict(model.objects.filter(**{f"{key}__in": values}).values_list(field.attname, "pk"))
+
+
+def _json_ready(value: object) -> object:
+    return json.dumps(value) if isinstance(value, (dict, list)) else value
+
+
+def _insert(model: type, objects: list, now: dt.datetime, *, key: str) -> None:
+    """Write model instances in one statement and give them their pks and `created_at`
+    (`key` is a unique field: on PostgreSQL the pks are read back by it, one more query)."""
+    if connection.vendor != "postgresql":
+        model.objects.bulk_create(objects)
+        return
+    names = [
+        f.attname
+        for f in model._meta.concrete_fields
+        if not f.primary_key and f.attname != "created_at"
+    ]
+    columns = _columns(model, dict.fromkeys(names))
+    _copy(
+        model,
+        columns,
+        [[_json_ready(getattr(o, n)) for n in names] + [now] for o in objects],
+    )
+    ids = _ids_by(model, key, [getattr(o, key) for o in objects])
+    for o in objects:
+        o.pk = ids[getattr(o, key)]
+        o.created_at = now
+        o._state.adding = False
+
+
+def _insert_rows(
+    model: type, rows: list[dict], now: dt.datetime, *, key: str | None = None
+) -> list:
+    """Write rows given as field dicts in one statement; with `key` (a unique field), return
+    them as saved instances (one more query on PostgreSQL), e.g. events to publish."""
+    if not rows:
+        return []
+    if connection.vendor != "postgresql":
+        return model.objects.bulk_create([model(**row) for row in rows])
+    columns = _columns(model, rows[0])
+    _copy(model, columns, [[_json_ready(v) for v in row.values()] + [now] for row in rows])
+    if key is None:
+        return []
+    ids = _ids_by(model, key, [row[key] for row in rows])
+    return [model(pk=ids[row[key]], created_at=now, **row) for row in rows]
+
+
+def _positions_upsert(market: Market, holdings: list[_Holding], now: dt.datetime) -> None:
+    """Insert or update the positions a batch changed, in one statement: their new values
+    (computed under the market lock, so absolute values are safe)."""
+    if connection.vendor != "postgresql":
+        Position.objects.bulk_create(
+            [
+                Position(
+                    market=market,
+                    outcome=h.outcome,
+                    guild_id=market.guild_id,
+                    user_id=h.user_id,
+                    shares=h.shares,
+                    points_spent=h.points_spent,
+                    points_received=h.points_received,
+                    updated_at=now,
+                )
+                for h in holdings
+            ],
+            update_conflicts=True,
+            unique_fields=["market", "user_id", "outcome"],
+            update_fields=["shares", "points_spent", "points_received", "updated_at"],
+        )
+        return
+    table = connection.ops.quote_name(Position._meta.db_table)
+    sql = (
+        f"INSERT INTO {table} (market_id, outcome_id, guild_id, user_id, shares, points_spent, "
+        "points_received, payout, created_at, updated_at) "
+        "SELECT %s, o, %s, u, s, sp, r, 0, %s, %s FROM unnest("
+        "%s::bigint[], %s::bigint[], %s::bigint[], %s::bigint[], %s::bigint[]) "
+        "AS v(o, u, s, sp, r) "
+        "ON CONFLICT (market_id, user_id, outcome_id) DO UPDATE SET shares = EXCLUDED.shares, "
+        "points_spent = EXCLUDED.points_spent, points_received = EXCLUDED.points_received, "
+        "updated_at = EXCLUDED.updated_at"
+    )
+    params = [
+        market.pk,
+        market.guild_id,
+        now,
+        now,
+        [h.outcome.pk for h in holdings],
+        [h.user_id for h in holdings],
+        [h.shares for h in holdings],
+        [h.points_spent for h in holdings],
+        [h.points_received for h in holdings],
+    ]
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
 
 
 def _wallets_insert(guild_id: int, users: list[int]) -> dict[int, int]:

@@ -14,6 +14,7 @@ adds what only the Discord interface knows: who is asking and what they typed.
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from django.db import IntegrityError, transaction
@@ -120,17 +121,8 @@ def trade_prepare_for_interaction(
     """The market of this guild a member typed, the outcome, and what they asked for ("all" or a
     number of shares with up to 6 decimals for a sale), as one `TradeRequest`."""
     summary = market_in_guild(guild_id=guild_id, market=market)
-    position = parsing.outcome_ref(
-        outcome, [o.label for o in summary.outcomes], market_id=summary.id
-    )
-    request = TradeRequest(
-        kind="sell" if kind == "sell" else "buy",
-        user_id=user_id,
-        outcome=position,
-        idempotency_key=idempotency_key,
-        amount=amount if kind != "sell" else None,
-        shares=parsing.shares(shares) if kind == "sell" else None,
-    )
+    ask = TradeAsk(guild_id, user_id, outcome, kind, idempotency_key, amount, shares)
+    request = _trade_request(summary, ask)
     return PreparedTrade(summary=summary, request=request)
 
 
@@ -189,10 +181,78 @@ def _one_trade(guild_id: int, user_id: int, prepared: PreparedTrade) -> TradeRes
     )
 
 
-def trade_result_needs_db(trade: Trade) -> bool:
-    """Whether `trade_result_for_interaction` must read the database (a replayed trade); the
-    trades a batch just wrote carry the member's balance after them."""
-    return not hasattr(trade, "balance_after")
+@dataclass(frozen=True)
+class TradeAsk:
+    """What a member asked for in one interaction, before anything was read: the bot queues it
+    by market and `trades_for_interactions` serves a whole queue with one market read."""
+
+    guild_id: int
+    user_id: int
+    outcome: object
+    kind: str
+    idempotency_key: str
+    amount: int | None = None
+    shares: object = None
+
+
+def trades_for_interactions(
+    *, market_id: int, asks: Sequence[TradeAsk]
+) -> list[TradeResult | DomainError]:
+    """Serve a batch of members' trades on one market (the bot's group commit, issue 16): the
+    market is read once per guild asking (a market of another guild is "not found", DOMAIN
+    §2), each ask is parsed as `trade_prepare_for_interaction` would, and the valid ones go to
+    `trades_apply` together. Returns each ask's reply facts or its refusal, in order."""
+    summaries: dict[int, MarketSummary | DomainError] = {}
+    answers: list[TradeResult | DomainError | None] = [None] * len(asks)
+    requests: list[TradeRequest] = []
+    placed: list[int] = []
+    for index, ask in enumerate(asks):
+        if ask.guild_id not in summaries:
+            try:
+                summaries[ask.guild_id] = market_selectors.market_get(
+                    market_id=market_id, guild_id=ask.guild_id
+                )
+            except DomainError as error:
+                summaries[ask.guild_id] = error
+        summary = summaries[ask.guild_id]
+        if isinstance(summary, DomainError):
+            answers[index] = summary
+            continue
+        try:
+            request = _trade_request(summary, ask)
+        except DomainError as error:
+            answers[index] = error
+            continue
+        requests.append(request)
+        placed.append(index)
+    results = betting_services.trades_apply(market_id=market_id, requests=requests)
+    for index, result in zip(placed, results, strict=True):
+        ask = asks[index]
+        summary = summaries[ask.guild_id]
+        assert not isinstance(summary, DomainError)
+        answers[index] = (
+            result
+            if isinstance(result, DomainError)
+            else trade_result_for_interaction(
+                guild_id=ask.guild_id, user_id=ask.user_id, summary=summary, trade=result
+            )
+        )
+    return [a for a in answers if a is not None]
+
+
+def _trade_request(summary: MarketSummary, ask: TradeAsk) -> TradeRequest:
+    position = parsing.outcome_ref(
+        ask.outcome, [o.label for o in summary.outcomes], market_id=summary.id
+    )
+    selling = ask.kind == "sell"
+    return TradeRequest(
+        kind="sell" if selling else "buy",
+        user_id=ask.user_id,
+        outcome=position,
+        idempotency_key=ask.idempotency_key,
+        amount=None if selling else ask.amount,
+        shares=parsing.shares(ask.shares) if selling else None,
+    )
 
 
 def trade_result_for_interaction(
