@@ -127,12 +127,13 @@ def _apply_alone(market_id: int, request: TradeRequest) -> Trade | DomainError:
 def _integrity_answer(
     exc: IntegrityError, market_id: int, request: TradeRequest
 ) -> Trade | DomainError:
-    """A one-request batch lost a race on a unique key: answer as a replay, or re-raise."""
+    """A one-request batch hit a unique key: answer as a replay of the trade that holds it, as
+    a conflict when another kind of request holds it (a vote's key, say), or re-raise."""
     constraint = integrity_constraint(exc)
-    existing = (
-        trade_by_key(request.idempotency_key) if constraint in IDEMPOTENCY_CONSTRAINTS else None
-    )
-    if existing is not None:
+    if constraint in IDEMPOTENCY_CONSTRAINTS:
+        existing = trade_by_key(request.idempotency_key)
+        if existing is None:
+            return _conflict(request)
         requested = _requested_shares_of(existing) if existing.kind == Trade.Kind.SELL else None
         same = existing.market_id == market_id and _same_request(existing, requested, request)
         return existing if same else _conflict(request)

@@ -20,6 +20,7 @@ from betting import services
 from betting.models import Position, Trade
 from betting.services import TradeRequest, trades_apply
 from markets import amm
+from markets import services as services_markets
 from markets.amm import SHARE_SCALE
 from markets.models import Market, MarketEvent, Outcome
 from markets.services import market_create
@@ -221,7 +222,10 @@ class _Rollback:
         self.atomic.__exit__(None, None, None)
 
 
-@hsettings(suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
+@hsettings(
+    max_examples=100,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
+)
 @given(
     mechanism=st.sampled_from([Market.Mechanism.AMM, Market.Mechanism.PARIMUTUEL]),
     fee_bps=st.sampled_from([0, 0, 150]),
@@ -281,6 +285,28 @@ def test_a_key_twice_in_one_batch_counts_once_and_a_refusal_leaves_no_trace():
     # The refused new member's wallet was not kept: as if their transaction had rolled back.
     assert not Account.objects.filter(guild_id=guild_id, owner_id=new_member).exists()
     assert MarketEvent.objects.filter(market=market, type=MarketEvent.Type.TRADE).count() == 2
+
+
+def test_a_key_another_kind_of_request_used_is_refused_without_sinking_the_batch():
+    guild_id = _guild(0)
+    closed = _market(guild_id, Market.Mechanism.AMM)
+    services_markets.market_close(market_id=closed.pk, actor_id=CREATOR, idempotency_key="dup")
+    market = market_create(
+        guild_id=guild_id,
+        creator_id=CREATOR,
+        question="Another market?",
+        outcomes=["A", "B"],
+        duration="1d",
+        idempotency_key="create:second",
+    )
+    buy = TradeRequest(kind="buy", user_id=USERS[0], outcome=0, idempotency_key="ok1", amount=5)
+    first, reused, last = trades_apply(
+        market_id=market.pk,
+        requests=[buy, replace(buy, idempotency_key="dup"), replace(buy, idempotency_key="ok2")],
+    )
+    assert isinstance(first, Trade) and isinstance(last, Trade)
+    assert "different content" in reused.message
+    assert Trade.objects.filter(market=market).count() == 2
 
 
 # --- a constant number of statements --------------------------------------------------------
