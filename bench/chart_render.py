@@ -8,7 +8,7 @@ of importing matplotlib, paid once per process.
 
     .venv/bin/python bench/chart_render.py [--renders 50] [--save docs/screenshots]
 
-`--save DIR` also writes `chart-amm.png` (2 outcomes) and `chart-pool.png` (a 10-outcome pool
+`--save DIR` also writes `chart-amm.png` (2 outcomes) and `chart-parimutuel.png` (a 10-outcome pool
 with long unicode names) for the docs.
 """
 
@@ -76,7 +76,7 @@ def pool_history(labels: list[str], trades: int, seed: int) -> charts.ChartData:
         at += dt.timedelta(seconds=rng.randint(5, 240))
         points.append((at, [float(p) for p in amm.parimutuel_probabilities(staked)]))
     return charts.ChartData(
-        title="#43 🏆 Who wins the community cup? 誰が優勝する?",
+        title="#43 🏆 Who wins the community cup this season?",
         labels=labels,
         points=points,
         end=at + dt.timedelta(minutes=30),
@@ -129,7 +129,9 @@ POOL = "10 long unicode, pool"
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--renders", type=int, default=50)
-    parser.add_argument("--save", type=Path, help="write chart-amm.png and chart-pool.png here")
+    parser.add_argument(
+        "--save", type=Path, help="write chart-amm.png and chart-parimutuel.png here"
+    )
     args = parser.parse_args()
 
     cases = {
@@ -156,10 +158,10 @@ def main() -> None:
     if args.save:
         args.save.mkdir(parents=True, exist_ok=True)
         (args.save / "chart-amm.png").write_bytes(charts.render_png(cases["2 outcomes, amm"]))
-        (args.save / "chart-pool.png").write_bytes(
+        (args.save / "chart-parimutuel.png").write_bytes(
             charts.render_png(cases["10 long unicode, pool"])
         )
-        print(f"wrote {args.save / 'chart-amm.png'} and {args.save / 'chart-pool.png'}")
+        print(f"wrote {args.save / 'chart-amm.png'} and {args.save / 'chart-parimutuel.png'}")
 
 
 if __name__ == "__main__":

@@ -85,9 +85,11 @@ def _font_charmap() -> frozenset[int]:
     return frozenset(FT2Font(path).get_charmap())
 
 
-def display_text(text: str, limit: int) -> str:
-    """`text` made safe for the chart: one line, glyphs the font lacks shown once as □ per run,
-    mathtext dollars escaped, and cut to `limit` characters with an ellipsis."""
+def display_text(text: str, limit: int, *, missing: str = REPLACEMENT) -> str:
+    """`text` made safe for the chart: one line, glyphs the font lacks shown once as `missing`
+    per run (□ by default, so two outcomes that differ only in emoji or CJK stay apart; the
+    title drops them, Discord shows it in full right above), mathtext dollars escaped, and cut
+    to `limit` characters with an ellipsis."""
     charmap = _font_charmap()
     out: list[str] = []
     for ch in unicodedata.normalize("NFC", " ".join(text.split())):
@@ -95,9 +97,9 @@ def display_text(text: str, limit: int) -> str:
             out.append(ch)
         elif unicodedata.category(ch) in ("Mn", "Me", "Cf", "Sk") or ch == "\ufe0f":
             continue  # combining marks, variation selectors, joiners of emoji sequences
-        elif not out or out[-1] != REPLACEMENT:
-            out.append(REPLACEMENT)
-    cleaned = "".join(out).strip()
+        elif not out or out[-1] != missing:
+            out.append(missing)
+    cleaned = " ".join("".join(out).split())
     if len(cleaned) > limit:
         cleaned = cleaned[: limit - 1].rstrip() + "…"
     # Matplotlib reads text between two "$" as maths; an escaped dollar is drawn as itself.
@@ -165,7 +167,7 @@ def render_png(data: ChartData, *, width_px: int = 800, dpi: int = 100) -> bytes
     fig.text(
         0.075,
         1 - 22 / height_px,
-        display_text(data.title, TITLE_CHARS),
+        display_text(data.title, TITLE_CHARS, missing=""),
         color=TEXT,
         fontsize=12.5,
         fontweight="bold",
@@ -211,6 +213,18 @@ def render_png(data: ChartData, *, width_px: int = 800, dpi: int = 100) -> bytes
                 label=f"{name}  {current:.0f}%",
             )
             handles.append(line)
+        if len(points) == 1:
+            # The lines lie on top of each other; say why rather than show only the last one.
+            nobody = "No stakes yet" if data.mechanism == "parimutuel" else "No trades yet"
+            ax.text(
+                0.5,
+                0.5,
+                f"{nobody}: every outcome at {points[0][1][0]:.0%}",
+                color=MUTED,
+                fontsize=11,
+                ha="center",
+                transform=ax.transAxes,
+            )
         ax.set_xlim(xs[0], x_end)
         locator = mdates.AutoDateLocator(minticks=3, maxticks=6, tz=dt.UTC)
         ax.xaxis.set_major_locator(locator)

@@ -377,8 +377,12 @@ class PriceHistory:
 
 
 def price_history(*, market_id: int, limit: int | None = None) -> PriceHistory:
-    """Every outcome's probability after each trade, from the trade log (3 queries), starting
-    with the opening prices. `limit` keeps only the latest trades."""
+    """Every outcome's probability after each trade, starting with the opening prices (3
+    queries). `limit` keeps only the latest trades.
+
+    Read from the outbox (DOMAIN §6): every trade writes a `trade` event in its transaction
+    whose payload carries the probabilities after it, so the chart needs no betting table and
+    the Discord chart and the dashboard draw the same points."""
     market = Market.objects.filter(pk=market_id).first()
     if market is None:
         raise MarketNotFound(MSG_MARKET_NOT_FOUND.format(market_id=market_id))
@@ -386,18 +390,17 @@ def price_history(*, market_id: int, limit: int | None = None) -> PriceHistory:
         Outcome.objects.filter(market=market).order_by("position").values_list("label", flat=True)
     )
     n = len(labels)
-    qs = Trade.objects.filter(market=market).order_by("-id" if limit else "id")
-    rows = list(
-        qs.values_list("id", "created_at", "prices_after_ppm")[:limit]
-        if limit
-        else qs.values_list("id", "created_at", "prices_after_ppm")
+    qs = MarketEvent.objects.filter(market=market, type=MarketEvent.Type.TRADE).order_by(
+        "-id" if limit else "id"
     )
+    fields = ("payload__trade_id", "created_at", "payload__probabilities")
+    rows = list(qs.values_list(*fields)[:limit] if limit else qs.values_list(*fields))
     if limit:
         rows.reverse()
     points = []
     if not limit or len(rows) < limit:
         points.append(PricePoint(market.created_at, None, [1 / n] * n))
-    points.extend(PricePoint(at, tid, [p / 1_000_000 for p in ppm]) for tid, at, ppm in rows)
+    points.extend(PricePoint(at, tid, list(probs)) for tid, at, probs in rows)
     return PriceHistory(market_id=market.pk, labels=labels, points=points)
 
 

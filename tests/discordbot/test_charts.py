@@ -88,6 +88,7 @@ def test_display_text_keeps_what_the_font_draws_and_cuts_the_rest():
     # Emoji and CJK are not in DejaVu Sans: one □ per run instead of tofu and warnings.
     assert charts.display_text("Go 🚀🚀 東京 now", 34) == "Go □ □ now"
     assert charts.display_text("👍🏽", 34) == "□"
+    assert charts.display_text("#4 🎉 Party 🎉 time?", 34, missing="") == "#4 Party time?"
     assert charts.display_text("costs $5 or $6", 34) == r"costs \$5 or \$6"
     cut = charts.display_text("a" * 100, 34)
     assert len(cut) == 34 and cut.endswith("…")

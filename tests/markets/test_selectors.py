@@ -4,13 +4,15 @@ returns; and every selector runs a constant number of queries for 1 row or many 
 
 from __future__ import annotations
 
+import datetime as dt
+
 import pytest
 from django.db.models import Sum
 
 from markets import selectors, services
 from markets.amm import SHARE_SCALE
 from markets.errors import InsufficientShares, MarketNotFound, MarketStateError
-from markets.models import Market
+from markets.models import Market, MarketEvent
 from points.models import Account, Transfer
 from points.selectors import balance_get
 from points.services import guild_settings_get_or_create
@@ -249,7 +251,13 @@ def test_price_history_starts_at_one_over_n_and_follows_every_trade():
     assert [[round(x, 6) for x in p.probabilities] for p in history.points] == expected
     assert all(sum(p.probabilities) == pytest.approx(1, abs=4e-6) for p in history.points)
     assert history.points[0].at == market.created_at
-    assert [p.at for p in history.points[1:]] == [t.created_at for t in trades]
+    events = MarketEvent.objects.filter(market=market, type="trade").order_by("id")
+    assert [p.at for p in history.points[1:]] == [e.created_at for e in events]
+    # The event is written in the trade's transaction, a moment after the trade row.
+    assert all(
+        dt.timedelta(0) <= p.at - t.created_at < dt.timedelta(seconds=1)
+        for p, t in zip(history.points[1:], trades, strict=True)
+    )
 
     latest = selectors.price_history(market_id=market.pk, limit=2)
     assert [p.trade_id for p in latest.points] == [trades[2].pk, trades[3].pk]
