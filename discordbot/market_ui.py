@@ -480,7 +480,8 @@ class ChartReply(Reply):
 async def chart_png(bot: PredictionBot, summary: MarketSummary) -> bytes:
     """The chart of `summary`, from the cache when nobody traded since it was drawn; otherwise
     read the history (database pool), render it on the chart thread, never on the event loop,
-    and cache it."""
+    and cache it. A cache that is down (the settings ignore its errors) costs a render, never
+    the answer."""
     key = charts.cache_key(summary)
     png = await bot.cache_call(cache.get, key=key)
     if png is None:
