@@ -142,6 +142,7 @@ async def test_chart_button_posts_a_private_png_and_a_second_click_uses_the_cach
     before = charts.render_count()
     first = await harness.send(harness.click(message, members.bob, label="Chart"))
     assert first.response_type == DEFERRED and first.ephemeral
+    assert first.first_response_seconds < 3  # deferred before any database work or render
     embed, png = chart_of(harness, first)
     assert f"#{market_id}" in embed["title"] and "0 trades" in embed["footer"]["text"]
     assert png_size(png)[0] == 800
