@@ -111,6 +111,16 @@ def market_page(
     return MarketPage(markets=markets, page=page, pages=pages, total=total)
 
 
+def category_complete(*, guild_id: int, prefix: str) -> str | None:
+    """The guild's category that starts with `prefix` (a page button carries a long category
+    cut to fit its custom_id), or None."""
+    lowered = prefix.lower()
+    for category in market_selectors.categories(guild_id=guild_id, limit=1000):
+        if category.lower().startswith(lowered):
+            return category
+    return None
+
+
 @dataclass(frozen=True)
 class TraderResult:
     user_id: int

@@ -18,7 +18,12 @@ from django.utils.html import format_html
 from django.utils.text import Truncator
 
 from betting.models import Position, Trade
-from points.admin import ActionPermissionMixin, ReadOnlyAdmin, member_link
+from points.admin import (
+    ActionPermissionMixin,
+    ReadOnlyAdmin,
+    TextSafeChangelistMixin,
+    member_link,
+)
 from points.errors import id_from_text
 from points.models import Account
 
@@ -252,7 +257,7 @@ class EventInline(PaginatedInline):
 
 
 @admin.register(Market)
-class MarketAdmin(ActionPermissionMixin, admin.ModelAdmin):
+class MarketAdmin(TextSafeChangelistMixin, ActionPermissionMixin, admin.ModelAdmin):
     list_display = (
         "id",
         "guild_id",

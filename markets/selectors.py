@@ -13,6 +13,7 @@ from django.db.models.functions import Coalesce
 
 from betting.models import Position, Trade
 from points.models import Account, Transfer
+from points.text import text_problem
 
 from . import amm, settlement
 from .errors import (
@@ -124,6 +125,12 @@ def market_get(*, market_id: int, guild_id: int | None = None) -> MarketSummary:
     return summarize(market, market.ordered)
 
 
+def _matches_nothing(*texts: str | None) -> bool:
+    """True when a typed filter holds a character no stored question or category holds (a NUL,
+    which PostgreSQL would refuse to compare, a surrogate, a control character: points.text)."""
+    return any(text and text_problem(text, allow_format=True) for text in texts)
+
+
 def market_list(
     *,
     guild_id: int | None,
@@ -135,6 +142,8 @@ def market_list(
 ) -> list[MarketSummary]:
     """Markets of a guild (all guilds when `guild_id` is None), newest first (2 queries).
     `search` matches the question or the market number."""
+    if _matches_nothing(category, search):
+        return []
     qs = Market.objects.all()
     if guild_id is not None:
         qs = qs.filter(guild_id=guild_id)
@@ -155,6 +164,8 @@ def market_list(
 def market_count(
     *, guild_id: int, status: str | list[str] | None = None, category: str | None = None
 ) -> int:
+    if _matches_nothing(category):
+        return 0
     qs = Market.objects.filter(guild_id=guild_id)
     if status:
         qs = qs.filter(status__in=[status] if isinstance(status, str) else status)

@@ -6,12 +6,19 @@ from __future__ import annotations
 
 import json
 
+from django import forms
 from django.contrib import admin, messages
 from django.contrib.admin.options import IncorrectLookupParameters
 from django.contrib.admin.utils import unquote
 from django.core.exceptions import PermissionDenied
 from django.db.models import QuerySet
-from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
+from django.http import (
+    Http404,
+    HttpRequest,
+    HttpResponse,
+    HttpResponseBadRequest,
+    HttpResponseRedirect,
+)
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils.html import format_html
@@ -23,11 +30,35 @@ from . import selectors, services
 from .admin_views import AdjustBalanceForm, keyset_chunks, stream_csv
 from .errors import DomainError, id_from_text
 from .models import Account, AuditEvent, GuildSettings, Transfer
+from .text import MSG_BAD_CHARACTER, text_problem
 
 HISTORY_PAGE = 50
 
 
-class ReadOnlyAdmin(admin.ModelAdmin):
+class TextSafeChangelistMixin:
+    """A list filter or search holding a character PostgreSQL cannot compare (NUL, a lone
+    surrogate) would raise a database error, a 500. Refuse it, and any other control character no
+    stored text may hold, with 400 and a message (points.text); invisible formatting characters
+    are harmless here and simply match nothing."""
+
+    def changelist_view(self, request, extra_context=None):
+        for name, values in request.GET.lists():
+            for value in [name, *values]:
+                problem = text_problem(value, allow_line_breaks=True, allow_format=True)
+                if problem is not None:
+                    position, character = problem
+                    return HttpResponseBadRequest(
+                        MSG_BAD_CHARACTER.format(
+                            what=f"The filter “{name[:40]}”",
+                            character=character,
+                            position=position,
+                        ),
+                        content_type="text/plain; charset=utf-8",
+                    )
+        return super().changelist_view(request, extra_context)
+
+
+class ReadOnlyAdmin(TextSafeChangelistMixin, admin.ModelAdmin):
     """Ledger rows are append-only (DOMAIN §3): no add, change or delete from the admin."""
 
     def has_add_permission(self, request, obj=None):
@@ -379,8 +410,55 @@ class AuditEventAdmin(ReadOnlyAdmin):
         )
 
 
+MSG_ROLE_IDS = (
+    "Enter a list of Discord role ids (positive whole numbers), e.g. [123456789012345678], "
+    "or [] for none."
+)
+
+
+class GuildSettingsForm(forms.ModelForm):
+    """Role lists hold Discord role ids (ints, as the bot's settings command stores them). Any
+    other JSON — a string with a NUL, which PostgreSQL's jsonb refuses, a nested object — is a
+    form error, not a 500."""
+
+    class Meta:
+        model = GuildSettings
+        fields = (
+            "guild_id",
+            "starting_balance",
+            "daily_bonus",
+            "max_bet",
+            "default_liquidity",
+            "fee_bps",
+            "min_resolution_votes",
+            "auto_refund_hours",
+            "creator_role_ids",
+            "resolver_role_ids",
+            "announce_channel_id",
+        )
+
+    def _role_ids(self, name: str) -> list[int]:
+        value = self.cleaned_data.get(name) or []
+        if not isinstance(value, list):
+            raise forms.ValidationError(MSG_ROLE_IDS)
+        ids = [
+            item if isinstance(item, int) and not isinstance(item, bool) else id_from_text(item)
+            for item in value
+        ]
+        if any(not isinstance(i, int) or not 0 < i < 2**63 for i in ids):
+            raise forms.ValidationError(MSG_ROLE_IDS)
+        return ids
+
+    def clean_creator_role_ids(self) -> list[int]:
+        return self._role_ids("creator_role_ids")
+
+    def clean_resolver_role_ids(self) -> list[int]:
+        return self._role_ids("resolver_role_ids")
+
+
 @admin.register(GuildSettings)
-class GuildSettingsAdmin(admin.ModelAdmin):
+class GuildSettingsAdmin(TextSafeChangelistMixin, admin.ModelAdmin):
+    form = GuildSettingsForm
     list_display = (
         "guild_id",
         "starting_balance",

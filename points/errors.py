@@ -88,16 +88,22 @@ def validate_snowflake(value: object, *, what: str = "id") -> int:
 
 
 def validate_reason(reason: object, *, required: bool = True) -> str:
+    """A trimmed reason of 1–500 characters (0 when not `required`); it may hold line breaks and
+    emoji, not characters that cannot be stored (points.text)."""
+    from .text import check_text  # points.text raises the errors defined here
+
     text = reason.strip() if isinstance(reason, str) else ""
     if (required and not text) or len(text) > 500:
         raise InvalidInput(MSG_REASON_REQUIRED)
-    return text
+    return check_text(text, what="The reason", allow_line_breaks=True, allow_format=True)
 
 
 def validate_key(key: object) -> str:
+    from .text import check_text
+
     if not isinstance(key, str) or not 1 <= len(key) <= 200:
         raise InvalidInput("Every change needs an idempotency key of 1–200 characters.")
-    return key
+    return check_text(key, what="The idempotency key")
 
 
 def id_from_text(text: object) -> int | None:

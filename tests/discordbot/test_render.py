@@ -14,8 +14,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from discordbot import limits, market_ui, render
+from discordbot.actions import TradeResult
 from discordbot.selectors import Holding, TraderResult
-from discordbot.services import TradeResult
 from markets.selectors import MarketSummary, OutcomeSummary, Portfolio, PositionView
 from points.selectors import HistoryRow, LeaderboardRow
 

@@ -24,6 +24,7 @@ from points.models import AuditEvent, Transfer
 from points.selectors import balance_get
 from tests.admin_helpers import csv_rows, log_entries, messages_of, request_id_of, staff_user
 from tests.conftest import ALICE, BOB, CAROL, GUILD, MOD
+from tests.factories import BetFactory, MarketFactory
 
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("plain_http")]
 
@@ -31,11 +32,9 @@ CHANGELIST = "admin:markets_market_changelist"
 
 
 def make_market(key: str, *, outcomes=("Yes", "No"), mechanism="amm", question=None) -> Market:
-    return services.market_create(
-        guild_id=GUILD,
-        creator_id=CAROL,
+    return MarketFactory(
         question=question or f"Will {key} happen?",
-        outcomes=list(outcomes),
+        outcomes=outcomes,
         duration="2d",
         mechanism=mechanism,
         idempotency_key=f"create:{key}",
@@ -43,8 +42,8 @@ def make_market(key: str, *, outcomes=("Yes", "No"), mechanism="amm", question=N
 
 
 def bet(market: Market, user: int, outcome: int, amount: int, key: str):
-    return services.bet_place(
-        market_id=market.pk, user_id=user, outcome=outcome, amount=amount, idempotency_key=key
+    return BetFactory(
+        market=market, user_id=user, outcome=outcome, amount=amount, idempotency_key=key
     )
 
 

@@ -17,6 +17,7 @@ from points.models import Account, Transfer
 from points.selectors import balance_get
 from points.services import guild_settings_get_or_create
 from tests.conftest import ALICE, BOB, CAROL, GUILD, MOD
+from tests.factories import BetFactory
 
 pytestmark = pytest.mark.django_db
 
@@ -44,13 +45,7 @@ _keys = iter(range(10**9))
 
 
 def bet(market: Market, user: int, outcome: int, amount: int):
-    return services.bet_place(
-        market_id=market.pk,
-        user_id=user,
-        outcome=outcome,
-        amount=amount,
-        idempotency_key=f"bet:{next(_keys)}",
-    )
+    return BetFactory(market=market, user_id=user, outcome=outcome, amount=amount)
 
 
 def sell(market: Market, user: int, outcome: int, shares: int | None = None):

@@ -1,5 +1,8 @@
 """What each Discord interaction does, as one synchronous function the cogs await through
-`database_sync_to_async` (STYLE §1, §8).
+`database_sync_to_async` (STYLE §1, §8). A use case serving an interaction is named
+`<core service>_for_interaction`: it takes what Discord told us (guild, member, typed text,
+interaction key) where the core service of the same stem takes validated ids, so the two are never
+confused in an import.
 
 Every function here keeps guilds apart (a market number typed in another server is "not found",
 DOMAIN §2), applies the guild's permission rules to the member Discord described, and then calls
@@ -88,7 +91,7 @@ class TradeResult:
     """The outcome's probability right after the trade (display)."""
 
 
-def bet_place(
+def bet_place_for_interaction(
     *,
     guild_id: int,
     user_id: int,
@@ -112,7 +115,7 @@ def bet_place(
     return _trade_result(guild_id, user_id, summary, trade)
 
 
-def shares_sell(
+def shares_sell_for_interaction(
     *,
     guild_id: int,
     user_id: int,
@@ -155,7 +158,7 @@ def _trade_result(guild_id: int, user_id: int, summary: MarketSummary, trade) ->
 # --- Market lifecycle ------------------------------------------------------------------------
 
 
-def market_create(
+def market_create_for_interaction(
     *,
     guild_id: int,
     actor: Actor,
@@ -189,13 +192,13 @@ def market_create(
     return market_selectors.market_get(market_id=market.pk, guild_id=guild_id)
 
 
-def market_message_set(*, market_id: int, channel_id: int, message_id: int) -> None:
+def market_message_set_for_interaction(*, market_id: int, channel_id: int, message_id: int) -> None:
     market_services.market_message_set(
         market_id=market_id, channel_id=channel_id, message_id=message_id
     )
 
 
-def market_close(
+def market_close_for_interaction(
     *, guild_id: int, actor: Actor, market: object, reason: str = "", idempotency_key: str
 ) -> MarketSummary:
     """Close trading early: the creator, or a moderator (DOMAIN §6)."""
@@ -224,7 +227,7 @@ class VoteResult:
         return self.market.status == Market.Status.RESOLVED
 
 
-def market_vote(
+def market_vote_for_interaction(
     *, guild_id: int, actor: Actor, market: object, outcome: object, idempotency_key: str
 ) -> VoteResult:
     """A resolver's vote on the winning outcome; enough agreeing votes resolve it (DOMAIN §6)."""
@@ -253,7 +256,7 @@ def market_vote(
     )
 
 
-def market_resolve(
+def market_resolve_for_interaction(
     *,
     guild_id: int,
     actor: Actor,
@@ -279,7 +282,7 @@ def market_resolve(
     return market_selectors.market_get(market_id=summary.id, guild_id=guild_id)
 
 
-def market_cancel(
+def market_cancel_for_interaction(
     *, guild_id: int, actor: Actor, market: object, reason: str, idempotency_key: str
 ) -> MarketSummary:
     """Cancel and refund (DOMAIN §6): moderators only."""
@@ -297,7 +300,7 @@ def market_cancel(
 # --- Members ---------------------------------------------------------------------------------
 
 
-def balance_ensure(*, guild_id: int, user_id: int) -> int:
+def balance_ensure_for_interaction(*, guild_id: int, user_id: int) -> int:
     """The member's balance; a first-time member receives the starting balance (DOMAIN §2)."""
     return wallet_get_or_create(guild_id=guild_id, user_id=user_id).balance
 
@@ -309,7 +312,7 @@ class DailyClaim:
     next_at: dt.datetime
 
 
-def daily_claim(*, guild_id: int, user_id: int) -> DailyClaim:
+def daily_claim_for_interaction(*, guild_id: int, user_id: int) -> DailyClaim:
     """Claim the daily bonus; its key is `daily:<guild>:<user>:<date>` (DOMAIN §3), stronger than
     the interaction's, so two claims the same day from two interactions still pay once."""
     now = timezone.now()
@@ -318,7 +321,7 @@ def daily_claim(*, guild_id: int, user_id: int) -> DailyClaim:
     return DailyClaim(transfer.amount, balance, points_services.next_daily_at(now))
 
 
-def points_tip(
+def points_tip_for_interaction(
     *, guild_id: int, from_user_id: int, to_user_id: int, amount: int, idempotency_key: str
 ):
     return points_services.points_tip(
@@ -330,7 +333,9 @@ def points_tip(
     )
 
 
-def notification_preference_set(*, guild_id: int, user_id: int, enabled: bool) -> bool:
+def notification_preference_set_for_interaction(
+    *, guild_id: int, user_id: int, enabled: bool
+) -> bool:
     """Turn the member's notification DMs on or off in this guild (idempotent)."""
     validate_snowflake(guild_id, what="guild_id")
     validate_snowflake(user_id, what="user_id")
@@ -343,7 +348,7 @@ def notification_preference_set(*, guild_id: int, user_id: int, enabled: bool) -
 # --- Guild settings (/settings) --------------------------------------------------------------
 
 
-def guild_settings_update(
+def guild_settings_update_for_interaction(
     *,
     guild_id: int,
     actor: Actor,
