@@ -6,7 +6,7 @@ pip wheel bundles FreeType, Agg and the DejaVu fonts). Renders run on one dedica
 (`RENDER_EXECUTOR`), never on the event loop: matplotlib is not thread-safe, and one chart takes
 tens of milliseconds (see `bench/chart_render.py`).
 
-The data is the market's price history from `markets.selectors.price_history` (the opening prices
+The data is the market's price history from `betting.selectors.price_history` (the opening prices
 1/n, then every outcome's probability after each trade; for pools, each outcome's share of the
 pot, DOMAIN §5). Probabilities are display values (DOMAIN §1). A PNG is cached per market, trade
 count and status, so repeated clicks do not re-render; a chart changes only when somebody trades or
@@ -32,7 +32,7 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from matplotlib.ft2font import FT2Font
 
-from markets import selectors as market_selectors
+from betting import selectors as betting_selectors
 from markets.selectors import MarketSummary
 
 CHART_FILENAME = "chart.png"
@@ -264,7 +264,7 @@ def cache_key(market: MarketSummary) -> str:
 def chart_data(*, market: MarketSummary, now: dt.datetime | None = None) -> ChartData:
     """Read the history of `market` (3 queries) and decide where the x axis ends: now for an open
     market (but not past its closing time), else when it closed."""
-    history = market_selectors.price_history(market_id=market.id)
+    history = betting_selectors.price_history(market_id=market.id)
     now = now or timezone.now()
     end = min(now, market.closes_at) if market.is_open else (market.closed_at or now)
     return ChartData(

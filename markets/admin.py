@@ -18,10 +18,11 @@ from django.utils.html import format_html
 from django.utils.text import Truncator
 
 from betting.models import Position, Trade
-from points.admin import (
+from core.adminkit import (
     ActionPermissionMixin,
     ReadOnlyAdmin,
     TextSafeChangelistMixin,
+    market_link,
     member_link,
 )
 from points.errors import id_from_text
@@ -45,11 +46,6 @@ def status_badge(status: str, label: str) -> str:
         STATUS_COLOURS.get(status, "#555"),
         label,
     )
-
-
-def market_link(market_id: int, text: str | None = None) -> str:
-    url = reverse("admin:markets_market_change", args=[market_id])
-    return format_html('<a href="{}">{}</a>', url, text or f"#{market_id}")
 
 
 # --- Read-only, paginated inlines ----------------------------------------------------------------

@@ -6,7 +6,7 @@ from __future__ import annotations
 import datetime as dt
 import re
 
-from points.text import check_text
+from points.errors import check_text
 
 from .amm import MAX_OUTCOMES, MIN_OUTCOMES
 from .errors import (

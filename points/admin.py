@@ -16,84 +16,27 @@ from django.http import (
     Http404,
     HttpRequest,
     HttpResponse,
-    HttpResponseBadRequest,
     HttpResponseRedirect,
 )
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils.html import format_html
 
-from markets import selectors as market_selectors
-from markets.services import format_shares
+from core.adminkit import (
+    ActionPermissionMixin,
+    ReadOnlyAdmin,
+    TextSafeChangelistMixin,
+    member_link,
+    member_sections,
+    member_url,
+)
 
 from . import selectors, services
 from .admin_views import AdjustBalanceForm, keyset_chunks, stream_csv
 from .errors import DomainError, id_from_text
 from .models import Account, AuditEvent, GuildSettings, Transfer
-from .text import MSG_BAD_CHARACTER, text_problem
 
 HISTORY_PAGE = 50
-
-
-class TextSafeChangelistMixin:
-    """A list filter or search holding a character PostgreSQL cannot compare (NUL, a lone
-    surrogate) would raise a database error, a 500. Refuse it, and any other control character no
-    stored text may hold, with 400 and a message (points.text); invisible formatting characters
-    are harmless here and simply match nothing."""
-
-    def changelist_view(self, request, extra_context=None):
-        for name, values in request.GET.lists():
-            for value in [name, *values]:
-                problem = text_problem(value, allow_line_breaks=True, allow_format=True)
-                if problem is not None:
-                    position, character = problem
-                    return HttpResponseBadRequest(
-                        MSG_BAD_CHARACTER.format(
-                            what=f"The filter “{name[:40]}”",
-                            character=character,
-                            position=position,
-                        ),
-                        content_type="text/plain; charset=utf-8",
-                    )
-        return super().changelist_view(request, extra_context)
-
-
-class ReadOnlyAdmin(TextSafeChangelistMixin, admin.ModelAdmin):
-    """Ledger rows are append-only (DOMAIN §3): no add, change or delete from the admin."""
-
-    def has_add_permission(self, request, obj=None):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
-
-
-class ActionPermissionMixin:
-    """Django lists a custom action only for users who hold its permission, but a POST of the
-    action by anyone else just says "No action selected". Refuse it with 403 instead, so the
-    server-side check is explicit (issue 5: Roles and permissions)."""
-
-    def changelist_view(self, request: HttpRequest, extra_context=None):
-        if request.method == "POST":
-            for name in request.POST.getlist("action"):
-                func = getattr(type(self), name, None)
-                for perm in getattr(func, "allowed_permissions", ()):
-                    if not getattr(self, f"has_{perm}_permission")(request):
-                        raise PermissionDenied
-        return super().changelist_view(request, extra_context)
-
-
-def member_url(guild_id: int, user_id: int) -> str:
-    return reverse("admin:points_member", args=[guild_id, user_id])
-
-
-def member_link(guild_id: int, user_id: int | None) -> str:
-    if user_id is None:
-        return "—"
-    return format_html('<a href="{}">&lt;@{}&gt;</a>', member_url(guild_id, user_id), user_id)
 
 
 @admin.register(Account)
@@ -164,7 +107,6 @@ class AccountAdmin(ActionPermissionMixin, ReadOnlyAdmin):
             guild_id=guild_id, user_id=user_id, limit=HISTORY_PAGE + 1, before_id=before_id
         )
         older = history[HISTORY_PAGE - 1].transfer_id if len(history) > HISTORY_PAGE else None
-        portfolio = market_selectors.portfolio_get(guild_id=guild_id, user_id=user_id, limit=100)
         audit = AuditEvent.objects.filter(
             guild_id=guild_id, target_type="wallet", target_id=str(user_id)
         ).select_related("actor_user")[:20]
@@ -175,8 +117,7 @@ class AccountAdmin(ActionPermissionMixin, ReadOnlyAdmin):
             "guild_id": guild_id,
             "user_id": user_id,
             "wallet": wallet,
-            "portfolio": portfolio,
-            "positions": [(p, format_shares(p.shares)) for p in portfolio.positions],
+            **member_sections(guild_id, user_id),
             "history": history[:HISTORY_PAGE],
             "older_before": older,
             "newest_url": request.path if before_id else None,

@@ -28,8 +28,7 @@ from markets.services import market_close, market_create
 from points.services import wallet_get_or_create
 
 # isort: split
-# After the trading move (issue 10) this line becomes `from betting.services import bet_place`.
-from markets.services import bet_place
+from betting.services import bet_place
 
 MEMBER_IDS = 700_000_000_000_000_000
 """Factory members' user ids count up from here: snowflakes that no named test member uses."""

@@ -16,7 +16,17 @@ import pytest
 from django.conf import settings
 
 ROOT = Path(settings.BASE_DIR)
-PROJECT_PARTS = ["manage.py", "config", "points", "markets", "betting", "discordbot", "templates"]
+PROJECT_PARTS = [
+    "manage.py",
+    "config",
+    "core",
+    "ops",
+    "points",
+    "markets",
+    "betting",
+    "discordbot",
+    "templates",
+]
 PRODUCTION = {
     "DJANGO_SECRET_KEY": "production-like-secret-key-" + "x" * 40,
     "DJANGO_DEBUG": "0",
@@ -108,6 +118,6 @@ def test_production_database_logging_and_sentry(project):
         assert part in options["options"]
     assert dump["formatter"] == "JsonFormatter"
     assert dump["sentry_active"] and dump["sentry_release"] == "pm@test"
-    assert dump["sentry_pii"] is False and dump["before_send"] == "config.sentry"
+    assert dump["sentry_pii"] is False and dump["before_send"] == "ops.sentry"
     assert dump["redirect_exempt"] == ["^health/", "^metrics$"]
-    assert dump["middleware"][1] == "config.middleware.RequestContextMiddleware"
+    assert dump["middleware"][1] == "ops.middleware.RequestContextMiddleware"

@@ -6,6 +6,7 @@ from __future__ import annotations
 import pytest
 
 from betting.models import Trade
+from core.text import MSG_BAD_CHARACTER
 from discordbot import actions
 from discordbot.permissions import MSG_CREATE_ROLE, MSG_MODERATOR, MSG_RESOLVE_MANAGE
 from markets import errors as market_errors
@@ -13,7 +14,6 @@ from markets.models import Market, MarketEvent
 from markets.selectors import market_get
 from markets.services import market_close
 from points import selectors as points_selectors
-from points.text import MSG_BAD_CHARACTER
 
 from .conftest import db, make_market
 from .harness import DEFERRED, MODAL, Member, Role, buttons

@@ -13,19 +13,13 @@ import logging
 import pytest
 from django.utils import timezone
 
+from betting.services import bet_place, shares_sell
 from discordbot import actions
 from discordbot.models import NotificationCursor, NotificationDelivery
 from discordbot.notifier import Notifier
 from discordbot.permissions import Actor
 from markets.selectors import market_get
-from markets.services import (
-    bet_place,
-    market_cancel,
-    market_close,
-    market_create,
-    market_resolve,
-    shares_sell,
-)
+from markets.services import market_cancel, market_close, market_create, market_resolve
 
 from .conftest import db, make_market
 from .harness import ANNOUNCE_CHANNEL, Harness, Member, buttons, message_text

@@ -15,6 +15,7 @@ from django.urls import reverse
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from core.text import MSG_BAD_CHARACTER
 from markets import selectors as market_selectors
 from markets import services as market_services
 from markets.models import Market
@@ -22,7 +23,6 @@ from points import services as points_services
 from points.admin import MSG_ROLE_IDS
 from points.errors import DomainError
 from points.models import GuildSettings
-from points.text import MSG_BAD_CHARACTER
 from tests.conftest import ALICE, GUILD, MOD
 
 pytestmark = [pytest.mark.faults, pytest.mark.postgres, pytest.mark.django_db]

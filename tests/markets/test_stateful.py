@@ -38,6 +38,7 @@ from hypothesis.stateful import (
     run_state_machine_as_test,
 )
 
+from betting import services as betting_services
 from markets import amm, services
 from markets.amm import SHARE_SCALE
 from markets.errors import (
@@ -239,7 +240,7 @@ class MarketLifecycle(RuleBasedStateMachine):
         fee = amm.fee_for(amount, m.fee_bps)
 
         def call():
-            return services.bet_place(**kwargs)
+            return betting_services.bet_place(**kwargs)
 
         if m.status != "open":
             return self.expect_refusal(MarketStateError, call)
@@ -263,7 +264,7 @@ class MarketLifecycle(RuleBasedStateMachine):
         else:
             m.staked[outcome] += amount
             m.escrow += amount
-        self.done.append(Done(services.bet_place, kwargs, trade.pk))
+        self.done.append(Done(betting_services.bet_place, kwargs, trade.pk))
         SEEN.update([f"bought ({m.mechanism})"])
 
     def do_sell(self, m: ModelMarket, user: int, outcome: int, portion: str | None) -> None:
@@ -284,7 +285,7 @@ class MarketLifecycle(RuleBasedStateMachine):
         )
 
         def call():
-            return services.shares_sell(**kwargs)
+            return betting_services.shares_sell(**kwargs)
 
         if m.status != "open" or m.mechanism != "amm":
             return self.expect_refusal(MarketStateError, call)
@@ -305,7 +306,7 @@ class MarketLifecycle(RuleBasedStateMachine):
         h.received += result.points
         m.escrow -= result.points
         self.wallets[user] += result.points - fee
-        self.done.append(Done(services.shares_sell, kwargs, trade.pk))
+        self.done.append(Done(betting_services.shares_sell, kwargs, trade.pk))
         SEEN.update(["sold"])
 
     def do_close(self, m: ModelMarket, who: str) -> None:
@@ -606,7 +607,7 @@ class MarketLifecycle(RuleBasedStateMachine):
     def replay(self, pick: int, conflicting: bool) -> None:
         """The same key again returns the first result and moves nothing; a bet's key reused
         with a different amount is refused."""
-        bets = [d for d in self.done if d.call is services.bet_place]
+        bets = [d for d in self.done if d.call is betting_services.bet_place]
         if conflicting and bets:
             done = bets[pick % len(bets)]
             changed = {**done.kwargs, "amount": done.kwargs["amount"] + 1}

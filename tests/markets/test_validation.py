@@ -9,7 +9,9 @@ import datetime as dt
 import pytest
 from django.utils import timezone
 
+from betting import services as betting_services
 from betting.models import Position, Trade
+from core.text import MSG_BAD_CHARACTER
 from markets import services
 from markets.errors import (
     MSG_BET_ABOVE_MAX,
@@ -35,7 +37,6 @@ from markets.models import Market, MarketEvent, Outcome
 from points.errors import MAX_AMOUNT, MSG_INSUFFICIENT_POINTS, DomainError
 from points.models import Account, AuditEvent, Transfer
 from points.services import guild_settings_get_or_create
-from points.text import MSG_BAD_CHARACTER
 from tests.conftest import ALICE, BOB, CAROL, GUILD
 from tests.factories import BetFactory, MarketFactory, PoolMarketFactory
 
@@ -325,7 +326,7 @@ def test_bet_place_refuses_bad_amounts_and_outcomes_and_moves_nothing(
     settings_row.save()
     before = snapshot()
     with pytest.raises(DomainError) as caught:
-        services.bet_place(
+        betting_services.bet_place(
             market_id=market.pk, user_id=BOB, outcome=outcome, amount=amount, idempotency_key="b"
         )
     assert caught.value.message == message.replace("{m}", str(market.pk))
@@ -336,17 +337,19 @@ def test_bet_place_at_max_bet_is_accepted(market):
     settings_row = guild_settings_get_or_create(guild_id=GUILD)
     settings_row.max_bet = 500
     settings_row.save()
-    trade = services.bet_place(
+    trade = betting_services.bet_place(
         market_id=market.pk, user_id=BOB, outcome=0, amount=500, idempotency_key="b"
     )
     assert trade.amount == 500
 
 
 def test_bet_place_refuses_stake_above_balance_and_moves_nothing(market):
-    services.bet_place(market_id=market.pk, user_id=BOB, outcome=0, amount=900, idempotency_key="a")
+    betting_services.bet_place(
+        market_id=market.pk, user_id=BOB, outcome=0, amount=900, idempotency_key="a"
+    )
     before = snapshot()
     with pytest.raises(DomainError) as caught:
-        services.bet_place(
+        betting_services.bet_place(
             market_id=market.pk, user_id=BOB, outcome=1, amount=101, idempotency_key="b"
         )
     assert caught.value.message == MSG_INSUFFICIENT_POINTS.format(balance=100, needed=101)
@@ -360,7 +363,7 @@ def test_bet_place_refuses_stake_eaten_by_the_fee(market):
     with_fee = MarketFactory(creator_id=ALICE, question="Fees?")
     before = snapshot()
     with pytest.raises(DomainError) as caught:
-        services.bet_place(
+        betting_services.bet_place(
             market_id=with_fee.pk, user_id=BOB, outcome=0, amount=1, idempotency_key="b"
         )
     assert caught.value.message == MSG_BET_TOO_SMALL_AFTER_FEE.format(fee=1)
@@ -369,10 +372,12 @@ def test_bet_place_refuses_stake_eaten_by_the_fee(market):
 
 @pytest.mark.parametrize("shares", [0, -1, 1.5, True, "100"], ids=repr)
 def test_shares_sell_refuses_invalid_share_counts(market, shares):
-    services.bet_place(market_id=market.pk, user_id=BOB, outcome=0, amount=100, idempotency_key="b")
+    betting_services.bet_place(
+        market_id=market.pk, user_id=BOB, outcome=0, amount=100, idempotency_key="b"
+    )
     before = snapshot()
     with pytest.raises(DomainError) as caught:
-        services.shares_sell(
+        betting_services.shares_sell(
             market_id=market.pk, user_id=BOB, outcome=0, shares=shares, idempotency_key="s"
         )
     assert caught.value.message == MSG_SHARES_INVALID
@@ -380,7 +385,7 @@ def test_shares_sell_refuses_invalid_share_counts(market, shares):
 
 
 def test_shares_sell_refuses_shares_you_do_not_hold(market):
-    bought = services.bet_place(
+    bought = betting_services.bet_place(
         market_id=market.pk, user_id=BOB, outcome=0, amount=100, idempotency_key="b"
     )
     before = snapshot()
@@ -401,7 +406,7 @@ def test_shares_sell_refuses_shares_you_do_not_hold(market):
     ]
     for k, (user, outcome, shares, message) in enumerate(cases):
         with pytest.raises(DomainError) as caught:
-            services.shares_sell(
+            betting_services.shares_sell(
                 market_id=market.pk,
                 user_id=user,
                 outcome=outcome,
@@ -417,7 +422,7 @@ def test_shares_sell_refused_on_a_pool_market():
     BetFactory(market=pool, user_id=BOB, outcome=0, amount=10)
     before = snapshot()
     with pytest.raises(DomainError) as caught:
-        services.shares_sell(market_id=pool.pk, user_id=BOB, outcome=0, idempotency_key="s")
+        betting_services.shares_sell(market_id=pool.pk, user_id=BOB, outcome=0, idempotency_key="s")
     assert caught.value.message == MSG_SELL_PARIMUTUEL
     assert snapshot() == before
 

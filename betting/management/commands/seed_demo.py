@@ -6,6 +6,7 @@ import random
 from django.core.management.base import BaseCommand
 from django.utils import timezone
 
+from betting import services as betting_services
 from markets import services
 from markets.models import Market
 from points.audit import ledger_audit
@@ -96,7 +97,7 @@ class Command(BaseCommand):
                 outcome = rng.randrange(len(outcomes))
                 if mechanism == "amm" and t % 5 == 4:
                     try:
-                        services.shares_sell(
+                        betting_services.shares_sell(
                             market_id=market.pk,
                             user_id=member,
                             outcome=outcome,
@@ -105,7 +106,7 @@ class Command(BaseCommand):
                         continue
                     except Exception:  # no shares of that outcome: buy instead
                         pass
-                services.bet_place(
+                betting_services.bet_place(
                     market_id=market.pk,
                     user_id=member,
                     outcome=outcome,

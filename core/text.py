@@ -5,15 +5,14 @@ PostgreSQL cannot store NUL (U+0000) in a text column, and UTF-8 cannot encode a
 neither. Control characters (Unicode Cc) and format characters (Cf: zero-width, bidi overrides)
 are invisible or reorder what follows; DOMAIN §7 refuses them in questions and outcomes.
 
-`text_problem` names the first character a text may not hold; `check_text` turns that into an
-`InvalidInput` whose message says which character, where, and what to do.
+`text_problem` names the first character a text may not hold; `points.errors.check_text` turns that
+into an `InvalidInput` whose message says which character, where, and what to do, and the admin's
+list filters (`core.adminkit`) into a 400. Imports no project app.
 """
 
 from __future__ import annotations
 
 import unicodedata
-
-from .errors import InvalidInput
 
 MSG_BAD_CHARACTER = (
     "{what} contains {character} at position {position}, which can't be stored or shown; "
@@ -53,23 +52,3 @@ def text_problem(
         if category == "Cf" and not allow_format:
             return position, _describe(character)
     return None
-
-
-def check_text(
-    text: str,
-    *,
-    what: str,
-    error: type[InvalidInput] = InvalidInput,
-    allow_line_breaks: bool = False,
-    allow_format: bool = False,
-) -> str:
-    """Return `text` unchanged, or raise `error` naming the first character it may not hold.
-    `what` starts the message: "The question", "Outcome 2", "The reason"."""
-    problem = text_problem(text, allow_line_breaks=allow_line_breaks, allow_format=allow_format)
-    if problem is not None:
-        position, character = problem
-        raise error(
-            MSG_BAD_CHARACTER.format(what=what, character=character, position=position),
-            details={"position": position, "character": character},
-        )
-    return text

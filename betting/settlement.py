@@ -1,15 +1,17 @@
-"""Who gets what when a market settles (DOMAIN §5, §6): shared by the services that pay and the
-selectors that preview the payment for a moderator. Reads plain rows; writes nothing."""
+"""Who gets what when a market settles (DOMAIN §5, §6), from the positions: the `Holdings` that
+`betting` registers with `markets.holdings`, so the settlement services and the moderator's
+preview in `markets` compute payments by the same rules without importing `betting`."""
 
 from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 
-from betting.models import Position
+from markets import amm
+from markets.holdings import Payouts
+from markets.models import Market, Outcome
 
-from . import amm
-from .models import Market, Outcome
+from .models import Position
 
 
 def resolve_plan(
@@ -68,3 +70,37 @@ def per_user(positions: Iterable[Position], per_position: dict[int, int]) -> dic
         if per_position.get(p.pk):
             totals[p.user_id] += per_position[p.pk]
     return dict(totals)
+
+
+def _payouts(
+    positions: Sequence[Position], per_position: dict[int, int], refunded_all: bool = False
+) -> Payouts:
+    """`per_user` counts every member the plan names, in plan order, even at 0 points."""
+    by_pk = {p.pk: p for p in positions}
+    users: dict[int, int] = defaultdict(int)
+    for pk, amount in per_position.items():
+        users[by_pk[pk].user_id] += amount
+    return Payouts(per_holding=per_position, per_user=dict(users), refunded_all=refunded_all)
+
+
+def _positions(market: Market) -> list[Position]:
+    return list(Position.objects.filter(market=market).order_by("pk"))
+
+
+class PositionHoldings:
+    """The markets' holdings are the members' positions (registered in `BettingConfig.ready`)."""
+
+    def resolve_plan(self, market: Market, outcomes: list[Outcome], winner: Outcome) -> Payouts:
+        positions = _positions(market)
+        per_position, refunded_all = resolve_plan(market.mechanism, outcomes, winner, positions)
+        return _payouts(positions, per_position, refunded_all)
+
+    def refund_plan(self, market: Market) -> Payouts:
+        positions = _positions(market)
+        return _payouts(positions, refund_plan(positions))
+
+    def payouts_record(self, market: Market, payouts: Payouts) -> None:
+        """Caller holds a row lock on `market`: its positions change only under it."""
+        for pk, amount in payouts.per_holding.items():
+            if amount:
+                Position.objects.filter(pk=pk, market=market).update(payout=amount)
