@@ -62,6 +62,13 @@ class Trade(models.Model):
     idempotency_key = models.CharField(max_length=200)
     created_at = models.DateTimeField(auto_now_add=True, db_index=True)
 
+    # Not stored: set by `trades_apply` on the trades it has just written, so a reply needs no
+    # query (absent on trades read back, e.g. a replay).
+    left_in_pool: int
+    """Sales: micro-shares sold beyond what the points cost, kept by the pool (DOMAIN §4.4)."""
+    balance_after: int
+    """The member's wallet balance right after this trade."""
+
     class Meta:
         ordering = ["id"]
         constraints = [

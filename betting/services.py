@@ -18,7 +18,7 @@ import datetime as dt
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Any, Literal
 
 from django.db import IntegrityError, connection, transaction
 from django.db.models import JSONField, OuterRef, Q, Subquery
@@ -322,11 +322,13 @@ class _Batch:
         succeeds it is removed again, as if the one-request transaction had rolled back."""
         market = self.market
         guild_id = market.guild_id
-        wallets = dict(
-            Account.objects.filter(
+        wallets: dict[int, int] = {
+            owner: pk
+            for owner, pk in Account.objects.filter(
                 guild_id=guild_id, kind=Account.Kind.WALLET, owner_id__in=users
             ).values_list("owner_id", "pk")
-        )
+            if owner is not None
+        }
         missing = [u for u in users if u not in wallets]
         created: dict[int, int] = {}
         if missing:
@@ -334,11 +336,11 @@ class _Batch:
             wallets.update(created)
             lost = [u for u in missing if u not in created]
             if lost:  # created meanwhile by another transaction, which gave the starting balance
-                wallets.update(
-                    Account.objects.filter(
-                        guild_id=guild_id, kind=Account.Kind.WALLET, owner_id__in=lost
-                    ).values_list("owner_id", "pk")
-                )
+                for owner, pk in Account.objects.filter(
+                    guild_id=guild_id, kind=Account.Kind.WALLET, owner_id__in=lost
+                ).values_list("owner_id", "pk"):
+                    if owner is not None:
+                        wallets[owner] = pk
         needs_treasury = bool(created) or market.fee_bps > 0
         treasury = treasury_get_or_create(guild_id=guild_id).pk if needs_treasury else None
         wanted = Q(pk__in=list(wallets.values())) | Q(kind=Account.Kind.ESCROW, market=market)
@@ -609,7 +611,7 @@ class _Batch:
         )
         market.volume += amount
         market.trade_count += 1
-        payload = {
+        payload: dict[str, Any] = {
             "status": market.status,
             "user_id": str(request.user_id),
             "kind": kind,
@@ -639,6 +641,7 @@ class _Batch:
         if kind == Trade.Kind.SELL:
             trade.left_in_pool = payload["left_in_pool"]
         # The member's balance right after this trade, for the reply (no query needed).
+        assert self.accounts is not None
         trade.balance_after = self.accounts.balances[self.accounts.wallets[request.user_id]]
         self.trades.append(trade)
         self.by_key[request.idempotency_key] = trade
@@ -689,13 +692,13 @@ class _Batch:
 # --- Set-based SQL (PostgreSQL, and SQLite ≥ 3.33 for the embedded default) ---------------------
 
 
-def _columns(model: type, row: dict) -> list[tuple[str, str]]:
+def _columns(model: Any, row: dict) -> list[tuple[str, str]]:
     """(attribute, column) of `row`'s fields, plus `created_at`."""
     fields = {f.attname: f.column for f in model._meta.concrete_fields}
     return [(name, fields[name]) for name in [*row, "created_at"]]
 
 
-def _copy(model: type, columns: list[tuple[str, str]], rows: list[list]) -> None:
+def _copy(model: Any, columns: list[tuple[str, str]], rows: list[list]) -> None:
     """PostgreSQL `COPY … FROM STDIN`: the fastest way to write many rows in one statement."""
     table = connection.ops.quote_name(model._meta.db_table)
     names = ", ".join(connection.ops.quote_name(column) for _, column in columns)
@@ -708,7 +711,7 @@ def _copy(model: type, columns: list[tuple[str, str]], rows: list[list]) -> None
             copy.write_row(row)
 
 
-def _ids_by(model: type, key: str, values: list[str]) -> dict[str, int]:
+def _ids_by(model: Any, key: str, values: list[str]) -> dict[str, int]:
     field = model._meta.get_field(key)
     return dict(model.objects.filter(**{f"{key}__in": values}).values_list(field.attname, "pk"))
 
@@ -717,7 +720,7 @@ def _json_ready(value: object) -> object:
     return json.dumps(value) if isinstance(value, (dict, list)) else value
 
 
-def _insert(model: type, objects: list, now: dt.datetime, *, key: str) -> None:
+def _insert(model: Any, objects: list, now: dt.datetime, *, key: str) -> None:
     """Write model instances in one statement and give them their pks and `created_at`
     (`key` is a unique field: on PostgreSQL the pks are read back by it, one more query)."""
     if connection.vendor != "postgresql":
@@ -741,9 +744,7 @@ def _insert(model: type, objects: list, now: dt.datetime, *, key: str) -> None:
         o._state.adding = False
 
 
-def _insert_rows(
-    model: type, rows: list[dict], now: dt.datetime, *, key: str | None = None
-) -> list:
+def _insert_rows(model: Any, rows: list[dict], now: dt.datetime, *, key: str | None = None) -> list:
     """Write rows given as field dicts in one statement; with `key` (a unique field), return
     them as saved instances (one more query on PostgreSQL), e.g. events to publish."""
     if not rows:
@@ -792,7 +793,7 @@ def _positions_upsert(market: Market, holdings: list[_Holding], now: dt.datetime
         "points_spent = EXCLUDED.points_spent, points_received = EXCLUDED.points_received, "
         "updated_at = EXCLUDED.updated_at"
     )
-    params = [
+    params: list[Any] = [
         market.pk,
         market.guild_id,
         now,
@@ -813,7 +814,7 @@ def _wallets_insert(guild_id: int, users: list[int]) -> dict[int, int]:
     table = connection.ops.quote_name(Account._meta.db_table)
     now = timezone.now()
     rows = ", ".join(["(%s, %s, %s, NULL, 0, %s)"] * len(users))
-    params: list[object] = []
+    params: list[Any] = []
     for user_id in users:
         params += [guild_id, Account.Kind.WALLET, user_id, _db_time(now)]
     sql = (
@@ -837,7 +838,7 @@ def _values(rows: int, width: int) -> str:
     return ", ".join([row] * rows)
 
 
-def _update_from_values(model: type, assignments: str, columns: list[str], rows: list) -> None:
+def _update_from_values(model: Any, assignments: str, columns: list[str], rows: list) -> None:
     """`UPDATE table SET … FROM (VALUES …) v WHERE table.id = v.id` in one statement.
     `assignments` uses `{t}` for the table and `{v.col}` style names from `columns`."""
     if not rows:
@@ -860,14 +861,14 @@ def _update_from_values(model: type, assignments: str, columns: list[str], rows:
         cursor.execute(sql, params)
 
 
-def _add_by_pk(model: type, column: str, deltas: dict[int, int]) -> None:
+def _add_by_pk(model: Any, column: str, deltas: dict[int, int]) -> None:
     """Add `deltas[pk]` to `column` of each row, in one statement."""
     _update_from_values(
         model, f"{column} = {{t}}.{column} + {{delta}}", ["id", "delta"], sorted(deltas.items())
     )
 
 
-def _set_by_pk(model: type, columns: tuple[str, ...], values: dict[int, tuple]) -> None:
+def _set_by_pk(model: Any, columns: tuple[str, ...], values: dict[int, tuple]) -> None:
     """Set `columns` of each row to `values[pk]`, in one statement."""
     sets = ", ".join(f"{c} = {{{c}}}" for c in columns)
     _update_from_values(
@@ -875,7 +876,7 @@ def _set_by_pk(model: type, columns: tuple[str, ...], values: dict[int, tuple]) 
     )
 
 
-def _rows_delete(model: type, pks: list[int]) -> None:
+def _rows_delete(model: Any, pks: list[int]) -> None:
     table = connection.ops.quote_name(model._meta.db_table)
     marks = ", ".join(["%s"] * len(pks))
     with connection.cursor() as cursor:

@@ -31,7 +31,7 @@ from markets.selectors import MarketSummary
 from points import selectors as points_selectors
 from points import services as points_services
 from points.errors import InvalidInput, NotAllowed, validate_key, validate_snowflake
-from points.models import GuildSettings
+from points.models import GuildSettings, Transfer
 from points.services import audit_record, guild_settings_get_or_create, wallet_get_or_create
 
 from . import parsing
@@ -445,7 +445,7 @@ def daily_claim_for_interaction(*, guild_id: int, user_id: int) -> DailyClaim:
 
 def points_tip_for_interaction(
     *, guild_id: int, from_user_id: int, to_user_id: int, amount: int, idempotency_key: str
-):
+) -> Transfer:
     return points_services.points_tip(
         guild_id=guild_id,
         from_user_id=from_user_id,
