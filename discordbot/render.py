@@ -339,7 +339,8 @@ def settings_embed(gs: GuildSettings) -> discord.Embed:
     embed.add_field(name="Fee", value=f"{gs.fee_bps / 100:g}%")
     embed.add_field(name="Votes to resolve", value=str(gs.min_resolution_votes))
     embed.add_field(name="Auto-refund after", value=f"{gs.auto_refund_hours} hours")
-    embed.add_field(name="Server commands a minute", value=points(gs.requests_per_minute))
+    per_minute = getattr(gs, "requests_per_minute", 100)
+    embed.add_field(name="Server commands a minute", value=points(per_minute))
     embed.add_field(
         name="Announcements",
         value=f"<#{gs.announce_channel_id}>" if gs.announce_channel_id else "not set",
