@@ -14,6 +14,7 @@ from django.conf import settings
 from django.db import Error as DatabaseLayerError
 from django.db import connection
 
+from betting import services as trading
 from betting.models import Trade
 from markets import services
 from points.audit import ledger_audit
@@ -64,7 +65,7 @@ def test_twenty_deliveries_of_one_bet_take_effect_once(through_proxy, drill):
         try:
             barrier.wait(30)
             trade = drill.timed(
-                lambda: services.bet_place(
+                lambda: trading.bet_place(
                     market_id=market.pk,
                     user_id=member,
                     outcome=1,
@@ -105,44 +106,43 @@ def test_twenty_deliveries_of_one_bet_take_effect_once(through_proxy, drill):
 
 
 def test_lost_commit_ack_then_retry_with_the_key_returns_the_committed_bet(through_proxy, drill):
-    """The server commits, the client never hears so. The caller retrying with the same key gets
-    the committed bet, once; the wallet is charged once."""
+    """The server commits, the client never hears so. The service re-checks its key and answers
+    with the committed bet; a caller retrying with the same key gets it again, once; the wallet
+    is charged once."""
     guild, member, amount = 444_444_444_444_444_502, ALICE + 51, 100
     market = open_market(guild, "ack:market")
     bet = dict(market_id=market.pk, user_id=member, outcome=1, amount=amount,
                idempotency_key="ack:bet")  # fmt: skip
     through_proxy.drop_next_commit_ack()
-    with pytest.raises(DatabaseLayerError):
-        drill.timed(lambda: services.bet_place(**bet))
+    first = drill.timed(lambda: trading.bet_place(**bet))
     assert through_proxy.commit_acks_dropped == 1
     close_connection()
 
     assert Trade.objects.filter(idempotency_key="ack:bet").count() == 1  # it did commit
-    retried = drill.timed(lambda: services.bet_place(**bet))
+    retried = drill.timed(lambda: trading.bet_place(**bet))
     drill.acknowledged = 1
     drill.in_database = Trade.objects.filter(idempotency_key="ack:bet").count()
     drill.doubled = drill.in_database - 1
-    drill.notes.append("first answer: a database error although the bet committed")
-    assert Trade.objects.get(idempotency_key="ack:bet").pk == retried.pk
+    drill.notes.append("first answer: the committed bet (re-checked by its key)")
+    assert Trade.objects.get(idempotency_key="ack:bet").pk == retried.pk == first.pk
     assert balance(guild, member) == STARTING - amount
     assert ledger_audit().ok
     assert drill.longest_wait < 10
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="Know before you say (issue 12, the use-case decorator of the restructure): after a "
-    "lost COMMIT acknowledgement the service itself should re-check its key and return the "
-    "committed bet; today it raises and the bot says nothing was changed.",
-)
 def test_lost_commit_ack_is_resolved_by_the_service_itself(through_proxy):
+    """Know before you say: the service re-checks its key after the lost acknowledgement and
+    returns the committed bet itself."""
     guild, member = 444_444_444_444_444_503, ALICE + 52
     market = open_market(guild, "ack2:market")
     through_proxy.drop_next_commit_ack()
-    trade = services.bet_place(
+    trade = trading.bet_place(
         market_id=market.pk, user_id=member, outcome=1, amount=100, idempotency_key="ack2:bet"
     )
+    assert through_proxy.commit_acks_dropped == 1
     assert Trade.objects.get(idempotency_key="ack2:bet").pk == trade.pk
+    assert balance(guild, member) == STARTING - 100  # charged once
+    assert ledger_audit().ok
 
 
 # --- Frozen database ----------------------------------------------------------------------------
