@@ -36,9 +36,10 @@ def _answer_key(interaction_id: int) -> str:
 def first_delivery(*, interaction_id: int) -> bool:
     """True for the first delivery of an interaction, False for every re-delivery of the same id
     (`cache.add` is atomic on Redis and in-process). A cache outage answers True: each delivery
-    is then treated as new, which the idempotency keys make harmless."""
+    is then treated as new, which the idempotency keys make harmless. (django-redis with
+    `IGNORE_EXCEPTIONS` answers None rather than False during an outage.)"""
     try:
-        return bool(cache.add(_seen_key(interaction_id), 1, ANSWER_TTL))
+        return cache.add(_seen_key(interaction_id), 1, ANSWER_TTL) is not False
     except Exception:
         return True
 

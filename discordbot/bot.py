@@ -90,6 +90,8 @@ class BotConfig:
     answer_budget: float = 8.0
     """Seconds an interaction's work may take before the member reads "still working" (the
     result follows); also the client-side budget of bounded `db` calls."""
+    gate_budget: float = 1.0
+    """Seconds the cache may take before the acknowledgement (delivery gate, rate limits)."""
     answer_retry_base: float = 1.0
     answer_retry_max: float = 60.0
     """Backoff of a reply Discord did not take (and of re-checks of an unknown outcome)."""

@@ -176,8 +176,7 @@ async def respond(
             await interaction.response.send_message(MSG_GUILD_ONLY, ephemeral=True)
             outcome, first = "refused", age(interaction)
             return None
-        fresh = await bot.cache_call(answers.first_delivery, interaction_id=interaction.id)
-        limited = await rate_limited(interaction, rules) if fresh else None
+        fresh, limited = await gate(interaction, rules)
         if limited is not None:
             await interaction.response.send_message(limited.message, ephemeral=True)
             outcome, first = "refused", age(interaction)
@@ -235,6 +234,29 @@ async def respond(
         return None
     finally:
         metrics.interaction_observed(action, outcome, first, age(interaction))
+
+
+async def gate(
+    interaction: discord.Interaction, rules: Sequence[ratelimit.Rule]
+) -> tuple[bool, ratelimit.Limited | None]:
+    """Before the acknowledgement: is this the interaction's first delivery, and is it over a
+    rate limit (only first deliveries count: DOMAIN §7 limits interactions, not deliveries)?
+    Bounded by `BotConfig.gate_budget` so a slow cache (Redis paused) cannot cost the 3-second
+    acknowledgement deadline: past it the gate opens (a first delivery, no limit) and the cache
+    calls finish in their thread."""
+    bot: PredictionBot = interaction.client  # type: ignore[assignment]
+
+    async def both() -> tuple[bool, ratelimit.Limited | None]:
+        fresh = await bot.cache_call(answers.first_delivery, interaction_id=interaction.id)
+        return fresh, (await rate_limited(interaction, rules) if fresh else None)
+
+    task = asyncio.ensure_future(both())
+    done, _ = await asyncio.wait({task}, timeout=bot.config.gate_budget)
+    if not done:
+        logger.warning("cache too slow before acknowledging %s: limits open", interaction.id)
+        task.add_done_callback(lambda t: t.cancelled() or t.exception())
+        return True, None
+    return task.result()
 
 
 async def acknowledge(interaction: discord.Interaction, *, ephemeral: bool, update: bool) -> None:
