@@ -202,27 +202,16 @@ class PredictionBot(commands.AutoShardedBot):
         a database that stops answering mid-query (SIGSTOP, a stalled proxy) is not caught by
         keepalives, only by a client-side budget. The thread itself cannot be interrupted; the
         pool's health check (`db_watch`) reports calls stuck past the budget."""
-        watched = self._watched(func)
-        call = database_sync_to_async(watched, thread_sensitive=False, executor=self._db_pool)
-        if budget is None:
-            return await call(**kwargs)
+        call = database_sync_to_async(func, thread_sensitive=False, executor=self._db_pool)
+        token = self.db_watch.started()
         pending = asyncio.ensure_future(call(**kwargs))
+        pending.add_done_callback(lambda _: self.db_watch.finished(token))
+        if budget is None:
+            return await pending
         done, _ = await asyncio.wait({pending}, timeout=budget)
         if not done:
             raise StillWorking(pending, budget)
         return pending.result()
-
-    def _watched(self, func: Callable[..., T]) -> Callable[..., T]:
-        watch = self.db_watch
-
-        def run(**kwargs: Any) -> T:
-            token = watch.started()
-            try:
-                return func(**kwargs)
-            finally:
-                watch.finished(token)
-
-        return run
 
     async def cache_call(self, func: Callable[..., T], /, **kwargs: Any) -> T:
         """Run a cache-only function: inline for the in-process cache, in a thread for Redis."""

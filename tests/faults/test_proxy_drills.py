@@ -6,6 +6,7 @@ Run with `-s` to see the drill lines."""
 
 from __future__ import annotations
 
+import asyncio
 import threading
 import time
 
@@ -199,23 +200,49 @@ def test_frozen_database_new_connection_fails_within_connect_timeout(through_pro
     assert seconds <= NEW_CONNECTION_BUDGET
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="Bounded waits (issue 12): a database that stops answering while its TCP still "
-    "acknowledges (SIGSTOP, a stalled proxy) is not caught by keepalives or tcp_user_timeout; "
-    "the client-side budget on the bot's database calls is coming with the restructure. "
-    "tests/faults/test_partition.py proves the keepalive bound for a vanished network path.",
-)
 def test_frozen_database_query_in_flight_fails_within_budget(through_proxy, drill):
-    def query() -> None:
-        with connection.cursor() as cursor:
-            cursor.execute("SELECT 1")
+    """A database that stops answering while its TCP still acknowledges (a stalled proxy, a
+    SIGSTOPped server) is caught by no keepalive: the bot's bounded call path (`bot.db` with a
+    budget) gives the caller `StillWorking` within the budget, the pool's health check reports
+    the stalled call, and once the database answers again the result still arrives."""
+    from discordbot.bot import BotConfig, StillWorking, build_bot
 
-    seconds, error, still_waiting = run_with_budget(
-        query, IN_FLIGHT_BUDGET, through_proxy, connect_first=True
-    )
-    drill.longest_wait = seconds
-    if still_waiting:
-        drill.notes.append(f"still waiting at the {IN_FLIGHT_BUDGET:.0f}s budget (until thawed)")
-    assert not still_waiting, f"the query was still waiting after {IN_FLIGHT_BUDGET}s"
-    assert isinstance(error, DatabaseLayerError)
+    bot = build_bot(BotConfig.from_settings(db_workers=1, answer_budget=IN_FLIGHT_BUDGET / 2))
+
+    connected, go = threading.Event(), threading.Event()
+
+    def query() -> int:
+        connection.ensure_connection()
+        connected.set()
+        go.wait(30)  # the proxy is frozen now: the query below is in flight when it stalls
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT 41 + 1")
+            return cursor.fetchone()[0]
+
+    async def scenario() -> None:
+        started = time.monotonic()
+        try:
+            with pytest.raises(StillWorking) as waiting:
+                asked = asyncio.ensure_future(bot.db(query, budget=IN_FLIGHT_BUDGET))
+                assert await asyncio.to_thread(connected.wait, 30)
+                through_proxy.freeze()
+                started = time.monotonic()
+                go.set()
+                await asked
+            drill.longest_wait = time.monotonic() - started
+            await asyncio.sleep(IN_FLIGHT_BUDGET / 2 + 0.2)
+            status, details = bot.db_watch.check()
+            drill.notes.append(f"pool health while frozen: {status} {details}")
+            assert status == "unhealthy" and details["stalled"] == 1
+        finally:
+            through_proxy.thaw()
+        assert await asyncio.wait_for(waiting.value.pending, 30) == 42  # the result arrives
+        assert bot.db_watch.check()[0] == "healthy"
+        await bot.db(close_connection)
+
+    try:
+        asyncio.run(scenario())
+    finally:
+        bot._db_pool.shutdown(wait=True)
+    drill.notes.append(f"caller answered after {drill.longest_wait:.2f}s; the query finished later")
+    assert drill.longest_wait <= IN_FLIGHT_BUDGET + 0.5
