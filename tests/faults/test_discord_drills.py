@@ -372,3 +372,45 @@ async def test_cache_outage_opens_limits_and_answers_everything(
         if fault == "paused":
             private_cache.resume()
         await h.close()
+
+
+# --- Know before you say, through the bot -------------------------------------------------------
+
+
+async def test_unknown_commit_outcome_says_checking_then_the_verified_result(
+    through_proxy, members, drill
+):
+    """The bet commits, the acknowledgement is lost, and the database cannot be asked at once
+    (frozen): the member reads "checking" — never "nothing was changed" — and, once the
+    database answers, the verified result; the bet counts once."""
+    from points.errors import MSG_OUTCOME_UNKNOWN
+
+    h = await Harness.start(answer_budget=60, answer_retry_base=0.2, answer_retry_max=1.0)
+    try:
+        market = await make_market(h, creator=members.alice.id)
+        through_proxy.drop_next_commit_ack(then_freeze=True)
+        payload = h.command("bet", members.bob, market=str(market.id), outcome="1", amount=100)
+        started = time.monotonic()
+        ex = h.feed(payload)
+
+        def shown() -> str:
+            return message_text(ex.original) if ex.original else ""
+
+        while MSG_OUTCOME_UNKNOWN not in shown() and time.monotonic() - started < 20:
+            await asyncio.sleep(0.05)
+        checking = time.monotonic() - started
+        assert MSG_OUTCOME_UNKNOWN in shown(), shown()
+        assert "Nothing was changed" not in shown()
+        through_proxy.thaw()
+        await h.settle(timeout=60)
+        drill.longest_wait = checking
+        drill.acknowledged, drill.in_database = 1, await trades(h)
+        drill.doubled = drill.in_database - 1
+        drill.notes.append(f'"checking" after {checking:.1f}s, then the verified result')
+        assert through_proxy.commit_acks_dropped == 1
+        assert "You bought" in ex.text
+        assert drill.in_database == 1
+        assert await db(h, lambda: ledger_audit().ok)
+    finally:
+        through_proxy.thaw()
+        await h.close()
