@@ -30,7 +30,7 @@ from django.core.cache.backends.locmem import LocMemCache
 from django.db import connection
 
 from ops import metrics
-from ops.health import PoolWatch, register_external_check
+from ops.health import PoolWatch, register_external_check, unregister_external_check
 
 from . import answers, interactions
 from .actions import policy_get
@@ -53,6 +53,8 @@ EXTENSIONS = (
     "discordbot.cogs.scheduler",
 )
 POLICY_TTL_SECONDS = 60.0
+DB_POOL_CHECK = "bot_db_pool"
+"""The external health check that reports the bot's database threads stalled (issue 12)."""
 INVITE_SCOPES = ("bot", "applications.commands")
 REQUIRED_PERMISSIONS = discord.Permissions(
     view_channel=True,
@@ -239,7 +241,7 @@ class PredictionBot(commands.AutoShardedBot):
         await super().login(token)
 
     async def setup_hook(self) -> None:
-        register_external_check("bot_db_pool", self.db_watch.check)
+        register_external_check(DB_POOL_CHECK, self.db_watch.check)
         try:
             self.unseen = await self.db(answers.unseen_members)
         except Exception:
@@ -264,6 +266,7 @@ class PredictionBot(commands.AutoShardedBot):
         return synced
 
     async def close(self) -> None:
+        unregister_external_check(DB_POOL_CHECK)
         for task in list(self._tasks):
             task.cancel()
         if not hasattr(self, "_AutoShardedClient__queue"):
