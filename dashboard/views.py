@@ -12,7 +12,9 @@ from __future__ import annotations
 
 import datetime as dt
 import functools
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 from channels.layers import InMemoryChannelLayer, get_channel_layer
 from django.contrib.admin.views.decorators import staff_member_required
@@ -37,12 +39,14 @@ from .events import event_summary
 VIEW_PERMISSION = "dashboard.view_dashboard"
 
 
-def dashboard_viewer_required(view):
+def dashboard_viewer_required(
+    view: Callable[..., HttpResponse],
+) -> Callable[..., HttpResponse]:
     """Anonymous and non-staff visitors go to the admin login; staff without
     `dashboard.view_dashboard` get 403."""
 
     @functools.wraps(view)
-    def checked(request: HttpRequest, *args, **kwargs) -> HttpResponse:
+    def checked(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
         if not request.user.has_perm(VIEW_PERMISSION):
             raise PermissionDenied("You may not view the dashboard.")
         return view(request, *args, **kwargs)

@@ -420,7 +420,9 @@ async def deliver_reliably(
     return None
 
 
-async def keep_answer(interaction: discord.Interaction, action: str, reply: Reply, error: str):
+async def keep_answer(
+    interaction: discord.Interaction, action: str, reply: Reply, error: str
+) -> None:
     bot: PredictionBot = interaction.client  # type: ignore[assignment]
     try:
         await bot.db(

@@ -190,7 +190,7 @@ def use_case(
     return decorate
 
 
-def commit_outcome_unknown(exc: DatabaseError) -> bool:
+def commit_outcome_unknown(exc: BaseException) -> bool:
     """A connection-level failure (no SQLSTATE: the server sent no error, the socket broke). A
     server-side refusal of COMMIT (serialization failure, deferred constraint) carries a SQLSTATE
     and means "not committed"."""
