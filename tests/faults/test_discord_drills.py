@@ -175,6 +175,9 @@ async def test_dms_closed_shows_the_answer_in_the_next_reply(harness, members, d
 # --- Duplicate deliveries, rate limits, /daily replayed -----------------------------------------
 
 
+# Twenty copies editing one original message can meet the webhook route's limit on a loaded
+# machine; discord.py waits out those 429s (that is what they are for), so a few are allowed.
+@pytest.mark.discord_invalid_budget(10)
 async def test_twenty_deliveries_of_one_bet_count_and_act_once(harness, members, drill):
     market = await make_market(harness, creator=members.alice.id)
     payload = harness.command("bet", members.bob, market=str(market.id), outcome="1", amount=100)
@@ -404,7 +407,11 @@ async def test_unknown_commit_outcome_says_checking_then_the_verified_result(
         through_proxy.thaw()
         await h.settle(timeout=60)
         drill.longest_wait = checking
-        drill.acknowledged, drill.in_database = 1, await trades(h)
+        # This interaction's trades (by its key), not every row: a straggler of an earlier drill
+        # on the shared test database must not count here.
+        key = f"discord:{payload['id']}"
+        drill.acknowledged = 1
+        drill.in_database = await db(h, lambda: Trade.objects.filter(idempotency_key=key).count())
         drill.doubled = drill.in_database - 1
         drill.notes.append(f'"checking" after {checking:.1f}s, then the verified result')
         assert through_proxy.commit_acks_dropped == 1
