@@ -15,7 +15,9 @@ extra, tags — and removes
 - the token part of interaction and webhook URLs (`/interactions/<id>/<token>/callback`,
   `/webhooks/<id>/<token>/…`), which is what discord.py puts in its HTTP error messages,
 - `Bot …`/`Bearer …` authorization values, `token=…`-style parameters, and the values of keys
-  that name a secret.
+  that name a secret,
+- every value registered with `secret_register` (DRIP API keys: their shape is DRIP's business,
+  so the bridge registers each key it decrypts or receives, and any copy of it is removed).
 
 The same `scrub_text` cleans log lines (`config.logging`). Events are tagged with the log
 context (request id, interaction id, guild, user, market, error id) so the error id a user saw
@@ -50,10 +52,26 @@ SECRET_KEY_RE = re.compile(
 )
 
 
+_registered: set[str] = set()
+MIN_REGISTERED_LENGTH = 8
+
+
+def secret_register(value: str) -> None:
+    """Filter every later occurrence of `value` (a secret whose shape no pattern knows) from log
+    lines and Sentry events. Values shorter than 8 characters are ignored (they would filter
+    ordinary words)."""
+    if isinstance(value, str) and len(value) >= MIN_REGISTERED_LENGTH:
+        _registered.add(value)
+
+
 def scrub_text(text: str) -> str:
-    """`text` with every Discord token and URL token replaced by `[Filtered]`."""
+    """`text` with every Discord token, URL token and registered secret replaced by
+    `[Filtered]`."""
     if not text or not isinstance(text, str):
         return text
+    for secret in tuple(_registered):
+        if secret in text:
+            text = text.replace(secret, FILTERED)
     text = URL_TOKEN_RE.sub(rf"\g<1>{FILTERED}", text)
     text = BOT_TOKEN_RE.sub(FILTERED, text)
     text = INTERACTION_TOKEN_RE.sub(FILTERED, text)

@@ -48,6 +48,7 @@ EXTENSIONS = (
     "discordbot.cogs.settings",
     "discordbot.cogs.notifications",
     "discordbot.cogs.scheduler",
+    "discordbot.cogs.drip",
 )
 POLICY_TTL_SECONDS = 60.0
 INVITE_SCOPES = ("bot", "applications.commands")

@@ -1,0 +1,233 @@
+"""DRIP commands (docs/drip.md): `/drip deposit`, `/drip withdraw`, `/drip balance`, and
+`/settings drip` (Manage Server) to link the server's DRIP realm.
+
+The cog owns the process's `DripClient` (its circuit breaker is what `/drip deposit` consults to
+answer at once while DRIP is down) and registers the `drip` check of `/health/external`."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import discord
+from discord import app_commands
+from discord.ext import commands
+
+from config import health
+from config.sentry import secret_register
+from drip import bridge, crypto, selectors, services
+from drip.client import DripClient
+from drip.health import drip_health
+from drip.models import DripTransfer
+from points.errors import MAX_AMOUNT, DomainError
+from points.services import wallet_get_or_create
+
+from .. import render
+from ..interactions import Reply, actor, idempotency_key, respond
+from ..permissions import require_admin
+
+if TYPE_CHECKING:
+    from ..bot import PredictionBot
+
+MSG_DEPOSITED = (
+    "Moved **{amount} points** from DRIP to your wallet here. Wallet: {wallet} points{drip}."
+)
+MSG_DEPOSIT_STATE = "Deposit #{id} of {amount} points is {status}: {detail}"
+MSG_WITHDRAW_QUEUED = (
+    "**{amount} points** left your wallet and are on their way to DRIP (transfer #{id}); they "
+    "usually arrive within a minute. If DRIP refuses them they come back here and you get a DM."
+)
+MSG_BALANCE = "Here: **{wallet} points**.\nDRIP: {drip}."
+MSG_BALANCE_PENDING = "\nOn the way to DRIP: {pending} points."
+MSG_BALANCE_DOUBT = "\n{n} of your transfers wait for a moderator to check DRIP."
+MSG_LINKED = (
+    "Linked DRIP realm `{realm}`{point}. Daily limits per member: deposit {deposit}, withdraw "
+    "{withdraw}. The API key is stored encrypted and is never shown again."
+)
+
+STATE_DETAIL = {
+    DripTransfer.Status.CONFIRMED: "done",
+    DripTransfer.Status.SENDING: "still being sent to DRIP",
+    DripTransfer.Status.FAILED: "DRIP refused it; nothing was moved",
+    DripTransfer.Status.IN_DOUBT: "waiting for a moderator to check DRIP",
+    DripTransfer.Status.PENDING: "queued",
+}
+
+
+def _limit(value: int) -> str:
+    return "no limit" if not value else f"{value:,} points"
+
+
+class Drip(commands.Cog):
+    """Move points between this server's DRIP realm and the markets."""
+
+    drip = app_commands.Group(
+        name="drip", description="Move points between DRIP and this server", guild_only=True
+    )
+
+    def __init__(self, bot: PredictionBot, client: DripClient) -> None:
+        self.bot = bot
+        self.client = client
+
+    async def cog_unload(self) -> None:
+        health.unregister_external_check("drip")
+        group = self.bot.tree.get_command("settings")
+        if isinstance(group, app_commands.Group):
+            group.remove_command("drip")
+        await self.client.close()
+
+    @drip.command(name="deposit")
+    @app_commands.describe(amount="DRIP points to move into your wallet here")
+    async def deposit(
+        self, interaction: discord.Interaction, amount: app_commands.Range[int, 1, MAX_AMOUNT]
+    ) -> None:
+        """Move points from your DRIP balance into your wallet here."""
+
+        async def body() -> Reply:
+            result = await bridge.deposit(
+                db=self.bot.db,
+                client=self.client,
+                guild_id=interaction.guild_id,
+                user_id=interaction.user.id,
+                amount=amount,
+                idempotency_key=idempotency_key(interaction),
+            )
+            row = result.transfer
+            if row.status != DripTransfer.Status.CONFIRMED:  # a repeated interaction
+                return Reply(
+                    content=MSG_DEPOSIT_STATE.format(
+                        id=row.pk,
+                        amount=render.points(row.amount),
+                        status=row.get_status_display(),
+                        detail=STATE_DETAIL[row.status],
+                    )
+                )
+            drip = (
+                f"; DRIP: {render.points(result.drip_balance)} points"
+                if result.drip_balance is not None
+                else ""
+            )
+            return Reply(
+                content=MSG_DEPOSITED.format(
+                    amount=render.points(amount), wallet=render.points(result.wallet), drip=drip
+                )
+            )
+
+        await respond(interaction, body, action="drip.deposit")
+
+    @drip.command(name="withdraw")
+    @app_commands.describe(amount="Points to move from your wallet here to DRIP")
+    async def withdraw(
+        self, interaction: discord.Interaction, amount: app_commands.Range[int, 1, MAX_AMOUNT]
+    ) -> None:
+        """Move points from your wallet here to your DRIP balance."""
+
+        async def body() -> Reply:
+            row = await bridge.withdraw(
+                db=self.bot.db,
+                guild_id=interaction.guild_id,
+                user_id=interaction.user.id,
+                amount=amount,
+                idempotency_key=idempotency_key(interaction),
+            )
+            return Reply(
+                content=MSG_WITHDRAW_QUEUED.format(amount=render.points(row.amount), id=row.pk)
+            )
+
+        await respond(interaction, body, action="drip.withdraw")
+
+    @drip.command(name="balance")
+    async def balance(self, interaction: discord.Interaction) -> None:
+        """Your points here and on DRIP, side by side."""
+
+        async def body() -> Reply:
+            guild_id, user_id = interaction.guild_id, interaction.user.id
+            await self.bot.db(wallet_get_or_create, guild_id=guild_id, user_id=user_id)
+            summary = await self.bot.db(
+                selectors.drip_member_summary, guild_id=guild_id, user_id=user_id
+            )
+            try:
+                found = await bridge.drip_balance(
+                    db=self.bot.db, client=self.client, guild_id=guild_id, user_id=user_id
+                )
+                drip = (
+                    f"**{render.points(found)} points**"
+                    if found is not None
+                    else "you are not a member of this server's realm yet"
+                )
+            except DomainError as exc:
+                if exc.code == "drip_not_linked":
+                    raise
+                drip = f"not available ({exc.message})"
+            text = MSG_BALANCE.format(wallet=render.points(summary.wallet), drip=drip)
+            if summary.pending_withdrawals:
+                text += MSG_BALANCE_PENDING.format(
+                    pending=render.points(summary.pending_withdrawals)
+                )
+            if summary.in_doubt:
+                text += MSG_BALANCE_DOUBT.format(n=summary.in_doubt)
+            return Reply(content=text)
+
+        await respond(interaction, body, action="drip.balance")
+
+
+def settings_drip_command(cog: Drip) -> app_commands.Command:
+    """`/settings drip`, added to the Settings cog's group (Manage Server)."""
+
+    @app_commands.command(name="drip", description="Link this server's DRIP realm")
+    @app_commands.describe(
+        realm_id="The DRIP realm (project) id from the DRIP dashboard header",
+        api_key="A DRIP API key for the realm (kept encrypted; leave empty to keep the stored one)",
+        realm_point_id="The realm point (currency) id; empty = the realm's default currency",
+        deposit_limit="Points one member may deposit per day (0 = no limit)",
+        withdraw_limit="Points one member may withdraw per day (0 = no limit)",
+    )
+    async def settings_drip(
+        interaction: discord.Interaction,
+        realm_id: app_commands.Range[str, 1, 64],
+        api_key: app_commands.Range[str, 1, 500] | None = None,
+        realm_point_id: app_commands.Range[str, 1, 64] | None = None,
+        deposit_limit: app_commands.Range[int, 0, MAX_AMOUNT] | None = None,
+        withdraw_limit: app_commands.Range[int, 0, MAX_AMOUNT] | None = None,
+    ) -> None:
+        """Link this server's DRIP realm."""
+        if api_key:
+            secret_register(api_key.strip())
+
+        async def body() -> Reply:
+            require_admin(actor(interaction))
+            if not crypto.encryption_available():
+                raise crypto.EncryptionUnavailable(crypto.MSG_NO_ENCRYPTION_KEY)
+            link = await cog.bot.db(
+                services.drip_link_set,
+                guild_id=interaction.guild_id,
+                realm_id=realm_id,
+                realm_point_id=realm_point_id or "",
+                api_key=api_key,
+                deposit_limit_per_day=deposit_limit,
+                withdraw_limit_per_day=withdraw_limit,
+                actor_id=interaction.user.id,
+                idempotency_key=idempotency_key(interaction),
+            )
+            point = f" (currency `{link.realm_point_id}`)" if link.realm_point_id else ""
+            return Reply(
+                content=MSG_LINKED.format(
+                    realm=link.realm_id,
+                    point=point,
+                    deposit=_limit(link.deposit_limit_per_day),
+                    withdraw=_limit(link.withdraw_limit_per_day),
+                )
+            )
+
+        await respond(interaction, body, action="settings.drip")
+
+    return settings_drip
+
+
+async def setup(bot: PredictionBot) -> None:
+    client = bot.config.extra.get("drip_client") or DripClient()
+    cog = Drip(bot, client)
+    await bot.add_cog(cog)
+    group = bot.tree.get_command("settings")
+    if isinstance(group, app_commands.Group):
+        group.add_command(settings_drip_command(cog))
+    health.register_external_check("drip", lambda: drip_health(client.breaker))
