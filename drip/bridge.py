@@ -9,7 +9,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
-from . import selectors, services
+from . import metrics, selectors, services
 from .client import DripClient, DripError, DripInDoubt, DripRateLimited, breaker_state
 from .errors import MSG_IN_DOUBT_DEPOSIT, MSG_UNAVAILABLE, DripRefused, refusal_for, when_text
 from .models import DripTransfer
@@ -31,6 +31,7 @@ def breaker_refusal(client: DripClient) -> DripRefused | None:
     """A refusal at once (no database, no network) while the breaker is open."""
     state = breaker_state(client.breaker)
     if state["state"] == "open":
+        metrics.breaker_refused()
         return DripRefused(
             MSG_UNAVAILABLE.format(when=when_text(state["retry_in_seconds"])),
             code="drip_unavailable",

@@ -88,14 +88,16 @@ class DripWorker:
             logger.warning("DRIP: %d transfers left in flight are now in doubt", len(stale))
             await self._recheck(stale)
         for guild_id in await _db(selectors.drip_guilds_due):
-            while True:
-                if breaker_state(self.client.breaker)["state"] == "open":
-                    report.breaker_open = True
-                    break
+            while not self._breaker_open(report):
                 if not await self._send_one_batch(guild_id, report):
                     break
+        self._breaker_open(report)
         metrics.backlog_set(await _db(selectors.drip_backlog))
         return report
+
+    def _breaker_open(self, report: PassReport) -> bool:
+        report.breaker_open = breaker_state(self.client.breaker)["state"] == "open"
+        return report.breaker_open
 
     async def _send_one_batch(self, guild_id: int, report: PassReport) -> bool:
         """Claim and send one batch; True when the guild may have more due right now."""

@@ -58,7 +58,7 @@ def breaker():
 
 
 @pytest.fixture
-async def client(fake, breaker):
+async def drip_client(fake, breaker):
     c = DripClient(base_url=fake.base_url, timeout=1.0, breaker=breaker)
     try:
         yield c
