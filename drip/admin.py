@@ -105,7 +105,7 @@ class DripTransferAdmin(ReadOnlyAdmin):
     @admin.display(description="status", ordering="status")
     def status_badge(self, obj: DripTransfer) -> str:
         if obj.status == DripTransfer.Status.IN_DOUBT:
-            return format_html("<strong>in doubt</strong>")
+            return format_html("<strong>{}</strong>", "in doubt")
         return obj.get_status_display()
 
     @admin.display(description="")

@@ -78,6 +78,9 @@ class DripTransfer(models.Model):
     created_at = models.DateTimeField(auto_now_add=True, db_index=True)
     updated_at = models.DateTimeField(auto_now=True)
     resolved_at = models.DateTimeField(null=True, blank=True)
+    member_notified_at = models.DateTimeField(
+        null=True, blank=True, help_text="When the member was DMed that a withdrawal came back"
+    )
 
     class Meta:
         verbose_name = "DRIP transfer"

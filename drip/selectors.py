@@ -135,6 +135,15 @@ def drip_member_summary(*, guild_id: int, user_id: int) -> MemberDrip:
     )
 
 
+def drip_reversals_to_notify(*, limit: int = 50) -> list[DripTransfer]:
+    """Withdrawals that failed (their points came back) whose member was not DMed yet."""
+    return list(
+        DripTransfer.objects.filter(
+            direction=Direction.WITHDRAW, status=Status.FAILED, member_notified_at__isnull=True
+        ).order_by("pk")[:limit]
+    )
+
+
 def drip_transfers_in_doubt(*, guild_id: int | None = None) -> list[DripTransfer]:
     qs = DripTransfer.objects.filter(status=Status.IN_DOUBT)
     if guild_id is not None:

@@ -595,6 +595,14 @@ def drip_transfers_note(*, notes: dict[int, str]) -> None:
         row.save(update_fields=["recheck_note", "updated_at"])
 
 
+@transaction.atomic(durable=True)
+def drip_member_notified(*, transfer_id: int, now=None) -> None:
+    """Record that the member was told (or deliberately not told) their withdrawal came back."""
+    DripTransfer.objects.filter(pk=transfer_id, member_notified_at__isnull=True).update(
+        member_notified_at=now or timezone.now()
+    )
+
+
 # --- Moderators ------------------------------------------------------------------------------
 
 

@@ -6,11 +6,12 @@ answer at once while DRIP is down) and registers the `drip` check of `/health/ex
 
 from __future__ import annotations
 
+import logging
 from typing import TYPE_CHECKING
 
 import discord
 from discord import app_commands
-from discord.ext import commands
+from discord.ext import commands, tasks
 
 from config import health
 from config.sentry import secret_register
@@ -24,9 +25,12 @@ from points.services import wallet_get_or_create
 from .. import render
 from ..interactions import Reply, actor, idempotency_key, respond
 from ..permissions import require_admin
+from ..selectors import dm_enabled
 
 if TYPE_CHECKING:
     from ..bot import PredictionBot
+
+logger = logging.getLogger(__name__)
 
 MSG_DEPOSITED = (
     "Moved **{amount} points** from DRIP to your wallet here. Wallet: {wallet} points{drip}."
@@ -35,6 +39,10 @@ MSG_DEPOSIT_STATE = "Deposit #{id} of {amount} points is {status}: {detail}"
 MSG_WITHDRAW_QUEUED = (
     "**{amount} points** left your wallet and are on their way to DRIP (transfer #{id}); they "
     "usually arrive within a minute. If DRIP refuses them they come back here and you get a DM."
+)
+MSG_REVERSED_DM = (
+    "Your withdrawal of **{amount} points** to DRIP (transfer #{id}) did not go through: "
+    "{reason}. The points are back in your wallet."
 )
 MSG_BALANCE = "Here: **{wallet} points**.\nDRIP: {drip}."
 MSG_BALANCE_PENDING = "\nOn the way to DRIP: {pending} points."
@@ -67,8 +75,58 @@ class Drip(commands.Cog):
     def __init__(self, bot: PredictionBot, client: DripClient) -> None:
         self.bot = bot
         self.client = client
+        self._dm_channels: dict[int, int] = {}
+        self.notify_loop.change_interval(seconds=bot.config.notify_seconds)
+
+    async def cog_load(self) -> None:
+        if self.bot.config.background_tasks and self.bot.config.runs_notifier:
+            self.notify_loop.start()
+
+    @tasks.loop(seconds=5)
+    async def notify_loop(self) -> None:
+        try:
+            await self.notify_reversals()
+        except Exception:  # the next run retries
+            logger.exception("DRIP reversal DMs failed")
+
+    @notify_loop.before_loop
+    async def _wait_until_ready(self) -> None:
+        await self.bot.wait_until_ready()
+
+    async def notify_reversals(self) -> int:
+        """DM each member whose withdrawal came back (refused by DRIP or reversed by a
+        moderator), once; members who turned DMs off (`/notifications off`) or whose DMs are
+        closed are skipped. Returns how many DMs were sent."""
+        sent = 0
+        for row in await self.bot.db(selectors.drip_reversals_to_notify):
+            try:
+                if await self.bot.db(dm_enabled, guild_id=row.guild_id, user_id=row.user_id):
+                    reason = row.error_message or row.resolution or "DRIP refused it"
+                    await self._dm(
+                        row.user_id,
+                        MSG_REVERSED_DM.format(
+                            amount=render.points(row.amount), id=row.pk, reason=reason[:200]
+                        ),
+                    )
+                    sent += 1
+            except discord.Forbidden:
+                logger.info("DMs of %s are closed; reversal #%s not told", row.user_id, row.pk)
+            except discord.HTTPException:
+                logger.warning("could not DM reversal #%s; retrying later", row.pk)
+                continue
+            await self.bot.db(services.drip_member_notified, transfer_id=row.pk)
+        return sent
+
+    async def _dm(self, user_id: int, content: str) -> None:
+        channel_id = self._dm_channels.get(user_id)
+        if channel_id is None:
+            data = await self.bot.http.start_private_message(user_id)
+            channel_id = self._dm_channels[user_id] = int(data["id"])
+        channel = self.bot.get_partial_messageable(channel_id, type=discord.ChannelType.private)
+        await channel.send(content=content)
 
     async def cog_unload(self) -> None:
+        self.notify_loop.cancel()
         health.unregister_external_check("drip")
         group = self.bot.tree.get_command("settings")
         if isinstance(group, app_commands.Group):
@@ -173,7 +231,7 @@ class Drip(commands.Cog):
 def settings_drip_command(cog: Drip) -> app_commands.Command:
     """`/settings drip`, added to the Settings cog's group (Manage Server)."""
 
-    @app_commands.command(name="drip", description="Link this server's DRIP realm")
+    @app_commands.command(name="drip")
     @app_commands.describe(
         realm_id="The DRIP realm (project) id from the DRIP dashboard header",
         api_key="A DRIP API key for the realm (kept encrypted; leave empty to keep the stored one)",

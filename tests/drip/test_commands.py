@@ -222,3 +222,31 @@ async def test_an_open_breaker_answers_deposits_at_once_and_shows_in_health_and_
     assert REGISTRY.get_sample_value("pm_drip_circuit_state") == 2
     assert REGISTRY.get_sample_value("pm_drip_circuit_refusals_total") >= 1
     await harness.bot.db(assert_conserved, fake=fake, initial=fake.total(REALM))
+
+
+async def test_a_withdrawal_drip_refuses_comes_back_with_a_dm(
+    harness, members, fake, linked, drip_client
+):
+    initial = fake.total(REALM)
+    stranger = Member(999_999_999_999_999_321, "stranger")  # not in the DRIP realm
+    quiet = Member(999_999_999_999_999_322, "quiet")
+    for who in (stranger, quiet):
+        await harness.send(harness.command("drip withdraw", who, amount=100))
+    await harness.send(harness.command("notifications", quiet, state="off"))
+    assert await wallet(harness, stranger.id) == 900
+
+    report = await DripWorker(client=drip_client).run_once()
+    assert report.failed == 2 and report.batches == [2]
+    assert await wallet(harness, stranger.id) == 1000  # reversed with a correction
+    cog = harness.bot.get_cog("Drip")
+    assert await cog.notify_reversals() == 1
+    assert await cog.notify_reversals() == 0  # once
+
+    (dm,) = [m["content"] for m in harness.fake.dms(stranger.id)]
+    row = await harness.bot.db(DripTransfer.objects.get, user_id=stranger.id)
+    assert dm == (
+        f"Your withdrawal of **100 points** to DRIP (transfer #{row.pk}) did not go through: "
+        "not found. The points are back in your wallet."
+    )
+    assert harness.fake.dms(quiet.id) == []
+    await harness.bot.db(assert_conserved, fake=fake, initial=initial)
