@@ -22,7 +22,16 @@ from django.test import override_settings
 from config.checks import GUILD_DEFAULT_RANGES, check_guild_defaults
 
 ROOT = Path(__file__).resolve().parent.parent
-PROJECT_PARTS = ["manage.py", "config", "points", "markets", "betting", "discordbot", "templates"]
+PROJECT_PARTS = [
+    "manage.py",
+    "config",
+    "points",
+    "markets",
+    "betting",
+    "discordbot",
+    "drip",
+    "templates",
+]
 
 DUMP = """
 import json

@@ -16,7 +16,16 @@ import pytest
 from django.conf import settings
 
 ROOT = Path(settings.BASE_DIR)
-PROJECT_PARTS = ["manage.py", "config", "points", "markets", "betting", "discordbot", "templates"]
+PROJECT_PARTS = [
+    "manage.py",
+    "config",
+    "points",
+    "markets",
+    "betting",
+    "discordbot",
+    "drip",
+    "templates",
+]
 PRODUCTION = {
     "DJANGO_SECRET_KEY": "production-like-secret-key-" + "x" * 40,
     "DJANGO_DEBUG": "0",
