@@ -167,7 +167,9 @@ class FakeDrip:
         return self.base_url
 
     async def _serve(self, port: int) -> None:
-        self._runner = web.AppRunner(self.app(), access_log=None, handler_cancellation=False)
+        self._runner = web.AppRunner(
+            self.app(), access_log=None, handler_cancellation=False, shutdown_timeout=0.5
+        )
         await self._runner.setup()
         site = web.TCPSite(self._runner, "127.0.0.1", port)
         await site.start()

@@ -144,6 +144,11 @@ def drip_reversals_to_notify(*, limit: int = 50) -> list[DripTransfer]:
     )
 
 
+def drip_in_doubt_unchecked(*, limit: int = 50) -> list[DripTransfer]:
+    """In-doubt transfers without re-check evidence yet."""
+    return list(DripTransfer.objects.filter(status=Status.IN_DOUBT, recheck_note="")[:limit])
+
+
 def drip_transfers_in_doubt(*, guild_id: int | None = None) -> list[DripTransfer]:
     qs = DripTransfer.objects.filter(status=Status.IN_DOUBT)
     if guild_id is not None:

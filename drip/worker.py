@@ -3,8 +3,9 @@ the outbox honest (docs/drip.md).
 
 Each pass:
 1. rows left in `sending` longer than `DRIP_SENDING_STALE_SECONDS` (a process died between
-   sending and recording the answer) become `in_doubt` — never re-sent — and DRIP's current
-   balances of those members are written onto them as evidence for the moderator;
+   sending and recording the answer) become `in_doubt` — never re-sent — and for every in-doubt
+   row without evidence yet, the member's current DRIP balance is written onto it for the
+   moderator who decides;
 2. for each guild with due withdrawals: claim ≤ 100 (`sending`, committed), send them as one
    batch request (one update per member), and record the answer: confirmed, or failed and
    reversed, or — when the answer is lost — in doubt. A certain non-application (no connection,
@@ -86,7 +87,10 @@ class DripWorker:
         report.flagged_stale = len(stale)
         if stale:
             logger.warning("DRIP: %d transfers left in flight are now in doubt", len(stale))
-            await self._recheck(stale)
+        if not self._breaker_open(report):
+            unchecked = await _db(selectors.drip_in_doubt_unchecked)
+            if unchecked:
+                await self._recheck(unchecked)
         for guild_id in await _db(selectors.drip_guilds_due):
             while not self._breaker_open(report):
                 if not await self._send_one_batch(guild_id, report):

@@ -29,6 +29,10 @@ def _drip_env(settings):
     settings.DRIP_TIMEOUT_SECONDS = 1.0
     settings.DRIP_BREAKER_RECOVERY_SECONDS = 0.5
     settings.DISCORD_RATELIMIT_NAMESPACE = uuid.uuid4().hex
+
+
+def inside_a_rate_limit_window() -> None:
+    """Bot tests start well inside a minute window (rate limits count in fixed windows)."""
     left = 60 - time.time() % 60
     if left < 10:
         time.sleep(left + 0.05)

@@ -19,7 +19,15 @@ from points import selectors as points_selectors
 from points.models import Account, AuditEvent, Transfer
 from tests.discordbot.harness import DEFERRED, Harness, Member, Members
 
-from .conftest import API_KEY, POINT, REALM, START, assert_conserved, link_guild
+from .conftest import (
+    API_KEY,
+    POINT,
+    REALM,
+    START,
+    assert_conserved,
+    inside_a_rate_limit_window,
+    link_guild,
+)
 
 pytestmark = [pytest.mark.django_db(transaction=True)]
 
@@ -31,6 +39,7 @@ def members() -> Members:
 
 @pytest.fixture
 async def harness(drip_client):
+    inside_a_rate_limit_window()
     h = await Harness.start(extra={"drip_client": drip_client})
     try:
         yield h

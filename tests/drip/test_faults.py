@@ -211,6 +211,9 @@ def test_a_deposit_drip_applied_but_never_answered_waits_for_a_moderator(
 
     worker_pass(fake, breaker, stale_seconds=0)
     assert len(fake.requests("PATCH")) == 1  # never sent again
+    row.refresh_from_db()
+    assert row.recheck_note.startswith("DRIP balance at ")
+    assert f": {START - 700:,}; this transfer would have changed it by -700." in row.recheck_note
 
     key = decide(moderator_client, row.pk, "applied")
     assert wallet(CAROL) == 1700
