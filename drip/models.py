@@ -19,6 +19,12 @@ class DripLink(models.Model):
     withdraw_limit_per_day = models.BigIntegerField(
         default=0, help_text="Points one member may withdraw per UTC day (0 = no limit)"
     )
+    auto_withdraw_payouts = models.BooleanField(
+        default=False, help_text="Withdraw market payouts and refunds to DRIP automatically"
+    )
+    auto_withdraw_after = models.BigIntegerField(
+        default=0, help_text="Last ledger transfer id the automatic withdrawals considered"
+    )
     enabled = models.BooleanField(default=True)
     last_error = models.CharField(max_length=300, blank=True)
     linked_by = models.BigIntegerField(null=True, blank=True)

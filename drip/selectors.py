@@ -44,6 +44,14 @@ def drip_link_credentials(*, guild_id: int) -> LinkCredentials:
     return LinkCredentials(guild_id, link.realm_id, link.realm_point_id, api_key)
 
 
+def drip_guilds_auto_withdraw() -> list[int]:
+    return list(
+        DripLink.objects.filter(enabled=True, auto_withdraw_payouts=True)
+        .order_by("guild_id")
+        .values_list("guild_id", flat=True)
+    )
+
+
 def drip_guilds_due(*, now=None) -> list[int]:
     """Guilds with an enabled link and withdrawals due for sending."""
     now = now or timezone.now()

@@ -13,6 +13,7 @@ query ordered by primary key (`points.services.accounts_lock`).
 from __future__ import annotations
 
 import datetime as dt
+import logging
 import re
 import uuid
 from collections.abc import Iterable
@@ -25,6 +26,7 @@ from points.db import retry_transient
 from points.errors import (
     MAX_AMOUNT,
     IdempotencyConflict,
+    InsufficientPoints,
     InvalidInput,
     NotFound,
     validate_amount,
@@ -53,6 +55,7 @@ from .errors import (
 )
 from .models import DripLink, DripTransfer
 
+logger = logging.getLogger(__name__)
 Status, Direction = DripTransfer.Status, DripTransfer.Direction
 
 REALM_ID_RE = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
@@ -95,6 +98,7 @@ def drip_link_set(
     api_key: str | None = None,
     deposit_limit_per_day: int | None = None,
     withdraw_limit_per_day: int | None = None,
+    auto_withdraw_payouts: bool | None = None,
     actor_id: int | None = None,
     idempotency_key: str,
 ) -> DripLink:
@@ -136,6 +140,12 @@ def drip_link_set(
         link.deposit_limit_per_day = deposit_limit_per_day
     if withdraw_limit_per_day is not None:
         link.withdraw_limit_per_day = withdraw_limit_per_day
+    if auto_withdraw_payouts is not None:
+        if auto_withdraw_payouts and not link.auto_withdraw_payouts:
+            # Only payouts from now on: earlier ones may long be spent.
+            last = Transfer.objects.order_by("-pk").values_list("pk", flat=True).first()
+            link.auto_withdraw_after = last or 0
+        link.auto_withdraw_payouts = auto_withdraw_payouts
     link.enabled = True
     link.last_error = ""
     link.linked_by = actor_id
@@ -162,6 +172,7 @@ def _link_view(link: DripLink) -> dict:
         "realm_point_id": link.realm_point_id,
         "deposit_limit_per_day": link.deposit_limit_per_day,
         "withdraw_limit_per_day": link.withdraw_limit_per_day,
+        "auto_withdraw_payouts": link.auto_withdraw_payouts,
         "enabled": link.enabled,
     }
 
@@ -294,8 +305,14 @@ def drip_withdraw_request(
     validate_snowflake(user_id, what="user_id")
     validate_amount(amount)
     validate_key(idempotency_key)
-    now = now or timezone.now()
     link = _link_usable(guild_id)
+    return _withdraw(link, user_id=user_id, amount=amount, key=idempotency_key, now=now)
+
+
+def _withdraw(link: DripLink, *, user_id: int, amount: int, key: str, now=None) -> DripTransfer:
+    """Caller is in a transaction: the body of `drip_withdraw_request`."""
+    guild_id, idempotency_key = link.guild_id, key
+    now = now or timezone.now()
     clearing = clearing_get_or_create(guild_id=guild_id)
     members = members_prepare(guild_id=guild_id, user_ids=[user_id])
     locked = accounts_lock([*members.account_ids, clearing.pk])
@@ -332,6 +349,44 @@ def drip_withdraw_request(
     transfers_post([leg], locked)
     metrics.transfer_observed(Direction.WITHDRAW, Status.PENDING)
     return row
+
+
+AUTO_CODES = (Transfer.Code.PAYOUT, Transfer.Code.REFUND)
+
+
+@retry_transient()
+@transaction.atomic(durable=True)
+def drip_auto_withdraw_queue(*, guild_id: int, limit: int = 500) -> int:
+    """For a guild that chose it: queue a withdrawal (key `drip:auto:<transfer id>`) of every
+    market payout and refund posted since the last call, so winnings go back to DRIP. A payout
+    the member already spent, or one past their daily withdraw limit, stays here. Returns how
+    many withdrawals were queued."""
+    link = DripLink.objects.select_for_update().filter(guild_id=guild_id).first()
+    if link is None or not (link.enabled and link.auto_withdraw_payouts):
+        return 0
+    payouts = list(
+        Transfer.objects.filter(
+            guild_id=guild_id,
+            code__in=AUTO_CODES,
+            pk__gt=link.auto_withdraw_after,
+            destination__kind=Account.Kind.WALLET,
+        )
+        .select_related("destination")
+        .order_by("pk")[:limit]
+    )
+    queued = 0
+    for payout in payouts:
+        user_id = payout.destination.owner_id
+        try:
+            with transaction.atomic():
+                _withdraw(link, user_id=user_id, amount=payout.amount, key=f"drip:auto:{payout.pk}")
+            queued += 1
+        except (InsufficientPoints, DripLimitReached) as exc:
+            logger.info("DRIP: payout %s stays here (%s)", payout.pk, exc.code)
+    if payouts:
+        link.auto_withdraw_after = payouts[-1].pk
+        link.save(update_fields=["auto_withdraw_after", "updated_at"])
+    return queued
 
 
 # --- Outcomes ----------------------------------------------------------------------------------

@@ -12,6 +12,9 @@ Each pass:
    5xx, 429, a rejected key) puts the rows back to `pending`, due after `Retry-After` or an
    exponential backoff with jitter;
 3. while the circuit breaker is open nothing is claimed: the rows wait, untouched.
+
+Before sending, guilds that chose automatic withdrawals get a withdrawal queued for every market
+payout and refund posted since the last pass.
 """
 
 from __future__ import annotations
@@ -55,6 +58,7 @@ class PassReport:
     in_doubt: int = 0
     released: int = 0
     flagged_stale: int = 0
+    auto_queued: int = 0
     breaker_open: bool = False
 
 
@@ -91,6 +95,8 @@ class DripWorker:
             unchecked = await _db(selectors.drip_in_doubt_unchecked)
             if unchecked:
                 await self._recheck(unchecked)
+        for guild_id in await _db(selectors.drip_guilds_auto_withdraw):
+            report.auto_queued += await _db(services.drip_auto_withdraw_queue, guild_id=guild_id)
         for guild_id in await _db(selectors.drip_guilds_due):
             while not self._breaker_open(report):
                 if not await self._send_one_batch(guild_id, report):

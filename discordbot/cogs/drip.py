@@ -49,7 +49,7 @@ MSG_BALANCE_PENDING = "\nOn the way to DRIP: {pending} points."
 MSG_BALANCE_DOUBT = "\n{n} of your transfers wait for a moderator to check DRIP."
 MSG_LINKED = (
     "Linked DRIP realm `{realm}`{point}. Daily limits per member: deposit {deposit}, withdraw "
-    "{withdraw}. The API key is stored encrypted and is never shown again."
+    "{withdraw}.{auto} The API key is stored encrypted and is never shown again."
 )
 
 STATE_DETAIL = {
@@ -238,6 +238,7 @@ def settings_drip_command(cog: Drip) -> app_commands.Command:
         realm_point_id="The realm point (currency) id; empty = the realm's default currency",
         deposit_limit="Points one member may deposit per day (0 = no limit)",
         withdraw_limit="Points one member may withdraw per day (0 = no limit)",
+        auto_withdraw="Send market payouts and refunds to members' DRIP balance automatically",
     )
     async def settings_drip(
         interaction: discord.Interaction,
@@ -246,6 +247,7 @@ def settings_drip_command(cog: Drip) -> app_commands.Command:
         realm_point_id: app_commands.Range[str, 1, 64] | None = None,
         deposit_limit: app_commands.Range[int, 0, MAX_AMOUNT] | None = None,
         withdraw_limit: app_commands.Range[int, 0, MAX_AMOUNT] | None = None,
+        auto_withdraw: bool | None = None,
     ) -> None:
         """Link this server's DRIP realm."""
         if api_key:
@@ -263,6 +265,7 @@ def settings_drip_command(cog: Drip) -> app_commands.Command:
                 api_key=api_key,
                 deposit_limit_per_day=deposit_limit,
                 withdraw_limit_per_day=withdraw_limit,
+                auto_withdraw_payouts=auto_withdraw,
                 actor_id=interaction.user.id,
                 idempotency_key=idempotency_key(interaction),
             )
@@ -273,6 +276,9 @@ def settings_drip_command(cog: Drip) -> app_commands.Command:
                     point=point,
                     deposit=_limit(link.deposit_limit_per_day),
                     withdraw=_limit(link.withdraw_limit_per_day),
+                    auto=" Payouts and refunds go to DRIP automatically."
+                    if link.auto_withdraw_payouts
+                    else "",
                 )
             )
 

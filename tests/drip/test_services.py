@@ -126,3 +126,38 @@ def test_relinking_may_keep_the_stored_key(fake):
     assert again.deposit_limit_per_day == 10
     with pytest.raises(InvalidInput, match="needs its API key"):
         link_guild(guild_id=GUILD + 1, api_key=None)
+
+
+def test_payouts_and_refunds_go_to_drip_automatically_when_the_guild_chose_it(fake, breaker):
+    from markets.services import bet_place, market_cancel, market_create
+
+    from .conftest import CAROL, REALM, START, assert_conserved
+    from .test_faults import worker_pass
+
+    link_guild()
+    market = market_create(
+        guild_id=GUILD,
+        creator_id=CAROL,
+        question="Will the bridge hold?",
+        outcomes=["Yes", "No"],
+        duration="1d",
+        mechanism="parimutuel",
+        category=None,
+        idempotency_key=key(),
+    )
+    bet_place(market_id=market.pk, user_id=ALICE, outcome=0, amount=100, idempotency_key=key())
+    bet_place(market_id=market.pk, user_id=BOB, outcome=1, amount=200, idempotency_key=key())
+    link_guild(api_key=None, auto_withdraw_payouts=True)  # only payouts from now on
+    initial = fake.total(REALM)
+    market_cancel(market_id=market.pk, reason="Test refund.", idempotency_key=key())
+    services.drip_withdraw_request(guild_id=GUILD, user_id=BOB, amount=1000, idempotency_key=key())
+
+    report = worker_pass(fake, breaker)
+    assert report.auto_queued == 1  # Bob already took his refund out himself
+    assert fake.balance(REALM, ALICE) == START + 100
+    assert fake.balance(REALM, BOB) == START + 1000
+    assert Account.objects.get(kind="wallet", owner_id=ALICE).balance == 900
+    assert worker_pass(fake, breaker).auto_queued == 0  # each payout once
+    auto = DripTransfer.objects.get(idempotency_key__startswith="drip:auto:")
+    assert (auto.user_id, auto.amount, auto.status) == (ALICE, 100, "confirmed")
+    assert_conserved(fake, initial=initial)
