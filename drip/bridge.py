@@ -11,7 +11,14 @@ from typing import Any
 
 from . import metrics, selectors, services
 from .client import DripClient, DripError, DripInDoubt, breaker_state
-from .errors import MSG_IN_DOUBT_DEPOSIT, MSG_UNAVAILABLE, DripRefused, refusal_for, when_text
+from .errors import (
+    MSG_APPLIED_NOT_RECORDED,
+    MSG_IN_DOUBT_DEPOSIT,
+    MSG_UNAVAILABLE,
+    DripRefused,
+    refusal_for,
+    when_text,
+)
 from .models import DripTransfer
 
 logger = logging.getLogger(__name__)
@@ -81,9 +88,18 @@ async def deposit(
         if exc.code == "auth":
             await db(services.drip_link_error_set, guild_id=guild_id, message=exc.message)
         raise refusal_for(exc) from exc
-    row = await db(
-        services.drip_deposit_settle, transfer_id=row.pk, balance_after=credential.balance
-    )
+    try:
+        row = await db(
+            services.drip_deposit_settle, transfer_id=row.pk, balance_after=credential.balance
+        )
+    except Exception as exc:
+        # DRIP took the points but recording it failed (database down?): the row stays
+        # `sending`, the worker flags it in doubt, a moderator confirms it. Say so, instead of
+        # the generic "nothing was changed".
+        logger.exception("DRIP deposit #%s applied but not recorded", row.pk)
+        raise DripRefused(
+            MSG_APPLIED_NOT_RECORDED.format(id=row.pk), code="drip_unrecorded"
+        ) from exc
     return await _result(db, row, drip_balance=credential.balance)
 
 

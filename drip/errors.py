@@ -42,6 +42,10 @@ MSG_IN_DOUBT_DEPOSIT = (
     "DRIP did not answer in time, so it is not known whether it took the points. Nothing was "
     "added here yet: a moderator will check DRIP (transfer #{id}) and credit your wallet if it did."
 )
+MSG_APPLIED_NOT_RECORDED = (
+    "DRIP took the points, but recording the deposit here failed. Nothing is lost: a moderator "
+    "will confirm transfer #{id} and your wallet will be credited."
+)
 MSG_LIMIT = (
     "That passes this server's DRIP {direction} limit of {limit} points per member per day: "
     "{left} left today (the day resets {reset})."

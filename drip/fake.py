@@ -6,6 +6,9 @@
 - A wrong key is a 401; a key of another realm a 403.
 - Per-realm sliding-window rate limit (`rate_limit`, `rate_window`): 429 with `Retry-After` and
   `X-RateLimit-Limit/Remaining/Reset` on every answer.
+- `atomic_batches`: a batch with one bad update fails whole (404/422), like DRIP's member batch
+  endpoint ("if any update fails, the entire batch will fail"); by default a batch answers per
+  update (`results` and `errors`).
 - Fault switches (thread-safe, for the test's thread): `latency`; `fail_next(status, times)`
   (5xx without applying); `down` (every request 503); `storm_next(times, retry_after)` (forced
   429s); `lose_next(times, mode)` — *applied but the answer is lost*: `mode="hang"` applies then
@@ -61,6 +64,7 @@ class FakeDrip:
         self.rate_window = rate_window
         self.latency = 0.0
         self.down = False
+        self.atomic_batches = False
         self.hang_seconds = 30.0
         self._fail: list[tuple[int, int]] = []  # (times, status)
         self._storm: list[tuple[int, float]] = []
@@ -345,6 +349,17 @@ class FakeDrip:
             self._record(request, 400, False, len(updates))
             return self._error(400, "Bad Request", "1–100 updates per request")
         results, errors = [], []
+        refused = 0
+        with self.lock:
+            if self.atomic_batches:  # DRIP's all-or-nothing flavour: one bad update fails all
+                for u in updates:
+                    current = realm.balances.get(str(u.get("value")))
+                    if current is None or current + int(u.get("amount", 0)) < 0:
+                        refused = 404 if current is None else 422
+                        break
+        if refused:
+            self._record(request, refused, False, len(updates), body)
+            return self._error(refused, "Batch Failed", "an update failed")
         with self.lock:
             for u in updates:
                 value, amount = str(u.get("value")), int(u.get("amount", 0))

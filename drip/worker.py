@@ -10,7 +10,8 @@ Each pass:
    batch request (one update per member), and record the answer: confirmed, or failed and
    reversed, or — when the answer is lost — in doubt. A certain non-application (no connection,
    5xx, 429, a rejected key) puts the rows back to `pending`, due after `Retry-After` or an
-   exponential backoff with jitter;
+   exponential backoff with jitter. A batch DRIP refuses as a whole (404/422: an all-or-nothing
+   batch with one bad member) applied nothing, so its members are then sent one by one;
 3. while the circuit breaker is open nothing is claimed: the rows wait, untouched.
 
 Before sending, guilds that chose automatic withdrawals get a withdrawal queued for every market
@@ -34,11 +35,14 @@ from django.utils import timezone
 from . import metrics, selectors, services
 from .client import (
     BATCH_MAX,
-    DripAuth,
+    DripBadRequest,
     DripClient,
     DripError,
     DripInDoubt,
+    DripInsufficient,
+    DripNotMember,
     DripRateLimited,
+    DripUnavailable,
     breaker_state,
 )
 from .models import DripTransfer
@@ -142,41 +146,84 @@ class DripWorker:
             report.in_doubt += len(flagged)
             logger.warning("DRIP: batch of %d in doubt (guild %s): %s", len(ids), guild_id, exc)
             return False
-        except DripError as exc:
-            if isinstance(exc, DripRateLimited):
-                delay = exc.retry_after or 60.0
-            else:
-                delay = self.backoff(max(r.attempts for r in rows))
-            if isinstance(exc, DripAuth):
-                await _db(services.drip_link_error_set, guild_id=guild_id, message=exc.message)
-            released = await _db(
-                services.drip_batch_release,
-                transfer_ids=ids,
-                retry_at=timezone.now() + dt.timedelta(seconds=delay),
-                error_code=exc.code,
-                message=exc.message,
-            )
-            report.released += released
-            logger.info(
-                "DRIP: batch of %d for guild %s not applied (%s); retry in %.1fs",
-                len(ids),
-                guild_id,
-                exc.code,
-                delay,
-            )
+        except (DripNotMember, DripInsufficient) as exc:
+            # DRIP refused the whole request (an all-or-nothing batch): nothing was applied.
+            # Send each member alone so one member who left the realm blocks nobody else.
+            logger.info("DRIP: batch for guild %s refused whole (%s); one by one", guild_id, exc)
+            await self._send_each(creds, rows, updates, report)
             return False
+        except DripError as exc:
+            await self._release(guild_id, rows, exc, report)
+            return False
+        await self._settle(rows, outcome.balances, outcome.errors, outcome.request_id, report)
+        await _db(services.drip_link_error_set, guild_id=guild_id, message="")
+        return len(rows) == self.batch_max
+
+    async def _settle(self, rows, balances, errors, request_id, report: PassReport) -> None:
         counts = await _db(
             services.drip_batch_settle,
-            transfer_ids=ids,
-            balances=outcome.balances,
-            errors=outcome.errors,
-            request_id=outcome.request_id,
+            transfer_ids=[r.pk for r in rows],
+            balances=balances,
+            errors=errors,
+            request_id=request_id,
         )
         report.confirmed += counts[DripTransfer.Status.CONFIRMED]
         report.failed += counts[DripTransfer.Status.FAILED]
         report.in_doubt += counts[DripTransfer.Status.IN_DOUBT]
-        await _db(services.drip_link_error_set, guild_id=guild_id, message="")
-        return len(rows) == self.batch_max
+
+    async def _release(self, guild_id: int, rows, exc: DripError, report: PassReport) -> None:
+        """DRIP certainly applied none of `rows`: back to pending, due after `Retry-After` or a
+        backoff; a rejected key or request is shown on the link for moderators."""
+        if isinstance(exc, DripRateLimited):
+            delay = exc.retry_after or 60.0
+        else:
+            delay = self.backoff(max(r.attempts for r in rows))
+        if not isinstance(exc, DripRateLimited | DripUnavailable):
+            await _db(services.drip_link_error_set, guild_id=guild_id, message=exc.message)
+        report.released += await _db(
+            services.drip_batch_release,
+            transfer_ids=[r.pk for r in rows],
+            retry_at=timezone.now() + dt.timedelta(seconds=delay),
+            error_code=exc.code,
+            message=exc.message,
+        )
+        logger.info(
+            "DRIP: %d withdrawals for guild %s not applied (%s); retry in %.1fs",
+            len(rows),
+            guild_id,
+            exc.code,
+            delay,
+        )
+
+    async def _send_each(self, creds, rows, updates, report: PassReport) -> None:
+        """Send a refused batch's members one request each (their rows are `sending`)."""
+        by_user: dict[int, list[DripTransfer]] = defaultdict(list)
+        for r in rows:
+            by_user[r.user_id].append(r)
+        for index, (user_id, amount) in enumerate(updates):
+            mine = by_user[user_id]
+            try:
+                credential = await self.client.balance_update(
+                    realm_id=creds.realm_id,
+                    api_key=creds.api_key,
+                    user_id=user_id,
+                    amount=amount,
+                    realm_point_id=creds.realm_point_id,
+                )
+            except DripInDoubt as exc:
+                ids = [r.pk for r in mine]
+                flagged = await _db(
+                    services.drip_transfers_in_doubt, transfer_ids=ids, reason=exc.message
+                )
+                report.in_doubt += len(flagged)
+            except (DripNotMember, DripInsufficient, DripBadRequest) as exc:
+                await self._settle(mine, {}, {user_id: exc.message}, exc.request_id, report)
+            except DripError as exc:  # rate limit, outage, key: the rest waits
+                rest = [r for u, _ in updates[index:] for r in by_user[u]]
+                await self._release(creds.guild_id, rest, exc, report)
+                return
+            else:
+                await self._settle(mine, {user_id: credential.balance}, {}, "", report)
 
     async def _recheck(self, rows: list[DripTransfer]) -> None:
         """Write each in-doubt member's DRIP balance now onto their rows, as evidence for the

@@ -271,6 +271,66 @@ def test_a_withdrawal_drip_never_applied_is_reversed_by_the_moderator(
     assert_conserved(fake, initial=initial)
 
 
+def test_a_batch_drip_refuses_whole_is_sent_member_by_member(fake, linked, breaker):
+    initial = fake.total(REALM)
+    stranger = 999_999_999_999_999_777  # not in the realm: DRIP fails the whole batch
+    fake.atomic_batches = True
+    rows = {u: withdraw(u, a) for u, a in ((ALICE, 100), (stranger, 50), (BOB, 70))}
+
+    report = worker_pass(fake, breaker)
+
+    assert (report.confirmed, report.failed) == (2, 1)
+    assert [r.status for r in fake.requests("PATCH")] == [404, 200, 200, 404]  # by member id
+    assert fake.balance(REALM, ALICE) == START + 100 and fake.balance(REALM, BOB) == START + 70
+    refused = DripTransfer.objects.get(pk=rows[stranger].pk)
+    assert refused.status == "failed" and refused.resolution == "refused by DRIP"
+    assert wallet(stranger) == 1000  # reversed
+    assert_conserved(fake, initial=initial)
+
+
+def test_a_deposit_drip_applied_but_the_database_lost_is_recovered_not_lost(
+    fake, linked, breaker, moderator_client
+):
+    """The database connection drops right after DRIP confirmed the debit (the runner the bot
+    passes in fails that one call, as a lost connection would)."""
+    from django.db import OperationalError
+
+    initial = fake.total(REALM)
+
+    async def db_losing_the_settle(func, /, **kwargs):
+        if func is services.drip_deposit_settle:
+            raise OperationalError("server closed the connection unexpectedly")
+        return await _db(func, **kwargs)
+
+    async def go():
+        client = DripClient(base_url=fake.base_url, timeout=1.0, breaker=breaker)
+        try:
+            await bridge.deposit(
+                db=db_losing_the_settle,
+                client=client,
+                guild_id=GUILD,
+                user_id=BOB,
+                amount=250,
+                idempotency_key=f"test:{uuid.uuid4().hex}",
+            )
+        finally:
+            await client.close()
+
+    with pytest.raises(DripRefused) as refused:
+        asyncio.run(go())
+    row = DripTransfer.objects.get()
+    assert refused.value.code == "drip_unrecorded"
+    assert f"a moderator will confirm transfer #{row.pk}" in refused.value.message
+    assert row.status == "sending" and fake.balance(REALM, BOB) == START - 250
+
+    worker_pass(fake, breaker, stale_seconds=0)
+    row.refresh_from_db()
+    assert row.status == "in_doubt" and f"{START - 250:,}" in row.recheck_note
+    decide(moderator_client, row.pk, "applied")
+    assert wallet(BOB) == 1250
+    assert_conserved(fake, initial=initial)
+
+
 # --- 4. A worker killed between send and confirm ----------------------------------------------
 
 
