@@ -28,8 +28,8 @@ log/Sentry scrubber; no exception or log line built here contains it.
 
 from __future__ import annotations
 
-import asyncio
 import logging
+import time
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -192,7 +192,8 @@ class DripClient:
         self._session: aiohttp.ClientSession | None = None
         self._guarded = self.breaker.decorate(self._request_once)
         self.rate: dict[str, tuple[int, float]] = {}
-        """realm → (requests remaining, seconds until the window resets), from DRIP's headers."""
+        """realm → (requests remaining, `time.monotonic()` when the window resets), from
+        DRIP's `X-RateLimit-Remaining` / `X-RateLimit-Reset` headers."""
 
     async def close(self) -> None:
         if self._session is not None and not self._session.closed:
@@ -342,8 +343,6 @@ class DripClient:
                 f"DRIP did not answer in time ({type(exc).__name__}); the change may or may not "
                 "have been applied."
             ) from exc
-        except asyncio.CancelledError:
-            raise
         metrics.request_observed(endpoint, str(status))
         if 200 <= status < 300:
             if not isinstance(data, dict):
@@ -358,7 +357,13 @@ class DripClient:
             reset = float(headers.get("X-RateLimit-Reset", 0))
         except (KeyError, TypeError, ValueError):
             return
-        self.rate[realm_id] = (remaining, reset)
+        self.rate[realm_id] = (remaining, time.monotonic() + reset)
+
+    def rate_exhausted(self, realm_id: str) -> float:
+        """Seconds until DRIP's window for `realm_id` resets when its last answer said no
+        request is left; 0 otherwise."""
+        remaining, reset_at = self.rate.get(realm_id, (1, 0.0))
+        return max(0.0, reset_at - time.monotonic()) if remaining <= 0 else 0.0
 
 
 def _member_balance(member: dict, realm_point_id: str) -> int | None:

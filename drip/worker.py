@@ -120,6 +120,10 @@ class DripWorker:
         except Exception as exc:  # an unreadable key or a removed link: the rows wait
             logger.warning("DRIP: guild %s cannot be sent: %s", guild_id, exc)
             return False
+        wait = self.client.rate_exhausted(creds.realm_id)
+        if wait:  # DRIP said this window is used up: claim nothing, spend no request on a 429
+            logger.info("DRIP: realm of guild %s rate-limited for %.1fs more", guild_id, wait)
+            return False
         rows: list[DripTransfer] = await _db(
             services.drip_batch_claim, guild_id=guild_id, limit=self.batch_max
         )

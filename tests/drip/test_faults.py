@@ -156,6 +156,30 @@ def test_a_429_storm_delays_withdrawals_by_retry_after_and_each_arrives_once(fak
     assert_conserved(fake, initial=initial)
 
 
+def test_the_worker_stops_for_a_realm_whose_rate_limit_window_is_used_up(fake, linked, breaker):
+    initial = fake.total(REALM)
+    fake.rate_limit, fake.rate_window = 2, 1.5
+    for user in (ALICE, BOB, CAROL):
+        withdraw(user, 10)
+
+    async def passes():
+        client = DripClient(base_url=fake.base_url, timeout=1.0, breaker=breaker)
+        worker = DripWorker(client=client, batch_max=1)
+        try:
+            first = await worker.run_once()
+            assert first.confirmed == 2 and first.batches == [1, 1]
+            assert (await worker.run_once()).batches == []  # the window is used up
+            await asyncio.sleep(1.6)
+            assert (await worker.run_once()).confirmed == 1
+        finally:
+            await client.close()
+
+    asyncio.run(passes())
+    assert all(r.status == 200 for r in fake.requests())  # not one request spent on a 429
+    assert DripTransfer.objects.filter(attempts=1).count() == 3
+    assert_conserved(fake, initial=initial)
+
+
 # --- 2. 5xx runs and the breaker ---------------------------------------------------------------
 
 
