@@ -1,9 +1,7 @@
 """WebSocket routes (wrapped in origin and session checks by config/asgi.py)."""
 
-from django.urls import path
-
-from markets.consumers import DashboardConsumer
+from dashboard.routing import websocket_urlpatterns as dashboard_websocket_urlpatterns
 
 websocket_urlpatterns = [
-    path("ws/dashboard/", DashboardConsumer.as_asgi()),
+    *dashboard_websocket_urlpatterns,
 ]

@@ -60,6 +60,7 @@ INSTALLED_APPS = [
     "markets",
     "betting",
     "discordbot",
+    "dashboard",
     "drip",
 ]
 
@@ -134,6 +135,17 @@ if _db["ENGINE"] == "django.db.backends.postgresql":
         ),
     )
     _options.setdefault("application_name", env.str("DB_APPLICATION_NAME", default="pm"))
+    # Bounded waits on a database that stops answering (issue 12): statement_timeout is enforced
+    # by the server, so a host that vanished or a dropped network path would leave a query in
+    # flight waiting forever. Keepalive probes find a silent idle peer after
+    # idle + interval × count seconds; tcp_user_timeout fails a connection whose sent data stays
+    # unacknowledged that long. (A server process that is stopped but whose kernel still answers
+    # TCP is not caught here; that needs a client-side budget.)
+    _options.setdefault("keepalives", 1)
+    _options.setdefault("keepalives_idle", env.int("DB_KEEPALIVES_IDLE", default=10))
+    _options.setdefault("keepalives_interval", env.int("DB_KEEPALIVES_INTERVAL", default=3))
+    _options.setdefault("keepalives_count", env.int("DB_KEEPALIVES_COUNT", default=3))
+    _options.setdefault("tcp_user_timeout", env.int("DB_TCP_USER_TIMEOUT_MS", default=15_000))
     if env.int("DB_POOL_MAX_SIZE", default=0) > 0:
         _options["pool"] = {
             "min_size": env.int("DB_POOL_MIN_SIZE", default=1),

@@ -18,5 +18,5 @@ urlpatterns = [
     path("health/external", health.health_external, name="health-external"),
     path("metrics", metrics.metrics_view, name="metrics"),
     path("admin/", admin.site.urls),
-    path("dashboard/", include("markets.urls")),
+    path("dashboard/", include("dashboard.urls")),
 ]

@@ -29,10 +29,12 @@ from django.core.cache import cache
 from django.core.cache.backends.locmem import LocMemCache
 from django.db import connection
 
-from . import interactions, telemetry
+from config import metrics
+
+from . import interactions
+from .actions import policy_get
 from .interactions import ModalRouter, answer_now
 from .permissions import Policy
-from .services import policy_get
 
 logger = logging.getLogger(__name__)
 
@@ -263,7 +265,26 @@ class PredictionBot(commands.AutoShardedBot):
         self, interaction: discord.Interaction, error: app_commands.AppCommandError
     ) -> None:
         """Errors the command tree raises before a command runs (bad option values, a command
-        Discord knows but this bot does not): one short answer, never a traceback."""
+        Discord knows but this bot does not): one short answer, never a traceback. An
+        autocomplete can only be answered with choices (Discord refuses a message), so it gets
+        an empty list."""
+        if interaction.type is discord.InteractionType.autocomplete:
+            if isinstance(error, app_commands.CommandNotFound):
+                logger.info("autocomplete for unknown command: %s", error)
+            else:
+                interactions.error_capture(
+                    error,
+                    logger=logger,
+                    message="autocomplete failed before it ran",
+                    interaction_id=interaction.id,
+                    guild_id=interaction.guild_id,
+                )
+            if not interaction.response.is_done():
+                try:
+                    await interaction.response.autocomplete([])
+                except discord.HTTPException:
+                    logger.info("could not answer autocomplete %s", interaction.id)
+            return
         if isinstance(error, app_commands.CommandNotFound):
             text = "This command is not available any more; the command list will update soon."
         elif isinstance(error, app_commands.NoPrivateMessage):
@@ -299,7 +320,7 @@ class PredictionBot(commands.AutoShardedBot):
 
     def _observe_gateway(self) -> None:
         connected = sum(1 for s in self.shards.values() if not s.is_closed())
-        telemetry.gateway(self.latency, connected)
+        metrics.gateway_observed(self.latency, connected)
 
     def health(self) -> tuple[str, dict[str, Any]]:
         """For `/health/ready` of the bot process: healthy once every shard is connected."""

@@ -26,9 +26,10 @@ from typing import TYPE_CHECKING, Any
 import discord
 
 from config import logging as config_logging
+from config import metrics
 from points.errors import DomainError
 
-from . import limits, ratelimit, telemetry
+from . import limits, ratelimit
 from .permissions import Actor, is_moderator
 
 if TYPE_CHECKING:
@@ -105,7 +106,7 @@ def age(interaction: discord.Interaction) -> float:
 def observe(interaction: discord.Interaction, action: str, outcome: str = "ok") -> None:
     """Record an interaction answered at once (a modal or a refusal) in the metrics."""
     elapsed = age(interaction)
-    telemetry.interaction_observed(action, outcome, elapsed, elapsed)
+    metrics.interaction_observed(action, outcome, elapsed, elapsed)
 
 
 def actor(interaction: discord.Interaction) -> Actor:
@@ -127,7 +128,7 @@ async def rate_limited(
         ratelimit.check, guild_id=interaction.guild_id, user_id=who.user_id, rules=rules
     )
     if limited is not None:
-        telemetry.rate_limited(limited.rule.bucket, limited.rule.scope)
+        metrics.ratelimit_refused(limited.rule.metric_scope)
     return limited
 
 
@@ -178,7 +179,7 @@ async def respond(
         )
         return None
     finally:
-        telemetry.interaction_observed(action, outcome, first, age(interaction))
+        metrics.interaction_observed(action, outcome, first, age(interaction))
 
 
 async def deliver(
@@ -193,7 +194,9 @@ async def deliver(
     kwargs = reply.kwargs()
     if update:
         if reply.edit:
-            message = await interaction.edit_original_response(**kwargs)
+            # No text in the reply keeps the message's own text: `content: null` would erase
+            # it (an announcement's line above the market embed).
+            message = await interaction.edit_original_response(**_followup(kwargs))
         else:
             message = await interaction.followup.send(
                 wait=True, ephemeral=reply.ephemeral, **_followup(kwargs)

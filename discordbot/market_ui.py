@@ -18,7 +18,7 @@ import discord
 
 from markets.selectors import MarketSummary
 
-from . import interactions, limits, parsing, ratelimit, render, selectors, services
+from . import actions, interactions, limits, parsing, ratelimit, render, selectors
 from .interactions import Reply, answer_now, idempotency_key, respond, send_modal
 
 if TYPE_CHECKING:
@@ -39,7 +39,7 @@ SELL_ID = r"pm:sell:(?P<market>\d{1,19})"
 POSITION_ID = r"pm:pos:(?P<market>\d{1,19})"
 REFRESH_ID = r"pm:refresh:(?P<market>\d{1,19})"
 SELL_PICK_ID = r"pm:sellpick:(?P<market>\d{1,19})"
-LIST_ID = r"pm:list:(?P<page>\d{1,4}):(?P<status>[a-z]{1,10}):(?P<category>.{0,50})"
+LIST_ID = r"pm:list:(?P<page>\d{1,4}):(?P<status>[a-z]{1,10})(?P<cut>[:~])(?P<category>.{0,50})"
 BUY_MODAL_ID = r"pm:m:buy:(?P<market>\d{1,19}):(?P<outcome>\d{1,2})"
 SELL_MODAL_ID = r"pm:m:sell:(?P<market>\d{1,19}):(?P<outcome>\d{1,2})"
 
@@ -173,13 +173,31 @@ class SellSelect(discord.ui.DynamicItem[discord.ui.Select], template=SELL_PICK_I
 class ListPageButton(discord.ui.DynamicItem[discord.ui.Button], template=LIST_ID):
     """Previous / next page of `/market list` (the page, filter and category in the id)."""
 
-    def __init__(self, page: int, status: str, category: str, *, label: str, disabled: bool):
-        self.page, self.status, self.category = page, status, category
+    def __init__(
+        self,
+        page: int,
+        status: str,
+        category: str,
+        *,
+        label: str,
+        disabled: bool,
+        cut: bool = False,
+    ):
+        self.page, self.status, self.category, self.cut = page, status, category, cut
+        # custom_id ≤ 100 UTF-16 units (DOMAIN §8): a category of emoji can be 100 units alone,
+        # so a long one is carried cut ("~" instead of ":") and completed after the defer.
+        prefix = f"pm:list:{page}:{status}"
+        shown = category[:50]
+        if cut or limits.size(f"{prefix}:{shown}") > limits.CUSTOM_ID:
+            shown = _utf16_prefix(shown, limits.CUSTOM_ID - limits.size(prefix) - 1)
+            custom_id = f"{prefix}~{shown}"
+        else:
+            custom_id = f"{prefix}:{shown}"
         super().__init__(
             discord.ui.Button(
                 label=label,
                 style=discord.ButtonStyle.secondary,
-                custom_id=f"pm:list:{page}:{status}:{category[:50]}",
+                custom_id=custom_id,
                 disabled=disabled,
             )
         )
@@ -192,17 +210,37 @@ class ListPageButton(discord.ui.DynamicItem[discord.ui.Button], template=LIST_ID
             match["category"],
             label=getattr(item, "label", "") or "Page",
             disabled=False,
+            cut=match["cut"] == "~",
         )
 
     async def callback(self, interaction: discord.Interaction) -> None:
         async def body() -> Reply:
+            category = self.category
+            if self.cut:
+                known = await _bot(interaction).db(
+                    selectors.category_complete,
+                    guild_id=interaction.guild_id,
+                    prefix=self.category,
+                )
+                category = known or self.category
             reply = await market_list_reply(
-                interaction, status=self.status, category=self.category, page=self.page
+                interaction, status=self.status, category=category, page=self.page
             )
             reply.edit = True
             return reply
 
         await respond(interaction, body, action="market.list.page", update=True)
+
+
+def _utf16_prefix(text: str, units: int) -> str:
+    """The longest prefix of `text` within `units` UTF-16 units (never half a surrogate pair)."""
+    out, used = [], 0
+    for ch in text:
+        used += 2 if ord(ch) > 0xFFFF else 1
+        if used > units:
+            break
+        out.append(ch)
+    return "".join(out)
 
 
 DYNAMIC_ITEMS = (
@@ -252,7 +290,7 @@ async def buy_open(
         status = None
         try:
             summary = await asyncio.wait_for(
-                bot.db(services.market_in_guild, guild_id=interaction.guild_id, market=market_id),
+                bot.db(actions.market_in_guild, guild_id=interaction.guild_id, market=market_id),
                 timeout=STATUS_CHECK_SECONDS,
             )
             status = summary.status
@@ -302,7 +340,7 @@ async def buy_submit(
     async def body() -> Reply:
         amount = parsing.amount_text(values.get("amount", ""))
         result = await bot.db(
-            services.bet_place,
+            actions.bet_place_for_interaction,
             guild_id=interaction.guild_id,
             user_id=interaction.user.id,
             market=market_id,
@@ -320,7 +358,7 @@ async def sell_pick(interaction: discord.Interaction, market_id: int) -> None:
 
     async def body() -> Reply:
         summary = await bot.db(
-            services.market_in_guild, guild_id=interaction.guild_id, market=market_id
+            actions.market_in_guild, guild_id=interaction.guild_id, market=market_id
         )
         if not summary.is_open:
             return Reply(
@@ -394,7 +432,7 @@ async def sell_submit(
 
     async def body() -> Reply:
         result = await bot.db(
-            services.shares_sell,
+            actions.shares_sell_for_interaction,
             guild_id=interaction.guild_id,
             user_id=interaction.user.id,
             market=market_id,
@@ -427,7 +465,7 @@ async def market_refresh(interaction: discord.Interaction, market_id: int) -> No
 
     async def body() -> Reply:
         summary = await bot.db(
-            services.market_in_guild, guild_id=interaction.guild_id, market=market_id
+            actions.market_in_guild, guild_id=interaction.guild_id, market=market_id
         )
         reply = market_reply(summary)
         reply.edit = True

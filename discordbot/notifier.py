@@ -33,10 +33,11 @@ import aiohttp
 import discord
 from django.utils import timezone
 
+from config import metrics
 from markets.models import MarketEvent
 from markets.selectors import market_events_after, market_get
 
-from . import render, selectors, services, telemetry
+from . import actions, render, selectors
 from .market_ui import market_view
 from .models import NotificationDelivery
 
@@ -85,7 +86,7 @@ class Notifier:
         async with self._lock:
             now = timezone.now()
             cursor = await self.bot.db(
-                services.notification_cursor_start, name=self.name, after=now - self.max_age
+                actions.notification_cursor_start, name=self.name, after=now - self.max_age
             )
             events = await self.bot.db(market_events_after, after_id=cursor, limit=self.batch_size)
             done = 0
@@ -100,14 +101,14 @@ class Notifier:
                         break
                     logger.error("giving up on notifications for event %s", event.pk)
                 await self.bot.db(
-                    services.notification_cursor_advance, name=self.name, event_id=event.pk
+                    actions.notification_cursor_advance, name=self.name, event_id=event.pk
                 )
                 self._attempts.pop(event.pk, None)
                 done += 1
             await self._refresh_dirty()
             cursor = events[done - 1].pk if done else cursor
             backlog = await self.bot.db(selectors.events_backlog, after_id=cursor)
-            telemetry.notification_backlog(backlog)
+            metrics.notification_backlog_set(backlog)
             return done
 
     async def drain(self) -> int:
@@ -164,7 +165,7 @@ class Notifier:
             )
             if m.message_id is None:
                 await self.bot.db(
-                    services.market_message_set,
+                    actions.market_message_set_for_interaction,
                     market_id=m.id,
                     channel_id=ctx.announce_channel_id,
                     message_id=message.id,
@@ -227,7 +228,7 @@ class Notifier:
         except (aiohttp.ClientError, TimeoutError) as exc:
             raise RetryLater(str(exc)) from exc
         await self.bot.db(
-            services.notification_delivery_record,
+            actions.notification_delivery_record,
             event_id=event.pk,
             target=target,
             status=status,

@@ -1,18 +1,24 @@
-"""Rate limits of DOMAIN §7 through Django's shared cache (Redis in production, so every shard and
-process counts together): per member 10 requests and 5 trades a minute, per guild 100 requests a
-minute and 10 new markets an hour. Fixed windows counted with `cache.add` + `cache.incr`, which
-are atomic on Redis and on the local-memory cache. A cache outage opens the limits rather than
-refusing members (settings make Redis errors non-fatal)."""
+"""Rate limits of DOMAIN §7: per member 10 requests and 5 trades a minute, per guild 100 requests
+a minute and 10 new markets an hour. The counting is django-ratelimit's (`get_usage`, the same
+core that guards the admin login), in the cache `RATELIMIT_USE_CACHE` names: Redis in production,
+so every shard and process counts together. This module only holds the rule table, says whose
+budget a rule spends (a key callable), and words the refusal.
+
+django-ratelimit counts in fixed windows of each rule's period; every key's window is offset by
+a hash of the key (its jitter), so members' windows do not all end in the same second. Its only
+clock is `django_ratelimit.core.time.time()`: tests set that clock instead of waiting for a
+window to pass. A cache outage opens the limits rather than refusing members: errors the cache
+swallows follow `RATELIMIT_FAIL_OPEN` (on by default), errors it raises are logged and skipped.
+`RATELIMIT_ENABLE = False` turns these limits off together with the admin login's."""
 
 from __future__ import annotations
 
 import logging
-import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 from django.conf import settings
-from django.core.cache import cache
+from django_ratelimit import core
 
 logger = logging.getLogger(__name__)
 
@@ -27,12 +33,21 @@ class Rule:
     limit: int
     period: int  # seconds
     what: str
+    metric_scope: str
+    """The `scope` label of `pm_bot_ratelimit_refusals_total` when this rule refuses."""
+
+    @property
+    def group(self) -> str:
+        """django-ratelimit's group: the rule's own counters, apart from every other rule's."""
+        return f"discordbot.{self.bucket}.{self.scope}"
 
 
-USER_REQUESTS = Rule("user", "requests", 10, 60, "at most 10 commands a minute")
-USER_TRADES = Rule("user", "trades", 5, 60, "at most 5 trades a minute")
-GUILD_REQUESTS = Rule("guild", "requests", 100, 60, "at most 100 commands a minute")
-GUILD_MARKETS = Rule("guild", "markets", 10, 3600, "at most 10 new markets an hour")
+USER_REQUESTS = Rule("user", "requests", 10, 60, "at most 10 commands a minute", "user")
+USER_TRADES = Rule("user", "trades", 5, 60, "at most 5 trades a minute", "user_trades")
+GUILD_REQUESTS = Rule("guild", "requests", 100, 60, "at most 100 commands a minute", "guild")
+GUILD_MARKETS = Rule(
+    "guild", "markets", 10, 3600, "at most 10 new markets an hour", "guild_markets"
+)
 
 REQUEST = (USER_REQUESTS, GUILD_REQUESTS)
 TRADE = (*REQUEST, USER_TRADES)
@@ -42,38 +57,56 @@ CREATE = (*REQUEST, GUILD_MARKETS)
 @dataclass(frozen=True)
 class Limited:
     rule: Rule
-    retry_at: float  # unix time
+    retry_at: int
+    """Unix time of the first second of the rule's next window."""
 
     @property
     def message(self) -> str:
         template = MSG_GUILD_LIMITED if self.rule.scope == "guild" else MSG_LIMITED
-        return template.format(what=self.rule.what, when=f"<t:{int(self.retry_at) + 1}:R>")
-
-    @property
-    def retry_after(self) -> float:
-        return max(0.0, self.retry_at - time.time())
+        return template.format(what=self.rule.what, when=f"<t:{self.retry_at}:R>")
 
 
-def check(
-    *, guild_id: int, user_id: int, rules: Sequence[Rule], now: float | None = None
-) -> Limited | None:
+@dataclass(frozen=True)
+class Asker:
+    """What django-ratelimit calls the request: who is asking, in which guild."""
+
+    guild_id: int
+    user_id: int
+
+
+def _member_key(group: str, asker: Asker) -> str:
+    return f"{_namespace()}:user:{asker.user_id}"
+
+
+def _guild_key(group: str, asker: Asker) -> str:
+    return f"{_namespace()}:guild:{asker.guild_id}"
+
+
+def _namespace() -> str:
+    """Bumping DISCORD_RATELIMIT_NAMESPACE starts every budget afresh (tests give each test its
+    own, since the cache may be a Redis shared between runs)."""
+    return getattr(settings, "DISCORD_RATELIMIT_NAMESPACE", "v1")
+
+
+def check(*, guild_id: int, user_id: int, rules: Sequence[Rule]) -> Limited | None:
     """Count one use against every rule; the first rule over its limit is returned (the use
     still counts, so hammering does not shorten the wait)."""
-    now = time.time() if now is None else now
-    namespace = getattr(settings, "DISCORD_RATELIMIT_NAMESPACE", "v1")
+    asker = Asker(guild_id=guild_id, user_id=user_id)
     first: Limited | None = None
     for rule in rules:
-        owner = user_id if rule.scope == "user" else guild_id
-        window = int(now // rule.period)
-        key = f"rl:{namespace}:{rule.bucket}:{rule.scope}:{owner}:{window}"
         try:
-            cache.add(key, 0, timeout=rule.period + 5)
-            count = cache.incr(key)
-        except Exception:  # cache down or key evicted between add and incr: fail open
-            logger.warning("rate limit cache unavailable for %s", key, exc_info=True)
+            usage = core.get_usage(
+                asker,
+                group=rule.group,
+                key=_member_key if rule.scope == "user" else _guild_key,
+                rate=(rule.limit, rule.period),
+                increment=True,
+            )
+        except Exception:  # the cache raised instead of swallowing its outage: fail open
+            logger.warning("rate limit cache unavailable for %s", rule.group, exc_info=True)
             continue
-        if count is None:
+        if usage is None or not usage["should_limit"] or first is not None:
             continue
-        if count > rule.limit and first is None:
-            first = Limited(rule=rule, retry_at=(window + 1) * rule.period)
+        # `time_left` counts down to the window's last second, read on django-ratelimit's clock.
+        first = Limited(rule=rule, retry_at=int(core.time.time()) + usage["time_left"] + 1)
     return first

@@ -10,6 +10,9 @@ import aiohttp
 import discord
 from django.conf import settings
 
+from config import health
+from config.sentry import sentry_asyncio_enable
+
 from .bot import PredictionBot
 
 logger = logging.getLogger(__name__)
@@ -49,20 +52,15 @@ def describe_start_failure(exc: BaseException) -> str | None:
     return None
 
 
-def health_register(bot: PredictionBot) -> None:
-    """Show the gateway in `/health/external` (and the bot process's readiness)."""
-    try:
-        from config import health
-    except ImportError:  # pragma: no cover - older config without health checks
-        return
-    register = getattr(health, "register_external_check", None)
-    if register is not None:
-        register("discord", bot.health)
-
-
 async def run(bot: PredictionBot, token: str) -> None:
-    """Log in, connect and run until closed. Raises `BotStartError` for an operator's mistake."""
-    health_register(bot)
+    """Log in, connect and run until closed. Raises `BotStartError` for an operator's mistake.
+
+    Every way of starting the bot (`runbot`, `serve`) comes through here, inside the loop the bot
+    will run on: Sentry's asyncio integration patches that running loop, so exceptions of tasks
+    nobody awaits are reported (a no-op when Sentry is not initialised). The gateway is shown in
+    `/health/external` and the bot process's readiness."""
+    sentry_asyncio_enable()
+    health.register_external_check("discord", bot.health)
     try:
         async with bot:
             await bot.start(token)

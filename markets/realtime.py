@@ -1,10 +1,11 @@
 """Publishing market events to the dashboard after commit (STYLE §6).
 
-Services call `event_publish_on_commit(event)` inside their transaction; the event is sent to the
-channel layer group `DASHBOARD_GROUP` only once the transaction commits. A failure (Redis down or
-hanging) is logged and counted (`pm_dashboard_publish_failures_total`) and never fails the write:
-the dashboard replays missed events from the `MarketEvent` table when it reconnects, so a lost
-push costs a little latency, never data.
+This is the publish side only: services call `event_publish_on_commit(event)` inside their
+transaction; the event is sent to the channel layer group `DASHBOARD_GROUP` only once the
+transaction commits; whoever listens (the `dashboard` app's consumer) is not imported here. A
+failure (Redis down or hanging) is logged and counted (`pm_dashboard_publish_failures_total`) and
+never fails the write: the dashboard replays missed events from the `MarketEvent` table when it
+reconnects, so a lost push costs a little latency, never data.
 """
 
 from __future__ import annotations
@@ -30,47 +31,10 @@ DASHBOARD_GROUP = "dashboard"
 PUBLISH_TIMEOUT_SECONDS = 2.0
 
 
-_TRADE_VERBS = {"buy": "bought", "sell": "sold", "stake": "staked"}
-
-
-def event_summary(event_type: str, market_id: int, payload: dict[str, Any]) -> str:
-    """One line of plain text for the live feed (the page escapes it), built from the outbox
-    payload alone so live pushes and server renders read the same."""
-    p = payload or {}
-    who = p.get("user_id") or p.get("voter_id") or ""
-    if event_type == MarketEvent.Type.TRADE:
-        verb = _TRADE_VERBS.get(p.get("kind", ""), "traded")
-        probabilities = p.get("probabilities") or []
-        outcome = p.get("outcome")
-        after = ""
-        if isinstance(outcome, int) and 0 <= outcome < len(probabilities):
-            after = f" → {probabilities[outcome] * 100:.1f}%"
-        amount = f"{p.get('amount', 0):,}"
-        what = f"{amount} pts for" if verb == "sold" else f"{amount} pts on"
-        return f"#{market_id}: {who} {verb} {what} “{p.get('label', '?')}”{after}"
-    if event_type == MarketEvent.Type.CREATED:
-        return f"#{market_id} opened: {p.get('question', '')}"
-    if event_type == MarketEvent.Type.CLOSED:
-        how = "closed automatically" if p.get("automatic") else "closed early"
-        return f"#{market_id} {how}" + (f": {p['reason']}" if p.get("reason") else "")
-    if event_type == MarketEvent.Type.VOTE:
-        return (
-            f"#{market_id}: {who} voted “{p.get('label', '?')}” "
-            f"({p.get('votes', '?')}/{p.get('needed', '?')})"
-        )
-    if event_type == MarketEvent.Type.RESOLVED:
-        paid = f"{p.get('total_paid', 0):,}"
-        return f"#{market_id} resolved: “{p.get('label', '?')}” wins, {paid} pts paid"
-    if event_type == MarketEvent.Type.CANCELLED:
-        return f"#{market_id} cancelled, {p.get('total_refunded', 0):,} pts refunded" + (
-            f": {p['reason']}" if p.get("reason") else ""
-        )
-    return f"#{market_id}: {event_type}"
-
-
 def event_message(event: MarketEvent) -> dict[str, Any]:
-    """The one wire format of a market event, used for live pushes and for replays alike.
-    `type` routes the message to the consumer's `market_event` handler."""
+    """A market event as the channel layer carries it: the outbox row's facts and nothing
+    about how an interface shows them (the dashboard adds its one-line summary on receipt).
+    `type` routes the message to a consumer's `market_event` handler."""
     return {
         "type": "market.event",
         "id": event.pk,
@@ -79,7 +43,6 @@ def event_message(event: MarketEvent) -> dict[str, Any]:
         "event": event.type,
         "payload": event.payload,
         "status": (event.payload or {}).get("status"),
-        "summary": event_summary(event.type, event.market_id, event.payload),
         "created_at": event.created_at.isoformat() if event.created_at else None,
     }
 

@@ -1,6 +1,6 @@
 """Market commands: `/market create|show|list|close|resolve|cancel`, `/bet`, `/sell`, `/portfolio`.
 
-Thin (STYLE §8): each command parses its options, awaits one `discordbot.services` use case or a
+Thin (STYLE §8): each command parses its options, awaits one `discordbot.actions` use case or a
 selector through `bot.db`, and renders the result. Options carry Discord-side limits for a better
 form, but the services validate everything again (DOMAIN §7).
 """
@@ -16,12 +16,13 @@ import discord
 from discord import app_commands
 from discord.ext import commands
 
+from betting.selectors import portfolio_get
 from markets.models import Market
 from markets.selectors import categories as market_categories
-from markets.selectors import market_list, portfolio_get
+from markets.selectors import market_list
 from points.errors import MAX_AMOUNT
 
-from .. import interactions, limits, market_ui, parsing, ratelimit, render, selectors, services
+from .. import actions, interactions, limits, market_ui, parsing, ratelimit, render, selectors
 from ..interactions import Reply, actor, answer_now, idempotency_key, respond, send_modal
 from ..permissions import require_creator
 
@@ -114,7 +115,7 @@ async def outcome_autocomplete(interaction: discord.Interaction, current: str):
     try:
         summary = await asyncio.wait_for(
             _bot(interaction).db(
-                services.market_in_guild, guild_id=interaction.guild_id, market=chosen
+                actions.market_in_guild, guild_id=interaction.guild_id, market=chosen
             ),
             timeout=AUTOCOMPLETE_SECONDS,
         )
@@ -210,7 +211,7 @@ async def create_market(
 
     async def body() -> Reply:
         summary = await bot.db(
-            services.market_create,
+            actions.market_create_for_interaction,
             guild_id=interaction.guild_id,
             actor=actor(interaction),
             question=question,
@@ -226,7 +227,7 @@ async def create_market(
         async def remember(message: discord.Message) -> None:
             if summary.message_id is None:
                 await bot.db(
-                    services.market_message_set,
+                    actions.market_message_set_for_interaction,
                     market_id=summary.id,
                     channel_id=message.channel.id,
                     message_id=message.id,
@@ -334,7 +335,7 @@ class Markets(commands.Cog):
 
         async def body() -> Reply:
             summary = await self.bot.db(
-                services.market_in_guild, guild_id=interaction.guild_id, market=market
+                actions.market_in_guild, guild_id=interaction.guild_id, market=market
             )
             return market_ui.market_reply(summary)
 
@@ -375,7 +376,7 @@ class Markets(commands.Cog):
 
         async def body() -> Reply:
             summary = await self.bot.db(
-                services.market_close,
+                actions.market_close_for_interaction,
                 guild_id=interaction.guild_id,
                 actor=actor(interaction),
                 market=market,
@@ -411,7 +412,7 @@ class Markets(commands.Cog):
                 if not (reason or "").strip():
                     return Reply(content=MSG_FORCE_REASON)
                 summary = await self.bot.db(
-                    services.market_resolve,
+                    actions.market_resolve_for_interaction,
                     guild_id=interaction.guild_id,
                     actor=actor(interaction),
                     market=market,
@@ -426,7 +427,7 @@ class Markets(commands.Cog):
                 )
                 return reply
             vote = await self.bot.db(
-                services.market_vote,
+                actions.market_vote_for_interaction,
                 guild_id=interaction.guild_id,
                 actor=actor(interaction),
                 market=market,
@@ -466,7 +467,7 @@ class Markets(commands.Cog):
 
         async def body() -> Reply:
             summary = await self.bot.db(
-                services.market_cancel,
+                actions.market_cancel_for_interaction,
                 guild_id=interaction.guild_id,
                 actor=actor(interaction),
                 market=market,
@@ -500,7 +501,7 @@ class Markets(commands.Cog):
 
         async def body() -> Reply:
             result = await self.bot.db(
-                services.bet_place,
+                actions.bet_place_for_interaction,
                 guild_id=interaction.guild_id,
                 user_id=interaction.user.id,
                 market=market,
@@ -531,7 +532,7 @@ class Markets(commands.Cog):
 
         async def body() -> Reply:
             result = await self.bot.db(
-                services.shares_sell,
+                actions.shares_sell_for_interaction,
                 guild_id=interaction.guild_id,
                 user_id=interaction.user.id,
                 market=market,

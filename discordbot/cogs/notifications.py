@@ -9,7 +9,7 @@ import discord
 from discord import app_commands
 from discord.ext import commands, tasks
 
-from .. import selectors, services
+from .. import actions, selectors
 from ..interactions import Reply, respond
 from ..notifier import Notifier
 
@@ -75,7 +75,7 @@ class Notifications(commands.Cog):
                 )
             else:
                 enabled = await self.bot.db(
-                    services.notification_preference_set,
+                    actions.notification_preference_set_for_interaction,
                     guild_id=interaction.guild_id,
                     user_id=interaction.user.id,
                     enabled=state == "on",

@@ -9,11 +9,11 @@ import discord
 from discord import app_commands
 from discord.ext import commands
 
-from markets.selectors import leaderboard_profit
+from betting.selectors import leaderboard_profit
 from points import selectors as points_selectors
 from points.errors import MAX_AMOUNT, InvalidInput
 
-from .. import render, services
+from .. import actions, render
 from ..interactions import Reply, idempotency_key, respond
 
 if TYPE_CHECKING:
@@ -103,7 +103,9 @@ class Points(commands.Cog):
 
         async def body() -> Reply:
             balance = await self.bot.db(
-                services.balance_ensure, guild_id=interaction.guild_id, user_id=interaction.user.id
+                actions.balance_ensure_for_interaction,
+                guild_id=interaction.guild_id,
+                user_id=interaction.user.id,
             )
             return Reply(content=MSG_BALANCE.format(balance=render.points(balance)))
 
@@ -116,7 +118,9 @@ class Points(commands.Cog):
 
         async def body() -> Reply:
             claim = await self.bot.db(
-                services.daily_claim, guild_id=interaction.guild_id, user_id=interaction.user.id
+                actions.daily_claim_for_interaction,
+                guild_id=interaction.guild_id,
+                user_id=interaction.user.id,
             )
             return Reply(
                 content=MSG_DAILY.format(
@@ -143,7 +147,7 @@ class Points(commands.Cog):
             if member.bot:
                 raise InvalidInput(MSG_TIP_BOT)
             await self.bot.db(
-                services.points_tip,
+                actions.points_tip_for_interaction,
                 guild_id=interaction.guild_id,
                 from_user_id=interaction.user.id,
                 to_user_id=member.id,

@@ -11,7 +11,7 @@ from discord.ext import commands
 
 from points.services import guild_settings_get_or_create
 
-from .. import render, services
+from .. import actions, render
 from ..interactions import Reply, actor, idempotency_key, respond
 from ..permissions import require_admin
 
@@ -45,7 +45,7 @@ class Settings(commands.Cog):
     async def _update(self, interaction: discord.Interaction, **changes) -> None:
         async def body() -> Reply:
             gs = await self.bot.db(
-                services.guild_settings_update,
+                actions.guild_settings_update_for_interaction,
                 guild_id=interaction.guild_id,
                 actor=actor(interaction),
                 idempotency_key=idempotency_key(interaction),

@@ -14,6 +14,7 @@ from django.db.models import F
 from django.utils import timezone
 from prometheus_client import REGISTRY
 
+from betting import services as betting_services
 from config import metrics
 from markets import services
 from points.models import Account
@@ -98,7 +99,7 @@ def test_metrics_expose_business_gauges_and_move_after_a_trade(client, scrape):
     assert metric(before, "pm_points_in_circulation") == 1000
     assert metric(before, "pm_dependency_up", dependency="database") == 1
 
-    services.bet_place(
+    betting_services.bet_place(
         market_id=market.pk, user_id=BOB, outcome=0, amount=100, idempotency_key="discord:ops-1"
     )
     after = scrape()

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 import uuid
 
 import pytest
@@ -15,25 +14,56 @@ def members() -> Members:
     return Members()
 
 
+class RateLimitClock:
+    """django-ratelimit's clock (`django_ratelimit.core.time`), stopped at a fixed instant and
+    moved only by `advance`: limits count in fixed windows, so a test never straddles a window
+    boundary by accident and never waits for one to pass."""
+
+    def __init__(self, now: float) -> None:
+        self.now = now
+
+    def time(self) -> float:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += seconds
+
+
 @pytest.fixture(autouse=True)
-def _fresh_rate_limits(settings):
-    """Each test counts rate limits in its own namespace (the cache may be a shared Redis), and
-    starts well inside a minute window: limits count in fixed windows, so a test that sends 11
-    commands across a window boundary would see its count reset and flake."""
+def ratelimit_clock(settings, monkeypatch) -> RateLimitClock:
+    """Each test counts rate limits in its own namespace (the cache may be a shared Redis) on a
+    clock it controls."""
     settings.DISCORD_RATELIMIT_NAMESPACE = uuid.uuid4().hex
-    left = 60 - time.time() % 60
-    if left < 10:
-        time.sleep(left + 0.05)
+    clock = RateLimitClock(1_800_000_000.0)
+    monkeypatch.setattr("django_ratelimit.core.time", clock)
+    return clock
+
+
+def pytest_configure(config):
+    config.addinivalue_line(
+        "markers",
+        "discord_invalid_budget(n): how many 401/403/429 answers the test may cause (default 0)",
+    )
 
 
 @pytest.fixture
-async def harness():
-    """A bot logged in against a fresh fake Discord; cogs loaded, no background loops."""
+def invalid_budget(request) -> int:
+    """How many 401/403/429 responses the test may cause (Discord bans a bot past 10,000 in 10
+    minutes, so the default is none; `@pytest.mark.discord_invalid_budget(n)` raises it)."""
+    marker = request.node.get_closest_marker("discord_invalid_budget")
+    return int(marker.args[0]) if marker else 0
+
+
+@pytest.fixture
+async def harness(invalid_budget):
+    """A bot logged in against a fresh fake Discord; cogs loaded, no background loops. The test
+    fails if it caused more 401/403/429 answers than its budget."""
     h = await Harness.start()
     try:
         yield h
     finally:
         await h.close()
+    h.fake.assert_invalid_within(invalid_budget)
 
 
 async def db(harness: Harness, func, /, **kwargs):

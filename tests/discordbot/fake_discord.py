@@ -4,9 +4,22 @@ records every request.
 
 It runs in its own thread with its own event loop, like a remote server: the bot's event loop
 only ever sees HTTP. Responses carry `Content-Type: application/json` exactly (discord.py
-decodes JSON only then). Interaction callbacks arriving after the 3-second deadline get Discord's
-"Unknown interaction" (404, code 10062), and a second callback for one interaction gets "already
-acknowledged" (400, code 40060), so a slow or double answer fails a test as it would fail users.
+decodes JSON only then).
+
+It is as strict as Discord, with Discord's status codes, error codes and messages (a form error is
+400, code 50035 "Invalid Form Body", with the field path in `errors`):
+- interactions: the callback types each interaction type allows, one acknowledgement (40060), the
+  3-second deadline counted from the interaction id's snowflake timestamp (10062), the first
+  follow-up after a deferred message editing the "thinking" placeholder, tokens that expire after
+  15 minutes (401, 50027);
+- rate limits: per-route buckets with Discord's `X-RateLimit-*` headers, 429 bodies with
+  `retry_after`, `global` and a scope, the 50 requests/second global limit, and an optional DM
+  anti-spam mode (403, 40003);
+- channel permissions (view 50001, send and embed links 50013) and message authorship (50005);
+- payloads: content, embeds (per embed and 6,000 per message), allowed_mentions, components
+  (button styles, selects, text inputs, ≤ 5 rows, ≤ 40 components, custom_id ≤ 100).
+Every 401, 403 and 429 it answers is counted (`invalid_requests`): Discord bans a bot past 10,000
+in 10 minutes, so the harness fails a test that causes more than its budget.
 """
 
 from __future__ import annotations
@@ -37,11 +50,48 @@ _counter = itertools.count(1)
 _counter_lock = threading.Lock()
 
 
-def snowflake() -> int:
-    """A fresh Discord-style id whose timestamp is now (ids are unique per process)."""
+TOKEN_LIFETIME = 15 * 60
+GLOBAL_LIMIT = 50
+"""Requests per second per bot, outside interaction endpoints (Discord's global limit)."""
+
+# Per-route limits: (method, route template) → (requests, per seconds). The numbers are the ones
+# Discord answers today for bots; the bucket of a route is per major parameter (channel, webhook).
+ROUTE_LIMITS: dict[tuple[str, str], tuple[int, float]] = {
+    ("POST", "/channels/{channel_id}/messages"): (5, 5.0),
+    ("PATCH", "/channels/{channel_id}/messages/{message_id}"): (5, 5.0),
+    ("DELETE", "/channels/{channel_id}/messages/{message_id}"): (5, 1.0),
+    ("GET", "/channels/{channel_id}/messages/{message_id}"): (5, 1.0),
+    ("POST", "/users/@me/channels"): (10, 10.0),
+    ("POST", "/webhooks/{webhook_id}/{token}"): (5, 2.0),
+    ("PATCH", "/webhooks/{webhook_id}/{token}/messages/{message_id}"): (5, 2.0),
+    ("DELETE", "/webhooks/{webhook_id}/{token}/messages/{message_id}"): (5, 2.0),
+    ("GET", "/webhooks/{webhook_id}/{token}/messages/{message_id}"): (5, 2.0),
+    ("PUT", "/applications/{application_id}/commands"): (2, 60.0),
+    ("PUT", "/applications/{application_id}/guilds/{guild_id}/commands"): (2, 60.0),
+}
+
+# Allowed interaction callback types by interaction type (Discord's "Interaction Response Types"):
+# 4 message, 5 deferred message, 6 deferred update, 7 update, 8 autocomplete result, 9 modal.
+CALLBACKS_ALLOWED: dict[int, frozenset[int]] = {
+    2: frozenset({4, 5, 9}),  # application command
+    3: frozenset({4, 5, 6, 7, 9}),  # message component
+    4: frozenset({8}),  # autocomplete
+    5: frozenset({4, 5, 6, 7}),  # modal submit
+}
+
+
+def snowflake(at: float | None = None) -> int:
+    """A fresh Discord-style id whose timestamp is `at` (default now); ids are unique per
+    process."""
     with _counter_lock:
         seq = next(_counter)
-    return ((int(time.time() * 1000) - DISCORD_EPOCH_MS) << 22) | (seq % (1 << 22))
+    when = time.time() if at is None else at
+    return ((int(when * 1000) - DISCORD_EPOCH_MS) << 22) | (seq % (1 << 22))
+
+
+def snowflake_time(value: int | str) -> float:
+    """The Unix time a snowflake was created at (its top 42 bits, in ms since Discord's epoch)."""
+    return ((int(value) >> 22) + DISCORD_EPOCH_MS) / 1000
 
 
 def utf16(text: str) -> int:
@@ -72,6 +122,8 @@ class InteractionState:
     token: str
     payload: dict
     fed_at: float
+    created_at: float = 0.0
+    """Unix time of the interaction id's snowflake: Discord's clocks run from it."""
     callback_type: int | None = None
     callback_at: float | None = None
     original_id: int | None = None
@@ -87,27 +139,70 @@ class Rejected(Exception):
         self.body = body
 
 
-def _invalid(path: str, problem: str) -> Rejected:
+def _nest(path: str, leaf: dict) -> dict:
+    """Discord nests form errors by field path: `embeds.0.title` →
+    {"embeds": {"0": {"title": {"_errors": [...]}}}} (discord.py flattens it back)."""
+    if not path:
+        return leaf
+    out: dict = leaf
+    for part in reversed(path.split(".")):
+        out = {part: out}
+    return out
+
+
+def _invalid(path: str, problem: str, code: str = "BASE_TYPE_INVALID") -> Rejected:
     return Rejected(
         400,
         {
             "code": 50035,
             "message": "Invalid Form Body",
-            "errors": {path: {"_errors": [{"code": "BASE_TYPE_INVALID", "message": problem}]}},
+            "errors": _nest(path, {"_errors": [{"code": code, "message": problem}]}),
         },
     )
+
+
+def error_paths(body: dict) -> list[str]:
+    """The field paths of a 50035 body (`embeds.0.title`), for tests."""
+    found: list[str] = []
+
+    def walk(node: Any, prefix: str) -> None:
+        if isinstance(node, dict):
+            for key, value in node.items():
+                if key == "_errors":
+                    found.append(prefix)
+                else:
+                    walk(value, f"{prefix}.{key}" if prefix else key)
+
+    walk(body.get("errors") or {}, "")
+    return found
+
+
+MISSING_ACCESS = {"code": 50001, "message": "Missing Access"}
+MISSING_PERMISSIONS = {"code": 50013, "message": "Missing Permissions"}
+NOT_AUTHOR = {"code": 50005, "message": "Cannot edit a message authored by another user"}
+ALREADY_ACKNOWLEDGED = {"code": 40060, "message": "Interaction has already been acknowledged."}
+UNKNOWN_INTERACTION = {"code": 10062, "message": "Unknown interaction"}
+UNKNOWN_WEBHOOK = {"code": 10015, "message": "Unknown Webhook"}
+INVALID_WEBHOOK_TOKEN = {"code": 50027, "message": "Invalid Webhook Token"}
+DM_TOO_FAST = {"code": 40003, "message": "You are opening direct messages too fast."}
 
 
 # --- Discord's limits, written independently of the bot's own checks ------------------------
 
 
+def embed_size(embed: dict) -> int:
+    """The characters Discord counts towards the 6,000 per message."""
+    fields = embed.get("fields") or []
+    texts = [embed.get("title"), embed.get("description")]
+    texts += [(embed.get("footer") or {}).get("text"), (embed.get("author") or {}).get("name")]
+    texts += [f.get(k) for f in fields for k in ("name", "value")]
+    return sum(utf16(t or "") for t in texts)
+
+
 def check_embed(embed: dict, where: str) -> None:
-    total = 0
     for key, limit in (("title", 256), ("description", 4096)):
-        text = embed.get(key) or ""
-        if utf16(text) > limit:
+        if utf16(embed.get(key) or "") > limit:
             raise _invalid(f"{where}.{key}", f"Must be {limit} or fewer in length.")
-        total += utf16(text)
     fields = embed.get("fields") or []
     if len(fields) > 25:
         raise _invalid(f"{where}.fields", "Must be 25 or fewer in length.")
@@ -117,19 +212,141 @@ def check_embed(embed: dict, where: str) -> None:
             raise _invalid(f"{where}.fields.{i}.name", "Must be between 1 and 256 in length.")
         if not value or utf16(value) > 1024:
             raise _invalid(f"{where}.fields.{i}.value", "Must be between 1 and 1024 in length.")
-        total += utf16(name) + utf16(value)
-    footer = (embed.get("footer") or {}).get("text") or ""
-    if utf16(footer) > 2048:
+    if utf16((embed.get("footer") or {}).get("text") or "") > 2048:
         raise _invalid(f"{where}.footer.text", "Must be 2048 or fewer in length.")
-    author = (embed.get("author") or {}).get("name") or ""
-    if utf16(author) > 256:
+    if utf16((embed.get("author") or {}).get("name") or "") > 256:
         raise _invalid(f"{where}.author.name", "Must be 256 or fewer in length.")
-    total += utf16(footer) + utf16(author)
-    if total > 6000:
-        raise _invalid(where, "Embed size exceeds maximum size of 6000")
+
+
+def check_allowed_mentions(value: Any) -> None:
+    """Discord's allowed_mentions object: `parse` of "roles"/"users"/"everyone", at most 100
+    `users` and `roles`, and a type named in `parse` never also listed explicitly."""
+    if value is None:
+        return
+    if not isinstance(value, dict):
+        raise _invalid("allowed_mentions", "Must be an object.", "MODEL_TYPE_CONVERT")
+    parse = value.get("parse") or []
+    for i, kind in enumerate(parse):
+        if kind not in ("roles", "users", "everyone"):
+            raise _invalid(
+                f"allowed_mentions.parse.{i}",
+                "Value must be one of ('roles', 'users', 'everyone').",
+                "BASE_TYPE_CHOICES",
+            )
+    for key in ("users", "roles"):
+        ids = value.get(key) or []
+        if len(ids) > 100:
+            raise _invalid(f"allowed_mentions.{key}", "Must be 100 or fewer in length.")
+        for i, item in enumerate(ids):
+            if not str(item).isdigit():
+                raise _invalid(f"allowed_mentions.{key}.{i}", "Value is not snowflake.")
+        if ids and key in parse:
+            raise _invalid(
+                "allowed_mentions",
+                f'parse:["{key}"] and {key}: [ids...] are mutually exclusive.',
+                "MESSAGE_ALLOWED_MENTIONS_PARSE_EXCLUSIVE",
+            )
+    if "replied_user" in value and not isinstance(value["replied_user"], bool):
+        raise _invalid("allowed_mentions.replied_user", "Must be a boolean.")
+
+
+def _check_custom_id(custom_id: Any, path: str, seen: set[str]) -> None:
+    if not isinstance(custom_id, str) or not 1 <= utf16(custom_id) <= 100:
+        raise _invalid(f"{path}.custom_id", "Must be between 1 and 100 in length.")
+    if custom_id in seen:
+        raise _invalid(
+            f"{path}.custom_id",
+            "Component custom id cannot be duplicated",
+            "COMPONENT_CUSTOM_ID_DUPLICATED",
+        )
+    seen.add(custom_id)
+
+
+def check_button(comp: dict, path: str, seen: set[str]) -> None:
+    """Link buttons (style 5) carry a url and no custom_id; premium buttons (6) a sku_id; the
+    others a custom_id and no url. A button shows a label or an emoji (label ≤ 80)."""
+    style = comp.get("style")
+    if style not in (1, 2, 3, 4, 5, 6):
+        raise _invalid(f"{path}.style", "Value must be one of (1, 2, 3, 4, 5, 6).")
+    if style == 5:
+        if not comp.get("url"):
+            raise _invalid(f"{path}.url", "This field is required", "BASE_TYPE_REQUIRED")
+        if comp.get("custom_id") is not None:
+            raise _invalid(
+                f"{path}.custom_id",
+                "A link button cannot have a custom id",
+                "BUTTON_LINK_CUSTOM_ID",
+            )
+    elif style != 6:
+        if comp.get("custom_id") is None:
+            raise _invalid(f"{path}.custom_id", "This field is required", "BASE_TYPE_REQUIRED")
+        if comp.get("url") is not None:
+            raise _invalid(f"{path}.url", "Only link buttons can have a url")
+        _check_custom_id(comp["custom_id"], path, seen)
+    if utf16(comp.get("label") or "") > 80:
+        raise _invalid(f"{path}.label", "Must be 80 or fewer in length.")
+    if style != 6 and not (comp.get("label") or comp.get("emoji")):
+        raise _invalid(f"{path}.label", "A button needs a label or an emoji")
+
+
+def check_select(comp: dict, path: str, seen: set[str]) -> None:
+    """Selects: placeholder ≤ 150, 0 ≤ min_values ≤ max_values ≤ 25; a string select has 1–25
+    options (label and value 1–100, description ≤ 100) and max_values ≤ its options."""
+    _check_custom_id(comp.get("custom_id"), path, seen)
+    if utf16(comp.get("placeholder") or "") > 150:
+        raise _invalid(f"{path}.placeholder", "Must be 150 or fewer in length.")
+    low, high = comp.get("min_values", 1), comp.get("max_values", 1)
+    if not 0 <= low <= 25:
+        raise _invalid(f"{path}.min_values", "Must be between 0 and 25.")
+    if not 1 <= high <= 25 or high < low:
+        raise _invalid(f"{path}.max_values", "Must be between 1 and 25, and ≥ min_values.")
+    if comp.get("type") != 3:
+        return
+    options = comp.get("options") or []
+    if not 1 <= len(options) <= 25:
+        raise _invalid(f"{path}.options", "Must be between 1 and 25 in length.")
+    if high > len(options):
+        raise _invalid(f"{path}.max_values", "Must be less than or equal to the options count.")
+    values: set[str] = set()
+    for o, opt in enumerate(options):
+        if not 1 <= utf16(opt.get("label") or "") <= 100:
+            raise _invalid(f"{path}.options.{o}.label", "Must be between 1 and 100 in length.")
+        if utf16(opt.get("description") or "") > 100:
+            raise _invalid(f"{path}.options.{o}.description", "Must be 100 or fewer in length.")
+        value = opt.get("value") or ""
+        if not 1 <= utf16(value) <= 100:
+            raise _invalid(f"{path}.options.{o}.value", "Must be between 1 and 100 in length.")
+        if value in values:
+            raise _invalid(f"{path}.options.{o}.value", "Select option values must be unique")
+        values.add(value)
+
+
+def check_text_input(item: dict, path: str, seen: set[str]) -> None:
+    """Text inputs: style 1 or 2, 0 ≤ min_length ≤ 4000, 1 ≤ max_length ≤ 4000, min ≤ max,
+    value and placeholder within bounds (label ≤ 45 where the input carries one)."""
+    _check_custom_id(item.get("custom_id"), path, seen)
+    if item.get("style", 1) not in (1, 2):
+        raise _invalid(f"{path}.style", "Value must be one of (1, 2).")
+    low, high = item.get("min_length", 0), item.get("max_length", 4000)
+    if not 0 <= low <= 4000:
+        raise _invalid(f"{path}.min_length", "Must be between 0 and 4000.")
+    if not 1 <= high <= 4000 or high < low:
+        raise _invalid(f"{path}.max_length", "Must be between 1 and 4000, and ≥ min_length.")
+    if item.get("label") is not None and not 1 <= utf16(item["label"]) <= 45:
+        raise _invalid(f"{path}.label", "Must be between 1 and 45 in length.")
+    if utf16(item.get("placeholder") or "") > 100:
+        raise _invalid(f"{path}.placeholder", "Must be 100 or fewer in length.")
+    value = item.get("value")
+    if value is not None and not low <= utf16(value) <= high:
+        raise _invalid(f"{path}.value", f"Must be between {low} and {high} in length.")
 
 
 def check_components(rows: list, where: str = "components") -> None:
+    """Messages: at most 5 action rows of 1–5 buttons or one select; 40 components in all
+    (rows count); custom ids unique within the message."""
+    total = len(rows) + sum(len(r.get("components") or []) for r in rows)
+    if total > 40:
+        raise _invalid(where, "The total number of components must be 40 or fewer.")
     if len(rows) > 5:
         raise _invalid(where, "Must be 5 or fewer in length.")
     seen: set[str] = set()
@@ -143,28 +360,12 @@ def check_components(rows: list, where: str = "components") -> None:
             raise _invalid(f"{where}.{r}.components", "A select menu fills its row.")
         for c, comp in enumerate(children):
             path = f"{where}.{r}.components.{c}"
-            custom_id = comp.get("custom_id")
-            if comp.get("type") == 2 and comp.get("style") != 5 and not custom_id:
-                raise _invalid(f"{path}.custom_id", "This field is required")
-            if custom_id is not None:
-                if not 1 <= utf16(custom_id) <= 100:
-                    raise _invalid(f"{path}.custom_id", "Must be between 1 and 100 in length.")
-                if custom_id in seen:
-                    raise _invalid(f"{path}.custom_id", "Component custom id cannot be duplicated")
-                seen.add(custom_id)
-            if comp.get("type") == 2 and utf16(comp.get("label") or "") > 80:
-                raise _invalid(f"{path}.label", "Must be 80 or fewer in length.")
-            if comp.get("type") == 3:
-                options = comp.get("options") or []
-                if not 1 <= len(options) <= 25:
-                    raise _invalid(f"{path}.options", "Must be between 1 and 25 in length.")
-                for o, opt in enumerate(options):
-                    if not 1 <= utf16(opt.get("label") or "") <= 100:
-                        raise _invalid(f"{path}.options.{o}.label", "Must be 1 to 100 long.")
-                    if utf16(opt.get("description") or "") > 100:
-                        raise _invalid(f"{path}.options.{o}.description", "Too long.")
-                    if not 1 <= utf16(opt.get("value") or "") <= 100:
-                        raise _invalid(f"{path}.options.{o}.value", "Must be 1 to 100 long.")
+            if comp.get("type") == 2:
+                check_button(comp, path, seen)
+            elif comp.get("type") in (3, 5, 6, 7, 8):
+                check_select(comp, path, seen)
+            else:
+                raise _invalid(f"{path}.type", "This component type is not allowed in a message.")
 
 
 def check_message(data: dict, *, editing: bool = False) -> None:
@@ -176,6 +377,11 @@ def check_message(data: dict, *, editing: bool = False) -> None:
         raise _invalid("embeds", "Must be 10 or fewer in length.")
     for i, embed in enumerate(embeds):
         check_embed(embed, f"embeds.{i}")
+    if sum(embed_size(e) for e in embeds) > 6000:
+        raise _invalid(
+            "embeds", "Embed size exceeds maximum size of 6000", "MAX_EMBED_SIZE_EXCEEDED"
+        )
+    check_allowed_mentions(data.get("allowed_mentions"))
     check_components(data.get("components") or [])
     if not editing and not (content or embeds or data.get("components")):
         raise Rejected(400, {"code": 50006, "message": "Cannot send an empty message"})
@@ -190,27 +396,29 @@ def check_modal(data: dict) -> None:
     components = data.get("components") or []
     if not 1 <= len(components) <= 5:
         raise _invalid("data.components", "Must be between 1 and 5 in length.")
+    seen: set[str] = set()
     for i, comp in enumerate(components):
+        path = f"data.components.{i}"
         if comp.get("type") == 18:
             if not 1 <= utf16(comp.get("label") or "") <= 45:
-                raise _invalid(f"data.components.{i}.label", "Must be 1 to 45 long.")
+                raise _invalid(f"{path}.label", "Must be between 1 and 45 in length.")
             if utf16(comp.get("description") or "") > 100:
-                raise _invalid(f"data.components.{i}.description", "Must be 100 or fewer.")
-            inputs = [comp.get("component") or {}]
+                raise _invalid(f"{path}.description", "Must be 100 or fewer in length.")
+            inputs = [(f"{path}.component", comp.get("component") or {})]
         elif comp.get("type") == 1:
-            inputs = comp.get("components") or []
+            children = comp.get("components") or []
+            if len(children) != 1:
+                raise _invalid(f"{path}.components", "Must be 1 in length.")
+            inputs = [(f"{path}.components.0", children[0])]
         else:
-            raise _invalid(f"data.components.{i}", "Unsupported modal component.")
-        for item in inputs:
+            raise _invalid(f"{path}.type", "This component type is not allowed in a modal.")
+        for where, item in inputs:
             if item.get("type") == 4:
-                if item.get("label") is not None and utf16(item["label"]) > 45:
-                    raise _invalid(f"data.components.{i}.label", "Must be 45 or fewer.")
-                if utf16(item.get("placeholder") or "") > 100:
-                    raise _invalid(f"data.components.{i}.placeholder", "Must be 100 or fewer.")
-                if utf16(item.get("value") or "") > 4000:
-                    raise _invalid(f"data.components.{i}.value", "Must be 4000 or fewer.")
-                if not 1 <= utf16(item.get("custom_id") or "") <= 100:
-                    raise _invalid(f"data.components.{i}.custom_id", "Must be 1 to 100 long.")
+                check_text_input(item, where, seen)
+            elif item.get("type") in (3, 5, 6, 7, 8) and comp.get("type") == 18:
+                check_select(item, where, seen)
+            else:
+                raise _invalid(f"{where}.type", "This component type is not allowed here.")
 
 
 def _name_ok(name: str) -> bool:
@@ -291,9 +499,33 @@ def check_choices(data: dict) -> None:
 
 
 class FakeDiscord:
-    def __init__(self, *, latency: float = 0.0, deadline: float = 3.0) -> None:
+    def __init__(
+        self,
+        *,
+        latency: float = 0.0,
+        deadline: float = 3.0,
+        gateway_delay: float = 0.3,
+        route_limits: dict[tuple[str, str], tuple[int, float]] | None = None,
+        global_limit: int = GLOBAL_LIMIT,
+    ) -> None:
         self.latency = latency
         self.deadline = deadline
+        self.gateway_delay = gateway_delay
+        """Seconds between Discord creating an interaction and the bot seeing it (the harness
+        dates interaction ids that far back)."""
+        self.clock_offset = 0.0
+        """Added to the wall clock (`advance()`), to expire tokens without waiting 15 minutes."""
+        self.route_limits = dict(ROUTE_LIMITS if route_limits is None else route_limits)
+        self.global_limit = global_limit
+        self.buckets: dict[tuple[str, str], list[float]] = {}
+        """(route, major parameter) → times of the requests counted in the current window."""
+        self.global_window: list[float] = []
+        self.channel_permissions: dict[int, dict[str, bool]] = {}
+        self.dm_spam: tuple[int, float] | None = None
+        """(new DM channels, per seconds) before 403 40003; None = off."""
+        self.dm_opened: list[float] = []
+        self.injected: set[int] = set()
+        """Seqs of responses a test asked for with `fail()` (not counted as invalid)."""
         self.lock = threading.RLock()
         self.requests: list[Recorded] = []
         self.rejections: list[Recorded] = []
@@ -404,7 +636,47 @@ class FakeDiscord:
                 token=payload["token"],
                 payload=payload,
                 fed_at=time.monotonic(),
+                created_at=snowflake_time(payload["id"]),
             )
+
+    def now(self) -> float:
+        """Discord's wall clock (Unix time), moved forward by `advance()`."""
+        return time.time() + self.clock_offset
+
+    def advance(self, seconds: float) -> None:
+        """Move Discord's clock forward (interaction deadlines and token lifetimes)."""
+        with self.lock:
+            self.clock_offset += seconds
+
+    def set_permissions(
+        self,
+        channel_id: int,
+        *,
+        view: bool = True,
+        send: bool = True,
+        embed_links: bool = True,
+    ) -> None:
+        """The bot's permissions in a channel (every channel allows everything by default)."""
+        with self.lock:
+            self.channel_permissions[int(channel_id)] = {
+                "view": view,
+                "send": send,
+                "embed_links": embed_links,
+            }
+
+    def anti_spam(self, new_channels: int, per: float) -> None:
+        """Discord's DM anti-spam: after `new_channels` new DM channels within `per` seconds,
+        opening another answers 403 40003."""
+        with self.lock:
+            self.dm_spam = (new_channels, per)
+
+    def post_as(self, channel_id: int, author: dict, content: str) -> dict:
+        """A message somebody else wrote in a channel (the bot may not edit it)."""
+        with self.lock:
+            msg = self._new_message(channel_id, {"content": content})
+            msg["author"] = author
+            msg.pop("application_id", None)
+            return msg
 
     # --- Views for tests ---------------------------------------------------------------------
 
@@ -489,12 +761,124 @@ class FakeDiscord:
         return msg
 
     @staticmethod
-    def _json(body: Any, status: int = 200) -> web.Response:
+    def _json(body: Any, status: int = 200, headers: dict | None = None) -> web.Response:
         # Exactly "application/json", no charset: discord.py decodes JSON only then.
         return web.Response(
             body=json.dumps(body).encode(),
             status=status,
-            headers={"Content-Type": "application/json"},
+            headers={**(headers or {}), "Content-Type": "application/json"},
+        )
+
+    # --- Rate limits -------------------------------------------------------------------------
+
+    @staticmethod
+    def _route_key(method: str, path: str) -> tuple[tuple[str, str], str]:
+        """(method, route template) and the major parameter that separates buckets."""
+        template, major = path, ""
+        rules = (
+            (r"^/channels/(\d+)", "/channels/{channel_id}"),
+            (r"^/webhooks/(\d+)/([^/]+)", "/webhooks/{webhook_id}/{token}"),
+            (r"^/interactions/(\d+)/([^/]+)", "/interactions/{interaction_id}/{token}"),
+            (
+                r"^/applications/(\d+)/guilds/(\d+)",
+                "/applications/{application_id}/guilds/{guild_id}",
+            ),
+            (r"^/applications/(\d+)", "/applications/{application_id}"),
+        )
+        for pattern, replacement in rules:
+            m = re.match(pattern, path)
+            if m:
+                major = "/".join(m.groups())
+                template = replacement + path[m.end() :]
+                break
+        template = re.sub(r"/messages/\d+", "/messages/{message_id}", template)
+        template = template.replace("/messages/@original", "/messages/{message_id}")
+        return (method, template), major
+
+    def _bucket_name(self, route: tuple[str, str], major: str) -> str:
+        return format(abs(hash((route, major))) % (1 << 64), "016x")
+
+    def _rate_limit(self, method: str, path: str, record: Recorded) -> web.Response | None:
+        """Count the request in the global window and its route's bucket; answer 429 when
+        either is exhausted (Discord's body and headers). Interaction endpoints are outside the
+        global limit, as on Discord."""
+        now = time.monotonic()
+        interaction_route = path.startswith(("/interactions/", "/webhooks/"))
+        if not interaction_route and self.global_limit:
+            self.global_window = [t for t in self.global_window if now - t < 1.0]
+            if len(self.global_window) >= self.global_limit:
+                retry = round(1.0 - (now - self.global_window[0]), 3)
+                return self._too_many(record, retry, scope="global")
+            self.global_window.append(now)
+        route, major = self._route_key(method, path)
+        limit = self.route_limits.get(route)
+        if limit is None:
+            return None
+        count, per = limit
+        key = (f"{route[0]} {route[1]}", major)
+        window = self.buckets.setdefault(key, [])
+        window[:] = [t for t in window if now - t < per]
+        if len(window) >= count:
+            retry = round(per - (now - window[0]), 3)
+            return self._too_many(record, retry, scope="user", route=route, major=major)
+        window.append(now)
+        return None
+
+    def _too_many(
+        self, record: Recorded, retry: float, *, scope: str, route=None, major: str = ""
+    ) -> web.Response:
+        body = {
+            "message": "You are being rate limited.",
+            "retry_after": max(retry, 0.001),
+            "global": scope == "global",
+            "code": 0,
+        }
+        headers = {"Retry-After": str(max(1, int(retry + 0.999))), "X-RateLimit-Scope": scope}
+        if scope == "global":
+            headers["X-RateLimit-Global"] = "true"
+        else:
+            headers.update(self._bucket_headers(record.method, record.path) or {})
+        record.status, record.response = 429, body
+        self.rejections.append(record)
+        return self._json(body, 429, headers)
+
+    def _bucket_headers(self, method: str, path: str) -> dict[str, str]:
+        """Discord's X-RateLimit-* headers for the request's bucket (none for unlimited
+        routes)."""
+        route, major = self._route_key(method, path)
+        limit = self.route_limits.get(route)
+        if limit is None:
+            return {}
+        count, per = limit
+        now = time.monotonic()
+        counted = self.buckets.get((f"{route[0]} {route[1]}", major), [])
+        window = [t for t in counted if now - t < per]
+        reset_after = round(per - (now - window[0]), 3) if window else per
+        return {
+            "X-RateLimit-Limit": str(count),
+            "X-RateLimit-Remaining": str(max(0, count - len(window))),
+            "X-RateLimit-Reset": f"{time.time() + reset_after:.3f}",
+            "X-RateLimit-Reset-After": f"{reset_after:.3f}",
+            "X-RateLimit-Bucket": self._bucket_name(route, major),
+        }
+
+    @property
+    def invalid_requests(self) -> list[Recorded]:
+        """Responses Discord counts towards its invalid-request ban (401, 403, 429 other than a
+        shared-scope 429), leaving out the ones a test injected on purpose."""
+        with self.lock:
+            return [
+                r
+                for r in self.requests
+                if r.status in (401, 403, 429) and r.seq not in self.injected
+            ]
+
+    def assert_invalid_within(self, budget: int) -> None:
+        bad = self.invalid_requests
+        assert len(bad) <= budget, (
+            f"{len(bad)} 401/403/429 responses (budget {budget}); Discord bans a bot past "
+            f"10,000 in 10 minutes: "
+            + "; ".join(f"{r.method} {r.path} → {r.status} {r.response}" for r in bad[:10])
         )
 
     # --- The handler -------------------------------------------------------------------------
@@ -534,7 +918,11 @@ class FakeDiscord:
                 if failure[3] > 1:
                     self.failures.append((failure[0], failure[1], failure[2], failure[3] - 1))
                 record.status, record.response = failure[1], failure[2]
+                self.injected.add(record.seq)
                 return self._json(failure[2], failure[1])
+            limited = self._rate_limit(request.method, path, record)
+            if limited is not None:
+                return limited
             try:
                 status, response = self._route(request.method, path, request.query, body)
             except Rejected as exc:
@@ -544,9 +932,10 @@ class FakeDiscord:
             inter = self._interaction_for(path)
             if inter is not None:
                 inter.last_request_at = record.at
+            headers = self._bucket_headers(request.method, path)
         if status == 204:
-            return web.Response(status=204)
-        return self._json(response, status)
+            return web.Response(status=204, headers=headers)
+        return self._json(response, status, headers)
 
     def _interaction_for(self, path: str) -> InteractionState | None:
         m = re.match(r"^/(?:interactions/\d+|webhooks/\d+)/([^/]+)", path)
@@ -581,6 +970,13 @@ class FakeDiscord:
             return self._webhook_message(method, m.group(2), m.group(3), body)
         if method == "POST" and path == "/users/@me/channels":
             user_id = int(body["recipient_id"])
+            if user_id not in self.dm_channels and self.dm_spam is not None:
+                count, per = self.dm_spam
+                now = time.monotonic()
+                self.dm_opened = [t for t in self.dm_opened if now - t < per]
+                if len(self.dm_opened) >= count:
+                    raise Rejected(403, DM_TOO_FAST)
+                self.dm_opened.append(now)
             channel_id = self.dm_channels.setdefault(user_id, snowflake())
             self.dm_recipients[channel_id] = user_id
             return 200, {
@@ -602,17 +998,25 @@ class FakeDiscord:
             recipient = self.dm_recipients.get(channel_id)
             if recipient is not None and recipient in self.closed_dms:
                 raise Rejected(403, {"code": 50007, "message": "Cannot send messages to this user"})
+            self._require(channel_id, "view", "send")
             check_message(body or {})
+            if (body or {}).get("embeds"):
+                self._require(channel_id, "embed_links")
             return 200, self._new_message(channel_id, body or {})
         m = re.fullmatch(r"/channels/(\d+)/messages/(\d+)", path)
         if m:
+            self._require(int(m.group(1)), "view")
             msg = self.messages.get(int(m.group(2)))
             if msg is None or msg["channel_id"] != m.group(1):
                 raise Rejected(404, {"code": 10008, "message": "Unknown Message"})
             if method == "GET":
                 return 200, msg
             if method == "PATCH":
+                if msg["author"]["id"] != self.bot_user["id"]:
+                    raise Rejected(403, NOT_AUTHOR)
                 check_message(body or {}, editing=True)
+                if (body or {}).get("embeds"):
+                    self._require(int(m.group(1)), "embed_links")
                 return 200, self._edit(msg, body or {})
             if method == "DELETE":
                 self.messages.pop(int(m.group(2)))
@@ -625,6 +1029,18 @@ class FakeDiscord:
             if method == "GET":
                 return 200, self.commands.get(guild, [])
         raise Rejected(404, {"code": 0, "message": "404: Not Found"})
+
+    def _require(self, channel_id: int, *needed: str) -> None:
+        """The bot's channel permissions: no view → 50001 Missing Access; no send or no embed
+        links → 50013 Missing Permissions."""
+        perms = self.channel_permissions.get(int(channel_id))
+        if perms is None:
+            return
+        if not perms["view"]:
+            raise Rejected(403, MISSING_ACCESS)
+        for name in needed:
+            if not perms[name]:
+                raise Rejected(403, MISSING_PERMISSIONS)
 
     def _sync(self, guild: int | None, commands: list[dict]) -> list[dict]:
         if len(commands) > 100:
@@ -652,23 +1068,32 @@ class FakeDiscord:
         return stored
 
     def _state(self, token: str) -> InteractionState:
+        """The interaction of a webhook token: unknown → 404 10015; older than 15 minutes →
+        401 50027 (Discord's interaction tokens live 15 minutes)."""
         state = self.interactions.get(token)
         if state is None:
-            raise Rejected(404, {"code": 10015, "message": "Unknown Webhook"})
+            raise Rejected(404, UNKNOWN_WEBHOOK)
+        if self.now() - state.created_at > TOKEN_LIFETIME:
+            raise Rejected(401, INVALID_WEBHOOK_TOKEN)
         return state
 
     def _callback(self, interaction_id: int, token: str, body: dict) -> tuple[int, Any]:
         state = self.interactions.get(token)
         if state is None or state.id != interaction_id:
-            raise Rejected(404, {"code": 10062, "message": "Unknown interaction"})
+            raise Rejected(404, UNKNOWN_INTERACTION)
         now = time.monotonic()
-        if now - state.fed_at > self.deadline:
-            raise Rejected(404, {"code": 10062, "message": "Unknown interaction"})
+        if self.now() - state.created_at > self.deadline:
+            raise Rejected(404, UNKNOWN_INTERACTION)
         if state.callback_type is not None and token not in self.lenient:
-            raise Rejected(
-                400, {"code": 40060, "message": "Interaction has already been acknowledged."}
-            )
+            raise Rejected(400, ALREADY_ACKNOWLEDGED)
         kind = int(body.get("type", 0))
+        allowed = CALLBACKS_ALLOWED.get(int(state.payload["type"]), frozenset())
+        if kind not in allowed:
+            raise _invalid(
+                "type",
+                f"Value must be one of {tuple(sorted(allowed))}.",
+                "INTERACTION_RESPONSE_TYPE_INVALID",
+            )
         data = body.get("data") or {}
         payload = state.payload
         channel_id = int(payload.get("channel_id") or payload["channel"]["id"])
@@ -713,8 +1138,21 @@ class FakeDiscord:
     def _followup(self, token: str, body: dict) -> tuple[int, Any]:
         state = self._state(token)
         if state.callback_type is None:
-            raise Rejected(404, {"code": 10015, "message": "Unknown Webhook"})
+            raise Rejected(404, UNKNOWN_WEBHOOK)
         check_message(body or {})
+        original = self.messages.get(state.original_id) if state.original_id else None
+        if (
+            state.callback_type == 5
+            and not state.original_deleted
+            and original is not None
+            and int(original["flags"]) & LOADING
+        ):
+            # Discord: the first follow-up after a deferred message replaces the "thinking"
+            # placeholder (which keeps its own ephemeral flag).
+            data = {k: v for k, v in (body or {}).items() if k != "flags"}
+            message = self._edit(original, data)
+            state.followups.append(int(message["id"]))
+            return 200, message
         payload = state.payload
         channel_id = int(payload.get("channel_id") or payload["channel"]["id"])
         message = self._new_message(channel_id, body or {}, guild_id=payload.get("guild_id"))

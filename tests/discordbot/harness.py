@@ -11,6 +11,10 @@ autocomplete, 5 modal submit), with `attachment_size_limit`, a `member` carrying
 string, and `guild_id` inside `data` for guild commands. Buttons are clicked on the message the
 fake actually stored, and modals are submitted from the modal the bot actually sent, so a test
 follows the same path a member's client would.
+
+As on Discord, the bot sees an interaction `fake.gateway_delay` (300 ms) after Discord created it
+(the id is dated back), and it starts with the test guild cached from GUILD_CREATE, fed through
+discord.py's gateway parser, so channel options resolve to real channels.
 """
 
 from __future__ import annotations
@@ -168,8 +172,18 @@ class Exchange:
 
     @property
     def first_response_seconds(self) -> float | None:
+        """From the bot seeing the interaction to its first response."""
         cb = self.callback
         return None if cb is None else cb.at - self.fed_at
+
+    @property
+    def first_response_age(self) -> float | None:
+        """From Discord creating the interaction (its snowflake) to the first response: the
+        clock Discord's 3-second deadline runs on, gateway delay included."""
+        cb = self.callback
+        if cb is None:
+            return None
+        return self.fake.gateway_delay + (cb.at - self.fed_at)
 
     @property
     def completion_seconds(self) -> float:
@@ -190,16 +204,19 @@ class Exchange:
 
     @property
     def followups(self) -> list[dict]:
+        """Follow-up messages; the first one after a deferred message is the original itself
+        (Discord edits the "thinking" placeholder with it)."""
         return [m for m in (self.fake.message(i) for i in self.state.followups) if m]
 
     @property
     def messages(self) -> list[dict]:
-        """Every message this interaction left visible, the original first."""
+        """Every message this interaction left visible, the original first (once)."""
         original = self.original
         shown = [original] if original and self.response_type in (MESSAGE, DEFERRED) else []
         if self.response_type in (DEFERRED_UPDATE, UPDATE) and original:
             shown = [original]
-        return shown + self.followups
+        ids = {m["id"] for m in shown}
+        return shown + [m for m in self.followups if m["id"] not in ids]
 
     @property
     def reply(self) -> dict:
@@ -258,9 +275,16 @@ class Harness:
 
     @classmethod
     async def start(
-        cls, *, fake: FakeDiscord | None = None, login: bool = True, **config: Any
+        cls,
+        *,
+        fake: FakeDiscord | None = None,
+        login: bool = True,
+        guild: bool = True,
+        **config: Any,
     ) -> Harness:
-        """A started fake and a bot logged in against it (setup_hook ran: cogs loaded)."""
+        """A started fake and a bot logged in against it (setup_hook ran: cogs loaded), with
+        the test guild and its two channels cached from GUILD_CREATE (`guild=False`: a bot
+        that has not received it yet)."""
         fake = fake or FakeDiscord()
         if not fake.base_url:
             fake.start()
@@ -276,7 +300,62 @@ class Harness:
         harness = cls(fake, bot)
         if login:
             await bot.login("fake-token")
+            if guild:
+                harness.guild_create([Channel(ANNOUNCE_CHANNEL, "announcements")])
         return harness
+
+    def guild_create(self, channels: Iterable[Channel] = ()) -> discord.Guild:
+        """Feed GUILD_CREATE for the test guild through discord.py's gateway parser, as the
+        gateway does after READY, so the bot caches the guild and its channels (slash command
+        channel options then resolve to real `TextChannel`s, as in production)."""
+        everyone = Role(self.guild_id, "@everyone").json()
+        everyone["permissions"] = str(BASIC_PERMISSIONS.value)
+        everyone["position"] = 0
+        listed = [Channel(self.channel_id, "general"), *channels]
+        payload = {
+            "id": str(self.guild_id),
+            "name": "Test guild",
+            "icon": None,
+            "owner_id": "900000000000000099",
+            "afk_channel_id": None,
+            "afk_timeout": 300,
+            "verification_level": 0,
+            "default_message_notifications": 0,
+            "explicit_content_filter": 0,
+            "roles": [everyone],
+            "emojis": [],
+            "stickers": [],
+            "features": [],
+            "mfa_level": 0,
+            "application_id": None,
+            "system_channel_id": None,
+            "system_channel_flags": 0,
+            "rules_channel_id": None,
+            "vanity_url_code": None,
+            "description": None,
+            "banner": None,
+            "premium_tier": 0,
+            "preferred_locale": "en-US",
+            "public_updates_channel_id": None,
+            "nsfw_level": 0,
+            "premium_progress_bar_enabled": False,
+            "joined_at": "2026-01-01T00:00:00+00:00",
+            "large": False,
+            "unavailable": False,
+            "member_count": 4,
+            "members": [],
+            "voice_states": [],
+            "presences": [],
+            "threads": [],
+            "stage_instances": [],
+            "guild_scheduled_events": [],
+            "soundboard_sounds": [],
+            "channels": [{k: v for k, v in c.json().items() if k != "permissions"} for c in listed],
+        }
+        self.bot._connection.parsers["GUILD_CREATE"](payload)
+        guild = self.bot.get_guild(self.guild_id)
+        assert guild is not None, "GUILD_CREATE did not cache the guild"
+        return guild
 
     async def restart(self, **config: Any) -> Harness:
         """A new bot process against the same fake (the old one is closed first)."""
@@ -292,9 +371,12 @@ class Harness:
     # --- Payloads ----------------------------------------------------------------------------
 
     def _base(self, kind: int, user: Member, *, channel_id: int | None = None) -> dict:
+        """Discord created the interaction `gateway_delay` before the bot sees it: its id (and
+        so Discord's 3-second clock) is dated that far back."""
         channel = channel_id or self.channel_id
+        created = self.fake.now() - self.fake.gateway_delay
         return {
-            "id": str(snowflake()),
+            "id": str(snowflake(created)),
             "application_id": str(APPLICATION_ID),
             "type": kind,
             "token": "tok-" + secrets.token_urlsafe(24),

@@ -9,7 +9,7 @@ import re
 
 import pytest
 
-from discordbot import services
+from discordbot import actions
 
 from .harness import DEFERRED
 
@@ -22,7 +22,7 @@ async def test_an_unexpected_error_shows_an_id_that_is_in_the_log(
     def broken(**kwargs):
         raise RuntimeError("disk on fire")
 
-    monkeypatch.setattr(services, "balance_ensure", broken)
+    monkeypatch.setattr(actions, "balance_ensure_for_interaction", broken)
     with caplog.at_level(logging.ERROR, logger="discordbot.interactions"):
         ex = await harness.send(harness.command("balance", members.alice))
 
@@ -42,7 +42,7 @@ async def test_an_error_after_a_public_defer_is_shown_privately(harness, members
     def broken(**kwargs):
         raise RuntimeError("boom")
 
-    monkeypatch.setattr(services, "points_tip", broken)
+    monkeypatch.setattr(actions, "points_tip_for_interaction", broken)
     ex = await harness.send(harness.command("tip", members.alice, member=members.bob, amount=5))
 
     assert ex.state.original_deleted

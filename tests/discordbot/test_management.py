@@ -16,8 +16,12 @@ from urllib.parse import parse_qs, urlparse
 
 import discord
 import pytest
+import sentry_sdk
 from django.core.management import CommandError, call_command
+from sentry_sdk.integrations.asyncio import AsyncioIntegration
+from sentry_sdk.transport import Transport
 
+from config.sentry import sentry_init
 from discordbot.bot import REQUIRED_PERMISSIONS
 from discordbot.runner import MSG_NO_TOKEN
 
@@ -54,6 +58,44 @@ def test_runbot_with_a_rejected_token_says_so_in_one_line(settings, fake):
     message = str(exc.value)
     assert message.startswith("Discord rejected DISCORD_TOKEN (")
     assert "Reset Token" in message and "\n" not in message
+
+
+class KeptTransport(Transport):
+    """Keeps Sentry's envelopes in memory: nothing leaves the machine."""
+
+    def __init__(self, options=None) -> None:
+        super().__init__(options)
+        self.envelopes = []
+
+    def capture_envelope(self, envelope) -> None:
+        self.envelopes.append(envelope)
+
+
+@pytest.fixture
+def sentry_active():
+    """Sentry initialised the way settings do it in production, before any event loop exists."""
+    assert sentry_init(
+        dsn="https://public@sentry.example.invalid/1", environment="test", transport=KeptTransport()
+    )
+    yield sentry_sdk.get_client()
+    sentry_sdk.get_client().close()
+    sentry_sdk.init()  # no DSN: an inactive client for the rest of the session
+
+
+def test_runbot_start_up_enables_sentrys_asyncio_integration(settings, fake, sentry_active):
+    """Settings initialise Sentry before there is a loop, so the asyncio integration (reports of
+    tasks nobody awaited) can only be enabled by the bot's start-up, inside its loop."""
+    assert sentry_active.get_integration(AsyncioIntegration) is None
+    settings.DISCORD_TOKEN = "not-a-real-token"
+    settings.DISCORD_API_BASE = fake.base_url
+    fake.fail("GET", "^/users/@me$", 401, {"message": "401: Unauthorized", "code": 0})
+    try:
+        with pytest.raises(CommandError):
+            call_command("runbot", "--no-sync")
+    finally:
+        discord.http.Route.BASE = "https://discord.com/api/v10"
+    assert fake.requests_matching("GET", "^/users/@me$"), "the start-up reached Discord"
+    assert isinstance(sentry_active.get_integration(AsyncioIntegration), AsyncioIntegration)
 
 
 @pytest.mark.parametrize(

@@ -6,7 +6,8 @@ from __future__ import annotations
 import pytest
 
 from betting.models import Trade
-from discordbot import services
+from core.text import MSG_BAD_CHARACTER
+from discordbot import actions
 from discordbot.permissions import MSG_CREATE_ROLE, MSG_MODERATOR, MSG_RESOLVE_MANAGE
 from markets import errors as market_errors
 from markets.models import Market, MarketEvent
@@ -145,7 +146,12 @@ async def test_create_with_some_options_prefills_the_form(harness, members):
             {"question": "Q?", "outcomes": "Yes|No", "category": "c" * 51},
             market_errors.MSG_CATEGORY,
         ),
-        ({"question": "Bad\x00question", "outcomes": "Yes|No"}, market_errors.MSG_QUESTION),
+        (
+            {"question": "Bad\x00question", "outcomes": "Yes|No"},
+            MSG_BAD_CHARACTER.format(
+                what="The question", character="U+0000 (a NUL character)", position=4
+            ),
+        ),
     ],
 )
 async def test_create_refuses_each_invalid_input_with_what_is_allowed(
@@ -178,9 +184,9 @@ async def test_creator_roles_restrict_who_may_create(harness, members):
     creators = Role(555_555_555_555_555_501, "market makers")
     await db(
         harness,
-        services.guild_settings_update,
+        actions.guild_settings_update_for_interaction,
         guild_id=harness.guild_id,
-        actor=services.Actor(members.mod.id, harness.guild_id, frozenset(), True),
+        actor=actions.Actor(members.mod.id, harness.guild_id, frozenset(), True),
         idempotency_key="test:roles",
         role_kind="creator",
         role_action="add",
@@ -305,10 +311,10 @@ async def test_bet_on_a_closed_market_says_it_is_closed(harness, members):
 
 
 async def test_bet_above_the_servers_max_bet_is_refused(harness, members):
-    mod = services.Actor(members.mod.id, harness.guild_id, frozenset(), True)
+    mod = actions.Actor(members.mod.id, harness.guild_id, frozenset(), True)
     await db(
         harness,
-        services.guild_settings_update,
+        actions.guild_settings_update_for_interaction,
         guild_id=harness.guild_id,
         actor=mod,
         idempotency_key="test:max",

@@ -5,9 +5,9 @@ refusal says when to try again and touches nothing else."""
 from __future__ import annotations
 
 import re
-import time
 
 import pytest
+from prometheus_client import REGISTRY
 
 from betting.models import Trade
 from discordbot import ratelimit
@@ -23,18 +23,30 @@ def retry_at(text: str) -> int:
     return int(re.search(r"<t:(\d+):R>", text).group(1))
 
 
-async def test_the_eleventh_command_in_a_minute_is_refused_with_when_to_retry(harness, members):
+async def test_the_eleventh_command_in_a_minute_is_refused_with_when_to_retry(
+    harness, members, ratelimit_clock
+):
     replies = [await harness.send(harness.command("balance", members.alice)) for _ in range(11)]
 
     assert all("1,000 points" in r.text for r in replies[:10])
     refused = replies[10]
     assert refused.response_type == MESSAGE and refused.ephemeral
     assert refused.text.startswith("You're going too fast: at most 10 commands a minute.")
-    assert time.time() < retry_at(refused.text) <= time.time() + 61
+    now = ratelimit_clock.now
+    assert now < retry_at(refused.text) <= now + 60
+    # At the time the refusal named, the member is answered again.
+    ratelimit_clock.advance(retry_at(refused.text) - now)
+    again = await harness.send(harness.command("balance", members.alice))
+    assert "1,000 points" in again.text
+
+
+def refusals(scope: str) -> float:
+    return REGISTRY.get_sample_value("pm_bot_ratelimit_refusals_total", {"scope": scope}) or 0.0
 
 
 async def test_the_sixth_trade_in_a_minute_is_refused_and_not_traded(harness, members):
     market = await make_market(harness, creator=members.alice.id)
+    before = refusals("user_trades")
     replies = [
         await harness.send(
             harness.command("bet", members.bob, market=str(market.id), outcome="1", amount=1)
@@ -44,6 +56,7 @@ async def test_the_sixth_trade_in_a_minute_is_refused_and_not_traded(harness, me
 
     assert "at most 5 trades a minute" in replies[5].text
     assert await db(harness, lambda: Trade.objects.count()) == 5
+    assert refusals("user_trades") == before + 1
 
 
 async def test_moderators_are_exempt(harness, members):
@@ -65,26 +78,53 @@ async def test_a_guild_opens_at_most_ten_markets_an_hour(harness, members):
     assert await db(harness, lambda: Market.objects.count()) == 10
 
 
-def test_guild_requests_share_one_budget_of_100_a_minute(settings):
-    settings.DISCORD_RATELIMIT_NAMESPACE = "guild-budget"
-    now = 1_800_000_000.0
+def test_guild_requests_share_one_budget_of_100_a_minute(ratelimit_clock):
     results = [
-        ratelimit.check(guild_id=1, user_id=1000 + i, rules=ratelimit.REQUEST, now=now)
-        for i in range(101)
+        ratelimit.check(guild_id=1, user_id=1000 + i, rules=ratelimit.REQUEST) for i in range(101)
     ]
     assert results[:100] == [None] * 100
     assert results[100].rule is ratelimit.GUILD_REQUESTS
     # The next window starts fresh.
-    assert ratelimit.check(guild_id=1, user_id=1, rules=ratelimit.REQUEST, now=now + 60) is None
+    ratelimit_clock.advance(60)
+    assert ratelimit.check(guild_id=1, user_id=1, rules=ratelimit.REQUEST) is None
 
 
-def test_a_cache_outage_opens_the_limits(settings, monkeypatch):
-    settings.DISCORD_RATELIMIT_NAMESPACE = "outage"
+@pytest.mark.parametrize("rule", [ratelimit.USER_TRADES, ratelimit.GUILD_MARKETS])
+def test_the_refusal_names_the_first_second_the_budget_is_back(ratelimit_clock, rule):
+    for _ in range(rule.limit):
+        assert ratelimit.check(guild_id=7, user_id=8, rules=[rule]) is None
+    limited = ratelimit.check(guild_id=7, user_id=8, rules=[rule])
+    assert limited.rule is rule
+    assert ratelimit_clock.now < limited.retry_at <= ratelimit_clock.now + rule.period
 
-    def down(*args, **kwargs):
-        raise ConnectionError("redis down")
+    ratelimit_clock.advance(limited.retry_at - 1 - ratelimit_clock.now)
+    assert ratelimit.check(guild_id=7, user_id=8, rules=[rule]).retry_at == limited.retry_at
+    ratelimit_clock.advance(1)
+    assert ratelimit.check(guild_id=7, user_id=8, rules=[rule]) is None
 
-    monkeypatch.setattr(ratelimit.cache, "incr", down)
+
+def test_members_and_guilds_have_their_own_budgets():
+    for _ in range(ratelimit.USER_TRADES.limit):
+        ratelimit.check(guild_id=1, user_id=1, rules=ratelimit.TRADE)
+    assert ratelimit.check(guild_id=1, user_id=1, rules=ratelimit.TRADE) is not None
+    assert ratelimit.check(guild_id=1, user_id=2, rules=ratelimit.TRADE) is None
+    # A member's budget follows them across guilds (DOMAIN §7 counts per user).
+    assert ratelimit.check(guild_id=2, user_id=1, rules=ratelimit.TRADE) is not None
+
+
+@pytest.mark.parametrize("swallowed", [True, False], ids=["cache-swallows", "cache-raises"])
+def test_a_cache_outage_opens_the_limits(settings, swallowed):
+    """A real Redis client pointed at a port nobody listens on, configured both ways a cache can
+    report the outage: swallowing it (production's IGNORE_EXCEPTIONS) or raising it."""
+    settings.CACHES = {
+        **settings.CACHES,
+        "down": {
+            "BACKEND": "django_redis.cache.RedisCache",
+            "LOCATION": "redis://127.0.0.1:1/0",
+            "OPTIONS": {"SOCKET_CONNECT_TIMEOUT": 0.2, "IGNORE_EXCEPTIONS": swallowed},
+        },
+    }
+    settings.RATELIMIT_USE_CACHE = "down"
     assert all(
         ratelimit.check(guild_id=1, user_id=1, rules=ratelimit.TRADE) is None for _ in range(20)
     )

@@ -129,7 +129,8 @@ def test_relinking_may_keep_the_stored_key(fake):
 
 
 def test_payouts_and_refunds_go_to_drip_automatically_when_the_guild_chose_it(fake, breaker):
-    from markets.services import bet_place, market_cancel, market_create
+    from betting.services import bet_place
+    from markets.services import market_cancel, market_create
 
     from .conftest import CAROL, REALM, START, assert_conserved
     from .test_faults import worker_pass

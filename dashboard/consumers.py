@@ -1,0 +1,120 @@
+"""The dashboard's WebSocket: live market events for staff (issue 6, STYLE §11).
+
+Protocol (JSON both ways):
+- The page sends `{"type": "replay", "after": <last event id it saw>}` after every (re)connect;
+  the consumer answers with every `MarketEvent` whose id is greater, in id order, read from the
+  outbox table, then `{"type": "replayed", "last_id": …}`. If more than `REPLAY_MAX` events were
+  missed it sends `{"type": "stale"}` instead and the page reloads (a fresh render is cheaper
+  than thousands of messages).
+- Live events arrive as `{"type": "market.event", "id": …, "market_id": …, "event": …,
+  "payload": {…}, "summary": …}` (`dashboard.events.event_message`), the same shape as replayed
+  ones: markets publish the facts and this consumer adds the summary line on the way out.
+- Anything else from the client gets `{"type": "error", "message": …}`; the socket stays open.
+
+Visibility: every active staff user sees every guild's markets (the dashboard is a back-office
+tool, like the admin); finer per-guild visibility would filter here and in the views.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from channels.db import database_sync_to_async
+from channels.generic.websocket import AsyncJsonWebsocketConsumer
+
+from markets import selectors
+from markets.realtime import DASHBOARD_GROUP
+
+from .events import event_message, with_summary
+
+logger = logging.getLogger(__name__)
+
+REPLAY_BATCH = 500
+REPLAY_MAX = 5000
+# Close code for refused sockets (4000–4999 are application codes; 4403 reads as "forbidden").
+CLOSE_FORBIDDEN = 4403
+
+
+def _user_may_watch(user: Any) -> bool:
+    return bool(
+        user is not None
+        and getattr(user, "is_authenticated", False)
+        and user.is_active
+        and user.is_staff
+    )
+
+
+@database_sync_to_async
+def _events_after(after_id: int, limit: int) -> list[dict[str, Any]]:
+    return [
+        event_message(event)
+        for event in selectors.market_events_after(after_id=after_id, limit=limit)
+    ]
+
+
+class DashboardConsumer(AsyncJsonWebsocketConsumer):
+    """Staff-only stream of market events. The staff check runs before the socket joins any
+    group, so a refused client never receives a single event."""
+
+    async def connect(self) -> None:
+        self.joined = False
+        if not _user_may_watch(self.scope.get("user")):
+            await self.close(code=CLOSE_FORBIDDEN)
+            return
+        # Join before replaying: an event committed while the replay query runs is then both
+        # replayed and delivered live, never lost; `sent_ids` drops the second copy.
+        self.sent_ids: set[int] = set()
+        await self.channel_layer.group_add(DASHBOARD_GROUP, self.channel_name)
+        self.joined = True
+        await self.accept()
+
+    async def disconnect(self, code: int) -> None:
+        if getattr(self, "joined", False):
+            await self.channel_layer.group_discard(DASHBOARD_GROUP, self.channel_name)
+
+    async def receive_json(self, content: Any, **kwargs: Any) -> None:
+        if not isinstance(content, dict) or content.get("type") != "replay":
+            await self.send_json({"type": "error", "message": 'expected {"type": "replay"}'})
+            return
+        after = content.get("after", 0)
+        if isinstance(after, bool) or not isinstance(after, int) or after < 0:
+            await self.send_json(
+                {"type": "error", "message": '"after" must be a non-negative event id'}
+            )
+            return
+        await self.replay(after)
+
+    async def replay(self, after: int) -> None:
+        """Send every event with id > `after` in id order, in batches."""
+        sent = 0
+        last_id = after
+        while True:
+            batch = await _events_after(last_id, REPLAY_BATCH)
+            if sent + len(batch) > REPLAY_MAX:
+                await self.send_json({"type": "stale", "after": after})
+                return
+            for message in batch:
+                await self._deliver(message)
+            sent += len(batch)
+            if batch:
+                last_id = batch[-1]["id"]
+            if len(batch) < REPLAY_BATCH:
+                break
+        await self.send_json({"type": "replayed", "after": after, "last_id": last_id})
+
+    async def market_event(self, message: dict[str, Any]) -> None:
+        """Channel-layer handler for `market.event`: forward to the browser, with the feed's
+        summary line."""
+        await self._deliver(with_summary(message))
+
+    async def _deliver(self, message: dict[str, Any]) -> None:
+        event_id = message.get("id")
+        if event_id in self.sent_ids:
+            return
+        self.sent_ids.add(event_id)
+        if len(self.sent_ids) > 4 * REPLAY_BATCH:
+            # Duplicates can only come from the overlap of one replay with live traffic; old
+            # ids are not needed to catch them.
+            self.sent_ids = set(sorted(self.sent_ids)[-REPLAY_BATCH:])
+        await self.send_json(message)
