@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from django.utils import timezone
 
-from config import metrics
+from core import signals
 from markets import amm
 from markets.errors import (
     MSG_BET_ABOVE_MAX,
@@ -141,8 +141,8 @@ def _trade_finish(
     )
     mechanism = market.mechanism
     on_commit(
-        lambda: metrics.trade_recorded(
-            guild_id=market.guild_id, mechanism=mechanism, kind=kind, amount=amount
+        lambda: signals.trade_committed.send(
+            sender=Trade, mechanism=mechanism, kind=kind, amount=amount
         )
     )
     return trade

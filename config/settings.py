@@ -11,8 +11,8 @@ from pathlib import Path
 import environ
 from django.core.exceptions import ImproperlyConfigured
 
-from config.logging import logging_config
-from config.sentry import sentry_init
+from ops.logging import logging_config
+from ops.sentry import sentry_init
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
@@ -56,6 +56,7 @@ INSTALLED_APPS = [
     "django.contrib.staticfiles",
     "django_prometheus",
     "channels",
+    "ops",
     "points",
     "markets",
     "betting",
@@ -66,7 +67,7 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django_prometheus.middleware.PrometheusBeforeMiddleware",
-    "config.middleware.RequestContextMiddleware",
+    "ops.middleware.RequestContextMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -248,14 +249,14 @@ X_FRAME_OPTIONS = "DENY"
 SESSION_COOKIE_HTTPONLY = True
 # Probes and Prometheus talk plain HTTP to the app server directly, behind the TLS proxy.
 SECURE_REDIRECT_EXEMPT = [r"^health/", r"^metrics$"]
-# Proxies whose X-Forwarded-For is believed (config.middleware.client_ip): the address they saw
+# Proxies whose X-Forwarded-For is believed (ops.middleware.client_ip): the address they saw
 # is the client's. Anything else connecting is the client itself.
 TRUSTED_PROXY_IPS = env.list("TRUSTED_PROXY_IPS", default=["127.0.0.1", "::1"])
 # Admin login: 10 POSTs a minute per client address (config/urls.py), counted in the shared
 # cache. If the cache is down the limit is lifted rather than locking moderators out.
 ADMIN_LOGIN_RATE = env.str("ADMIN_LOGIN_RATE", default="10/m")
 RATELIMIT_USE_CACHE = "default"
-RATELIMIT_IP_META_KEY = "config.middleware.client_ip_for_ratelimit"
+RATELIMIT_IP_META_KEY = "ops.middleware.client_ip_for_ratelimit"
 RATELIMIT_FAIL_OPEN = env.bool("RATELIMIT_FAIL_OPEN", default=True)
 SILENCED_SYSTEM_CHECKS = env.list("DJANGO_SILENCED_SYSTEM_CHECKS", default=[])
 if not SECURE_HSTS_PRELOAD:
@@ -287,11 +288,11 @@ SENTRY_RELEASE = env.str("SENTRY_RELEASE", default="")
 SENTRY_TRACES_SAMPLE_RATE = env.float("SENTRY_TRACES_SAMPLE_RATE", default=0.0)
 METRICS_ALLOWED_IPS = env.list("METRICS_ALLOWED_IPS", default=["127.0.0.1", "::1"])
 METRICS_TOKEN = env.str("METRICS_TOKEN", default="")
-# How often the ledger audit behind `pm_ledger_solvent` may run (seconds; config/metrics.py).
+# How often the ledger audit behind `pm_ledger_solvent` may run (seconds; ops/metrics.py).
 METRICS_AUDIT_INTERVAL = env.int("METRICS_AUDIT_INTERVAL", default=300)
 METRICS_SCRAPE_TIMEOUT = env.float("METRICS_SCRAPE_TIMEOUT", default=5.0)
 PROMETHEUS_EXPORT_MIGRATIONS = False
-# Health checks (config/health.py): each check's deadline, and how many may hang at once.
+# Health checks (ops/health.py): each check's deadline, and how many may hang at once.
 HEALTH_CHECK_TIMEOUT = env.float("HEALTH_CHECK_TIMEOUT", default=2.0)
 HEALTH_MAX_INFLIGHT = env.int("HEALTH_MAX_INFLIGHT", default=16)
 HEALTH_DATABASE_ALIAS = "default"
@@ -312,12 +313,12 @@ PM_GUILD_DEFAULTS = {
 LOG_LEVEL = env.str("LOG_LEVEL", default="INFO")
 LOG_JSON = env.bool("LOG_JSON", default=not DEBUG)
 # One line per event: JSON in production, readable in development; both carry the request or
-# interaction id, guild, user, market and error id (config/logging.py).
+# interaction id, guild, user, market and error id (ops/logging.py).
 LOGGING = logging_config(level=LOG_LEVEL, json_lines=LOG_JSON)
 
 # --- Sentry ---------------------------------------------------------------------------------
 # Initialised here so errors during start-up are reported too; the scrubber removes Discord
-# tokens from every event (config/sentry.py). Tests never report.
+# tokens from every event (ops/sentry.py). Tests never report.
 if SENTRY_DSN and not TESTING:
     sentry_init(
         dsn=SENTRY_DSN,

@@ -10,8 +10,8 @@ import aiohttp
 import discord
 from django.conf import settings
 
-from config import health
-from config.sentry import sentry_asyncio_enable
+from ops import health
+from ops.sentry import sentry_asyncio_enable
 
 from .bot import PredictionBot
 

@@ -38,7 +38,7 @@ from circuitbreaker import STATE_OPEN, CircuitBreaker
 from circuitbreaker import CircuitBreakerError as _BreakerOpen
 from django.conf import settings
 
-from config.sentry import secret_register
+from core.secrets import secret_register
 
 from . import metrics
 

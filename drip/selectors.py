@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from django.db.models import Count, Q, Sum
 from django.utils import timezone
 
-from config.sentry import secret_register
+from core.secrets import secret_register
 from points.models import Account
 
 from . import crypto

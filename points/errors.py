@@ -1,12 +1,12 @@
-"""The domain error hierarchy (STYLE §7).
+"""The ledger's domain errors (STYLE §7), rooted in `core.errors.DomainError`.
 
 Every refusal a user can cause is a `DomainError` carrying a message that says what was wrong
 and what is allowed. Interfaces (Discord cogs, admin, views) show `message` as it is; tests reuse
 the message constants below.
 """
 
-from typing import Any
-
+# The root lives in the shared core (every app may import it); importing it from here still works.
+from core.errors import DomainError
 from core.text import MSG_BAD_CHARACTER, text_problem
 
 MAX_AMOUNT = 10**15
@@ -27,22 +27,6 @@ MSG_DAILY_ALREADY_CLAIMED = (
 MSG_DAILY_DISABLED = "Daily bonuses are turned off in this server."
 MSG_REASON_REQUIRED = "A reason is required (1–500 characters)."
 MSG_INVALID_ID = "That is not a valid Discord id: use a positive whole number."
-
-
-class DomainError(Exception):
-    """A refusal that the user caused and can act on. Nothing was changed."""
-
-    code = "domain_error"
-
-    def __init__(self, message: str, *, code: str | None = None, details: Any = None) -> None:
-        super().__init__(message)
-        self.message = message
-        if code is not None:
-            self.code = code
-        self.details = details or {}
-
-    def __str__(self) -> str:
-        return self.message
 
 
 class InvalidInput(DomainError):

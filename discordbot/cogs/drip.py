@@ -13,12 +13,12 @@ import discord
 from discord import app_commands
 from discord.ext import commands, tasks
 
-from config import health
-from config.sentry import secret_register
+from core.secrets import secret_register
 from drip import bridge, crypto, selectors, services
 from drip.client import DripClient
 from drip.health import drip_health
 from drip.models import DripTransfer
+from ops import health
 from points.errors import MAX_AMOUNT, DomainError
 from points.services import wallet_get_or_create
 

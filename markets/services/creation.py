@@ -6,7 +6,7 @@ import datetime as dt
 
 from django.utils import timezone
 
-from config import metrics
+from core import signals
 from points.errors import InvalidAmount, validate_amount, validate_snowflake
 from points.models import Account, Transfer
 from points.services import (
@@ -149,7 +149,11 @@ def market_create(
         idempotency_key=idempotency_key,
         after={"question": question, "outcomes": labels, "liquidity": points},
     )
-    on_commit(lambda: metrics.market_transition(event="created", mechanism=mechanism))
+    on_commit(
+        lambda: signals.market_transitioned.send(
+            sender=Market, event="created", mechanism=mechanism
+        )
+    )
     return market
 
 

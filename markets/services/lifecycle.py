@@ -6,7 +6,7 @@ import datetime as dt
 
 from django.utils import timezone
 
-from config import metrics
+from core import signals
 from points.errors import validate_reason, validate_snowflake
 from points.services import audit_record, guild_settings_get_or_create
 from points.usecase import Call, stop_if_replayed, use_case
@@ -71,7 +71,9 @@ def close(
         after={"status": "closed"},
     )
     mechanism = market.mechanism
-    on_commit(lambda: metrics.market_transition(event="closed", mechanism=mechanism))
+    on_commit(
+        lambda: signals.market_transitioned.send(sender=Market, event="closed", mechanism=mechanism)
+    )
     return event
 
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from django.utils import timezone
 
-from config import metrics
+from core import signals
 from points.errors import validate_reason
 from points.models import Account, Transfer
 from points.services import Leg, accounts_lock, audit_record, transfers_post, treasury_get_or_create
@@ -133,7 +133,11 @@ def resolve(
         after={"status": "resolved", "outcome": winner.position, "total_paid": total_paid},
     )
     mechanism = market.mechanism
-    on_commit(lambda: metrics.market_transition(event="resolved", mechanism=mechanism))
+    on_commit(
+        lambda: signals.market_transitioned.send(
+            sender=Market, event="resolved", mechanism=mechanism
+        )
+    )
     return event
 
 
@@ -266,7 +270,11 @@ def cancel(
         after={"status": "cancelled", "total_refunded": total},
     )
     mechanism = market.mechanism
-    on_commit(lambda: metrics.market_transition(event="cancelled", mechanism=mechanism))
+    on_commit(
+        lambda: signals.market_transitioned.send(
+            sender=Market, event="cancelled", mechanism=mechanism
+        )
+    )
     return event
 
 

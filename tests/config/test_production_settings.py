@@ -19,6 +19,8 @@ ROOT = Path(settings.BASE_DIR)
 PROJECT_PARTS = [
     "manage.py",
     "config",
+    "core",
+    "ops",
     "points",
     "markets",
     "betting",
@@ -117,6 +119,6 @@ def test_production_database_logging_and_sentry(project):
         assert part in options["options"]
     assert dump["formatter"] == "JsonFormatter"
     assert dump["sentry_active"] and dump["sentry_release"] == "pm@test"
-    assert dump["sentry_pii"] is False and dump["before_send"] == "config.sentry"
+    assert dump["sentry_pii"] is False and dump["before_send"] == "ops.sentry"
     assert dump["redirect_exempt"] == ["^health/", "^metrics$"]
-    assert dump["middleware"][1] == "config.middleware.RequestContextMiddleware"
+    assert dump["middleware"][1] == "ops.middleware.RequestContextMiddleware"

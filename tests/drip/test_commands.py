@@ -8,13 +8,13 @@ import time
 import pytest
 from prometheus_client import REGISTRY
 
-from config import health
 from discordbot.permissions import MSG_ADMIN
 from drip import crypto
 from drip.client import breaker_state
 from drip.errors import MSG_NOT_LINKED, MSG_NOT_MEMBER
 from drip.models import DripLink, DripTransfer
 from drip.worker import DripWorker
+from ops import health
 from points import selectors as points_selectors
 from points.models import Account, AuditEvent, Transfer
 from tests.discordbot.harness import DEFERRED, Harness, Member, Members

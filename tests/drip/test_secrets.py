@@ -13,13 +13,14 @@ from cryptography.fernet import Fernet
 from django.core.management import call_command
 from django.urls import reverse
 
-from config.logging import ConsoleFormatter, JsonFormatter, error_capture
-from config.sentry import FILTERED, scrub_text, sentry_init
 from drip import crypto, selectors
 from drip.client import DripAuth, DripClient
 from drip.errors import refusal_for
 from drip.models import DripLink
-from tests.config.test_sentry import CapturingTransport
+from ops.logging import ConsoleFormatter, JsonFormatter, error_capture
+from ops.redaction import FILTERED, scrub_text
+from ops.sentry import sentry_init
+from tests.ops.test_sentry import CapturingTransport
 
 from .conftest import API_KEY, GUILD, POINT, REALM, link_guild
 

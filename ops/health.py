@@ -1,6 +1,6 @@
 """Health checks for load balancers, orchestrators and humans.
 
-Endpoints (Django, `config/urls.py`; and the bot process's own server, `build_health_app`):
+Endpoints (Django views in `ops/views.py`; and the bot process's own server, `ops/server.py`):
 
     /health/live      the process is up and answering (no dependency is touched)
     /health/ready     database reachable, migrations applied, cache reachable
@@ -31,11 +31,9 @@ running in this process".
 
 from __future__ import annotations
 
-import asyncio
 import concurrent.futures
 import contextlib
 import datetime as dt
-import json
 import logging
 import os
 import threading
@@ -44,6 +42,14 @@ import uuid
 from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass
 from typing import Any
+
+from django.conf import settings
+from django.core.cache import caches
+from django.db import connections
+from django.db.migrations.executor import MigrationExecutor
+
+from ops import metrics
+from ops.redaction import scrub_text
 
 logger = logging.getLogger(__name__)
 
@@ -70,8 +76,6 @@ _inflight_lock = threading.Lock()
 
 
 def _max_inflight() -> int:
-    from django.conf import settings
-
     return int(getattr(settings, "HEALTH_MAX_INFLIGHT", 16))
 
 
@@ -90,8 +94,6 @@ def _spawn(fn: Callable[[], Any]) -> concurrent.futures.Future | None:
     future: concurrent.futures.Future = concurrent.futures.Future()
 
     def target() -> None:
-        from django.db import connections
-
         try:
             future.set_result(fn())
         except BaseException as exc:
@@ -106,8 +108,6 @@ def _spawn(fn: Callable[[], Any]) -> concurrent.futures.Future | None:
 
 
 def _error_text(exc: BaseException) -> str:
-    from config.sentry import scrub_text
-
     text = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
     return scrub_text(f"{type(exc).__name__}: {text}"[:300]) if text else type(exc).__name__
 
@@ -126,8 +126,6 @@ def run_with_deadline(fn: Callable[[], Any], *, timeout: float) -> tuple[bool, A
 
 
 def check_timeout() -> float:
-    from django.conf import settings
-
     return float(getattr(settings, "HEALTH_CHECK_TIMEOUT", 2.0))
 
 
@@ -186,8 +184,6 @@ def run_checks(
 
 
 def _observe(results: list[CheckResult]) -> None:
-    from config import metrics
-
     for result in results:
         if result.details != NO_BOT:
             metrics.dependency_observed(result.name, result.status != UNHEALTHY)
@@ -198,8 +194,6 @@ def _observe(results: list[CheckResult]) -> None:
 
 def check_database() -> tuple[str, dict[str, Any]]:
     """`SELECT 1` on a new connection of `HEALTH_DATABASE_ALIAS` (closed afterwards)."""
-    from django.conf import settings
-    from django.db import connections
 
     alias = getattr(settings, "HEALTH_DATABASE_ALIAS", "default")
     connection = connections[alias]
@@ -215,9 +209,6 @@ _migrations_ok_until: dict[str, float] = {}
 def check_migrations() -> tuple[str, Any]:
     """Every migration on disk is applied. A pass is remembered for a minute: the plan only
     changes with a deploy, and building it reads every migration file."""
-    from django.conf import settings
-    from django.db import connections
-    from django.db.migrations.executor import MigrationExecutor
 
     alias = getattr(settings, "HEALTH_DATABASE_ALIAS", "default")
     if time.monotonic() < _migrations_ok_until.get(alias, 0.0):
@@ -234,8 +225,6 @@ def check_migrations() -> tuple[str, Any]:
 def check_cache() -> tuple[str, dict[str, Any]]:
     """Write, read back and delete a random key; on Redis also PING, because django-redis is
     configured to swallow connection errors and would otherwise just miss."""
-    from django.conf import settings
-    from django.core.cache import caches
 
     alias = getattr(settings, "HEALTH_CACHE_ALIAS", "default")
     cache = caches[alias]
@@ -344,97 +333,3 @@ def probe(name: str, *, include_external_in_ready: bool = False) -> tuple[dict[s
     else:
         checks = PROBES[name]()
     return report(run_checks(checks))
-
-
-# --- Django views -------------------------------------------------------------------------------
-
-
-def _django_view(name: str):
-    from django.http import JsonResponse
-    from django.views.decorators.http import require_http_methods
-
-    @require_http_methods(["GET", "HEAD"])
-    async def view(request):
-        body, status = await asyncio.to_thread(probe, name)
-        response = JsonResponse(body, status=status)
-        response["Cache-Control"] = "no-store"
-        # A 503 here is an answer, not a server error: keep Django from logging it at ERROR
-        # (which the Sentry logging integration would turn into an event per probe).
-        response._has_been_logged = True
-        return response
-
-    view.__name__ = f"health_{name}"
-    view.__doc__ = f"GET /health/{name}"
-    return view
-
-
-health_live = _django_view("live")
-health_ready = _django_view("ready")
-health_database = _django_view("database")
-health_cache = _django_view("cache")
-health_external = _django_view("external")
-
-
-# --- The bot process's own server ---------------------------------------------------------------
-
-
-def build_health_app(*, include_external_in_ready: bool = True):
-    """An aiohttp application serving /health/{live,ready,database,cache,external} and /metrics
-    for a process that runs without the web server (`runbot --health-port`). Its readiness
-    includes the external checks (the gateway): a bot that is not connected is not ready."""
-    from aiohttp import web
-
-    from config import metrics
-
-    def json_response(body: dict[str, Any], status: int) -> web.Response:
-        return web.Response(
-            text=json.dumps(body),
-            status=status,
-            content_type="application/json",
-            headers={"Cache-Control": "no-store"},
-        )
-
-    def handler(name: str):
-        async def handle(request: web.Request) -> web.Response:
-            body, status = await asyncio.to_thread(
-                probe, name, include_external_in_ready=include_external_in_ready
-            )
-            return json_response(body, status)
-
-        return handle
-
-    async def metrics_handler(request: web.Request) -> web.Response:
-        allowed = metrics.metrics_access_allowed(
-            request.remote or "",
-            request.headers.get("X-Forwarded-For"),
-            request.headers.get("Authorization", ""),
-        )
-        if not allowed:
-            return web.Response(text="Forbidden\n", status=403)
-        await asyncio.to_thread(metrics.scrape_refresh)
-        body, content_type = metrics.metrics_exposition()
-        # aiohttp wants the charset apart from the media type.
-        media_type, _, params = content_type.partition(";")
-        response = web.Response(body=body, content_type=media_type.strip())
-        if "charset=" in params:
-            response.charset = params.split("charset=")[1].strip()
-        return response
-
-    app = web.Application()
-    for name in PROBES:
-        app.router.add_get(f"/health/{name}", handler(name))
-    app.router.add_get("/metrics", metrics_handler)
-    return app
-
-
-async def health_server_start(host: str, port: int):
-    """Start `build_health_app()` on `host:port` in the running loop; returns the
-    `aiohttp.web.AppRunner` (`await runner.cleanup()` stops it; `runner.addresses` tells the
-    port when 0 was asked)."""
-    from aiohttp import web
-
-    runner = web.AppRunner(build_health_app(), access_log=None)
-    await runner.setup()
-    await web.TCPSite(runner, host, port).start()
-    logger.info("health server on %s", runner.addresses)
-    return runner

@@ -11,8 +11,9 @@ import sentry_sdk
 from sentry_sdk.envelope import Envelope
 from sentry_sdk.transport import Transport
 
-from config.logging import error_capture, log_context
-from config.sentry import FILTERED, scrub, scrub_text, sentry_init
+from ops.logging import error_capture, log_context
+from ops.redaction import FILTERED, scrub, scrub_text
+from ops.sentry import sentry_init
 
 BOT_TOKEN = "MTA1NzY4OTQ4NjI1NjM4NDA4MA.GhK2bX.abcdefghijklmnopqrstuvwxyzABCDEFGH12"
 INTERACTION_TOKEN = "aW50ZXJhY3Rpb246MTIzNDU2Nzg5MDEyMzQ1Njc4OmFiY2RlZmdoaWprbG1ub3BxcnN0dXZ3eHl6"

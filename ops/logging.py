@@ -2,7 +2,7 @@
 
 The context of the work in hand — request id or Discord interaction id, guild, user, market —
 lives in context variables, so every log line written while handling it carries the same fields
-without passing them around. The web middleware (`config.middleware.RequestContextMiddleware`)
+without passing them around. The web middleware (`ops.middleware.RequestContextMiddleware`)
 binds `request_id`; the bot binds `interaction_id`, `guild_id`, `user_id` (and `market_id` when
 known) around each interaction:
 
@@ -18,7 +18,7 @@ id 7f3a9c2e"), written into the log line (`error_id`) and tagged on the Sentry e
 support question "it said error 7f3a9c2e" leads straight to the trace.
 
 In production (`LOG_JSON=1`) lines are JSON objects; in development a readable line with the
-context appended. Both scrub Discord tokens (`config.sentry.scrub_text`) from the message.
+context appended. Both scrub Discord tokens (`ops.redaction.scrub_text`) from the message.
 """
 
 from __future__ import annotations
@@ -32,6 +32,8 @@ import traceback
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from typing import Any
+
+from ops.redaction import scrub_text
 
 # The context fields, in the order they appear in a line.
 CONTEXT_FIELDS = (
@@ -107,7 +109,7 @@ def error_capture(
 
     The id is bound into the log context while the record is written, so the JSON line carries
     `error_id`, and the Sentry event created from the record (logging integration) is tagged with
-    it by `config.sentry.before_send`."""
+    it by `ops.sentry.before_send`."""
     error_id = new_error_id()
     log = logger or logging.getLogger("pm.errors")
     with log_context(error_id=error_id, **fields):
@@ -126,12 +128,6 @@ class ContextFilter(logging.Filter):
             if not hasattr(record, key):
                 setattr(record, key, value)
         return True
-
-
-def _scrub(text: str) -> str:
-    from config.sentry import scrub_text  # late: sentry imports this module for the context
-
-    return scrub_text(text)
 
 
 def _record_fields(record: logging.LogRecord) -> dict[str, Any]:
@@ -166,7 +162,7 @@ class JsonFormatter(logging.Formatter):
             ),
             "level": record.levelname,
             "logger": record.name,
-            "msg": _scrub(record.getMessage()),
+            "msg": scrub_text(record.getMessage()),
         }
         for key, value in _record_fields(record).items():
             if key.endswith("_id") and isinstance(value, int):
@@ -174,9 +170,9 @@ class JsonFormatter(logging.Formatter):
             line[key] = _jsonable(value)
         if record.exc_info:
             line["exc_type"] = record.exc_info[0].__name__ if record.exc_info[0] else None
-            line["exc"] = _scrub("".join(traceback.format_exception(*record.exc_info)))
+            line["exc"] = scrub_text("".join(traceback.format_exception(*record.exc_info)))
         elif record.exc_text:
-            line["exc"] = _scrub(record.exc_text)
+            line["exc"] = scrub_text(record.exc_text)
         if record.stack_info:
             line["stack"] = record.stack_info
         return json.dumps(line, ensure_ascii=False, separators=(",", ":"))
@@ -189,7 +185,7 @@ class ConsoleFormatter(logging.Formatter):
         super().__init__("%(asctime)s %(levelname)-7s %(name)s %(message)s", "%H:%M:%S")
 
     def format(self, record: logging.LogRecord) -> str:
-        text = _scrub(super().format(record))
+        text = scrub_text(super().format(record))
         fields = _record_fields(record)
         if fields:
             first, _, rest = text.partition("\n")
@@ -203,10 +199,10 @@ def logging_config(*, level: str = "INFO", json_lines: bool = True) -> dict[str,
     return {
         "version": 1,
         "disable_existing_loggers": False,
-        "filters": {"context": {"()": "config.logging.ContextFilter"}},
+        "filters": {"context": {"()": "ops.logging.ContextFilter"}},
         "formatters": {
-            "json": {"()": "config.logging.JsonFormatter"},
-            "console": {"()": "config.logging.ConsoleFormatter"},
+            "json": {"()": "ops.logging.JsonFormatter"},
+            "console": {"()": "ops.logging.ConsoleFormatter"},
         },
         "handlers": {
             "console": {

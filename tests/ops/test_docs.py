@@ -19,7 +19,9 @@ METRIC_RE = re.compile(r"\b((?:pm|django|process)_[a-z0-9_]+)")
 
 @pytest.fixture
 def exported_names(client) -> set[str]:
-    client.get("/health/live")  # django-prometheus registers its request metrics lazily
+    # django-prometheus registers its request metrics lazily, and the business gauges exist once
+    # a scrape has read them.
+    client.get("/metrics")
     names: set[str] = set()
     for family in REGISTRY.collect():
         suffixes = {

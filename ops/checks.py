@@ -1,4 +1,7 @@
-"""System checks that turn bad configuration into a start-up error naming the variable."""
+"""System checks that turn bad configuration into a start-up error naming the variable.
+
+Registered by `OpsConfig.ready()`. The ids keep their `config.` prefix: operators may list them
+in `DJANGO_SILENCED_SYSTEM_CHECKS`, and the move to `ops` must not un-silence anything."""
 
 from django.conf import settings
 from django.core.checks import Error, register

@@ -1,18 +1,22 @@
-"""Prometheus metrics: business counters and gauges, bot metrics, and the `/metrics` view.
+"""Prometheus metrics: business counters and gauges, bot metrics, and access to `/metrics`.
 
 Every helper here swallows its own errors: a metric never breaks a trade or an interaction.
+This module imports no domain app: domain code reports through `core.signals` (counted by the
+receivers `OpsConfig.ready()` connects) and offers its numbers through `core.telemetry`.
 
-Business counters (market services call these after commit)
-    `trade_recorded(guild_id=, mechanism=, kind=, amount=)`
-        → `pm_trades_total{guild,mechanism,kind}`, `pm_points_traded_total{guild,mechanism}`
-    `market_transition(event=, mechanism=)` → `pm_markets_total{event,mechanism}`
+Business counters (signals the market services send after commit)
+    `trade_committed(mechanism, kind, amount)`
+        → `pm_trades_total{mechanism,kind}`, `pm_points_traded_total{mechanism}`
+    `market_transitioned(event, mechanism)` → `pm_markets_total{event,mechanism}`
         (event: created, closed, resolved, cancelled)
-    `dashboard_publish_failed()` → `pm_dashboard_publish_failures_total`
+    `dashboard_publish_failed` → `pm_dashboard_publish_failures_total`
 
-Business gauges (`metrics_refresh()`; the scheduler calls it after every tick, and every scrape
-refreshes the cheap ones)
+Business gauges (`metrics_refresh()`; after every scheduler tick, and before every scrape)
+    Whatever the apps register with `core.telemetry.gauges_register` — today
     `pm_markets_open{mechanism}`, `pm_markets_pending_resolution_stale` (closed > 1 day, not
-    settled), `pm_points_in_circulation` (−Σ treasury balances), `pm_points_in_escrow`,
+    settled) from `markets`, and `pm_points_in_circulation` (−Σ treasury balances),
+    `pm_points_in_escrow` from `points` — exposed by one custom collector (`BUSINESS_GAUGES`)
+    with the latest readings. Plus the verdict of the registered ledger audit:
     `pm_ledger_solvent` (1 when invariants L1–L4 hold, else 0), `pm_ledger_audit_violations`,
     `pm_ledger_audit_timestamp_seconds`. The audit runs at most every `METRICS_AUDIT_INTERVAL`
     seconds; its result is shared through the cache so every process reports the scheduler's
@@ -22,8 +26,7 @@ Dependencies
     `pm_dependency_up{dependency}` (database, migrations, cache; external checks by name) — set
     by every health check run, and every scrape runs the readiness checks.
     `pm_db_retries_total{operation,sqlstate}` — transient database errors retried by
-    `points.db.retry_transient`. `pm_circuit_state{name}` and `pm_circuit_refusals_total{name}`
-    — `config.resilience.CircuitBreaker`.
+    `points.db.retry_transient` (signal `transient_error_retried`).
 
 Bot metrics (the Discord bot calls these)
     `interaction_observed(command, outcome, first_response_s, completion_s)`
@@ -48,23 +51,29 @@ Plus django-prometheus: `django_http_*` (requests, latencies by view, responses 
 from __future__ import annotations
 
 import contextlib
-import datetime as dt
 import hmac
 import logging
 import threading
 import time
-from dataclasses import asdict, dataclass
+from collections.abc import Iterator
+from dataclasses import dataclass, field
 from typing import Any
 
-from prometheus_client import Counter, Gauge, Histogram
+from django.conf import settings
+from django.core.cache import cache
+from prometheus_client import REGISTRY, Counter, Gauge, Histogram
+from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.registry import Collector
+
+from core import telemetry
+from core.telemetry import Reading
+from ops.middleware import client_ip_from, ip_in
 
 logger = logging.getLogger(__name__)
 
 # --- Business counters ------------------------------------------------------------------------
-TRADES = Counter("pm_trades_total", "Trades committed", ["guild", "mechanism", "kind"])
-POINTS_TRADED = Counter(
-    "pm_points_traded_total", "Points moved by trades (gross)", ["guild", "mechanism"]
-)
+TRADES = Counter("pm_trades_total", "Trades committed", ["mechanism", "kind"])
+POINTS_TRADED = Counter("pm_points_traded_total", "Points moved by trades (gross)", ["mechanism"])
 MARKET_TRANSITIONS = Counter(
     "pm_markets_total", "Markets created, closed, resolved or cancelled", ["event", "mechanism"]
 )
@@ -73,34 +82,12 @@ DASHBOARD_PUBLISH_FAILURES = Counter(
     "Market events the dashboard push could not hand to the channel layer (e.g. Redis down)",
 )
 
-# --- Business gauges --------------------------------------------------------------------------
-MARKETS_OPEN = Gauge("pm_markets_open", "Markets open for trading", ["mechanism"])
-PENDING_RESOLUTIONS = Gauge(
-    "pm_markets_pending_resolution_stale",
-    "Closed markets still unresolved more than a day after closing",
-)
-POINTS_IN_CIRCULATION = Gauge(
-    "pm_points_in_circulation", "Points issued by the treasuries (minus their balances)"
-)
-POINTS_IN_ESCROW = Gauge("pm_points_in_escrow", "Points held as collateral by market escrows")
-SOLVENT = Gauge("pm_ledger_solvent", "1 when the ledger invariants L1–L4 hold, 0 when not")
-AUDIT_VIOLATIONS = Gauge("pm_ledger_audit_violations", "Violations found by the last audit")
-AUDIT_TIMESTAMP = Gauge(
-    "pm_ledger_audit_timestamp_seconds", "When the last ledger audit finished (Unix time)"
-)
-
-# --- Dependencies and resilience --------------------------------------------------------------
+# --- Dependencies --------------------------------------------------------------------------
 DEPENDENCY_UP = Gauge(
     "pm_dependency_up", "1 when the last check of a dependency passed", ["dependency"]
 )
 DB_RETRIES = Counter(
     "pm_db_retries_total", "Transient database errors retried", ["operation", "sqlstate"]
-)
-CIRCUIT_STATE = Gauge(
-    "pm_circuit_state", "Circuit breaker state: 0 closed, 1 half-open, 2 open", ["name"]
-)
-CIRCUIT_REFUSALS = Counter(
-    "pm_circuit_refusals_total", "Calls refused by an open circuit breaker", ["name"]
 )
 
 # --- Bot --------------------------------------------------------------------------------------
@@ -137,13 +124,13 @@ BOT_SHARDS_CONNECTED = Gauge("pm_bot_shards_connected", "Gateway shards connecte
 DISCORD_FIRST_RESPONSE_LIMIT_S = 3.0
 
 
-# --- Counters the services call -----------------------------------------------------------------
+# --- Counters (the receivers of core.signals call these) ------------------------------------
 
 
-def trade_recorded(*, guild_id: int, mechanism: str, kind: str, amount: int) -> None:
+def trade_recorded(*, mechanism: str, kind: str, amount: int) -> None:
     try:
-        TRADES.labels(str(guild_id), mechanism, kind).inc()
-        POINTS_TRADED.labels(str(guild_id), mechanism).inc(amount)
+        TRADES.labels(mechanism, kind).inc()
+        POINTS_TRADED.labels(mechanism).inc(amount)
     except Exception:  # metrics never break a trade
         logger.exception("metrics: trade_recorded failed")
 
@@ -227,77 +214,81 @@ def gateway_observed(latency_s: float | None, shards: int) -> None:
 
 # --- Business gauges -----------------------------------------------------------------------------
 
+
+class LatestReadings(Collector):
+    """A custom collector exposing the latest readings of every registered gauge source (and of
+    the ledger audit) as gauge families. `collect()` only reads memory: the readings are taken by
+    `metrics_refresh()`, which scrapes run under a deadline, so a hung database can never hang
+    an exposition. A source that fails keeps its last readings."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._readings: dict[str, list[Reading]] = {}
+
+    def update(self, source: str, readings: list[Reading]) -> None:
+        with self._lock:
+            self._readings[source] = readings
+
+    def readings(self) -> list[Reading]:
+        with self._lock:
+            return [r for _, rs in sorted(self._readings.items()) for r in rs]
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        families: dict[str, GaugeMetricFamily] = {}
+        for reading in self.readings():
+            family = families.get(reading.name)
+            if family is None:
+                family = GaugeMetricFamily(
+                    reading.name, reading.documentation, labels=sorted(reading.labels)
+                )
+                families[reading.name] = family
+            family.add_metric(
+                [str(reading.labels[k]) for k in sorted(reading.labels)], reading.value
+            )
+        yield from families.values()
+
+
+BUSINESS_GAUGES = LatestReadings()
+REGISTRY.register(BUSINESS_GAUGES)  # once: Python imports this module once per process
+
 AUDIT_CACHE_KEY = "pm:metrics:ledger-audit"
 AUDIT_LOCK_KEY = "pm:metrics:ledger-audit-lock"
 _audit_lock = threading.Lock()
 
 
 @dataclass
-class BusinessSnapshot:
-    markets_open: dict[str, int]
-    pending_resolutions: int
-    points_in_circulation: int
-    points_in_escrow: int
+class Refresh:
+    """What `metrics_refresh()` read: the gauge readings and the audit verdict it reports."""
+
+    readings: list[Reading] = field(default_factory=list)
     solvent: bool | None = None
     audit_violations: int | None = None
     audit_at: float | None = None
 
 
-def business_snapshot(*, now: dt.datetime | None = None) -> BusinessSnapshot:
-    """The cheap business gauges, from four aggregate queries."""
-    from django.db.models import Count, Sum
-    from django.utils import timezone
-
-    from markets.models import Market
-    from points.models import Account
-
-    now = now or timezone.now()
-    open_by_mechanism = dict(
-        Market.objects.filter(status=Market.Status.OPEN)
-        .values_list("mechanism")
-        .annotate(n=Count("id"))
-        .order_by()
-    )
-    pending = Market.objects.filter(
-        status=Market.Status.CLOSED, closed_at__lt=now - dt.timedelta(days=1)
-    ).count()
-    sums = dict(
-        Account.objects.filter(kind__in=[Account.Kind.TREASURY, Account.Kind.ESCROW])
-        .values_list("kind")
-        .annotate(total=Sum("balance"))
-        .order_by()
-    )
-    return BusinessSnapshot(
-        markets_open={m: open_by_mechanism.get(m, 0) for m in Market.Mechanism.values},
-        pending_resolutions=pending,
-        points_in_circulation=-(sums.get(Account.Kind.TREASURY) or 0),
-        points_in_escrow=sums.get(Account.Kind.ESCROW) or 0,
-    )
-
-
-def _gauges_set(snapshot: BusinessSnapshot) -> None:
-    for mechanism, n in snapshot.markets_open.items():
-        MARKETS_OPEN.labels(mechanism).set(n)
-    PENDING_RESOLUTIONS.set(snapshot.pending_resolutions)
-    POINTS_IN_CIRCULATION.set(snapshot.points_in_circulation)
-    POINTS_IN_ESCROW.set(snapshot.points_in_escrow)
-
-
-def _audit_gauges_set(result: dict[str, Any]) -> None:
-    SOLVENT.set(1 if result["ok"] else 0)
-    AUDIT_VIOLATIONS.set(result["violations"])
-    AUDIT_TIMESTAMP.set(result["at"])
+def _audit_readings(result: dict[str, Any]) -> list[Reading]:
+    return [
+        Reading(
+            "pm_ledger_solvent",
+            "1 when the ledger invariants L1–L4 hold, 0 when not",
+            1 if result["ok"] else 0,
+        ),
+        Reading(
+            "pm_ledger_audit_violations", "Violations found by the last audit", result["violations"]
+        ),
+        Reading(
+            "pm_ledger_audit_timestamp_seconds",
+            "When the last ledger audit finished (Unix time)",
+            result["at"],
+        ),
+    ]
 
 
 def _audit_interval() -> float:
-    from django.conf import settings
-
     return float(getattr(settings, "METRICS_AUDIT_INTERVAL", 300))
 
 
 def _audit_cached() -> dict[str, Any] | None:
-    from django.core.cache import cache
-
     try:
         result = cache.get(AUDIT_CACHE_KEY)
     except Exception:
@@ -305,21 +296,19 @@ def _audit_cached() -> dict[str, Any] | None:
     return result if isinstance(result, dict) and "ok" in result else None
 
 
-def ledger_audit_run() -> dict[str, Any]:
-    """Run the ledger audit now, set the solvency gauges and share the verdict via the cache."""
-    from django.core.cache import cache
-
-    from points.audit import ledger_audit
-
-    report = ledger_audit()
-    result = {"ok": report.ok, "violations": len(report.violations), "at": time.time()}
-    if not report.ok:
+def ledger_audit_run() -> dict[str, Any] | None:
+    """Run the registered ledger audit now, expose its verdict and share it via the cache.
+    None when no app registered an audit."""
+    audit = telemetry.ledger_audit_get()
+    if audit is None:
+        return None
+    violations = audit()
+    result = {"ok": not violations, "violations": len(violations), "at": time.time()}
+    if violations:
         logger.error(
-            "ledger audit failed: %d violations, first: %s",
-            len(report.violations),
-            report.violations[0],
+            "ledger audit failed: %d violations, first: %s", len(violations), violations[0]
         )
-    _audit_gauges_set(result)
+    BUSINESS_GAUGES.update("ledger-audit", _audit_readings(result))
     try:
         cache.set(AUDIT_CACHE_KEY, result, timeout=max(3600, int(4 * _audit_interval())))
     except Exception:
@@ -331,12 +320,10 @@ def _audit_if_due(force: bool) -> dict[str, Any] | None:
     """The latest audit verdict, running the audit first when `force` or when the shared one is
     older than `METRICS_AUDIT_INTERVAL`. One audit at a time per process, and across processes
     by a short cache lock, so a fleet of web workers does not audit in a stampede."""
-    from django.core.cache import cache
-
     cached = _audit_cached()
     fresh = cached is not None and time.time() - cached["at"] < _audit_interval()
     if fresh and not force:
-        _audit_gauges_set(cached)
+        BUSINESS_GAUGES.update("ledger-audit", _audit_readings(cached))
         return cached
     if not _audit_lock.acquire(blocking=force):
         return cached
@@ -357,34 +344,37 @@ def _audit_if_due(force: bool) -> dict[str, Any] | None:
         _audit_lock.release()
 
 
-def metrics_refresh(
-    *, audit: bool | None = None, now: dt.datetime | None = None
-) -> BusinessSnapshot:
-    """Recompute the business gauges. `audit=None` runs the ledger audit when the last one is
-    older than `METRICS_AUDIT_INTERVAL`; True runs it now; False never. The scheduler calls this
-    after every tick."""
-    snapshot = business_snapshot(now=now)
-    _gauges_set(snapshot)
+def metrics_refresh(*, audit: bool | None = None) -> Refresh:
+    """Read every registered gauge source again. `audit=None` runs the ledger audit when the
+    last one is older than `METRICS_AUDIT_INTERVAL`; True runs it now; False never. A source
+    that raises is logged and keeps its last readings; the others still refresh."""
+    refresh = Refresh()
+    for name, source in telemetry.gauge_sources():
+        try:
+            readings = list(source())
+        except Exception:
+            logger.exception("metrics: gauge source %s failed", name)
+            continue
+        BUSINESS_GAUGES.update(name, readings)
+        refresh.readings += readings
     dependency_observed("database", True)
     result = None if audit is False else _audit_if_due(force=bool(audit))
     if result is not None:
-        snapshot.solvent = bool(result["ok"])
-        snapshot.audit_violations = int(result["violations"])
-        snapshot.audit_at = float(result["at"])
-    logger.debug("metrics refreshed: %s", asdict(snapshot))
-    return snapshot
+        refresh.solvent = bool(result["ok"])
+        refresh.audit_violations = int(result["violations"])
+        refresh.audit_at = float(result["at"])
+    logger.debug(
+        "metrics refreshed: %d readings, solvent=%s", len(refresh.readings), refresh.solvent
+    )
+    return refresh
 
 
-# --- Exposition -----------------------------------------------------------------------------------
+# --- Access ---------------------------------------------------------------------------------------
 
 
 def metrics_access_allowed(remote_addr: str, forwarded_for: str | None, authorization: str) -> bool:
     """`/metrics` is for Prometheus: a bearer `METRICS_TOKEN` (when set) or a client address in
     `METRICS_ALLOWED_IPS` (addresses or CIDR blocks)."""
-    from django.conf import settings
-
-    from config.middleware import client_ip_from, ip_in
-
     token = getattr(settings, "METRICS_TOKEN", "")
     if token and authorization.startswith("Bearer "):
         given = authorization.removeprefix("Bearer ").strip()
@@ -394,61 +384,29 @@ def metrics_access_allowed(remote_addr: str, forwarded_for: str | None, authoriz
     return ip_in(client, list(getattr(settings, "METRICS_ALLOWED_IPS", [])))
 
 
-def scrape_refresh() -> None:
-    """Before an exposition: check the dependencies (`pm_dependency_up`, as `/health/ready`
-    does), refresh the cheap business gauges and pick up the shared audit verdict — all under
-    deadlines, so a hung database or Redis cannot hang the scrape."""
-    from django.conf import settings
-
-    from config import health
-
-    timeout = float(getattr(settings, "METRICS_SCRAPE_TIMEOUT", 5.0))
-    results = health.run_checks(health.ready_checks(), timeout=min(timeout, health.check_timeout()))
-    if any(r.name == "database" and r.status == health.UNHEALTHY for r in results):
-        return  # the business gauges keep their last values; the alert says why
-    ok, error = health.run_with_deadline(lambda: metrics_refresh(audit=None), timeout=timeout)
-    if not ok:
-        dependency_observed("database", False)
-        logger.warning("metrics: business gauges not refreshed: %s", error)
+# --- Receivers of core.signals (connected by OpsConfig.ready) ------------------------------------
 
 
-def metrics_exposition() -> tuple[bytes, str]:
-    """The Prometheus text exposition of this process (or of every process in multiprocess
-    mode), as django-prometheus exports it."""
-    import os
-
-    import prometheus_client
-    from prometheus_client import multiprocess
-
-    if "PROMETHEUS_MULTIPROC_DIR" in os.environ:
-        registry = prometheus_client.CollectorRegistry()
-        multiprocess.MultiProcessCollector(registry)
-    else:
-        registry = prometheus_client.REGISTRY
-    return prometheus_client.generate_latest(registry), prometheus_client.CONTENT_TYPE_LATEST
+def on_trade_committed(sender: Any, *, mechanism: str, kind: str, amount: int, **kw: Any) -> None:
+    trade_recorded(mechanism=mechanism, kind=kind, amount=amount)
 
 
-async def metrics_view(request):
-    """`GET /metrics`: 403 unless the client may read it; else the exposition with fresh
-    business gauges."""
-    import asyncio
+def on_market_transitioned(sender: Any, *, event: str, mechanism: str, **kw: Any) -> None:
+    market_transition(event=event, mechanism=mechanism)
 
-    from django.http import HttpResponse
 
-    allowed = metrics_access_allowed(
-        request.META.get("REMOTE_ADDR", ""),
-        request.META.get("HTTP_X_FORWARDED_FOR"),
-        request.META.get("HTTP_AUTHORIZATION", ""),
-    )
-    if not allowed:
-        return HttpResponse(
-            "Forbidden: /metrics is only served to addresses in METRICS_ALLOWED_IPS or with "
-            "the METRICS_TOKEN bearer token.\n",
-            status=403,
-            content_type="text/plain; charset=utf-8",
-        )
-    await asyncio.to_thread(scrape_refresh)
-    body, content_type = metrics_exposition()
-    response = HttpResponse(body, content_type=content_type)
-    response["Cache-Control"] = "no-store"
-    return response
+def on_dashboard_publish_failed(sender: Any, **kw: Any) -> None:
+    dashboard_publish_failed()
+
+
+def on_transient_error_retried(
+    sender: Any, *, operation: str, sqlstate: str | None, **kw: Any
+) -> None:
+    db_retry_observed(operation=operation, sqlstate=sqlstate)
+
+
+def on_scheduler_ticked(sender: Any, **kw: Any) -> None:
+    try:
+        metrics_refresh()
+    except Exception:  # the scheduler's next tick must not depend on the metrics
+        logger.exception("metrics refresh failed")

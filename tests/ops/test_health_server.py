@@ -6,15 +6,16 @@ from __future__ import annotations
 import aiohttp
 import pytest
 
-from config import health, metrics
-from tests.config.conftest import metric, parse_metrics
+from ops import health, metrics
+from ops.server import health_server_start
+from tests.ops.conftest import metric, parse_metrics
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
 
 @pytest.fixture
 async def server():
-    runner = await health.health_server_start("127.0.0.1", 0)
+    runner = await health_server_start("127.0.0.1", 0)
     host, port = runner.addresses[0][:2]
     async with aiohttp.ClientSession(
         base_url=f"http://{host}:{port}", timeout=aiohttp.ClientTimeout(total=10)

@@ -10,8 +10,8 @@ import pytest
 from django.urls import reverse
 from prometheus_client import REGISTRY
 
-from config import health
-from tests.config.conftest import redis_caches
+from ops import health
+from tests.ops.conftest import redis_caches
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

@@ -11,7 +11,7 @@ import types
 
 import pytest
 
-from config.logging import (
+from ops.logging import (
     ConsoleFormatter,
     ContextFilter,
     JsonFormatter,
@@ -20,8 +20,8 @@ from config.logging import (
     log_context_get,
     logging_config,
 )
-from config.middleware import MSG_LOGIN_RATE_LIMITED, client_ip_from
-from tests.config.test_sentry import BOT_TOKEN, CALLBACK_URL, INTERACTION_ID
+from ops.middleware import MSG_LOGIN_RATE_LIMITED, client_ip_from
+from tests.ops.test_sentry import BOT_TOKEN, CALLBACK_URL, INTERACTION_ID
 
 GUILD_ID, USER_ID = 111_111_111_111_111_111, 222_222_222_222_222_201
 

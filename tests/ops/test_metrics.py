@@ -9,18 +9,22 @@ import math
 import time
 
 import pytest
-from django.db import transaction
+from django.core.management import call_command
+from django.db import OperationalError, transaction
 from django.db.models import F
 from django.utils import timezone
 from prometheus_client import REGISTRY
 
 from betting import services as betting_services
-from config import metrics
+from core import telemetry
+from core.telemetry import Reading
 from markets import services
+from ops import metrics
+from points.db import retry_transient
 from points.models import Account
 from points.services import points_grant
-from tests.config.conftest import metric, redis_caches
 from tests.conftest import ALICE, BOB, GUILD, MOD
+from tests.ops.conftest import metric, redis_caches
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -103,10 +107,9 @@ def test_metrics_expose_business_gauges_and_move_after_a_trade(client, scrape):
         market_id=market.pk, user_id=BOB, outcome=0, amount=100, idempotency_key="discord:ops-1"
     )
     after = scrape()
-    guild = str(GUILD)
     for name, labels, delta in [
-        ("pm_trades_total", {"guild": guild, "mechanism": "amm", "kind": "buy"}, 1),
-        ("pm_points_traded_total", {"guild": guild, "mechanism": "amm"}, 100),
+        ("pm_trades_total", {"mechanism": "amm", "kind": "buy"}, 1),
+        ("pm_points_traded_total", {"mechanism": "amm"}, 100),
     ]:
         assert metric(after, name, **labels) - metric(before, name, **labels) == delta, name
     assert metric(after, "pm_points_in_escrow") == 1100
@@ -182,18 +185,62 @@ def test_scheduler_refresh_audits_at_most_once_per_interval(settings):
     assert metrics.metrics_refresh().audit_at > first
 
 
-def test_scrape_answers_within_its_deadline_when_the_database_hangs(client, settings, monkeypatch):
+@pytest.fixture
+def gauge_source():
+    """Register gauge sources for one test, the way an app does in its `ready()`."""
+    names: list[str] = []
+
+    def register(name, source):
+        names.append(name)
+        telemetry.gauges_register(name, source)
+
+    yield register
+    for name in names:
+        telemetry.gauges_unregister(name)
+        metrics.BUSINESS_GAUGES.update(name, [])
+
+
+def test_scrape_answers_within_its_deadline_when_the_database_hangs(client, settings, gauge_source):
     settings.METRICS_SCRAPE_TIMEOUT = 0.3
 
-    def hung(**kwargs):
+    def hung():
         time.sleep(3)
+        return []
 
-    monkeypatch.setattr(metrics, "business_snapshot", hung)
+    gauge_source("hung", hung)
     started = time.perf_counter()
     response = client.get("/metrics")
     assert response.status_code == 200
     assert time.perf_counter() - started < 1.5
     assert sample("pm_dependency_up", dependency="database") == 0
+
+
+def test_a_registered_gauge_source_is_exposed_and_keeps_its_last_value_when_it_fails(
+    scrape, gauge_source
+):
+    state = {"value": 7, "fail": False}
+
+    def source():
+        if state["fail"]:
+            raise RuntimeError("source broke")
+        return [Reading("pm_test_widgets", "Widgets", state["value"], {"colour": "blue"})]
+
+    gauge_source("widgets", source)
+    assert metric(scrape(), "pm_test_widgets", colour="blue") == 7
+    state.update(value=9, fail=True)
+    samples = scrape()
+    assert metric(samples, "pm_test_widgets", colour="blue") == 7
+    # The other sources still refreshed.
+    assert metric(samples, "pm_markets_open", mechanism="amm") == 0
+
+
+def test_the_trade_counter_has_no_guild_label(scrape):
+    market = create_market(key="ops-labels")
+    betting_services.bet_place(
+        market_id=market.pk, user_id=BOB, outcome=0, amount=10, idempotency_key="discord:ops-l"
+    )
+    names = {frozenset(dict(labels)) for (name, labels) in scrape() if name == "pm_trades_total"}
+    assert names == {frozenset({"mechanism", "kind"})}
 
 
 # --- Bot helpers -------------------------------------------------------------------------------
@@ -236,7 +283,7 @@ def test_bot_gauges_and_refusals():
 
 
 def test_metric_helpers_never_raise():
-    metrics.trade_recorded(guild_id=GUILD, mechanism="amm", kind="buy", amount=-5)  # inc(<0)
+    metrics.trade_recorded(mechanism="amm", kind="buy", amount=-5)  # inc(<0)
     metrics.notification_backlog_set("many")  # type: ignore[arg-type]
 
 
@@ -248,3 +295,31 @@ def test_scrape_reports_the_dependencies(scrape, settings, closed_port):
     samples = scrape()
     assert metric(samples, "pm_dependency_up", dependency="cache") == 0
     assert metric(samples, "pm_dependency_up", dependency="database") == 1
+
+
+def test_scheduler_tick_refreshes_the_business_gauges_without_a_scrape():
+    create_market(key="ops-tick")
+    metrics.BUSINESS_GAUGES.update("markets", [])  # forget what earlier tests read
+    assert sample("pm_markets_open", mechanism="amm") == 0
+    call_command("run_scheduler", once=True)
+    assert sample("pm_markets_open", mechanism="amm") == 1
+
+
+class SerializationFailure(Exception):
+    sqlstate = "40001"
+
+
+def test_transient_database_retries_are_counted_by_operation_and_sqlstate():
+    attempts = []
+
+    @retry_transient(attempts=3, base_delay=0, max_delay=0)
+    def use_case() -> str:
+        attempts.append(1)
+        if len(attempts) == 1:
+            raise OperationalError("could not serialize access") from SerializationFailure()
+        return "done"
+
+    labels = {"operation": use_case.__qualname__, "sqlstate": "40001"}
+    before = sample("pm_db_retries_total", **labels)
+    assert use_case() == "done"
+    assert sample("pm_db_retries_total", **labels) == before + 1

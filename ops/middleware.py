@@ -25,8 +25,10 @@ from collections.abc import Awaitable, Callable
 from asgiref.sync import iscoroutinefunction, markcoroutinefunction
 from django.conf import settings
 from django.http import HttpRequest, HttpResponse
+from django.utils.html import escape
+from django_ratelimit.core import is_ratelimited
 
-from config.logging import log_context_bind, log_context_reset
+from ops.logging import log_context_bind, log_context_reset
 
 logger = logging.getLogger("pm.request")
 
@@ -149,8 +151,6 @@ def admin_login_ratelimited(login_view: Callable) -> Callable:
     """Wrap the admin login view: POSTs beyond `ADMIN_LOGIN_RATE` per client address (counted
     in the shared cache, so every web worker sees the same count) get a 429 page that says what
     happened and when to retry, instead of another password check."""
-    from django.utils.html import escape
-    from django_ratelimit.core import is_ratelimited
 
     def view(request: HttpRequest, *args, **kwargs) -> HttpResponse:
         if request.method == "POST" and is_ratelimited(
