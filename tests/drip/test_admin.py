@@ -95,3 +95,14 @@ def test_a_decision_needs_a_reason(client, plain_http, linked):
     assert response.status_code == 200 and "This field is required" in response.content.decode()
     row.refresh_from_db()
     assert row.status == "in_doubt"
+
+
+def test_health_is_degraded_while_transfers_wait_in_doubt(linked, breaker):
+    from drip.health import drip_health
+
+    assert drip_health(breaker)[0] == "healthy"
+    in_doubt_withdrawal()
+    status, details = drip_health(breaker)
+    assert status == "degraded"
+    assert details["transfers"]["in_doubt"] == 1
+    assert "wait for a moderator" in details["message"]
