@@ -10,7 +10,7 @@ from django.contrib import admin, messages
 from django.contrib.admin.models import CHANGE, LogEntry
 from django.contrib.contenttypes.models import ContentType
 from django.core.exceptions import PermissionDenied
-from django.http import HttpRequest, HttpResponseRedirect
+from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import get_object_or_404
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
@@ -37,13 +37,13 @@ class ResolveForm(ConfirmForm):
 
 
 class ReadOnlyAdmin(admin.ModelAdmin):
-    def has_add_permission(self, request, obj=None):
+    def has_add_permission(self, request: HttpRequest, obj: object = None) -> bool:
         return False
 
-    def has_change_permission(self, request, obj=None):
+    def has_change_permission(self, request: HttpRequest, obj: object = None) -> bool:
         return False
 
-    def has_delete_permission(self, request, obj=None):
+    def has_delete_permission(self, request: HttpRequest, obj: object = None) -> bool:
         return False
 
 
@@ -118,12 +118,12 @@ class DripTransferAdmin(ReadOnlyAdmin):
     def has_resolve_permission(self, request: HttpRequest) -> bool:
         return request.user.has_perm("drip.resolve_driptransfer")
 
-    def get_urls(self):
+    def get_urls(self) -> list:
         urls = super().get_urls()
         view = self.admin_site.admin_view(self.resolve_view)
         return [path("<int:pk>/resolve/", view, name="drip_driptransfer_resolve"), *urls]
 
-    def resolve_view(self, request: HttpRequest, pk: int):
+    def resolve_view(self, request: HttpRequest, pk: int) -> HttpResponse:
         if not self.has_resolve_permission(request):
             raise PermissionDenied
         row = get_object_or_404(DripTransfer, pk=pk)

@@ -195,7 +195,14 @@ class FakeDrip:
 
     # --- Handlers ----------------------------------------------------------------------------
 
-    def _error(self, status: int, error: str, message: str, details=None, headers=None):
+    def _error(
+        self,
+        status: int,
+        error: str,
+        message: str,
+        details: dict | None = None,
+        headers: dict | None = None,
+    ) -> web.Response:
         body = {
             "error": error,
             "message": message,
@@ -261,7 +268,14 @@ class FakeDrip:
             await asyncio.sleep(self.hang_seconds)
         return web.json_response(body, headers=request.get(RATE_HEADERS))
 
-    def _record(self, request: web.Request, status: int, applied: bool, updates=0, body=None):
+    def _record(
+        self,
+        request: web.Request,
+        status: int,
+        applied: bool,
+        updates: int = 0,
+        body: Any = None,
+    ) -> None:
         with self.lock:
             self.log.append(
                 Logged(

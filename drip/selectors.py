@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from dataclasses import dataclass
 
 from django.db.models import Count, Q, Sum
@@ -52,7 +53,7 @@ def drip_guilds_auto_withdraw() -> list[int]:
     )
 
 
-def drip_guilds_due(*, now=None) -> list[int]:
+def drip_guilds_due(*, now: dt.datetime | None = None) -> list[int]:
     """Guilds with an enabled link and withdrawals due for sending."""
     now = now or timezone.now()
     linked = DripLink.objects.filter(enabled=True).values_list("guild_id", flat=True)

@@ -206,7 +206,9 @@ def _link_usable(guild_id: int) -> DripLink:
     return link
 
 
-def _limit_check(link: DripLink, *, user_id: int, direction: str, amount: int, now) -> None:
+def _limit_check(
+    link: DripLink, *, user_id: int, direction: str, amount: int, now: dt.datetime
+) -> None:
     """Caller holds the member's wallet lock, so two requests cannot both pass the limit."""
     limit = (
         link.deposit_limit_per_day
@@ -257,7 +259,12 @@ def _existing(key: str, *, guild_id: int, user_id: int, direction: str, amount: 
 @retry_transient()
 @transaction.atomic(durable=True)
 def drip_deposit_begin(
-    *, guild_id: int, user_id: int, amount: int, idempotency_key: str, now=None
+    *,
+    guild_id: int,
+    user_id: int,
+    amount: int,
+    idempotency_key: str,
+    now: dt.datetime | None = None,
 ) -> DripTransfer:
     """Record a deposit about to be sent to DRIP (status `sending`), within the daily limit.
     Nothing moves here: the wallet is credited only by `drip_deposit_settle` once DRIP confirmed
@@ -297,7 +304,12 @@ def drip_deposit_begin(
 @retry_transient()
 @transaction.atomic(durable=True)
 def drip_withdraw_request(
-    *, guild_id: int, user_id: int, amount: int, idempotency_key: str, now=None
+    *,
+    guild_id: int,
+    user_id: int,
+    amount: int,
+    idempotency_key: str,
+    now: dt.datetime | None = None,
 ) -> DripTransfer:
     """Debit the member's wallet into the clearing account at once (they cannot spend it twice)
     and queue the DRIP credit for the worker (`pending`). Within the daily limit; never
@@ -309,7 +321,9 @@ def drip_withdraw_request(
     return _withdraw(link, user_id=user_id, amount=amount, key=idempotency_key, now=now)
 
 
-def _withdraw(link: DripLink, *, user_id: int, amount: int, key: str, now=None) -> DripTransfer:
+def _withdraw(
+    link: DripLink, *, user_id: int, amount: int, key: str, now: dt.datetime | None = None
+) -> DripTransfer:
     """Caller is in a transaction: the body of `drip_withdraw_request`."""
     guild_id, idempotency_key = link.guild_id, key
     now = now or timezone.now()
@@ -432,7 +446,7 @@ def _reverse_withdrawal(row: DripTransfer, *, memo: str, actor_user_id: int | No
     transfers_post([leg], locked)
 
 
-def _finish(row: DripTransfer, status: str, now, **fields) -> None:
+def _finish(row: DripTransfer, status: str, now: dt.datetime, **fields: object) -> None:
     row.status = status
     row.resolved_at = now if status in (Status.CONFIRMED, Status.FAILED) else row.resolved_at
     for name, value in fields.items():
@@ -514,7 +528,9 @@ def drip_transfers_in_doubt(*, transfer_ids: list[int], reason: str) -> list[Dri
 
 @retry_transient()
 @transaction.atomic(durable=True)
-def drip_transfers_stale_flag(*, older_than_seconds: float, now=None) -> list[DripTransfer]:
+def drip_transfers_stale_flag(
+    *, older_than_seconds: float, now: dt.datetime | None = None
+) -> list[DripTransfer]:
     """Rows left in `sending` longer than `older_than_seconds`: the process that sent them
     stopped before it recorded DRIP's answer. They become `in_doubt` (never re-sent)."""
     now = now or timezone.now()
@@ -548,7 +564,9 @@ def drip_transfers_stale_flag(*, older_than_seconds: float, now=None) -> list[Dr
 
 @retry_transient()
 @transaction.atomic(durable=True)
-def drip_batch_claim(*, guild_id: int, limit: int = 100, now=None) -> list[DripTransfer]:
+def drip_batch_claim(
+    *, guild_id: int, limit: int = 100, now: dt.datetime | None = None
+) -> list[DripTransfer]:
     """Take up to `limit` due withdrawals of the guild and mark them `sending` *before* they are
     sent (committed here), so a worker that dies after sending leaves rows a restart flags as
     in doubt instead of sending them again. Rows another worker holds are skipped."""
@@ -574,7 +592,9 @@ def drip_batch_claim(*, guild_id: int, limit: int = 100, now=None) -> list[DripT
 
 @retry_transient()
 @transaction.atomic(durable=True)
-def drip_batch_release(*, transfer_ids: list[int], retry_at, error_code: str, message: str) -> int:
+def drip_batch_release(
+    *, transfer_ids: list[int], retry_at: dt.datetime, error_code: str, message: str
+) -> int:
     """DRIP certainly did not apply this batch (no connection, a 5xx, a 429, a rejected key):
     put it back to `pending`, due again at `retry_at`."""
     rows = _lock_rows(transfer_ids)
@@ -651,7 +671,7 @@ def drip_transfers_note(*, notes: dict[int, str]) -> None:
 
 
 @transaction.atomic(durable=True)
-def drip_member_notified(*, transfer_id: int, now=None) -> None:
+def drip_member_notified(*, transfer_id: int, now: dt.datetime | None = None) -> None:
     """Record that the member was told (or deliberately not told) their withdrawal came back."""
     DripTransfer.objects.filter(pk=transfer_id, member_notified_at__isnull=True).update(
         member_notified_at=now or timezone.now()

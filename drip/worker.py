@@ -26,7 +26,9 @@ import datetime as dt
 import logging
 import random
 from collections import defaultdict
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any, TypeVar
 
 from channels.db import database_sync_to_async
 from django.conf import settings
@@ -46,11 +48,14 @@ from .client import (
     breaker_state,
 )
 from .models import DripTransfer
+from .selectors import LinkCredentials
+
+T = TypeVar("T")
 
 logger = logging.getLogger(__name__)
 
 
-async def _db(func, /, **kwargs):
+async def _db(func: Callable[..., T], /, **kwargs: Any) -> T:
     return await database_sync_to_async(func, thread_sensitive=False)(**kwargs)
 
 
@@ -163,7 +168,14 @@ class DripWorker:
         await _db(services.drip_link_error_set, guild_id=guild_id, message="")
         return len(rows) == self.batch_max
 
-    async def _settle(self, rows, balances, errors, request_id, report: PassReport) -> None:
+    async def _settle(
+        self,
+        rows: list[DripTransfer],
+        balances: dict[int, int],
+        errors: dict[int, str],
+        request_id: str,
+        report: PassReport,
+    ) -> None:
         counts = await _db(
             services.drip_batch_settle,
             transfer_ids=[r.pk for r in rows],
@@ -175,7 +187,9 @@ class DripWorker:
         report.failed += counts[DripTransfer.Status.FAILED]
         report.in_doubt += counts[DripTransfer.Status.IN_DOUBT]
 
-    async def _release(self, guild_id: int, rows, exc: DripError, report: PassReport) -> None:
+    async def _release(
+        self, guild_id: int, rows: list[DripTransfer], exc: DripError, report: PassReport
+    ) -> None:
         """DRIP certainly applied none of `rows`: back to pending, due after `Retry-After` or a
         backoff; a rejected key or request is shown on the link for moderators."""
         if isinstance(exc, DripRateLimited):
@@ -199,7 +213,13 @@ class DripWorker:
             delay,
         )
 
-    async def _send_each(self, creds, rows, updates, report: PassReport) -> None:
+    async def _send_each(
+        self,
+        creds: LinkCredentials,
+        rows: list[DripTransfer],
+        updates: list[tuple[int, int]],
+        report: PassReport,
+    ) -> None:
         """Send a refused batch's members one request each (their rows are `sending`)."""
         by_user: dict[int, list[DripTransfer]] = defaultdict(list)
         for r in rows:

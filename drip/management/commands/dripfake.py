@@ -6,7 +6,7 @@ from __future__ import annotations
 import signal
 import threading
 
-from django.core.management.base import BaseCommand, CommandError
+from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from drip.fake import FakeDrip
 
@@ -14,7 +14,7 @@ from drip.fake import FakeDrip
 class Command(BaseCommand):
     help = "Serve a fake DRIP API (in memory) for demos and manual tests."
 
-    def add_arguments(self, parser) -> None:
+    def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("--port", type=int, default=8765)
         parser.add_argument("--realm", default="demo-realm")
         parser.add_argument("--key", default="demo-api-key-not-secret")

@@ -6,7 +6,7 @@ import asyncio
 import signal
 
 from django.conf import settings
-from django.core.management.base import BaseCommand
+from django.core.management.base import BaseCommand, CommandParser
 
 from drip.worker import DripWorker
 
@@ -14,7 +14,7 @@ from drip.worker import DripWorker
 class Command(BaseCommand):
     help = "Send queued DRIP withdrawals in batches and flag transfers left in flight."
 
-    def add_arguments(self, parser) -> None:
+    def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument(
             "--interval",
             type=float,
