@@ -8,7 +8,7 @@ class Migration(migrations.Migration):
     initial = True
 
     dependencies = [
-        ("points", "0005_drip_clearing_account"),
+        ("points", "0006_drip_clearing_account"),
     ]
 
     operations = [

@@ -7,7 +7,7 @@ class Migration(migrations.Migration):
 
     dependencies = [
         ('markets', '0002_append_only_events'),
-        ('points', '0004_moderator_and_viewer_groups'),
+        ('points', '0005_guild_requests_per_minute'),
     ]
 
     operations = [
