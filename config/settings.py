@@ -69,6 +69,7 @@ INSTALLED_APPS = [
     "betting",
     "discordbot",
     "dashboard",
+    "drip",
 ]
 
 MIDDLEWARE = [
@@ -279,6 +280,15 @@ DISCORD_DB_WORKERS = env.int("DISCORD_DB_WORKERS", default=0)
 DISCORD_DM_INTERVAL = env.float("DISCORD_DM_INTERVAL", default=0.5)
 DISCORD_TICK_SECONDS = env.float("DISCORD_TICK_SECONDS", default=30.0)
 DISCORD_NOTIFY_SECONDS = env.float("DISCORD_NOTIFY_SECONDS", default=5.0)
+# DRIP realm points bridge (docs/drip.md). PM_ENCRYPTION_KEY: comma-separated Fernet keys, the
+# first encrypts; without it `/settings drip` refuses to store an API key.
+PM_ENCRYPTION_KEY = env.str("PM_ENCRYPTION_KEY", default="")
+DRIP_API_BASE = env.str("DRIP_API_BASE", default="https://api.drip.re/api/v1")
+DRIP_TIMEOUT_SECONDS = env.float("DRIP_TIMEOUT_SECONDS", default=10.0)
+DRIP_BREAKER_FAILURES = env.int("DRIP_BREAKER_FAILURES", default=5)
+DRIP_BREAKER_RECOVERY_SECONDS = env.float("DRIP_BREAKER_RECOVERY_SECONDS", default=30.0)
+DRIP_WORKER_INTERVAL = env.float("DRIP_WORKER_INTERVAL", default=5.0)
+DRIP_SENDING_STALE_SECONDS = env.float("DRIP_SENDING_STALE_SECONDS", default=120.0)
 SENTRY_DSN = env.str("SENTRY_DSN", default="")
 SENTRY_ENVIRONMENT = env.str("SENTRY_ENVIRONMENT", default="development" if DEBUG else "production")
 SENTRY_RELEASE = env.str("SENTRY_RELEASE", default="")

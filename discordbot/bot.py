@@ -54,6 +54,7 @@ EXTENSIONS = (
     "discordbot.cogs.settings",
     "discordbot.cogs.notifications",
     "discordbot.cogs.scheduler",
+    "discordbot.cogs.drip",
 )
 POLICY_TTL_SECONDS = 60.0
 DB_POOL_CHECK = "bot_db_pool"

@@ -7,7 +7,8 @@ Endpoints (Django views in `ops/views.py`; and the bot process's own server, `op
     /health/database  database only
     /health/cache     cache only
     /health/external  outside services registered in this process (the Discord gateway when
-                      the bot runs here; the DRIP API once it exists)
+                      the bot runs here; `drip`, the DRIP bridge's breaker and outbox, which
+                      the bot's drip cog registers — docs/drip.md)
 
 Each answers `{"status": "healthy"|"degraded"|"unhealthy", "checks": [{"name", "status",
 "response_time", "details"}], "timestamp"}` — `response_time` in seconds — with HTTP 200 when

@@ -8,7 +8,8 @@ both can use it without importing each other.
 - interaction tokens (`aW50ZXJhY3Rpb246…`, base64 of "interaction:"),
 - the token part of interaction and webhook URLs (`/interactions/<id>/<token>/callback`,
   `/webhooks/<id>/<token>/…`), which is what discord.py puts in its HTTP error messages,
-- `Bot …`/`Bearer …` authorization values and `token=…`-style parameters;
+- `Bot …`/`Bearer …` authorization values and `token=…`-style parameters,
+- every value an app registered with `core.secrets.secret_register` (DRIP API keys);
 
 `scrub` also replaces the values of keys that name a secret.
 
@@ -27,6 +28,8 @@ import os
 import re
 from typing import Any
 from urllib.parse import urlsplit
+
+from core.secrets import secrets_registered
 
 FILTERED = "[Filtered]"
 
@@ -93,13 +96,16 @@ SECRET_KEY_RE = re.compile(
 
 
 def scrub_text(text: str) -> str:
-    """`text` with every configured secret, Discord token, URL token and URL password replaced
-    by `[Filtered]`."""
+    """`text` with every configured or registered secret, Discord token, URL token and URL
+    password replaced by `[Filtered]`."""
     if not text or not isinstance(text, str):
         return text
     by_value = _value_pattern()
     if by_value is not None:
         text = by_value.sub(FILTERED, text)
+    for secret in secrets_registered():
+        if secret in text:
+            text = text.replace(secret, FILTERED)
     text = URL_PASSWORD_RE.sub(rf"\g<1>{FILTERED}\g<2>", text)
     text = URL_TOKEN_RE.sub(rf"\g<1>{FILTERED}", text)
     text = BOT_TOKEN_RE.sub(FILTERED, text)

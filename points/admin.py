@@ -57,7 +57,7 @@ class AccountAdmin(ActionPermissionMixin, ReadOnlyAdmin):
         if obj.kind == Account.Kind.ESCROW:
             url = reverse("admin:markets_market_change", args=[obj.market_id])
             return format_html('<a href="{}">market #{}</a>', url, obj.market_id)
-        return "treasury"
+        return "DRIP clearing" if obj.kind == Account.Kind.DRIP else "treasury"
 
     def has_adjust_permission(self, request: HttpRequest) -> bool:
         return request.user.has_perm("points.adjust_balance")

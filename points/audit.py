@@ -59,7 +59,7 @@ def ledger_audit() -> AuditReport:
             report.violations.append(
                 f"L2 account {a['id']} ({a['kind']}) balance {a['balance']} != transfers {expected}"
             )
-        if a["kind"] != Account.Kind.TREASURY and a["balance"] < 0:
+        if a["kind"] not in Account.ISSUER_KINDS and a["balance"] < 0:
             report.violations.append(f"L3 account {a['id']} ({a['kind']}) is {a['balance']}")
         if a["kind"] == Account.Kind.ESCROW:
             escrow_by_market[a["market_id"]] = a["balance"]

@@ -50,12 +50,19 @@ class GuildSettings(models.Model):
 
 
 class Account(models.Model):
-    """A balance holder. Treasury may go negative; wallets and escrows never (DOMAIN §3)."""
+    """A balance holder. Treasury may go negative; wallets and escrows never (DOMAIN §3).
+
+    `drip` is a guild's DRIP clearing account (docs/drip.md): like the treasury it is an issuer
+    and may go negative — `-balance` is the DRIP currency the guild's members hold here."""
 
     class Kind(models.TextChoices):
         TREASURY = "treasury", "Treasury"
         WALLET = "wallet", "Wallet"
         ESCROW = "escrow", "Escrow"
+        DRIP = "drip", "DRIP clearing"
+
+    ISSUER_KINDS = frozenset({Kind.TREASURY, Kind.DRIP})
+    """Kinds that may go negative (they issue points into the guild's wallets)."""
 
     guild_id = models.BigIntegerField(db_index=True)
     kind = models.CharField(max_length=8, choices=Kind.choices)
@@ -70,12 +77,12 @@ class Account(models.Model):
         permissions = [("adjust_balance", "Can grant or deduct points from a member's wallet")]
         constraints = [
             models.CheckConstraint(
-                condition=Q(kind="treasury") | Q(balance__gte=0),
+                condition=Q(kind__in=["treasury", "drip"]) | Q(balance__gte=0),
                 name="account_balance_nonnegative",
             ),
             models.CheckConstraint(
                 condition=(
-                    Q(kind="treasury", owner_id__isnull=True, market__isnull=True)
+                    Q(kind__in=["treasury", "drip"], owner_id__isnull=True, market__isnull=True)
                     | Q(kind="wallet", owner_id__isnull=False, market__isnull=True)
                     | Q(kind="escrow", owner_id__isnull=True, market__isnull=False)
                 ),
@@ -83,6 +90,9 @@ class Account(models.Model):
             ),
             models.UniqueConstraint(
                 fields=["guild_id"], condition=Q(kind="treasury"), name="one_treasury_per_guild"
+            ),
+            models.UniqueConstraint(
+                fields=["guild_id"], condition=Q(kind="drip"), name="one_drip_clearing_per_guild"
             ),
             models.UniqueConstraint(
                 fields=["guild_id", "owner_id"],
@@ -99,6 +109,8 @@ class Account(models.Model):
             return f"wallet {self.owner_id} @ {self.guild_id}"
         if self.kind == self.Kind.ESCROW:
             return f"escrow of market {self.market_id}"
+        if self.kind == self.Kind.DRIP:
+            return f"DRIP clearing @ {self.guild_id}"
         return f"treasury @ {self.guild_id}"
 
 
@@ -119,6 +131,8 @@ class Transfer(models.Model):
         REFUND = "refund"
         LIQUIDITY_RETURN = "liquidity_return"
         CORRECTION = "correction"
+        DRIP_DEPOSIT = "drip_deposit"
+        DRIP_WITHDRAW = "drip_withdraw"
 
     guild_id = models.BigIntegerField(db_index=True)
     source = models.ForeignKey(Account, on_delete=models.PROTECT, related_name="outgoing")

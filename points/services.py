@@ -167,7 +167,7 @@ def transfers_post(legs: Sequence[Leg], locked: dict[int, Account]) -> list[Tran
         if account is None:
             raise RuntimeError(f"account {account_id} was not locked before posting")
         new_balance = account.balance + change
-        if account.kind != Account.Kind.TREASURY and new_balance < 0:
+        if account.kind not in Account.ISSUER_KINDS and new_balance < 0:
             raise InsufficientPoints(
                 MSG_INSUFFICIENT_POINTS.format(balance=account.balance, needed=-change),
                 details={"balance": account.balance, "needed": -change, "account": account_id},

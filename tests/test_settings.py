@@ -31,6 +31,7 @@ PROJECT_PARTS = [
     "markets",
     "betting",
     "discordbot",
+    "drip",
     "templates",
 ]
 

@@ -25,6 +25,7 @@ PROJECT_PARTS = [
     "markets",
     "betting",
     "discordbot",
+    "drip",
     "templates",
 ]
 PRODUCTION = {

@@ -26,8 +26,9 @@ EXPECTED = {
     "tip": set(),
     "leaderboard": set(),
     "history": set(),
-    "settings": {"show", "set", "channel", "roles"},
+    "settings": {"show", "set", "channel", "roles", "drip"},
     "notifications": set(),
+    "drip": {"deposit", "withdraw", "balance"},
 }
 
 

@@ -54,9 +54,10 @@ def test_groups_migration_gives_moderators_the_four_actions_and_viewers_only_vie
 
     moderators, viewers = codenames("Moderators"), codenames("Viewers")
     actions = {"resolve_market", "cancel_market", "close_market", "adjust_balance"}
+    actions.add("resolve_driptransfer")  # drip migration 0002: deciding in-doubt transfers
     view_all = set(
         Permission.objects.filter(
-            content_type__app_label__in=["points", "markets", "betting"],
+            content_type__app_label__in=["points", "markets", "betting", "drip"],
             codename__startswith="view_",
         ).values_list("codename", flat=True)
     )

@@ -1,0 +1,7 @@
+from django.apps import AppConfig
+
+
+class DripConfig(AppConfig):
+    default_auto_field = "django.db.models.BigAutoField"
+    name = "drip"
+    verbose_name = "DRIP bridge"

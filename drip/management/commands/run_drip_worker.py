@@ -1,0 +1,44 @@
+"""`manage.py run_drip_worker`: the DRIP outbox worker (docs/drip.md, docs/deploy.md)."""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+
+from django.conf import settings
+from django.core.management.base import BaseCommand, CommandParser
+
+from drip.worker import DripWorker
+
+
+class Command(BaseCommand):
+    help = "Send queued DRIP withdrawals in batches and flag transfers left in flight."
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        parser.add_argument(
+            "--interval",
+            type=float,
+            default=None,
+            help="Seconds between passes (default DRIP_WORKER_INTERVAL)",
+        )
+        parser.add_argument("--once", action="store_true", help="Run one pass and exit")
+
+    def handle(self, *args, **options) -> None:
+        interval = options["interval"] or settings.DRIP_WORKER_INTERVAL
+        asyncio.run(self._run(interval, once=options["once"]))
+
+    async def _run(self, interval: float, *, once: bool) -> None:
+        worker = DripWorker()
+        try:
+            if once:
+                report = await worker.run_once()
+                self.stdout.write(f"DRIP worker pass: {report}")
+                return
+            stop = asyncio.Event()
+            loop = asyncio.get_running_loop()
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                loop.add_signal_handler(sig, stop.set)
+            self.stdout.write(f"DRIP worker running (every {interval:g}s); Ctrl-C stops it.")
+            await worker.run_forever(interval=interval, stop=stop)
+        finally:
+            await worker.client.close()
