@@ -17,6 +17,7 @@ import datetime as dt
 from dataclasses import dataclass
 
 from django.db import IntegrityError, transaction
+from django.db.models import F, Q
 from django.utils import timezone
 
 from markets import selectors as market_selectors
@@ -470,3 +471,70 @@ def notification_delivery_record(
     except IntegrityError:
         return False
     return True
+
+
+def notifications_enqueue(*, name: str, event_id: int, rows: list[dict]) -> int:
+    """Queue the messages one event owes (`rows`: target, lane, kind, market_id, content) and
+    move notifier `name`'s cursor past the event, in one transaction: a restart either plans the
+    event again (adding nothing: one row per event and target) or not at all. Returns how many
+    rows were new."""
+    with transaction.atomic():
+        before = NotificationDelivery.objects.filter(event_id=event_id).count()
+        NotificationDelivery.objects.bulk_create(
+            [
+                NotificationDelivery(
+                    event_id=event_id,
+                    status=NotificationDelivery.Status.PENDING,
+                    target=row["target"][:60],
+                    lane=row["lane"],
+                    kind=row["kind"],
+                    market_id=row.get("market_id"),
+                    content=row.get("content", ""),
+                )
+                for row in rows
+            ],
+            ignore_conflicts=True,
+        )
+        notification_cursor_advance(name=name, event_id=event_id)
+        return NotificationDelivery.objects.filter(event_id=event_id).count() - before
+
+
+def notifications_due(*, lane: str, now: dt.datetime, limit: int) -> list[NotificationDelivery]:
+    """Pending rows of `lane` whose time has come, oldest first."""
+    return list(
+        NotificationDelivery.objects.filter(lane=lane, status=NotificationDelivery.Status.PENDING)
+        .filter(Q(next_attempt_at__isnull=True) | Q(next_attempt_at__lte=now))
+        .order_by("next_attempt_at", "id")[:limit]
+    )
+
+
+def notification_next_due(*, lane: str) -> dt.datetime | None:
+    """When the next pending row of `lane` may be tried (None: nothing pending)."""
+    row = (
+        NotificationDelivery.objects.filter(lane=lane, status=NotificationDelivery.Status.PENDING)
+        .order_by("next_attempt_at")
+        .values_list("next_attempt_at", "id")
+        .first()
+    )
+    if row is None:
+        return None
+    return row[0] or dt.datetime.min.replace(tzinfo=dt.UTC)
+
+
+def notification_finish(*, delivery_id: int, status: str, detail: str = "") -> None:
+    """Record the outcome of a pending row (sent, skipped or failed for good)."""
+    NotificationDelivery.objects.filter(
+        pk=delivery_id, status=NotificationDelivery.Status.PENDING
+    ).update(status=status, detail=detail[:200], sent_at=timezone.now())
+
+
+def notification_postpone(
+    *, delivery_id: int, until: dt.datetime, detail: str, count_attempt: bool
+) -> int:
+    """Put a pending row back until `until`; `count_attempt` for failures (not for Discord
+    asking to slow down). Returns the row's attempts."""
+    changes: dict = {"next_attempt_at": until, "detail": detail[:200]}
+    if count_attempt:
+        changes["attempts"] = F("attempts") + 1
+    NotificationDelivery.objects.filter(pk=delivery_id).update(**changes)
+    return NotificationDelivery.objects.values_list("attempts", flat=True).get(pk=delivery_id)

@@ -6,7 +6,11 @@ until it logs in.
 the commands to `DISCORD_DEV_GUILD_ID` when that is set (globally only when asked). Database work
 runs through `PredictionBot.db`, which wraps `channels.db.database_sync_to_async` around a
 dedicated thread pool: one thread on SQLite (it serialises writers anyway), several on
-PostgreSQL, so a trade waiting on a row lock never holds up the event loop.
+PostgreSQL, so a trade waiting on a row lock never holds up the event loop. Latency-critical
+reads (autocomplete, the Buy button's status check, the policy cache) run through
+`PredictionBot.db_fast` on a small pool of their own, so a burst of trades queued in `db` never
+empties an autocomplete; cache calls (rate limits) have their own threads too, so a hung Redis
+holds up neither.
 """
 
 from __future__ import annotations
@@ -52,6 +56,10 @@ EXTENSIONS = (
     "discordbot.cogs.scheduler",
 )
 POLICY_TTL_SECONDS = 60.0
+POLICY_CACHE_SIZE = 10_000
+"""Guilds whose policy is kept; the least recently loaded are dropped past it."""
+FAST_DB_WORKERS = 2
+CACHE_WORKERS = 4
 INVITE_SCOPES = ("bot", "applications.commands")
 REQUIRED_PERMISSIONS = discord.Permissions(
     view_channel=True,
@@ -130,8 +138,11 @@ class PolicyCache:
 
     async def _refresh(self, guild_id: int) -> None:
         try:
-            policy = await self.bot.db(policy_get, guild_id=guild_id)
+            policy = await self.bot.db_fast(policy_get, guild_id=guild_id)
+            self._entries.pop(guild_id, None)
             self._entries[guild_id] = (time.monotonic(), policy)
+            while len(self._entries) > POLICY_CACHE_SIZE:  # dicts keep insertion order
+                self._entries.pop(next(iter(self._entries)))
         except Exception:
             logger.warning("could not load the policy of guild %s", guild_id, exc_info=True)
         finally:
@@ -165,6 +176,12 @@ class PredictionBot(commands.AutoShardedBot):
         self._db_pool = concurrent.futures.ThreadPoolExecutor(
             max_workers=max(1, config.db_workers), thread_name_prefix="bot-db"
         )
+        self._fast_pool = concurrent.futures.ThreadPoolExecutor(
+            max_workers=FAST_DB_WORKERS, thread_name_prefix="bot-db-fast"
+        )
+        self._cache_pool = concurrent.futures.ThreadPoolExecutor(
+            max_workers=CACHE_WORKERS, thread_name_prefix="bot-cache"
+        )
         self._cache_inline = isinstance(cache, LocMemCache)
         self.tree.on_error = self.on_app_command_error
 
@@ -176,11 +193,19 @@ class PredictionBot(commands.AutoShardedBot):
         call = database_sync_to_async(func, thread_sensitive=False, executor=self._db_pool)
         return await call(**kwargs)
 
+    async def db_fast(self, func: Callable[..., T], /, **kwargs: Any) -> T:
+        """Like `db`, on the latency-critical reads' own threads: short reads a member is
+        waiting on (autocomplete, status checks, policies) never queue behind trades."""
+        call = database_sync_to_async(func, thread_sensitive=False, executor=self._fast_pool)
+        return await call(**kwargs)
+
     async def cache_call(self, func: Callable[..., T], /, **kwargs: Any) -> T:
-        """Run a cache-only function: inline for the in-process cache, in a thread for Redis."""
+        """Run a cache-only function: inline for the in-process cache, in the cache threads for
+        Redis (never the loop's default executor, which a hung Redis would fill)."""
         if self._cache_inline:
             return func(**kwargs)
-        return await asyncio.to_thread(func, **kwargs)
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._cache_pool, lambda: func(**kwargs))
 
     def spawn(self, coro) -> asyncio.Task:
         """A background task the bot keeps a reference to (so it is not garbage-collected)."""
@@ -229,7 +254,8 @@ class PredictionBot(commands.AutoShardedBot):
             # sharded close() expects the queue `connect()` creates.
             self._AutoShardedClient__queue = asyncio.PriorityQueue()
         await super().close()
-        self._db_pool.shutdown(wait=False, cancel_futures=True)
+        for pool in (self._db_pool, self._fast_pool, self._cache_pool):
+            pool.shutdown(wait=False, cancel_futures=True)
 
     # --- Events ------------------------------------------------------------------------------
 

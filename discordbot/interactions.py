@@ -2,7 +2,11 @@
 
 `respond()` runs every command, button, select and modal submission the same way:
 1. rate limits (DOMAIN §7; moderators exempt) are checked against the cache, not the database,
-   so a refusal is immediate;
+   so a refusal is immediate; the check must end `PRE_ACK_DEADLINE` seconds after Discord
+   created the interaction (its snowflake), or it is skipped (fail open, logged and counted in
+   `pm_bot_pre_ack_budget_exceeded_total`): a hung Redis cannot make the bot miss Discord's
+   3-second deadline (DOMAIN §8). Modals (which cannot follow a defer) use the same budget for
+   what they check first;
 2. the interaction is deferred *before* any database work, because a trade can wait on a row
    lock and Discord drops interactions not answered within 3 seconds (DOMAIN §8);
 3. the body runs (parse → service or selector through `bot.db` → render) and returns a `Reply`;
@@ -16,12 +20,13 @@ modal opened before a restart still works after it.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import re
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import discord
 
@@ -36,6 +41,7 @@ if TYPE_CHECKING:
     from .bot import PredictionBot
 
 logger = logging.getLogger(__name__)
+T = TypeVar("T")
 
 MSG_ERROR = (
     "Something went wrong (error id {error_id}). Nothing was changed by the error; please try "
@@ -103,6 +109,42 @@ def age(interaction: discord.Interaction) -> float:
     return max(0.0, time.time() - interaction.created_at.timestamp())
 
 
+PRE_ACK_DEADLINE = 0.6
+"""Seconds after Discord created an interaction by which every check that runs before its first
+response (rate limit, the Buy button's status check) must have finished. The gateway usually
+delivers an interaction 0.1–0.3 s after its creation; the rest of Discord's 3 s is margin for a
+loaded event loop and the response's own round trip."""
+
+
+def remaining(interaction: discord.Interaction, deadline: float = PRE_ACK_DEADLINE) -> float:
+    """Seconds left until `deadline` (seconds of the interaction's age); at least 0."""
+    return max(0.0, deadline - age(interaction))
+
+
+async def within_budget(
+    interaction: discord.Interaction,
+    awaitable: Awaitable[T],
+    *,
+    step: str,
+    deadline: float = PRE_ACK_DEADLINE,
+) -> tuple[bool, T | None]:
+    """Await `awaitable` until the interaction is `deadline` seconds old. Returns (True, result),
+    or (False, None) when the budget ran out: the caller goes ahead without the result (fail
+    open), and the miss is logged and counted."""
+    try:
+        return True, await asyncio.wait_for(awaitable, timeout=remaining(interaction, deadline))
+    except TimeoutError:
+        logger.warning(
+            "interaction %s: %s ran out of its %.1f s budget (age %.2f s); going ahead without it",
+            interaction.id,
+            step,
+            deadline,
+            age(interaction),
+        )
+        metrics.pre_ack_budget_exceeded(step)
+        return False, None
+
+
 def observe(interaction: discord.Interaction, action: str, outcome: str = "ok") -> None:
     """Record an interaction answered at once (a modal or a refusal) in the metrics."""
     elapsed = age(interaction)
@@ -117,15 +159,20 @@ async def rate_limited(
     interaction: discord.Interaction, rules: Sequence[ratelimit.Rule]
 ) -> ratelimit.Limited | None:
     """Count this interaction against `rules`; moderators are exempt. Uses only the interaction
-    and the bot's cached guild policy, never the database."""
+    and the bot's cached guild policy, never the database, and gives up (None: not limited)
+    once the interaction is `PRE_ACK_DEADLINE` old."""
     if not rules or interaction.guild_id is None:
         return None
     bot: PredictionBot = interaction.client  # type: ignore[assignment]
     who = actor(interaction)
     if is_moderator(bot.policies.peek(interaction.guild_id), who):
         return None
-    limited = await bot.cache_call(
-        ratelimit.check, guild_id=interaction.guild_id, user_id=who.user_id, rules=rules
+    _, limited = await within_budget(
+        interaction,
+        bot.cache_call(
+            ratelimit.check, guild_id=interaction.guild_id, user_id=who.user_id, rules=rules
+        ),
+        step="ratelimit",
     )
     if limited is not None:
         metrics.ratelimit_refused(limited.rule.metric_scope)

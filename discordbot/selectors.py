@@ -212,3 +212,11 @@ def event_context(
         opted_out=dm_opt_outs(guild_id=guild_id, user_ids=users),
         delivered=deliveries_for_event(event_id=event_id),
     )
+
+
+def event_payload(*, event_id: int) -> tuple[str, dict]:
+    """An outbox event's type and payload (a settlement summary is rendered from them)."""
+    from markets.models import MarketEvent
+
+    event = MarketEvent.objects.only("type", "payload").get(pk=event_id)
+    return event.type, event.payload or {}

@@ -30,7 +30,9 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
-AUTOCOMPLETE_SECONDS = 2.0
+AUTOCOMPLETE_DEADLINE = 2.5
+"""Seconds after Discord created an autocomplete by which its choices must be sent (Discord's
+limit is 3 s); the read runs on the bot's fast pool (`db_fast`), apart from trades."""
 """Autocomplete cannot be deferred: past this budget it answers with no suggestions."""
 CREATE_MODAL_ID = r"pm:m:create:(?P<mechanism>amm|parimutuel):(?P<liquidity>\d{0,10})"
 
@@ -82,13 +84,13 @@ def market_autocomplete(statuses: list[str] | None):
             return []
         try:
             found = await asyncio.wait_for(
-                _bot(interaction).db(
+                _bot(interaction).db_fast(
                     market_choices,
                     guild_id=interaction.guild_id,
                     current=current[:100],
                     statuses=statuses,
                 ),
-                timeout=AUTOCOMPLETE_SECONDS,
+                timeout=interactions.remaining(interaction, AUTOCOMPLETE_DEADLINE),
             )
         except Exception:
             logger.warning("market autocomplete failed or timed out", exc_info=True)
@@ -113,10 +115,10 @@ async def outcome_autocomplete(interaction: discord.Interaction, current: str):
         return []
     try:
         summary = await asyncio.wait_for(
-            _bot(interaction).db(
+            _bot(interaction).db_fast(
                 actions.market_in_guild, guild_id=interaction.guild_id, market=chosen
             ),
-            timeout=AUTOCOMPLETE_SECONDS,
+            timeout=interactions.remaining(interaction, AUTOCOMPLETE_DEADLINE),
         )
     except Exception:
         return []
@@ -133,8 +135,8 @@ async def category_autocomplete(interaction: discord.Interaction, current: str):
         return []
     try:
         names = await asyncio.wait_for(
-            _bot(interaction).db(market_categories, guild_id=interaction.guild_id, limit=100),
-            timeout=AUTOCOMPLETE_SECONDS,
+            _bot(interaction).db_fast(market_categories, guild_id=interaction.guild_id, limit=100),
+            timeout=interactions.remaining(interaction, AUTOCOMPLETE_DEADLINE),
         )
     except Exception:
         return []
