@@ -233,17 +233,58 @@ class PredictionBot(commands.AutoShardedBot):
             await self.sync_commands()
 
     async def sync_commands(self) -> list[app_commands.AppCommand]:
-        """Sync to the development guild when configured (instant), globally when asked."""
+        """Sync so that every guild lists each command once.
+
+        - Globally when asked (`sync_global`): the global commands are replaced, and the
+          development guild's own copies are cleared (else it would list every command twice).
+        - Otherwise to the development guild (instant): its copies are replaced; global
+          commands left by an earlier global sync would show twice there, which is logged with
+          the way out (global commands cannot be hidden from one guild).
+
+        Discord refusing a sync (403: the bot is not in the guild or lacks the
+        applications.commands scope) is logged, never fatal: the bot still answers with the
+        commands Discord already has."""
         synced: list[app_commands.AppCommand] = []
-        if self.config.dev_guild_id:
-            guild = discord.Object(id=self.config.dev_guild_id)
-            self.tree.copy_global_to(guild=guild)
-            synced = await self.tree.sync(guild=guild)
-            logger.info("synced %d commands to guild %s", len(synced), self.config.dev_guild_id)
+        dev = self.config.dev_guild_id
+        guild = discord.Object(id=dev) if dev else None
         if self.config.sync_global:
-            synced = await self.tree.sync()
-            logger.info("synced %d commands globally", len(synced))
+            synced = await self._sync_logged(None) or []
+            if guild is not None:
+                self.tree.clear_commands(guild=guild)
+                await self._sync_logged(guild)
+        elif guild is not None:
+            self.tree.copy_global_to(guild=guild)
+            synced = await self._sync_logged(guild) or []
+            try:
+                stale = await self.tree.fetch_commands()
+            except discord.HTTPException:
+                stale = []
+            if stale:
+                logger.warning(
+                    "%d global commands exist too, so guild %s lists them twice; run once with "
+                    "--sync-global to replace them (the dev guild's copies are then cleared)",
+                    len(stale),
+                    dev,
+                )
         self.synced = synced
+        return synced
+
+    async def _sync_logged(
+        self, guild: discord.abc.Snowflake | None
+    ) -> list[app_commands.AppCommand] | None:
+        where = f"to guild {guild.id}" if guild else "globally"
+        try:
+            synced = await self.tree.sync(guild=guild)
+        except discord.HTTPException as exc:
+            logger.error(
+                "could not sync commands %s: %s %s (is the bot in that guild, invited with the "
+                "applications.commands scope?)",
+                where,
+                exc.status,
+                exc.text,
+            )
+            return None
+        logger.info("synced %d commands %s", len(synced), where)
         return synced
 
     async def close(self) -> None:

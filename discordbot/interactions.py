@@ -78,6 +78,8 @@ class Reply:
     ephemeral: bool = True
     edit: bool = False
     after_send: Callable[[discord.Message], Awaitable[None]] | None = None
+    allowed_mentions: discord.AllowedMentions | None = None
+    """Who the reply may ping; None keeps the bot's default (nobody)."""
 
     def kwargs(self) -> dict[str, Any]:
         out: dict[str, Any] = {
@@ -86,6 +88,8 @@ class Reply:
         }
         if self.view is not None:
             out["view"] = self.view
+        if self.allowed_mentions is not None:
+            out["allowed_mentions"] = self.allowed_mentions
         return out
 
 

@@ -65,7 +65,7 @@ MAX_ATTEMPTS = 6
 """Failed sends (5xx, network, refusals other than the skips) before a row is given up."""
 RETRY_BASE_SECONDS = 2.0
 RETRY_MAX_SECONDS = 300.0
-DM_TOO_FAST_SECONDS = 5.0
+DM_TOO_FAST_SECONDS = 1.0
 """First pause of the DM lane after 40003; it doubles while Discord keeps refusing."""
 DM_TOO_FAST_MAX_SECONDS = 120.0
 SKIP_CODES = {50007, 10003, 10008}

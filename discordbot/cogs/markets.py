@@ -247,7 +247,9 @@ async def create_submit(
 ) -> None:
     await create_market(
         interaction,
-        question=values.get("question", ""),
+        # The form's question box is multi-line (long questions wrap); a question is one line
+        # (DOMAIN §7), so line breaks typed there become spaces instead of a refusal.
+        question=" ".join(values.get("question", "").split()),
         outcomes=values.get("outcomes", ""),
         duration=values.get("duration", ""),
         category=values.get("category") or None,
