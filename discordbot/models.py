@@ -88,3 +88,28 @@ class MemberPreference(models.Model):
     def __str__(self) -> str:
         state = "on" if self.dm_notifications else "off"
         return f"{self.user_id} @ {self.guild_id}: DMs {state}"
+
+
+class MarketMessage(models.Model):
+    """One copy of a market's message in Discord (the `/market create` reply, the
+    announcement, a `/market show`). Every active copy is refreshed when the market changes;
+    a copy Discord says is gone or out of reach (403/404) is retired. A row without a message
+    id is a claim: the copy is being posted in that channel, so the announcement does not post
+    a second one there."""
+
+    market_id = models.BigIntegerField(db_index=True)
+    channel_id = models.BigIntegerField()
+    message_id = models.BigIntegerField(null=True, blank=True)
+    active = models.BooleanField(default=True)
+    detail = models.CharField(max_length=200, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["channel_id", "message_id"], name="one_row_per_market_message"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"market {self.market_id} in {self.channel_id}/{self.message_id}"

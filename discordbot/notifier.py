@@ -24,7 +24,12 @@ posted twice when the restarted notifier sends it again; a restart resumes from 
 - `market_resolved` / `market_cancelled`: a summary in the announcement channel (or where the
   market was posted) — winner, total paid, biggest winners — and a DM to each trader with their
   own result.
-- `trade`: the market message is refreshed, at most every `REFRESH_SECONDS` per market.
+- `trade`: the market's messages are refreshed, at most every `REFRESH_SECONDS`.
+
+Every copy of a market's message (the `/market create` reply, the announcement, each
+`/market show`) is a `MarketMessage` row and is refreshed on every change; a copy Discord says
+is gone or out of reach is retired. The announcement is not posted in a channel where the
+market already has a copy.
 
 Members who turned notifications off (`/notifications off`) get no DMs. Events older than
 `max_age` are skipped (old news), which is also where a notifier running for the first time
@@ -60,7 +65,9 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
-REFRESH_SECONDS = 15.0
+REFRESH_SECONDS = 5.0
+"""At most one edit per market message in this many seconds: changes in between are coalesced
+into the next edit."""
 MAX_ATTEMPTS = 6
 """Failed sends (5xx, network, refusals other than the skips) before a row is given up."""
 RETRY_BASE_SECONDS = 2.0
@@ -105,6 +112,10 @@ class Postpone(Exception):
         self.delay = delay
         self.pause_lane = pause_lane
         self.count_attempt = count_attempt
+
+
+class AlreadyPosted(Exception):
+    """The market already has a copy in the announcement channel."""
 
 
 class Notifier:
@@ -184,7 +195,10 @@ class Notifier:
             if not ctx.announce_channel_id:
                 return []
             return [_channel_row(ctx.announce_channel_id, NotificationDelivery.Kind.ANNOUNCE, m)]
-        await self._refresh_message(m)
+        if time.monotonic() - self._refreshed.get(m.id, -REFRESH_SECONDS) < REFRESH_SECONDS:
+            self._dirty.add(m.id)
+        else:
+            await self._refresh_message(m)
         if event.type == MarketEvent.Type.CLOSED:
             if m.creator_id in ctx.opted_out:
                 return []
@@ -301,6 +315,8 @@ class Notifier:
         try:
             try:
                 await self._send(row)
+            except AlreadyPosted:
+                status, detail = SKIPPED, "already posted in this channel"
             except discord.HTTPException as exc:
                 status, detail = self._classify(exc)
             except (aiohttp.ClientError, TimeoutError, OSError) as exc:
@@ -381,19 +397,25 @@ class Notifier:
         channel = self.bot.get_partial_messageable(channel_id)
         m = await self.bot.db(market_get, market_id=row.market_id)
         if kind == NotificationDelivery.Kind.ANNOUNCE:
+            here = await self.bot.db(
+                actions.market_copy_in_channel, market_id=m.id, channel_id=channel_id
+            )
+            if here == "posted":  # `/market create` ran in this channel: one copy is enough
+                raise AlreadyPosted()
+            if here == "claimed":  # the reply is on its way; look again shortly
+                raise Postpone("claimed", delay=2.0, pause_lane=False, count_attempt=False)
             message = await channel.send(
                 content=render.announce_content(m),
                 embed=render.market_embed(m),
                 view=market_view(m),
                 nonce=nonce,
             )
-            if m.message_id is None:
-                await self.bot.db(
-                    actions.market_message_set_for_interaction,
-                    market_id=m.id,
-                    channel_id=channel_id,
-                    message_id=message.id,
-                )
+            await self.bot.db(
+                actions.market_copy_record,
+                market_id=m.id,
+                channel_id=channel_id,
+                message_id=message.id,
+            )
             return
         event_type, payload = await self.bot.db(selectors.event_payload, event_id=row.event_id)
         cancelled = event_type == MarketEvent.Type.CANCELLED
@@ -412,20 +434,28 @@ class Notifier:
     # --- Market messages ---------------------------------------------------------------------
 
     async def _refresh_message(self, m) -> None:
-        """Edit the market message to its current state; a deleted message is not an error."""
-        if not (m.channel_id and m.message_id):
-            return
-        message = self.bot.get_partial_messageable(m.channel_id).get_partial_message(m.message_id)
-        try:
-            await message.edit(embed=render.market_embed(m), view=market_view(m))
-            self._refreshed[m.id] = time.monotonic()
-        except discord.HTTPException as exc:
-            logger.info("could not refresh the message of market %s: %s", m.id, exc)
+        """Edit every active copy of the market message to its current state (embed and
+        buttons only: each copy keeps its own text). A copy Discord says is gone or out of
+        reach (403, 404) is retired, never edited again; other failures wait for the next
+        change."""
+        copies = await self.bot.db(actions.market_copies, market_id=m.id)
+        embed, view = render.market_embed(m), market_view(m)
+        for copy_id, channel_id, message_id in copies:
+            channel = self.bot.get_partial_messageable(channel_id)
+            try:
+                await channel.get_partial_message(message_id).edit(embed=embed, view=view)
+            except (discord.Forbidden, discord.NotFound) as exc:
+                detail = f"{exc.status} {exc.code} {exc.text}"
+                logger.info("market %s: copy %s retired: %s", m.id, message_id, detail)
+                await self.bot.db(actions.market_copy_retire, copy_id=copy_id, detail=detail)
+            except discord.HTTPException as exc:
+                logger.info("could not refresh copy %s of market %s: %s", message_id, m.id, exc)
+        self._refreshed[m.id] = time.monotonic()
 
     async def _refresh_dirty(self) -> None:
         now = time.monotonic()
         for market_id in sorted(self._dirty):
-            if now - self._refreshed.get(market_id, 0.0) < REFRESH_SECONDS:
+            if now - self._refreshed.get(market_id, -REFRESH_SECONDS) < REFRESH_SECONDS:
                 continue
             self._dirty.discard(market_id)
             try:

@@ -222,17 +222,17 @@ async def create_market(
             mechanism=mechanism,
             liquidity=liquidity,
             idempotency_key=idempotency_key(interaction),
+            channel_id=interaction.channel_id,
         )
         reply = market_ui.market_reply(summary)
 
         async def remember(message: discord.Message) -> None:
-            if summary.message_id is None:
-                await bot.db(
-                    actions.market_message_set_for_interaction,
-                    market_id=summary.id,
-                    channel_id=message.channel.id,
-                    message_id=message.id,
-                )
+            await bot.db(
+                actions.market_copy_record,
+                market_id=summary.id,
+                channel_id=message.channel.id,
+                message_id=message.id,
+            )
 
         reply.after_send = remember
         return reply
@@ -340,7 +340,18 @@ class Markets(commands.Cog):
             summary = await self.bot.db(
                 actions.market_in_guild, guild_id=interaction.guild_id, market=market
             )
-            return market_ui.market_reply(summary)
+            reply = market_ui.market_reply(summary)
+
+            async def remember(message: discord.Message) -> None:
+                await self.bot.db(
+                    actions.market_copy_record,
+                    market_id=summary.id,
+                    channel_id=message.channel.id,
+                    message_id=message.id,
+                )
+
+            reply.after_send = remember
+            return reply
 
         await respond(interaction, body, action="market.show", ephemeral=False)
 
