@@ -88,7 +88,7 @@ def pgbench_init() -> None:
 def trades(threads: int, seconds: float, market_id: int, run: str) -> tuple[float, int]:
     from django.db import connection
 
-    from markets.services import bet_place, shares_sell
+    from betting.services import bet_place, shares_sell
 
     barrier = threading.Barrier(threads + 1)
     counts = [0] * threads

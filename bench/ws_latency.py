@@ -7,7 +7,7 @@ trades placed through the services, p50/p99 with the in-memory and with the Redi
 For each layer a fresh process serves the project's ASGI app with daphne on a free port on
 127.0.0.1 (a Twisted reactor runs once per process), and a second process opens `--clients`
 WebSockets with a staff session cookie and the page's protocol (replay, then live). The server
-process places `--trades` bets, `--rate` per second, through `markets.services.bet_place` on the
+process places `--trades` bets, `--rate` per second, through `betting.services.bet_place` on the
 server's event loop (as the in-process bot does). The time of each event's on-commit hook is the
 start; a client receiving the event is the end; both read the same wall clock. Every client must
 receive every trade: a missing delivery is reported, not hidden.
@@ -152,6 +152,7 @@ def run_layer(layer: str, clients: int, trades: int, rate: float) -> dict:
     from django.test import Client
     from twisted.internet import reactor
 
+    from betting import services as betting_services
     from config.asgi import application
     from markets import realtime, services
     from markets.models import MarketEvent
@@ -215,7 +216,7 @@ def run_layer(layer: str, clients: int, trades: int, rate: float) -> dict:
         raise SystemExit(f"{layer}: the {clients} clients did not all connect")
     connect_seconds = time.time() - connect_started
 
-    place = database_sync_to_async(services.bet_place)
+    place = database_sync_to_async(betting_services.bet_place)
     started = time.time()
     for k in range(trades):
         future = asyncio.run_coroutine_threadsafe(

@@ -3,13 +3,27 @@ filterable by market (`?market=<id>`) and member."""
 
 from __future__ import annotations
 
+from typing import Any
+
 from django.contrib import admin
 
-from markets.admin import market_link
-from markets.admin_views import format_shares
-from points.admin import ReadOnlyAdmin, member_link
+from core.adminkit import ReadOnlyAdmin, market_link, member_link, member_section_register
+from markets.services import format_shares
 
+from . import selectors
 from .models import Position, Trade
+
+
+def _member_positions(guild_id: int, user_id: int) -> dict[str, Any]:
+    """The member page's positions (`admin/points/member.html`), valued by `position_value`."""
+    portfolio = selectors.portfolio_get(guild_id=guild_id, user_id=user_id, limit=100)
+    return {
+        "portfolio": portfolio,
+        "positions": [(p, format_shares(p.shares)) for p in portfolio.positions],
+    }
+
+
+member_section_register(_member_positions)
 
 
 @admin.register(Position)

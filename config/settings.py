@@ -11,8 +11,8 @@ from pathlib import Path
 import environ
 from django.core.exceptions import ImproperlyConfigured
 
-from config.logging import logging_config
-from config.sentry import sentry_init
+from ops.logging import logging_config
+from ops.sentry import sentry_init
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
@@ -56,6 +56,7 @@ INSTALLED_APPS = [
     "django.contrib.staticfiles",
     "django_prometheus",
     "channels",
+    "ops",
     "points",
     "markets",
     "betting",
@@ -65,7 +66,7 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django_prometheus.middleware.PrometheusBeforeMiddleware",
-    "config.middleware.RequestContextMiddleware",
+    "ops.middleware.RequestContextMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -134,6 +135,17 @@ if _db["ENGINE"] == "django.db.backends.postgresql":
         ),
     )
     _options.setdefault("application_name", env.str("DB_APPLICATION_NAME", default="pm"))
+    # Bounded waits on a database that stops answering (issue 12): statement_timeout is enforced
+    # by the server, so a host that vanished or a dropped network path would leave a query in
+    # flight waiting forever. Keepalive probes find a silent idle peer after
+    # idle + interval × count seconds; tcp_user_timeout fails a connection whose sent data stays
+    # unacknowledged that long. (A server process that is stopped but whose kernel still answers
+    # TCP is not caught here; that needs a client-side budget.)
+    _options.setdefault("keepalives", 1)
+    _options.setdefault("keepalives_idle", env.int("DB_KEEPALIVES_IDLE", default=10))
+    _options.setdefault("keepalives_interval", env.int("DB_KEEPALIVES_INTERVAL", default=3))
+    _options.setdefault("keepalives_count", env.int("DB_KEEPALIVES_COUNT", default=3))
+    _options.setdefault("tcp_user_timeout", env.int("DB_TCP_USER_TIMEOUT_MS", default=15_000))
     if env.int("DB_POOL_MAX_SIZE", default=0) > 0:
         _options["pool"] = {
             "min_size": env.int("DB_POOL_MIN_SIZE", default=1),
@@ -236,14 +248,14 @@ X_FRAME_OPTIONS = "DENY"
 SESSION_COOKIE_HTTPONLY = True
 # Probes and Prometheus talk plain HTTP to the app server directly, behind the TLS proxy.
 SECURE_REDIRECT_EXEMPT = [r"^health/", r"^metrics$"]
-# Proxies whose X-Forwarded-For is believed (config.middleware.client_ip): the address they saw
+# Proxies whose X-Forwarded-For is believed (ops.middleware.client_ip): the address they saw
 # is the client's. Anything else connecting is the client itself.
 TRUSTED_PROXY_IPS = env.list("TRUSTED_PROXY_IPS", default=["127.0.0.1", "::1"])
 # Admin login: 10 POSTs a minute per client address (config/urls.py), counted in the shared
 # cache. If the cache is down the limit is lifted rather than locking moderators out.
 ADMIN_LOGIN_RATE = env.str("ADMIN_LOGIN_RATE", default="10/m")
 RATELIMIT_USE_CACHE = "default"
-RATELIMIT_IP_META_KEY = "config.middleware.client_ip_for_ratelimit"
+RATELIMIT_IP_META_KEY = "ops.middleware.client_ip_for_ratelimit"
 RATELIMIT_FAIL_OPEN = env.bool("RATELIMIT_FAIL_OPEN", default=True)
 SILENCED_SYSTEM_CHECKS = env.list("DJANGO_SILENCED_SYSTEM_CHECKS", default=[])
 if not SECURE_HSTS_PRELOAD:
@@ -266,11 +278,11 @@ SENTRY_RELEASE = env.str("SENTRY_RELEASE", default="")
 SENTRY_TRACES_SAMPLE_RATE = env.float("SENTRY_TRACES_SAMPLE_RATE", default=0.0)
 METRICS_ALLOWED_IPS = env.list("METRICS_ALLOWED_IPS", default=["127.0.0.1", "::1"])
 METRICS_TOKEN = env.str("METRICS_TOKEN", default="")
-# How often the ledger audit behind `pm_ledger_solvent` may run (seconds; config/metrics.py).
+# How often the ledger audit behind `pm_ledger_solvent` may run (seconds; ops/metrics.py).
 METRICS_AUDIT_INTERVAL = env.int("METRICS_AUDIT_INTERVAL", default=300)
 METRICS_SCRAPE_TIMEOUT = env.float("METRICS_SCRAPE_TIMEOUT", default=5.0)
 PROMETHEUS_EXPORT_MIGRATIONS = False
-# Health checks (config/health.py): each check's deadline, and how many may hang at once.
+# Health checks (ops/health.py): each check's deadline, and how many may hang at once.
 HEALTH_CHECK_TIMEOUT = env.float("HEALTH_CHECK_TIMEOUT", default=2.0)
 HEALTH_MAX_INFLIGHT = env.int("HEALTH_MAX_INFLIGHT", default=16)
 HEALTH_DATABASE_ALIAS = "default"
@@ -291,12 +303,12 @@ PM_GUILD_DEFAULTS = {
 LOG_LEVEL = env.str("LOG_LEVEL", default="INFO")
 LOG_JSON = env.bool("LOG_JSON", default=not DEBUG)
 # One line per event: JSON in production, readable in development; both carry the request or
-# interaction id, guild, user, market and error id (config/logging.py).
+# interaction id, guild, user, market and error id (ops/logging.py).
 LOGGING = logging_config(level=LOG_LEVEL, json_lines=LOG_JSON)
 
 # --- Sentry ---------------------------------------------------------------------------------
 # Initialised here so errors during start-up are reported too; the scrubber removes Discord
-# tokens from every event (config/sentry.py). Tests never report.
+# tokens from every event (ops/sentry.py). Tests never report.
 if SENTRY_DSN and not TESTING:
     sentry_init(
         dsn=SENTRY_DSN,

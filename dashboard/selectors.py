@@ -1,8 +1,8 @@
 """Read queries only the staff dashboard needs (STYLE §1: reads live in selectors, not views).
 
-The general market reads (`market_list`, `market_get`, `price_history`, `votes_get`,
-`market_events_after`) are in `markets.selectors`; these add the newest-first views of the
-outbox and the trade log that the live pages start from. Each runs one query.
+The general market reads (`market_list`, `market_get`, `votes_get`, `market_events_after`) are
+in `markets.selectors` and the price history in `betting.selectors`; these add the newest-first
+views of the outbox and the trade log that the live pages start from. Each runs one query.
 """
 
 from __future__ import annotations

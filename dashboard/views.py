@@ -21,6 +21,7 @@ from django.utils import timezone
 from django.utils.safestring import SafeString, mark_safe
 from django.views.decorators.http import require_GET
 
+from betting import selectors as betting_selectors
 from markets import selectors
 from markets.errors import MarketNotFound
 from markets.models import Market
@@ -213,7 +214,7 @@ CHART_SIZES = (("wide", 760, 340), ("compact", 400, 300))
 
 
 def _history_html(market: MarketSummary) -> str:
-    history = selectors.price_history(market_id=market.id)
+    history = betting_selectors.price_history(market_id=market.id)
     now = timezone.now()
     end = market.closed_at or now
     if market.status == Market.Status.OPEN:

@@ -20,6 +20,7 @@ from django.db import IntegrityError, transaction
 from django.db.models import F, Q
 from django.utils import timezone
 
+from betting import services as betting_services
 from markets import selectors as market_selectors
 from markets import services as market_services
 from markets.models import Market, MarketEvent
@@ -106,7 +107,7 @@ def bet_place_for_interaction(
     position = parsing.outcome_ref(
         outcome, [o.label for o in summary.outcomes], market_id=summary.id
     )
-    trade = market_services.bet_place(
+    trade = betting_services.bet_place(
         market_id=summary.id,
         user_id=user_id,
         outcome=position,
@@ -130,7 +131,7 @@ def shares_sell_for_interaction(
     position = parsing.outcome_ref(
         outcome, [o.label for o in summary.outcomes], market_id=summary.id
     )
-    trade = market_services.shares_sell(
+    trade = betting_services.shares_sell(
         market_id=summary.id,
         user_id=user_id,
         outcome=position,

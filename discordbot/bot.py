@@ -33,7 +33,7 @@ from django.core.cache import cache
 from django.core.cache.backends.locmem import LocMemCache
 from django.db import connection
 
-from config import metrics
+from ops import metrics
 
 from . import interactions
 from .actions import policy_get

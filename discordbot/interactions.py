@@ -30,8 +30,8 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import discord
 
-from config import logging as config_logging
-from config import metrics
+from ops import logging as ops_logging
+from ops import metrics
 from points.errors import DomainError
 
 from . import limits, ratelimit
@@ -58,13 +58,13 @@ def idempotency_key(interaction: discord.Interaction) -> str:
 
 
 def new_error_id() -> str:
-    return config_logging.new_error_id()
+    return ops_logging.new_error_id()
 
 
 def error_capture(exc: BaseException, **fields: Any) -> str:
     """Log `exc` under a new error id bound into the JSON log line and the Sentry event (the same
     id the member is shown)."""
-    return config_logging.error_capture(exc, **fields)
+    return ops_logging.error_capture(exc, **fields)
 
 
 @dataclass

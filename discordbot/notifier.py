@@ -52,9 +52,9 @@ import aiohttp
 import discord
 from django.utils import timezone
 
-from config import metrics
 from markets.models import MarketEvent
 from markets.selectors import market_events_after, market_get
+from ops import metrics
 
 from . import actions, render, selectors
 from .market_ui import market_view

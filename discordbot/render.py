@@ -10,8 +10,9 @@ from collections.abc import Sequence
 
 import discord
 
+from betting.selectors import Portfolio
 from markets.amm import SHARE_SCALE
-from markets.selectors import MarketSummary, Portfolio
+from markets.selectors import MarketSummary
 from points.selectors import HistoryRow, LeaderboardRow
 
 from . import limits

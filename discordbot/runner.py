@@ -13,8 +13,8 @@ from channels.db import database_sync_to_async
 from django.conf import settings
 from django.db import connections
 
-from config import health
-from config.sentry import sentry_asyncio_enable
+from ops import health
+from ops.sentry import sentry_asyncio_enable
 
 from .bot import PredictionBot
 

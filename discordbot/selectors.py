@@ -8,8 +8,8 @@ from dataclasses import dataclass
 
 from django.conf import settings
 
+from betting import selectors as betting_selectors
 from betting.models import Position
-from markets import amm
 from markets import selectors as market_selectors
 from markets.models import Market, MarketEvent, Outcome
 from markets.selectors import MarketSummary
@@ -27,12 +27,12 @@ class Holding:
     points_spent: int
     points_received: int
     value: int
-    """Points selling the whole holding would return now (amm), or the pool share if it won."""
+    """`betting.selectors.position_value`: the same worth `/portfolio` shows."""
 
 
 def holdings_in_market(*, market_id: int, user_id: int) -> list[Holding]:
-    """The member's positions in one market with their current value (2 queries)."""
-    market = Market.objects.filter(pk=market_id).values("mechanism").first()
+    """The member's positions in one market with their current value (3 queries)."""
+    market = Market.objects.filter(pk=market_id).first()
     if market is None:
         return []
     outcomes = list(Outcome.objects.filter(market_id=market_id).order_by("position"))
@@ -41,13 +41,7 @@ def holdings_in_market(*, market_id: int, user_id: int) -> list[Holding]:
     out = []
     for p in rows:
         o = by_pk[p.outcome_id]
-        if market["mechanism"] == Market.Mechanism.AMM:
-            value = (
-                amm.sell([x.pool for x in outcomes], o.position, p.shares).points if p.shares else 0
-            )
-        else:
-            pot = sum(x.staked for x in outcomes)
-            value = p.points_spent * pot // o.staked if o.staked else 0
+        value = betting_selectors.position_value(market, outcomes, p)
         if p.shares or p.points_spent:
             out.append(
                 Holding(o.position, o.label, p.shares, p.points_spent, p.points_received, value)

@@ -18,7 +18,13 @@ from django.utils.html import format_html
 from django.utils.text import Truncator
 
 from betting.models import Position, Trade
-from points.admin import ActionPermissionMixin, ReadOnlyAdmin, member_link
+from core.adminkit import (
+    ActionPermissionMixin,
+    ReadOnlyAdmin,
+    TextSafeChangelistMixin,
+    market_link,
+    member_link,
+)
 from points.errors import id_from_text
 from points.models import Account
 
@@ -40,11 +46,6 @@ def status_badge(status: str, label: str) -> str:
         STATUS_COLOURS.get(status, "#555"),
         label,
     )
-
-
-def market_link(market_id: int, text: str | None = None) -> str:
-    url = reverse("admin:markets_market_change", args=[market_id])
-    return format_html('<a href="{}">{}</a>', url, text or f"#{market_id}")
 
 
 # --- Read-only, paginated inlines ----------------------------------------------------------------
@@ -252,7 +253,7 @@ class EventInline(PaginatedInline):
 
 
 @admin.register(Market)
-class MarketAdmin(ActionPermissionMixin, admin.ModelAdmin):
+class MarketAdmin(TextSafeChangelistMixin, ActionPermissionMixin, admin.ModelAdmin):
     list_display = (
         "id",
         "guild_id",

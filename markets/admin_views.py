@@ -21,6 +21,7 @@ from django.shortcuts import get_object_or_404
 from django.template.response import TemplateResponse
 from django.urls import reverse
 
+from betting import selectors as betting_selectors
 from betting.models import Trade
 from points.admin_views import ConfirmForm, keyset_chunks, reason_field, stream_csv
 from points.errors import DomainError, id_from_text
@@ -38,7 +39,7 @@ PREVIEW_ROWS = 50
 """Recipients listed per preview; the page says how many more there are."""
 
 
-position_value = selectors.position_value
+position_value = betting_selectors.position_value
 
 
 def format_shares(micro_shares: int) -> str:

@@ -19,7 +19,7 @@ from channels.layers import get_channel_layer
 from django.conf import settings
 from django.db import transaction
 
-from config import metrics
+from core import signals
 
 from .models import MarketEvent
 
@@ -62,7 +62,7 @@ def event_publish(event: MarketEvent) -> bool:
         async_to_sync(_group_send)(event_message(event))
     except Exception:
         logger.exception("dashboard publish failed for market event %s", event.pk)
-        metrics.dashboard_publish_failed()
+        signals.dashboard_publish_failed.send(sender=MarketEvent)
         return False
     return True
 

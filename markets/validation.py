@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import datetime as dt
 import re
-import unicodedata
+
+from points.errors import check_text
 
 from .amm import MAX_OUTCOMES, MIN_OUTCOMES
 from .errors import (
@@ -27,15 +28,11 @@ _UNITS_WHOLE = re.compile(r"^(\s*\d+\s*[dhm]\s*)+$", re.IGNORECASE)
 _OLD_FORM = re.compile(r"^\s*(\d+)\s*,\s*(\d+)\s*,\s*(\d+)\s*$")
 
 
-def _has_control(text: str) -> bool:
-    return any(unicodedata.category(ch) == "Cc" for ch in text)
-
-
 def clean_question(question: object) -> str:
     text = question.strip() if isinstance(question, str) else ""
-    if not 1 <= len(text) <= 500 or _has_control(text):
+    if not 1 <= len(text) <= 500:
         raise InvalidMarketInput(MSG_QUESTION, details={"length": len(text)})
-    return text
+    return check_text(text, what="The question", error=InvalidMarketInput)
 
 
 def clean_outcomes(outcomes: object) -> list[str]:
@@ -47,8 +44,9 @@ def clean_outcomes(outcomes: object) -> list[str]:
     seen: dict[str, str] = {}
     for position, raw in enumerate(outcomes, start=1):
         label = raw.strip() if isinstance(raw, str) else ""
-        if not 1 <= len(label) <= 100 or _has_control(label):
+        if not 1 <= len(label) <= 100:
             raise InvalidMarketInput(MSG_OUTCOME_LABEL.format(position=position))
+        check_text(label, what=f"Outcome {position}", error=InvalidMarketInput)
         folded = label.casefold()
         if folded in seen:
             raise InvalidMarketInput(MSG_OUTCOME_DUPLICATE.format(label=label))
@@ -101,6 +99,6 @@ def clean_category(category: object) -> str:
     if category is None:
         return ""
     text = category.strip() if isinstance(category, str) else None
-    if text is None or len(text) > 50 or _has_control(text):
+    if text is None or len(text) > 50:
         raise InvalidMarketInput(MSG_CATEGORY)
-    return text
+    return check_text(text, what="The category", error=InvalidMarketInput)

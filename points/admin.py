@@ -6,18 +6,30 @@ from __future__ import annotations
 
 import json
 
+from django import forms
 from django.contrib import admin, messages
 from django.contrib.admin.options import IncorrectLookupParameters
 from django.contrib.admin.utils import unquote
 from django.core.exceptions import PermissionDenied
 from django.db.models import QuerySet
-from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
+from django.http import (
+    Http404,
+    HttpRequest,
+    HttpResponse,
+    HttpResponseRedirect,
+)
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils.html import format_html
 
-from markets import selectors as market_selectors
-from markets.services import format_shares
+from core.adminkit import (
+    ActionPermissionMixin,
+    ReadOnlyAdmin,
+    TextSafeChangelistMixin,
+    member_link,
+    member_sections,
+    member_url,
+)
 
 from . import selectors, services
 from .admin_views import AdjustBalanceForm, keyset_chunks, stream_csv
@@ -25,44 +37,6 @@ from .errors import DomainError, id_from_text
 from .models import Account, AuditEvent, GuildSettings, Transfer
 
 HISTORY_PAGE = 50
-
-
-class ReadOnlyAdmin(admin.ModelAdmin):
-    """Ledger rows are append-only (DOMAIN §3): no add, change or delete from the admin."""
-
-    def has_add_permission(self, request, obj=None):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
-
-
-class ActionPermissionMixin:
-    """Django lists a custom action only for users who hold its permission, but a POST of the
-    action by anyone else just says "No action selected". Refuse it with 403 instead, so the
-    server-side check is explicit (issue 5: Roles and permissions)."""
-
-    def changelist_view(self, request: HttpRequest, extra_context=None):
-        if request.method == "POST":
-            for name in request.POST.getlist("action"):
-                func = getattr(type(self), name, None)
-                for perm in getattr(func, "allowed_permissions", ()):
-                    if not getattr(self, f"has_{perm}_permission")(request):
-                        raise PermissionDenied
-        return super().changelist_view(request, extra_context)
-
-
-def member_url(guild_id: int, user_id: int) -> str:
-    return reverse("admin:points_member", args=[guild_id, user_id])
-
-
-def member_link(guild_id: int, user_id: int | None) -> str:
-    if user_id is None:
-        return "—"
-    return format_html('<a href="{}">&lt;@{}&gt;</a>', member_url(guild_id, user_id), user_id)
 
 
 @admin.register(Account)
@@ -133,7 +107,6 @@ class AccountAdmin(ActionPermissionMixin, ReadOnlyAdmin):
             guild_id=guild_id, user_id=user_id, limit=HISTORY_PAGE + 1, before_id=before_id
         )
         older = history[HISTORY_PAGE - 1].transfer_id if len(history) > HISTORY_PAGE else None
-        portfolio = market_selectors.portfolio_get(guild_id=guild_id, user_id=user_id, limit=100)
         audit = AuditEvent.objects.filter(
             guild_id=guild_id, target_type="wallet", target_id=str(user_id)
         ).select_related("actor_user")[:20]
@@ -144,8 +117,7 @@ class AccountAdmin(ActionPermissionMixin, ReadOnlyAdmin):
             "guild_id": guild_id,
             "user_id": user_id,
             "wallet": wallet,
-            "portfolio": portfolio,
-            "positions": [(p, format_shares(p.shares)) for p in portfolio.positions],
+            **member_sections(guild_id, user_id),
             "history": history[:HISTORY_PAGE],
             "older_before": older,
             "newest_url": request.path if before_id else None,
@@ -379,8 +351,55 @@ class AuditEventAdmin(ReadOnlyAdmin):
         )
 
 
+MSG_ROLE_IDS = (
+    "Enter a list of Discord role ids (positive whole numbers), e.g. [123456789012345678], "
+    "or [] for none."
+)
+
+
+class GuildSettingsForm(forms.ModelForm):
+    """Role lists hold Discord role ids (ints, as the bot's settings command stores them). Any
+    other JSON — a string with a NUL, which PostgreSQL's jsonb refuses, a nested object — is a
+    form error, not a 500."""
+
+    class Meta:
+        model = GuildSettings
+        fields = (
+            "guild_id",
+            "starting_balance",
+            "daily_bonus",
+            "max_bet",
+            "default_liquidity",
+            "fee_bps",
+            "min_resolution_votes",
+            "auto_refund_hours",
+            "creator_role_ids",
+            "resolver_role_ids",
+            "announce_channel_id",
+        )
+
+    def _role_ids(self, name: str) -> list[int]:
+        value = self.cleaned_data.get(name) or []
+        if not isinstance(value, list):
+            raise forms.ValidationError(MSG_ROLE_IDS)
+        ids = [
+            item if isinstance(item, int) and not isinstance(item, bool) else id_from_text(item)
+            for item in value
+        ]
+        if any(not isinstance(i, int) or not 0 < i < 2**63 for i in ids):
+            raise forms.ValidationError(MSG_ROLE_IDS)
+        return ids
+
+    def clean_creator_role_ids(self) -> list[int]:
+        return self._role_ids("creator_role_ids")
+
+    def clean_resolver_role_ids(self) -> list[int]:
+        return self._role_ids("resolver_role_ids")
+
+
 @admin.register(GuildSettings)
-class GuildSettingsAdmin(admin.ModelAdmin):
+class GuildSettingsAdmin(TextSafeChangelistMixin, admin.ModelAdmin):
+    form = GuildSettingsForm
     list_display = (
         "guild_id",
         "starting_balance",

@@ -6,4 +6,9 @@ class PointsConfig(AppConfig):
     verbose_name = "Points ledger"
 
     def ready(self) -> None:
-        import config.checks  # noqa: F401  (registers the configuration checks)
+        from core import telemetry
+
+        from .telemetry import ledger_gauges, ledger_violations
+
+        telemetry.gauges_register("points", ledger_gauges)
+        telemetry.ledger_audit_register(ledger_violations)

@@ -1,15 +1,15 @@
-"""The ledger audit (DOMAIN §3 invariants L1–L4, and the collateral identity of §4.5)."""
+"""The ledger audit (DOMAIN §3 invariants L1–L3 here; L4 and the collateral identity of §4.5
+are registered by the apps that know markets and positions, see `register_invariant`)."""
 
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
 from django.db.models import Sum
 
 from .models import Account, Transfer
-
-SHARE_SCALE = 1_000_000
 
 
 @dataclass
@@ -30,6 +30,13 @@ class AuditReport:
             f"ledger audit {state}: {self.guilds} guilds, {self.accounts} accounts, "
             f"{self.transfers} transfers, {self.markets} markets checked (L1–L4, §4.5)"
         )
+
+
+Invariant = Callable[[AuditReport, Mapping[int, int]], None]
+"""A registered check: appends violations to the report, given every escrow's balance by
+market id."""
+
+_invariants: list[Invariant] = []
 
 
 def ledger_audit() -> AuditReport:
@@ -61,53 +68,14 @@ def ledger_audit() -> AuditReport:
         if total != 0:
             report.violations.append(f"L1 guild {guild_id} balances sum to {total}, not 0")
 
-    _audit_markets(report, escrow_by_market)
+    for invariant in _invariants:
+        invariant(report, escrow_by_market)
     return report
 
 
-def _audit_markets(report: AuditReport, escrow_by_market: dict[int, int]) -> None:
-    """L4: every escrow equals its market's collateral and is 0 once settled; for amm markets
-    `pool_i + Σ shares_i = collateral · SHARE_SCALE` for every outcome (§4.5); for pari-mutuel
-    markets the escrow equals the sum of stakes."""
-    from betting.models import Position
-    from markets.models import Market, Outcome
-
-    markets = {m["id"]: m for m in Market.objects.values("id", "status", "mechanism")}
-    report.markets = len(markets)
-    shares_by_outcome = dict(
-        Position.objects.values_list("outcome_id").annotate(s=Sum("shares")).order_by()
-    )
-    stakes_by_outcome = dict(
-        Position.objects.values_list("outcome_id").annotate(s=Sum("points_spent")).order_by()
-    )
-    outcomes: dict[int, list[dict]] = defaultdict(list)
-    for o in Outcome.objects.values("id", "market_id", "pool", "staked"):
-        outcomes[o["market_id"]].append(o)
-
-    for market_id, market in sorted(markets.items()):
-        escrow = escrow_by_market.get(market_id)
-        if escrow is None:
-            report.violations.append(f"L4 market {market_id} has no escrow account")
-            continue
-        if market["status"] in (Market.Status.RESOLVED, Market.Status.CANCELLED):
-            if escrow != 0:
-                report.violations.append(
-                    f"L4 market {market_id} is {market['status']} but escrow holds {escrow}"
-                )
-            continue
-        if market["mechanism"] == Market.Mechanism.AMM:
-            for o in outcomes[market_id]:
-                held = shares_by_outcome.get(o["id"], 0) or 0
-                if o["pool"] + held != escrow * SHARE_SCALE:
-                    report.violations.append(
-                        f"L4 market {market_id} outcome {o['id']}: pool {o['pool']} + shares "
-                        f"{held} != collateral {escrow} × {SHARE_SCALE}"
-                    )
-        else:
-            staked = sum(o["staked"] for o in outcomes[market_id])
-            positions = sum(stakes_by_outcome.get(o["id"], 0) or 0 for o in outcomes[market_id])
-            if not escrow == staked == positions:
-                report.violations.append(
-                    f"L4 market {market_id}: escrow {escrow}, outcome stakes {staked}, "
-                    f"position stakes {positions} differ"
-                )
+def register_invariant(invariant: Invariant) -> None:
+    """Add a check to every `ledger_audit` run (once per function). Apps that own what the
+    ledger's escrows collateralise register theirs at start-up: `betting` registers L4 and the
+    collateral identity of §4.5 in `BettingConfig.ready`."""
+    if invariant not in _invariants:
+        _invariants.append(invariant)

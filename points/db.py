@@ -13,7 +13,7 @@ from typing import ParamSpec, TypeVar
 
 from django.db import IntegrityError, OperationalError, close_old_connections, connection
 
-from config import metrics
+from core import signals
 
 logger = logging.getLogger(__name__)
 
@@ -92,7 +92,9 @@ def retry_transient(
                         exc,
                         extra={"attempt": attempt},
                     )
-                    metrics.db_retry_observed(operation=func.__qualname__, sqlstate=sqlstate)
+                    signals.transient_error_retried.send(
+                        sender=func, operation=func.__qualname__, sqlstate=sqlstate
+                    )
                     if connection.in_atomic_block is False:
                         close_old_connections()
                     time.sleep(delay)

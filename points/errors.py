@@ -1,11 +1,13 @@
-"""The domain error hierarchy (STYLE §7).
+"""The ledger's domain errors (STYLE §7), rooted in `core.errors.DomainError`.
 
 Every refusal a user can cause is a `DomainError` carrying a message that says what was wrong
 and what is allowed. Interfaces (Discord cogs, admin, views) show `message` as it is; tests reuse
 the message constants below.
 """
 
-from typing import Any
+# The root lives in the shared core (every app may import it); importing it from here still works.
+from core.errors import DomainError
+from core.text import MSG_BAD_CHARACTER, text_problem
 
 MAX_AMOUNT = 10**15
 """Largest amount one transfer may move: far below what a BigInteger balance holds (2**63 − 1),
@@ -25,22 +27,6 @@ MSG_DAILY_ALREADY_CLAIMED = (
 MSG_DAILY_DISABLED = "Daily bonuses are turned off in this server."
 MSG_REASON_REQUIRED = "A reason is required (1–500 characters)."
 MSG_INVALID_ID = "That is not a valid Discord id: use a positive whole number."
-
-
-class DomainError(Exception):
-    """A refusal that the user caused and can act on. Nothing was changed."""
-
-    code = "domain_error"
-
-    def __init__(self, message: str, *, code: str | None = None, details: Any = None) -> None:
-        super().__init__(message)
-        self.message = message
-        if code is not None:
-            self.code = code
-        self.details = details or {}
-
-    def __str__(self) -> str:
-        return self.message
 
 
 class InvalidInput(DomainError):
@@ -88,16 +74,18 @@ def validate_snowflake(value: object, *, what: str = "id") -> int:
 
 
 def validate_reason(reason: object, *, required: bool = True) -> str:
+    """A trimmed reason of 1–500 characters (0 when not `required`); it may hold line breaks and
+    emoji, not characters that cannot be stored (DOMAIN §7)."""
     text = reason.strip() if isinstance(reason, str) else ""
     if (required and not text) or len(text) > 500:
         raise InvalidInput(MSG_REASON_REQUIRED)
-    return text
+    return check_text(text, what="The reason", allow_line_breaks=True, allow_format=True)
 
 
 def validate_key(key: object) -> str:
     if not isinstance(key, str) or not 1 <= len(key) <= 200:
         raise InvalidInput("Every change needs an idempotency key of 1–200 characters.")
-    return key
+    return check_text(key, what="The idempotency key")
 
 
 def id_from_text(text: object) -> int | None:
@@ -112,3 +100,23 @@ def id_from_text(text: object) -> int | None:
         return None
     value = int(text)
     return value if 0 < value < 2**63 else None
+
+
+def check_text(
+    text: str,
+    *,
+    what: str,
+    error: type[InvalidInput] = InvalidInput,
+    allow_line_breaks: bool = False,
+    allow_format: bool = False,
+) -> str:
+    """Return `text` unchanged, or raise `error` naming the first character it may not hold.
+    `what` starts the message: "The question", "Outcome 2", "The reason"."""
+    problem = text_problem(text, allow_line_breaks=allow_line_breaks, allow_format=allow_format)
+    if problem is not None:
+        position, character = problem
+        raise error(
+            MSG_BAD_CHARACTER.format(what=what, character=character, position=position),
+            details={"position": position, "character": character},
+        )
+    return text

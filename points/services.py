@@ -1,6 +1,7 @@
 """Ledger services (DOMAIN §3). Every entry point is one durable transaction that locks every
 account it touches in one query ordered by primary key, checks balances on the locked rows,
-writes transfers and moves balances with `F()`. Every entry point is idempotent by its key."""
+writes transfers and moves balances with `F()`. Every entry point is idempotent by its key;
+the transaction, the retry and the replay rules are `points.usecase.use_case`'s."""
 
 from __future__ import annotations
 
@@ -8,7 +9,6 @@ import datetime as dt
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
-from typing import TypeVar
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
@@ -19,31 +19,21 @@ from .db import integrity_constraint, retry_transient
 from .errors import (
     MSG_DAILY_ALREADY_CLAIMED,
     MSG_DAILY_DISABLED,
-    MSG_IDEMPOTENCY_CONFLICT,
     MSG_INSUFFICIENT_POINTS,
     MSG_TIP_SELF,
     AlreadyClaimed,
     DomainError,
-    IdempotencyConflict,
     InsufficientPoints,
     InvalidAmount,
     InvalidInput,
     validate_amount,
-    validate_key,
     validate_reason,
     validate_snowflake,
 )
 from .models import Account, AuditEvent, GuildSettings, Transfer
+from .usecase import IDEMPOTENCY_CONSTRAINTS, Call, stop_if_replayed, use_case
 
-T = TypeVar("T")
 BIGINT_MAX = 2**63 - 1
-
-IDEMPOTENCY_CONSTRAINTS = {
-    "transfer_idempotency_key",
-    "trade_idempotency_key",
-    "market_idempotency_key",
-    "marketevent_request_key",
-}
 
 
 # --- Guild settings and accounts (helpers; run inside the caller's transaction) -------------
@@ -254,72 +244,11 @@ def audit_record(
 # --- Idempotency -----------------------------------------------------------------------------
 
 
-class Replay(Exception):
-    """Raised inside a transaction that found its key already used after taking its locks; the
-    transaction rolls back (it wrote nothing yet) and `run_once` returns the first result."""
-
-    def __init__(self, existing: object) -> None:
-        self.existing = existing
-
-
-def run_once(
-    key: str,
-    *,
-    lookup: Callable[[], T | None],
-    matches: Callable[[T], bool],
-    run: Callable[[], T],
-) -> T:
-    """Run a durable use case once per idempotency key (DOMAIN §3).
-
-    `run` checks the key itself once it holds its locks (raising `Replay`), so a replay is
-    answered from the locked state; `lookup` finds the first result for the key after a lost race
-    on the unique key; `matches` says whether it was made by a request with the same content.
-    A replay returns the first result and moves nothing; a replay with different content raises
-    `IdempotencyConflict`. A concurrent twin that lost the race on the unique key ends here too,
-    classified by the constraint's name; any other integrity error is re-raised, never
-    swallowed."""
-    validate_key(key)
-
-    def settle(existing: T) -> T:
-        if not matches(existing):
-            raise IdempotencyConflict(
-                MSG_IDEMPOTENCY_CONFLICT.format(key=key), details={"key": key}
-            )
-        return existing
-
-    try:
-        return run()
-    except Replay as replay:
-        return settle(replay.existing)  # type: ignore[arg-type]
-    except IntegrityError as exc:
-        constraint = integrity_constraint(exc)
-        if constraint in IDEMPOTENCY_CONSTRAINTS:
-            existing = lookup()
-            if existing is not None:
-                return settle(existing)
-        if constraint == "account_balance_nonnegative":
-            raise InsufficientPoints(
-                "You don't have enough points for that.", details={"constraint": constraint}
-            ) from exc
-        raise
-
-
-def _transfer_lookup(key: str) -> Callable[[], Transfer | None]:
-    return lambda: (
+def transfer_by_key(key: str) -> Transfer | None:
+    """The transfer a use case wrote under `key`, if any (its first result)."""
+    return (
         Transfer.objects.select_related("source", "destination").filter(idempotency_key=key).first()
     )
-
-
-def _once_transfer(key: str, matches: Callable[[Transfer], bool], body: Callable[[], Transfer]):
-    return run_once(key, lookup=_transfer_lookup(key), matches=matches, run=body)
-
-
-def _check_replay_locked(key: str) -> None:
-    """After taking the locks: if a twin committed this key meanwhile, stop and return its
-    result. Caller holds the row locks the twin also needed."""
-    existing = _transfer_lookup(key)()
-    if existing is not None:
-        raise Replay(existing)
 
 
 # --- Entry points ----------------------------------------------------------------------------
@@ -347,6 +276,19 @@ def wallet_get_or_create(*, guild_id: int, user_id: int) -> Account:
     return Account.objects.get(guild_id=guild_id, kind=Account.Kind.WALLET, owner_id=user_id)
 
 
+def _same_adjustment(code: str) -> Callable[[Transfer, Call], bool]:
+    def matches(t: Transfer, call: Call) -> bool:
+        wallet = t.destination if code == Transfer.Code.GRANT else t.source
+        return (t.code, t.amount, t.guild_id, wallet.owner_id) == (
+            code,
+            call["amount"],
+            call["guild_id"],
+            call["user_id"],
+        )
+
+    return matches
+
+
 def _adjust(
     *,
     guild_id: int,
@@ -358,48 +300,37 @@ def _adjust(
     idempotency_key: str,
     code: str,
 ) -> Transfer:
+    """A moderator's grant or deduction between the treasury and a wallet, audited. Caller is
+    the use case's durable transaction."""
     validate_snowflake(guild_id, what="guild_id")
     validate_snowflake(user_id, what="user_id")
     validate_amount(amount)
     reason = validate_reason(reason)
-
-    def matches(t: Transfer) -> bool:
-        wallet = t.destination if code == Transfer.Code.GRANT else t.source
-        return (t.code, t.amount, t.guild_id, wallet.owner_id) == (code, amount, guild_id, user_id)
-
-    @transaction.atomic(durable=True)
-    def body() -> Transfer:
-        members = members_prepare(guild_id=guild_id, user_ids=[user_id])
-        locked = accounts_lock([*members.account_ids, members.treasury.pk])
-        _check_replay_locked(idempotency_key)
-        treasury, wallet = locked[members.treasury.pk], locked[members.wallets[user_id].pk]
-        transfers_post(members.starting_legs, locked)
-        before = wallet.balance
-        source, destination = (
-            (treasury, wallet) if code == Transfer.Code.GRANT else (wallet, treasury)
-        )
-        leg = Leg(
-            source, destination, amount, code, idempotency_key, reason, actor_id, actor_user_id
-        )
-        (transfer,) = transfers_post([leg], locked)
-        audit_record(
-            action=f"points_{code}",
-            target_type="wallet",
-            target_id=user_id,
-            guild_id=guild_id,
-            actor_id=actor_id,
-            actor_user_id=actor_user_id,
-            reason=reason,
-            idempotency_key=idempotency_key,
-            before={"balance": before},
-            after={"balance": wallet.balance},
-        )
-        return transfer
-
-    return _once_transfer(idempotency_key, matches, body)
+    members = members_prepare(guild_id=guild_id, user_ids=[user_id])
+    locked = accounts_lock([*members.account_ids, members.treasury.pk])
+    stop_if_replayed(transfer_by_key, idempotency_key)
+    treasury, wallet = locked[members.treasury.pk], locked[members.wallets[user_id].pk]
+    transfers_post(members.starting_legs, locked)
+    before = wallet.balance
+    source, destination = (treasury, wallet) if code == Transfer.Code.GRANT else (wallet, treasury)
+    leg = Leg(source, destination, amount, code, idempotency_key, reason, actor_id, actor_user_id)
+    (transfer,) = transfers_post([leg], locked)
+    audit_record(
+        action=f"points_{code}",
+        target_type="wallet",
+        target_id=user_id,
+        guild_id=guild_id,
+        actor_id=actor_id,
+        actor_user_id=actor_user_id,
+        reason=reason,
+        idempotency_key=idempotency_key,
+        before={"balance": before},
+        after={"balance": wallet.balance},
+    )
+    return transfer
 
 
-@retry_transient()
+@use_case(lookup=transfer_by_key, matches=_same_adjustment(Transfer.Code.GRANT))
 def points_grant(
     *,
     guild_id: int,
@@ -423,7 +354,7 @@ def points_grant(
     )
 
 
-@retry_transient()
+@use_case(lookup=transfer_by_key, matches=_same_adjustment(Transfer.Code.DEDUCT))
 def points_deduct(
     *,
     guild_id: int,
@@ -447,7 +378,17 @@ def points_deduct(
     )
 
 
-@retry_transient()
+def _same_tip(t: Transfer, call: Call) -> bool:
+    return (t.code, t.amount, t.source.owner_id, t.destination.owner_id, t.guild_id) == (
+        Transfer.Code.TIP,
+        call["amount"],
+        call["from_user_id"],
+        call["to_user_id"],
+        call["guild_id"],
+    )
+
+
+@use_case(lookup=transfer_by_key, matches=_same_tip)
 def points_tip(
     *, guild_id: int, from_user_id: int, to_user_id: int, amount: int, idempotency_key: str
 ) -> Transfer:
@@ -459,28 +400,14 @@ def points_tip(
     if from_user_id == to_user_id:
         raise InvalidInput(MSG_TIP_SELF)
     validate_amount(amount)
-
-    def matches(t: Transfer) -> bool:
-        return (t.code, t.amount, t.source.owner_id, t.destination.owner_id, t.guild_id) == (
-            Transfer.Code.TIP,
-            amount,
-            from_user_id,
-            to_user_id,
-            guild_id,
-        )
-
-    @transaction.atomic(durable=True)
-    def body() -> Transfer:
-        members = members_prepare(guild_id=guild_id, user_ids=[from_user_id, to_user_id])
-        locked = accounts_lock(members.account_ids)
-        _check_replay_locked(idempotency_key)
-        transfers_post(members.starting_legs, locked)
-        source = locked[members.wallets[from_user_id].pk]
-        destination = locked[members.wallets[to_user_id].pk]
-        leg = Leg(source, destination, amount, Transfer.Code.TIP, idempotency_key, "Tip")
-        return transfers_post([leg], locked)[0]
-
-    return _once_transfer(idempotency_key, matches, body)
+    members = members_prepare(guild_id=guild_id, user_ids=[from_user_id, to_user_id])
+    locked = accounts_lock(members.account_ids)
+    stop_if_replayed(transfer_by_key, idempotency_key)
+    transfers_post(members.starting_legs, locked)
+    source = locked[members.wallets[from_user_id].pk]
+    destination = locked[members.wallets[to_user_id].pk]
+    leg = Leg(source, destination, amount, Transfer.Code.TIP, idempotency_key, "Tip")
+    return transfers_post([leg], locked)[0]
 
 
 def next_daily_at(now: dt.datetime) -> dt.datetime:
@@ -489,7 +416,6 @@ def next_daily_at(now: dt.datetime) -> dt.datetime:
     return dt.datetime.combine(day, dt.time.min, tzinfo=dt.UTC)
 
 
-@retry_transient()
 def daily_claim(*, guild_id: int, user_id: int, now: dt.datetime | None = None) -> Transfer:
     """Claim the guild's daily bonus, once per UTC day (key `daily:<guild>:<user>:<date>`).
     A second claim the same day is refused with the time of the next one."""
@@ -497,25 +423,31 @@ def daily_claim(*, guild_id: int, user_id: int, now: dt.datetime | None = None) 
     validate_snowflake(user_id, what="user_id")
     now = now or timezone.now()
     key = f"daily:{guild_id}:{user_id}:{now.astimezone(dt.UTC).date().isoformat()}"
-    next_at = next_daily_at(now)
+    return _daily_bonus_pay(guild_id=guild_id, user_id=user_id, now=now, idempotency_key=key)
 
-    def already(_: Transfer) -> bool:
-        raise AlreadyClaimed(
-            MSG_DAILY_ALREADY_CLAIMED.format(next_at=f"<t:{int(next_at.timestamp())}:R>"),
-            details={"next_at": next_at.isoformat()},
-        )
 
-    @transaction.atomic(durable=True)
-    def body() -> Transfer:
-        gs = guild_settings_get_or_create(guild_id=guild_id)
-        if gs.daily_bonus <= 0:
-            raise DomainError(MSG_DAILY_DISABLED, code="daily_disabled")
-        members = members_prepare(guild_id=guild_id, user_ids=[user_id])
-        locked = accounts_lock([*members.account_ids, members.treasury.pk])
-        _check_replay_locked(key)
-        transfers_post(members.starting_legs, locked)
-        treasury, wallet = locked[members.treasury.pk], locked[members.wallets[user_id].pk]
-        leg = Leg(treasury, wallet, gs.daily_bonus, Transfer.Code.DAILY_BONUS, key, "Daily bonus")
-        return transfers_post([leg], locked)[0]
+def _already_claimed(_: Transfer, call: Call) -> bool:
+    next_at = next_daily_at(call["now"])
+    raise AlreadyClaimed(
+        MSG_DAILY_ALREADY_CLAIMED.format(next_at=f"<t:{int(next_at.timestamp())}:R>"),
+        details={"next_at": next_at.isoformat()},
+    )
 
-    return _once_transfer(key, already, body)
+
+@use_case(lookup=transfer_by_key, matches=_already_claimed)
+def _daily_bonus_pay(
+    *, guild_id: int, user_id: int, now: dt.datetime, idempotency_key: str
+) -> Transfer:
+    """The daily bonus under its day's key; a replay is the refusal of a second claim."""
+    gs = guild_settings_get_or_create(guild_id=guild_id)
+    if gs.daily_bonus <= 0:
+        raise DomainError(MSG_DAILY_DISABLED, code="daily_disabled")
+    members = members_prepare(guild_id=guild_id, user_ids=[user_id])
+    locked = accounts_lock([*members.account_ids, members.treasury.pk])
+    stop_if_replayed(transfer_by_key, idempotency_key)
+    transfers_post(members.starting_legs, locked)
+    treasury, wallet = locked[members.treasury.pk], locked[members.wallets[user_id].pk]
+    leg = Leg(
+        treasury, wallet, gs.daily_bonus, Transfer.Code.DAILY_BONUS, idempotency_key, "Daily bonus"
+    )
+    return transfers_post([leg], locked)[0]

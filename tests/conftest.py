@@ -4,10 +4,30 @@ import os
 
 import pytest
 from django.db import connection
+from django.test.utils import override_settings
+from hypothesis import settings as hypothesis_settings
 
 from points.audit import ledger_audit
 
 IN_CI = os.environ.get("CI", "").lower() in {"1", "true", "yes"}
+
+# Hypothesis profiles. `ci` is thorough and repeatable: a fixed sequence (so a guard such as the
+# state machine's "every path was reached" cannot flake) and more examples; `dev` is quick.
+# A test that sets `max_examples` itself keeps its own number; the profile sets the rest.
+# CI=true selects `ci`; HYPOTHESIS_PROFILE=ci|dev overrides.
+hypothesis_settings.register_profile(
+    "ci", max_examples=200, derandomize=True, deadline=None, database=None, print_blob=True
+)
+hypothesis_settings.register_profile("dev", max_examples=25, deadline=None)
+hypothesis_settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE") or ("ci" if IN_CI else "dev"))
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _fast_password_hasher():
+    """MD5 instead of PBKDF2 under tests: a staff user costs milliseconds, not a second. Tests
+    never rely on a password hash being strong; production settings are untouched."""
+    with override_settings(PASSWORD_HASHERS=["django.contrib.auth.hashers.MD5PasswordHasher"]):
+        yield
 
 
 def _uses_db(item: pytest.Item) -> bool:

@@ -19,10 +19,20 @@ import pytest
 from django.conf import settings
 from django.test import override_settings
 
-from config.checks import GUILD_DEFAULT_RANGES, check_guild_defaults
+from ops.checks import GUILD_DEFAULT_RANGES, check_guild_defaults
 
 ROOT = Path(__file__).resolve().parent.parent
-PROJECT_PARTS = ["manage.py", "config", "points", "markets", "betting", "discordbot", "templates"]
+PROJECT_PARTS = [
+    "manage.py",
+    "config",
+    "core",
+    "ops",
+    "points",
+    "markets",
+    "betting",
+    "discordbot",
+    "templates",
+]
 
 DUMP = """
 import json

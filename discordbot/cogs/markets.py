@@ -16,9 +16,10 @@ import discord
 from discord import app_commands
 from discord.ext import commands
 
+from betting.selectors import portfolio_get
 from markets.models import Market
 from markets.selectors import categories as market_categories
-from markets.selectors import market_list, portfolio_get
+from markets.selectors import market_list
 from points.errors import MAX_AMOUNT
 
 from .. import actions, interactions, limits, market_ui, parsing, ratelimit, render, selectors

@@ -9,7 +9,7 @@ import discord
 from discord import app_commands
 from discord.ext import commands
 
-from markets.selectors import leaderboard_profit
+from betting.selectors import leaderboard_profit
 from points import selectors as points_selectors
 from points.errors import MAX_AMOUNT, InvalidInput
 

@@ -9,8 +9,8 @@ from typing import TYPE_CHECKING
 
 from discord.ext import commands, tasks
 
-from config import metrics
 from markets.services import markets_tick
+from ops import metrics
 
 if TYPE_CHECKING:
     from ..bot import PredictionBot

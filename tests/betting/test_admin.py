@@ -5,27 +5,16 @@ from __future__ import annotations
 import pytest
 from django.urls import reverse
 
-from markets import services
-from tests.conftest import ALICE, BOB, CAROL, GUILD
+from tests.conftest import ALICE, BOB, GUILD
+from tests.factories import BetFactory, MarketFactory
 
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("plain_http")]
 
 
 def market_with_bets(key: str):
-    market = services.market_create(
-        guild_id=GUILD,
-        creator_id=CAROL,
-        question=f"Question {key}?",
-        outcomes=["Yes", "No"],
-        duration="1d",
-        idempotency_key=key,
-    )
-    services.bet_place(
-        market_id=market.pk, user_id=ALICE, outcome=0, amount=30, idempotency_key=f"{key}a"
-    )
-    services.bet_place(
-        market_id=market.pk, user_id=BOB, outcome=1, amount=20, idempotency_key=f"{key}b"
-    )
+    market = MarketFactory(question=f"Question {key}?")
+    BetFactory(market=market, user_id=ALICE, outcome=0, amount=30)
+    BetFactory(market=market, user_id=BOB, outcome=1, amount=20)
     return market
 
 

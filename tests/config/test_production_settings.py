@@ -16,7 +16,17 @@ import pytest
 from django.conf import settings
 
 ROOT = Path(settings.BASE_DIR)
-PROJECT_PARTS = ["manage.py", "config", "points", "markets", "betting", "discordbot", "templates"]
+PROJECT_PARTS = [
+    "manage.py",
+    "config",
+    "core",
+    "ops",
+    "points",
+    "markets",
+    "betting",
+    "discordbot",
+    "templates",
+]
 PRODUCTION = {
     "DJANGO_SECRET_KEY": "production-like-secret-key-" + "x" * 40,
     "DJANGO_DEBUG": "0",
@@ -27,6 +37,7 @@ PRODUCTION = {
     "DB_POOL_MAX_SIZE": "8",
     "DB_POOL_MIN_SIZE": "2",
     "DB_STATEMENT_TIMEOUT_MS": "15000",
+    "DB_TCP_USER_TIMEOUT_MS": "9000",
     "SENTRY_DSN": "https://public@sentry.example.invalid/1",
     "SENTRY_RELEASE": "pm@test",
 }
@@ -91,6 +102,14 @@ def test_production_database_logging_and_sentry(project):
     assert options["pool"] == {"min_size": 2, "max_size": 8, "timeout": 10}
     assert dump["conn_max_age"] == 0  # the pool and persistent connections exclude each other
     assert options["connect_timeout"] == 5
+    # A query in flight on a vanished database host fails instead of hanging (issue 12).
+    assert {k: options[k] for k in options if k.startswith(("keepalives", "tcp_"))} == {
+        "keepalives": 1,
+        "keepalives_idle": 10,
+        "keepalives_interval": 3,
+        "keepalives_count": 3,
+        "tcp_user_timeout": 9000,
+    }
     for part in (
         "statement_timeout=15000",
         "lock_timeout=10000",
@@ -99,6 +118,6 @@ def test_production_database_logging_and_sentry(project):
         assert part in options["options"]
     assert dump["formatter"] == "JsonFormatter"
     assert dump["sentry_active"] and dump["sentry_release"] == "pm@test"
-    assert dump["sentry_pii"] is False and dump["before_send"] == "config.sentry"
+    assert dump["sentry_pii"] is False and dump["before_send"] == "ops.sentry"
     assert dump["redirect_exempt"] == ["^health/", "^metrics$"]
-    assert dump["middleware"][1] == "config.middleware.RequestContextMiddleware"
+    assert dump["middleware"][1] == "ops.middleware.RequestContextMiddleware"

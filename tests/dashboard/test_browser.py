@@ -29,6 +29,7 @@ from django.contrib.auth import get_user_model
 from django.db import connection
 from django.test import override_settings
 
+from betting import services as betting_services
 from dashboard.views import percent
 from markets import selectors, services
 from markets.models import MarketEvent
@@ -202,7 +203,7 @@ def seed() -> tuple[int, int]:
         idempotency_key="browser:m2",
     )
     for k in range(60):
-        services.bet_place(
+        betting_services.bet_place(
             market_id=busy.pk,
             user_id=[BOB, CAROL][k % 2],
             outcome=(k * 7) % 10,
@@ -236,7 +237,7 @@ def test_staff_sees_a_bet_move_the_probability_live(live, browser):
     # A bet placed through the services shows up on the page within 2 seconds.
     on_server(
         live,
-        services.bet_place,
+        betting_services.bet_place,
         market_id=market_id,
         user_id=DANA,
         outcome=0,
@@ -257,7 +258,7 @@ def test_staff_sees_a_bet_move_the_probability_live(live, browser):
     page.wait_for_selector("#connection[data-state=reconnecting]", timeout=2_000)
     on_server(
         live,
-        services.bet_place,
+        betting_services.bet_place,
         market_id=market_id,
         user_id=ERIN,
         outcome=2,
@@ -296,7 +297,7 @@ def test_staff_sees_a_bet_move_the_probability_live(live, browser):
     assert "60 trades" in page.locator(".chart-wide desc").text_content()
     on_server(
         live,
-        services.bet_place,
+        betting_services.bet_place,
         market_id=busy_id,
         user_id=DANA,
         outcome=3,

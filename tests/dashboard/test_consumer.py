@@ -26,6 +26,7 @@ from django.contrib.auth import get_user_model
 from django.db import connection, transaction
 from prometheus_client import REGISTRY
 
+from betting import services as betting_services
 from config.asgi import application
 from dashboard import consumers, events
 from markets import realtime, services
@@ -118,7 +119,7 @@ async def connect_and_replay(cookie: bytes, after: int) -> tuple[WebsocketCommun
         replayed.append(message)
 
 
-place_bet = database_sync_to_async(services.bet_place)
+place_bet = database_sync_to_async(betting_services.bet_place)
 
 
 async def last_event_id() -> int:
@@ -301,7 +302,7 @@ def test_trade_succeeds_and_the_failure_is_counted_when_the_layer_is_unreachable
     # Nothing listens on this port: every publish fails at once.
     settings.CHANNEL_LAYERS = redis_layer(f"redis://127.0.0.1:{free_port()}/0")
     before = failures()
-    trade = services.bet_place(
+    trade = betting_services.bet_place(
         market_id=market.pk, user_id=BOB, outcome=1, amount=40, idempotency_key="down:1"
     )
     assert trade.pk and failures() == before + 1
@@ -316,7 +317,7 @@ def test_a_hanging_layer_is_given_up_after_the_timeout(settings, market, monkeyp
     monkeypatch.setattr(realtime, "get_channel_layer", lambda: HangingLayer())
     settings.DASHBOARD_PUBLISH_TIMEOUT = 0.2
     before, started = failures(), time.monotonic()
-    services.bet_place(
+    betting_services.bet_place(
         market_id=market.pk, user_id=BOB, outcome=0, amount=40, idempotency_key="hang:1"
     )
     assert time.monotonic() - started < 5
@@ -331,7 +332,9 @@ def test_nothing_is_published_when_the_transaction_rolls_back(settings, market, 
         realtime.event_publish_on_commit(event)
         raise RuntimeError("rolled back")
     assert sent == []
-    services.bet_place(market_id=market.pk, user_id=BOB, outcome=0, amount=5, idempotency_key="c")
+    betting_services.bet_place(
+        market_id=market.pk, user_id=BOB, outcome=0, amount=5, idempotency_key="c"
+    )
     assert [e.type for e in sent] == ["trade"]
 
 
@@ -433,7 +436,7 @@ async def test_redis_layer_delivers_events_published_outside_the_event_loop(
 
     def other_worker():
         try:
-            return services.bet_place(
+            return betting_services.bet_place(
                 market_id=market.pk, user_id=BOB, outcome=0, amount=15, idempotency_key="w1"
             )
         finally:

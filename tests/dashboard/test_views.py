@@ -10,6 +10,7 @@ import pytest
 from django.contrib.auth import get_user_model
 from django.urls import NoReverseMatch, reverse
 
+from betting import services as betting_services
 from dashboard.events import event_summary
 from dashboard.views import closes_in, percent
 from markets import services
@@ -46,7 +47,7 @@ def make_market(key, *, guild=GUILD, outcomes=("Yes", "No"), question="Will it r
 
 
 def bet(market, user, outcome, amount, key):
-    return services.bet_place(
+    return betting_services.bet_place(
         market_id=market.pk, user_id=user, outcome=outcome, amount=amount, idempotency_key=key
     )
 

@@ -22,9 +22,9 @@ from django.core.management import CommandError, call_command
 from sentry_sdk.integrations.asyncio import AsyncioIntegration
 from sentry_sdk.transport import Transport
 
-from config.sentry import sentry_init
 from discordbot.bot import REQUIRED_PERMISSIONS
 from discordbot.runner import MSG_NO_TOKEN
+from ops.sentry import sentry_init
 
 from .fake_discord import FakeDiscord
 

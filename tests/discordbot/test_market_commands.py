@@ -6,6 +6,7 @@ from __future__ import annotations
 import pytest
 
 from betting.models import Trade
+from core.text import MSG_BAD_CHARACTER
 from discordbot import actions
 from discordbot.permissions import MSG_CREATE_ROLE, MSG_MODERATOR, MSG_RESOLVE_MANAGE
 from markets import errors as market_errors
@@ -145,7 +146,12 @@ async def test_create_with_some_options_prefills_the_form(harness, members):
             {"question": "Q?", "outcomes": "Yes|No", "category": "c" * 51},
             market_errors.MSG_CATEGORY,
         ),
-        ({"question": "Bad\x00question", "outcomes": "Yes|No"}, market_errors.MSG_QUESTION),
+        (
+            {"question": "Bad\x00question", "outcomes": "Yes|No"},
+            MSG_BAD_CHARACTER.format(
+                what="The question", character="U+0000 (a NUL character)", position=4
+            ),
+        ),
     ],
 )
 async def test_create_refuses_each_invalid_input_with_what_is_allowed(

@@ -13,20 +13,14 @@ import logging
 import pytest
 from django.utils import timezone
 
+from betting.services import bet_place, shares_sell
 from discordbot import actions
 from discordbot import notifier as notifier_module
 from discordbot.models import NotificationCursor, NotificationDelivery
 from discordbot.notifier import Notifier
 from discordbot.permissions import Actor
 from markets.selectors import market_get
-from markets.services import (
-    bet_place,
-    market_cancel,
-    market_close,
-    market_create,
-    market_resolve,
-    shares_sell,
-)
+from markets.services import market_cancel, market_close, market_create, market_resolve
 
 from .conftest import db, make_market
 from .harness import ANNOUNCE_CHANNEL, Harness, Member, buttons, message_text

@@ -13,10 +13,11 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from betting.selectors import Portfolio, PositionView
 from discordbot import limits, market_ui, render
 from discordbot.actions import TradeResult
 from discordbot.selectors import Holding, TraderResult
-from markets.selectors import MarketSummary, OutcomeSummary, Portfolio, PositionView
+from markets.selectors import MarketSummary, OutcomeSummary
 from points.selectors import HistoryRow, LeaderboardRow
 
 from .fake_discord import check_components, check_embed, check_message, check_modal

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import pytest
 
-from discordbot import services
+from discordbot import actions
 from discordbot.permissions import Actor
 from points.services import guild_settings_get_or_create
 
@@ -59,7 +59,7 @@ async def test_an_autocomplete_for_a_command_the_bot_no_longer_has_gets_no_choic
 async def test_refresh_on_an_announcement_keeps_its_text(harness, members):
     await db(
         harness,
-        services.guild_settings_update,
+        actions.guild_settings_update_for_interaction,
         guild_id=harness.guild_id,
         actor=Actor(1, harness.guild_id, frozenset(), True),
         idempotency_key="test:announce",

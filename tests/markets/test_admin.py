@@ -14,6 +14,7 @@ from django.test import Client
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 
+from betting import services as betting_services
 from betting.models import Position, Trade
 from markets import selectors, services
 from markets.amm import SHARE_SCALE
@@ -24,6 +25,7 @@ from points.models import AuditEvent, Transfer
 from points.selectors import balance_get
 from tests.admin_helpers import csv_rows, log_entries, messages_of, request_id_of, staff_user
 from tests.conftest import ALICE, BOB, CAROL, GUILD, MOD
+from tests.factories import BetFactory, MarketFactory
 
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("plain_http")]
 
@@ -31,11 +33,9 @@ CHANGELIST = "admin:markets_market_changelist"
 
 
 def make_market(key: str, *, outcomes=("Yes", "No"), mechanism="amm", question=None) -> Market:
-    return services.market_create(
-        guild_id=GUILD,
-        creator_id=CAROL,
+    return MarketFactory(
         question=question or f"Will {key} happen?",
-        outcomes=list(outcomes),
+        outcomes=outcomes,
         duration="2d",
         mechanism=mechanism,
         idempotency_key=f"create:{key}",
@@ -43,8 +43,8 @@ def make_market(key: str, *, outcomes=("Yes", "No"), mechanism="amm", question=N
 
 
 def bet(market: Market, user: int, outcome: int, amount: int, key: str):
-    return services.bet_place(
-        market_id=market.pk, user_id=user, outcome=outcome, amount=amount, idempotency_key=key
+    return BetFactory(
+        market=market, user_id=user, outcome=outcome, amount=amount, idempotency_key=key
     )
 
 
@@ -62,7 +62,7 @@ def traded_market() -> Market:
     bet(market, BOB, 1, 80, "t2")
     bet(market, ALICE, 0, 30, "t3")
     held = Position.objects.get(market=market, user_id=BOB).shares
-    services.shares_sell(
+    betting_services.shares_sell(
         market_id=market.pk, user_id=BOB, outcome=1, shares=held // 2, idempotency_key="t4"
     )
     return close(market)
@@ -270,7 +270,7 @@ def test_cancel_refunds_every_trader_exactly_in_bulk_and_reports_refusals(mod_cl
     bet(amm_market, ALICE, 0, 200, "c1")
     bet(amm_market, BOB, 1, 90, "c2")
     held = Position.objects.get(market=amm_market, user_id=ALICE).shares
-    services.shares_sell(
+    betting_services.shares_sell(
         market_id=amm_market.pk, user_id=ALICE, outcome=0, shares=held // 3, idempotency_key="c3"
     )
     pool = make_market("pool", mechanism="parimutuel", outcomes=("A", "B", "C"))
@@ -479,7 +479,7 @@ def test_trades_csv_streams_every_trade_and_neutralises_formulas(mod_client):
     bet(market, ALICE, 0, 25, "e1")
     bet(market, BOB, 1, 40, "e2")
     held = Position.objects.get(market=market, user_id=ALICE).shares
-    services.shares_sell(
+    betting_services.shares_sell(
         market_id=market.pk, user_id=ALICE, outcome=0, shares=held, idempotency_key="e3"
     )
     response = mod_client.get(reverse("admin:markets_market_trades_csv", args=[market.pk]))

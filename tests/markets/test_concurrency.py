@@ -20,6 +20,7 @@ from django.conf import settings
 from django.db import connection
 from django.utils import timezone
 
+from betting import services as betting_services
 from betting.models import Position, Trade
 from markets import amm, selectors, services
 from markets.amm import SHARE_SCALE
@@ -129,14 +130,14 @@ def test_twenty_threads_trading_one_market_lose_no_update():
         asked: dict[str, int | None] = {}
         refused: Counter[str] = Counter()
         # Every thread also sends the same request (same key, same content): one trade.
-        shared = services.bet_place(
+        shared = betting_services.bet_place(
             market_id=market.pk, user_id=BOB, outcome=0, amount=10, idempotency_key="shared"
         )
         for k in range(TRADES_EACH):
             outcome = rng.randrange(3)
             try:
                 if rng.random() < 0.6:
-                    trade = services.bet_place(
+                    trade = betting_services.bet_place(
                         market_id=market.pk,
                         user_id=user,
                         outcome=outcome,
@@ -145,7 +146,7 @@ def test_twenty_threads_trading_one_market_lose_no_update():
                     )
                 else:
                     asked[f"t:{i}:{k}"] = rng.choice([None, rng.randint(1, 80) * SHARE_SCALE])
-                    trade = services.shares_sell(
+                    trade = betting_services.shares_sell(
                         market_id=market.pk,
                         user_id=user,
                         outcome=outcome,
@@ -159,7 +160,9 @@ def test_twenty_threads_trading_one_market_lose_no_update():
         replays = []
         if done:
             first = done[0]
-            call = services.bet_place if first.kind == "buy" else services.shares_sell
+            call = (
+                betting_services.bet_place if first.kind == "buy" else betting_services.shares_sell
+            )
             # The same request again: a buy's amount, or exactly the shares the sale asked for.
             extra = (
                 {"amount": first.amount}
@@ -269,7 +272,7 @@ def traded_closed_market(key: str, mechanism: str) -> Market:
     for n, (user, outcome, amount) in enumerate(
         [(BOB, 0, 120), (CAROL, 0, 80), (MEMBERS[2], 1, 200), (MEMBERS[3], 2, 50), (BOB, 1, 30)]
     ):
-        services.bet_place(
+        betting_services.bet_place(
             market_id=market.pk,
             user_id=user,
             outcome=outcome,
@@ -389,7 +392,7 @@ def test_markets_tick_from_two_threads_handles_each_market_once():
     for m in range(TICK_MARKETS):
         market = create(f"tick{m}", "amm" if m % 2 else "parimutuel", duration="1m")
         for n, user in enumerate(MEMBERS[: 1 + m % 3]):
-            services.bet_place(
+            betting_services.bet_place(
                 market_id=market.pk,
                 user_id=user,
                 outcome=n % 3,

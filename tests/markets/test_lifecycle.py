@@ -5,6 +5,8 @@ import datetime as dt
 import pytest
 from django.utils import timezone
 
+from betting import selectors as betting_selectors
+from betting import services as betting_services
 from betting.models import Position, Trade
 from markets import selectors, services
 from markets.amm import SHARE_SCALE
@@ -61,7 +63,7 @@ def test_market_create_replay_returns_the_same_market():
 
 def test_amm_buy_exact_numbers_and_price_moves():
     market = create()
-    trade = services.bet_place(
+    trade = betting_services.bet_place(
         market_id=market.pk, user_id=BOB, outcome=0, amount=100, idempotency_key="b1"
     )
     # pool_0' = ceil(1e9 · 1e9 / (1e9 + 1e8)) = 909090910; shares = 1e9 + 1e8 − 909090910
@@ -78,16 +80,16 @@ def test_amm_buy_exact_numbers_and_price_moves():
 
 def test_bet_place_replay_charges_once():
     market = create()
-    a = services.bet_place(
+    a = betting_services.bet_place(
         market_id=market.pk, user_id=BOB, outcome=0, amount=50, idempotency_key="discord:1"
     )
-    b = services.bet_place(
+    b = betting_services.bet_place(
         market_id=market.pk, user_id=BOB, outcome=0, amount=50, idempotency_key="discord:1"
     )
     assert a.pk == b.pk and Trade.objects.count() == 1
     assert balance_get(guild_id=GUILD, user_id=BOB) == 950
     with pytest.raises(IdempotencyConflict):
-        services.bet_place(
+        betting_services.bet_place(
             market_id=market.pk, user_id=BOB, outcome=1, amount=50, idempotency_key="discord:1"
         )
 
@@ -95,15 +97,15 @@ def test_bet_place_replay_charges_once():
 def test_bet_refusals_move_nothing():
     market = create()
     with pytest.raises(InsufficientPoints, match="you have 1,000 and need 1,001"):
-        services.bet_place(
+        betting_services.bet_place(
             market_id=market.pk, user_id=BOB, outcome=0, amount=1001, idempotency_key="x1"
         )
     with pytest.raises(Exception, match="has no outcome 3; choose 1 to 2"):
-        services.bet_place(
+        betting_services.bet_place(
             market_id=market.pk, user_id=BOB, outcome=2, amount=10, idempotency_key="x2"
         )
     with pytest.raises(InvalidAmount):
-        services.bet_place(
+        betting_services.bet_place(
             market_id=market.pk, user_id=BOB, outcome=0, amount=0, idempotency_key="x3"
         )
     from points.services import guild_settings_get_or_create
@@ -112,22 +114,24 @@ def test_bet_refusals_move_nothing():
     gs.max_bet = 10
     gs.save()
     with pytest.raises(InvalidAmount, match="most you can bet at once in this server is 10"):
-        services.bet_place(
+        betting_services.bet_place(
             market_id=market.pk, user_id=BOB, outcome=0, amount=11, idempotency_key="x4"
         )
     with pytest.raises(Exception, match="does not exist"):
-        services.bet_place(market_id=99999, user_id=BOB, outcome=0, amount=1, idempotency_key="x5")
+        betting_services.bet_place(
+            market_id=99999, user_id=BOB, outcome=0, amount=1, idempotency_key="x5"
+        )
     assert not Trade.objects.exists() and escrow_of(market) == 1000
 
 
 def test_slippage_limit_refuses_and_moves_nothing():
     market = create()
-    quote = selectors.quote_buy(market_id=market.pk, outcome=0, amount=100)
-    services.bet_place(
+    quote = betting_selectors.quote_buy(market_id=market.pk, outcome=0, amount=100)
+    betting_services.bet_place(
         market_id=market.pk, user_id=CAROL, outcome=0, amount=100, idempotency_key="front"
     )
     with pytest.raises(SlippageExceeded, match="below your minimum"):
-        services.bet_place(
+        betting_services.bet_place(
             market_id=market.pk,
             user_id=BOB,
             outcome=0,
@@ -141,11 +145,11 @@ def test_slippage_limit_refuses_and_moves_nothing():
 
 def test_amm_sell_partial_and_all():
     market = create()
-    bought = services.bet_place(
+    bought = betting_services.bet_place(
         market_id=market.pk, user_id=BOB, outcome=0, amount=100, idempotency_key="b1"
     )
-    quote = selectors.quote_sell(market_id=market.pk, user_id=BOB, outcome=0, shares=None)
-    sold = services.shares_sell(
+    quote = betting_selectors.quote_sell(market_id=market.pk, user_id=BOB, outcome=0, shares=None)
+    sold = betting_services.shares_sell(
         market_id=market.pk,
         user_id=BOB,
         outcome=0,
@@ -159,11 +163,15 @@ def test_amm_sell_partial_and_all():
     assert position.points_received == 99
     with pytest.raises(MarketStateError):
         pass_market = create(mechanism="parimutuel", key="pm")
-        services.shares_sell(market_id=pass_market.pk, user_id=BOB, outcome=0, idempotency_key="s2")
+        betting_services.shares_sell(
+            market_id=pass_market.pk, user_id=BOB, outcome=0, idempotency_key="s2"
+        )
     with pytest.raises(InsufficientShares, match="hold no shares"):
-        services.shares_sell(market_id=market.pk, user_id=CAROL, outcome=0, idempotency_key="s3")
+        betting_services.shares_sell(
+            market_id=market.pk, user_id=CAROL, outcome=0, idempotency_key="s3"
+        )
     with pytest.raises(InsufficientShares, match="can't sell"):
-        services.shares_sell(
+        betting_services.shares_sell(
             market_id=market.pk,
             user_id=BOB,
             outcome=0,
@@ -171,19 +179,25 @@ def test_amm_sell_partial_and_all():
             idempotency_key="s4",
         )
     with pytest.raises(InvalidAmount, match="worth less than 1 point"):
-        services.shares_sell(market_id=market.pk, user_id=BOB, outcome=0, idempotency_key="s5")
+        betting_services.shares_sell(
+            market_id=market.pk, user_id=BOB, outcome=0, idempotency_key="s5"
+        )
 
 
 def test_amm_full_lifecycle_pays_winners_and_empties_escrow():
     market = create(outcomes=("A", "B", "C"))
-    services.bet_place(market_id=market.pk, user_id=BOB, outcome=0, amount=200, idempotency_key="b")
-    services.bet_place(
+    betting_services.bet_place(
+        market_id=market.pk, user_id=BOB, outcome=0, amount=200, idempotency_key="b"
+    )
+    betting_services.bet_place(
         market_id=market.pk, user_id=CAROL, outcome=1, amount=300, idempotency_key="c"
     )
-    services.bet_place(market_id=market.pk, user_id=BOB, outcome=2, amount=50, idempotency_key="b2")
+    betting_services.bet_place(
+        market_id=market.pk, user_id=BOB, outcome=2, amount=50, idempotency_key="b2"
+    )
     services.market_close(market_id=market.pk, actor_id=ALICE, idempotency_key="close")
     with pytest.raises(MarketStateError, match="trading is only possible while it is open"):
-        services.bet_place(
+        betting_services.bet_place(
             market_id=market.pk, user_id=BOB, outcome=0, amount=1, idempotency_key="late"
         )
     preview = selectors.settlement_preview(market_id=market.pk, outcome=0)
@@ -277,11 +291,13 @@ def test_moderator_resolve_requires_closed_and_reason():
 def test_parimutuel_lifecycle_splits_the_pot_exactly():
     market = create(mechanism="parimutuel", outcomes=("Red", "Blue", "Green"))
     assert market.liquidity == 0 and escrow_of(market) == 0
-    services.bet_place(
+    betting_services.bet_place(
         market_id=market.pk, user_id=ALICE, outcome=0, amount=100, idempotency_key="a"
     )
-    services.bet_place(market_id=market.pk, user_id=BOB, outcome=0, amount=200, idempotency_key="b")
-    services.bet_place(
+    betting_services.bet_place(
+        market_id=market.pk, user_id=BOB, outcome=0, amount=200, idempotency_key="b"
+    )
+    betting_services.bet_place(
         market_id=market.pk, user_id=CAROL, outcome=1, amount=701, idempotency_key="c"
     )
     summary = selectors.market_get(market_id=market.pk)
@@ -301,7 +317,9 @@ def test_parimutuel_lifecycle_splits_the_pot_exactly():
 
 def test_parimutuel_nobody_backed_winner_refunds_everyone():
     market = create(mechanism="parimutuel")
-    services.bet_place(market_id=market.pk, user_id=BOB, outcome=0, amount=40, idempotency_key="b")
+    betting_services.bet_place(
+        market_id=market.pk, user_id=BOB, outcome=0, amount=40, idempotency_key="b"
+    )
     services.market_close(market_id=market.pk, actor_id=ALICE, idempotency_key="close")
     services.market_resolve(
         market_id=market.pk, outcome=1, actor_id=MOD, reason="r", idempotency_key="res"
@@ -312,11 +330,13 @@ def test_parimutuel_nobody_backed_winner_refunds_everyone():
 
 def test_cancel_refunds_spent_minus_received_and_treasury_covers_shortfall():
     market = create()
-    services.bet_place(market_id=market.pk, user_id=BOB, outcome=0, amount=500, idempotency_key="b")
-    services.bet_place(
+    betting_services.bet_place(
+        market_id=market.pk, user_id=BOB, outcome=0, amount=500, idempotency_key="b"
+    )
+    betting_services.bet_place(
         market_id=market.pk, user_id=CAROL, outcome=1, amount=300, idempotency_key="c"
     )
-    services.shares_sell(market_id=market.pk, user_id=BOB, outcome=0, idempotency_key="s")
+    betting_services.shares_sell(market_id=market.pk, user_id=BOB, outcome=0, idempotency_key="s")
     bob_received = Position.objects.get(user_id=BOB).points_received
     preview = selectors.settlement_preview(market_id=market.pk)
     services.market_cancel(
@@ -335,7 +355,9 @@ def test_cancel_refunds_spent_minus_received_and_treasury_covers_shortfall():
 
 def test_tick_closes_due_markets_and_auto_refunds_after_hours():
     market = create()
-    services.bet_place(market_id=market.pk, user_id=BOB, outcome=0, amount=100, idempotency_key="b")
+    betting_services.bet_place(
+        market_id=market.pk, user_id=BOB, outcome=0, amount=100, idempotency_key="b"
+    )
     now = timezone.now()
     assert services.markets_tick(now=now).closed == []
     report = services.markets_tick(now=now + dt.timedelta(days=1, minutes=1))
@@ -354,7 +376,7 @@ def test_trading_refused_after_closing_time_even_before_tick():
     market = create(duration="1m")
     Market.objects.filter(pk=market.pk).update(closes_at=timezone.now() - dt.timedelta(seconds=1))
     with pytest.raises(MarketStateError, match="is closed"):
-        services.bet_place(
+        betting_services.bet_place(
             market_id=market.pk, user_id=BOB, outcome=0, amount=1, idempotency_key="b"
         )
 
@@ -366,13 +388,15 @@ def test_fees_go_to_treasury():
     gs.fee_bps = 250
     gs.save()
     market = create()
-    trade = services.bet_place(
+    trade = betting_services.bet_place(
         market_id=market.pk, user_id=BOB, outcome=0, amount=101, idempotency_key="b"
     )
     assert trade.fee == 3  # ceil(101 · 250 / 10000)
     assert escrow_of(market) == 1000 + 98
-    (view,) = selectors.portfolio_get(guild_id=GUILD, user_id=BOB).positions
-    sold = services.shares_sell(market_id=market.pk, user_id=BOB, outcome=0, idempotency_key="s")
+    (view,) = betting_selectors.portfolio_get(guild_id=GUILD, user_id=BOB).positions
+    sold = betting_services.shares_sell(
+        market_id=market.pk, user_id=BOB, outcome=0, idempotency_key="s"
+    )
     assert sold.fee == -(-sold.amount * 250 // 10000)
     assert view.value == sold.amount - sold.fee  # the portfolio values what the wallet would get
     assert Transfer.objects.filter(code="fee").count() == 2
@@ -380,19 +404,19 @@ def test_fees_go_to_treasury():
 
 def test_sell_replay_with_a_different_share_count_is_a_conflict():
     market = create()
-    bought = services.bet_place(
+    bought = betting_services.bet_place(
         market_id=market.pk, user_id=BOB, outcome=0, amount=100, idempotency_key="b"
     )
     half = bought.shares // 2
-    first = services.shares_sell(
+    first = betting_services.shares_sell(
         market_id=market.pk, user_id=BOB, outcome=0, shares=half, idempotency_key="s"
     )
-    again = services.shares_sell(
+    again = betting_services.shares_sell(
         market_id=market.pk, user_id=BOB, outcome=0, shares=half, idempotency_key="s"
     )
     assert again.pk == first.pk
     with pytest.raises(IdempotencyConflict):
-        services.shares_sell(
+        betting_services.shares_sell(
             market_id=market.pk, user_id=BOB, outcome=0, shares=None, idempotency_key="s"
         )
     assert Trade.objects.filter(kind="sell").count() == 1

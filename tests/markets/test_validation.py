@@ -9,7 +9,9 @@ import datetime as dt
 import pytest
 from django.utils import timezone
 
+from betting import services as betting_services
 from betting.models import Position, Trade
+from core.text import MSG_BAD_CHARACTER
 from markets import services
 from markets.errors import (
     MSG_BET_ABOVE_MAX,
@@ -36,8 +38,14 @@ from points.errors import MAX_AMOUNT, MSG_INSUFFICIENT_POINTS, DomainError
 from points.models import Account, AuditEvent, Transfer
 from points.services import guild_settings_get_or_create
 from tests.conftest import ALICE, BOB, CAROL, GUILD
+from tests.factories import BetFactory, MarketFactory, PoolMarketFactory
 
 pytestmark = pytest.mark.django_db
+
+
+def bad_character(what: str, character: str, position: int) -> str:
+    return MSG_BAD_CHARACTER.format(what=what, character=character, position=position)
+
 
 NOW = dt.datetime(2030, 1, 1, 12, 0, tzinfo=dt.UTC)
 VALID = {
@@ -87,16 +95,38 @@ REFUSED_CREATE = [
     (
         "control char in outcome",
         {"outcomes": ["Yes", "N\x00o", "Maybe"]},
-        MSG_OUTCOME_LABEL.format(position=2),
+        bad_character("Outcome 2", "U+0000 (a NUL character)", 2),
     ),
     # question: 1–500 characters after trimming, no control characters
     ("501-char question", {"question": "q" * 501}, MSG_QUESTION),
     ("empty question", {"question": ""}, MSG_QUESTION),
     ("blank question", {"question": " \t  "}, MSG_QUESTION),
     ("non-text question", {"question": None}, MSG_QUESTION),
-    ("NUL in question", {"question": "Will it\x00 rain?"}, MSG_QUESTION),
-    ("escape in question", {"question": "Will it \x1b[31mrain?"}, MSG_QUESTION),
-    ("DEL in question", {"question": "Will it rain?\x7f"}, MSG_QUESTION),
+    (
+        "NUL in question",
+        {"question": "Will it\x00 rain?"},
+        bad_character("The question", "U+0000 (a NUL character)", 8),
+    ),
+    (
+        "escape in question",
+        {"question": "Will it \x1b[31mrain?"},
+        bad_character("The question", "U+001B (a control character)", 9),
+    ),
+    (
+        "DEL in question",
+        {"question": "Will it rain?\x7f"},
+        bad_character("The question", "U+007F (a control character)", 14),
+    ),
+    (
+        "zero-width space in question",
+        {"question": "Will\u200bit rain?"},
+        bad_character("The question", "U+200B (an invisible formatting character)", 5),
+    ),
+    (
+        "lone surrogate in question",
+        {"question": "Will it \udc80 rain?"},
+        bad_character("The question", "U+DC80 (an unpaired surrogate)", 9),
+    ),
     # duration: 1 minute – 30 days
     ("0 minutes", {"duration": 0}, MSG_DURATION_RANGE.format(minutes=0)),
     ("43,201 minutes", {"duration": 43_201}, MSG_DURATION_RANGE.format(minutes=43_201)),
@@ -136,7 +166,16 @@ REFUSED_CREATE = [
     # category ≤ 50
     ("51-char category", {"category": "c" * 51}, MSG_CATEGORY),
     ("non-text category", {"category": 5}, MSG_CATEGORY),
-    ("control char in category", {"category": "sp\x07orts"}, MSG_CATEGORY),
+    (
+        "control char in category",
+        {"category": "sp\x07orts"},
+        bad_character("The category", "U+0007 (a control character)", 3),
+    ),
+    (
+        "NUL in category",
+        {"category": "\x00"},
+        bad_character("The category", "U+0000 (a NUL character)", 1),
+    ),
     # mechanism and liquidity
     ("unknown mechanism", {"mechanism": "lmsr"}, MSG_MECHANISM),
     ("upper-case mechanism", {"mechanism": "AMM"}, MSG_MECHANISM),
@@ -234,14 +273,7 @@ def test_parimutuel_and_liquidity_cap_accepted():
 
 @pytest.fixture
 def market():
-    return services.market_create(
-        guild_id=GUILD,
-        creator_id=ALICE,
-        question="Will it rain?",
-        outcomes=["Yes", "No"],
-        duration="1d",
-        idempotency_key="m",
-    )
+    return MarketFactory(creator_id=ALICE, question="Will it rain?")
 
 
 def snapshot() -> tuple:
@@ -294,7 +326,7 @@ def test_bet_place_refuses_bad_amounts_and_outcomes_and_moves_nothing(
     settings_row.save()
     before = snapshot()
     with pytest.raises(DomainError) as caught:
-        services.bet_place(
+        betting_services.bet_place(
             market_id=market.pk, user_id=BOB, outcome=outcome, amount=amount, idempotency_key="b"
         )
     assert caught.value.message == message.replace("{m}", str(market.pk))
@@ -305,17 +337,19 @@ def test_bet_place_at_max_bet_is_accepted(market):
     settings_row = guild_settings_get_or_create(guild_id=GUILD)
     settings_row.max_bet = 500
     settings_row.save()
-    trade = services.bet_place(
+    trade = betting_services.bet_place(
         market_id=market.pk, user_id=BOB, outcome=0, amount=500, idempotency_key="b"
     )
     assert trade.amount == 500
 
 
 def test_bet_place_refuses_stake_above_balance_and_moves_nothing(market):
-    services.bet_place(market_id=market.pk, user_id=BOB, outcome=0, amount=900, idempotency_key="a")
+    betting_services.bet_place(
+        market_id=market.pk, user_id=BOB, outcome=0, amount=900, idempotency_key="a"
+    )
     before = snapshot()
     with pytest.raises(DomainError) as caught:
-        services.bet_place(
+        betting_services.bet_place(
             market_id=market.pk, user_id=BOB, outcome=1, amount=101, idempotency_key="b"
         )
     assert caught.value.message == MSG_INSUFFICIENT_POINTS.format(balance=100, needed=101)
@@ -326,17 +360,10 @@ def test_bet_place_refuses_stake_eaten_by_the_fee(market):
     settings_row = guild_settings_get_or_create(guild_id=GUILD)
     settings_row.fee_bps = 100
     settings_row.save()
-    with_fee = services.market_create(
-        guild_id=GUILD,
-        creator_id=ALICE,
-        question="Fees?",
-        outcomes=["Yes", "No"],
-        duration="1d",
-        idempotency_key="fee",
-    )
+    with_fee = MarketFactory(creator_id=ALICE, question="Fees?")
     before = snapshot()
     with pytest.raises(DomainError) as caught:
-        services.bet_place(
+        betting_services.bet_place(
             market_id=with_fee.pk, user_id=BOB, outcome=0, amount=1, idempotency_key="b"
         )
     assert caught.value.message == MSG_BET_TOO_SMALL_AFTER_FEE.format(fee=1)
@@ -345,10 +372,12 @@ def test_bet_place_refuses_stake_eaten_by_the_fee(market):
 
 @pytest.mark.parametrize("shares", [0, -1, 1.5, True, "100"], ids=repr)
 def test_shares_sell_refuses_invalid_share_counts(market, shares):
-    services.bet_place(market_id=market.pk, user_id=BOB, outcome=0, amount=100, idempotency_key="b")
+    betting_services.bet_place(
+        market_id=market.pk, user_id=BOB, outcome=0, amount=100, idempotency_key="b"
+    )
     before = snapshot()
     with pytest.raises(DomainError) as caught:
-        services.shares_sell(
+        betting_services.shares_sell(
             market_id=market.pk, user_id=BOB, outcome=0, shares=shares, idempotency_key="s"
         )
     assert caught.value.message == MSG_SHARES_INVALID
@@ -356,7 +385,7 @@ def test_shares_sell_refuses_invalid_share_counts(market, shares):
 
 
 def test_shares_sell_refuses_shares_you_do_not_hold(market):
-    bought = services.bet_place(
+    bought = betting_services.bet_place(
         market_id=market.pk, user_id=BOB, outcome=0, amount=100, idempotency_key="b"
     )
     before = snapshot()
@@ -377,7 +406,7 @@ def test_shares_sell_refuses_shares_you_do_not_hold(market):
     ]
     for k, (user, outcome, shares, message) in enumerate(cases):
         with pytest.raises(DomainError) as caught:
-            services.shares_sell(
+            betting_services.shares_sell(
                 market_id=market.pk,
                 user_id=user,
                 outcome=outcome,
@@ -389,19 +418,11 @@ def test_shares_sell_refuses_shares_you_do_not_hold(market):
 
 
 def test_shares_sell_refused_on_a_pool_market():
-    pool = services.market_create(
-        guild_id=GUILD,
-        creator_id=ALICE,
-        question="Pool?",
-        outcomes=["Yes", "No"],
-        duration="1d",
-        mechanism="parimutuel",
-        idempotency_key="pool",
-    )
-    services.bet_place(market_id=pool.pk, user_id=BOB, outcome=0, amount=10, idempotency_key="b")
+    pool = PoolMarketFactory(creator_id=ALICE, question="Pool?")
+    BetFactory(market=pool, user_id=BOB, outcome=0, amount=10)
     before = snapshot()
     with pytest.raises(DomainError) as caught:
-        services.shares_sell(market_id=pool.pk, user_id=BOB, outcome=0, idempotency_key="s")
+        betting_services.shares_sell(market_id=pool.pk, user_id=BOB, outcome=0, idempotency_key="s")
     assert caught.value.message == MSG_SELL_PARIMUTUEL
     assert snapshot() == before
 

@@ -12,6 +12,7 @@ from django.contrib.auth.models import Group, Permission
 from django.test import AsyncClient
 from django.urls import reverse
 
+from betting import services as betting_services
 from markets import services as market_services
 from points import services
 from points.admin_views import keyset_chunks
@@ -194,7 +195,7 @@ def test_member_page_shows_wallet_positions_and_history_with_paging(mod_client):
         duration="1d",
         idempotency_key="m1",
     )
-    market_services.bet_place(
+    betting_services.bet_place(
         market_id=market.pk, user_id=ALICE, outcome=1, amount=70, idempotency_key="m2"
     )
     for i in range(55):

@@ -73,7 +73,7 @@ class Command(BaseCommand):
         bot = build_bot(**overrides)
         health = None
         if options["health_port"] is not None:
-            from config.health import health_server_start
+            from ops.server import health_server_start
 
             health = await health_server_start(options["health_host"], options["health_port"])
             self.stdout.write(

@@ -7,6 +7,7 @@ import threading
 from django.core.management.base import BaseCommand
 from django.db import close_old_connections
 
+from core import signals
 from markets.services import markets_tick
 
 logger = logging.getLogger(__name__)
@@ -41,13 +42,5 @@ class Command(BaseCommand):
             close_old_connections()
 
     def _after_tick(self) -> None:
-        """Refresh the business gauges (open markets, solvency…) when the metrics module has
-        them."""
-        from config import metrics
-
-        refresh = getattr(metrics, "metrics_refresh", None)
-        if refresh is not None:
-            try:
-                refresh()
-            except Exception:
-                logger.exception("metrics refresh failed")
+        """Tell whoever listens (the metrics refresh the business gauges) that a tick is done."""
+        signals.scheduler_ticked.send(sender=self.__class__)

@@ -1,0 +1,284 @@
+"""Read-only trading queries: quotes, positions and their value, portfolios, the price history
+(the trade log) and leaderboards. Each runs a constant number of queries whatever the data size.
+
+Probabilities here are floats for display only (DOMAIN §1); the source of truth is the integer
+pools and stakes. A position's worth is `position_value`, the one valuation every interface
+shows (portfolio, "My position", the Sell menu, the admin)."""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+
+from django.db.models import Sum
+from django.db.models.functions import Coalesce
+
+from markets import amm
+from markets.errors import (
+    MSG_MARKET_NOT_FOUND,
+    MSG_NO_SHARES,
+    MSG_NOT_ENOUGH_SHARES,
+    MSG_SELL_PARIMUTUEL,
+    InsufficientShares,
+    MarketNotFound,
+    MarketStateError,
+)
+from markets.models import Market, Outcome
+from markets.selectors import market_and_outcome, probabilities
+from markets.services import format_shares
+from points.models import Account, Transfer
+
+from .models import Position, Trade
+
+# --- Quotes ----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class BuyQuote:
+    amount: int
+    fee: int
+    shares: int
+    """Micro-shares the buyer would receive (amm); 0 for a pool stake."""
+    average_price: float  # display: points per share
+    probability_before: float  # display
+    probability_after: float  # display
+    potential_payout: int
+    """Points if this outcome wins: whole shares (amm) or the pari-mutuel share of the pot."""
+
+
+def quote_buy(*, market_id: int, outcome: int, amount: int) -> BuyQuote:
+    """What `amount` points on `outcome` would give now (2 queries). The trade itself is
+    recomputed under lock (DOMAIN §4.6)."""
+    market, outcomes, chosen = market_and_outcome(market_id, outcome)
+    before = probabilities(market.mechanism, outcomes)[chosen.position]
+    if market.mechanism == Market.Mechanism.AMM:
+        fee = amm.fee_for(amount, market.fee_bps)
+        if amount - fee <= 0:
+            return BuyQuote(amount, fee, 0, 0.0, before, before, 0)
+        result = amm.buy([o.pool for o in outcomes], chosen.position, amount - fee)
+        after = float(amm.prices(result.pools)[chosen.position])  # display
+        average = amount * amm.SHARE_SCALE / result.shares  # display
+        return BuyQuote(
+            amount, fee, result.shares, average, before, after, result.shares // amm.SHARE_SCALE
+        )
+    staked = [o.staked for o in outcomes]
+    staked[chosen.position] += amount
+    after = float(amm.parimutuel_probabilities(staked)[chosen.position])  # display
+    pot = sum(staked)
+    payout = amount * pot // staked[chosen.position]
+    return BuyQuote(amount, 0, 0, 0.0, before, after, payout)
+
+
+@dataclass(frozen=True)
+class SellQuote:
+    shares_offered: int
+    shares_burned: int
+    points: int
+    fee: int
+    net_points: int
+    probability_after: float  # display
+
+
+def quote_sell(
+    *, market_id: int, user_id: int, outcome: int, shares: int | None = None
+) -> SellQuote:
+    """What selling `shares` (None = all held) of `outcome` would return now (3 queries)."""
+    market, outcomes, chosen = market_and_outcome(market_id, outcome)
+    if market.mechanism != Market.Mechanism.AMM:
+        raise MarketStateError(MSG_SELL_PARIMUTUEL)
+    held = (
+        Position.objects.filter(market_id=market_id, outcome=chosen, user_id=user_id)
+        .values_list("shares", flat=True)
+        .first()
+    ) or 0
+    if held == 0:
+        raise InsufficientShares(MSG_NO_SHARES.format(label=chosen.label, market_id=market_id))
+    asked = held if shares is None else shares
+    if asked > held:
+        raise InsufficientShares(
+            MSG_NOT_ENOUGH_SHARES.format(
+                held=format_shares(held), label=chosen.label, asked=format_shares(asked)
+            )
+        )
+    result = amm.sell([o.pool for o in outcomes], chosen.position, asked)
+    fee = amm.fee_for(result.points, market.fee_bps)
+    after = float(amm.prices(result.pools)[chosen.position])  # display
+    return SellQuote(asked, result.shares, result.points, fee, result.points - fee, after)
+
+
+# --- Portfolio, history, leaderboard ---------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class PositionView:
+    market_id: int
+    question: str
+    status: str
+    mechanism: str
+    outcome: int
+    label: str
+    shares: int
+    points_spent: int
+    points_received: int
+    payout: int
+    value: int
+    """Points the position is worth now: what selling it would return (amm, open), the
+    pari-mutuel share of the pot if it won (pool, open), or what settlement paid."""
+    profit: int
+    probability: float  # display
+
+
+@dataclass(frozen=True)
+class Portfolio:
+    guild_id: int
+    user_id: int
+    balance: int | None
+    positions: list[PositionView]
+
+    @property
+    def total_value(self) -> int:
+        return sum(p.value for p in self.positions if p.status in ("open", "closed"))
+
+
+def position_value(market: Market, outcomes: list[Outcome], position: Position) -> int:
+    """Points a position is worth now (no queries): what selling it would put in the wallet,
+    after the fee (amm, not settled), its pari-mutuel share of the pot if its outcome won (pool,
+    not settled), or what settlement paid. `outcomes` are the market's outcomes in position
+    order."""
+    if market.is_settled:
+        return position.payout
+    index = next(i for i, o in enumerate(outcomes) if o.pk == position.outcome_id)
+    if market.mechanism == Market.Mechanism.AMM:
+        if not position.shares:
+            return 0
+        points = amm.sell([o.pool for o in outcomes], index, position.shares).points
+        return points - amm.fee_for(points, market.fee_bps) if points else 0
+    staked = outcomes[index].staked
+    return position.points_spent * sum(o.staked for o in outcomes) // staked if staked else 0
+
+
+def portfolio_get(
+    *, guild_id: int, user_id: int, include_settled: bool = True, limit: int = 50
+) -> Portfolio:
+    """A member's positions with current value and profit (3 queries)."""
+    balance = (
+        Account.objects.filter(guild_id=guild_id, kind=Account.Kind.WALLET, owner_id=user_id)
+        .values_list("balance", flat=True)
+        .first()
+    )
+    qs = Position.objects.filter(guild_id=guild_id, user_id=user_id).select_related(
+        "market", "outcome"
+    )
+    if not include_settled:
+        qs = qs.filter(market__status__in=[Market.Status.OPEN, Market.Status.CLOSED])
+    positions = list(qs.order_by("-market_id", "outcome__position")[:limit])
+    market_ids = {p.market_id for p in positions}
+    outcomes_by_market: dict[int, list[Outcome]] = {}
+    for o in Outcome.objects.filter(market_id__in=market_ids).order_by("market_id", "position"):
+        outcomes_by_market.setdefault(o.market_id, []).append(o)
+    views = []
+    for p in positions:
+        market, outcomes = p.market, outcomes_by_market[p.market_id]
+        probability = probabilities(market.mechanism, outcomes)[p.outcome.position]
+        value = position_value(market, outcomes, p)
+        views.append(
+            PositionView(
+                market_id=p.market_id,
+                question=market.question,
+                status=market.status,
+                mechanism=market.mechanism,
+                outcome=p.outcome.position,
+                label=p.outcome.label,
+                shares=p.shares,
+                points_spent=p.points_spent,
+                points_received=p.points_received,
+                payout=p.payout,
+                value=value,
+                profit=value + p.points_received - p.points_spent,
+                probability=probability,
+            )
+        )
+    return Portfolio(guild_id=guild_id, user_id=user_id, balance=balance, positions=views)
+
+
+@dataclass(frozen=True)
+class PricePoint:
+    at: dt.datetime
+    trade_id: int | None
+    probabilities: list[float]  # display
+
+
+@dataclass(frozen=True)
+class PriceHistory:
+    market_id: int
+    labels: list[str]
+    points: list[PricePoint]
+
+
+def price_history(*, market_id: int, limit: int | None = None) -> PriceHistory:
+    """Every outcome's probability after each trade, from the trade log (3 queries), starting
+    with the opening prices. `limit` keeps only the latest trades."""
+    market = Market.objects.filter(pk=market_id).first()
+    if market is None:
+        raise MarketNotFound(MSG_MARKET_NOT_FOUND.format(market_id=market_id))
+    labels = list(
+        Outcome.objects.filter(market=market).order_by("position").values_list("label", flat=True)
+    )
+    n = len(labels)
+    qs = Trade.objects.filter(market=market).order_by("-id" if limit else "id")
+    rows = list(
+        qs.values_list("id", "created_at", "prices_after_ppm")[:limit]
+        if limit
+        else qs.values_list("id", "created_at", "prices_after_ppm")
+    )
+    if limit:
+        rows.reverse()
+    points = []
+    if not limit or len(rows) < limit:
+        points.append(PricePoint(market.created_at, None, [1 / n] * n))
+    points.extend(PricePoint(at, tid, [p / 1_000_000 for p in ppm]) for tid, at, ppm in rows)
+    return PriceHistory(market_id=market.pk, labels=labels, points=points)
+
+
+@dataclass(frozen=True)
+class ProfitRow:
+    rank: int
+    user_id: int
+    profit: int
+
+
+PROFIT_IN = (Transfer.Code.SELL, Transfer.Code.PAYOUT, Transfer.Code.REFUND)
+PROFIT_OUT = (Transfer.Code.BUY, Transfer.Code.FEE)
+
+
+def leaderboard_profit(*, guild_id: int, limit: int = 10) -> list[ProfitRow]:
+    """Members ranked by realised trading profit: points back from markets (sells, payouts,
+    refunds) minus points put in (stakes, fees) (2 queries)."""
+    wallets = Account.objects.filter(guild_id=guild_id, kind=Account.Kind.WALLET)
+    incoming = dict(
+        Transfer.objects.filter(destination__in=wallets, code__in=PROFIT_IN, guild_id=guild_id)
+        .values_list("destination__owner_id")
+        .annotate(s=Sum("amount"))
+        .order_by()
+    )
+    outgoing = dict(
+        Transfer.objects.filter(source__in=wallets, code__in=PROFIT_OUT, guild_id=guild_id)
+        .values_list("source__owner_id")
+        .annotate(s=Sum("amount"))
+        .order_by()
+    )
+    profits = {
+        u: incoming.get(u, 0) - outgoing.get(u, 0) for u in incoming.keys() | outgoing.keys()
+    }
+    ranked = sorted(profits.items(), key=lambda kv: (-kv[1], kv[0]))[: max(1, min(limit, 100))]
+    return [ProfitRow(rank, user, profit) for rank, (user, profit) in enumerate(ranked, 1)]
+
+
+def volume_by_market(market_ids: list[int]) -> dict[int, int]:
+    """Sum of trade amounts per market (1 query); `Market.volume` holds the same running total."""
+    return dict(
+        Trade.objects.filter(market_id__in=market_ids)
+        .values_list("market_id")
+        .annotate(v=Coalesce(Sum("amount"), 0))
+        .order_by()
+    )

@@ -1,0 +1,102 @@
+"""What the back office's admin modules share, so that none imports another (they are
+interfaces, each over its own domain app): read-only model admins, action permission checks,
+links to a member's and a market's page, and the member page's sections that other apps add.
+Imports no project app."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from django.contrib import admin
+from django.core.exceptions import PermissionDenied
+from django.http import HttpRequest, HttpResponseBadRequest
+from django.urls import reverse
+from django.utils.html import format_html
+
+from .text import MSG_BAD_CHARACTER, text_problem
+
+
+class TextSafeChangelistMixin:
+    """A list filter or search holding a character PostgreSQL cannot compare (NUL, a lone
+    surrogate) would raise a database error, a 500. Refuse it, and any other control character no
+    stored text may hold, with 400 and a message (core.text); invisible formatting characters
+    are harmless here and simply match nothing."""
+
+    def changelist_view(self, request, extra_context=None):
+        for name, values in request.GET.lists():
+            for value in [name, *values]:
+                problem = text_problem(value, allow_line_breaks=True, allow_format=True)
+                if problem is not None:
+                    position, character = problem
+                    return HttpResponseBadRequest(
+                        MSG_BAD_CHARACTER.format(
+                            what=f"The filter “{name[:40]}”",
+                            character=character,
+                            position=position,
+                        ),
+                        content_type="text/plain; charset=utf-8",
+                    )
+        return super().changelist_view(request, extra_context)
+
+
+class ReadOnlyAdmin(TextSafeChangelistMixin, admin.ModelAdmin):
+    """Ledger rows are append-only (DOMAIN §3): no add, change or delete from the admin."""
+
+    def has_add_permission(self, request, obj=None):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+
+class ActionPermissionMixin:
+    """Django lists a custom action only for users who hold its permission, but a POST of the
+    action by anyone else just says "No action selected". Refuse it with 403 instead, so the
+    server-side check is explicit (issue 5: Roles and permissions)."""
+
+    def changelist_view(self, request: HttpRequest, extra_context=None):
+        if request.method == "POST":
+            for name in request.POST.getlist("action"):
+                func = getattr(type(self), name, None)
+                for perm in getattr(func, "allowed_permissions", ()):
+                    if not getattr(self, f"has_{perm}_permission")(request):
+                        raise PermissionDenied
+        return super().changelist_view(request, extra_context)
+
+
+def member_url(guild_id: int, user_id: int) -> str:
+    return reverse("admin:points_member", args=[guild_id, user_id])
+
+
+def member_link(guild_id: int, user_id: int | None) -> str:
+    if user_id is None:
+        return "—"
+    return format_html('<a href="{}">&lt;@{}&gt;</a>', member_url(guild_id, user_id), user_id)
+
+
+def market_link(market_id: int, text: str | None = None) -> str:
+    url = reverse("admin:markets_market_change", args=[market_id])
+    return format_html('<a href="{}">{}</a>', url, text or f"#{market_id}")
+
+
+MemberSection = Callable[[int, int], dict[str, Any]]
+"""(guild id, user id) → context the member page template reads (e.g. `portfolio`)."""
+
+_member_sections: list[MemberSection] = []
+
+
+def member_section_register(section: MemberSection) -> None:
+    """Add context to every member page; `betting.admin` adds the member's positions."""
+    if section not in _member_sections:
+        _member_sections.append(section)
+
+
+def member_sections(guild_id: int, user_id: int) -> dict[str, Any]:
+    context: dict[str, Any] = {}
+    for section in _member_sections:
+        context.update(section(guild_id, user_id))
+    return context

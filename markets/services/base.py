@@ -1,0 +1,159 @@
+"""Helpers every market use case shares (run inside the caller's transaction): the market
+lock, outcome lookup, the escrow lock, the outbox event and display prices."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable
+from typing import Any
+
+from django.db import transaction
+from django.db.models import Q
+
+from points.models import Account
+from points.usecase import stop_if_replayed
+
+from .. import amm
+from ..errors import (
+    MSG_ALREADY_SETTLED,
+    MSG_MARKET_NOT_FOUND,
+    MSG_NOT_OPEN,
+    MSG_OUTCOME_NOT_FOUND,
+    InvalidMarketInput,
+    MarketNotFound,
+    MarketStateError,
+)
+from ..models import Market, MarketEvent, Outcome
+from ..realtime import event_publish_on_commit
+
+SHARE_SCALE = amm.SHARE_SCALE
+
+
+def market_lock(market_id: object) -> Market:
+    """Lock and return the market row. Caller is in a transaction."""
+    if isinstance(market_id, bool) or not isinstance(market_id, int) or market_id <= 0:
+        raise MarketNotFound(MSG_MARKET_NOT_FOUND.format(market_id=market_id))
+    market = Market.objects.select_for_update().filter(pk=market_id).first()
+    if market is None:
+        raise MarketNotFound(MSG_MARKET_NOT_FOUND.format(market_id=market_id))
+    return market
+
+
+def outcomes_locked(market: Market) -> list[Outcome]:
+    """Caller holds a row lock on `market`; outcome rows change only under that lock."""
+    return list(Outcome.objects.filter(market=market).order_by("position"))
+
+
+def outcome_at(market: Market, outcomes: list[Outcome], position: object) -> Outcome:
+    if isinstance(position, bool) or not isinstance(position, int):
+        position = -1
+    if not 0 <= position < len(outcomes):
+        raise InvalidMarketInput(
+            MSG_OUTCOME_NOT_FOUND.format(
+                market_id=market.pk,
+                outcome=position + 1 if position >= 0 else "?",
+                count=len(outcomes),
+            )
+        )
+    return outcomes[position]
+
+
+def escrow_get(market: Market) -> Account:
+    return Account.objects.get(kind=Account.Kind.ESCROW, market=market)
+
+
+def lock_with_escrow(market: Market, account_ids: list[int]) -> tuple[dict[int, Account], Account]:
+    """Lock `account_ids` and the market's escrow in one query ordered by primary key (DOMAIN
+    §3). Caller holds a row lock on `market`."""
+    rows = (
+        Account.objects.select_for_update()
+        .filter(Q(pk__in=set(account_ids)) | Q(kind=Account.Kind.ESCROW, market=market))
+        .order_by("pk")
+    )
+    locked = {row.pk: row for row in rows}
+    escrow = next(a for a in locked.values() if a.kind == Account.Kind.ESCROW)
+    return locked, escrow
+
+
+def probabilities(market: Market, outcomes: list[Outcome]) -> list[float]:
+    if market.mechanism == Market.Mechanism.AMM:
+        return [float(p) for p in amm.prices([o.pool for o in outcomes])]  # display
+    return [float(p) for p in amm.parimutuel_probabilities([o.staked for o in outcomes])]  # display
+
+
+def prices_ppm(market: Market, outcomes: list[Outcome]) -> list[int]:
+    if market.mechanism == Market.Mechanism.AMM:
+        return amm.prices_ppm([o.pool for o in outcomes])
+    probabilities = amm.parimutuel_probabilities([o.staked for o in outcomes])
+    return [round(p * 1_000_000) for p in probabilities]
+
+
+def ensure_trading(market: Market, now: dt.datetime) -> None:
+    if market.status != Market.Status.OPEN or market.closes_at <= now:
+        status = market.status if market.status != Market.Status.OPEN else "closed"
+        raise MarketStateError(
+            MSG_NOT_OPEN.format(market_id=market.pk, status=status),
+            details={"status": market.status},
+        )
+
+
+def ensure_not_settled(market: Market) -> None:
+    if market.is_settled:
+        raise MarketStateError(
+            MSG_ALREADY_SETTLED.format(market_id=market.pk, status=market.status),
+            details={"status": market.status},
+        )
+
+
+def event_write(
+    market: Market,
+    type_: str,
+    payload: dict[str, Any],
+    *,
+    request_key: str | None = None,
+    natural_key: str | None = None,
+    actor_id: int | None = None,
+) -> MarketEvent:
+    """Write the outbox row and queue its dashboard push after commit. Caller holds a row lock
+    on `market`."""
+    event = MarketEvent.objects.create(
+        market=market,
+        guild_id=market.guild_id,
+        type=type_,
+        payload={"status": market.status, **payload},
+        idempotency_key=natural_key,
+        request_key=request_key,
+        actor_id=actor_id,
+    )
+    event_publish_on_commit(event)
+    return event
+
+
+def closed_for_resolution(
+    market_id: int, outcome: int, request_key: str, refusal: str
+) -> tuple[Market, list[Outcome], Outcome]:
+    """Lock the market, answer a replayed request, and check it is closed (not open, not
+    settled) and that `outcome` exists: what a vote and a moderator resolve both need.
+    Caller is in a transaction."""
+    market = market_lock(market_id)
+    stop_if_replayed(event_by_request_key, request_key)
+    ensure_not_settled(market)
+    if market.status != Market.Status.CLOSED:
+        raise MarketStateError(refusal.format(market_id=market.pk, status=market.status))
+    outcomes = outcomes_locked(market)
+    return market, outcomes, outcome_at(market, outcomes, outcome)
+
+
+def event_by_request_key(key: str) -> MarketEvent | None:
+    """The event a lifecycle request wrote under `key`, if any (its first result)."""
+    return MarketEvent.objects.filter(request_key=key).first()
+
+
+def on_commit(func: Callable[[], None]) -> None:
+    transaction.on_commit(func)
+
+
+def format_shares(micro_shares: int) -> str:
+    """Micro-shares as shares with up to 6 decimals, for messages: 1500000 → "1.5"."""
+    whole, frac = divmod(micro_shares, SHARE_SCALE)
+    return f"{whole:,}" + (f".{frac:06d}".rstrip("0") if frac else "")

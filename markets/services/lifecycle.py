@@ -1,0 +1,183 @@
+"""A market's life before settlement (DOMAIN §6): closing trading and the resolvers' votes."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from django.utils import timezone
+
+from core import signals
+from points.errors import validate_reason, validate_snowflake
+from points.services import audit_record, guild_settings_get_or_create
+from points.usecase import Call, stop_if_replayed, use_case
+
+from ..errors import (
+    MSG_ALREADY_SETTLED,
+    MSG_CLOSE_NOT_ALLOWED,
+    MSG_NOT_CLOSED_FOR_VOTE,
+    CloseNotAllowed,
+    MarketStateError,
+)
+from ..models import Market, MarketEvent, ResolutionVote
+from .base import (
+    closed_for_resolution,
+    ensure_not_settled,
+    event_by_request_key,
+    event_write,
+    market_lock,
+    on_commit,
+)
+from .settlement import market_of_event, resolve
+
+
+def close(
+    market: Market,
+    *,
+    now: dt.datetime,
+    actor_id: int | None,
+    actor_user_id: int | None,
+    reason: str,
+    request_key: str | None,
+    automatic: bool,
+) -> MarketEvent:
+    """Close trading. Caller holds a row lock on `market` and checked it is open."""
+    Market.objects.filter(pk=market.pk, status=Market.Status.OPEN).update(
+        status=Market.Status.CLOSED, closed_at=now, closed_by_id=actor_id
+    )
+    market.status, market.closed_at, market.closed_by_id = Market.Status.CLOSED, now, actor_id
+    event = event_write(
+        market,
+        MarketEvent.Type.CLOSED,
+        {
+            "automatic": automatic,
+            "reason": reason,
+            "creator_id": str(market.creator_id),
+            "closed_at": now.isoformat(),
+        },
+        request_key=request_key,
+        natural_key=f"close:{market.pk}",
+        actor_id=actor_id,
+    )
+    audit_record(
+        action="market_close",
+        target_type="market",
+        target_id=market.pk,
+        guild_id=market.guild_id,
+        actor_id=actor_id,
+        actor_user_id=actor_user_id,
+        reason=reason or ("closing time reached" if automatic else ""),
+        idempotency_key=request_key or "",
+        before={"status": "open"},
+        after={"status": "closed"},
+    )
+    mechanism = market.mechanism
+    on_commit(
+        lambda: signals.market_transitioned.send(sender=Market, event="closed", mechanism=mechanism)
+    )
+    return event
+
+
+def _same_close(event: MarketEvent, call: Call) -> bool:
+    return (
+        event.market_id == call["market_id"]
+        and event.type == MarketEvent.Type.CLOSED
+        and event.actor_id == call["actor_id"]
+    )
+
+
+@use_case(lookup=event_by_request_key, matches=_same_close, result=market_of_event)
+def market_close(
+    *,
+    market_id: int,
+    actor_id: int | None = None,
+    actor_user_id: int | None = None,
+    moderator: bool = False,
+    reason: str = "",
+    idempotency_key: str,
+) -> MarketEvent:
+    """Close trading early (DOMAIN §6): the creator or a moderator. Emits `market_closed`.
+    Returns the market."""
+    reason = validate_reason(reason, required=False)
+    market = market_lock(market_id)
+    stop_if_replayed(event_by_request_key, idempotency_key)
+    if not moderator and (actor_id is None or actor_id != market.creator_id):
+        raise CloseNotAllowed(MSG_CLOSE_NOT_ALLOWED.format(market_id=market.pk))
+    ensure_not_settled(market)
+    if market.status != Market.Status.OPEN:
+        raise MarketStateError(
+            MSG_ALREADY_SETTLED.format(market_id=market.pk, status=market.status)
+        )
+    return close(
+        market,
+        now=timezone.now(),
+        actor_id=actor_id,
+        actor_user_id=actor_user_id,
+        reason=reason,
+        request_key=idempotency_key,
+        automatic=False,
+    )
+
+
+def _same_vote(event: MarketEvent, call: Call) -> bool:
+    return (
+        event.market_id == call["market_id"]
+        and event.type == MarketEvent.Type.VOTE
+        and event.payload.get("voter_id") == str(call["voter_id"])
+        and event.payload.get("outcome") == call["outcome"]
+    )
+
+
+def _vote_of(_: MarketEvent, call: Call) -> ResolutionVote:
+    return ResolutionVote.objects.get(market_id=call["market_id"], voter_id=call["voter_id"])
+
+
+@use_case(lookup=event_by_request_key, matches=_same_vote, result=_vote_of)
+def resolution_vote_cast(
+    *, market_id: int, voter_id: int, outcome: int, idempotency_key: str
+) -> MarketEvent:
+    """A resolver votes for the winning outcome of a closed market (DOMAIN §6); a voter may
+    change their vote until resolution. When `min_resolution_votes` votes agree, the market
+    resolves in this same transaction, exactly once. Emits `vote_cast` (and `market_resolved`).
+    Returns the voter's `ResolutionVote`."""
+    validate_snowflake(voter_id, what="voter_id")
+    market, outcomes, chosen = closed_for_resolution(
+        market_id, outcome, idempotency_key, MSG_NOT_CLOSED_FOR_VOTE
+    )
+    ResolutionVote.objects.update_or_create(
+        market=market, voter_id=voter_id, defaults={"outcome": chosen}
+    )
+    agreeing = ResolutionVote.objects.filter(market=market, outcome=chosen).count()
+    needed = guild_settings_get_or_create(guild_id=market.guild_id).min_resolution_votes
+    event = event_write(
+        market,
+        MarketEvent.Type.VOTE,
+        {
+            "voter_id": str(voter_id),
+            "outcome": chosen.position,
+            "label": chosen.label,
+            "votes": agreeing,
+            "needed": needed,
+        },
+        request_key=idempotency_key,
+        actor_id=voter_id,
+    )
+    audit_record(
+        action="resolution_vote",
+        target_type="market",
+        target_id=market.pk,
+        guild_id=market.guild_id,
+        actor_id=voter_id,
+        idempotency_key=idempotency_key,
+        after={"outcome": chosen.position, "votes": agreeing, "needed": needed},
+    )
+    if agreeing >= needed:
+        resolve(
+            market,
+            outcomes,
+            chosen,
+            actor_id=voter_id,
+            actor_user_id=None,
+            reason=f"{agreeing} resolvers voted for “{chosen.label}”",
+            request_key=None,
+        )
+    return event

@@ -1,0 +1,307 @@
+"""Settling a market (DOMAIN §6): resolving it on an outcome and paying the winners, or
+cancelling it and refunding every trader. Who holds what comes from the registered `Holdings`
+(`markets.holdings`); the status change, the escrow, the keys and the event are the market's."""
+
+from __future__ import annotations
+
+from django.utils import timezone
+
+from core import signals
+from points.errors import validate_reason
+from points.models import Account, Transfer
+from points.services import Leg, accounts_lock, audit_record, transfers_post, treasury_get_or_create
+from points.usecase import Call, stop_if_replayed, use_case
+
+from ..errors import MSG_ALREADY_SETTLED, MSG_NOT_CLOSED_FOR_RESOLVE, MarketStateError
+from ..holdings import Payouts, holdings_get
+from ..models import Market, MarketEvent, Outcome
+from .base import (
+    closed_for_resolution,
+    ensure_not_settled,
+    escrow_get,
+    event_by_request_key,
+    event_write,
+    market_lock,
+    on_commit,
+)
+
+
+def market_of_event(event: MarketEvent, call: Call) -> Market:
+    """What a lifecycle use case returns: its market as committed."""
+    return Market.objects.get(pk=call["market_id"])
+
+
+def _same_resolve(event: MarketEvent, call: Call) -> bool:
+    return (
+        event.market_id == call["market_id"]
+        and event.type == MarketEvent.Type.RESOLVED
+        and event.payload.get("outcome") == call["outcome"]
+    )
+
+
+@use_case(lookup=event_by_request_key, matches=_same_resolve, result=market_of_event)
+def market_resolve(
+    *,
+    market_id: int,
+    outcome: int,
+    actor_id: int | None = None,
+    actor_user_id: int | None = None,
+    reason: str,
+    idempotency_key: str,
+) -> MarketEvent:
+    """A moderator resolves a closed market directly, with a reason (DOMAIN §6). Pays out once.
+    Emits `market_resolved`. Returns the market."""
+    reason = validate_reason(reason)
+    market, outcomes, chosen = closed_for_resolution(
+        market_id, outcome, idempotency_key, MSG_NOT_CLOSED_FOR_RESOLVE
+    )
+    return resolve(
+        market,
+        outcomes,
+        chosen,
+        actor_id=actor_id,
+        actor_user_id=actor_user_id,
+        reason=reason,
+        request_key=idempotency_key,
+    )
+
+
+def resolve(
+    market: Market,
+    outcomes: list[Outcome],
+    winner: Outcome,
+    *,
+    actor_id: int | None,
+    actor_user_id: int | None,
+    reason: str,
+    request_key: str | None,
+) -> MarketEvent:
+    """Settle a closed market on `winner`. Caller holds a row lock on `market` and checked it
+    is closed. The conditional status change plus the `resolve:<market>` keys make it once-only.
+    amm: each winning position gets floor(shares / SHARE_SCALE); the rest returns to the
+    treasury. pari-mutuel: winners split the pot (§5), or everyone is refunded if nobody backed
+    the winner."""
+    now = timezone.now()
+    changed = Market.objects.filter(pk=market.pk, status=Market.Status.CLOSED).update(
+        status=Market.Status.RESOLVED,
+        winning_outcome=winner,
+        settled_at=now,
+        settled_by_id=actor_id,
+        settled_by_user_id=actor_user_id,
+        settle_reason=reason[:500],
+    )
+    if changed != 1:  # pragma: no cover - the caller checked under the lock
+        raise MarketStateError(MSG_ALREADY_SETTLED.format(market_id=market.pk, status="settled"))
+    market.status = Market.Status.RESOLVED
+    plan = holdings_get().resolve_plan(market, outcomes, winner)
+    refunded_all = plan.refunded_all
+    total_paid = _pay(
+        market,
+        plan,
+        code=Transfer.Code.PAYOUT if not refunded_all else Transfer.Code.REFUND,
+        key_prefix=f"resolve:{market.pk}",
+        actor_id=actor_id,
+        actor_user_id=actor_user_id,
+    )
+    winners = sorted(plan.per_user.items(), key=lambda kv: (-kv[1], kv[0]))[:10]
+    event = event_write(
+        market,
+        MarketEvent.Type.RESOLVED,
+        {
+            "outcome": winner.position,
+            "label": winner.label,
+            "reason": reason,
+            "total_paid": total_paid,
+            "refunded_all": refunded_all,
+            "winners": [[str(user), amount] for user, amount in winners],
+            "paid_count": len(plan.per_user),
+        },
+        request_key=request_key,
+        natural_key=f"resolve:{market.pk}",
+        actor_id=actor_id,
+    )
+    audit_record(
+        action="market_resolve",
+        target_type="market",
+        target_id=market.pk,
+        guild_id=market.guild_id,
+        actor_id=actor_id,
+        actor_user_id=actor_user_id,
+        reason=reason,
+        idempotency_key=request_key or f"resolve:{market.pk}",
+        before={"status": "closed"},
+        after={"status": "resolved", "outcome": winner.position, "total_paid": total_paid},
+    )
+    mechanism = market.mechanism
+    on_commit(
+        lambda: signals.market_transitioned.send(
+            sender=Market, event="resolved", mechanism=mechanism
+        )
+    )
+    return event
+
+
+def _pay(
+    market: Market,
+    plan: Payouts,
+    *,
+    code: str,
+    key_prefix: str,
+    actor_id: int | None,
+    actor_user_id: int | None,
+) -> int:
+    """Pay `plan.per_user` from escrow, return the escrow remainder to the treasury, and
+    cover any shortfall from the treasury so the escrow ends at 0 (DOMAIN §6). Caller holds a
+    row lock on `market`; this locks the escrow, the treasury and the paid wallets in one query.
+    Returns the points paid to members."""
+    users = sorted(u for u, amount in plan.per_user.items() if amount > 0)
+    wallets = dict(
+        Account.objects.filter(
+            guild_id=market.guild_id, kind=Account.Kind.WALLET, owner_id__in=users
+        ).values_list("owner_id", "pk")
+    )
+    escrow = escrow_get(market)
+    treasury = treasury_get_or_create(guild_id=market.guild_id)
+    locked = accounts_lock([escrow.pk, treasury.pk, *wallets.values()])
+    escrow_row, treasury_row = locked[escrow.pk], locked[treasury.pk]
+    total = sum(plan.per_user[u] for u in users)
+    legs: list[Leg] = []
+    if total > escrow_row.balance:
+        legs.append(
+            Leg(
+                treasury_row,
+                escrow_row,
+                total - escrow_row.balance,
+                code,
+                f"{key_prefix}:shortfall",
+                f"Market #{market.pk}: treasury covers refunds",
+                actor_id,
+                actor_user_id,
+                market.pk,
+            )
+        )
+    for user in users:
+        legs.append(
+            Leg(
+                escrow_row,
+                locked[wallets[user]],
+                plan.per_user[user],
+                code,
+                f"{key_prefix}:{code}:{user}",
+                f"Market #{market.pk}: {code}",
+                actor_id,
+                actor_user_id,
+                market.pk,
+            )
+        )
+    remainder = escrow_row.balance - total
+    if remainder > 0:
+        legs.append(
+            Leg(
+                escrow_row,
+                treasury_row,
+                remainder,
+                Transfer.Code.LIQUIDITY_RETURN,
+                f"{key_prefix}:return",
+                f"Market #{market.pk}: escrow remainder",
+                actor_id,
+                actor_user_id,
+                market.pk,
+            )
+        )
+    transfers_post(legs, locked)
+    holdings_get().payouts_record(market, plan)
+    return total
+
+
+def cancel(
+    market: Market,
+    *,
+    actor_id: int | None,
+    actor_user_id: int | None,
+    reason: str,
+    request_key: str | None,
+    automatic: bool,
+) -> MarketEvent:
+    """Cancel and refund. Caller holds a row lock on `market` and checked it is not settled."""
+    before = market.status
+    now = timezone.now()
+    Market.objects.filter(pk=market.pk, status=before).update(
+        status=Market.Status.CANCELLED,
+        settled_at=now,
+        settled_by_id=actor_id,
+        settled_by_user_id=actor_user_id,
+        settle_reason=reason[:500],
+        closed_at=market.closed_at or now,
+    )
+    market.status = Market.Status.CANCELLED
+    plan = holdings_get().refund_plan(market)
+    total = _pay(
+        market,
+        plan,
+        code=Transfer.Code.REFUND,
+        key_prefix=f"refund:{market.pk}",
+        actor_id=actor_id,
+        actor_user_id=actor_user_id,
+    )
+    event = event_write(
+        market,
+        MarketEvent.Type.CANCELLED,
+        {
+            "reason": reason,
+            "automatic": automatic,
+            "total_refunded": total,
+            "refunded_count": len([u for u, a in plan.per_user.items() if a]),
+        },
+        request_key=request_key,
+        natural_key=f"cancel:{market.pk}",
+        actor_id=actor_id,
+    )
+    audit_record(
+        action="market_cancel",
+        target_type="market",
+        target_id=market.pk,
+        guild_id=market.guild_id,
+        actor_id=actor_id,
+        actor_user_id=actor_user_id,
+        reason=reason,
+        idempotency_key=request_key or f"cancel:{market.pk}",
+        before={"status": before},
+        after={"status": "cancelled", "total_refunded": total},
+    )
+    mechanism = market.mechanism
+    on_commit(
+        lambda: signals.market_transitioned.send(
+            sender=Market, event="cancelled", mechanism=mechanism
+        )
+    )
+    return event
+
+
+def _same_cancel(event: MarketEvent, call: Call) -> bool:
+    return event.market_id == call["market_id"] and event.type == MarketEvent.Type.CANCELLED
+
+
+@use_case(lookup=event_by_request_key, matches=_same_cancel, result=market_of_event)
+def market_cancel(
+    *,
+    market_id: int,
+    actor_id: int | None = None,
+    actor_user_id: int | None = None,
+    reason: str,
+    idempotency_key: str,
+) -> MarketEvent:
+    """Cancel an open or closed market and refund every trader (DOMAIN §6). Emits
+    `market_cancelled`. Returns the market."""
+    reason = validate_reason(reason)
+    market = market_lock(market_id)
+    stop_if_replayed(event_by_request_key, idempotency_key)
+    ensure_not_settled(market)
+    return cancel(
+        market,
+        actor_id=actor_id,
+        actor_user_id=actor_user_id,
+        reason=reason,
+        request_key=idempotency_key,
+        automatic=False,
+    )

@@ -1,0 +1,14 @@
+"""Probes and Prometheus, at the root of the site (the paths the deploy guide documents)."""
+
+from django.urls import path
+
+from ops import views
+
+urlpatterns = [
+    path("health/live", views.health_live, name="health-live"),
+    path("health/ready", views.health_ready, name="health-ready"),
+    path("health/database", views.health_database, name="health-database"),
+    path("health/cache", views.health_cache, name="health-cache"),
+    path("health/external", views.health_external, name="health-external"),
+    path("metrics", views.metrics_view, name="metrics"),
+]

@@ -1,0 +1,151 @@
+"""The plumbing every write use case shares (DOMAIN §3), so a use case reads as its rules alone.
+
+    @use_case(lookup=trade_by_key, matches=same_buy)
+    def bet_place(*, market_id: int, ..., idempotency_key: str) -> Trade:
+        market = market_lock(market_id)
+        stop_if_replayed(trade_by_key, idempotency_key)
+        ...  # the rules
+
+`use_case` owns three things:
+- **retry** of the whole call on transient database errors (`points.db.retry_transient`);
+- **one durable transaction** around the function (`transaction.atomic(durable=True)`);
+- **idempotency by key**: the function calls `stop_if_replayed` once it holds its locks, so a
+  replay is answered from the locked state and writes nothing; a twin that lost the race on a
+  unique key ends in an `IntegrityError` that is classified by the constraint's name and answered
+  with the first result. A replay whose request differs (`matches` is false) raises
+  `IdempotencyConflict`; any other integrity error is re-raised, never swallowed.
+
+`@use_case()` without `lookup` is a durable transaction with retry and no key (scheduler steps,
+bookkeeping writes)."""
+
+from __future__ import annotations
+
+import functools
+import inspect
+from collections.abc import Callable, Mapping
+from typing import Any, ParamSpec, TypeVar, overload
+
+from django.db import IntegrityError, transaction
+
+from .db import integrity_constraint, retry_transient
+from .errors import MSG_IDEMPOTENCY_CONFLICT, IdempotencyConflict, InsufficientPoints, validate_key
+
+P = ParamSpec("P")
+T = TypeVar("T")
+R = TypeVar("R")
+
+Call = Mapping[str, Any]
+"""The use case's arguments by name, defaults applied: what `matches` and `result` read."""
+
+IDEMPOTENCY_CONSTRAINTS = {
+    "transfer_idempotency_key",
+    "trade_idempotency_key",
+    "market_idempotency_key",
+    "marketevent_request_key",
+}
+
+
+class Replay(Exception):
+    """Raised inside a use case that found its key already used after taking its locks; the
+    transaction rolls back (it wrote nothing yet) and `use_case` answers with the first result."""
+
+    def __init__(self, existing: object) -> None:
+        self.existing = existing
+
+
+def stop_if_replayed(lookup: Callable[[str], object | None], key: str) -> None:
+    """After taking the locks: if a twin committed this key meanwhile, stop and answer with its
+    result. Caller holds the row locks the twin also needed, so the lookup sees its commit."""
+    existing = lookup(key)
+    if existing is not None:
+        raise Replay(existing)
+
+
+@overload
+def use_case() -> Callable[[Callable[P, R]], Callable[P, R]]: ...
+
+
+@overload
+def use_case(
+    *,
+    lookup: Callable[[str], T | None],
+    matches: Callable[[T, Call], bool],
+    key: str = ...,
+) -> Callable[[Callable[P, T]], Callable[P, T]]: ...
+
+
+@overload
+def use_case(
+    *,
+    lookup: Callable[[str], T | None],
+    matches: Callable[[T, Call], bool],
+    result: Callable[[T, Call], R],
+    key: str = ...,
+) -> Callable[[Callable[P, T]], Callable[P, R]]: ...
+
+
+def use_case(
+    *,
+    lookup: Callable[[str], Any] | None = None,
+    matches: Callable[[Any, Call], bool] | None = None,
+    result: Callable[[Any, Call], Any] | None = None,
+    key: str = "idempotency_key",
+) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """Make `func` a durable, retried use case, idempotent by its keyword argument `key`.
+
+    `lookup(key)` finds the first result for a key (after a lost race, and for
+    `stop_if_replayed`); `matches(first, call)` says whether it was made by a request with the
+    same content as this `call`; `result(first, call)` turns the first result into what the
+    caller gets (default: the result itself). The function runs inside the durable transaction;
+    validation it does there rolls back nothing because nothing was written yet."""
+    if (lookup is None) != (matches is None):
+        raise TypeError("use_case needs both `lookup` and `matches`, or neither")
+
+    def decorate(func: Callable[..., Any]) -> Callable[..., Any]:
+        signature = inspect.signature(func)
+        if lookup is not None and key not in signature.parameters:
+            raise TypeError(f"{func.__qualname__} has no `{key}` argument for use_case")
+
+        def run(*args: Any, **kwargs: Any) -> Any:
+            if lookup is None or matches is None:
+                with transaction.atomic(durable=True):
+                    return func(*args, **kwargs)
+            bound = signature.bind(*args, **kwargs)
+            bound.apply_defaults()
+            call: Call = bound.arguments
+            idempotency_key = call[key]
+            validate_key(idempotency_key)
+
+            def settle(existing: Any) -> Any:
+                if not matches(existing, call):
+                    raise IdempotencyConflict(
+                        MSG_IDEMPOTENCY_CONFLICT.format(key=idempotency_key),
+                        details={"key": idempotency_key},
+                    )
+                return existing
+
+            try:
+                with transaction.atomic(durable=True):
+                    first = func(*args, **kwargs)
+            except Replay as replay:
+                first = settle(replay.existing)
+            except IntegrityError as exc:
+                constraint = integrity_constraint(exc)
+                known = constraint in IDEMPOTENCY_CONSTRAINTS
+                existing = lookup(idempotency_key) if known else None
+                if existing is not None:
+                    first = settle(existing)
+                elif constraint == "account_balance_nonnegative":
+                    raise InsufficientPoints(
+                        "You don't have enough points for that.",
+                        details={"constraint": constraint},
+                    ) from exc
+                else:
+                    raise
+            return result(first, call) if result is not None else first
+
+        # Named after `func` before `retry_transient` sees it: its logs and metrics say which
+        # use case retried.
+        return retry_transient()(functools.update_wrapper(run, func))
+
+    return decorate
