@@ -10,8 +10,8 @@ import time
 
 import pytest
 
+from betting.services import bet_place
 from discordbot.models import NotificationDelivery
-from markets.services import bet_place
 
 from .conftest import make_market
 from .fake_discord import ROUTE_LIMITS, FakeDiscord
