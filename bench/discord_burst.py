@@ -35,7 +35,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 PG = os.environ.get("BENCH_PG", "postgres://pm:pm@127.0.0.1:5432")
-PG_NAME = "pm_bench_discord"
+PG_NAME = os.environ.get("BENCH_PG_NAME", "pm_bench_discord")
 
 
 def configure(db: str) -> str:
