@@ -66,6 +66,14 @@ def percentile(values: list[float], p: float) -> float:
     return ordered[k]
 
 
+def reply_text(exchange) -> str:
+    """The reply's text, or "" for an interaction Discord dropped (no reply at all)."""
+    try:
+        return exchange.text
+    except AssertionError:
+        return ""
+
+
 async def burst(args) -> int:
     from django.db import connection
 
@@ -132,7 +140,7 @@ async def burst(args) -> int:
     completion = [ex.completion_seconds for ex in exchanges]
     late = sum(1 for f in first_ok if f > 3.0) + missing
     refused = sum(1 for ex in exchanges if ex.rejected)
-    bought = sum(1 for ex in exchanges if "You bought" in ex.text)
+    bought = sum(1 for ex in exchanges if "You bought" in reply_text(ex))
     trades = await h.bot.db(lambda: Trade.objects.count())
     audit = await h.bot.db(ledger_audit)
     await h.close()

@@ -199,6 +199,11 @@ class PredictionBot(commands.AutoShardedBot):
         call = database_sync_to_async(func, thread_sensitive=False, executor=self._fast_pool)
         return await call(**kwargs)
 
+    @property
+    def cache_is_local(self) -> bool:
+        """True when the cache is this process's memory (no network I/O to wait on)."""
+        return self._cache_inline
+
     async def cache_call(self, func: Callable[..., T], /, **kwargs: Any) -> T:
         """Run a cache-only function: inline for the in-process cache, in the cache threads for
         Redis (never the loop's default executor, which a hung Redis would fill)."""

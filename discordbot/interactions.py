@@ -125,6 +125,13 @@ def remaining(interaction: discord.Interaction, deadline: float = PRE_ACK_DEADLI
     return max(0.0, deadline - age(interaction))
 
 
+_budget_logged: dict[str, tuple[float, int]] = {}
+"""step → (when its last budget miss was logged, misses since): one line per step every
+`BUDGET_LOG_SECONDS`, so a burst on a sick cache does not flood the log (the metric counts
+every miss)."""
+BUDGET_LOG_SECONDS = 10.0
+
+
 async def within_budget(
     interaction: discord.Interaction,
     awaitable: Awaitable[T],
@@ -133,19 +140,32 @@ async def within_budget(
     deadline: float = PRE_ACK_DEADLINE,
 ) -> tuple[bool, T | None]:
     """Await `awaitable` until the interaction is `deadline` seconds old. Returns (True, result),
-    or (False, None) when the budget ran out: the caller goes ahead without the result (fail
-    open), and the miss is logged and counted."""
+    or (False, None) when the budget ran out (or had run out before it started): the caller goes
+    ahead without the result (fail open), and the miss is logged and counted."""
+    left = remaining(interaction, deadline)
     try:
-        return True, await asyncio.wait_for(awaitable, timeout=remaining(interaction, deadline))
+        if left <= 0:
+            if asyncio.iscoroutine(awaitable):
+                awaitable.close()
+            raise TimeoutError
+        return True, await asyncio.wait_for(awaitable, timeout=left)
     except TimeoutError:
-        logger.warning(
-            "interaction %s: %s ran out of its %.1f s budget (age %.2f s); going ahead without it",
-            interaction.id,
-            step,
-            deadline,
-            age(interaction),
-        )
         metrics.pre_ack_budget_exceeded(step)
+        now = time.monotonic()
+        last, missed = _budget_logged.get(step, (0.0, 0))
+        if now - last >= BUDGET_LOG_SECONDS:
+            logger.warning(
+                "interaction %s: %s ran out of its %.1f s budget (age %.2f s; %d more misses "
+                "since the last line); going ahead without it",
+                interaction.id,
+                step,
+                deadline,
+                age(interaction),
+                missed,
+            )
+            _budget_logged[step] = (now, 0)
+        else:
+            _budget_logged[step] = (last, missed + 1)
         return False, None
 
 
@@ -171,13 +191,13 @@ async def rate_limited(
     who = actor(interaction)
     if is_moderator(bot.policies.peek(interaction.guild_id), who):
         return None
-    _, limited = await within_budget(
-        interaction,
-        bot.cache_call(
-            ratelimit.check, guild_id=interaction.guild_id, user_id=who.user_id, rules=rules
-        ),
-        step="ratelimit",
+    check = bot.cache_call(
+        ratelimit.check, guild_id=interaction.guild_id, user_id=who.user_id, rules=rules
     )
+    if bot.cache_is_local:  # in-process memory: no I/O, nothing can stall
+        limited = await check
+    else:
+        _, limited = await within_budget(interaction, check, step="ratelimit")
     if limited is not None:
         metrics.ratelimit_refused(limited.rule.metric_scope)
     return limited
