@@ -104,3 +104,29 @@ async def test_a_copy_out_of_reach_is_retired_after_one_refusal(harness, members
     assert [r.status for r in edits] == [403], "a copy out of reach was edited again"
     copy = await db(harness, lambda: MarketMessage.objects.get(market_id=market_id))
     assert not copy.active and copy.detail.startswith("403 50001")
+
+
+async def test_trades_are_coalesced_into_one_edit_per_copy_per_window(harness, members):
+    market_id, reply = await create(
+        harness, members, channel_id=harness.channel_id, question="Busy market?"
+    )
+    edits = lambda: harness.fake.requests_matching(  # noqa: E731
+        "PATCH", rf"^/channels/{harness.channel_id}/messages/{reply['id']}$"
+    )
+    for i in range(5):
+        await bet(harness, market_id, 600_000_000_000_000_010 + i, i % 2, 10)
+    await notifier(harness).drain()
+    assert len(edits()) == 1
+
+    for i in range(5):
+        await bet(harness, market_id, 600_000_000_000_000_020 + i, i % 2, 10)
+    await notifier(harness).drain()
+    assert len(edits()) == 1, "edited again within the coalescing window"
+
+    notifier(harness)._refreshed.clear()  # the window has passed
+    await notifier(harness)._refresh_dirty()
+    assert len(edits()) == 2
+    shown = {
+        f["name"]: f["value"] for f in harness.fake.message(int(reply["id"]))["embeds"][0]["fields"]
+    }
+    assert shown["Traders"] == "10", "the coalesced edit shows the latest state"
