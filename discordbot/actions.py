@@ -16,7 +16,7 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass
 
-from django.db import IntegrityError, transaction
+from django.db import transaction
 from django.db.models import F, Q
 from django.utils import timezone
 
@@ -534,20 +534,6 @@ def notification_cursor_start(*, name: str, after: dt.datetime) -> int:
         name=name, defaults={"last_event_id": last_old}
     )
     return row.last_event_id
-
-
-def notification_delivery_record(
-    *, event_id: int, target: str, status: str, detail: str = ""
-) -> bool:
-    """Remember one delivery; False if it was already recorded (by an earlier run)."""
-    try:
-        with transaction.atomic():
-            NotificationDelivery.objects.create(
-                event_id=event_id, target=target[:60], status=status, detail=detail[:200]
-            )
-    except IntegrityError:
-        return False
-    return True
 
 
 def notifications_enqueue(*, name: str, event_id: int, rows: list[dict]) -> int:
