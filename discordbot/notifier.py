@@ -53,7 +53,7 @@ import discord
 from django.utils import timezone
 
 from markets.models import MarketEvent
-from markets.selectors import market_events_after, market_get
+from markets.selectors import MarketSummary, market_events_after, market_get
 from ops import metrics
 
 from . import actions, render, selectors
@@ -96,7 +96,7 @@ class Bounded(OrderedDict):
         super().__init__()
         self.size = size
 
-    def __setitem__(self, key, value) -> None:
+    def __setitem__(self, key: object, value: object) -> None:
         super().__setitem__(key, value)
         self.move_to_end(key)
         while len(self) > self.size:
@@ -433,7 +433,7 @@ class Notifier:
 
     # --- Market messages ---------------------------------------------------------------------
 
-    async def _refresh_message(self, m) -> None:
+    async def _refresh_message(self, m: MarketSummary) -> None:
         """Edit every active copy of the market message to its current state (embed and
         buttons only: each copy keeps its own text). A copy Discord says is gone or out of
         reach (403, 404) is retired, never edited again; other failures wait for the next
@@ -466,7 +466,7 @@ class Notifier:
             await self._refresh_message(m)
 
 
-def _channel_row(channel_id: int, kind: str, m) -> dict:
+def _channel_row(channel_id: int, kind: str, m: MarketSummary) -> dict:
     return {
         "target": f"channel:{channel_id}",
         "lane": CHANNEL,
@@ -475,7 +475,7 @@ def _channel_row(channel_id: int, kind: str, m) -> dict:
     }
 
 
-def _dm_row(user_id: int, content: str, m) -> dict:
+def _dm_row(user_id: int, content: str, m: MarketSummary) -> dict:
     return {
         "target": f"dm:{user_id}",
         "lane": DM,

@@ -7,16 +7,21 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
 
 import discord
 
 from betting.selectors import Portfolio
 from markets.amm import SHARE_SCALE
 from markets.selectors import MarketSummary
+from points.models import GuildSettings
 from points.selectors import HistoryRow, LeaderboardRow
 
 from . import limits
 from .limits import escape, fit
+
+if TYPE_CHECKING:
+    from .actions import TradeResult
 
 BAR_WIDTH = 10
 STATUS_BADGE = {"open": "🟢", "closed": "🟡", "resolved": "✅", "cancelled": "❌"}
@@ -126,6 +131,17 @@ def market_embed(m: MarketSummary) -> discord.Embed:
     return limits.embed_fit(embed)
 
 
+def chart_embed(m: MarketSummary) -> discord.Embed:
+    """The embed around a price chart: the market's title, the PNG (sent with it as
+    `chart.png`), and how many trades it shows."""
+    embed = discord.Embed(title=market_title(m), colour=STATUS_COLOUR.get(m.status))
+    embed.set_image(url="attachment://chart.png")
+    what = "share of the pool" if m.mechanism == "parimutuel" else "probability"
+    trades = "1 trade" if m.trade_count == 1 else f"{points(m.trade_count)} trades"
+    embed.set_footer(text=f"Each outcome's {what} over time · {trades} · times in UTC")
+    return limits.embed_fit(embed)
+
+
 def market_list_embed(
     markets: Sequence[MarketSummary],
     *,
@@ -162,7 +178,7 @@ def market_list_embed(
     return limits.embed_fit(embed)
 
 
-def trade_text(result) -> str:
+def trade_text(result: TradeResult) -> str:
     """The reply to a trade: shares received or points returned, average price, new probability."""
     m, label = result.market, escape(result.label)
     prob = percent(result.probability)
@@ -225,7 +241,7 @@ def portfolio_embed(portfolio: Portfolio, *, name: str) -> discord.Embed:
     return limits.embed_fit(embed)
 
 
-def holdings_text(m: MarketSummary, holdings, balance: int | None) -> str:
+def holdings_text(m: MarketSummary, holdings: Sequence[Any], balance: int | None) -> str:
     if not holdings:
         text = f"You have no position in #{m.id}."
     else:
@@ -288,7 +304,7 @@ def history_embed(rows: Sequence[HistoryRow], *, page: int) -> discord.Embed:
     return limits.embed_fit(embed)
 
 
-def settings_embed(gs) -> discord.Embed:
+def settings_embed(gs: GuildSettings) -> discord.Embed:
     embed = discord.Embed(title="Server settings", colour=discord.Colour.blurple())
     embed.add_field(name="Starting balance", value=points(gs.starting_balance))
     embed.add_field(name="Daily bonus", value=points(gs.daily_bonus) if gs.daily_bonus else "off")
@@ -325,7 +341,7 @@ def closed_dm(m: MarketSummary, *, refund_hours: int) -> str:
     )
 
 
-def result_dm(m: MarketSummary, result, *, cancelled: bool, refunded_all: bool) -> str:
+def result_dm(m: MarketSummary, result: Any, *, cancelled: bool, refunded_all: bool) -> str:
     """One trader's result: won X / lost Y / refunded Z."""
     head = f"#{m.id} “{escape(m.question)}”"
     if cancelled or refunded_all:

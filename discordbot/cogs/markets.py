@@ -10,7 +10,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import re
-from typing import TYPE_CHECKING
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
 
 import discord
 from discord import app_commands
@@ -76,7 +77,7 @@ def market_choices(*, guild_id: int, current: str, statuses: list[str] | None) -
     )
 
 
-def market_autocomplete(statuses: list[str] | None):
+def market_autocomplete(statuses: list[str] | None) -> Callable[..., Any]:
     """Markets of this guild in `statuses` whose question (or number) matches the typed text,
     newest first, each with its leading outcome."""
 
@@ -109,7 +110,9 @@ def market_autocomplete(statuses: list[str] | None):
     return complete
 
 
-async def outcome_autocomplete(interaction: discord.Interaction, current: str):
+async def outcome_autocomplete(
+    interaction: discord.Interaction, current: str
+) -> list[app_commands.Choice[int]]:
     """The outcomes of the market chosen in the same command, with their current price."""
     chosen = getattr(interaction.namespace, "market", None)
     if interaction.guild_id is None or not chosen:
@@ -131,7 +134,9 @@ async def outcome_autocomplete(interaction: discord.Interaction, current: str):
     ][: limits.AUTOCOMPLETE_RESULTS]
 
 
-async def category_autocomplete(interaction: discord.Interaction, current: str):
+async def category_autocomplete(
+    interaction: discord.Interaction, current: str
+) -> list[app_commands.Choice[str]]:
     if interaction.guild_id is None:
         return []
     try:
@@ -355,6 +360,13 @@ class Markets(commands.Cog):
             return reply
 
         await respond(interaction, body, action="market.show", ephemeral=False)
+
+    @market.command(name="chart")
+    @app_commands.describe(market="The market (type to search, or its number like #12)")
+    @app_commands.autocomplete(market=market_autocomplete(None))
+    async def chart(self, interaction: discord.Interaction, market: str) -> None:
+        """Post a chart of a market's price history in this channel."""
+        await market_ui.chart_show(interaction, market, ephemeral=False)
 
     @market.command(name="list")
     @app_commands.describe(status="Which markets (default: open)", category="Only this category")
