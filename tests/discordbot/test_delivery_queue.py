@@ -22,6 +22,10 @@ pytestmark = pytest.mark.django_db(transaction=True)
 
 TRADERS = 1_000
 FIRST_TRADER = 700_000_000_000_000_000
+DM_INTERVAL = 0.015
+"""DM pacing for the test: a DM to a new member is two requests, so at most ~133 requests a
+second, under the fake's global limit (200/s here; Discord's is 50/s, which production's
+DISCORD_DM_INTERVAL of 0.5 s keeps well below)."""
 
 
 def bets_place(market_id: int, users: list[int]) -> None:
@@ -57,7 +61,7 @@ async def test_a_settlement_of_1000_traders_delivers_every_dm_once(members, caps
     # Discord's DM anti-spam: after 300 new DM channels it refuses more (40003) until the test
     # lifts it (a fixed point rather than a rate, so the test does not depend on machine speed).
     fake.anti_spam(300, 3600.0)
-    h = await Harness.start(fake=fake, dm_interval=0.002)
+    h = await Harness.start(fake=fake, dm_interval=DM_INTERVAL)
     traders = [FIRST_TRADER + i for i in range(TRADERS)]
     closed = set(traders[::97])
     try:
@@ -127,7 +131,7 @@ async def test_a_settlement_of_1000_traders_delivers_every_dm_once(members, caps
 
         await wait_for(h, dms_sent(600), timeout=120)
         # A restart in the middle: the new process resumes from the queue.
-        h = await h.restart(dm_interval=0.002)
+        h = await h.restart(dm_interval=DM_INTERVAL)
         n = notifier(h)
         while await n.plan_once():
             pass
