@@ -17,7 +17,7 @@ def copies_from_markets(apps, schema_editor):
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('discordbot', '0002_delivery_queue'),
+        ('discordbot', '0003_delivery_queue'),
         ('markets', '0002_append_only_events'),
     ]
 

@@ -6,7 +6,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('discordbot', '0001_initial'),
+        ('discordbot', '0002_pending_answer'),
     ]
 
     operations = [
