@@ -1,7 +1,10 @@
 """1000 simultaneous `/bet` interactions through the offline Discord harness: the real bot, the
 real services and database, a fake Discord on 127.0.0.1 that drops any first response later than
 3 seconds. Prints p50/p99 of the first response (the defer Discord must see within 3 s) and of
-completion (the final reply), and how many first responses came later than 3 s.
+completion (the final reply), and how many first responses came later than 3 s. Meanwhile
+`--autocompletes` (30) members type in `/bet`'s market option, spread over the burst: prints how
+many got no choices (target 0) and the p99 autocomplete latency from Discord's creation of the
+interaction (its 3 s deadline).
 
     .venv/bin/python bench/discord_burst.py --db sqlite
     .venv/bin/python bench/discord_burst.py --db postgres [--workers 8]
@@ -67,6 +70,14 @@ def percentile(values: list[float], p: float) -> float:
     return ordered[k]
 
 
+def reply_text(exchange) -> str:
+    """The reply's text, or "" for an interaction Discord dropped (no reply at all)."""
+    try:
+        return exchange.text
+    except AssertionError:
+        return ""
+
+
 async def burst(args) -> int:
     from django.db import connection
 
@@ -123,8 +134,21 @@ async def burst(args) -> int:
         f"{args.latency * 1000:.0f} ms"
     )
     started = time.monotonic()
-    exchanges = await h.send_many(payloads, timeout=1800)
+    bets = asyncio.ensure_future(h.send_many(payloads, timeout=1800))
+    typed = []
+    h.guild_id = base_guild
+    for i in range(args.autocompletes):
+        await asyncio.sleep(args.autocomplete_every)
+        member = Member(810_000_000_000_000_000 + i, f"typist{i}")
+        typed.append(h.feed(h.autocomplete("bet", member, "market", market="Benchmark")))
+    exchanges = await bets
+    await h.settle(timeout=60)
     wall = time.monotonic() - started
+    choices = [
+        len(ex.callback.json["data"]["choices"]) if ex.callback is not None else 0 for ex in typed
+    ]
+    empty = sum(1 for n in choices if n == 0)
+    typed_age = [ex.first_response_age for ex in typed if ex.first_response_age is not None]
 
     first = [ex.first_response_seconds for ex in exchanges]
     missing = sum(1 for f in first if f is None)
@@ -132,7 +156,7 @@ async def burst(args) -> int:
     completion = [ex.completion_seconds for ex in exchanges]
     late = sum(1 for f in first_ok if f > 3.0) + missing
     refused = sum(1 for ex in exchanges if ex.rejected)
-    bought = sum(1 for ex in exchanges if ex.original is not None and "You bought" in ex.text)
+    bought = sum(1 for ex in exchanges if "You bought" in reply_text(ex))
     trades = await h.bot.db(lambda: Trade.objects.count())
     audit = await h.bot.db(ledger_audit)
     await h.close()
@@ -148,6 +172,12 @@ async def burst(args) -> int:
     )
     print(f"first response > 3 s {late:8d}   (no response at all: {missing})")
     print(f"refused by Discord   {refused:8d}   replies 'You bought': {bought}   trades: {trades}")
+    if typed:
+        print(
+            f"autocomplete         {len(typed)} typed during the burst: {empty} empty   "
+            f"p50 {percentile(typed_age, 50) * 1000:7.1f} ms   "
+            f"p99 {percentile(typed_age, 99) * 1000:7.1f} ms (from creation)"
+        )
     print(f"ledger audit         {'ok' if audit.ok else 'FAILED: ' + str(audit.violations[:3])}")
     print(f"mean completion      {statistics.mean(completion):8.2f} s")
     sizes = h.bot.trades.batch_sizes
@@ -156,7 +186,7 @@ async def burst(args) -> int:
             f"trade batches        {len(sizes):8d}   mean size {statistics.mean(sizes):.1f}   "
             f"largest {max(sizes)}"
         )
-    return 0 if late == 0 and audit.ok and trades == args.bets else 1
+    return 0 if late == 0 and empty == 0 and audit.ok and trades == args.bets else 1
 
 
 def main() -> int:
@@ -167,6 +197,12 @@ def main() -> int:
     parser.add_argument("--moderators", action="store_true")
     parser.add_argument("--workers", type=int, default=0, help="Database threads (default: auto)")
     parser.add_argument("--latency", type=float, default=0.0, help="Seconds per fake reply")
+    parser.add_argument(
+        "--autocompletes", type=int, default=30, help="Autocompletes typed during the burst"
+    )
+    parser.add_argument(
+        "--autocomplete-every", type=float, default=0.1, help="Seconds between them"
+    )
     args = parser.parse_args()
 
     where = configure(args.db)

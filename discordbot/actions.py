@@ -17,7 +17,8 @@ import datetime as dt
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from django.db import IntegrityError, transaction
+from django.db import transaction
+from django.db.models import F, Q
 from django.utils import timezone
 
 from betting import services as betting_services
@@ -35,7 +36,7 @@ from points.models import GuildSettings, Transfer
 from points.services import audit_record, guild_settings_get_or_create, wallet_get_or_create
 
 from . import parsing
-from .models import MemberPreference, NotificationCursor, NotificationDelivery
+from .models import MarketMessage, MemberPreference, NotificationCursor, NotificationDelivery
 from .permissions import (
     MSG_FORCE,
     Actor,
@@ -291,9 +292,12 @@ def market_create_for_interaction(
     mechanism: str = Market.Mechanism.AMM,
     liquidity: int | None = None,
     idempotency_key: str,
+    channel_id: int | None = None,
 ) -> MarketSummary:
     """Create a market if the guild lets this member (`creator_role_ids`, DOMAIN §2); only
-    moderators choose the liquidity, since the treasury provides it."""
+    moderators choose the liquidity, since the treasury provides it. `channel_id`: where the
+    reply will post the market, claimed at once so the announcement does not post it there a
+    second time."""
     gs = guild_settings_get_or_create(guild_id=guild_id)
     policy = Policy.from_settings(gs)
     require_creator(policy, actor)
@@ -311,6 +315,8 @@ def market_create_for_interaction(
         liquidity=liquidity,
         idempotency_key=idempotency_key,
     )
+    if channel_id:
+        market_copy_claim(market_id=market.pk, channel_id=channel_id)
     return market_selectors.market_get(market_id=market.pk, guild_id=guild_id)
 
 
@@ -318,6 +324,77 @@ def market_message_set_for_interaction(*, market_id: int, channel_id: int, messa
     market_services.market_message_set(
         market_id=market_id, channel_id=channel_id, message_id=message_id
     )
+
+
+# --- Copies of market messages ---------------------------------------------------------------
+
+MARKET_COPIES_REFRESHED = 20
+"""The newest copies of a market that are kept up to date (each costs one edit per refresh)."""
+
+
+def market_copy_claim(*, market_id: int, channel_id: int) -> bool:
+    """Claim `channel_id` for a copy about to be posted. False if the market already has a
+    copy (or a claim) there: then nothing is posted a second time."""
+    validate_snowflake(channel_id, what="channel_id")
+    with transaction.atomic():
+        if MarketMessage.objects.filter(market_id=market_id, channel_id=channel_id).exists():
+            return False
+        MarketMessage.objects.create(market_id=market_id, channel_id=channel_id)
+    return True
+
+
+def market_copy_record(*, market_id: int, channel_id: int, message_id: int) -> None:
+    """Remember a posted copy (filling the channel's claim if there is one). The first copy
+    is also the market's own message (where summaries go when no channel is set)."""
+    validate_snowflake(channel_id, what="channel_id")
+    validate_snowflake(message_id, what="message_id")
+    with transaction.atomic():
+        claimed = MarketMessage.objects.filter(
+            market_id=market_id, channel_id=channel_id, message_id=None
+        ).update(message_id=message_id)
+        if not claimed:
+            MarketMessage.objects.get_or_create(
+                channel_id=channel_id, message_id=message_id, defaults={"market_id": market_id}
+            )
+    if not Market.objects.filter(pk=market_id).exclude(message_id=None).exists():
+        market_services.market_message_set(
+            market_id=market_id, channel_id=channel_id, message_id=message_id
+        )
+
+
+def market_copy_in_channel(*, market_id: int, channel_id: int) -> str | None:
+    """ "posted" if the market has a copy in the channel, "claimed" if one is being posted there
+    (claimed less than `CLAIM_SECONDS` ago), None otherwise."""
+    rows = MarketMessage.objects.filter(market_id=market_id, channel_id=channel_id).values_list(
+        "message_id", "created_at"
+    )
+    now = timezone.now()
+    state = None
+    for message_id, created_at in rows:
+        if message_id is not None:
+            return "posted"
+        if (now - created_at).total_seconds() < CLAIM_SECONDS:
+            state = "claimed"
+    return state
+
+
+CLAIM_SECONDS = 60.0
+"""How long a claim holds a channel: a reply that never arrived frees it after this."""
+
+
+def market_copies(*, market_id: int) -> list[tuple[int, int, int]]:
+    """(row id, channel id, message id) of the market's active copies, newest first."""
+    return list(
+        MarketMessage.objects.filter(market_id=market_id, active=True)
+        .exclude(message_id=None)
+        .order_by("-id")
+        .values_list("id", "channel_id", "message_id")[:MARKET_COPIES_REFRESHED]
+    )
+
+
+def market_copy_retire(*, copy_id: int, detail: str) -> None:
+    """Stop refreshing a copy Discord says is gone or out of reach."""
+    MarketMessage.objects.filter(pk=copy_id).update(active=False, detail=detail[:200])
 
 
 def market_close_for_interaction(
@@ -580,15 +657,68 @@ def notification_cursor_start(*, name: str, after: dt.datetime) -> int:
     return row.last_event_id
 
 
-def notification_delivery_record(
-    *, event_id: int, target: str, status: str, detail: str = ""
-) -> bool:
-    """Remember one delivery; False if it was already recorded (by an earlier run)."""
-    try:
-        with transaction.atomic():
-            NotificationDelivery.objects.create(
-                event_id=event_id, target=target[:60], status=status, detail=detail[:200]
-            )
-    except IntegrityError:
-        return False
-    return True
+def notifications_enqueue(*, name: str, event_id: int, rows: list[dict]) -> int:
+    """Queue the messages one event owes (`rows`: target, lane, kind, market_id, content) and
+    move notifier `name`'s cursor past the event, in one transaction: a restart either plans the
+    event again (adding nothing: one row per event and target) or not at all. Returns how many
+    rows were new."""
+    with transaction.atomic():
+        before = NotificationDelivery.objects.filter(event_id=event_id).count()
+        NotificationDelivery.objects.bulk_create(
+            [
+                NotificationDelivery(
+                    event_id=event_id,
+                    status=NotificationDelivery.Status.PENDING,
+                    target=row["target"][:60],
+                    lane=row["lane"],
+                    kind=row["kind"],
+                    market_id=row.get("market_id"),
+                    content=row.get("content", ""),
+                )
+                for row in rows
+            ],
+            ignore_conflicts=True,
+        )
+        notification_cursor_advance(name=name, event_id=event_id)
+        return NotificationDelivery.objects.filter(event_id=event_id).count() - before
+
+
+def notifications_due(*, lane: str, now: dt.datetime, limit: int) -> list[NotificationDelivery]:
+    """Pending rows of `lane` whose time has come, oldest first."""
+    return list(
+        NotificationDelivery.objects.filter(lane=lane, status=NotificationDelivery.Status.PENDING)
+        .filter(Q(next_attempt_at__isnull=True) | Q(next_attempt_at__lte=now))
+        .order_by("next_attempt_at", "id")[:limit]
+    )
+
+
+def notification_next_due(*, lane: str) -> dt.datetime | None:
+    """When the next pending row of `lane` may be tried (None: nothing pending)."""
+    row = (
+        NotificationDelivery.objects.filter(lane=lane, status=NotificationDelivery.Status.PENDING)
+        .order_by("next_attempt_at")
+        .values_list("next_attempt_at", "id")
+        .first()
+    )
+    if row is None:
+        return None
+    return row[0] or dt.datetime.min.replace(tzinfo=dt.UTC)
+
+
+def notification_finish(*, delivery_id: int, status: str, detail: str = "") -> None:
+    """Record the outcome of a pending row (sent, skipped or failed for good)."""
+    NotificationDelivery.objects.filter(
+        pk=delivery_id, status=NotificationDelivery.Status.PENDING
+    ).update(status=status, detail=detail[:200], sent_at=timezone.now())
+
+
+def notification_postpone(
+    *, delivery_id: int, until: dt.datetime, detail: str, count_attempt: bool
+) -> int:
+    """Put a pending row back until `until`; `count_attempt` for failures (not for Discord
+    asking to slow down). Returns the row's attempts."""
+    changes: dict = {"next_attempt_at": until, "detail": detail[:200]}
+    if count_attempt:
+        changes["attempts"] = F("attempts") + 1
+    NotificationDelivery.objects.filter(pk=delivery_id).update(**changes)
+    return NotificationDelivery.objects.values_list("attempts", flat=True).get(pk=delivery_id)

@@ -6,7 +6,11 @@ until it logs in.
 the commands to `DISCORD_DEV_GUILD_ID` when that is set (globally only when asked). Database work
 runs through `PredictionBot.db`, which wraps `channels.db.database_sync_to_async` around a
 dedicated thread pool: one thread on SQLite (it serialises writers anyway), several on
-PostgreSQL, so a trade waiting on a row lock never holds up the event loop.
+PostgreSQL, so a trade waiting on a row lock never holds up the event loop. Latency-critical
+reads (autocomplete, the Buy button's status check, the policy cache) run through
+`PredictionBot.db_fast` on a small pool of their own, so a burst of trades queued in `db` never
+empties an autocomplete; cache calls (rate limits) have their own threads too, so a hung Redis
+holds up neither.
 """
 
 from __future__ import annotations
@@ -57,6 +61,10 @@ EXTENSIONS = (
     "discordbot.cogs.drip",
 )
 POLICY_TTL_SECONDS = 60.0
+POLICY_CACHE_SIZE = 10_000
+"""Guilds whose policy is kept; the least recently loaded are dropped past it."""
+FAST_DB_WORKERS = 2
+CACHE_WORKERS = 4
 DB_POOL_CHECK = "bot_db_pool"
 """The external health check that reports the bot's database threads stalled (issue 12)."""
 INVITE_SCOPES = ("bot", "applications.commands")
@@ -162,8 +170,11 @@ class PolicyCache:
 
     async def _refresh(self, guild_id: int) -> None:
         try:
-            policy = await self.bot.db(policy_get, guild_id=guild_id)
+            policy = await self.bot.db_fast(policy_get, guild_id=guild_id)
+            self._entries.pop(guild_id, None)
             self._entries[guild_id] = (time.monotonic(), policy)
+            while len(self._entries) > POLICY_CACHE_SIZE:  # dicts keep insertion order
+                self._entries.pop(next(iter(self._entries)))
         except Exception:
             logger.warning("could not load the policy of guild %s", guild_id, exc_info=True)
         finally:
@@ -197,6 +208,12 @@ class PredictionBot(commands.AutoShardedBot):
         self._db_pool = concurrent.futures.ThreadPoolExecutor(
             max_workers=max(1, config.db_workers), thread_name_prefix="bot-db"
         )
+        self._fast_pool = concurrent.futures.ThreadPoolExecutor(
+            max_workers=FAST_DB_WORKERS, thread_name_prefix="bot-db-fast"
+        )
+        self._cache_pool = concurrent.futures.ThreadPoolExecutor(
+            max_workers=CACHE_WORKERS, thread_name_prefix="bot-cache"
+        )
         self._cache_inline = isinstance(cache, LocMemCache)
         self.trades = MarketBatcher(self._trades_serve, cap=MAX_BATCH)
         self.db_watch = PoolWatch(max(1, config.db_workers), stall_after=config.answer_budget)
@@ -226,6 +243,17 @@ class PredictionBot(commands.AutoShardedBot):
             raise StillWorking(pending, budget)
         return pending.result()
 
+    async def db_fast(self, func: Callable[..., T], /, **kwargs: Any) -> T:
+        """Like `db`, on the latency-critical reads' own threads: short reads a member is
+        waiting on (autocomplete, status checks, policies) never queue behind trades."""
+        call = database_sync_to_async(func, thread_sensitive=False, executor=self._fast_pool)
+        return await call(**kwargs)
+
+    @property
+    def cache_is_local(self) -> bool:
+        """True when the cache is this process's memory (no network I/O to wait on)."""
+        return self._cache_inline
+
     async def _trades_serve(self, market_id: int, asks: Sequence[actions.TradeAsk]) -> list:
         return await self.db(actions.trades_for_interactions, market_id=market_id, asks=asks)
 
@@ -240,10 +268,12 @@ class PredictionBot(commands.AutoShardedBot):
         return result
 
     async def cache_call(self, func: Callable[..., T], /, **kwargs: Any) -> T:
-        """Run a cache-only function: inline for the in-process cache, in a thread for Redis."""
+        """Run a cache-only function: inline for the in-process cache, in the cache threads for
+        Redis (never the loop's default executor, which a hung Redis would fill)."""
         if self._cache_inline:
             return func(**kwargs)
-        return await asyncio.to_thread(func, **kwargs)
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._cache_pool, lambda: func(**kwargs))
 
     def spawn(self, coro: Coroutine[Any, Any, Any]) -> asyncio.Task:
         """A background task the bot keeps a reference to (so it is not garbage-collected)."""
@@ -276,17 +306,58 @@ class PredictionBot(commands.AutoShardedBot):
             await self.sync_commands()
 
     async def sync_commands(self) -> list[app_commands.AppCommand]:
-        """Sync to the development guild when configured (instant), globally when asked."""
+        """Sync so that every guild lists each command once.
+
+        - Globally when asked (`sync_global`): the global commands are replaced, and the
+          development guild's own copies are cleared (else it would list every command twice).
+        - Otherwise to the development guild (instant): its copies are replaced; global
+          commands left by an earlier global sync would show twice there, which is logged with
+          the way out (global commands cannot be hidden from one guild).
+
+        Discord refusing a sync (403: the bot is not in the guild or lacks the
+        applications.commands scope) is logged, never fatal: the bot still answers with the
+        commands Discord already has."""
         synced: list[app_commands.AppCommand] = []
-        if self.config.dev_guild_id:
-            guild = discord.Object(id=self.config.dev_guild_id)
-            self.tree.copy_global_to(guild=guild)
-            synced = await self.tree.sync(guild=guild)
-            logger.info("synced %d commands to guild %s", len(synced), self.config.dev_guild_id)
+        dev = self.config.dev_guild_id
+        guild = discord.Object(id=dev) if dev else None
         if self.config.sync_global:
-            synced = await self.tree.sync()
-            logger.info("synced %d commands globally", len(synced))
+            synced = await self._sync_logged(None) or []
+            if guild is not None:
+                self.tree.clear_commands(guild=guild)
+                await self._sync_logged(guild)
+        elif guild is not None:
+            self.tree.copy_global_to(guild=guild)
+            synced = await self._sync_logged(guild) or []
+            try:
+                stale = await self.tree.fetch_commands()
+            except discord.HTTPException:
+                stale = []
+            if stale:
+                logger.warning(
+                    "%d global commands exist too, so guild %s lists them twice; run once with "
+                    "--sync-global to replace them (the dev guild's copies are then cleared)",
+                    len(stale),
+                    dev,
+                )
         self.synced = synced
+        return synced
+
+    async def _sync_logged(
+        self, guild: discord.abc.Snowflake | None
+    ) -> list[app_commands.AppCommand] | None:
+        where = f"to guild {guild.id}" if guild else "globally"
+        try:
+            synced = await self.tree.sync(guild=guild)
+        except discord.HTTPException as exc:
+            logger.error(
+                "could not sync commands %s: %s %s (is the bot in that guild, invited with the "
+                "applications.commands scope?)",
+                where,
+                exc.status,
+                exc.text,
+            )
+            return None
+        logger.info("synced %d commands %s", len(synced), where)
         return synced
 
     async def close(self) -> None:
@@ -298,7 +369,8 @@ class PredictionBot(commands.AutoShardedBot):
             # sharded close() expects the queue `connect()` creates.
             self._AutoShardedClient__queue = asyncio.PriorityQueue()
         await super().close()
-        self._db_pool.shutdown(wait=False, cancel_futures=True)
+        for pool in (self._db_pool, self._fast_pool, self._cache_pool):
+            pool.shutdown(wait=False, cancel_futures=True)
 
     # --- Events ------------------------------------------------------------------------------
 

@@ -2,7 +2,11 @@
 
 `respond()` runs every command, button, select and modal submission the same way:
 1. rate limits (DOMAIN §7; moderators exempt) are checked against the cache, not the database,
-   so a refusal is immediate;
+   so a refusal is immediate; the check must end `PRE_ACK_DEADLINE` seconds after Discord
+   created the interaction (its snowflake), or it is skipped (fail open, logged and counted in
+   `pm_bot_pre_ack_budget_exceeded_total`): a hung Redis cannot make the bot miss Discord's
+   3-second deadline (DOMAIN §8). Modals (which cannot follow a defer) use the same budget for
+   what they check first;
 2. the interaction is deferred *before* any database work, because a trade can wait on a row
    lock and Discord drops interactions not answered within 3 seconds (DOMAIN §8);
 3. the body runs (parse → service or selector through `bot.db` → render) and returns a `Reply`;
@@ -35,7 +39,7 @@ import re
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import aiohttp
 import discord
@@ -52,6 +56,7 @@ if TYPE_CHECKING:
     from .bot import PredictionBot
 
 logger = logging.getLogger(__name__)
+T = TypeVar("T")
 
 MSG_ERROR = (
     "Something went wrong (error id {error_id}). Please check the result (for example with "
@@ -95,6 +100,8 @@ class Reply:
     ephemeral: bool = True
     edit: bool = False
     after_send: Callable[[discord.Message], Awaitable[None]] | None = None
+    allowed_mentions: discord.AllowedMentions | None = None
+    """Who the reply may ping; None keeps the bot's default (nobody)."""
 
     def kwargs(self) -> dict[str, Any]:
         out: dict[str, Any] = {
@@ -103,6 +110,8 @@ class Reply:
         }
         if self.view is not None:
             out["view"] = self.view
+        if self.allowed_mentions is not None:
+            out["allowed_mentions"] = self.allowed_mentions
         return out
 
 
@@ -126,6 +135,62 @@ def age(interaction: discord.Interaction) -> float:
     return max(0.0, time.time() - interaction.created_at.timestamp())
 
 
+PRE_ACK_DEADLINE = 0.6
+"""Seconds after Discord created an interaction by which every check that runs before its first
+response (rate limit, the Buy button's status check) must have finished. The gateway usually
+delivers an interaction 0.1–0.3 s after its creation; the rest of Discord's 3 s is margin for a
+loaded event loop and the response's own round trip."""
+
+
+def remaining(interaction: discord.Interaction, deadline: float = PRE_ACK_DEADLINE) -> float:
+    """Seconds left until `deadline` (seconds of the interaction's age); at least 0."""
+    return max(0.0, deadline - age(interaction))
+
+
+_budget_logged: dict[str, tuple[float, int]] = {}
+"""step → (when its last budget miss was logged, misses since): one line per step every
+`BUDGET_LOG_SECONDS`, so a burst on a sick cache does not flood the log (the metric counts
+every miss)."""
+BUDGET_LOG_SECONDS = 10.0
+
+
+async def within_budget(
+    interaction: discord.Interaction,
+    awaitable: Awaitable[T],
+    *,
+    step: str,
+    deadline: float = PRE_ACK_DEADLINE,
+) -> tuple[bool, T | None]:
+    """Await `awaitable` until the interaction is `deadline` seconds old. Returns (True, result),
+    or (False, None) when the budget ran out (or had run out before it started): the caller goes
+    ahead without the result (fail open), and the miss is logged and counted."""
+    left = remaining(interaction, deadline)
+    try:
+        if left <= 0:
+            if asyncio.iscoroutine(awaitable):
+                awaitable.close()
+            raise TimeoutError
+        return True, await asyncio.wait_for(awaitable, timeout=left)
+    except TimeoutError:
+        metrics.pre_ack_budget_exceeded(step)
+        now = time.monotonic()
+        last, missed = _budget_logged.get(step, (0.0, 0))
+        if now - last >= BUDGET_LOG_SECONDS:
+            logger.warning(
+                "interaction %s: %s ran out of its %.1f s budget (age %.2f s; %d more misses "
+                "since the last line); going ahead without it",
+                interaction.id,
+                step,
+                deadline,
+                age(interaction),
+                missed,
+            )
+            _budget_logged[step] = (now, 0)
+        else:
+            _budget_logged[step] = (last, missed + 1)
+        return False, None
+
+
 def observe(interaction: discord.Interaction, action: str, outcome: str = "ok") -> None:
     """Record an interaction answered at once (a modal or a refusal) in the metrics."""
     elapsed = age(interaction)
@@ -140,7 +205,8 @@ async def rate_limited(
     interaction: discord.Interaction, rules: Sequence[ratelimit.Rule]
 ) -> ratelimit.Limited | None:
     """Count this interaction against `rules`; moderators are exempt. Uses only the interaction
-    and the bot's cached guild policy, never the database."""
+    and the bot's cached guild policy, never the database, and gives up (None: not limited)
+    once the interaction is `PRE_ACK_DEADLINE` old."""
     if not rules or interaction.guild_id is None:
         return None
     bot: PredictionBot = interaction.client  # type: ignore[assignment]
@@ -150,9 +216,13 @@ async def rate_limited(
         return None
     if policy is not None:
         rules = ratelimit.with_guild_limit(rules, policy.requests_per_minute)
-    limited = await bot.cache_call(
+    check = bot.cache_call(
         ratelimit.check, guild_id=interaction.guild_id, user_id=who.user_id, rules=rules
     )
+    if bot.cache_is_local:  # in-process memory: no I/O, nothing can stall
+        limited = await check
+    else:
+        _, limited = await within_budget(interaction, check, step="ratelimit")
     if limited is not None:
         metrics.ratelimit_refused(limited.rule.metric_scope)
     return limited
@@ -254,9 +324,12 @@ async def gate(
         return fresh, (await rate_limited(interaction, rules) if fresh else None)
 
     task = asyncio.ensure_future(both())
-    done, _ = await asyncio.wait({task}, timeout=bot.config.gate_budget)
+    # The budget runs on Discord's clock (from the interaction's creation), capped by the bot's.
+    budget = min(bot.config.gate_budget, remaining(interaction))
+    done, _ = await asyncio.wait({task}, timeout=budget)
     if not done:
         logger.warning("cache too slow before acknowledging %s: limits open", interaction.id)
+        metrics.pre_ack_budget_exceeded("gate")
         task.add_done_callback(lambda t: t.cancelled() or t.exception())
         return True, None
     return task.result()

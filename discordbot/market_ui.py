@@ -34,7 +34,6 @@ MSG_CLOSED = "Market #{market_id} is {status}: trading is over. {hint}"
 MSG_NO_SELL_POOL = "Pool markets don't support selling: stakes stay in until the market settles."
 MSG_NOTHING_TO_SELL = "You hold no shares in market #{market_id}."
 MSG_PICK_SELL = "Which outcome of #{market_id} do you want to sell?"
-STATUS_CHECK_SECONDS = 1.5
 """How long a Buy click may wait for the database before opening the modal anyway (the trade
 re-checks the market), so the 3-second deadline holds even under load."""
 
@@ -321,25 +320,26 @@ def market_reply(m: MarketSummary, *, ephemeral: bool = False) -> Reply:
 async def buy_open(
     interaction: discord.Interaction, market_id: int, outcome: int, label: str
 ) -> None:
-    """Open the amount modal, unless the market is known to be closed. The status check may
-    wait at most `STATUS_CHECK_SECONDS`; after that the modal opens and the trade re-checks."""
+    """Open the amount modal, unless the market is known to be closed. The rate limit and the
+    status check run together and must finish by `interactions.PRE_ACK_DEADLINE` (measured from
+    the interaction's creation); past it the modal opens anyway and the trade re-checks."""
     bot = _bot(interaction)
     try:
-        limited = await interactions.rate_limited(interaction, ratelimit.REQUEST)
+        limit_task = asyncio.ensure_future(
+            interactions.rate_limited(interaction, ratelimit.REQUEST)
+        )
+        checked, summary = await interactions.within_budget(
+            interaction,
+            bot.db_fast(actions.market_in_guild, guild_id=interaction.guild_id, market=market_id),
+            step="status_check",
+        )
+        limited = await limit_task
         if limited is not None:
             await answer_now(interaction, limited.message)
             return
-        status = None
-        try:
-            summary = await asyncio.wait_for(
-                bot.db(actions.market_in_guild, guild_id=interaction.guild_id, market=market_id),
-                timeout=STATUS_CHECK_SECONDS,
-            )
-            status = summary.status
-            if 0 <= outcome < len(summary.outcomes):
-                label = summary.outcomes[outcome].label
-        except TimeoutError:
-            logger.warning("buy click on #%s: status check timed out; opening the modal", market_id)
+        status = summary.status if checked and summary is not None else None
+        if checked and summary is not None and 0 <= outcome < len(summary.outcomes):
+            label = summary.outcomes[outcome].label
         if status is not None and status != "open":
             await answer_now(
                 interaction,

@@ -17,23 +17,53 @@ class NotificationCursor(models.Model):
 
 
 class NotificationDelivery(models.Model):
-    """One message the notifier sent (or deliberately skipped) for one event. A restart in the
-    middle of an event re-reads these and sends only what is missing."""
+    """One message the notifier owes for one event: a row of the delivery queue while
+    `pending`, then the record that it was sent (or deliberately skipped, or given up). The
+    unique (event, target) pair is what makes every message go out at most once: planning an
+    event again (after a restart) adds nothing, and the workers send only pending rows.
+
+    Two lanes, each with its own worker: `channel` (announcements, settlement summaries) and
+    `dm` (paced for Discord's anti-spam), so a settlement of thousands of DMs never holds up an
+    announcement."""
 
     class Status(models.TextChoices):
+        PENDING = "pending"
         SENT = "sent"
         SKIPPED = "skipped"
         FAILED = "failed"
+
+    class Lane(models.TextChoices):
+        CHANNEL = "channel"
+        DM = "dm"
+
+    class Kind(models.TextChoices):
+        ANNOUNCE = "announce", "New market post (rendered when sent)"
+        SETTLEMENT = "settlement", "Resolution or cancellation summary (rendered when sent)"
+        DM = "dm", "Direct message (`content`)"
 
     event_id = models.BigIntegerField()
     target = models.CharField(max_length=60, help_text="dm:<user>, channel:<id> or edit:<id>")
     status = models.CharField(max_length=8, choices=Status.choices)
     detail = models.CharField(max_length=200, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
+    lane = models.CharField(max_length=8, choices=Lane.choices, default=Lane.CHANNEL)
+    kind = models.CharField(max_length=12, choices=Kind.choices, blank=True)
+    market_id = models.BigIntegerField(null=True, blank=True)
+    content = models.TextField(blank=True)
+    attempts = models.PositiveIntegerField(default=0)
+    next_attempt_at = models.DateTimeField(null=True, blank=True)
+    sent_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         constraints = [
             models.UniqueConstraint(fields=["event_id", "target"], name="one_delivery_per_target")
+        ]
+        indexes = [
+            models.Index(
+                fields=["lane", "next_attempt_at", "id"],
+                condition=models.Q(status="pending"),
+                name="delivery_due",
+            )
         ]
 
     def __str__(self) -> str:
@@ -58,6 +88,31 @@ class MemberPreference(models.Model):
     def __str__(self) -> str:
         state = "on" if self.dm_notifications else "off"
         return f"{self.user_id} @ {self.guild_id}: DMs {state}"
+
+
+class MarketMessage(models.Model):
+    """One copy of a market's message in Discord (the `/market create` reply, the
+    announcement, a `/market show`). Every active copy is refreshed when the market changes;
+    a copy Discord says is gone or out of reach (403/404) is retired. A row without a message
+    id is a claim: the copy is being posted in that channel, so the announcement does not post
+    a second one there."""
+
+    market_id = models.BigIntegerField(db_index=True)
+    channel_id = models.BigIntegerField()
+    message_id = models.BigIntegerField(null=True, blank=True)
+    active = models.BooleanField(default=True)
+    detail = models.CharField(max_length=200, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["channel_id", "message_id"], name="one_row_per_market_message"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"market {self.market_id} in {self.channel_id}/{self.message_id}"
 
 
 class PendingAnswer(models.Model):

@@ -1,22 +1,39 @@
-"""Discord notifications from the `MarketEvent` outbox (DOMAIN §6, STYLE §6).
+"""Discord notifications from the `MarketEvent` outbox (DOMAIN §6, STYLE §6), as a delivery
+queue.
 
-The notifier reads events by increasing id after its persisted cursor (`NotificationCursor`),
-announces each one, and moves the cursor past it only when every message for it is delivered or
-deliberately skipped. Each message is recorded in `NotificationDelivery` right after it is sent,
-so a restart in the middle of an event sends only what is missing: nothing is lost, and at most
-the one message in flight at the moment of a crash can repeat.
+Planning: the notifier reads events by increasing id after its persisted cursor
+(`NotificationCursor`) and turns each into the messages it owes — `NotificationDelivery` rows,
+one per (event, target), written in the same transaction that moves the cursor past the event.
+Sending: two workers, one per lane, send the rows that are due and record each outcome:
+
+- the `channel` lane posts announcements and settlement summaries;
+- the `dm` lane sends DMs one at a time, `dm_interval` apart, so a settlement of thousands of
+  traders never holds up the next announcement.
+
+What Discord answers decides what happens to a row: a 429 puts the lane to sleep for its
+`retry_after` (the row is not charged an attempt); 403 40003 ("opening DMs too fast") puts the
+DM lane to sleep for a growing back-off; a 5xx or a network error retries the row later with
+exponential back-off, up to `MAX_ATTEMPTS`; only 50007 (this member's DMs are closed) and
+10003/10008 (channel or message gone) are skipped. Every message is sent with a nonce that
+Discord enforces (`enforce_nonce`), so the one message in flight when the process dies is not
+posted twice when the restarted notifier sends it again; a restart resumes from the rows.
 
 - `market_created`: the market message (embed + buttons) in the guild's announcement channel.
 - `market_closed`: a DM to the creator ("resolve within N days or it is refunded"), and the
   market message is refreshed.
 - `market_resolved` / `market_cancelled`: a summary in the announcement channel (or where the
   market was posted) — winner, total paid, biggest winners — and a DM to each trader with their
-  own result, paced (`dm_interval`) for Discord's rate limits.
-- `trade`: the market message is refreshed, at most every `REFRESH_SECONDS` per market.
+  own result.
+- `trade`: the market's messages are refreshed, at most every `REFRESH_SECONDS`.
 
-Members who turned notifications off (`/notifications off`) get no DMs; a member whose DMs are
-closed (Discord answers 403) is skipped quietly. Events older than `max_age` are skipped (old
-news), which is also where a notifier running for the first time starts.
+Every copy of a market's message (the `/market create` reply, the announcement, each
+`/market show`) is a `MarketMessage` row and is refreshed on every change; a copy Discord says
+is gone or out of reach is retired. The announcement is not posted in a channel where the
+market already has a copy.
+
+Members who turned notifications off (`/notifications off`) get no DMs. Events older than
+`max_age` are skipped (old news), which is also where a notifier running for the first time
+starts.
 
 Run one notifier per deployment: the bot starts it in the process that holds shard 0.
 """
@@ -24,11 +41,12 @@ Run one notifier per deployment: the bot starts it in the process that holds sha
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import datetime as dt
 import logging
 import time
-from collections.abc import Awaitable, Callable
-from typing import TYPE_CHECKING, Any
+from collections import OrderedDict
+from typing import TYPE_CHECKING
 
 import aiohttp
 import discord
@@ -47,17 +65,57 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
-REFRESH_SECONDS = 15.0
-MAX_ATTEMPTS = 5
+REFRESH_SECONDS = 5.0
+"""At most one edit per market message in this many seconds: changes in between are coalesced
+into the next edit."""
+MAX_ATTEMPTS = 6
+"""Failed sends (5xx, network, refusals other than the skips) before a row is given up."""
+RETRY_BASE_SECONDS = 2.0
+RETRY_MAX_SECONDS = 300.0
+DM_TOO_FAST_SECONDS = 1.0
+"""First pause of the DM lane after 40003; it doubles while Discord keeps refusing."""
+DM_TOO_FAST_MAX_SECONDS = 120.0
+SKIP_CODES = {50007, 10003, 10008}
+"""Cannot send messages to this user; unknown channel; unknown message: sending again won't
+help. Every other refusal is retried."""
+CACHE_SIZE = 10_000
+"""Entries kept in the notifier's in-memory maps (DM channels, refresh times)."""
 SENT, SKIPPED, FAILED = (
     NotificationDelivery.Status.SENT,
     NotificationDelivery.Status.SKIPPED,
     NotificationDelivery.Status.FAILED,
 )
+CHANNEL, DM = NotificationDelivery.Lane.CHANNEL, NotificationDelivery.Lane.DM
+LANES = (CHANNEL, DM)
 
 
-class RetryLater(Exception):
-    """Discord or the network failed transiently; the event is retried on the next run."""
+class Bounded(OrderedDict):
+    """A dict that forgets its oldest entries past `size` (least recently set)."""
+
+    def __init__(self, size: int = CACHE_SIZE) -> None:
+        super().__init__()
+        self.size = size
+
+    def __setitem__(self, key: object, value: object) -> None:
+        super().__setitem__(key, value)
+        self.move_to_end(key)
+        while len(self) > self.size:
+            self.popitem(last=False)
+
+
+class Postpone(Exception):
+    """Discord asked the lane to wait (`pause` seconds) or the send failed transiently."""
+
+    def __init__(self, reason: str, *, delay: float, pause_lane: bool, count_attempt: bool):
+        super().__init__(reason)
+        self.reason = reason
+        self.delay = delay
+        self.pause_lane = pause_lane
+        self.count_attempt = count_attempt
+
+
+class AlreadyPosted(Exception):
+    """The market already has a copy in the announcement channel."""
 
 
 class Notifier:
@@ -75,68 +133,55 @@ class Notifier:
         self.batch_size = batch_size
         self.dm_interval = dm_interval
         self.max_age = max_age
-        self._dm_channels: dict[int, int] = {}
+        self._dm_channels: Bounded = Bounded()
         self._dirty: set[int] = set()
-        self._refreshed: dict[int, float] = {}
-        self._attempts: dict[int, int] = {}
-        self._lock = asyncio.Lock()
+        self._refreshed: Bounded = Bounded()
+        self._plan_lock = asyncio.Lock()
+        self._lane_locks = {lane: asyncio.Lock() for lane in LANES}
+        self._wake = {lane: asyncio.Event() for lane in LANES}
+        self._paused_until = {lane: 0.0 for lane in LANES}
+        self._too_fast = 0
+        self._workers: list[asyncio.Task] = []
 
-    async def run_once(self) -> int:
-        """Handle up to `batch_size` events after the cursor; returns how many were finished.
-        Stops at an event that must be retried (the cursor stays before it)."""
-        async with self._lock:
+    # --- Planning ----------------------------------------------------------------------------
+
+    async def plan_once(self) -> int:
+        """Queue the messages of up to `batch_size` events after the cursor (the cursor moves
+        past each event with its rows); returns how many events were planned."""
+        async with self._plan_lock:
             now = timezone.now()
             cursor = await self.bot.db(
                 actions.notification_cursor_start, name=self.name, after=now - self.max_age
             )
             events = await self.bot.db(market_events_after, after_id=cursor, limit=self.batch_size)
-            done = 0
             for event in events:
-                try:
-                    await self.handle(event, now=now)
-                except RetryLater:
-                    attempts = self._attempts.get(event.pk, 0) + 1
-                    self._attempts[event.pk] = attempts
-                    if attempts < MAX_ATTEMPTS:
-                        logger.warning("notification for event %s will be retried", event.pk)
-                        break
-                    logger.error("giving up on notifications for event %s", event.pk)
+                rows = await self.plan(event, now=now)
                 await self.bot.db(
-                    actions.notification_cursor_advance, name=self.name, event_id=event.pk
+                    actions.notifications_enqueue, name=self.name, event_id=event.pk, rows=rows
                 )
-                self._attempts.pop(event.pk, None)
-                done += 1
-            await self._refresh_dirty()
-            cursor = events[done - 1].pk if done else cursor
+                for lane in {row["lane"] for row in rows}:
+                    self._wake[lane].set()
+            cursor = events[-1].pk if events else cursor
             backlog = await self.bot.db(selectors.events_backlog, after_id=cursor)
             metrics.notification_backlog_set(backlog)
-            return done
+            return len(events)
 
-    async def drain(self) -> int:
-        """Run until the outbox is empty (or an event must wait for a retry)."""
-        total = 0
-        while True:
-            done = await self.run_once()
-            total += done
-            if done < self.batch_size:
-                return total
-
-    # --- Events ------------------------------------------------------------------------------
-
-    async def handle(self, event: MarketEvent, *, now: dt.datetime) -> None:
+    async def plan(self, event: MarketEvent, *, now: dt.datetime) -> list[dict]:
+        """The messages `event` owes (rows for `notifications_enqueue`); refreshes the market
+        message where the event changed it."""
         if event.created_at and event.created_at < now - self.max_age:
             logger.info("skipping notification for old event %s", event.pk)
-            return
+            return []
         if event.type == MarketEvent.Type.TRADE:
             self._dirty.add(event.market_id)
-            return
+            return []
         if event.type not in (
             MarketEvent.Type.CREATED,
             MarketEvent.Type.CLOSED,
             MarketEvent.Type.RESOLVED,
             MarketEvent.Type.CANCELLED,
         ):
-            return
+            return []
         settled = event.type in (MarketEvent.Type.RESOLVED, MarketEvent.Type.CANCELLED)
         ctx = await self.bot.db(
             selectors.event_context,
@@ -145,128 +190,272 @@ class Notifier:
             guild_id=event.guild_id,
             with_results=settled,
         )
-        if event.type == MarketEvent.Type.CREATED:
-            await self._announce(event, ctx)
-        elif event.type == MarketEvent.Type.CLOSED:
-            await self._closed(event, ctx)
-        else:
-            await self._settled(event, ctx)
-
-    async def _announce(self, event: MarketEvent, ctx: selectors.EventContext) -> None:
-        if not ctx.announce_channel_id:
-            return
         m = ctx.market
-        channel = self.bot.get_partial_messageable(ctx.announce_channel_id)
+        if event.type == MarketEvent.Type.CREATED:
+            if not ctx.announce_channel_id:
+                return []
+            return [_channel_row(ctx.announce_channel_id, NotificationDelivery.Kind.ANNOUNCE, m)]
+        if time.monotonic() - self._refreshed.get(m.id, -REFRESH_SECONDS) < REFRESH_SECONDS:
+            self._dirty.add(m.id)
+        else:
+            await self._refresh_message(m)
+        if event.type == MarketEvent.Type.CLOSED:
+            if m.creator_id in ctx.opted_out:
+                return []
+            text = render.closed_dm(m, refund_hours=ctx.auto_refund_hours)
+            return [_dm_row(m.creator_id, text, m)]
+        cancelled = event.type == MarketEvent.Type.CANCELLED
+        rows = []
+        where = ctx.announce_channel_id or m.channel_id
+        if where:
+            rows.append(_channel_row(where, NotificationDelivery.Kind.SETTLEMENT, m))
+        refunded_all = bool(event.payload.get("refunded_all"))
+        for result in ctx.results:
+            if result.user_id in ctx.opted_out or not result.spent:
+                continue
+            text = render.result_dm(m, result, cancelled=cancelled, refunded_all=refunded_all)
+            rows.append(_dm_row(result.user_id, text, m))
+        return rows
 
-        async def send() -> None:
+    # --- Running -----------------------------------------------------------------------------
+
+    async def run_once(self) -> int:
+        """Plan a batch of events, then send what is due in both lanes; returns how many events
+        were planned."""
+        planned = await self.plan_once()
+        await asyncio.gather(*(self.deliver_due(lane) for lane in LANES))
+        await self._refresh_dirty()
+        return planned
+
+    async def drain(self) -> int:
+        """Plan every event, then send until nothing is due (waiting out a lane's pause);
+        returns how many events were planned. Rows postponed past now stay queued."""
+        total = 0
+        while True:
+            planned = await self.plan_once()
+            total += planned
+            if planned < self.batch_size:
+                break
+        while True:
+            sent = sum(await asyncio.gather(*(self.deliver_due(lane) for lane in LANES)))
+            paused = [p - time.monotonic() for p in self._paused_until.values()]
+            waiting = [p for p in paused if p > 0]
+            if sent == 0 and not waiting:
+                break
+            if sent == 0:
+                await asyncio.sleep(min(waiting))
+        await self._refresh_dirty()
+        return total
+
+    def start(self) -> None:
+        """Start one worker per lane (the bot's background tasks)."""
+        if not self._workers:
+            self._workers = [self.bot.spawn(self._work(lane)) for lane in LANES]
+
+    async def stop(self) -> None:
+        for task in self._workers:
+            task.cancel()
+        await asyncio.gather(*self._workers, return_exceptions=True)
+        self._workers = []
+
+    async def _work(self, lane: str) -> None:
+        """Send the lane's due rows; then sleep until the next row is due, the lane's pause
+        ends, or new rows are planned (at most 5 s, in case another process planned them)."""
+        while True:
+            try:
+                sent = await self.deliver_due(lane)
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                logger.exception("notification lane %s failed; retrying", lane)
+                sent = 0
+            if sent:
+                continue
+            wait = 5.0
+            pause = self._paused_until[lane] - time.monotonic()
+            if pause > 0:
+                wait = min(wait, pause)
+            else:
+                try:
+                    due = await self.bot.db(actions.notification_next_due, lane=lane)
+                except Exception:
+                    due = None
+                if due is not None:
+                    wait = min(wait, max(0.05, (due - timezone.now()).total_seconds()))
+            self._wake[lane].clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake[lane].wait(), timeout=wait)
+
+    # --- Sending -----------------------------------------------------------------------------
+
+    async def deliver_due(self, lane: str, *, now: dt.datetime | None = None) -> int:
+        """Send the rows of `lane` that are due (one batch); returns how many were finished
+        (sent, skipped or given up). Stops early when Discord pauses the lane."""
+        async with self._lane_locks[lane]:
+            if self._paused_until[lane] > time.monotonic():
+                return 0
+            rows = await self.bot.db(
+                actions.notifications_due,
+                lane=lane,
+                now=now or timezone.now(),
+                limit=self.batch_size,
+            )
+            finished = 0
+            for i, row in enumerate(rows):
+                if self._paused_until[lane] > time.monotonic():
+                    break
+                if lane == DM and i and self.dm_interval:
+                    await asyncio.sleep(self.dm_interval)
+                finished += await self._attempt(row)
+            return finished
+
+    async def _attempt(self, row: NotificationDelivery) -> int:
+        """Send one row and record what happened; 1 if the row is finished, 0 if postponed."""
+        status, detail = SENT, ""
+        try:
+            try:
+                await self._send(row)
+            except AlreadyPosted:
+                status, detail = SKIPPED, "already posted in this channel"
+            except discord.HTTPException as exc:
+                status, detail = self._classify(exc)
+            except (aiohttp.ClientError, TimeoutError, OSError) as exc:
+                raise Postpone("network", delay=0.0, pause_lane=False, count_attempt=True) from exc
+        except Postpone as later:
+            return await self._postpone(row, later)
+        await self.bot.db(
+            actions.notification_finish, delivery_id=row.pk, status=status, detail=detail
+        )
+        metrics.notification_finished(row.lane, status)
+        if status == SENT and row.lane == DM:
+            self._too_fast = 0
+        if status != SENT:
+            log = logger.info if status == SKIPPED else logger.error
+            log("notification %s for event %s %s: %s", row.target, row.event_id, status, detail)
+        return 1
+
+    def _classify(self, exc: discord.HTTPException) -> tuple[str, str]:
+        """A refusal's fate: skip (gone, DMs closed), postpone (raises `Postpone`), or fail."""
+        detail = f"{exc.status} {exc.code} {exc.text}"[:200]
+        if exc.code in SKIP_CODES:
+            return SKIPPED, detail
+        if exc.status == 429:
+            retry = _retry_after(exc)
+            raise Postpone("429", delay=retry, pause_lane=True, count_attempt=False)
+        if exc.code == 40003:
+            self._too_fast += 1
+            pause = min(DM_TOO_FAST_MAX_SECONDS, DM_TOO_FAST_SECONDS * 2 ** (self._too_fast - 1))
+            raise Postpone("40003", delay=pause, pause_lane=True, count_attempt=False)
+        if exc.status >= 500 or exc.status in (403, 404):
+            raise Postpone(str(exc.status), delay=0.0, pause_lane=False, count_attempt=True)
+        return FAILED, detail  # a 400: the payload is wrong, sending it again won't help
+
+    async def _postpone(self, row: NotificationDelivery, later: Postpone) -> int:
+        delay = later.delay
+        if later.count_attempt:
+            delay = min(RETRY_MAX_SECONDS, RETRY_BASE_SECONDS * 2**row.attempts)
+            if row.attempts + 1 >= MAX_ATTEMPTS:
+                await self.bot.db(
+                    actions.notification_finish,
+                    delivery_id=row.pk,
+                    status=FAILED,
+                    detail=f"gave up after {MAX_ATTEMPTS} attempts ({later.reason})",
+                )
+                metrics.notification_finished(row.lane, FAILED)
+                logger.error("gave up on notification %s for event %s", row.target, row.event_id)
+                return 1
+        if later.pause_lane:
+            self._paused_until[row.lane] = max(
+                self._paused_until[row.lane], time.monotonic() + delay
+            )
+        await self.bot.db(
+            actions.notification_postpone,
+            delivery_id=row.pk,
+            until=timezone.now() + dt.timedelta(seconds=delay),
+            detail=f"retry: {later.reason}",
+            count_attempt=later.count_attempt,
+        )
+        metrics.notification_retried(row.lane, later.reason)
+        logger.warning(
+            "notification %s for event %s postponed %.1f s (%s)",
+            row.target,
+            row.event_id,
+            delay,
+            later.reason,
+        )
+        return 0
+
+    async def _send(self, row: NotificationDelivery) -> None:
+        """Post one row. The nonce (enforced by Discord) makes a repeat of the same row return
+        the message already posted instead of a second one."""
+        nonce = f"pm{row.pk}"
+        kind, target = row.kind, row.target
+        if kind == NotificationDelivery.Kind.DM:
+            await self._dm(int(target.split(":", 1)[1]), row.content, nonce=nonce)
+            return
+        channel_id = int(target.split(":", 1)[1])
+        channel = self.bot.get_partial_messageable(channel_id)
+        m = await self.bot.db(market_get, market_id=row.market_id)
+        if kind == NotificationDelivery.Kind.ANNOUNCE:
+            here = await self.bot.db(
+                actions.market_copy_in_channel, market_id=m.id, channel_id=channel_id
+            )
+            if here == "posted":  # `/market create` ran in this channel: one copy is enough
+                raise AlreadyPosted()
+            if here == "claimed":  # the reply is on its way; look again shortly
+                raise Postpone("claimed", delay=2.0, pause_lane=False, count_attempt=False)
             message = await channel.send(
                 content=render.announce_content(m),
                 embed=render.market_embed(m),
                 view=market_view(m),
+                nonce=nonce,
             )
-            if m.message_id is None:
-                await self.bot.db(
-                    actions.market_message_set_for_interaction,
-                    market_id=m.id,
-                    channel_id=ctx.announce_channel_id,
-                    message_id=message.id,
-                )
-
-        await self._deliver(event, ctx, f"channel:{ctx.announce_channel_id}", send)
-
-    async def _closed(self, event: MarketEvent, ctx: selectors.EventContext) -> None:
-        m = ctx.market
-        await self._refresh_message(m)
-        if m.creator_id in ctx.opted_out:
-            return
-        text = render.closed_dm(m, refund_hours=ctx.auto_refund_hours)
-        await self._deliver(event, ctx, f"dm:{m.creator_id}", lambda: self._dm(m.creator_id, text))
-
-    async def _settled(self, event: MarketEvent, ctx: selectors.EventContext) -> None:
-        m = ctx.market
-        cancelled = event.type == MarketEvent.Type.CANCELLED
-        await self._refresh_message(m)
-        where = ctx.announce_channel_id or m.channel_id
-        if where:
-            embed = render.settlement_embed(m, event.payload, cancelled=cancelled)
-            channel = self.bot.get_partial_messageable(where)
-            await self._deliver(event, ctx, f"channel:{where}", lambda: channel.send(embed=embed))
-        refunded_all = bool(event.payload.get("refunded_all"))
-        first = True
-        for result in ctx.results:
-            target = f"dm:{result.user_id}"
-            if result.user_id in ctx.opted_out or target in ctx.delivered or not result.spent:
-                continue
-            if not first:
-                await asyncio.sleep(self.dm_interval)
-            first = False
-            text = render.result_dm(m, result, cancelled=cancelled, refunded_all=refunded_all)
-            await self._deliver(
-                event, ctx, target, lambda uid=result.user_id, t=text: self._dm(uid, t)
+            await self.bot.db(
+                actions.market_copy_record,
+                market_id=m.id,
+                channel_id=channel_id,
+                message_id=message.id,
             )
-
-    # --- Delivery ----------------------------------------------------------------------------
-
-    async def _deliver(
-        self,
-        event: MarketEvent,
-        ctx: selectors.EventContext,
-        target: str,
-        send: Callable[[], Awaitable[Any]],
-    ):
-        """Send once per (event, target): skipped if an earlier run recorded it. A 403/404 is
-        permanent (closed DMs, deleted channel): recorded as skipped and never retried; 5xx and
-        network errors raise `RetryLater`."""
-        if target in ctx.delivered:
             return
-        status, detail = SENT, ""
-        try:
-            await send()
-        except (discord.Forbidden, discord.NotFound) as exc:
-            status, detail = SKIPPED, f"{exc.status} {exc.code}"
-            logger.info("notification %s for event %s skipped: %s", target, event.pk, detail)
-        except discord.DiscordServerError as exc:
-            raise RetryLater(str(exc)) from exc
-        except discord.HTTPException as exc:
-            if exc.status == 429:
-                raise RetryLater(str(exc)) from exc
-            status, detail = FAILED, f"{exc.status} {exc.code} {exc.text}"[:200]
-            logger.error("notification %s for event %s refused: %s", target, event.pk, detail)
-        except (aiohttp.ClientError, TimeoutError) as exc:
-            raise RetryLater(str(exc)) from exc
-        await self.bot.db(
-            actions.notification_delivery_record,
-            event_id=event.pk,
-            target=target,
-            status=status,
-            detail=detail,
-        )
-        ctx.delivered[target] = status
+        event_type, payload = await self.bot.db(selectors.event_payload, event_id=row.event_id)
+        cancelled = event_type == MarketEvent.Type.CANCELLED
+        embed = render.settlement_embed(m, payload, cancelled=cancelled)
+        await channel.send(embed=embed, nonce=nonce)
 
-    async def _dm(self, user_id: int, content: str) -> None:
+    async def _dm(self, user_id: int, content: str, *, nonce: str) -> None:
         channel_id = self._dm_channels.get(user_id)
         if channel_id is None:
             data = await self.bot.http.start_private_message(user_id)
             channel_id = int(data["id"])
             self._dm_channels[user_id] = channel_id
         channel = self.bot.get_partial_messageable(channel_id, type=discord.ChannelType.private)
-        await channel.send(content=content)
+        await channel.send(content=content, nonce=nonce)
+
+    # --- Market messages ---------------------------------------------------------------------
 
     async def _refresh_message(self, m: MarketSummary) -> None:
-        """Edit the market message to its current state; a deleted message is not an error."""
-        if not (m.channel_id and m.message_id):
-            return
-        message = self.bot.get_partial_messageable(m.channel_id).get_partial_message(m.message_id)
-        try:
-            await message.edit(embed=render.market_embed(m), view=market_view(m))
-            self._refreshed[m.id] = time.monotonic()
-        except discord.HTTPException as exc:
-            logger.info("could not refresh the message of market %s: %s", m.id, exc)
+        """Edit every active copy of the market message to its current state (embed and
+        buttons only: each copy keeps its own text). A copy Discord says is gone or out of
+        reach (403, 404) is retired, never edited again; other failures wait for the next
+        change."""
+        copies = await self.bot.db(actions.market_copies, market_id=m.id)
+        embed, view = render.market_embed(m), market_view(m)
+        for copy_id, channel_id, message_id in copies:
+            channel = self.bot.get_partial_messageable(channel_id)
+            try:
+                await channel.get_partial_message(message_id).edit(embed=embed, view=view)
+            except (discord.Forbidden, discord.NotFound) as exc:
+                detail = f"{exc.status} {exc.code} {exc.text}"
+                logger.info("market %s: copy %s retired: %s", m.id, message_id, detail)
+                await self.bot.db(actions.market_copy_retire, copy_id=copy_id, detail=detail)
+            except discord.HTTPException as exc:
+                logger.info("could not refresh copy %s of market %s: %s", message_id, m.id, exc)
+        self._refreshed[m.id] = time.monotonic()
 
     async def _refresh_dirty(self) -> None:
         now = time.monotonic()
         for market_id in sorted(self._dirty):
-            if now - self._refreshed.get(market_id, 0.0) < REFRESH_SECONDS:
+            if now - self._refreshed.get(market_id, -REFRESH_SECONDS) < REFRESH_SECONDS:
                 continue
             self._dirty.discard(market_id)
             try:
@@ -275,3 +464,31 @@ class Notifier:
                 logger.exception("could not read market %s for a refresh", market_id)
                 continue
             await self._refresh_message(m)
+
+
+def _channel_row(channel_id: int, kind: str, m: MarketSummary) -> dict:
+    return {
+        "target": f"channel:{channel_id}",
+        "lane": CHANNEL,
+        "kind": kind,
+        "market_id": m.id,
+    }
+
+
+def _dm_row(user_id: int, content: str, m: MarketSummary) -> dict:
+    return {
+        "target": f"dm:{user_id}",
+        "lane": DM,
+        "kind": NotificationDelivery.Kind.DM,
+        "market_id": m.id,
+        "content": content,
+    }
+
+
+def _retry_after(exc: discord.HTTPException) -> float:
+    """Seconds Discord asked to wait: the Retry-After header (the body's `retry_after` is the
+    same figure, more precise, but discord.py does not keep the body)."""
+    try:
+        return max(0.05, float(exc.response.headers.get("Retry-After", "1")))
+    except (AttributeError, TypeError, ValueError):
+        return 1.0

@@ -5,10 +5,13 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 
 import aiohttp
 import discord
+from channels.db import database_sync_to_async
 from django.conf import settings
+from django.db import connections
 
 from ops import health
 from ops.sentry import sentry_asyncio_enable
@@ -26,6 +29,48 @@ MSG_REJECTED = (
     "Reset Token) and set the new one."
 )
 MSG_UNREACHABLE = "Could not reach Discord at {url}: {detail}."
+
+
+BOT_CONN_MAX_AGE = 300
+"""Seconds the bot's database threads keep a PostgreSQL connection when DB_CONN_MAX_AGE is not
+set: Django's default (0) opens a new connection for every `bot.db` call."""
+CLOCK_SECONDS = 30.0
+
+
+def bot_connection_defaults() -> None:
+    """Keep database connections in a long-running bot process (`runbot`, `serve`), unless the
+    operator chose (DB_CONN_MAX_AGE) or a connection pool is configured. Call before the first
+    query."""
+    if "DB_CONN_MAX_AGE" in os.environ:
+        return
+    db = connections.settings["default"]
+    if db.get("ENGINE", "").endswith("sqlite3") or (db.get("OPTIONS") or {}).get("pool"):
+        return
+    if not db.get("CONN_MAX_AGE"):
+        db["CONN_MAX_AGE"] = BOT_CONN_MAX_AGE
+
+
+async def market_clock(interval: float = CLOCK_SECONDS) -> None:
+    """`markets_tick` every `interval` seconds, off the event loop (DOMAIN §6): closes markets
+    whose time is up and refunds those left unresolved. Safe next to the bot's own clock and
+    `run_scheduler` (each market changes under its row lock, once)."""
+    from .cogs.scheduler import tick_and_refresh
+
+    tick = database_sync_to_async(tick_and_refresh, thread_sensitive=False)
+    while True:
+        try:
+            report = await tick()
+            if report.closed or report.refunded:
+                logger.info("market clock: %s", report)
+        except asyncio.CancelledError:
+            raise
+        except Exception:  # one bad tick must not stop the clock
+            logger.exception("markets_tick failed")
+        await asyncio.sleep(interval)
+
+
+def market_clock_start(interval: float = CLOCK_SECONDS) -> asyncio.Task:
+    return asyncio.get_running_loop().create_task(market_clock(interval), name="market-clock")
 
 
 class BotStartError(Exception):

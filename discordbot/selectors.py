@@ -16,7 +16,7 @@ from markets.selectors import MarketSummary
 from points import selectors as points_selectors
 
 from . import parsing
-from .models import MemberPreference, NotificationCursor, NotificationDelivery
+from .models import MemberPreference, NotificationCursor
 
 
 @dataclass(frozen=True)
@@ -156,13 +156,6 @@ def dm_enabled(*, guild_id: int, user_id: int) -> bool:
     return True if row is None else row.dm_notifications
 
 
-def deliveries_for_event(*, event_id: int) -> dict[str, str]:
-    """target → status of everything already delivered for one event (1 query)."""
-    return dict(
-        NotificationDelivery.objects.filter(event_id=event_id).values_list("target", "status")
-    )
-
-
 def cursor_position(*, name: str) -> int:
     return (
         NotificationCursor.objects.filter(name=name).values_list("last_event_id", flat=True).first()
@@ -184,14 +177,14 @@ class EventContext:
     auto_refund_hours: int
     results: list[TraderResult]
     opted_out: set[int]
-    delivered: dict[str, str]
 
 
 def event_context(
     *, event_id: int, market_id: int, guild_id: int, with_results: bool
 ) -> EventContext:
     """The market, the guild's announcement settings, and, for settlements, every trader's
-    result and notification choice; plus what an earlier run already delivered."""
+    result and notification choice. (What was already queued for the event is the delivery
+    queue's business: one row per event and target.)"""
     summary = market_selectors.market_get(market_id=market_id)
     gs = points_selectors.guild_settings_get(guild_id=guild_id)
     results = trader_results(market_id=market_id) if with_results else []
@@ -204,5 +197,10 @@ def event_context(
         ),
         results=results,
         opted_out=dm_opt_outs(guild_id=guild_id, user_ids=users),
-        delivered=deliveries_for_event(event_id=event_id),
     )
+
+
+def event_payload(*, event_id: int) -> tuple[str, dict]:
+    """An outbox event's type and payload (a settlement summary is rendered from them)."""
+    event = MarketEvent.objects.only("type", "payload").get(pk=event_id)
+    return event.type, event.payload or {}

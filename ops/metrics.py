@@ -118,6 +118,22 @@ BOT_RATELIMIT_REFUSALS = Counter(
 BOT_NOTIFICATION_BACKLOG = Gauge(
     "pm_bot_notification_backlog", "Market events waiting to be announced in Discord"
 )
+BOT_PRE_ACK_BUDGET_EXCEEDED = Counter(
+    "pm_bot_pre_ack_budget_exceeded_total",
+    "Checks that must run before an interaction is acknowledged (rate limit, status) and were "
+    "skipped because they ran out of their budget (the interaction went ahead: fail open)",
+    ["step"],
+)
+BOT_NOTIFICATIONS = Counter(
+    "pm_bot_notifications_total",
+    "Notification deliveries finished, by lane (dm, channel) and status (sent, skipped, failed)",
+    ["lane", "status"],
+)
+BOT_NOTIFICATION_RETRIES = Counter(
+    "pm_bot_notification_retries_total",
+    "Notification sends put back for later, by lane and reason (429, 40003, 5xx, network)",
+    ["lane", "reason"],
+)
 BOT_GATEWAY_LATENCY = Gauge("pm_bot_gateway_latency_seconds", "Discord gateway heartbeat latency")
 BOT_SHARDS_CONNECTED = Gauge("pm_bot_shards_connected", "Gateway shards connected")
 
@@ -193,6 +209,27 @@ def ratelimit_refused(scope: str) -> None:
         BOT_RATELIMIT_REFUSALS.labels((scope or "unknown")[:32]).inc()
     except Exception:
         logger.exception("metrics: ratelimit_refused failed")
+
+
+def pre_ack_budget_exceeded(step: str) -> None:
+    try:
+        BOT_PRE_ACK_BUDGET_EXCEEDED.labels((step or "unknown")[:32]).inc()
+    except Exception:
+        logger.exception("metrics: pre_ack_budget_exceeded failed")
+
+
+def notification_finished(lane: str, status: str) -> None:
+    try:
+        BOT_NOTIFICATIONS.labels(lane[:16], status[:16]).inc()
+    except Exception:
+        logger.exception("metrics: notification_finished failed")
+
+
+def notification_retried(lane: str, reason: str) -> None:
+    try:
+        BOT_NOTIFICATION_RETRIES.labels(lane[:16], reason[:16]).inc()
+    except Exception:
+        logger.exception("metrics: notification_retried failed")
 
 
 def notification_backlog_set(n: int) -> None:

@@ -32,7 +32,9 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
-AUTOCOMPLETE_SECONDS = 2.0
+AUTOCOMPLETE_DEADLINE = 2.5
+"""Seconds after Discord created an autocomplete by which its choices must be sent (Discord's
+limit is 3 s); the read runs on the bot's fast pool (`db_fast`), apart from trades."""
 """Autocomplete cannot be deferred: past this budget it answers with no suggestions."""
 CREATE_MODAL_ID = r"pm:m:create:(?P<mechanism>amm|parimutuel):(?P<liquidity>\d{0,10})"
 
@@ -84,13 +86,13 @@ def market_autocomplete(statuses: list[str] | None) -> Callable[..., Any]:
             return []
         try:
             found = await asyncio.wait_for(
-                _bot(interaction).db(
+                _bot(interaction).db_fast(
                     market_choices,
                     guild_id=interaction.guild_id,
                     current=current[:100],
                     statuses=statuses,
                 ),
-                timeout=AUTOCOMPLETE_SECONDS,
+                timeout=interactions.remaining(interaction, AUTOCOMPLETE_DEADLINE),
             )
         except Exception:
             logger.warning("market autocomplete failed or timed out", exc_info=True)
@@ -117,10 +119,10 @@ async def outcome_autocomplete(
         return []
     try:
         summary = await asyncio.wait_for(
-            _bot(interaction).db(
+            _bot(interaction).db_fast(
                 actions.market_in_guild, guild_id=interaction.guild_id, market=chosen
             ),
-            timeout=AUTOCOMPLETE_SECONDS,
+            timeout=interactions.remaining(interaction, AUTOCOMPLETE_DEADLINE),
         )
     except Exception:
         return []
@@ -139,8 +141,8 @@ async def category_autocomplete(
         return []
     try:
         names = await asyncio.wait_for(
-            _bot(interaction).db(market_categories, guild_id=interaction.guild_id, limit=100),
-            timeout=AUTOCOMPLETE_SECONDS,
+            _bot(interaction).db_fast(market_categories, guild_id=interaction.guild_id, limit=100),
+            timeout=interactions.remaining(interaction, AUTOCOMPLETE_DEADLINE),
         )
     except Exception:
         return []
@@ -226,17 +228,17 @@ async def create_market(
             mechanism=mechanism,
             liquidity=liquidity,
             idempotency_key=idempotency_key(interaction),
+            channel_id=interaction.channel_id,
         )
         reply = market_ui.market_reply(summary)
 
         async def remember(message: discord.Message) -> None:
-            if summary.message_id is None:
-                await bot.db(
-                    actions.market_message_set_for_interaction,
-                    market_id=summary.id,
-                    channel_id=message.channel.id,
-                    message_id=message.id,
-                )
+            await bot.db(
+                actions.market_copy_record,
+                market_id=summary.id,
+                channel_id=message.channel.id,
+                message_id=message.id,
+            )
 
         reply.after_send = remember
         return reply
@@ -251,7 +253,9 @@ async def create_submit(
 ) -> None:
     await create_market(
         interaction,
-        question=values.get("question", ""),
+        # The form's question box is multi-line (long questions wrap); a question is one line
+        # (DOMAIN §7), so line breaks typed there become spaces instead of a refusal.
+        question=" ".join(values.get("question", "").split()),
         outcomes=values.get("outcomes", ""),
         duration=values.get("duration", ""),
         category=values.get("category") or None,
@@ -342,7 +346,18 @@ class Markets(commands.Cog):
             summary = await self.bot.db(
                 actions.market_in_guild, guild_id=interaction.guild_id, market=market
             )
-            return market_ui.market_reply(summary)
+            reply = market_ui.market_reply(summary)
+
+            async def remember(message: discord.Message) -> None:
+                await self.bot.db(
+                    actions.market_copy_record,
+                    market_id=summary.id,
+                    channel_id=message.channel.id,
+                    message_id=message.id,
+                )
+
+            reply.after_send = remember
+            return reply
 
         await respond(interaction, body, action="market.show", ephemeral=False)
 

@@ -40,13 +40,19 @@ class Notifications(commands.Cog):
 
     async def cog_unload(self) -> None:
         self.deliver.cancel()
+        await self.notifier.stop()
 
     @tasks.loop(seconds=5)
     async def deliver(self) -> None:
+        """Plan new outbox events into the delivery queue (the lane workers send them) and
+        refresh market messages that trades changed."""
+        self.notifier.start()
         try:
-            await self.notifier.drain()
+            while await self.notifier.plan_once() >= self.notifier.batch_size:
+                pass
+            await self.notifier._refresh_dirty()
         except Exception:  # the next run retries; a bad event must not stop the loop
-            logger.exception("notification delivery failed")
+            logger.exception("notification planning failed")
 
     @deliver.before_loop
     async def _wait_until_ready(self) -> None:

@@ -161,6 +161,10 @@ class Points(commands.Cog):
                     giver=interaction.user.id, receiver=member.id, amount=render.points(amount)
                 ),
                 ephemeral=False,
+                # The receiver is pinged (they learn they got points); the giver is not.
+                allowed_mentions=discord.AllowedMentions(
+                    everyone=False, roles=False, users=[discord.Object(member.id)]
+                ),
             )
 
         await respond(interaction, body, action="tip", ephemeral=False)

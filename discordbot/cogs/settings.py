@@ -30,6 +30,31 @@ SETTING_CHOICES = [
 ]
 
 
+MSG_MISSING = (
+    "\n⚠️ I can't announce in <#{channel}> yet: I'm missing {missing} there. Give me these "
+    "permissions in the channel (or its category), and markets will be announced."
+)
+MSG_UNCHECKED = (
+    "\nI couldn't check my permissions in <#{channel}>; make sure I can view it, send "
+    "messages and embed links there."
+)
+PERMISSION_NAMES = {
+    "view_channel": "View Channel",
+    "send_messages": "Send Messages",
+    "embed_links": "Embed Links",
+}
+
+
+def missing_permissions(channel: discord.abc.GuildChannel) -> list[str] | None:
+    """What the bot lacks in `channel` to announce there (from the gateway's cache: roles and
+    channel overwrites); None if its own member is not cached (cannot tell)."""
+    me = channel.guild.me if channel.guild else None
+    if me is None:
+        return None
+    have = channel.permissions_for(me)
+    return [label for name, label in PERMISSION_NAMES.items() if not getattr(have, name)]
+
+
 class Settings(commands.Cog):
     """Server settings for the prediction markets."""
 
@@ -43,7 +68,9 @@ class Settings(commands.Cog):
     def __init__(self, bot: PredictionBot) -> None:
         self.bot = bot
 
-    async def _update(self, interaction: discord.Interaction, **changes) -> None:
+    async def _update(
+        self, interaction: discord.Interaction, *, warning: str = "", **changes
+    ) -> None:
         async def body() -> Reply:
             gs = await self.bot.db(
                 actions.guild_settings_update_for_interaction,
@@ -53,7 +80,7 @@ class Settings(commands.Cog):
                 **changes,
             )
             self.bot.policies.invalidate(interaction.guild_id)
-            return Reply(content="Saved.", embeds=[render.settings_embed(gs)])
+            return Reply(content=f"Saved.{warning}", embeds=[render.settings_embed(gs)])
 
         await respond(interaction, body, action="settings.update")
 
@@ -86,7 +113,16 @@ class Settings(commands.Cog):
         self, interaction: discord.Interaction, channel: discord.TextChannel | None = None
     ) -> None:
         """Set or clear the announcement channel."""
-        await self._update(interaction, announce_channel_id=channel.id if channel else None)
+        warning = ""
+        if channel is not None:
+            missing = missing_permissions(channel)
+            if missing is None:
+                warning = MSG_UNCHECKED.format(channel=channel.id)
+            elif missing:
+                warning = MSG_MISSING.format(channel=channel.id, missing=", ".join(missing))
+        await self._update(
+            interaction, warning=warning, announce_channel_id=channel.id if channel else None
+        )
 
     @settings.command(name="roles")
     @app_commands.describe(

@@ -184,6 +184,8 @@ ALREADY_ACKNOWLEDGED = {"code": 40060, "message": "Interaction has already been 
 UNKNOWN_INTERACTION = {"code": 10062, "message": "Unknown interaction"}
 UNKNOWN_WEBHOOK = {"code": 10015, "message": "Unknown Webhook"}
 INVALID_WEBHOOK_TOKEN = {"code": 50027, "message": "Invalid Webhook Token"}
+NONCE_SECONDS = 300.0
+"""How long Discord remembers an enforced nonce ("the past few minutes")."""
 DM_TOO_FAST = {"code": 40003, "message": "You are opening direct messages too fast."}
 
 
@@ -383,6 +385,9 @@ def check_message(data: dict, *, editing: bool = False) -> None:
         )
     check_allowed_mentions(data.get("allowed_mentions"))
     check_components(data.get("components") or [])
+    nonce = data.get("nonce")
+    if nonce is not None and len(str(nonce)) > 25:
+        raise _invalid("nonce", "Must be 25 or fewer in length.")
     if not editing and not (content or embeds or data.get("components")):
         raise Rejected(400, {"code": 50006, "message": "Cannot send an empty message"})
 
@@ -542,6 +547,9 @@ class FakeDiscord:
         """Tokens whose repeated callbacks are accepted (to let twin deliveries both reach the
         database and prove the idempotency key, not the acknowledgement, stops the repeat)."""
         self.failures: list[tuple[Callable[[str, str], bool], int, dict, int]] = []
+        self.failure_headers: dict[int, dict[str, str]] = {}
+        self.nonces: dict[tuple[int, str], tuple[float, int]] = {}
+        """(channel, nonce) → (when, message id) of messages sent with `enforce_nonce`."""
         self.gates: list[tuple[Callable[[str, str], bool], threading.Event, threading.Event]] = []
         self.losses: list[tuple[Callable[[str, str], bool], int | None, int]] = []
         """`lose()`: requests processed as usual whose response never reaches the bot."""
@@ -610,13 +618,25 @@ class FakeDiscord:
 
     # --- Fault injection and gates -----------------------------------------------------------
 
-    def fail(self, method: str, pattern: str, status: int, body: dict, *, times: int = 1) -> None:
-        """The next `times` requests matching `method` and the path regex get `status`."""
+    def fail(
+        self,
+        method: str,
+        pattern: str,
+        status: int,
+        body: dict,
+        *,
+        times: int = 1,
+        headers: dict[str, str] | None = None,
+    ) -> None:
+        """The next `times` requests matching `method` and the path regex get `status` (with
+        `headers`, e.g. a 429's `Retry-After` and `Via`)."""
         rx = re.compile(pattern)
         with self.lock:
             self.failures.append(
                 (lambda m, p: m == method and bool(rx.search(p)), status, body, times)
             )
+            if headers:
+                self.failure_headers[id(self.failures[-1][0])] = dict(headers)
 
     def lose(self, method: str, pattern: str, *, status: int | None = 500, times: int = 1) -> None:
         """Processed but the response lost: the next `times` requests matching `method` and the
@@ -887,7 +907,13 @@ class FakeDiscord:
             "global": scope == "global",
             "code": 0,
         }
-        headers = {"Retry-After": str(max(1, int(retry + 0.999))), "X-RateLimit-Scope": scope}
+        # Discord's 429s come through its proxy (`Via`): discord.py treats a 429 without it as a
+        # Cloudflare ban and gives up instead of waiting `retry_after`.
+        headers = {
+            "Retry-After": str(max(1, int(retry + 0.999))),
+            "X-RateLimit-Scope": scope,
+            "Via": "1.1 google",
+        }
         if scope == "global":
             headers["X-RateLimit-Global"] = "true"
         else:
@@ -980,7 +1006,7 @@ class FakeDiscord:
                     self.failures.append((failure[0], failure[1], failure[2], failure[3] - 1))
                 record.status, record.response = failure[1], failure[2]
                 self.injected.add(record.seq)
-                return self._json(failure[2], failure[1])
+                return self._json(failure[2], failure[1], self.failure_headers.get(id(failure[0])))
             limited = self._rate_limit(request.method, path, record)
             if limited is not None:
                 return limited
@@ -1075,6 +1101,18 @@ class FakeDiscord:
             check_message(body or {})
             if (body or {}).get("embeds"):
                 self._require(channel_id, "embed_links")
+            nonce = (body or {}).get("nonce")
+            if nonce is not None and (body or {}).get("enforce_nonce"):
+                # Discord returns the message already created with this nonce (a few minutes)
+                # instead of creating another.
+                seen = self.nonces.get((channel_id, str(nonce)))
+                if seen is not None and time.time() - seen[0] < NONCE_SECONDS:
+                    existing = self.messages.get(seen[1])
+                    if existing is not None:
+                        return 200, existing
+                msg = self._new_message(channel_id, body or {})
+                self.nonces[(channel_id, str(nonce))] = (time.time(), int(msg["id"]))
+                return 200, msg
             return 200, self._new_message(channel_id, body or {})
         m = re.fullmatch(r"/channels/(\d+)/messages/(\d+)", path)
         if m:

@@ -31,7 +31,14 @@ import discord
 from discordbot.bot import BotConfig, PredictionBot, build_bot
 from tests.conftest import GUILD
 
-from .fake_discord import APPLICATION_ID, EPHEMERAL, FakeDiscord, Recorded, snowflake
+from .fake_discord import (
+    APPLICATION_ID,
+    BOT_USER_ID,
+    EPHEMERAL,
+    FakeDiscord,
+    Recorded,
+    snowflake,
+)
 
 CHANNEL = 444_444_444_444_444_401
 ANNOUNCE_CHANNEL = 444_444_444_444_444_402
@@ -101,6 +108,8 @@ def _option(name: str, value: Any, resolved: dict) -> dict:
 class Channel:
     id: int
     name: str = "announcements"
+    bot_denied: discord.Permissions = field(default_factory=discord.Permissions.none)
+    """Permissions a channel overwrite takes from the bot here (GUILD_CREATE carries it)."""
 
     def json(self) -> dict:
         return {
@@ -113,6 +122,16 @@ class Channel:
             "nsfw": False,
             "parent_id": None,
         }
+
+    def guild_json(self) -> dict:
+        """As in GUILD_CREATE: with its permission overwrites, without `permissions`."""
+        out = {k: v for k, v in self.json().items() if k != "permissions"}
+        out["permission_overwrites"] = (
+            [{"id": str(BOT_USER_ID), "type": 1, "allow": "0", "deny": str(self.bot_denied.value)}]
+            if self.bot_denied.value
+            else []
+        )
+        return out
 
 
 @dataclass(frozen=True)
@@ -343,14 +362,24 @@ class Harness:
             "large": False,
             "unavailable": False,
             "member_count": 4,
-            "members": [],
+            # Discord always includes the bot's own member (discord.py's `guild.me`).
+            "members": [
+                {
+                    "user": {**self.fake.bot_user},
+                    "roles": [],
+                    "joined_at": "2026-01-01T00:00:00+00:00",
+                    "deaf": False,
+                    "mute": False,
+                    "flags": 0,
+                }
+            ],
             "voice_states": [],
             "presences": [],
             "threads": [],
             "stage_instances": [],
             "guild_scheduled_events": [],
             "soundboard_sounds": [],
-            "channels": [{k: v for k, v in c.json().items() if k != "permissions"} for c in listed],
+            "channels": [c.guild_json() for c in listed],
         }
         self.bot._connection.parsers["GUILD_CREATE"](payload)
         guild = self.bot.get_guild(self.guild_id)

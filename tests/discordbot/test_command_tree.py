@@ -12,6 +12,7 @@ from discord import app_commands
 
 from discordbot import limits
 
+from .fake_discord import FakeDiscord
 from .harness import Harness
 
 NAME = re.compile(r"^[-_a-z0-9]{1,32}$")
@@ -102,17 +103,39 @@ async def test_every_command_is_guild_only_and_documented(offline):
 
 
 @pytest.mark.django_db(transaction=True)
-async def test_sync_to_the_dev_guild_and_globally_against_the_fake():
+async def test_the_dev_guild_lists_every_command_once_before_and_after_a_global_sync():
     dev_guild = 777_777_777_777_777_701
-    h = await Harness.start(dev_guild_id=dev_guild, sync_on_start=True, sync_global=True)
+    h = await Harness.start(dev_guild_id=dev_guild, sync_on_start=True)
     try:
+        assert {c["name"] for c in h.fake.commands[dev_guild]} == set(EXPECTED)
+        assert h.fake.commands.get(None, []) == []
+        h = await h.restart(dev_guild_id=dev_guild, sync_on_start=True, sync_global=True)
         assert h.fake.rejections == []
-        guild_names = {c["name"] for c in h.fake.commands[dev_guild]}
-        global_names = {c["name"] for c in h.fake.commands[None]}
-        assert guild_names == global_names == set(EXPECTED)
+        # Global now, and the dev guild's own copies cleared: each command shows once there.
+        assert {c["name"] for c in h.fake.commands[None]} == set(EXPECTED)
+        assert h.fake.commands[dev_guild] == []
         assert {c.name for c in h.bot.synced} == set(EXPECTED)
         puts = h.fake.requests_matching("PUT", r"/applications/\d+/(guilds/\d+/)?commands$")
-        assert [r.path.count("/guilds/") for r in puts] == [1, 0]
+        assert [r.path.count("/guilds/") for r in puts] == [1, 0, 1]
+    finally:
+        await h.close()
+
+
+@pytest.mark.django_db(transaction=True)
+async def test_a_refused_sync_is_logged_not_fatal(caplog):
+    dev_guild = 777_777_777_777_777_702
+    fake = FakeDiscord()
+    fake.start()
+    fake.fail(
+        "PUT",
+        rf"/guilds/{dev_guild}/commands$",
+        403,
+        {"code": 50001, "message": "Missing Access"},
+    )
+    h = await Harness.start(fake=fake, dev_guild_id=dev_guild, sync_on_start=True)
+    try:
+        assert not h.bot.is_closed() and h.bot.synced == []
+        assert "could not sync commands to guild" in caplog.text and "403" in caplog.text
     finally:
         await h.close()
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 import socket
+import sqlite3
 import subprocess
 import sys
 import time
@@ -237,3 +238,48 @@ def test_runbot_serves_health_probes(fake, process_env):
     assert live == 200, out
     # Logged in but the (fake) gateway never connects: not ready, and it says why.
     assert ready == 503 and b"discord" in body, out
+
+
+def test_serve_alone_runs_the_market_clock(process_env):
+    """Without a bot token, `serve` still closes markets whose time is up (DOMAIN §6)."""
+    env = {**process_env, "DISCORD_TOKEN": ""}
+    create = (
+        "import datetime as dt; from django.utils import timezone; "
+        "from markets.services import market_create; "
+        "m = market_create(guild_id=111111111111111111, creator_id=222222222222222222, "
+        "question='Clock?', outcomes=['Yes', 'No'], duration='1m', idempotency_key='t:clock', "
+        "now=timezone.now() - dt.timedelta(minutes=5)); print(m.pk)"
+    )
+    made = subprocess.run(
+        [sys.executable, "manage.py", "shell", "-c", create],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert made.returncode == 0, made.stderr
+    market_id = int(made.stdout.strip().splitlines()[-1])
+    path = urlparse(env["DATABASE_URL"]).path
+
+    def status() -> str:
+        with sqlite3.connect(path) as conn:
+            return conn.execute(
+                "SELECT status FROM markets_market WHERE id = ?", (market_id,)
+            ).fetchone()[0]
+
+    assert status() == "open"
+    proc = subprocess.Popen(
+        [sys.executable, "manage.py", "serve", "--port", str(_free_port())],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        closed = _wait_for(lambda: status() == "closed")
+    finally:
+        out = _stop(proc)
+    assert closed, out
+    assert "with the Discord bot" not in out

@@ -99,7 +99,7 @@ async def test_create_without_options_opens_a_form_and_the_form_creates(harness,
         harness.submit(
             modal,
             members.alice,
-            question="Who wins the cup?",
+            question="Who wins\nthe cup?",
             outcomes="Reds\nBlues\nGreens",
             duration="1d2h30m",
         )
@@ -108,7 +108,7 @@ async def test_create_without_options_opens_a_form_and_the_form_creates(harness,
     assert submitted.response_type == DEFERRED
     assert submitted.reply["embeds"][0]["title"].endswith("Who wins the cup?")
     (market,) = await db(harness, lambda: list(Market.objects.all()))
-    assert market.question == "Who wins the cup?"
+    assert market.question == "Who wins the cup?", "a line break in the form is a space"
     assert (market.closes_at - market.created_at).total_seconds() == pytest.approx(
         (24 * 60 + 150) * 60, abs=5
     )

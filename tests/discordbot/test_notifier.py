@@ -15,6 +15,7 @@ from django.utils import timezone
 
 from betting.services import bet_place, shares_sell
 from discordbot import actions
+from discordbot import notifier as notifier_module
 from discordbot.models import NotificationCursor, NotificationDelivery
 from discordbot.notifier import Notifier
 from discordbot.permissions import Actor
@@ -250,16 +251,22 @@ async def test_a_restart_in_the_middle_neither_loses_nor_repeats(harness, member
     assert later.id > market.id
 
 
-async def test_discord_server_errors_are_retried_on_the_next_run(harness, members):
+async def test_discord_server_errors_are_retried_after_a_back_off(harness, members):
     await announce_in(harness)
     await make_market(harness, creator=members.alice.id, question="Retry?")
     harness.fake.fail(
         "POST", rf"^/channels/{ANNOUNCE_CHANNEL}/messages$", 503, {"message": "busy", "code": 0}
     )
 
-    assert await notifier(harness).run_once() == 0
+    assert await notifier(harness).run_once() == 1  # planned; the post failed
     assert harness.fake.channel_posts(ANNOUNCE_CHANNEL) == []
-    assert await notifier(harness).run_once() == 1
+    (row,) = await db(harness, lambda: list(NotificationDelivery.objects.all()))
+    assert (row.status, row.attempts, row.detail) == ("pending", 1, "retry: 503")
+    # Not before its back-off…
+    assert await notifier(harness).deliver_due("channel") == 0
+    # …but once it is due.
+    later = timezone.now() + dt.timedelta(seconds=notifier_module.RETRY_BASE_SECONDS + 1)
+    assert await notifier(harness).deliver_due("channel", now=later) == 1
     assert len(harness.fake.channel_posts(ANNOUNCE_CHANNEL)) == 1
 
 

@@ -50,6 +50,11 @@ async def test_tip_moves_points_and_announces_it_publicly(harness, members):
     assert await balance(harness, members.bob.id) == 1250
     key = f"discord:{ex.payload['id']}"
     assert await db(harness, lambda: Transfer.objects.filter(idempotency_key=key).count()) == 1
+    # The receiver is pinged, and only the receiver.
+    (edit,) = [r for r in ex.requests if r.method == "PATCH"]
+    mentions = edit.json["allowed_mentions"]
+    assert [str(u) for u in mentions["users"]] == [str(members.bob.id)]
+    assert mentions["parse"] == []
 
 
 @pytest.mark.parametrize(

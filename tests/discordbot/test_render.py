@@ -5,6 +5,7 @@ the fake Discord's independent validation."""
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 from types import SimpleNamespace
 
@@ -125,15 +126,22 @@ def test_sell_select_and_position_text_fit(summary, labels):
         discord.SelectOption(label=limits.fit(h.label, 100), value=str(i), description="d")
         for i, h in enumerate(holdings[:25])
     ]
-    view = discord.ui.View(timeout=None)
-    view.add_item(market_ui.SellSelect(summary.id, options))
-    assert_view_fits(view)
+
+    async def build() -> discord.ui.View:  # discord.py 2.6 builds views in a running loop only
+        view = discord.ui.View(timeout=None)
+        view.add_item(market_ui.SellSelect(summary.id, options))
+        return view
+
+    assert_view_fits(asyncio.run(build()))
 
 
 @SETTINGS
 @given(summaries())
 def test_market_buttons_fit(summary):
-    assert_view_fits(market_ui.market_view(summary))
+    async def build() -> discord.ui.View:
+        return market_ui.market_view(summary)
+
+    assert_view_fits(asyncio.run(build()))
 
 
 @SETTINGS
@@ -155,8 +163,6 @@ def test_modals_fit(outcome_label, market_id):
             outcomes="|".join([outcome_label] * 10),
         )
         return [buy.to_dict(), create.to_dict()]
-
-    import asyncio
 
     for payload in asyncio.run(build()):
         check_modal(payload)

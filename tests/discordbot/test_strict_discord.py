@@ -38,6 +38,7 @@ async def test_settings_channel_resolves_the_channel_from_guild_create(harness, 
 
     assert ex.rejected == []
     assert "Saved." in ex.text and f"<#{ANNOUNCE_CHANNEL}>" in ex.text
+    assert "missing" not in ex.text and "couldn't check" not in ex.text
     gs = await db(harness, guild_settings_get_or_create, guild_id=harness.guild_id)
     assert gs.announce_channel_id == ANNOUNCE_CHANNEL
 
@@ -124,3 +125,21 @@ async def test_a_gateway_delay_past_the_deadline_loses_the_interaction(members):
 
     assert [r.response["code"] for r in ex.rejected] == [10062]
     assert ex.first_response_age > 3.0
+
+
+async def test_settings_channel_says_which_permissions_the_bot_lacks_there(harness, members):
+    import discord
+
+    locked = Channel(
+        444_444_444_444_444_409,
+        "locked",
+        bot_denied=discord.Permissions(send_messages=True, embed_links=True),
+    )
+    harness.guild_create([Channel(ANNOUNCE_CHANNEL, "announcements"), locked])
+
+    ex = await harness.send(harness.command("settings channel", members.mod, channel=locked))
+
+    assert "Saved." in ex.text
+    assert f"I can't announce in <#{locked.id}> yet: I'm missing Send Messages, Embed Links" in (
+        ex.text
+    )

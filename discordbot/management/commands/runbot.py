@@ -9,7 +9,7 @@ import signal
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from discordbot.bot import build_bot
-from discordbot.runner import BotStartError, run, token_get
+from discordbot.runner import BotStartError, bot_connection_defaults, run, token_get
 
 
 class Command(BaseCommand):
@@ -55,6 +55,7 @@ class Command(BaseCommand):
             token = token_get()
         except BotStartError as exc:
             raise CommandError(str(exc)) from None
+        bot_connection_defaults()
         overrides = {
             "shard_count": options["shard_count"],
             "shard_ids": tuple(options["shard_ids"]) if options["shard_ids"] else None,

@@ -1,7 +1,8 @@
 """Serve the ASGI application (admin, dashboard, WebSockets) with daphne in the foreground, and
 the Discord bot in the same process and event loop when DISCORD_TOKEN is set, so the in-memory
 channel layer carries the bot's market events to the dashboard. With Redis, run `runbot`
-separately instead (`--no-bot` here)."""
+separately instead (`--no-bot` here). The market clock (`markets_tick` every 30 s) runs here in
+any case, so `make run` alone closes and refunds markets on time."""
 
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandParser
@@ -36,8 +37,32 @@ class Command(BaseCommand):
             application=application,
             endpoints=build_endpoint_description_strings(host=host, port=port),
             signal_handlers=True,
-            ready_callable=(lambda: self._start_bot(token)) if with_bot else None,
+            ready_callable=lambda: self._ready(token if with_bot else ""),
         ).run()
+
+    def _ready(self, token: str) -> None:
+        """Called by daphne just before its reactor runs: start the market clock, and the bot
+        when there is a token."""
+        import asyncio
+
+        from twisted.internet import reactor
+
+        from discordbot.runner import market_clock_start
+
+        state = {}
+
+        def start() -> None:
+            state["clock"] = market_clock_start()
+
+        def stop() -> None:
+            task = state.get("clock")
+            if task is not None:
+                task.cancel()
+
+        asyncio.get_event_loop().call_soon(start)
+        reactor.addSystemEventTrigger("before", "shutdown", stop)
+        if token:
+            self._start_bot(token)
 
     def _start_bot(self, token: str) -> None:
         """Called by daphne just before its reactor runs: start the bot on the reactor's asyncio
@@ -47,8 +72,9 @@ class Command(BaseCommand):
         from twisted.internet import defer, reactor
 
         from discordbot.bot import build_bot
-        from discordbot.runner import start_in_loop
+        from discordbot.runner import bot_connection_defaults, start_in_loop
 
+        bot_connection_defaults()
         bot = build_bot()
         state = {}
 
