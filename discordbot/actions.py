@@ -19,14 +19,35 @@ from dataclasses import dataclass
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
+from betting import selectors as betting_selectors
 from betting import services as betting_services
 from markets import selectors as market_selectors
 from markets import services as market_services
+from markets.amm import SHARE_SCALE
+from markets.errors import (
+    MSG_BET_ABOVE_MAX,
+    MSG_BET_TOO_SMALL_AFTER_FEE,
+    MSG_NOT_OPEN,
+    MSG_SELL_PARIMUTUEL,
+    MSG_SELL_WORTH_ZERO,
+    MarketStateError,
+    SlippageExceeded,
+)
 from markets.models import Market, MarketEvent
 from markets.selectors import MarketSummary
 from points import selectors as points_selectors
 from points import services as points_services
-from points.errors import InvalidInput, NotAllowed, validate_key, validate_snowflake
+from points.errors import (
+    MAX_AMOUNT,
+    MSG_INSUFFICIENT_POINTS,
+    InsufficientPoints,
+    InvalidAmount,
+    InvalidInput,
+    NotAllowed,
+    validate_amount,
+    validate_key,
+    validate_snowflake,
+)
 from points.models import GuildSettings
 from points.services import audit_record, guild_settings_get_or_create, wallet_get_or_create
 
@@ -47,6 +68,10 @@ MSG_LIQUIDITY_MODERATOR = (
     "Only moderators can choose a market's liquidity; leave it empty to use this server's "
     "default of {default:,} points."
 )
+MSG_PRICE_MOVED = (
+    "The price moved: “{label}” is now at {now} and {what}, beyond your slippage limit "
+    "({limit}). Nothing was traded; try again for a fresh quote."
+)
 MSG_SETTING_RANGE = "{name} must be a whole number from {low:,} to {high:,}."
 MSG_SETTING_UNKNOWN = "There is no setting called “{name}”."
 
@@ -60,6 +85,7 @@ SETTING_RANGES: dict[str, tuple[int, int]] = {
     "fee_bps": (0, 5000),
     "min_resolution_votes": (1, 25),
     "auto_refund_hours": (1, 24 * 365),
+    "slippage_bps": (0, 5000),
 }
 
 
@@ -92,6 +118,108 @@ class TradeResult:
     """The outcome's probability right after the trade (display)."""
 
 
+@dataclass(frozen=True)
+class Quote:
+    """What a trade would do now (DOMAIN §4.6), shown before the member confirms it."""
+
+    market: MarketSummary
+    kind: str
+    """"buy" (market maker), "stake" (pool) or "sell"."""
+    outcome: int
+    label: str
+    amount: int
+    """Points paid (buy, stake), or returned before the fee (sell)."""
+    shares: int
+    """Micro-shares received (buy) or sold (sell); 0 for a stake."""
+    fee: int
+    average_price: float  # display: points per share
+    probability_before: float  # display
+    probability_after: float  # display
+    payout: int
+    """Points if the outcome wins: whole shares (buy), the share of the pot as it stands
+    (stake); for a sale, the points it returns after the fee."""
+    limit: int
+    """The slippage limit a confirmation trades with: `min_shares` (buy) or `min_points`
+    (sell), `slippage_bps` below the quote; 0 for a stake (a pool's payout is only known at
+    settlement)."""
+    slippage_bps: int
+    pot_after: int = 0
+    """Pool: the whole pot with this stake in it."""
+
+    @property
+    def net(self) -> int:
+        return self.amount - self.fee
+
+
+def _slippage_limit(value: int, bps: int) -> int:
+    return value * (10_000 - bps) // 10_000
+
+
+def quote_buy_for_interaction(
+    *, guild_id: int, user_id: int, market: object, outcome: object, amount: int
+) -> Quote:
+    """The quote for `amount` points on an outcome of an open market of this guild, checked
+    against what the trade itself would refuse (max bet, balance, a fee eating the amount)."""
+    summary = market_in_guild(guild_id=guild_id, market=market)
+    position = parsing.outcome_ref(
+        outcome, [o.label for o in summary.outcomes], market_id=summary.id
+    )
+    _ensure_open(summary)
+    validate_amount(amount, maximum=MAX_AMOUNT)
+    gs = guild_settings_get_or_create(guild_id=guild_id)
+    if amount > gs.max_bet:
+        raise InvalidAmount(MSG_BET_ABOVE_MAX.format(max_bet=gs.max_bet))
+    balance = wallet_get_or_create(guild_id=guild_id, user_id=user_id).balance
+    if amount > balance:
+        raise InsufficientPoints(MSG_INSUFFICIENT_POINTS.format(balance=balance, needed=amount))
+    q = betting_selectors.quote_buy(market_id=summary.id, outcome=position, amount=amount)
+    label = summary.outcomes[position].label
+    if summary.mechanism == Market.Mechanism.AMM:
+        if q.shares <= 0:
+            raise InvalidAmount(MSG_BET_TOO_SMALL_AFTER_FEE.format(fee=q.fee))
+        return Quote(
+            summary, "buy", position, label, amount, q.shares, q.fee, q.average_price,
+            q.probability_before, q.probability_after, q.potential_payout,
+            _slippage_limit(q.shares, gs.slippage_bps), gs.slippage_bps,
+        )  # fmt: skip
+    pot = sum(o.staked for o in summary.outcomes) + amount
+    return Quote(
+        summary, "stake", position, label, amount, 0, 0, 0.0, q.probability_before,
+        q.probability_after, q.potential_payout, 0, gs.slippage_bps, pot,
+    )  # fmt: skip
+
+
+def quote_sell_for_interaction(
+    *, guild_id: int, user_id: int, market: object, outcome: object, shares: object
+) -> Quote:
+    """The quote for selling `shares` ("all" or a number) of an outcome back to the market."""
+    summary = market_in_guild(guild_id=guild_id, market=market)
+    position = parsing.outcome_ref(
+        outcome, [o.label for o in summary.outcomes], market_id=summary.id
+    )
+    _ensure_open(summary)
+    if summary.mechanism != Market.Mechanism.AMM:
+        raise MarketStateError(MSG_SELL_PARIMUTUEL)
+    q = betting_selectors.quote_sell(
+        market_id=summary.id, user_id=user_id, outcome=position, shares=parsing.shares(shares)
+    )
+    if q.net_points <= 0:
+        raise InvalidAmount(MSG_SELL_WORTH_ZERO)
+    gs = guild_settings_get_or_create(guild_id=guild_id)
+    before = summary.outcomes[position].probability
+    return Quote(
+        summary, "sell", position, summary.outcomes[position].label, q.points,
+        q.shares_offered, q.fee, q.points * SHARE_SCALE / q.shares_offered, before,
+        q.probability_after, q.net_points, _slippage_limit(q.net_points, gs.slippage_bps),
+        gs.slippage_bps,
+    )  # fmt: skip
+
+
+def _ensure_open(summary: MarketSummary) -> None:
+    if not summary.is_open:
+        raise MarketStateError(MSG_NOT_OPEN.format(market_id=summary.id, status=summary.status))
+
+
 def bet_place_for_interaction(
     *,
     guild_id: int,
@@ -100,19 +228,33 @@ def bet_place_for_interaction(
     outcome: object,
     amount: int,
     idempotency_key: str,
+    min_shares: int | None = None,
 ) -> TradeResult:
-    """Buy (amm) or stake on (pool) an outcome of a market of this guild."""
+    """Buy (amm) or stake on (pool) an outcome of a market of this guild; with `min_shares`,
+    a buy that would now give fewer shares is refused with the current price."""
     summary = market_in_guild(guild_id=guild_id, market=market)
     position = parsing.outcome_ref(
         outcome, [o.label for o in summary.outcomes], market_id=summary.id
     )
-    trade = betting_services.bet_place(
-        market_id=summary.id,
-        user_id=user_id,
-        outcome=position,
-        amount=amount,
-        idempotency_key=idempotency_key,
-    )
+    try:
+        trade = betting_services.bet_place(
+            market_id=summary.id,
+            user_id=user_id,
+            outcome=position,
+            amount=amount,
+            idempotency_key=idempotency_key,
+            min_shares=min_shares or None,
+        )
+    except SlippageExceeded:
+        now = betting_selectors.quote_buy(market_id=summary.id, outcome=position, amount=amount)
+        raise SlippageExceeded(
+            MSG_PRICE_MOVED.format(
+                label=summary.outcomes[position].label,
+                now=percent_text(now.probability_before),
+                what=f"{points_text(amount)} points buy {shares_text(now.shares)} shares",
+                limit=f"{shares_text(min_shares or 0)} shares",
+            )
+        ) from None
     return _trade_result(guild_id, user_id, summary, trade)
 
 
@@ -124,20 +266,52 @@ def shares_sell_for_interaction(
     outcome: object,
     shares: object,
     idempotency_key: str,
+    min_points: int | None = None,
 ) -> TradeResult:
-    """Sell shares ("all" or a number with up to 6 decimals) of an outcome back to the market."""
+    """Sell shares ("all" or a number with up to 6 decimals) of an outcome back to the market;
+    with `min_points`, a sale that would now return less is refused with the current price."""
     summary = market_in_guild(guild_id=guild_id, market=market)
     position = parsing.outcome_ref(
         outcome, [o.label for o in summary.outcomes], market_id=summary.id
     )
-    trade = betting_services.shares_sell(
-        market_id=summary.id,
-        user_id=user_id,
-        outcome=position,
-        shares=parsing.shares(shares),
-        idempotency_key=idempotency_key,
-    )
+    micro = parsing.shares(shares)
+    try:
+        trade = betting_services.shares_sell(
+            market_id=summary.id,
+            user_id=user_id,
+            outcome=position,
+            shares=micro,
+            idempotency_key=idempotency_key,
+            min_points=min_points or None,
+        )
+    except SlippageExceeded:
+        now = betting_selectors.quote_sell(
+            market_id=summary.id, user_id=user_id, outcome=position, shares=micro
+        )
+        before = market_selectors.market_get(market_id=summary.id, guild_id=guild_id)
+        raise SlippageExceeded(
+            MSG_PRICE_MOVED.format(
+                label=summary.outcomes[position].label,
+                now=percent_text(before.outcomes[position].probability),
+                what=f"{shares_text(now.shares_offered)} shares return "
+                f"{points_text(now.net_points)} points",
+                limit=f"{points_text(min_points or 0)} points",
+            )
+        ) from None
     return _trade_result(guild_id, user_id, summary, trade)
+
+
+def percent_text(p: float) -> str:
+    return f"{p * 100:.1f}%"
+
+
+def points_text(n: int) -> str:
+    return f"{n:,}"
+
+
+def shares_text(micro: int) -> str:
+    """Shares to two decimals, as Discord shows them (exact values stay in the admin)."""
+    return f"{micro / SHARE_SCALE:,.2f}"
 
 
 def _trade_result(guild_id: int, user_id: int, summary: MarketSummary, trade) -> TradeResult:

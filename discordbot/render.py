@@ -32,7 +32,7 @@ STATUS_COLOUR = {
     "resolved": discord.Colour.blurple(),
     "cancelled": discord.Colour.dark_grey(),
 }
-MECHANISM_TEXT = {"amm": "Market maker", "parimutuel": "Pool"}
+MECHANISM_TEXT = {"amm": "Market maker", "parimutuel": "Prediction pool"}
 LIST_PAGE_SIZE = 5
 HISTORY_PAGE_SIZE = 15
 
@@ -46,10 +46,9 @@ def signed(n: int) -> str:
 
 
 def shares(micro: int) -> str:
-    """Micro-shares as shares with up to 2 decimals for display (exact values in replies use 6)."""
-    whole, frac = divmod(micro, SHARE_SCALE)
-    cents = frac * 100 // SHARE_SCALE
-    return f"{whole:,}" + (f".{cents:02d}".rstrip("0").rstrip(".") if cents else "")
+    """Micro-shares as shares with two decimals: Discord shows no more (exact values stay in
+    the admin and CSV exports)."""
+    return f"{micro / SHARE_SCALE:,.2f}"
 
 
 def shares_exact(micro: int) -> str:
@@ -74,13 +73,42 @@ def market_title(m: MarketSummary, limit: int = limits.EMBED_TITLE) -> str:
     return fit(f"#{m.id} · {escape(m.question)}", limit)
 
 
+def is_pool(m) -> bool:
+    return m.mechanism == "parimutuel"
+
+
+def ratio(pot: int, staked: int) -> str:
+    """A pool's return ratio, as Twitch shows it: 1:2.5 pays 2.5 points per point staked."""
+    return f"1:{pot / staked:,.2f}" if staked else "1:–"
+
+
 def outcome_lines(m: MarketSummary, *, limit: int | None = None) -> list[str]:
+    """One line per outcome. Open markets: probability and bar (market maker), or share of the
+    pot, points staked and return ratio (pool). Settled markets: the winner first with 🏆, the
+    others after it, without probabilities (they no longer mean anything)."""
+    if m.status in ("resolved", "cancelled"):
+        return settled_lines(m, limit=limit)
     rows = m.outcomes if limit is None else sorted(m.outcomes, key=lambda o: -o.probability)[:limit]
     lines = []
+    pot = sum(o.staked for o in m.outcomes)
     for o in rows:
-        mark = "🏆 " if m.winning_position == o.position else ""
         label = fit(escape(o.label), 120)
-        lines.append(f"{mark}`{bar(o.probability)}` **{percent(o.probability)}** {label}")
+        if is_pool(m):
+            lines.append(
+                f"`{bar(o.probability)}` **{percent(o.probability)}** {label} · "
+                f"{points(o.staked)} pts · {ratio(pot, o.staked)}"
+            )
+        else:
+            lines.append(f"`{bar(o.probability)}` **{percent(o.probability)}** {label}")
+    return lines
+
+
+def settled_lines(m: MarketSummary, *, limit: int | None = None) -> list[str]:
+    ordered = sorted(m.outcomes, key=lambda o: (o.position != m.winning_position, o.position))
+    lines = []
+    for o in ordered if limit is None else ordered[:limit]:
+        label = fit(escape(o.label), 120)
+        lines.append(f"🏆 **{label}**" if o.position == m.winning_position else f"▫️ {label}")
     return lines
 
 
@@ -103,8 +131,13 @@ def market_embed(m: MarketSummary) -> discord.Embed:
     embed.add_field(
         name="Status", value=f"{STATUS_BADGE.get(m.status, '')} {STATUS_TEXT[m.status]}"
     )
-    embed.add_field(name="Volume", value=f"{points(m.volume)} points")
-    embed.add_field(name="Traders", value=points(m.trader_count))
+    pot = sum(o.staked for o in m.outcomes)
+    if is_pool(m):
+        embed.add_field(name="Pot", value=f"{points(pot)} points")
+        embed.add_field(name="Predictors", value=points(m.trader_count))
+    else:
+        embed.add_field(name="Volume", value=f"{points(m.volume)} points")
+        embed.add_field(name="Traders", value=points(m.trader_count))
     when = (
         f"{timestamp(m.closes_at)} ({timestamp(m.closes_at, 'f')})"
         if m.status == "open"
@@ -113,10 +146,19 @@ def market_embed(m: MarketSummary) -> discord.Embed:
     embed.add_field(name="Closes" if m.status == "open" else "Trading", value=when, inline=False)
     if m.winning_position is not None:
         winner = m.outcomes[m.winning_position]
-        embed.add_field(name="Winner", value=f"🏆 {fit(escape(winner.label), 200)}", inline=False)
+        value = f"🏆 {fit(escape(winner.label), 200)}"
+        if is_pool(m):
+            value += (
+                f" · {points(pot)} points paid to its predictors"
+                if winner.staked
+                else " · nobody predicted it, every stake was refunded"
+            )
+        embed.add_field(name="Winner", value=value, inline=False)
     if m.status in ("resolved", "cancelled") and m.settle_reason:
         embed.add_field(name="Reason", value=fit(escape(m.settle_reason), 500), inline=False)
     footer = [MECHANISM_TEXT.get(m.mechanism, m.mechanism)]
+    if is_pool(m) and m.status == "open":
+        footer.append("1:x = points back per point staked if it wins")
     if m.mechanism == "amm" and m.fee_bps:
         footer.append(f"fee {m.fee_bps / 100:g}%")
     if m.category:
@@ -163,34 +205,69 @@ def market_list_embed(
 
 
 def trade_text(result) -> str:
-    """The reply to a trade: shares received or points returned, average price, new probability."""
-    m, label = result.market, escape(result.label)
+    """The reply to a trade: shares received or points returned, average price, new
+    probability; the outcome's label once."""
+    m, label = result.market, fit(escape(result.label), 100)
     prob = percent(result.probability)
+    fee = f", fee {points(result.fee)}" if result.fee else ""
     if result.kind == "buy":
         avg = result.amount * SHARE_SCALE / result.shares if result.shares else 0.0
         text = (
-            f"You bought **{shares_exact(result.shares)} shares** of **{label}** in #{m.id} for "
-            f"{points(result.amount)} points (average price {avg:.3f} points per share"
-            + (f", fee {points(result.fee)}" if result.fee else "")
-            + f"). “{label}” is now at **{prob}**."
+            f"✅ You bought **{shares(result.shares)} shares** of **{label}** in #{m.id} for "
+            f"{points(result.amount)} points (average price {avg:.3f} points per share{fee}); "
+            f"now at **{prob}**."
         )
     elif result.kind == "stake":
         text = (
-            f"You staked **{points(result.amount)} points** on **{label}** in #{m.id}. "
-            f"“{label}” now has **{prob}** of the pool."
+            f"✅ You predicted **{label}** in #{m.id} with **{points(result.amount)} points**; "
+            f"it now has **{prob}** of the pot."
         )
     else:
         net = result.amount - result.fee
         avg = result.amount * SHARE_SCALE / result.shares if result.shares else 0.0
         text = (
-            f"You sold **{shares_exact(result.shares)} shares** of **{label}** in #{m.id} for "
-            f"**{points(net)} points** (average price {avg:.3f}"
-            + (f", fee {points(result.fee)}" if result.fee else "")
-            + f"). “{label}” is now at **{prob}**."
+            f"✅ You sold **{shares(result.shares)} shares** of **{label}** in #{m.id} for "
+            f"**{points(net)} points** (average price {avg:.3f}{fee}); now at **{prob}**."
         )
     if result.balance is not None:
-        text += f" Your balance: {points(result.balance)} points."
+        text += f" Balance: {points(result.balance)} points."
     return fit(text, limits.CONTENT)
+
+
+def quote_text(q, *, expires_at: dt.datetime | None = None) -> str:
+    """The preview before a trade (DOMAIN §4.6): what it gives, the average price, the
+    probability before → after, what it pays if the outcome wins, the fee, the slippage limit."""
+    m, label = q.market, fit(escape(q.label), 100)
+    move = f"{percent(q.probability_before)} → **{percent(q.probability_after)}**"
+    fee = f" (fee {points(q.fee)})" if q.fee else ""
+    if q.kind == "buy":
+        lines = [
+            f"**Quote** · buy **{label}** in #{m.id}",
+            f"You pay **{points(q.amount)} points**{fee} and get **{shares(q.shares)} shares** "
+            f"at an average price of {q.average_price:.3f}.",
+            f"Probability {move}.",
+            f"If it wins you get **{points(q.payout)} points**.",
+            f"Slippage limit {q.slippage_bps / 100:g}%: at least {shares(q.limit)} shares.",
+        ]
+    elif q.kind == "stake":
+        staked = q.market.outcomes[q.outcome].staked + q.amount
+        lines = [
+            f"**Predict** · stake **{points(q.amount)} points** on **{label}** in #{m.id}",
+            f"Share of the pot {move} · return {ratio(q.pot_after, staked)}.",
+            f"If {label} wins you get **~{points(q.payout)} points** (the pot keeps changing "
+            "until predictions close).",
+        ]
+    else:
+        lines = [
+            f"**Quote** · sell **{label}** in #{m.id}",
+            f"You sell **{shares(q.shares)} shares** and get **{points(q.payout)} points**{fee} "
+            f"at an average price of {q.average_price:.3f}.",
+            f"Probability {move}.",
+            f"Slippage limit {q.slippage_bps / 100:g}%: at least {points(q.limit)} points.",
+        ]
+    if expires_at is not None:
+        lines.append(f"Confirm {timestamp(expires_at)}, or the quote expires.")
+    return fit("\n".join(lines), limits.CONTENT)
 
 
 def portfolio_embed(portfolio: Portfolio, *, name: str) -> discord.Embed:
@@ -231,11 +308,18 @@ def holdings_text(m: MarketSummary, holdings, balance: int | None) -> str:
     else:
         lines = [f"Your position in #{m.id}:"]
         for h in holdings:
-            held = f"{shares_exact(h.shares)} shares" if m.mechanism == "amm" else "staked"
-            lines.append(
-                f"• **{escape(h.label)}**: {held} · spent {points(h.points_spent)}"
-                f" · worth {points(h.value)} now"
-            )
+            label = fit(escape(h.label), 100)
+            if is_pool(m):
+                tail = "paid" if m.status in ("resolved", "cancelled") else "if it wins you get ~"
+                lines.append(
+                    f"• **{label}**: staked {points(h.points_spent)} · {tail}"
+                    f"{'' if tail.endswith('~') else ' '}{points(h.value)} points"
+                )
+            else:
+                lines.append(
+                    f"• **{label}**: {shares(h.shares)} shares · spent "
+                    f"{points(h.points_spent)} · worth {points(h.value)} now"
+                )
         text = "\n".join(lines)
     if balance is not None:
         text += f"\nBalance: {points(balance)} points."
@@ -297,6 +381,7 @@ def settings_embed(gs) -> discord.Embed:
     embed.add_field(name="Fee", value=f"{gs.fee_bps / 100:g}%")
     embed.add_field(name="Votes to resolve", value=str(gs.min_resolution_votes))
     embed.add_field(name="Auto-refund after", value=f"{gs.auto_refund_hours} hours")
+    embed.add_field(name="Slippage limit", value=f"{gs.slippage_bps / 100:g}%")
     embed.add_field(
         name="Announcements",
         value=f"<#{gs.announce_channel_id}>" if gs.announce_channel_id else "not set",

@@ -488,6 +488,8 @@ class Markets(commands.Cog):
         market="The market (type to search)",
         outcome="The outcome you think will happen",
         amount="Points to bet",
+        confirm="Show a quote to confirm first (default), or trade at once within the "
+        "slippage limit",
     )
     @app_commands.autocomplete(market=market_autocomplete(["open"]), outcome=outcome_autocomplete)
     async def bet(
@@ -496,22 +498,35 @@ class Markets(commands.Cog):
         market: str,
         outcome: str,
         amount: app_commands.Range[int, 1, MAX_AMOUNT],
+        confirm: bool = True,
     ) -> None:
         """Bet points on an outcome: buy its shares, or stake on it in a pool."""
 
         async def body() -> Reply:
-            result = await self.bot.db(
-                actions.bet_place_for_interaction,
+            quote = await self.bot.db(
+                actions.quote_buy_for_interaction,
                 guild_id=interaction.guild_id,
                 user_id=interaction.user.id,
                 market=market,
                 outcome=outcome,
                 amount=amount,
+            )
+            if confirm:
+                return market_ui.quote_reply(quote, interaction)
+            await interactions.trade_counted(interaction)
+            result = await self.bot.db(
+                actions.bet_place_for_interaction,
+                guild_id=interaction.guild_id,
+                user_id=interaction.user.id,
+                market=quote.market.id,
+                outcome=str(quote.outcome + 1),
+                amount=amount,
+                min_shares=quote.limit or None,
                 idempotency_key=idempotency_key(interaction),
             )
             return Reply(content=render.trade_text(result))
 
-        await respond(interaction, body, action="bet", rules=ratelimit.TRADE)
+        await respond(interaction, body, action="bet")
 
     @app_commands.command(name="sell")
     @app_commands.guild_only()
@@ -519,6 +534,8 @@ class Markets(commands.Cog):
         market="The market (type to search)",
         outcome="The outcome whose shares you sell",
         shares="How many shares, e.g. 2.5, or “all” (default)",
+        confirm="Show a quote to confirm first (default), or sell at once within the "
+        "slippage limit",
     )
     @app_commands.autocomplete(market=market_autocomplete(["open"]), outcome=outcome_autocomplete)
     async def sell(
@@ -527,22 +544,35 @@ class Markets(commands.Cog):
         market: str,
         outcome: str,
         shares: app_commands.Range[str, 1, 25] = "all",
+        confirm: bool = True,
     ) -> None:
         """Sell shares back to the market maker for points."""
 
         async def body() -> Reply:
-            result = await self.bot.db(
-                actions.shares_sell_for_interaction,
+            quote = await self.bot.db(
+                actions.quote_sell_for_interaction,
                 guild_id=interaction.guild_id,
                 user_id=interaction.user.id,
                 market=market,
                 outcome=outcome,
                 shares=shares,
+            )
+            if confirm:
+                return market_ui.quote_reply(quote, interaction)
+            await interactions.trade_counted(interaction)
+            result = await self.bot.db(
+                actions.shares_sell_for_interaction,
+                guild_id=interaction.guild_id,
+                user_id=interaction.user.id,
+                market=quote.market.id,
+                outcome=str(quote.outcome + 1),
+                shares=render.shares_exact(quote.shares).replace(",", ""),
+                min_points=quote.limit or None,
                 idempotency_key=idempotency_key(interaction),
             )
             return Reply(content=render.trade_text(result))
 
-        await respond(interaction, body, action="sell", rules=ratelimit.TRADE)
+        await respond(interaction, body, action="sell")
 
     @app_commands.command(name="portfolio")
     @app_commands.guild_only()
