@@ -145,6 +145,9 @@ class Quote:
     slippage_bps: int
     pot_after: int = 0
     """Pool: the whole pot with this stake in it."""
+    asked: int = 0
+    """Sell: the micro-shares asked for (a sale burns only what whole points pay for, so
+    `shares` may be a little less)."""
 
     @property
     def net(self) -> int:
@@ -209,9 +212,9 @@ def quote_sell_for_interaction(
     before = summary.outcomes[position].probability
     return Quote(
         summary, "sell", position, summary.outcomes[position].label, q.points,
-        q.shares_offered, q.fee, q.points * SHARE_SCALE / q.shares_offered, before,
+        q.shares_burned, q.fee, q.points * SHARE_SCALE / q.shares_burned, before,
         q.probability_after, q.net_points, _slippage_limit(q.net_points, gs.slippage_bps),
-        gs.slippage_bps,
+        gs.slippage_bps, asked=q.shares_offered,
     )  # fmt: skip
 
 

@@ -341,7 +341,7 @@ def quote_reply(q: actions.Quote, interaction: discord.Interaction) -> Reply:
     """The ephemeral preview with Confirm / Cancel."""
     quote_id = interaction.id
     expires = discord.utils.snowflake_time(quote_id) + dt.timedelta(seconds=QUOTE_SECONDS)
-    quantity = q.amount if q.kind in ("buy", "stake") else q.shares
+    quantity = q.amount if q.kind in ("buy", "stake") else q.asked
     view = discord.ui.View(timeout=None)
     view.add_item(
         QuoteConfirmButton(

@@ -566,7 +566,7 @@ class Markets(commands.Cog):
                 user_id=interaction.user.id,
                 market=quote.market.id,
                 outcome=str(quote.outcome + 1),
-                shares=render.shares_exact(quote.shares).replace(",", ""),
+                shares=render.shares_exact(quote.asked).replace(",", ""),
                 min_points=quote.limit or None,
                 idempotency_key=idempotency_key(interaction),
             )

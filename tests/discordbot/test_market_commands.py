@@ -277,8 +277,8 @@ async def test_bet_reply_states_shares_average_price_and_new_probability(harness
     assert ex.text.count("Yes") == 1  # the label once per reply
     assert f"for 100 points (average price {100 / shares:.3f} points per share)" in ex.text
     after = await db(harness, market_get, market_id=market.id)
-    assert f"“Yes” is now at **{after.outcomes[0].probability * 100:.1f}%**" in ex.text
-    assert "Your balance: 900 points." in ex.text
+    assert f"now at **{after.outcomes[0].probability * 100:.1f}%**" in ex.text
+    assert "Balance: 900 points." in ex.text
     assert trade.idempotency_key == f"discord:{ex.payload['id']}"
 
 
