@@ -33,7 +33,7 @@ from markets.errors import (
     MarketStateError,
     SlippageExceeded,
 )
-from markets.models import Market, MarketEvent
+from markets.models import Market, MarketEvent, ResolutionVote
 from markets.selectors import MarketSummary
 from points import selectors as points_selectors
 from points import services as points_services
@@ -370,6 +370,18 @@ def market_create_for_interaction(
     return market_selectors.market_get(market_id=market.pk, guild_id=guild_id)
 
 
+def market_withdraw_for_interaction(
+    *, guild_id: int, actor: Actor, market: object, idempotency_key: str
+) -> MarketSummary:
+    """The creator takes back a market they just created, while nobody has traded (the rule
+    is the service's: `markets.services.market_withdraw`)."""
+    summary = market_in_guild(guild_id=guild_id, market=market)
+    market_services.market_withdraw(
+        market_id=summary.id, actor_id=actor.user_id, idempotency_key=idempotency_key
+    )
+    return market_selectors.market_get(market_id=summary.id, guild_id=guild_id)
+
+
 def market_message_set_for_interaction(*, market_id: int, channel_id: int, message_id: int) -> None:
     market_services.market_message_set(
         market_id=market_id, channel_id=channel_id, message_id=message_id
@@ -399,6 +411,8 @@ class VoteResult:
     label: str
     votes: int
     needed: int
+    repeated: bool = False
+    """The voter had already voted for this same outcome: nothing new to announce."""
 
     @property
     def resolved(self) -> bool:
@@ -415,12 +429,19 @@ def market_vote_for_interaction(
     position = parsing.outcome_ref(
         outcome, [o.label for o in summary.outcomes], market_id=summary.id
     )
-    market_services.resolution_vote_cast(
-        market_id=summary.id,
-        voter_id=actor.user_id,
-        outcome=position,
-        idempotency_key=idempotency_key,
+    repeated = (
+        summary.status == Market.Status.CLOSED
+        and ResolutionVote.objects.filter(
+            market_id=summary.id, voter_id=actor.user_id, outcome__position=position
+        ).exists()
     )
+    if not repeated:  # the same vote again changes nothing: no second event (issue 13)
+        market_services.resolution_vote_cast(
+            market_id=summary.id,
+            voter_id=actor.user_id,
+            outcome=position,
+            idempotency_key=idempotency_key,
+        )
     after = market_selectors.market_get(market_id=summary.id, guild_id=guild_id)
     votes = sum(
         1 for _, pos, _ in market_selectors.votes_get(market_id=summary.id) if pos == position
@@ -431,6 +452,7 @@ def market_vote_for_interaction(
         label=after.outcomes[position].label,
         votes=votes,
         needed=gs.min_resolution_votes,
+        repeated=repeated,
     )
 
 

@@ -49,6 +49,8 @@ CONFIRM_ID = (
     rf"(?P<limit>{_B36}):(?P<user>{_B36}):(?P<quote>{_B36})"
 )
 CANCEL_ID = rf"pm:qx:(?P<user>{_B36})"
+WITHDRAW_ID = rf"pm:wd:(?P<market>{_B36}):(?P<user>{_B36})"
+MSG_WITHDRAWN = "Market #{market_id} was taken back: nobody had traded, nothing was charged."
 QUOTE_SECONDS = 120
 """How long a quote's Confirm button trades: after that the price has likely moved."""
 MSG_QUOTE_EXPIRED = (
@@ -332,9 +334,53 @@ class QuoteCancelButton(discord.ui.DynamicItem[discord.ui.Button], template=CANC
             return
 
         async def body() -> Reply:
-            return Reply(content=MSG_QUOTE_CANCELLED, edit=True, view=discord.ui.View())
+            return Reply(content=MSG_QUOTE_CANCELLED, edit=True, view=discord.ui.View(timeout=None))
 
         await respond(interaction, body, action="trade.cancel", update=True)
+
+
+class WithdrawButton(discord.ui.DynamicItem[discord.ui.Button], template=WITHDRAW_ID):
+    """The creator takes back a market just created (the service checks creator, 60 s, no
+    trades)."""
+
+    def __init__(self, market_id: int, user_id: int):
+        self.market_id, self.user_id = market_id, user_id
+        super().__init__(
+            discord.ui.Button(
+                label="Cancel this market",
+                style=discord.ButtonStyle.danger,
+                custom_id=f"pm:wd:{b36(market_id)}:{b36(user_id)}",
+            )
+        )
+
+    @classmethod
+    async def from_custom_id(cls, interaction, item, match: re.Match[str], /):
+        return cls(int(match["market"], 36), int(match["user"], 36))
+
+    async def callback(self, interaction: discord.Interaction) -> None:
+        bot = _bot(interaction)
+
+        async def body() -> Reply:
+            summary = await bot.db(
+                actions.market_withdraw_for_interaction,
+                guild_id=interaction.guild_id,
+                actor=interactions.actor(interaction),
+                market=self.market_id,
+                idempotency_key=f"discord:withdraw:{self.market_id}",
+            )
+            return Reply(
+                content=MSG_WITHDRAWN.format(market_id=summary.id),
+                edit=True,
+                view=discord.ui.View(timeout=None),
+            )
+
+        await respond(interaction, body, action="market.withdraw", update=True)
+
+
+def withdraw_view(market_id: int, user_id: int) -> discord.ui.View:
+    view = discord.ui.View(timeout=None)
+    view.add_item(WithdrawButton(market_id, user_id))
+    return view
 
 
 def quote_reply(q: actions.Quote, interaction: discord.Interaction) -> Reply:
@@ -373,7 +419,7 @@ async def quote_confirm(interaction: discord.Interaction, button: QuoteConfirmBu
             return Reply(
                 content=MSG_QUOTE_EXPIRED.format(minutes=QUOTE_SECONDS // 60),
                 edit=True,
-                view=discord.ui.View(),
+                view=discord.ui.View(timeout=None),
             )
         await interactions.trade_counted(interaction)
         key = f"discord:{button.quote_id}:confirm"
@@ -399,7 +445,9 @@ async def quote_confirm(interaction: discord.Interaction, button: QuoteConfirmBu
                 min_points=button.limit or None,
                 idempotency_key=key,
             )
-        return Reply(content=render.trade_text(result), edit=True, view=discord.ui.View())
+        return Reply(
+            content=render.trade_text(result), edit=True, view=discord.ui.View(timeout=None)
+        )
 
     await respond(interaction, body, action="trade.confirm", update=True)
 
@@ -424,6 +472,7 @@ DYNAMIC_ITEMS = (
     ListPageButton,
     QuoteConfirmButton,
     QuoteCancelButton,
+    WithdrawButton,
 )
 
 

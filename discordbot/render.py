@@ -443,16 +443,25 @@ def settlement_embed(m: MarketSummary, payload: dict, *, cancelled: bool) -> dis
     """The channel summary: winner, total paid, biggest winners."""
     embed = discord.Embed(title=market_title(m), colour=STATUS_COLOUR.get(m.status))
     if cancelled:
-        embed.description = (
-            f"❌ Cancelled: {fit(escape(payload.get('reason', '')), 500)}\n"
+        count = int(payload.get("refunded_count", 0))
+        refunded = (
             f"Refunded **{points(int(payload.get('total_refunded', 0)))} points** to "
-            f"{points(int(payload.get('refunded_count', 0)))} traders."
+            f"{points(count)} {'trader' if count == 1 else 'traders'}."
+            if count
+            else "Nobody traded, so there was nothing to refund."
+        )
+        embed.description = (
+            f"❌ Cancelled: {fit(escape(payload.get('reason', '')), 500)}\n{refunded}"
         )
         return limits.embed_fit(embed)
     label = escape(str(payload.get("label", "?")))
     total = int(payload.get("total_paid", 0))
-    lines = [f"🏆 Resolved: **{label}**", f"Paid out **{points(total)} points**."]
-    if payload.get("refunded_all"):
+    lines = [f"🏆 Resolved: **{label}**"]
+    if m.trader_count == 0:
+        lines.append("Nobody traded, so nobody was paid.")
+    else:
+        lines.append(f"Paid out **{points(total)} points**.")
+    if payload.get("refunded_all") and m.trader_count:
         lines.append("Nobody backed the winner, so every stake was refunded.")
     winners = payload.get("winners") or []
     if winners and not payload.get("refunded_all"):

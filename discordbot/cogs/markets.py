@@ -36,6 +36,15 @@ AUTOCOMPLETE_SECONDS = 2.0
 CREATE_MODAL_ID = r"pm:m:create:(?P<mechanism>amm|parimutuel):(?P<liquidity>\d{0,10})"
 
 MSG_VOTE = "🗳️ <@{voter}> voted **{label}** for #{market_id} ({votes} of {needed} votes needed)."
+MSG_VOTE_REPEATED = (
+    "You already voted **{label}** for #{market_id} ({votes} of {needed} votes needed); "
+    "nothing changed."
+)
+MSG_SPLIT = (
+    "Your outcomes were split at the commas into {count}: {shown}. Not what you meant? "
+    "Take the market back within a minute (while nobody has traded) and create it again with "
+    "| between outcomes."
+)
 MSG_RESOLVED = "✅ Market #{market_id} resolved: **{label}**."
 MSG_CLOSED = "⏸️ Trading on #{market_id} is closed. Resolvers can now vote with `/market resolve`."
 MSG_CANCELLED = "❌ Market #{market_id} was cancelled; every trader was refunded."
@@ -233,12 +242,41 @@ async def create_market(
                     message_id=message.id,
                 )
 
-        reply.after_send = remember
+        split = split_at_commas(outcomes)
+
+        async def after(message: discord.Message) -> None:
+            await remember(message)
+            if split:
+                view = market_ui.withdraw_view(summary.id, interaction.user.id)
+                # Stopped before sending: the button is a DynamicItem the bot dispatches by its
+                # custom_id, so discord.py need not keep (and time out) the view.
+                view.stop()
+                await interaction.followup.send(
+                    limits.fit(
+                        MSG_SPLIT.format(
+                            count=len(summary.outcomes),
+                            shown=" · ".join(
+                                f"“{limits.escape(o.label)}”" for o in summary.outcomes
+                            ),
+                        ),
+                        limits.CONTENT,
+                    ),
+                    view=view,
+                    ephemeral=True,
+                )
+
+        reply.after_send = after
         return reply
 
     await respond(
         interaction, body, action="market.create", ephemeral=False, rules=ratelimit.CREATE
     )
+
+
+def split_at_commas(outcomes: str) -> bool:
+    """The outcomes were typed on one line with commas and no `|`: the split may surprise."""
+    text = outcomes or ""
+    return "," in text and "|" not in text and "\n" not in text.strip()
 
 
 async def create_submit(
@@ -441,6 +479,15 @@ class Markets(commands.Cog):
                     market_id=vote.market.id, label=limits.escape(label)
                 )
                 return reply
+            if vote.repeated:
+                return Reply(
+                    content=MSG_VOTE_REPEATED.format(
+                        label=limits.escape(vote.label),
+                        market_id=vote.market.id,
+                        votes=vote.votes,
+                        needed=vote.needed,
+                    )
+                )
             return Reply(
                 content=MSG_VOTE.format(
                     voter=interaction.user.id,
