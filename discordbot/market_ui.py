@@ -493,8 +493,8 @@ def market_view(m: MarketSummary) -> discord.ui.View:
     return view
 
 
-def market_reply(m: MarketSummary, *, ephemeral: bool = False) -> Reply:
-    return Reply(embeds=[render.market_embed(m)], view=market_view(m), ephemeral=ephemeral)
+def market_reply(m: MarketSummary, *, ephemeral: bool = False, top=()) -> Reply:
+    return Reply(embeds=[render.market_embed(m, top=top)], view=market_view(m), ephemeral=ephemeral)
 
 
 # --- Flows -----------------------------------------------------------------------------------
@@ -687,10 +687,10 @@ async def market_refresh(interaction: discord.Interaction, market_id: int) -> No
     bot = _bot(interaction)
 
     async def body() -> Reply:
-        summary = await bot.db(
-            actions.market_in_guild, guild_id=interaction.guild_id, market=market_id
+        summary, top = await bot.db(
+            selectors.market_card, guild_id=interaction.guild_id, market=market_id
         )
-        reply = market_reply(summary)
+        reply = market_reply(summary, top=top)
         reply.edit = True
         return reply
 

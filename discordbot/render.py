@@ -120,9 +120,10 @@ def close_text(m: MarketSummary) -> str:
     return f"closed {timestamp(m.closes_at)}"
 
 
-def market_embed(m: MarketSummary) -> discord.Embed:
-    """The market message: question, outcomes with percentage and bar, volume, traders, status,
-    close time."""
+def market_embed(m: MarketSummary, *, top: Sequence = ()) -> discord.Embed:
+    """The market message: question, outcomes with percentage and bar (a pool: share of the pot,
+    points and return ratio), volume or pot, traders, status, countdown; `top` predictors of a
+    pool when known."""
     embed = discord.Embed(title=market_title(m), colour=STATUS_COLOUR.get(m.status))
     question = escape(m.question)
     parts = [question] if limits.size(f"#{m.id} · {question}") > limits.EMBED_TITLE else []
@@ -154,6 +155,17 @@ def market_embed(m: MarketSummary) -> discord.Embed:
                 else " · nobody predicted it, every stake was refunded"
             )
         embed.add_field(name="Winner", value=value, inline=False)
+    if top and is_pool(m):
+        embed.add_field(
+            name="Top predictors",
+            value=fit(
+                "\n".join(
+                    f"<@{p.user_id}> {points(p.staked)} on {fit(escape(p.label), 60)}" for p in top
+                ),
+                limits.FIELD_VALUE,
+            ),
+            inline=False,
+        )
     if m.status in ("resolved", "cancelled") and m.settle_reason:
         embed.add_field(name="Reason", value=fit(escape(m.settle_reason), 500), inline=False)
     footer = [MECHANISM_TEXT.get(m.mechanism, m.mechanism)]
@@ -285,13 +297,15 @@ def portfolio_embed(portfolio: Portfolio, *, name: str) -> discord.Embed:
             if p.mechanism == "amm"
             else f"{points(p.points_spent)} staked"
         )
-        value = "paid" if p.status in ("resolved", "cancelled") else "worth"
+        settled = p.status in ("resolved", "cancelled")
+        value = "paid" if settled else ("if it wins ~" if p.mechanism != "amm" else "worth")
         embed.add_field(
             name=fit(
                 f"{STATUS_BADGE.get(p.status, '')} #{p.market_id} · {escape(p.question)}", 256
             ),
             value=fit(
-                f"{escape(p.label)}: {held} · {value} {points(p.value)} · profit "
+                f"{escape(p.label)}: {held} · {value}{'' if value.endswith('~') else ' '}"
+                f"{points(p.value)} · profit "
                 f"{signed(p.profit)} · now {percent(p.probability)}",
                 limits.FIELD_VALUE,
             ),

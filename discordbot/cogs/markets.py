@@ -372,10 +372,10 @@ class Markets(commands.Cog):
         """Post a market with its buttons in this channel."""
 
         async def body() -> Reply:
-            summary = await self.bot.db(
-                actions.market_in_guild, guild_id=interaction.guild_id, market=market
+            summary, top = await self.bot.db(
+                selectors.market_card, guild_id=interaction.guild_id, market=market
             )
-            return market_ui.market_reply(summary)
+            return market_ui.market_reply(summary, top=top)
 
         await respond(interaction, body, action="market.show", ephemeral=False)
 

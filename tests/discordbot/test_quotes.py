@@ -312,6 +312,11 @@ async def test_pool_buttons_quote_and_message_speak_predictions(harness, members
     assert "**75.0%** Bob · 300 pts · 1:1.33" in embed["description"]
     assert [f["name"] for f in embed["fields"]][:3] == ["Status", "Pot", "Predictors"]
     assert "400 points" in embed["fields"][1]["value"]
+    top = next(f for f in embed["fields"] if f["name"] == "Top predictors")
+    assert top["value"].splitlines() == [
+        f"<@{members.carol.id}> 300 on Bob",
+        f"<@{members.bob.id}> 100 on Alice",
+    ]
 
     position = await harness.send(harness.click(message, members.bob, label="My position"))
     assert "**Alice**: staked 100 · if it wins you get ~400 points" in position.text
