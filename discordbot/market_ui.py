@@ -44,10 +44,12 @@ LIST_ID = r"pm:list:(?P<page>\d{1,4}):(?P<status>[a-z]{1,10})(?P<cut>[:~])(?P<ca
 BUY_MODAL_ID = r"pm:m:buy:(?P<market>\d{1,19}):(?P<outcome>\d{1,2})"
 SELL_MODAL_ID = r"pm:m:sell:(?P<market>\d{1,19}):(?P<outcome>\d{1,2})"
 _B36 = r"[0-9a-z]{1,13}"
+_B36_WIDE = r"[0-9a-z]{1,15}"
 CONFIRM_ID = (
-    rf"pm:qc:(?P<kind>[bs]):(?P<market>{_B36}):(?P<outcome>\d{{1,2}}):(?P<quantity>{_B36}):"
-    rf"(?P<limit>{_B36}):(?P<user>{_B36}):(?P<quote>{_B36})"
+    rf"pm:qc:(?P<kind>[bs]):(?P<market>{_B36}):(?P<outcome>\d{{1,2}}):"
+    rf"(?P<quantity>{_B36_WIDE}):(?P<limit>{_B36_WIDE}):(?P<user>{_B36}):(?P<quote>{_B36})"
 )
+"""At most 84 characters: snowflakes take 13 base-36 digits, points and micro-shares 15."""
 CANCEL_ID = rf"pm:qx:(?P<user>{_B36})"
 WITHDRAW_ID = rf"pm:wd:(?P<market>{_B36}):(?P<user>{_B36})"
 MSG_WITHDRAWN = "Market #{market_id} was taken back: nobody had traded, nothing was charged."

@@ -5,6 +5,7 @@ price that moved in between is refused and nothing moves; pools read like predic
 from __future__ import annotations
 
 import copy
+import re
 import time
 
 import pytest
@@ -320,3 +321,14 @@ async def test_pool_buttons_quote_and_message_speak_predictions(harness, members
 
     position = await harness.send(harness.click(message, members.bob, label="My position"))
     assert "**Alice**: staked 100 · if it wins you get ~400 points" in position.text
+
+
+def test_the_largest_confirm_id_fits_discords_100_characters():
+    biggest = 2**63 - 1
+    button = market_ui.QuoteConfirmButton(
+        "s", biggest, 9, 10**15 * 10**6, 10**15 * 10**6, biggest, biggest
+    )
+    custom_id = button.item.custom_id
+    assert len(custom_id) <= 100
+    match = re.fullmatch(market_ui.CONFIRM_ID, custom_id)
+    assert match is not None and int(match["quantity"], 36) == 10**21
