@@ -10,7 +10,7 @@ from typing import Any
 
 from django.contrib import admin
 from django.core.exceptions import PermissionDenied
-from django.http import HttpRequest, HttpResponseBadRequest
+from django.http import HttpRequest, HttpResponse, HttpResponseBadRequest
 from django.urls import reverse
 from django.utils.html import format_html
 
@@ -23,7 +23,9 @@ class TextSafeChangelistMixin:
     stored text may hold, with 400 and a message (core.text); invisible formatting characters
     are harmless here and simply match nothing."""
 
-    def changelist_view(self, request, extra_context=None):
+    def changelist_view(
+        self, request: HttpRequest, extra_context: dict[str, Any] | None = None
+    ) -> HttpResponse:
         for name, values in request.GET.lists():
             for value in [name, *values]:
                 problem = text_problem(value, allow_line_breaks=True, allow_format=True)
@@ -37,19 +39,19 @@ class TextSafeChangelistMixin:
                         ),
                         content_type="text/plain; charset=utf-8",
                     )
-        return super().changelist_view(request, extra_context)
+        return super().changelist_view(request, extra_context)  # type: ignore[misc]
 
 
 class ReadOnlyAdmin(TextSafeChangelistMixin, admin.ModelAdmin):
     """Ledger rows are append-only (DOMAIN §3): no add, change or delete from the admin."""
 
-    def has_add_permission(self, request, obj=None):
+    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False
 
-    def has_change_permission(self, request, obj=None):
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False
 
-    def has_delete_permission(self, request, obj=None):
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False
 
 
@@ -58,14 +60,16 @@ class ActionPermissionMixin:
     action by anyone else just says "No action selected". Refuse it with 403 instead, so the
     server-side check is explicit (issue 5: Roles and permissions)."""
 
-    def changelist_view(self, request: HttpRequest, extra_context=None):
+    def changelist_view(
+        self, request: HttpRequest, extra_context: dict[str, Any] | None = None
+    ) -> HttpResponse:
         if request.method == "POST":
             for name in request.POST.getlist("action"):
                 func = getattr(type(self), name, None)
                 for perm in getattr(func, "allowed_permissions", ()):
                     if not getattr(self, f"has_{perm}_permission")(request):
                         raise PermissionDenied
-        return super().changelist_view(request, extra_context)
+        return super().changelist_view(request, extra_context)  # type: ignore[misc]
 
 
 def member_url(guild_id: int, user_id: int) -> str:

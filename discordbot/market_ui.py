@@ -13,7 +13,8 @@ import asyncio
 import datetime as dt
 import logging
 import re
-from typing import TYPE_CHECKING
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Self
 
 import discord
 
@@ -101,7 +102,9 @@ class BuyButton(discord.ui.DynamicItem[discord.ui.Button], template=BUY_ID):
         )
 
     @classmethod
-    async def from_custom_id(cls, interaction, item, match: re.Match[str], /):
+    async def from_custom_id(
+        cls, interaction: discord.Interaction, item: discord.ui.Item, match: re.Match[str], /
+    ) -> Self:
         label = (getattr(item, "label", "") or "").removeprefix("Buy ").removeprefix("Predict ")
         return cls(int(match["market"]), int(match["outcome"]), label)
 
@@ -120,7 +123,9 @@ class SellButton(discord.ui.DynamicItem[discord.ui.Button], template=SELL_ID):
         )
 
     @classmethod
-    async def from_custom_id(cls, interaction, item, match: re.Match[str], /):
+    async def from_custom_id(
+        cls, interaction: discord.Interaction, item: discord.ui.Item, match: re.Match[str], /
+    ) -> Self:
         return cls(int(match["market"]))
 
     async def callback(self, interaction: discord.Interaction) -> None:
@@ -140,7 +145,9 @@ class PositionButton(discord.ui.DynamicItem[discord.ui.Button], template=POSITIO
         )
 
     @classmethod
-    async def from_custom_id(cls, interaction, item, match: re.Match[str], /):
+    async def from_custom_id(
+        cls, interaction: discord.Interaction, item: discord.ui.Item, match: re.Match[str], /
+    ) -> Self:
         return cls(int(match["market"]))
 
     async def callback(self, interaction: discord.Interaction) -> None:
@@ -161,7 +168,9 @@ class RefreshButton(discord.ui.DynamicItem[discord.ui.Button], template=REFRESH_
         )
 
     @classmethod
-    async def from_custom_id(cls, interaction, item, match: re.Match[str], /):
+    async def from_custom_id(
+        cls, interaction: discord.Interaction, item: discord.ui.Item, match: re.Match[str], /
+    ) -> Self:
         return cls(int(match["market"]))
 
     async def callback(self, interaction: discord.Interaction) -> None:
@@ -184,7 +193,9 @@ class SellSelect(discord.ui.DynamicItem[discord.ui.Select], template=SELL_PICK_I
         )
 
     @classmethod
-    async def from_custom_id(cls, interaction, item, match: re.Match[str], /):
+    async def from_custom_id(
+        cls, interaction: discord.Interaction, item: discord.ui.Item, match: re.Match[str], /
+    ) -> Self:
         return cls(int(match["market"]), list(getattr(item, "options", []) or []) or None)
 
     async def callback(self, interaction: discord.Interaction) -> None:
@@ -230,7 +241,9 @@ class ListPageButton(discord.ui.DynamicItem[discord.ui.Button], template=LIST_ID
         )
 
     @classmethod
-    async def from_custom_id(cls, interaction, item, match: re.Match[str], /):
+    async def from_custom_id(
+        cls, interaction: discord.Interaction, item: discord.ui.Item, match: re.Match[str], /
+    ) -> Self:
         return cls(
             int(match["page"]),
             match["status"],
@@ -300,7 +313,9 @@ class QuoteConfirmButton(discord.ui.DynamicItem[discord.ui.Button], template=CON
         )
 
     @classmethod
-    async def from_custom_id(cls, interaction, item, match: re.Match[str], /):
+    async def from_custom_id(
+        cls, interaction: discord.Interaction, item: discord.ui.Item, match: re.Match[str], /
+    ) -> Self:
         return cls(
             match["kind"],
             int(match["market"], 36),
@@ -327,7 +342,9 @@ class QuoteCancelButton(discord.ui.DynamicItem[discord.ui.Button], template=CANC
         )
 
     @classmethod
-    async def from_custom_id(cls, interaction, item, match: re.Match[str], /):
+    async def from_custom_id(
+        cls, interaction: discord.Interaction, item: discord.ui.Item, match: re.Match[str], /
+    ) -> Self:
         return cls(int(match["user"], 36))
 
     async def callback(self, interaction: discord.Interaction) -> None:
@@ -356,7 +373,9 @@ class WithdrawButton(discord.ui.DynamicItem[discord.ui.Button], template=WITHDRA
         )
 
     @classmethod
-    async def from_custom_id(cls, interaction, item, match: re.Match[str], /):
+    async def from_custom_id(
+        cls, interaction: discord.Interaction, item: discord.ui.Item, match: re.Match[str], /
+    ) -> Self:
         return cls(int(match["market"], 36), int(match["user"], 36))
 
     async def callback(self, interaction: discord.Interaction) -> None:
@@ -495,7 +514,9 @@ def market_view(m: MarketSummary) -> discord.ui.View:
     return view
 
 
-def market_reply(m: MarketSummary, *, ephemeral: bool = False, top=()) -> Reply:
+def market_reply(
+    m: MarketSummary, *, ephemeral: bool = False, top: Sequence[selectors.Predictor] = ()
+) -> Reply:
     return Reply(embeds=[render.market_embed(m, top=top)], view=market_view(m), ephemeral=ephemeral)
 
 

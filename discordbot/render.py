@@ -7,16 +7,22 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
 
 import discord
 
 from betting.selectors import Portfolio
 from markets.amm import SHARE_SCALE
 from markets.selectors import MarketSummary
+from points.models import GuildSettings
 from points.selectors import HistoryRow, LeaderboardRow
 
 from . import limits
 from .limits import escape, fit
+
+if TYPE_CHECKING:
+    from .actions import Quote, TradeResult
+    from .selectors import Predictor
 
 BAR_WIDTH = 10
 STATUS_BADGE = {"open": "🟢", "closed": "🟡", "resolved": "✅", "cancelled": "❌"}
@@ -73,7 +79,7 @@ def market_title(m: MarketSummary, limit: int = limits.EMBED_TITLE) -> str:
     return fit(f"#{m.id} · {escape(m.question)}", limit)
 
 
-def is_pool(m) -> bool:
+def is_pool(m: MarketSummary) -> bool:
     return m.mechanism == "parimutuel"
 
 
@@ -120,7 +126,7 @@ def close_text(m: MarketSummary) -> str:
     return f"closed {timestamp(m.closes_at)}"
 
 
-def market_embed(m: MarketSummary, *, top: Sequence = ()) -> discord.Embed:
+def market_embed(m: MarketSummary, *, top: Sequence[Predictor] = ()) -> discord.Embed:
     """The market message: question, outcomes with percentage and bar (a pool: share of the pot,
     points and return ratio), volume or pot, traders, status, countdown; `top` predictors of a
     pool when known."""
@@ -216,7 +222,7 @@ def market_list_embed(
     return limits.embed_fit(embed)
 
 
-def trade_text(result) -> str:
+def trade_text(result: TradeResult) -> str:
     """The reply to a trade: shares received or points returned, average price, new
     probability; the outcome's label once."""
     m, label = result.market, fit(escape(result.label), 100)
@@ -246,7 +252,7 @@ def trade_text(result) -> str:
     return fit(text, limits.CONTENT)
 
 
-def quote_text(q, *, expires_at: dt.datetime | None = None) -> str:
+def quote_text(q: Quote, *, expires_at: dt.datetime | None = None) -> str:
     """The preview before a trade (DOMAIN §4.6): what it gives, the average price, the
     probability before → after, what it pays if the outcome wins, the fee, the slippage limit."""
     m, label = q.market, fit(escape(q.label), 100)
@@ -316,7 +322,7 @@ def portfolio_embed(portfolio: Portfolio, *, name: str) -> discord.Embed:
     return limits.embed_fit(embed)
 
 
-def holdings_text(m: MarketSummary, holdings, balance: int | None) -> str:
+def holdings_text(m: MarketSummary, holdings: Sequence[Any], balance: int | None) -> str:
     if not holdings:
         text = f"You have no position in #{m.id}."
     else:
@@ -386,7 +392,7 @@ def history_embed(rows: Sequence[HistoryRow], *, page: int) -> discord.Embed:
     return limits.embed_fit(embed)
 
 
-def settings_embed(gs) -> discord.Embed:
+def settings_embed(gs: GuildSettings) -> discord.Embed:
     embed = discord.Embed(title="Server settings", colour=discord.Colour.blurple())
     embed.add_field(name="Starting balance", value=points(gs.starting_balance))
     embed.add_field(name="Daily bonus", value=points(gs.daily_bonus) if gs.daily_bonus else "off")
@@ -424,7 +430,7 @@ def closed_dm(m: MarketSummary, *, refund_hours: int) -> str:
     )
 
 
-def result_dm(m: MarketSummary, result, *, cancelled: bool, refunded_all: bool) -> str:
+def result_dm(m: MarketSummary, result: Any, *, cancelled: bool, refunded_all: bool) -> str:
     """One trader's result: won X / lost Y / refunded Z."""
     head = f"#{m.id} “{escape(m.question)}”"
     if cancelled or refunded_all:

@@ -7,12 +7,13 @@ from __future__ import annotations
 
 import json
 from functools import partial
+from typing import Any
 
 from django.contrib import admin, messages
 from django.core.paginator import Paginator
 from django.db.models import Prefetch, QuerySet
 from django.forms.models import BaseInlineFormSet
-from django.http import HttpRequest, HttpResponseRedirect
+from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.urls import path, reverse
 from django.utils.html import format_html
 from django.utils.text import Truncator
@@ -31,7 +32,7 @@ from points.models import Account
 from . import admin_views, selectors
 from .models import Market, MarketEvent, Outcome, ResolutionVote
 
-STATUS_COLOURS = {
+STATUS_COLOURS: dict[str, str] = {
     Market.Status.OPEN: "#2e7d32",
     Market.Status.CLOSED: "#ef6c00",
     Market.Status.RESOLVED: "#1565c0",
@@ -62,20 +63,21 @@ class PaginatedInlineFormSet(BaseInlineFormSet):
         super().__init__(*args, **kwargs)
         self.page_param = f"{self.prefix}_page"
         params = self.request.GET if self.request is not None else {}
-        self.paginator = Paginator(self.queryset, self.per_page)
+        self.paginator = Paginator(self.queryset, self.per_page)  # type: ignore[arg-type]
         self.page = self.paginator.get_page(params.get(self.page_param))
-        self.queryset = self.page.object_list
+        self.queryset = self.page.object_list  # type: ignore[assignment]
 
     def page_links(self) -> list[tuple[str, str | None]]:
         """(label, url) for the page numbers to show; url is None for the current page and
         the ellipses."""
-        links = []
+        links: list[tuple[str, str | None]] = []
+        assert self.request is not None
         for number in self.paginator.get_elided_page_range(self.page.number, on_ends=1):
             if number == self.page.number or number == Paginator.ELLIPSIS:
                 links.append((str(number), None))
                 continue
             query = self.request.GET.copy()
-            query[self.page_param] = number
+            query[self.page_param] = str(number)
             links.append((str(number), "?" + query.urlencode()))
         return links
 
@@ -85,13 +87,13 @@ class ReadOnlyInline(admin.TabularInline):
     max_num = 0
     can_delete = False
 
-    def has_add_permission(self, request, obj=None):
+    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False
 
-    def has_change_permission(self, request, obj=None):
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False
 
-    def has_delete_permission(self, request, obj=None):
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False
 
 
@@ -99,21 +101,21 @@ class MarketInline(ReadOnlyInline):
     """Remembers the market and its outcomes for the display methods (inline instances are
     created per request, so this is request-local)."""
 
-    market: Market | None = None
+    market: Market = None  # type: ignore[assignment]  # set in get_formset before any use
     outcomes: list[Outcome] = []
 
-    def get_formset(self, request, obj=None, **kwargs):
+    def get_formset(self, request: HttpRequest, obj: Any = None, **kwargs) -> Any:
         if obj is not None and self.market is None:
             self.market = obj
             self.outcomes = list(Outcome.objects.filter(market=obj).order_by("position"))
         return super().get_formset(request, obj, **kwargs)
 
     @admin.display(description="member")
-    def member(self, obj) -> str:
+    def member(self, obj: Any) -> str:
         return member_link(obj.guild_id, obj.user_id)
 
     @admin.display(description="outcome")
-    def outcome_label(self, obj) -> str:
+    def outcome_label(self, obj: Any) -> str:
         return f"{obj.outcome.position + 1}. {obj.outcome.label}"
 
 
@@ -124,7 +126,7 @@ class PaginatedInline(MarketInline):
     list_url_name: str | None = None
     """Admin changelist with every row of this inline, filtered to the market."""
 
-    def get_formset(self, request, obj=None, **kwargs):
+    def get_formset(self, request: HttpRequest, obj: Any = None, **kwargs) -> Any:
         formset = super().get_formset(request, obj, **kwargs)
         formset.request = request
         formset.per_page = self.per_page
@@ -164,7 +166,7 @@ class VoteInline(PaginatedInline):
     readonly_fields = fields
     verbose_name_plural = "resolution votes"
 
-    def get_queryset(self, request):
+    def get_queryset(self, request: HttpRequest) -> QuerySet:
         return super().get_queryset(request).select_related("outcome").order_by("id")
 
     @admin.display(description="voter")
@@ -187,7 +189,7 @@ class PositionInline(PaginatedInline):
     verbose_name_plural = "positions (largest stakes first)"
     list_url_name = "admin:betting_position_changelist"
 
-    def get_queryset(self, request):
+    def get_queryset(self, request: HttpRequest) -> QuerySet:
         return (
             super().get_queryset(request).select_related("outcome").order_by("-points_spent", "id")
         )
@@ -218,7 +220,7 @@ class TradeInline(PaginatedInline):
     verbose_name_plural = "trades (newest first)"
     list_url_name = "admin:betting_trade_changelist"
 
-    def get_queryset(self, request):
+    def get_queryset(self, request: HttpRequest) -> QuerySet:
         return super().get_queryset(request).select_related("outcome").order_by("-id")
 
     @admin.display(description="shares")
@@ -237,7 +239,7 @@ class EventInline(PaginatedInline):
     verbose_name_plural = "market events (newest first)"
     list_url_name = "admin:markets_marketevent_changelist"
 
-    def get_queryset(self, request):
+    def get_queryset(self, request: HttpRequest) -> QuerySet:
         return super().get_queryset(request).order_by("-id")
 
     @admin.display(description="actor")
@@ -306,7 +308,7 @@ class MarketAdmin(TextSafeChangelistMixin, ActionPermissionMixin, admin.ModelAdm
     )
     readonly_fields = ("status_badge", "creator", "closed_by", "settled_by", "collateral")
 
-    def get_queryset(self, request):
+    def get_queryset(self, request: HttpRequest) -> QuerySet:
         return (
             super()
             .get_queryset(request)
@@ -319,7 +321,9 @@ class MarketAdmin(TextSafeChangelistMixin, ActionPermissionMixin, admin.ModelAdm
             )
         )
 
-    def get_search_results(self, request, queryset, search_term):
+    def get_search_results(
+        self, request: HttpRequest, queryset: QuerySet, search_term: str
+    ) -> tuple[QuerySet, bool]:
         term = search_term.strip().lstrip("#")
         results, may_have_duplicates = super().get_search_results(request, queryset, term)
         if (market_id := id_from_text(term)) is not None:
@@ -327,13 +331,13 @@ class MarketAdmin(TextSafeChangelistMixin, ActionPermissionMixin, admin.ModelAdm
         return results, may_have_duplicates
 
     # Markets change only through the services (DOMAIN §4–§6): view-only for everyone.
-    def has_add_permission(self, request):
+    def has_add_permission(self, request: HttpRequest) -> bool:
         return False
 
-    def has_change_permission(self, request, obj=None):
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False
 
-    def has_delete_permission(self, request, obj=None):
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False
 
     def has_resolve_permission(self, request: HttpRequest) -> bool:
@@ -402,7 +406,7 @@ class MarketAdmin(TextSafeChangelistMixin, ActionPermissionMixin, admin.ModelAdm
     @admin.display(description="settled by")
     def settled_by(self, obj: Market) -> str:
         if obj.settled_by_user_id:
-            return f"admin {obj.settled_by_user.get_username()}"
+            return f"admin {obj.settled_by_user}"
         if obj.settled_by_id:
             return member_link(obj.guild_id, obj.settled_by_id)
         return "—" if obj.settled_at is None else "system"
@@ -419,7 +423,9 @@ class MarketAdmin(TextSafeChangelistMixin, ActionPermissionMixin, admin.ModelAdm
     # --- Actions ------------------------------------------------------------------------------
 
     @admin.action(permissions=["resolve"], description="Resolve the selected market…")
-    def resolve_selected(self, request: HttpRequest, queryset: QuerySet[Market]):
+    def resolve_selected(
+        self, request: HttpRequest, queryset: QuerySet[Market]
+    ) -> HttpResponse | None:
         ids = list(queryset.values_list("pk", flat=True)[:2])
         if len(ids) != 1:
             self.message_user(
@@ -429,11 +435,11 @@ class MarketAdmin(TextSafeChangelistMixin, ActionPermissionMixin, admin.ModelAdm
         return HttpResponseRedirect(reverse("admin:markets_market_resolve", args=[ids[0]]))
 
     @admin.action(permissions=["cancel"], description="Cancel and refund the selected markets…")
-    def cancel_selected(self, request: HttpRequest, queryset: QuerySet[Market]):
+    def cancel_selected(self, request: HttpRequest, queryset: QuerySet[Market]) -> HttpResponse:
         return self._bulk_redirect(request, queryset, "admin:markets_market_cancel")
 
     @admin.action(permissions=["close"], description="Close the selected markets now…")
-    def close_selected(self, request: HttpRequest, queryset: QuerySet[Market]):
+    def close_selected(self, request: HttpRequest, queryset: QuerySet[Market]) -> HttpResponse:
         return self._bulk_redirect(request, queryset, "admin:markets_market_close")
 
     def _bulk_redirect(self, request: HttpRequest, queryset: QuerySet[Market], url_name: str):
@@ -447,7 +453,7 @@ class MarketAdmin(TextSafeChangelistMixin, ActionPermissionMixin, admin.ModelAdm
             return None
         return HttpResponseRedirect(f"{reverse(url_name)}?ids={','.join(map(str, ids))}")
 
-    def get_urls(self):
+    def get_urls(self) -> list:
         view = self.admin_site.admin_view
         return [
             path(
@@ -473,7 +479,13 @@ class MarketAdmin(TextSafeChangelistMixin, ActionPermissionMixin, admin.ModelAdm
             *super().get_urls(),
         ]
 
-    def change_view(self, request, object_id, form_url="", extra_context=None):
+    def change_view(
+        self,
+        request: HttpRequest,
+        object_id: str,
+        form_url: str = "",
+        extra_context: dict[str, Any] | None = None,
+    ) -> HttpResponse:
         market_id = id_from_text(object_id)
         market = Market.objects.filter(pk=market_id).first() if market_id else None
         extra = {}

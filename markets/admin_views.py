@@ -17,6 +17,7 @@ from django import forms
 from django.contrib import messages
 from django.core.exceptions import PermissionDenied
 from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
+from django.http.response import HttpResponseBase
 from django.shortcuts import get_object_or_404
 from django.template.response import TemplateResponse
 from django.urls import reverse
@@ -55,7 +56,9 @@ class ResolveForm(ConfirmForm):
 
     def __init__(self, *args: Any, outcomes: list[Outcome], **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self.fields["outcome"].choices = [(o.position, o.label) for o in outcomes]
+        outcome_field = self.fields["outcome"]
+        assert isinstance(outcome_field, forms.ChoiceField)
+        outcome_field.choices = [(o.position, o.label) for o in outcomes]
 
 
 class BulkForm(ConfirmForm):
@@ -370,7 +373,9 @@ def _trade_row(t: Trade) -> tuple:
     )
 
 
-def trades_csv_view(model_admin: MarketAdmin, request: HttpRequest, object_id: int) -> HttpResponse:
+def trades_csv_view(
+    model_admin: MarketAdmin, request: HttpRequest, object_id: int
+) -> HttpResponseBase:
     """Every trade of one market, oldest first, streamed."""
     market = _market_or_404(object_id)
     if not model_admin.has_view_permission(request, market):

@@ -100,7 +100,7 @@ def summarize(market: Market, outcomes: list[Outcome]) -> MarketSummary:
 
 def _with_outcomes(qs: QuerySet[Market]) -> QuerySet[Market]:
     return qs.prefetch_related(
-        Prefetch("outcomes", queryset=Outcome.objects.order_by("position"), to_attr="ordered")
+        Prefetch("outcomes", queryset=Outcome.objects.order_by("position"), to_attr="ordered")  # type: ignore[no-redef]
     )
 
 

@@ -5,6 +5,7 @@ services. Every member has a page with their wallet, positions and transfer hist
 from __future__ import annotations
 
 import json
+from typing import Any
 
 from django import forms
 from django.contrib import admin, messages
@@ -18,6 +19,7 @@ from django.http import (
     HttpResponse,
     HttpResponseRedirect,
 )
+from django.http.response import HttpResponseBase
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils.html import format_html
@@ -61,7 +63,9 @@ class AccountAdmin(ActionPermissionMixin, ReadOnlyAdmin):
         return request.user.has_perm("points.adjust_balance")
 
     @admin.action(permissions=["adjust"], description="Adjust balance of the selected wallet…")
-    def adjust_balance(self, request: HttpRequest, queryset: QuerySet[Account]):
+    def adjust_balance(
+        self, request: HttpRequest, queryset: QuerySet[Account]
+    ) -> HttpResponse | None:
         wallets = list(queryset[:2])
         if len(wallets) != 1 or wallets[0].kind != Account.Kind.WALLET:
             self.message_user(
@@ -71,7 +75,7 @@ class AccountAdmin(ActionPermissionMixin, ReadOnlyAdmin):
         w = wallets[0]
         return HttpResponseRedirect(reverse("admin:points_adjust", args=[w.guild_id, w.owner_id]))
 
-    def get_urls(self):
+    def get_urls(self) -> list:
         view = self.admin_site.admin_view
         return [
             path(
@@ -87,10 +91,16 @@ class AccountAdmin(ActionPermissionMixin, ReadOnlyAdmin):
             *super().get_urls(),
         ]
 
-    def change_view(self, request, object_id, form_url="", extra_context=None):
+    def change_view(
+        self,
+        request: HttpRequest,
+        object_id: str,
+        form_url: str = "",
+        extra_context: dict[str, Any] | None = None,
+    ) -> HttpResponse:
         account = Account.objects.filter(pk=unquote(object_id)).first()
-        extra = {"member_url": None}
-        if account is not None and account.kind == Account.Kind.WALLET:
+        extra: dict[str, str | None] = {"member_url": None}
+        if account is not None and account.kind == Account.Kind.WALLET and account.owner_id:
             extra["member_url"] = member_url(account.guild_id, account.owner_id)
         return super().change_view(request, object_id, form_url, {**extra, **(extra_context or {})})
 
@@ -208,7 +218,7 @@ class TransferAdmin(ReadOnlyAdmin):
     @admin.display(description="actor")
     def actor(self, obj: Transfer) -> str:
         if obj.actor_user_id:
-            return obj.actor_user.get_username()
+            return str(obj.actor_user)
         return f"<@{obj.actor_id}>" if obj.actor_id else "—"
 
 
@@ -216,10 +226,10 @@ class ActorKindFilter(admin.SimpleListFilter):
     title = "actor"
     parameter_name = "actor"
 
-    def lookups(self, request, model_admin):
+    def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, str]]:
         return [("admin", "Admin user"), ("discord", "Discord member"), ("system", "System")]
 
-    def queryset(self, request, queryset):
+    def queryset(self, request: HttpRequest, queryset: QuerySet) -> QuerySet:
         if self.value() == "admin":
             return queryset.filter(actor_user__isnull=False)
         if self.value() == "discord":
@@ -254,7 +264,7 @@ def _audit_csv_row(e: AuditEvent) -> tuple:
         e.guild_id,
         kind,
         e.actor_discord_id,
-        e.actor_user.get_username() if e.actor_user_id else "",
+        str(e.actor_user) if e.actor_user_id else "",
         e.action,
         e.target_type,
         e.target_id,
@@ -324,7 +334,7 @@ class AuditEventAdmin(ReadOnlyAdmin):
     def after_pretty(self, obj: AuditEvent) -> str:
         return format_html("<pre>{}</pre>", json.dumps(obj.after, indent=2, sort_keys=True))
 
-    def get_urls(self):
+    def get_urls(self) -> list:
         return [
             path(
                 "export.csv",
@@ -334,7 +344,7 @@ class AuditEventAdmin(ReadOnlyAdmin):
             *super().get_urls(),
         ]
 
-    def export_view(self, request: HttpRequest) -> HttpResponse:
+    def export_view(self, request: HttpRequest) -> HttpResponseBase:
         if not self.has_view_permission(request):
             raise PermissionDenied
         try:
@@ -388,7 +398,7 @@ class GuildSettingsForm(forms.ModelForm):
         ]
         if any(not isinstance(i, int) or not 0 < i < 2**63 for i in ids):
             raise forms.ValidationError(MSG_ROLE_IDS)
-        return ids
+        return [i for i in ids if i is not None]
 
     def clean_creator_role_ids(self) -> list[int]:
         return self._role_ids("creator_role_ids")

@@ -36,7 +36,11 @@ def leaderboard(*, guild_id: int, limit: int = 10) -> list[LeaderboardRow]:
         .order_by("-balance", "pk")
         .values_list("owner_id", "balance")[: max(1, min(limit, 100))]
     )
-    return [LeaderboardRow(rank, owner, balance) for rank, (owner, balance) in enumerate(rows, 1)]
+    return [
+        LeaderboardRow(rank, owner, balance)
+        for rank, (owner, balance) in enumerate(rows, 1)
+        if owner is not None
+    ]
 
 
 @dataclass(frozen=True)
