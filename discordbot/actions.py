@@ -14,6 +14,7 @@ adds what only the Discord interface knows: who is asking and what they typed.
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from django.db import IntegrityError, transaction
@@ -22,6 +23,8 @@ from django.utils import timezone
 from betting import selectors as betting_selectors
 from betting import services as betting_services
 from betting.models import Trade
+from betting.services import TradeRequest
+from core.errors import DomainError
 from markets import selectors as market_selectors
 from markets import services as market_services
 from markets.amm import SHARE_SCALE
@@ -87,6 +90,7 @@ SETTING_RANGES: dict[str, tuple[int, int]] = {
     "min_resolution_votes": (1, 25),
     "auto_refund_hours": (1, 24 * 365),
     "slippage_bps": (0, 5000),
+    "requests_per_minute": (1, 100_000),
 }
 
 
@@ -117,6 +121,39 @@ class TradeResult:
     balance: int | None
     probability: float
     """The outcome's probability right after the trade (display)."""
+    left_in_pool: int = 0
+    """Sales: micro-shares sold beyond what the points cost, kept by the market (DOMAIN §4.4)."""
+
+
+@dataclass(frozen=True)
+class PreparedTrade:
+    """A member's trade, checked against their guild and parsed: ready for `trades_apply`."""
+
+    summary: MarketSummary
+    request: TradeRequest
+
+
+def trade_prepare_for_interaction(
+    *,
+    guild_id: int,
+    user_id: int,
+    market: object,
+    outcome: object,
+    kind: str,
+    amount: int | None = None,
+    shares: object = None,
+    idempotency_key: str,
+    min_shares: int | None = None,
+    min_points: int | None = None,
+) -> PreparedTrade:
+    """The market of this guild a member typed, the outcome, and what they asked for ("all" or a
+    number of shares with up to 6 decimals for a sale), as one `TradeRequest`."""
+    summary = market_in_guild(guild_id=guild_id, market=market)
+    ask = TradeAsk(
+        guild_id, user_id, outcome, kind, idempotency_key, amount, shares, min_shares, min_points
+    )
+    request = _trade_request(summary, ask)
+    return PreparedTrade(summary=summary, request=request)
 
 
 @dataclass(frozen=True)
@@ -219,6 +256,19 @@ def quote_sell_for_interaction(
     )  # fmt: skip
 
 
+def percent_text(p: float) -> str:
+    return f"{p * 100:.1f}%"
+
+
+def points_text(n: int) -> str:
+    return f"{n:,}"
+
+
+def shares_text(micro: int) -> str:
+    """Shares to two decimals, as Discord shows them (exact values stay in the admin)."""
+    return f"{micro / SHARE_SCALE:,.2f}"
+
+
 def _ensure_open(summary: MarketSummary) -> None:
     if not summary.is_open:
         raise MarketStateError(MSG_NOT_OPEN.format(market_id=summary.id, status=summary.status))
@@ -234,32 +284,17 @@ def bet_place_for_interaction(
     idempotency_key: str,
     min_shares: int | None = None,
 ) -> TradeResult:
-    """Buy (amm) or stake on (pool) an outcome of a market of this guild; with `min_shares`,
-    a buy that would now give fewer shares is refused with the current price."""
-    summary = market_in_guild(guild_id=guild_id, market=market)
-    position = parsing.outcome_ref(
-        outcome, [o.label for o in summary.outcomes], market_id=summary.id
+    """Buy (amm) or stake on (pool) an outcome of a market of this guild."""
+    prepared = trade_prepare_for_interaction(
+        guild_id=guild_id,
+        user_id=user_id,
+        market=market,
+        outcome=outcome,
+        kind="buy",
+        amount=amount,
+        idempotency_key=idempotency_key,
     )
-    try:
-        trade = betting_services.bet_place(
-            market_id=summary.id,
-            user_id=user_id,
-            outcome=position,
-            amount=amount,
-            idempotency_key=idempotency_key,
-            min_shares=min_shares or None,
-        )
-    except SlippageExceeded:
-        now = betting_selectors.quote_buy(market_id=summary.id, outcome=position, amount=amount)
-        raise SlippageExceeded(
-            MSG_PRICE_MOVED.format(
-                label=summary.outcomes[position].label,
-                now=percent_text(now.probability_before),
-                what=f"{points_text(amount)} points buy {shares_text(now.shares)} shares",
-                limit=f"{shares_text(min_shares or 0)} shares",
-            )
-        ) from None
-    return _trade_result(guild_id, user_id, summary, trade)
+    return _one_trade(guild_id, user_id, prepared)
 
 
 def shares_sell_for_interaction(
@@ -272,55 +307,155 @@ def shares_sell_for_interaction(
     idempotency_key: str,
     min_points: int | None = None,
 ) -> TradeResult:
-    """Sell shares ("all" or a number with up to 6 decimals) of an outcome back to the market;
-    with `min_points`, a sale that would now return less is refused with the current price."""
-    summary = market_in_guild(guild_id=guild_id, market=market)
-    position = parsing.outcome_ref(
-        outcome, [o.label for o in summary.outcomes], market_id=summary.id
+    """Sell shares ("all" or a number with up to 6 decimals) of an outcome back to the market."""
+    prepared = trade_prepare_for_interaction(
+        guild_id=guild_id,
+        user_id=user_id,
+        market=market,
+        outcome=outcome,
+        kind="sell",
+        shares=shares,
+        idempotency_key=idempotency_key,
     )
-    micro = parsing.shares(shares)
-    try:
-        trade = betting_services.shares_sell(
-            market_id=summary.id,
-            user_id=user_id,
-            outcome=position,
-            shares=micro,
-            idempotency_key=idempotency_key,
-            min_points=min_points or None,
-        )
-    except SlippageExceeded:
-        now = betting_selectors.quote_sell(
-            market_id=summary.id, user_id=user_id, outcome=position, shares=micro
-        )
-        before = market_selectors.market_get(market_id=summary.id, guild_id=guild_id)
-        raise SlippageExceeded(
-            MSG_PRICE_MOVED.format(
-                label=summary.outcomes[position].label,
-                now=percent_text(before.outcomes[position].probability),
-                what=f"{shares_text(now.shares_offered)} shares return "
-                f"{points_text(now.net_points)} points",
-                limit=f"{points_text(min_points or 0)} points",
+    return _one_trade(guild_id, user_id, prepared)
+
+
+def _one_trade(guild_id: int, user_id: int, prepared: PreparedTrade) -> TradeResult:
+    (result,) = betting_services.trades_apply(
+        market_id=prepared.summary.id, requests=[prepared.request]
+    )
+    if isinstance(result, DomainError):
+        raise price_moved(prepared.summary, prepared.request, result)
+    return trade_result_for_interaction(
+        guild_id=guild_id, user_id=user_id, summary=prepared.summary, trade=result
+    )
+
+
+@dataclass(frozen=True)
+class TradeAsk:
+    """What a member asked for in one interaction, before anything was read: the bot queues it
+    by market and `trades_for_interactions` serves a whole queue with one market read."""
+
+    guild_id: int
+    user_id: int
+    outcome: object
+    kind: str
+    idempotency_key: str
+    amount: int | None = None
+    shares: object = None
+    min_shares: int | None = None
+    """The slippage limit of a confirmed quote (DOMAIN §4.6): a buy giving fewer is refused."""
+    min_points: int | None = None
+    """A sale returning fewer points (after the fee) is refused."""
+
+
+def trades_for_interactions(
+    *, market_id: int, asks: Sequence[TradeAsk]
+) -> list[TradeResult | DomainError]:
+    """Serve a batch of members' trades on one market (the bot's group commit, issue 16): the
+    market is read once per guild asking (a market of another guild is "not found", DOMAIN
+    §2), each ask is parsed as `trade_prepare_for_interaction` would, and the valid ones go to
+    `trades_apply` together. Returns each ask's reply facts or its refusal, in order."""
+    summaries: dict[int, MarketSummary | DomainError] = {}
+    answers: list[TradeResult | DomainError | None] = [None] * len(asks)
+    requests: list[TradeRequest] = []
+    placed: list[int] = []
+    for index, ask in enumerate(asks):
+        if ask.guild_id not in summaries:
+            try:
+                summaries[ask.guild_id] = market_selectors.market_get(
+                    market_id=market_id, guild_id=ask.guild_id
+                )
+            except DomainError as error:
+                summaries[ask.guild_id] = error
+        summary = summaries[ask.guild_id]
+        if isinstance(summary, DomainError):
+            answers[index] = summary
+            continue
+        try:
+            request = _trade_request(summary, ask)
+        except DomainError as error:
+            answers[index] = error
+            continue
+        requests.append(request)
+        placed.append(index)
+    results = betting_services.trades_apply(market_id=market_id, requests=requests)
+    for index, request, result in zip(placed, requests, results, strict=True):
+        ask = asks[index]
+        summary = summaries[ask.guild_id]
+        assert not isinstance(summary, DomainError)
+        answers[index] = (
+            price_moved(summary, request, result)
+            if isinstance(result, DomainError)
+            else trade_result_for_interaction(
+                guild_id=ask.guild_id, user_id=ask.user_id, summary=summary, trade=result
             )
-        ) from None
-    return _trade_result(guild_id, user_id, summary, trade)
+        )
+    return [a for a in answers if a is not None]
 
 
-def percent_text(p: float) -> str:
-    return f"{p * 100:.1f}%"
+def _trade_request(summary: MarketSummary, ask: TradeAsk) -> TradeRequest:
+    position = parsing.outcome_ref(
+        ask.outcome, [o.label for o in summary.outcomes], market_id=summary.id
+    )
+    selling = ask.kind == "sell"
+    return TradeRequest(
+        kind="sell" if selling else "buy",
+        user_id=ask.user_id,
+        outcome=position,
+        idempotency_key=ask.idempotency_key,
+        amount=None if selling else ask.amount,
+        shares=parsing.shares(ask.shares) if selling else None,
+        min_shares=None if selling else (ask.min_shares or None),
+        min_points=(ask.min_points or None) if selling else None,
+    )
 
 
-def points_text(n: int) -> str:
-    return f"{n:,}"
+def price_moved(summary: MarketSummary, request: TradeRequest, refusal: DomainError) -> DomainError:
+    """A slippage refusal reworded with the price now (DOMAIN §4.6): "the price moved: now …,
+    try again". Other refusals pass through."""
+    if not isinstance(refusal, SlippageExceeded):
+        return refusal
+    label = summary.outcomes[request.outcome].label
+    try:
+        if request.kind == "buy":
+            now = betting_selectors.quote_buy(
+                market_id=summary.id, outcome=request.outcome, amount=request.amount or 0
+            )
+            price, what = (
+                now.probability_before,
+                (f"{points_text(request.amount or 0)} points buy {shares_text(now.shares)} shares"),
+            )
+            limit = f"{shares_text(request.min_shares or 0)} shares"
+        else:
+            sale = betting_selectors.quote_sell(
+                market_id=summary.id,
+                user_id=request.user_id,
+                outcome=request.outcome,
+                shares=request.shares,
+            )
+            fresh = market_selectors.market_get(market_id=summary.id, guild_id=summary.guild_id)
+            price = fresh.outcomes[request.outcome].probability
+            what = (
+                f"{shares_text(sale.shares_burned)} shares return "
+                f"{points_text(sale.net_points)} points"
+            )
+            limit = f"{points_text(request.min_points or 0)} points"
+    except DomainError:
+        return refusal
+    return SlippageExceeded(
+        MSG_PRICE_MOVED.format(label=label, now=percent_text(price), what=what, limit=limit)
+    )
 
 
-def shares_text(micro: int) -> str:
-    """Shares to two decimals, as Discord shows them (exact values stay in the admin)."""
-    return f"{micro / SHARE_SCALE:,.2f}"
-
-
-def _trade_result(guild_id: int, user_id: int, summary: MarketSummary, trade: Trade) -> TradeResult:
-    """The reply's facts, from the trade row itself (its price after the trade) and the
-    member's balance: one more query, not another market read."""
+def trade_result_for_interaction(
+    *, guild_id: int, user_id: int, summary: MarketSummary, trade: Trade
+) -> TradeResult:
+    """The reply's facts, from the trade itself (its price after the trade, the member's balance
+    right after it when the batch recorded it, else one query)."""
+    balance = getattr(trade, "balance_after", None)
+    if balance is None:
+        balance = points_selectors.balance_get(guild_id=guild_id, user_id=user_id)
     return TradeResult(
         market=summary,
         kind=trade.kind,
@@ -329,8 +464,9 @@ def _trade_result(guild_id: int, user_id: int, summary: MarketSummary, trade: Tr
         amount=trade.amount,
         fee=trade.fee,
         shares=trade.shares,
-        balance=points_selectors.balance_get(guild_id=guild_id, user_id=user_id),
+        balance=balance,
         probability=trade.price_after_ppm / 1_000_000,
+        left_in_pool=betting_services.sale_left_in_pool(trade),
     )
 
 

@@ -473,8 +473,8 @@ async def quote_confirm(interaction: discord.Interaction, button: QuoteConfirmBu
         await interactions.trade_counted(interaction)
         key = f"discord:{button.quote_id}:confirm"
         if button.kind == "b":
-            result = await bot.db(
-                actions.bet_place_for_interaction,
+            result = await bot.trade(
+                kind="buy",
                 guild_id=interaction.guild_id,
                 user_id=interaction.user.id,
                 market=button.market_id,
@@ -484,8 +484,8 @@ async def quote_confirm(interaction: discord.Interaction, button: QuoteConfirmBu
                 idempotency_key=key,
             )
         else:
-            result = await bot.db(
-                actions.shares_sell_for_interaction,
+            result = await bot.trade(
+                kind="sell",
                 guild_id=interaction.guild_id,
                 user_id=interaction.user.id,
                 market=button.market_id,

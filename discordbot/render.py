@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 import discord
 
 from betting.selectors import Portfolio
+from betting.services import MSG_SOLD_REMAINDER
 from markets.amm import SHARE_SCALE
 from markets.selectors import MarketSummary
 from points.models import GuildSettings
@@ -251,12 +252,21 @@ def trade_text(result: TradeResult) -> str:
             f"✅ You predicted **{label}** in #{m.id} with **{points(result.amount)} points**; "
             f"it now has **{prob}** of the pot."
         )
+    elif result.amount == 0:
+        # DOMAIN §4.4: "all" of a position worth less than a point closes it, no point moves.
+        text = (
+            f"You closed your **{shares_exact(result.shares)} shares** of **{label}** in #{m.id}: "
+            f"they were worth less than 1 point, so no points moved and {MSG_SOLD_REMAINDER}. "
+            f"“{label}” is now at **{prob}**."
+        )
     else:
         net = result.amount - result.fee
         avg = result.amount * SHARE_SCALE / result.shares if result.shares else 0.0
         text = (
             f"✅ You sold **{shares(result.shares)} shares** of **{label}** in #{m.id} for "
-            f"**{points(net)} points** (average price {avg:.3f}{fee}); now at **{prob}**."
+            f"**{points(net)} points**"
+            + (f"; {MSG_SOLD_REMAINDER}" if result.left_in_pool else "")
+            + f" (average price {avg:.3f}{fee}); now at **{prob}**."
         )
     if result.balance is not None:
         text += f" Balance: {points(result.balance)} points."
@@ -305,6 +315,11 @@ def portfolio_embed(portfolio: Portfolio, *, name: str) -> discord.Embed:
     embed.description = (
         f"Balance: **{points(balance)} points** · open positions worth "
         f"**{points(portfolio.total_value)} points**"
+        + (
+            " (pool stakes at their best outcome)"
+            if any(p.pays_if_wins for p in portfolio.positions)
+            else ""
+        )
     )
     if not portfolio.positions:
         embed.description += "\nNo positions yet. Find a market with `/market list`."
@@ -314,16 +329,20 @@ def portfolio_embed(portfolio: Portfolio, *, name: str) -> discord.Embed:
             if p.mechanism == "amm"
             else f"{points(p.points_spent)} staked"
         )
-        settled = p.status in ("resolved", "cancelled")
-        value = "paid" if settled else ("if it wins ~" if p.mechanism != "amm" else "worth")
+        if p.status in ("resolved", "cancelled"):
+            worth = f"paid {points(p.value)}"
+        elif p.pays_if_wins:  # pool stakes on one market exclude each other (DOMAIN §5)
+            worth = f"pays {points(p.value)} if it wins"
+        else:
+            worth = f"worth {points(p.value)}"
         embed.add_field(
             name=fit(
                 f"{STATUS_BADGE.get(p.status, '')} #{p.market_id} · {escape(p.question)}", 256
             ),
             value=fit(
-                f"{escape(p.label)}: {held} · {value}{'' if value.endswith('~') else ' '}"
-                f"{points(p.value)} · profit "
-                f"{signed(p.profit)} · now {percent(p.probability)}",
+                f"{escape(p.label)}: {held} · {worth} · profit "
+                f"{signed(p.profit)}{' if it wins' if p.pays_if_wins else ''} · now "
+                f"{percent(p.probability)}",
                 limits.FIELD_VALUE,
             ),
             inline=False,
@@ -340,17 +359,11 @@ def holdings_text(m: MarketSummary, holdings: Sequence[Any], balance: int | None
         lines = [f"Your position in #{m.id}:"]
         for h in holdings:
             label = fit(escape(h.label), 100)
-            if is_pool(m):
-                tail = "paid" if m.status in ("resolved", "cancelled") else "if it wins you get ~"
-                lines.append(
-                    f"• **{label}**: staked {points(h.points_spent)} · {tail}"
-                    f"{'' if tail.endswith('~') else ' '}{points(h.value)} points"
-                )
-            else:
-                lines.append(
-                    f"• **{label}**: {shares(h.shares)} shares · spent "
-                    f"{points(h.points_spent)} · worth {points(h.value)} now"
-                )
+            if m.mechanism == "amm":
+                held, worth = f"{shares(h.shares)} shares", f"worth {points(h.value)} now"
+            else:  # one outcome wins: a stake's payout is conditional, never a sum (DOMAIN §5)
+                held, worth = "staked", f"if it wins you get ~{points(h.value)} points"
+            lines.append(f"• **{label}**: {held} · spent {points(h.points_spent)} · {worth}")
         text = "\n".join(lines)
     if balance is not None:
         text += f"\nBalance: {points(balance)} points."
@@ -366,7 +379,10 @@ def leaderboard_embed(rows: Sequence, *, kind: str) -> discord.Embed:
     for row in rows:
         value = row.balance if isinstance(row, LeaderboardRow) else row.profit
         shown = points(value) if kind == "balance" else signed(value)
-        lines.append(f"**{row.rank}.** <@{row.user_id}> — {shown} points")
+        line = f"**{row.rank}.** <@{row.user_id}> — {shown} points"
+        if kind != "balance" and getattr(row, "open_value", 0):
+            line += f" (open positions worth {points(row.open_value)})"
+        lines.append(line)
     if lines:
         embed.description = "\n".join(lines)
     return limits.embed_fit(embed)
@@ -413,6 +429,8 @@ def settings_embed(gs: GuildSettings) -> discord.Embed:
     embed.add_field(name="Votes to resolve", value=str(gs.min_resolution_votes))
     embed.add_field(name="Auto-refund after", value=f"{gs.auto_refund_hours} hours")
     embed.add_field(name="Slippage limit", value=f"{gs.slippage_bps / 100:g}%")
+    per_minute = getattr(gs, "requests_per_minute", 100)
+    embed.add_field(name="Server commands a minute", value=points(per_minute))
     embed.add_field(
         name="Announcements",
         value=f"<#{gs.announce_channel_id}>" if gs.announce_channel_id else "not set",

@@ -573,8 +573,8 @@ class Markets(commands.Cog):
             if confirm:
                 return market_ui.quote_reply(quote, interaction)
             await interactions.trade_counted(interaction)
-            result = await self.bot.db(
-                actions.bet_place_for_interaction,
+            result = await self.bot.trade(
+                kind="buy",
                 guild_id=interaction.guild_id,
                 user_id=interaction.user.id,
                 market=quote.market.id,
@@ -619,8 +619,8 @@ class Markets(commands.Cog):
             if confirm:
                 return market_ui.quote_reply(quote, interaction)
             await interactions.trade_counted(interaction)
-            result = await self.bot.db(
-                actions.shares_sell_for_interaction,
+            result = await self.bot.trade(
+                kind="sell",
                 guild_id=interaction.guild_id,
                 user_id=interaction.user.id,
                 market=quote.market.id,
