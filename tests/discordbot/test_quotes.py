@@ -235,16 +235,16 @@ async def test_sell_shows_a_quote_then_confirm_sells(harness, members):
         harness.command("sell", members.bob, market=str(market.id), outcome="2")
     )
     assert "**Quote** · sell **No**" in quote.text
-    assert "You sell **364.67 shares** and get **199 points**" in quote.text
+    assert "You sell **366.67 shares** and get **199 points**" in quote.text
     assert len(await trades(harness)) == 1
 
     done = await harness.send(harness.click(quote.reply, members.bob, label="Confirm"))
 
-    assert "You sold **364.67 shares** of **No**" in done.text
+    assert "You sold **366.67 shares** of **No**" in done.text
     sell = await db(harness, lambda: Trade.objects.get(kind="sell"))
     assert (sell.user_id, sell.amount - sell.fee) == (members.bob.id, 199)
     position = await db(harness, lambda: Position.objects.get(user_id=members.bob.id))
-    assert position.shares == 1_999_000  # the dust whole points cannot pay for stays held
+    assert position.shares == 0  # a sale removes exactly what was asked (issue 16)
 
 
 async def test_sell_confirm_after_the_price_fell_is_refused(harness, members):
@@ -320,7 +320,7 @@ async def test_pool_buttons_quote_and_message_speak_predictions(harness, members
     ]
 
     position = await harness.send(harness.click(message, members.bob, label="My position"))
-    assert "**Alice**: staked 100 · if it wins you get ~400 points" in position.text
+    assert "**Alice**: staked · spent 100 · if it wins you get ~400 points" in position.text
 
 
 def test_the_largest_confirm_id_fits_discords_100_characters():
