@@ -125,7 +125,14 @@ async def burst(args) -> int:
         perms = MOD_PERMISSIONS if args.moderators else Member(0).permissions
         member = Member(800_000_000_000_000_000 + i, f"m{i}", perms)
         payloads.append(
-            h.command("bet", member, market=str(markets[guild]), outcome=str(i % 3 + 1), amount=10)
+            h.command(
+                "bet",
+                member,
+                market=str(markets[guild]),
+                outcome=str(i % 3 + 1),
+                amount=10,
+                confirm=False,
+            )
         )
     vendor = connection.vendor
     print(

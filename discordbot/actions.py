@@ -21,17 +21,38 @@ from django.db import transaction
 from django.db.models import F, Q
 from django.utils import timezone
 
+from betting import selectors as betting_selectors
 from betting import services as betting_services
 from betting.models import Trade
 from betting.services import TradeRequest
 from core.errors import DomainError
 from markets import selectors as market_selectors
 from markets import services as market_services
-from markets.models import Market, MarketEvent
+from markets.amm import SHARE_SCALE
+from markets.errors import (
+    MSG_BET_ABOVE_MAX,
+    MSG_BET_TOO_SMALL_AFTER_FEE,
+    MSG_NOT_OPEN,
+    MSG_SELL_PARIMUTUEL,
+    MSG_SELL_WORTH_ZERO,
+    MarketStateError,
+    SlippageExceeded,
+)
+from markets.models import Market, MarketEvent, ResolutionVote
 from markets.selectors import MarketSummary
 from points import selectors as points_selectors
 from points import services as points_services
-from points.errors import InvalidInput, NotAllowed, validate_key, validate_snowflake
+from points.errors import (
+    MAX_AMOUNT,
+    MSG_INSUFFICIENT_POINTS,
+    InsufficientPoints,
+    InvalidAmount,
+    InvalidInput,
+    NotAllowed,
+    validate_amount,
+    validate_key,
+    validate_snowflake,
+)
 from points.models import GuildSettings, Transfer
 from points.services import audit_record, guild_settings_get_or_create, wallet_get_or_create
 
@@ -52,6 +73,10 @@ MSG_LIQUIDITY_MODERATOR = (
     "Only moderators can choose a market's liquidity; leave it empty to use this server's "
     "default of {default:,} points."
 )
+MSG_PRICE_MOVED = (
+    "The price moved: “{label}” is now at {now} and {what}, beyond your slippage limit "
+    "({limit}). Nothing was traded; try again for a fresh quote."
+)
 MSG_SETTING_RANGE = "{name} must be a whole number from {low:,} to {high:,}."
 MSG_SETTING_UNKNOWN = "There is no setting called “{name}”."
 
@@ -65,6 +90,7 @@ SETTING_RANGES: dict[str, tuple[int, int]] = {
     "fee_bps": (0, 5000),
     "min_resolution_votes": (1, 25),
     "auto_refund_hours": (1, 24 * 365),
+    "slippage_bps": (0, 5000),
     "requests_per_minute": (1, 100_000),
 }
 
@@ -118,13 +144,135 @@ def trade_prepare_for_interaction(
     amount: int | None = None,
     shares: object = None,
     idempotency_key: str,
+    min_shares: int | None = None,
+    min_points: int | None = None,
 ) -> PreparedTrade:
     """The market of this guild a member typed, the outcome, and what they asked for ("all" or a
     number of shares with up to 6 decimals for a sale), as one `TradeRequest`."""
     summary = market_in_guild(guild_id=guild_id, market=market)
-    ask = TradeAsk(guild_id, user_id, outcome, kind, idempotency_key, amount, shares)
+    ask = TradeAsk(
+        guild_id, user_id, outcome, kind, idempotency_key, amount, shares, min_shares, min_points
+    )
     request = _trade_request(summary, ask)
     return PreparedTrade(summary=summary, request=request)
+
+
+@dataclass(frozen=True)
+class Quote:
+    """What a trade would do now (DOMAIN §4.6), shown before the member confirms it."""
+
+    market: MarketSummary
+    kind: str
+    """"buy" (market maker), "stake" (pool) or "sell"."""
+    outcome: int
+    label: str
+    amount: int
+    """Points paid (buy, stake), or returned before the fee (sell)."""
+    shares: int
+    """Micro-shares received (buy) or sold (sell); 0 for a stake."""
+    fee: int
+    average_price: float  # display: points per share
+    probability_before: float  # display
+    probability_after: float  # display
+    payout: int
+    """Points if the outcome wins: whole shares (buy), the share of the pot as it stands
+    (stake); for a sale, the points it returns after the fee."""
+    limit: int
+    """The slippage limit a confirmation trades with: `min_shares` (buy) or `min_points`
+    (sell), `slippage_bps` below the quote; 0 for a stake (a pool's payout is only known at
+    settlement)."""
+    slippage_bps: int
+    pot_after: int = 0
+    """Pool: the whole pot with this stake in it."""
+    asked: int = 0
+    """Sell: the micro-shares asked for (a sale burns only what whole points pay for, so
+    `shares` may be a little less)."""
+
+    @property
+    def net(self) -> int:
+        return self.amount - self.fee
+
+
+def _slippage_limit(value: int, bps: int) -> int:
+    return value * (10_000 - bps) // 10_000
+
+
+def quote_buy_for_interaction(
+    *, guild_id: int, user_id: int, market: object, outcome: object, amount: int
+) -> Quote:
+    """The quote for `amount` points on an outcome of an open market of this guild, checked
+    against what the trade itself would refuse (max bet, balance, a fee eating the amount)."""
+    summary = market_in_guild(guild_id=guild_id, market=market)
+    position = parsing.outcome_ref(
+        outcome, [o.label for o in summary.outcomes], market_id=summary.id
+    )
+    _ensure_open(summary)
+    validate_amount(amount, maximum=MAX_AMOUNT)
+    gs = guild_settings_get_or_create(guild_id=guild_id)
+    if amount > gs.max_bet:
+        raise InvalidAmount(MSG_BET_ABOVE_MAX.format(max_bet=gs.max_bet))
+    balance = wallet_get_or_create(guild_id=guild_id, user_id=user_id).balance
+    if amount > balance:
+        raise InsufficientPoints(MSG_INSUFFICIENT_POINTS.format(balance=balance, needed=amount))
+    q = betting_selectors.quote_buy(market_id=summary.id, outcome=position, amount=amount)
+    label = summary.outcomes[position].label
+    if summary.mechanism == Market.Mechanism.AMM:
+        if q.shares <= 0:
+            raise InvalidAmount(MSG_BET_TOO_SMALL_AFTER_FEE.format(fee=q.fee))
+        return Quote(
+            summary, "buy", position, label, amount, q.shares, q.fee, q.average_price,
+            q.probability_before, q.probability_after, q.potential_payout,
+            _slippage_limit(q.shares, gs.slippage_bps), gs.slippage_bps,
+        )  # fmt: skip
+    pot = sum(o.staked for o in summary.outcomes) + amount
+    return Quote(
+        summary, "stake", position, label, amount, 0, 0, 0.0, q.probability_before,
+        q.probability_after, q.potential_payout, 0, gs.slippage_bps, pot,
+    )  # fmt: skip
+
+
+def quote_sell_for_interaction(
+    *, guild_id: int, user_id: int, market: object, outcome: object, shares: object
+) -> Quote:
+    """The quote for selling `shares` ("all" or a number) of an outcome back to the market."""
+    summary = market_in_guild(guild_id=guild_id, market=market)
+    position = parsing.outcome_ref(
+        outcome, [o.label for o in summary.outcomes], market_id=summary.id
+    )
+    _ensure_open(summary)
+    if summary.mechanism != Market.Mechanism.AMM:
+        raise MarketStateError(MSG_SELL_PARIMUTUEL)
+    q = betting_selectors.quote_sell(
+        market_id=summary.id, user_id=user_id, outcome=position, shares=parsing.shares(shares)
+    )
+    if q.net_points <= 0:
+        raise InvalidAmount(MSG_SELL_WORTH_ZERO)
+    gs = guild_settings_get_or_create(guild_id=guild_id)
+    before = summary.outcomes[position].probability
+    return Quote(
+        summary, "sell", position, summary.outcomes[position].label, q.points,
+        q.shares_burned, q.fee, q.points * SHARE_SCALE / q.shares_burned, before,
+        q.probability_after, q.net_points, _slippage_limit(q.net_points, gs.slippage_bps),
+        gs.slippage_bps, asked=q.shares_offered,
+    )  # fmt: skip
+
+
+def percent_text(p: float) -> str:
+    return f"{p * 100:.1f}%"
+
+
+def points_text(n: int) -> str:
+    return f"{n:,}"
+
+
+def shares_text(micro: int) -> str:
+    """Shares to two decimals, as Discord shows them (exact values stay in the admin)."""
+    return f"{micro / SHARE_SCALE:,.2f}"
+
+
+def _ensure_open(summary: MarketSummary) -> None:
+    if not summary.is_open:
+        raise MarketStateError(MSG_NOT_OPEN.format(market_id=summary.id, status=summary.status))
 
 
 def bet_place_for_interaction(
@@ -135,6 +283,7 @@ def bet_place_for_interaction(
     outcome: object,
     amount: int,
     idempotency_key: str,
+    min_shares: int | None = None,
 ) -> TradeResult:
     """Buy (amm) or stake on (pool) an outcome of a market of this guild."""
     prepared = trade_prepare_for_interaction(
@@ -157,6 +306,7 @@ def shares_sell_for_interaction(
     outcome: object,
     shares: object,
     idempotency_key: str,
+    min_points: int | None = None,
 ) -> TradeResult:
     """Sell shares ("all" or a number with up to 6 decimals) of an outcome back to the market."""
     prepared = trade_prepare_for_interaction(
@@ -176,7 +326,7 @@ def _one_trade(guild_id: int, user_id: int, prepared: PreparedTrade) -> TradeRes
         market_id=prepared.summary.id, requests=[prepared.request]
     )
     if isinstance(result, DomainError):
-        raise result
+        raise price_moved(prepared.summary, prepared.request, result)
     return trade_result_for_interaction(
         guild_id=guild_id, user_id=user_id, summary=prepared.summary, trade=result
     )
@@ -194,6 +344,10 @@ class TradeAsk:
     idempotency_key: str
     amount: int | None = None
     shares: object = None
+    min_shares: int | None = None
+    """The slippage limit of a confirmed quote (DOMAIN §4.6): a buy giving fewer is refused."""
+    min_points: int | None = None
+    """A sale returning fewer points (after the fee) is refused."""
 
 
 def trades_for_interactions(
@@ -227,12 +381,12 @@ def trades_for_interactions(
         requests.append(request)
         placed.append(index)
     results = betting_services.trades_apply(market_id=market_id, requests=requests)
-    for index, result in zip(placed, results, strict=True):
+    for index, request, result in zip(placed, requests, results, strict=True):
         ask = asks[index]
         summary = summaries[ask.guild_id]
         assert not isinstance(summary, DomainError)
         answers[index] = (
-            result
+            price_moved(summary, request, result)
             if isinstance(result, DomainError)
             else trade_result_for_interaction(
                 guild_id=ask.guild_id, user_id=ask.user_id, summary=summary, trade=result
@@ -253,6 +407,45 @@ def _trade_request(summary: MarketSummary, ask: TradeAsk) -> TradeRequest:
         idempotency_key=ask.idempotency_key,
         amount=None if selling else ask.amount,
         shares=parsing.shares(ask.shares) if selling else None,
+        min_shares=None if selling else (ask.min_shares or None),
+        min_points=(ask.min_points or None) if selling else None,
+    )
+
+
+def price_moved(summary: MarketSummary, request: TradeRequest, refusal: DomainError) -> DomainError:
+    """A slippage refusal reworded with the price now (DOMAIN §4.6): "the price moved: now …,
+    try again". Other refusals pass through."""
+    if not isinstance(refusal, SlippageExceeded):
+        return refusal
+    label = summary.outcomes[request.outcome].label
+    try:
+        if request.kind == "buy":
+            now = betting_selectors.quote_buy(
+                market_id=summary.id, outcome=request.outcome, amount=request.amount or 0
+            )
+            price, what = (
+                now.probability_before,
+                (f"{points_text(request.amount or 0)} points buy {shares_text(now.shares)} shares"),
+            )
+            limit = f"{shares_text(request.min_shares or 0)} shares"
+        else:
+            sale = betting_selectors.quote_sell(
+                market_id=summary.id,
+                user_id=request.user_id,
+                outcome=request.outcome,
+                shares=request.shares,
+            )
+            fresh = market_selectors.market_get(market_id=summary.id, guild_id=summary.guild_id)
+            price = fresh.outcomes[request.outcome].probability
+            what = (
+                f"{shares_text(sale.shares_burned)} shares return "
+                f"{points_text(sale.net_points)} points"
+            )
+            limit = f"{points_text(request.min_points or 0)} points"
+    except DomainError:
+        return refusal
+    return SlippageExceeded(
+        MSG_PRICE_MOVED.format(label=label, now=percent_text(price), what=what, limit=limit)
     )
 
 
@@ -318,6 +511,18 @@ def market_create_for_interaction(
     if channel_id:
         market_copy_claim(market_id=market.pk, channel_id=channel_id)
     return market_selectors.market_get(market_id=market.pk, guild_id=guild_id)
+
+
+def market_withdraw_for_interaction(
+    *, guild_id: int, actor: Actor, market: object, idempotency_key: str
+) -> MarketSummary:
+    """The creator takes back a market they just created, while nobody has traded (the rule
+    is the service's: `markets.services.market_withdraw`)."""
+    summary = market_in_guild(guild_id=guild_id, market=market)
+    market_services.market_withdraw(
+        market_id=summary.id, actor_id=actor.user_id, idempotency_key=idempotency_key
+    )
+    return market_selectors.market_get(market_id=summary.id, guild_id=guild_id)
 
 
 def market_message_set_for_interaction(*, market_id: int, channel_id: int, message_id: int) -> None:
@@ -420,6 +625,8 @@ class VoteResult:
     label: str
     votes: int
     needed: int
+    repeated: bool = False
+    """The voter had already voted for this same outcome: nothing new to announce."""
 
     @property
     def resolved(self) -> bool:
@@ -436,12 +643,19 @@ def market_vote_for_interaction(
     position = parsing.outcome_ref(
         outcome, [o.label for o in summary.outcomes], market_id=summary.id
     )
-    market_services.resolution_vote_cast(
-        market_id=summary.id,
-        voter_id=actor.user_id,
-        outcome=position,
-        idempotency_key=idempotency_key,
+    repeated = (
+        summary.status == Market.Status.CLOSED
+        and ResolutionVote.objects.filter(
+            market_id=summary.id, voter_id=actor.user_id, outcome__position=position
+        ).exists()
     )
+    if not repeated:  # the same vote again changes nothing: no second event (issue 13)
+        market_services.resolution_vote_cast(
+            market_id=summary.id,
+            voter_id=actor.user_id,
+            outcome=position,
+            idempotency_key=idempotency_key,
+        )
     after = market_selectors.market_get(market_id=summary.id, guild_id=guild_id)
     votes = sum(
         1 for _, pos, _ in market_selectors.votes_get(market_id=summary.id) if pos == position
@@ -452,6 +666,7 @@ def market_vote_for_interaction(
         label=after.outcomes[position].label,
         votes=votes,
         needed=gs.min_resolution_votes,
+        repeated=repeated,
     )
 
 

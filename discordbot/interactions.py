@@ -228,6 +228,18 @@ async def rate_limited(
     return limited
 
 
+class TooFast(DomainError):
+    code = "rate_limited"
+
+
+async def trade_counted(interaction: discord.Interaction) -> None:
+    """Count one trade against the per-member trade limit (DOMAIN §7), once its input is known
+    to be valid: a refused amount or a typo spends no trade. Raises `TooFast` over the limit."""
+    limited = await rate_limited(interaction, (ratelimit.USER_TRADES,))
+    if limited is not None:
+        raise TooFast(limited.message)
+
+
 async def respond(
     interaction: discord.Interaction,
     body: Callable[[], Awaitable[Reply]],

@@ -11,9 +11,11 @@ whose submissions `ModalRouter` dispatches.
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import io
 import logging
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Self
 
@@ -23,7 +25,7 @@ from django.core.cache import cache
 from markets.selectors import MarketSummary
 
 from . import actions, charts, interactions, limits, parsing, ratelimit, render, selectors
-from .interactions import Reply, answer_now, idempotency_key, respond, send_modal
+from .interactions import Reply, answer_now, respond, send_modal
 
 if TYPE_CHECKING:
     from .bot import PredictionBot
@@ -46,6 +48,24 @@ SELL_PICK_ID = r"pm:sellpick:(?P<market>\d{1,19})"
 LIST_ID = r"pm:list:(?P<page>\d{1,4}):(?P<status>[a-z]{1,10})(?P<cut>[:~])(?P<category>.{0,50})"
 BUY_MODAL_ID = r"pm:m:buy:(?P<market>\d{1,19}):(?P<outcome>\d{1,2})"
 SELL_MODAL_ID = r"pm:m:sell:(?P<market>\d{1,19}):(?P<outcome>\d{1,2})"
+_B36 = r"[0-9a-z]{1,13}"
+_B36_WIDE = r"[0-9a-z]{1,15}"
+CONFIRM_ID = (
+    rf"pm:qc:(?P<kind>[bs]):(?P<market>{_B36}):(?P<outcome>\d{{1,2}}):"
+    rf"(?P<quantity>{_B36_WIDE}):(?P<limit>{_B36_WIDE}):(?P<user>{_B36}):(?P<quote>{_B36})"
+)
+"""At most 84 characters: snowflakes take 13 base-36 digits, points and micro-shares 15."""
+CANCEL_ID = rf"pm:qx:(?P<user>{_B36})"
+WITHDRAW_ID = rf"pm:wd:(?P<market>{_B36}):(?P<user>{_B36})"
+MSG_WITHDRAWN = "Market #{market_id} was taken back: nobody had traded, nothing was charged."
+QUOTE_SECONDS = 120
+"""How long a quote's Confirm button trades: after that the price has likely moved."""
+MSG_QUOTE_EXPIRED = (
+    "This quote expired (quotes last {minutes} minutes, prices move). Nothing was traded; "
+    "click Buy or Sell again for a fresh quote."
+)
+MSG_QUOTE_CANCELLED = "Cancelled: nothing was traded."
+MSG_NOT_YOUR_QUOTE = "This quote belongs to another member; ask for your own with Buy or Sell."
 
 
 def _bot(interaction: discord.Interaction) -> PredictionBot:
@@ -66,11 +86,19 @@ def closed_hint(status: str) -> str:
 class BuyButton(discord.ui.DynamicItem[discord.ui.Button], template=BUY_ID):
     """Buy one outcome: opens the amount modal."""
 
-    def __init__(self, market_id: int, outcome: int, label: str = "", *, row: int | None = None):
+    def __init__(
+        self,
+        market_id: int,
+        outcome: int,
+        label: str = "",
+        *,
+        row: int | None = None,
+        verb: str = "Buy",
+    ):
         self.market_id, self.outcome, self.label = market_id, outcome, label
         super().__init__(
             discord.ui.Button(
-                label=limits.fit(f"Buy {label}" if label else "Buy", limits.BUTTON_LABEL),
+                label=limits.fit(f"{verb} {label}" if label else verb, limits.BUTTON_LABEL),
                 style=discord.ButtonStyle.success,
                 custom_id=f"pm:buy:{market_id}:{outcome}",
             ),
@@ -81,7 +109,7 @@ class BuyButton(discord.ui.DynamicItem[discord.ui.Button], template=BUY_ID):
     async def from_custom_id(
         cls, interaction: discord.Interaction, item: discord.ui.Item, match: re.Match[str], /
     ) -> Self:
-        label = (getattr(item, "label", "") or "").removeprefix("Buy ")
+        label = (getattr(item, "label", "") or "").removeprefix("Buy ").removeprefix("Predict ")
         return cls(int(match["market"]), int(match["outcome"]), label)
 
     async def callback(self, interaction: discord.Interaction) -> None:
@@ -271,6 +299,207 @@ class ListPageButton(discord.ui.DynamicItem[discord.ui.Button], template=LIST_ID
         await respond(interaction, body, action="market.list.page", update=True)
 
 
+def b36(n: int) -> str:
+    """A non-negative number in base 36 (a snowflake fits in 13 characters), to keep every
+    number a Confirm button carries within Discord's 100-character custom_id (DOMAIN §8)."""
+    digits = "0123456789abcdefghijklmnopqrstuvwxyz"
+    out = ""
+    while True:
+        n, r = divmod(n, 36)
+        out = digits[r] + out
+        if n == 0:
+            return out
+
+
+class QuoteConfirmButton(discord.ui.DynamicItem[discord.ui.Button], template=CONFIRM_ID):
+    """Confirm a quote: trades what was quoted with the quote's slippage limit. The id carries
+    the trade (market, outcome, amount or micro-shares, limit), who asked and the quote's
+    interaction id (its creation time, and the trade's idempotency key, so a double click
+    trades once)."""
+
+    def __init__(
+        self,
+        kind: str,
+        market_id: int,
+        outcome: int,
+        quantity: int,
+        limit: int,
+        user_id: int,
+        quote_id: int,
+    ):
+        self.kind, self.market_id, self.outcome = kind, market_id, outcome
+        self.quantity, self.limit, self.user_id, self.quote_id = quantity, limit, user_id, quote_id
+        parts = (market_id, outcome, quantity, limit, user_id, quote_id)
+        custom_id = f"pm:qc:{kind}:" + ":".join(
+            str(p) if i == 1 else b36(p) for i, p in enumerate(parts)
+        )
+        super().__init__(
+            discord.ui.Button(
+                label="Confirm", style=discord.ButtonStyle.success, custom_id=custom_id
+            )
+        )
+
+    @classmethod
+    async def from_custom_id(
+        cls, interaction: discord.Interaction, item: discord.ui.Item, match: re.Match[str], /
+    ) -> Self:
+        return cls(
+            match["kind"],
+            int(match["market"], 36),
+            int(match["outcome"]),
+            int(match["quantity"], 36),
+            int(match["limit"], 36),
+            int(match["user"], 36),
+            int(match["quote"], 36),
+        )
+
+    async def callback(self, interaction: discord.Interaction) -> None:
+        await quote_confirm(interaction, self)
+
+
+class QuoteCancelButton(discord.ui.DynamicItem[discord.ui.Button], template=CANCEL_ID):
+    def __init__(self, user_id: int):
+        self.user_id = user_id
+        super().__init__(
+            discord.ui.Button(
+                label="Cancel",
+                style=discord.ButtonStyle.secondary,
+                custom_id=f"pm:qx:{b36(user_id)}",
+            )
+        )
+
+    @classmethod
+    async def from_custom_id(
+        cls, interaction: discord.Interaction, item: discord.ui.Item, match: re.Match[str], /
+    ) -> Self:
+        return cls(int(match["user"], 36))
+
+    async def callback(self, interaction: discord.Interaction) -> None:
+        if interaction.user.id != self.user_id:
+            await _answer_safely(interaction, MSG_NOT_YOUR_QUOTE)
+            return
+
+        async def body() -> Reply:
+            return Reply(content=MSG_QUOTE_CANCELLED, edit=True, view=discord.ui.View(timeout=None))
+
+        await respond(interaction, body, action="trade.cancel", update=True)
+
+
+class WithdrawButton(discord.ui.DynamicItem[discord.ui.Button], template=WITHDRAW_ID):
+    """The creator takes back a market just created (the service checks creator, 60 s, no
+    trades)."""
+
+    def __init__(self, market_id: int, user_id: int):
+        self.market_id, self.user_id = market_id, user_id
+        super().__init__(
+            discord.ui.Button(
+                label="Cancel this market",
+                style=discord.ButtonStyle.danger,
+                custom_id=f"pm:wd:{b36(market_id)}:{b36(user_id)}",
+            )
+        )
+
+    @classmethod
+    async def from_custom_id(
+        cls, interaction: discord.Interaction, item: discord.ui.Item, match: re.Match[str], /
+    ) -> Self:
+        return cls(int(match["market"], 36), int(match["user"], 36))
+
+    async def callback(self, interaction: discord.Interaction) -> None:
+        bot = _bot(interaction)
+
+        async def body() -> Reply:
+            summary = await bot.db(
+                actions.market_withdraw_for_interaction,
+                guild_id=interaction.guild_id,
+                actor=interactions.actor(interaction),
+                market=self.market_id,
+                idempotency_key=f"discord:withdraw:{self.market_id}",
+            )
+            return Reply(
+                content=MSG_WITHDRAWN.format(market_id=summary.id),
+                edit=True,
+                view=discord.ui.View(timeout=None),
+            )
+
+        await respond(interaction, body, action="market.withdraw", update=True)
+
+
+def withdraw_view(market_id: int, user_id: int) -> discord.ui.View:
+    view = discord.ui.View(timeout=None)
+    view.add_item(WithdrawButton(market_id, user_id))
+    return view
+
+
+def quote_reply(q: actions.Quote, interaction: discord.Interaction) -> Reply:
+    """The ephemeral preview with Confirm / Cancel."""
+    quote_id = interaction.id
+    expires = discord.utils.snowflake_time(quote_id) + dt.timedelta(seconds=QUOTE_SECONDS)
+    quantity = q.amount if q.kind in ("buy", "stake") else q.asked
+    view = discord.ui.View(timeout=None)
+    view.add_item(
+        QuoteConfirmButton(
+            "s" if q.kind == "sell" else "b",
+            q.market.id,
+            q.outcome,
+            quantity,
+            q.limit,
+            interaction.user.id,
+            quote_id,
+        )
+    )
+    view.add_item(QuoteCancelButton(interaction.user.id))
+    return Reply(content=render.quote_text(q, expires_at=expires), view=view)
+
+
+async def quote_confirm(interaction: discord.Interaction, button: QuoteConfirmButton) -> None:
+    """Trade what the quote showed, unless it is someone else's, expired, or the price moved
+    beyond the limit (then the service refuses and nothing moves, DOMAIN §4.6)."""
+    if interaction.user.id != button.user_id:
+        await _answer_safely(interaction, MSG_NOT_YOUR_QUOTE)
+        return
+    bot = _bot(interaction)
+    quoted_at = discord.utils.snowflake_time(button.quote_id)
+    expired = (discord.utils.utcnow() - quoted_at).total_seconds() > QUOTE_SECONDS
+
+    async def body() -> Reply:
+        if expired:
+            return Reply(
+                content=MSG_QUOTE_EXPIRED.format(minutes=QUOTE_SECONDS // 60),
+                edit=True,
+                view=discord.ui.View(timeout=None),
+            )
+        await interactions.trade_counted(interaction)
+        key = f"discord:{button.quote_id}:confirm"
+        if button.kind == "b":
+            result = await bot.trade(
+                kind="buy",
+                guild_id=interaction.guild_id,
+                user_id=interaction.user.id,
+                market=button.market_id,
+                outcome=str(button.outcome + 1),
+                amount=button.quantity,
+                min_shares=button.limit or None,
+                idempotency_key=key,
+            )
+        else:
+            result = await bot.trade(
+                kind="sell",
+                guild_id=interaction.guild_id,
+                user_id=interaction.user.id,
+                market=button.market_id,
+                outcome=str(button.outcome + 1),
+                shares=render.shares_exact(button.quantity).replace(",", ""),
+                min_points=button.limit or None,
+                idempotency_key=key,
+            )
+        return Reply(
+            content=render.trade_text(result), edit=True, view=discord.ui.View(timeout=None)
+        )
+
+    await respond(interaction, body, action="trade.confirm", update=True)
+
+
 def _utf16_prefix(text: str, units: int) -> str:
     """The longest prefix of `text` within `units` UTF-16 units (never half a surrogate pair)."""
     out, used = [], 0
@@ -290,6 +519,9 @@ DYNAMIC_ITEMS = (
     ChartButton,
     SellSelect,
     ListPageButton,
+    QuoteConfirmButton,
+    QuoteCancelButton,
+    WithdrawButton,
 )
 
 
@@ -300,7 +532,8 @@ def market_view(m: MarketSummary) -> discord.ui.View:
     last_row = 0
     if m.is_open:
         for o in m.outcomes[:10]:
-            view.add_item(BuyButton(m.id, o.position, o.label, row=o.position // 5))
+            verb = "Buy" if m.mechanism == "amm" else "Predict"
+            view.add_item(BuyButton(m.id, o.position, o.label, row=o.position // 5, verb=verb))
         last_row = (min(len(m.outcomes), 10) - 1) // 5 + 1
         if m.mechanism == "amm":
             view.add_item(SellButton(m.id, row=last_row))
@@ -310,8 +543,10 @@ def market_view(m: MarketSummary) -> discord.ui.View:
     return view
 
 
-def market_reply(m: MarketSummary, *, ephemeral: bool = False) -> Reply:
-    return Reply(embeds=[render.market_embed(m)], view=market_view(m), ephemeral=ephemeral)
+def market_reply(
+    m: MarketSummary, *, ephemeral: bool = False, top: Sequence[selectors.Predictor] = ()
+) -> Reply:
+    return Reply(embeds=[render.market_embed(m, top=top)], view=market_view(m), ephemeral=ephemeral)
 
 
 # --- Flows -----------------------------------------------------------------------------------
@@ -338,6 +573,7 @@ async def buy_open(
             await answer_now(interaction, limited.message)
             return
         status = summary.status if checked and summary is not None else None
+        pool = bool(checked and summary is not None and summary.mechanism != "amm")
         if checked and summary is not None and 0 <= outcome < len(summary.outcomes):
             label = summary.outcomes[outcome].label
         if status is not None and status != "open":
@@ -346,7 +582,8 @@ async def buy_open(
                 MSG_CLOSED.format(market_id=market_id, status=status, hint=closed_hint(status)),
             )
             return
-        title = f"Buy “{label}” (#{market_id})" if label else f"Buy on #{market_id}"
+        verb = "Predict" if pool else "Buy"
+        title = f"{verb} “{label}” (#{market_id})" if label else f"{verb} on #{market_id}"
         await send_modal(
             interaction,
             interactions.modal(
@@ -354,7 +591,7 @@ async def buy_open(
                 title,
                 interactions.text_input(
                     custom_id="amount",
-                    label="Amount (points)",
+                    label="Stake (points)" if pool else "Amount (points)",
                     description="Whole points; your balance and the server's max bet apply.",
                     placeholder="e.g. 100",
                     max_length=25,
@@ -381,18 +618,17 @@ async def buy_submit(
 
     async def body() -> Reply:
         amount = parsing.amount_text(values.get("amount", ""))
-        result = await bot.trade(
-            kind="buy",
+        quote = await bot.db(
+            actions.quote_buy_for_interaction,
             guild_id=interaction.guild_id,
             user_id=interaction.user.id,
             market=market_id,
             outcome=str(outcome + 1),
             amount=amount,
-            idempotency_key=idempotency_key(interaction),
         )
-        return Reply(content=render.trade_text(result))
+        return quote_reply(quote, interaction)
 
-    await respond(interaction, body, action="market.buy", rules=ratelimit.TRADE)
+    await respond(interaction, body, action="market.buy.quote")
 
 
 async def sell_pick(interaction: discord.Interaction, market_id: int) -> None:
@@ -473,18 +709,17 @@ async def sell_submit(
     bot = _bot(interaction)
 
     async def body() -> Reply:
-        result = await bot.trade(
-            kind="sell",
+        quote = await bot.db(
+            actions.quote_sell_for_interaction,
             guild_id=interaction.guild_id,
             user_id=interaction.user.id,
             market=market_id,
             outcome=str(outcome + 1),
             shares=values.get("shares", "all"),
-            idempotency_key=idempotency_key(interaction),
         )
-        return Reply(content=render.trade_text(result))
+        return quote_reply(quote, interaction)
 
-    await respond(interaction, body, action="market.sell", rules=ratelimit.TRADE)
+    await respond(interaction, body, action="market.sell.quote")
 
 
 async def position_show(interaction: discord.Interaction, market_id: int) -> None:
@@ -506,10 +741,10 @@ async def market_refresh(interaction: discord.Interaction, market_id: int) -> No
     bot = _bot(interaction)
 
     async def body() -> Reply:
-        summary = await bot.db(
-            actions.market_in_guild, guild_id=interaction.guild_id, market=market_id
+        summary, top = await bot.db(
+            selectors.market_card, guild_id=interaction.guild_id, market=market_id
         )
-        reply = market_reply(summary)
+        reply = market_reply(summary, top=top)
         reply.edit = True
         return reply
 

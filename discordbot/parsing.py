@@ -25,7 +25,9 @@ _AMOUNT = re.compile(r"^\s*(\d{1,3}(?:[,_ ]\d{3})+|\d{1,16})\s*$")
 
 
 def _show(value: object) -> str:
-    text = str(value).strip().replace("\n", " ")
+    """A typed value quoted back in a message: one line, at most 40 characters, and encodable
+    (a lone surrogate would make the whole reply impossible to send)."""
+    text = str(value).strip().replace("\n", " ").encode("utf-8", "replace").decode("utf-8")
     return text[:40] + ("…" if len(text) > 40 else "")
 
 

@@ -22,7 +22,8 @@ from . import limits
 from .limits import escape, fit
 
 if TYPE_CHECKING:
-    from .actions import TradeResult
+    from .actions import Quote, TradeResult
+    from .selectors import Predictor
 
 BAR_WIDTH = 10
 STATUS_BADGE = {"open": "🟢", "closed": "🟡", "resolved": "✅", "cancelled": "❌"}
@@ -38,7 +39,7 @@ STATUS_COLOUR = {
     "resolved": discord.Colour.blurple(),
     "cancelled": discord.Colour.dark_grey(),
 }
-MECHANISM_TEXT = {"amm": "Market maker", "parimutuel": "Pool"}
+MECHANISM_TEXT = {"amm": "Market maker", "parimutuel": "Prediction pool"}
 LIST_PAGE_SIZE = 5
 HISTORY_PAGE_SIZE = 15
 
@@ -52,10 +53,9 @@ def signed(n: int) -> str:
 
 
 def shares(micro: int) -> str:
-    """Micro-shares as shares with up to 2 decimals for display (exact values in replies use 6)."""
-    whole, frac = divmod(micro, SHARE_SCALE)
-    cents = frac * 100 // SHARE_SCALE
-    return f"{whole:,}" + (f".{cents:02d}".rstrip("0").rstrip(".") if cents else "")
+    """Micro-shares as shares with two decimals: Discord shows no more (exact values stay in
+    the admin and CSV exports)."""
+    return f"{micro / SHARE_SCALE:,.2f}"
 
 
 def shares_exact(micro: int) -> str:
@@ -80,13 +80,42 @@ def market_title(m: MarketSummary, limit: int = limits.EMBED_TITLE) -> str:
     return fit(f"#{m.id} · {escape(m.question)}", limit)
 
 
+def is_pool(m: MarketSummary) -> bool:
+    return m.mechanism == "parimutuel"
+
+
+def ratio(pot: int, staked: int) -> str:
+    """A pool's return ratio, as Twitch shows it: 1:2.5 pays 2.5 points per point staked."""
+    return f"1:{pot / staked:,.2f}" if staked else "1:–"
+
+
 def outcome_lines(m: MarketSummary, *, limit: int | None = None) -> list[str]:
+    """One line per outcome. Open markets: probability and bar (market maker), or share of the
+    pot, points staked and return ratio (pool). Settled markets: the winner first with 🏆, the
+    others after it, without probabilities (they no longer mean anything)."""
+    if m.status in ("resolved", "cancelled"):
+        return settled_lines(m, limit=limit)
     rows = m.outcomes if limit is None else sorted(m.outcomes, key=lambda o: -o.probability)[:limit]
     lines = []
+    pot = sum(o.staked for o in m.outcomes)
     for o in rows:
-        mark = "🏆 " if m.winning_position == o.position else ""
         label = fit(escape(o.label), 120)
-        lines.append(f"{mark}`{bar(o.probability)}` **{percent(o.probability)}** {label}")
+        if is_pool(m):
+            lines.append(
+                f"`{bar(o.probability)}` **{percent(o.probability)}** {label} · "
+                f"{points(o.staked)} pts · {ratio(pot, o.staked)}"
+            )
+        else:
+            lines.append(f"`{bar(o.probability)}` **{percent(o.probability)}** {label}")
+    return lines
+
+
+def settled_lines(m: MarketSummary, *, limit: int | None = None) -> list[str]:
+    ordered = sorted(m.outcomes, key=lambda o: (o.position != m.winning_position, o.position))
+    lines = []
+    for o in ordered if limit is None else ordered[:limit]:
+        label = fit(escape(o.label), 120)
+        lines.append(f"🏆 **{label}**" if o.position == m.winning_position else f"▫️ {label}")
     return lines
 
 
@@ -98,9 +127,10 @@ def close_text(m: MarketSummary) -> str:
     return f"closed {timestamp(m.closes_at)}"
 
 
-def market_embed(m: MarketSummary) -> discord.Embed:
-    """The market message: question, outcomes with percentage and bar, volume, traders, status,
-    close time."""
+def market_embed(m: MarketSummary, *, top: Sequence[Predictor] = ()) -> discord.Embed:
+    """The market message: question, outcomes with percentage and bar (a pool: share of the pot,
+    points and return ratio), volume or pot, traders, status, countdown; `top` predictors of a
+    pool when known."""
     embed = discord.Embed(title=market_title(m), colour=STATUS_COLOUR.get(m.status))
     question = escape(m.question)
     parts = [question] if limits.size(f"#{m.id} · {question}") > limits.EMBED_TITLE else []
@@ -109,8 +139,13 @@ def market_embed(m: MarketSummary) -> discord.Embed:
     embed.add_field(
         name="Status", value=f"{STATUS_BADGE.get(m.status, '')} {STATUS_TEXT[m.status]}"
     )
-    embed.add_field(name="Volume", value=f"{points(m.volume)} points")
-    embed.add_field(name="Traders", value=points(m.trader_count))
+    pot = sum(o.staked for o in m.outcomes)
+    if is_pool(m):
+        embed.add_field(name="Pot", value=f"{points(pot)} points")
+        embed.add_field(name="Predictors", value=points(m.trader_count))
+    else:
+        embed.add_field(name="Volume", value=f"{points(m.volume)} points")
+        embed.add_field(name="Traders", value=points(m.trader_count))
     when = (
         f"{timestamp(m.closes_at)} ({timestamp(m.closes_at, 'f')})"
         if m.status == "open"
@@ -119,10 +154,30 @@ def market_embed(m: MarketSummary) -> discord.Embed:
     embed.add_field(name="Closes" if m.status == "open" else "Trading", value=when, inline=False)
     if m.winning_position is not None:
         winner = m.outcomes[m.winning_position]
-        embed.add_field(name="Winner", value=f"🏆 {fit(escape(winner.label), 200)}", inline=False)
+        value = f"🏆 {fit(escape(winner.label), 200)}"
+        if is_pool(m):
+            value += (
+                f" · {points(pot)} points paid to its predictors"
+                if winner.staked
+                else " · nobody predicted it, every stake was refunded"
+            )
+        embed.add_field(name="Winner", value=value, inline=False)
+    if top and is_pool(m):
+        embed.add_field(
+            name="Top predictors",
+            value=fit(
+                "\n".join(
+                    f"<@{p.user_id}> {points(p.staked)} on {fit(escape(p.label), 60)}" for p in top
+                ),
+                limits.FIELD_VALUE,
+            ),
+            inline=False,
+        )
     if m.status in ("resolved", "cancelled") and m.settle_reason:
         embed.add_field(name="Reason", value=fit(escape(m.settle_reason), 500), inline=False)
     footer = [MECHANISM_TEXT.get(m.mechanism, m.mechanism)]
+    if is_pool(m) and m.status == "open":
+        footer.append("1:x = points back per point staked if it wins")
     if m.mechanism == "amm" and m.fee_bps:
         footer.append(f"fee {m.fee_bps / 100:g}%")
     if m.category:
@@ -180,21 +235,22 @@ def market_list_embed(
 
 
 def trade_text(result: TradeResult) -> str:
-    """The reply to a trade: shares received or points returned, average price, new probability."""
-    m, label = result.market, escape(result.label)
+    """The reply to a trade: shares received or points returned, average price, new
+    probability; the outcome's label once."""
+    m, label = result.market, fit(escape(result.label), 100)
     prob = percent(result.probability)
+    fee = f", fee {points(result.fee)}" if result.fee else ""
     if result.kind == "buy":
         avg = result.amount * SHARE_SCALE / result.shares if result.shares else 0.0
         text = (
-            f"You bought **{shares_exact(result.shares)} shares** of **{label}** in #{m.id} for "
-            f"{points(result.amount)} points (average price {avg:.3f} points per share"
-            + (f", fee {points(result.fee)}" if result.fee else "")
-            + f"). “{label}” is now at **{prob}**."
+            f"✅ You bought **{shares(result.shares)} shares** of **{label}** in #{m.id} for "
+            f"{points(result.amount)} points (average price {avg:.3f} points per share{fee}); "
+            f"now at **{prob}**."
         )
     elif result.kind == "stake":
         text = (
-            f"You staked **{points(result.amount)} points** on **{label}** in #{m.id}. "
-            f"“{label}” now has **{prob}** of the pool."
+            f"✅ You predicted **{label}** in #{m.id} with **{points(result.amount)} points**; "
+            f"it now has **{prob}** of the pot."
         )
     elif result.amount == 0:
         # DOMAIN §4.4: "all" of a position worth less than a point closes it, no point moves.
@@ -207,16 +263,50 @@ def trade_text(result: TradeResult) -> str:
         net = result.amount - result.fee
         avg = result.amount * SHARE_SCALE / result.shares if result.shares else 0.0
         text = (
-            f"You sold **{shares_exact(result.shares)} shares** of **{label}** in #{m.id} for "
+            f"✅ You sold **{shares(result.shares)} shares** of **{label}** in #{m.id} for "
             f"**{points(net)} points**"
             + (f"; {MSG_SOLD_REMAINDER}" if result.left_in_pool else "")
-            + f" (average price {avg:.3f}"
-            + (f", fee {points(result.fee)}" if result.fee else "")
-            + f"). “{label}” is now at **{prob}**."
+            + f" (average price {avg:.3f}{fee}); now at **{prob}**."
         )
     if result.balance is not None:
-        text += f" Your balance: {points(result.balance)} points."
+        text += f" Balance: {points(result.balance)} points."
     return fit(text, limits.CONTENT)
+
+
+def quote_text(q: Quote, *, expires_at: dt.datetime | None = None) -> str:
+    """The preview before a trade (DOMAIN §4.6): what it gives, the average price, the
+    probability before → after, what it pays if the outcome wins, the fee, the slippage limit."""
+    m, label = q.market, fit(escape(q.label), 100)
+    move = f"{percent(q.probability_before)} → **{percent(q.probability_after)}**"
+    fee = f" (fee {points(q.fee)})" if q.fee else ""
+    if q.kind == "buy":
+        lines = [
+            f"**Quote** · buy **{label}** in #{m.id}",
+            f"You pay **{points(q.amount)} points**{fee} and get **{shares(q.shares)} shares** "
+            f"at an average price of {q.average_price:.3f}.",
+            f"Probability {move}.",
+            f"If it wins you get **{points(q.payout)} points**.",
+            f"Slippage limit {q.slippage_bps / 100:g}%: at least {shares(q.limit)} shares.",
+        ]
+    elif q.kind == "stake":
+        staked = q.market.outcomes[q.outcome].staked + q.amount
+        lines = [
+            f"**Predict** · stake **{points(q.amount)} points** on **{label}** in #{m.id}",
+            f"Share of the pot {move} · return {ratio(q.pot_after, staked)}.",
+            f"If {label} wins you get **~{points(q.payout)} points** (the pot keeps changing "
+            "until predictions close).",
+        ]
+    else:
+        lines = [
+            f"**Quote** · sell **{label}** in #{m.id}",
+            f"You sell **{shares(q.shares)} shares** and get **{points(q.payout)} points**{fee} "
+            f"at an average price of {q.average_price:.3f}.",
+            f"Probability {move}.",
+            f"Slippage limit {q.slippage_bps / 100:g}%: at least {points(q.limit)} points.",
+        ]
+    if expires_at is not None:
+        lines.append(f"Confirm {timestamp(expires_at)}, or the quote expires.")
+    return fit("\n".join(lines), limits.CONTENT)
 
 
 def portfolio_embed(portfolio: Portfolio, *, name: str) -> discord.Embed:
@@ -268,13 +358,12 @@ def holdings_text(m: MarketSummary, holdings: Sequence[Any], balance: int | None
     else:
         lines = [f"Your position in #{m.id}:"]
         for h in holdings:
+            label = fit(escape(h.label), 100)
             if m.mechanism == "amm":
-                held, worth = f"{shares_exact(h.shares)} shares", f"worth {points(h.value)} now"
+                held, worth = f"{shares(h.shares)} shares", f"worth {points(h.value)} now"
             else:  # one outcome wins: a stake's payout is conditional, never a sum (DOMAIN §5)
-                held, worth = "staked", f"pays {points(h.value)} if it wins"
-            lines.append(
-                f"• **{escape(h.label)}**: {held} · spent {points(h.points_spent)} · {worth}"
-            )
+                held, worth = "staked", f"if it wins you get ~{points(h.value)} points"
+            lines.append(f"• **{label}**: {held} · spent {points(h.points_spent)} · {worth}")
         text = "\n".join(lines)
     if balance is not None:
         text += f"\nBalance: {points(balance)} points."
@@ -339,6 +428,7 @@ def settings_embed(gs: GuildSettings) -> discord.Embed:
     embed.add_field(name="Fee", value=f"{gs.fee_bps / 100:g}%")
     embed.add_field(name="Votes to resolve", value=str(gs.min_resolution_votes))
     embed.add_field(name="Auto-refund after", value=f"{gs.auto_refund_hours} hours")
+    embed.add_field(name="Slippage limit", value=f"{gs.slippage_bps / 100:g}%")
     per_minute = getattr(gs, "requests_per_minute", 100)
     embed.add_field(name="Server commands a minute", value=points(per_minute))
     embed.add_field(
@@ -402,16 +492,25 @@ def settlement_embed(m: MarketSummary, payload: dict, *, cancelled: bool) -> dis
     """The channel summary: winner, total paid, biggest winners."""
     embed = discord.Embed(title=market_title(m), colour=STATUS_COLOUR.get(m.status))
     if cancelled:
-        embed.description = (
-            f"❌ Cancelled: {fit(escape(payload.get('reason', '')), 500)}\n"
+        count = int(payload.get("refunded_count", 0))
+        refunded = (
             f"Refunded **{points(int(payload.get('total_refunded', 0)))} points** to "
-            f"{points(int(payload.get('refunded_count', 0)))} traders."
+            f"{points(count)} {'trader' if count == 1 else 'traders'}."
+            if count
+            else "Nobody traded, so there was nothing to refund."
+        )
+        embed.description = (
+            f"❌ Cancelled: {fit(escape(payload.get('reason', '')), 500)}\n{refunded}"
         )
         return limits.embed_fit(embed)
     label = escape(str(payload.get("label", "?")))
     total = int(payload.get("total_paid", 0))
-    lines = [f"🏆 Resolved: **{label}**", f"Paid out **{points(total)} points**."]
-    if payload.get("refunded_all"):
+    lines = [f"🏆 Resolved: **{label}**"]
+    if m.trader_count == 0:
+        lines.append("Nobody traded, so nobody was paid.")
+    else:
+        lines.append(f"Paid out **{points(total)} points**.")
+    if payload.get("refunded_all") and m.trader_count:
         lines.append("Nobody backed the winner, so every stake was refunded.")
     winners = payload.get("winners") or []
     if winners and not payload.get("refunded_all"):

@@ -84,6 +84,31 @@ class MarketPage:
     total: int
 
 
+@dataclass(frozen=True)
+class Predictor:
+    user_id: int
+    label: str
+    staked: int
+
+
+def top_predictors(*, market_id: int, limit: int = 3) -> list[Predictor]:
+    """A pool's biggest stakes, largest first (1 query), for the market message."""
+    rows = (
+        Position.objects.filter(market_id=market_id, points_spent__gt=0)
+        .select_related("outcome")
+        .order_by("-points_spent", "id")[:limit]
+    )
+    return [Predictor(p.user_id, p.outcome.label, p.points_spent) for p in rows]
+
+
+def market_card(*, guild_id: int, market: object) -> tuple[MarketSummary, list[Predictor]]:
+    """A market of this guild and, for a pool, its top predictors (what the market message
+    shows)."""
+    summary = market_selectors.market_get(market_id=parsing.market_ref(market), guild_id=guild_id)
+    top = top_predictors(market_id=summary.id) if summary.mechanism == "parimutuel" else []
+    return summary, top
+
+
 def market_page(
     *, guild_id: int, status: str, category: str, page: int, page_size: int
 ) -> MarketPage:

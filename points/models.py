@@ -16,6 +16,11 @@ class GuildSettings(models.Model):
     fee_bps = models.PositiveIntegerField()
     min_resolution_votes = models.PositiveIntegerField()
     auto_refund_hours = models.PositiveIntegerField()
+    slippage_bps = models.PositiveIntegerField(
+        default=200,
+        help_text="How far a confirmed trade may fall short of its quote, in basis points "
+        "(200 = 2 %); a price that moved further is refused.",
+    )
     creator_role_ids = models.JSONField(default=list, blank=True)
     resolver_role_ids = models.JSONField(default=list, blank=True)
     announce_channel_id = models.BigIntegerField(null=True, blank=True)

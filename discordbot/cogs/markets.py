@@ -39,6 +39,15 @@ limit is 3 s); the read runs on the bot's fast pool (`db_fast`), apart from trad
 CREATE_MODAL_ID = r"pm:m:create:(?P<mechanism>amm|parimutuel):(?P<liquidity>\d{0,10})"
 
 MSG_VOTE = "🗳️ <@{voter}> voted **{label}** for #{market_id} ({votes} of {needed} votes needed)."
+MSG_VOTE_REPEATED = (
+    "You already voted **{label}** for #{market_id} ({votes} of {needed} votes needed); "
+    "nothing changed."
+)
+MSG_SPLIT = (
+    "Your outcomes were split at the commas into {count}: {shown}. Not what you meant? "
+    "Take the market back within a minute (while nobody has traded) and create it again with "
+    "| between outcomes."
+)
 MSG_RESOLVED = "✅ Market #{market_id} resolved: **{label}**."
 MSG_CLOSED = "⏸️ Trading on #{market_id} is closed. Resolvers can now vote with `/market resolve`."
 MSG_CANCELLED = "❌ Market #{market_id} was cancelled; every trader was refunded."
@@ -240,12 +249,41 @@ async def create_market(
                 message_id=message.id,
             )
 
-        reply.after_send = remember
+        split = split_at_commas(outcomes)
+
+        async def after(message: discord.Message) -> None:
+            await remember(message)
+            if split:
+                view = market_ui.withdraw_view(summary.id, interaction.user.id)
+                # Stopped before sending: the button is a DynamicItem the bot dispatches by its
+                # custom_id, so discord.py need not keep (and time out) the view.
+                view.stop()
+                await interaction.followup.send(
+                    limits.fit(
+                        MSG_SPLIT.format(
+                            count=len(summary.outcomes),
+                            shown=" · ".join(
+                                f"“{limits.escape(o.label)}”" for o in summary.outcomes
+                            ),
+                        ),
+                        limits.CONTENT,
+                    ),
+                    view=view,
+                    ephemeral=True,
+                )
+
+        reply.after_send = after
         return reply
 
     await respond(
         interaction, body, action="market.create", ephemeral=False, rules=ratelimit.CREATE
     )
+
+
+def split_at_commas(outcomes: str) -> bool:
+    """The outcomes were typed on one line with commas and no `|`: the split may surprise."""
+    text = outcomes or ""
+    return "," in text and "|" not in text and "\n" not in text.strip()
 
 
 async def create_submit(
@@ -343,10 +381,10 @@ class Markets(commands.Cog):
         """Post a market with its buttons in this channel."""
 
         async def body() -> Reply:
-            summary = await self.bot.db(
-                actions.market_in_guild, guild_id=interaction.guild_id, market=market
+            summary, top = await self.bot.db(
+                selectors.market_card, guild_id=interaction.guild_id, market=market
             )
-            reply = market_ui.market_reply(summary)
+            reply = market_ui.market_reply(summary, top=top)
 
             async def remember(message: discord.Message) -> None:
                 await self.bot.db(
@@ -468,6 +506,15 @@ class Markets(commands.Cog):
                     market_id=vote.market.id, label=limits.escape(label)
                 )
                 return reply
+            if vote.repeated:
+                return Reply(
+                    content=MSG_VOTE_REPEATED.format(
+                        label=limits.escape(vote.label),
+                        market_id=vote.market.id,
+                        votes=vote.votes,
+                        needed=vote.needed,
+                    )
+                )
             return Reply(
                 content=MSG_VOTE.format(
                     voter=interaction.user.id,
@@ -515,6 +562,8 @@ class Markets(commands.Cog):
         market="The market (type to search)",
         outcome="The outcome you think will happen",
         amount="Points to bet",
+        confirm="Show a quote to confirm first (default), or trade at once within the "
+        "slippage limit",
     )
     @app_commands.autocomplete(market=market_autocomplete(["open"]), outcome=outcome_autocomplete)
     async def bet(
@@ -523,22 +572,35 @@ class Markets(commands.Cog):
         market: str,
         outcome: str,
         amount: app_commands.Range[int, 1, MAX_AMOUNT],
+        confirm: bool = True,
     ) -> None:
         """Bet points on an outcome: buy its shares, or stake on it in a pool."""
 
         async def body() -> Reply:
-            result = await self.bot.trade(
-                kind="buy",
+            quote = await self.bot.db(
+                actions.quote_buy_for_interaction,
                 guild_id=interaction.guild_id,
                 user_id=interaction.user.id,
                 market=market,
                 outcome=outcome,
                 amount=amount,
+            )
+            if confirm:
+                return market_ui.quote_reply(quote, interaction)
+            await interactions.trade_counted(interaction)
+            result = await self.bot.trade(
+                kind="buy",
+                guild_id=interaction.guild_id,
+                user_id=interaction.user.id,
+                market=quote.market.id,
+                outcome=str(quote.outcome + 1),
+                amount=amount,
+                min_shares=quote.limit or None,
                 idempotency_key=idempotency_key(interaction),
             )
             return Reply(content=render.trade_text(result))
 
-        await respond(interaction, body, action="bet", rules=ratelimit.TRADE)
+        await respond(interaction, body, action="bet")
 
     @app_commands.command(name="sell")
     @app_commands.guild_only()
@@ -546,6 +608,8 @@ class Markets(commands.Cog):
         market="The market (type to search)",
         outcome="The outcome whose shares you sell",
         shares="How many shares, e.g. 2.5, or “all” (default)",
+        confirm="Show a quote to confirm first (default), or sell at once within the "
+        "slippage limit",
     )
     @app_commands.autocomplete(market=market_autocomplete(["open"]), outcome=outcome_autocomplete)
     async def sell(
@@ -554,22 +618,35 @@ class Markets(commands.Cog):
         market: str,
         outcome: str,
         shares: app_commands.Range[str, 1, 25] = "all",
+        confirm: bool = True,
     ) -> None:
         """Sell shares back to the market maker for points."""
 
         async def body() -> Reply:
-            result = await self.bot.trade(
-                kind="sell",
+            quote = await self.bot.db(
+                actions.quote_sell_for_interaction,
                 guild_id=interaction.guild_id,
                 user_id=interaction.user.id,
                 market=market,
                 outcome=outcome,
                 shares=shares,
+            )
+            if confirm:
+                return market_ui.quote_reply(quote, interaction)
+            await interactions.trade_counted(interaction)
+            result = await self.bot.trade(
+                kind="sell",
+                guild_id=interaction.guild_id,
+                user_id=interaction.user.id,
+                market=quote.market.id,
+                outcome=str(quote.outcome + 1),
+                shares=render.shares_exact(quote.asked).replace(",", ""),
+                min_points=quote.limit or None,
                 idempotency_key=idempotency_key(interaction),
             )
             return Reply(content=render.trade_text(result))
 
-        await respond(interaction, body, action="sell", rules=ratelimit.TRADE)
+        await respond(interaction, body, action="sell")
 
     @app_commands.command(name="portfolio")
     @app_commands.guild_only()

@@ -7,7 +7,7 @@ Dashboard pushes and metrics are queued with `transaction.on_commit` and never m
 fail. Trading (`bet_place`, `shares_sell`) is `betting.services`'."""
 
 from .base import SHARE_SCALE, format_shares
-from .creation import MAX_LIQUIDITY, market_create, market_message_set
+from .creation import MAX_LIQUIDITY, market_create, market_message_set, market_withdraw
 from .lifecycle import market_close, resolution_vote_cast
 from .scheduler import TickReport, markets_tick
 from .settlement import market_cancel, market_resolve
@@ -22,6 +22,7 @@ __all__ = [
     "market_create",
     "market_message_set",
     "market_resolve",
+    "market_withdraw",
     "markets_tick",
     "resolution_vote_cast",
 ]

@@ -7,7 +7,7 @@ import datetime as dt
 from django.utils import timezone
 
 from core import signals
-from points.errors import InvalidAmount, validate_amount, validate_snowflake
+from points.errors import InvalidAmount, NotAllowed, validate_amount, validate_snowflake
 from points.models import Account, Transfer
 from points.services import (
     Leg,
@@ -17,10 +17,16 @@ from points.services import (
     transfers_post,
     treasury_get_or_create,
 )
-from points.usecase import Call, use_case
+from points.usecase import Call, stop_if_replayed, use_case
 
 from .. import amm
-from ..errors import MSG_CLOSES_AT_PAST, MSG_LIQUIDITY, MSG_MECHANISM, InvalidMarketInput
+from ..errors import (
+    MSG_CLOSES_AT_PAST,
+    MSG_LIQUIDITY,
+    MSG_MECHANISM,
+    InvalidMarketInput,
+    MarketStateError,
+)
 from ..models import Market, MarketEvent, Outcome
 from ..validation import (
     MAX_DURATION_MINUTES,
@@ -29,9 +35,38 @@ from ..validation import (
     clean_question,
     parse_duration,
 )
-from .base import event_write, on_commit, outcomes_locked, probabilities
+from .base import (
+    ensure_not_settled,
+    event_write,
+    market_lock,
+    on_commit,
+    outcomes_locked,
+    probabilities,
+)
+from .settlement import cancel
 
 MAX_LIQUIDITY = 1_000_000_000
+WITHDRAW_SECONDS = 60
+"""How long a creator may take back a market nobody has traded on (issue 13: a split they did
+not mean, a typo), without a moderator."""
+MSG_LIQUIDITY_POOL = (
+    "A pool has no liquidity to set: its pot is the members' stakes. Leave “liquidity” empty, "
+    "or choose the market maker."
+)
+MSG_WITHDRAW_CREATOR = "Only the market's creator can take it back."
+MSG_WITHDRAW_LATE = (
+    "Market #{market_id} can only be taken back within {seconds} seconds of its creation; ask "
+    "a moderator to cancel it."
+)
+MSG_WITHDRAW_TRADED = (
+    "Market #{market_id} already has trades, so it can no longer be taken back; ask a "
+    "moderator to cancel it."
+)
+MSG_WITHDRAW_REASON = "Taken back by its creator right after creation."
+
+
+def _cancel_event_by_key(key: str) -> MarketEvent | None:
+    return MarketEvent.objects.filter(request_key=key, type=MarketEvent.Type.CANCELLED).first()
 
 
 def market_by_key(key: str) -> Market | None:
@@ -83,6 +118,8 @@ def market_create(
         parse_duration(max(1, int((closes_at - now).total_seconds() // 60)))
         if closes_at - now > dt.timedelta(minutes=MAX_DURATION_MINUTES):
             parse_duration(MAX_DURATION_MINUTES + 1)
+    if liquidity is not None and mechanism == Market.Mechanism.PARIMUTUEL:
+        raise InvalidMarketInput(MSG_LIQUIDITY_POOL)
     if liquidity is not None:
         try:
             validate_amount(liquidity, maximum=MAX_LIQUIDITY, what="liquidity")
@@ -163,3 +200,42 @@ def market_message_set(*, market_id: int, channel_id: int, message_id: int) -> N
     validate_snowflake(channel_id, what="channel_id")
     validate_snowflake(message_id, what="message_id")
     Market.objects.filter(pk=market_id).update(channel_id=channel_id, message_id=message_id)
+
+
+def _same_withdrawal(event: MarketEvent, call: Call) -> bool:
+    return event.market_id == call["market_id"] and event.type == MarketEvent.Type.CANCELLED
+
+
+def _market_of(event: MarketEvent, call: Call) -> Market:
+    return Market.objects.get(pk=event.market_id)
+
+
+@use_case(lookup=_cancel_event_by_key, matches=_same_withdrawal, result=_market_of)
+def market_withdraw(
+    *, market_id: int, actor_id: int, idempotency_key: str, now: dt.datetime | None = None
+) -> MarketEvent:
+    """The creator takes back a market they just created (issue 13): only within
+    `WITHDRAW_SECONDS` and while nobody has traded, so nobody loses a position or a refund
+    matters. It is cancelled like any cancellation (DOMAIN §6): the liquidity goes back to the
+    treasury. Emits `market_cancelled`. Returns the market."""
+    validate_snowflake(actor_id, what="actor_id")
+    market = market_lock(market_id)
+    stop_if_replayed(_cancel_event_by_key, idempotency_key)
+    now = now or timezone.now()
+    if market.creator_id != actor_id:
+        raise NotAllowed(MSG_WITHDRAW_CREATOR)
+    ensure_not_settled(market)
+    if market.trade_count:
+        raise MarketStateError(MSG_WITHDRAW_TRADED.format(market_id=market.pk))
+    if (now - market.created_at).total_seconds() > WITHDRAW_SECONDS:
+        raise MarketStateError(
+            MSG_WITHDRAW_LATE.format(market_id=market.pk, seconds=WITHDRAW_SECONDS)
+        )
+    return cancel(
+        market,
+        actor_id=actor_id,
+        actor_user_id=None,
+        reason=MSG_WITHDRAW_REASON,
+        request_key=idempotency_key,
+        automatic=False,
+    )

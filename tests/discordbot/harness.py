@@ -3,7 +3,7 @@
 what Discord would have received.
 
     h = await Harness.start()
-    ex = await h.send(h.command("bet", ALICE_M, market="1", outcome="1", amount=100))
+    ex = await h.send(h.command("bet", ALICE_M, confirm=False, market="1", outcome="1", amount=100))
     assert ex.response_type == DEFERRED and "You bought" in ex.text
 
 Payload builders follow Discord's documented shapes (types 2 command, 3 component, 4

@@ -71,7 +71,9 @@ async def test_outcome_autocomplete_lists_the_chosen_markets_outcomes_with_price
         harness, creator=members.alice.id, outcomes=("Reds", "Blues", "Greens")
     )
     await harness.send(
-        harness.command("bet", members.bob, market=str(market.id), outcome="2", amount=200)
+        harness.command(
+            "bet", members.bob, confirm=False, market=str(market.id), outcome="2", amount=200
+        )
     )
 
     every = await harness.send(

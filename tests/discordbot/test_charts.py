@@ -153,7 +153,9 @@ async def test_chart_button_posts_a_private_png_and_a_second_click_uses_the_cach
     assert charts.render_count() == before + 1  # served from the cache
 
     await harness.send(
-        harness.command("bet", members.bob, market=str(market_id), outcome="No", amount=300)
+        harness.command(
+            "bet", members.bob, confirm=False, market=str(market_id), outcome="No", amount=300
+        )
     )
     traded = await harness.send(harness.click(message, members.carol, label="Chart"))
     embed, png_after = chart_of(harness, traded)
@@ -168,7 +170,9 @@ async def test_market_chart_command_posts_a_public_pool_chart(harness, members):
     )
     for who, outcome, amount in ((members.bob, "Red", 100), (members.carol, "Blue", 300)):
         ex = await harness.send(
-            harness.command("bet", who, market=str(market.id), outcome=outcome, amount=amount)
+            harness.command(
+                "bet", who, confirm=False, market=str(market.id), outcome=outcome, amount=amount
+            )
         )
         assert not ex.rejected
     ex = await harness.send(harness.command("market chart", members.bob, market=f"#{market.id}"))
@@ -196,7 +200,12 @@ async def test_chart_of_ten_outcomes_with_long_unicode_names(harness, members):
     market = await make_market(harness, creator=members.alice.id, outcomes=tuple(LONG_LABELS))
     ex = await harness.send(
         harness.command(
-            "bet", members.bob, market=str(market.id), outcome=LONG_LABELS[7], amount=200
+            "bet",
+            members.bob,
+            confirm=False,
+            market=str(market.id),
+            outcome=LONG_LABELS[7],
+            amount=200,
         )
     )
     assert "You bought" in ex.text

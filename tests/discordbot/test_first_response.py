@@ -95,8 +95,14 @@ async def test_a_hung_redis_delays_no_first_response_past_one_second(hung_redis,
             await h.send(h.command("market list", members.bob)),
             await h.send(h.command("market show", members.bob, market=market)),
             await h.send(h.command("market chart", members.bob, market=market)),
-            await h.send(h.command("bet", members.bob, market=market, outcome="1", amount=10)),
-            await h.send(h.command("sell", members.bob, market=market, outcome="1", shares="1")),
+            await h.send(
+                h.command("bet", members.bob, market=market, outcome="1", amount=10, confirm=False)
+            ),
+            await h.send(
+                h.command(
+                    "sell", members.bob, market=market, outcome="1", shares="1", confirm=False
+                )
+            ),
             await h.send(h.command("settings show", members.mod)),
             await h.send(h.command("market create", members.carol)),
             await h.send(h.click(message, members.carol, label="My position")),

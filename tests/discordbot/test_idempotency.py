@@ -11,7 +11,7 @@ import pytest
 from betting.models import Trade
 from markets.models import Market
 from points import selectors as points_selectors
-from points.models import Transfer
+from points.models import GuildSettings, Transfer
 
 from .conftest import db, make_market
 
@@ -24,7 +24,9 @@ async def balance(h, user_id):
 
 async def test_a_redelivered_bet_is_acknowledged_once_and_trades_once(harness, members):
     market = await make_market(harness, creator=members.alice.id)
-    payload = harness.command("bet", members.bob, market=str(market.id), outcome="1", amount=100)
+    payload = harness.command(
+        "bet", members.bob, confirm=False, market=str(market.id), outcome="1", amount=100
+    )
 
     first = await harness.send(payload)
     second = await harness.send(payload)
@@ -40,7 +42,9 @@ async def test_twin_deliveries_racing_to_the_database_act_once(harness, members)
     """Both twins pass Discord (lenient fake) and run the service concurrently: one trade, one
     tip, one market; both replies describe that same result."""
     market = await make_market(harness, creator=members.alice.id)
-    bet = harness.command("bet", members.bob, market=str(market.id), outcome="2", amount=150)
+    bet = harness.command(
+        "bet", members.bob, confirm=False, market=str(market.id), outcome="2", amount=150
+    )
     tip = harness.command("tip", members.carol, member=members.alice, amount=70)
     create = harness.command(
         "market create", members.carol, question="Twins?", outcomes="A|B", duration="1h"
@@ -61,12 +65,20 @@ async def test_twin_deliveries_racing_to_the_database_act_once(harness, members)
 
 @pytest.mark.postgres
 async def test_twenty_concurrent_twins_on_postgres(harness, members):
-    """Many threads on PostgreSQL: every interaction delivered twice at once, one trade each."""
+    """Many threads on PostgreSQL: every interaction delivered twice at once, one trade each.
+    (Ten members buying at once move the price; the slippage limit is opened wide so the test
+    is about twins, not about slippage.)"""
     market = await make_market(harness, creator=members.alice.id)
+    await db(
+        harness,
+        lambda: GuildSettings.objects.filter(guild_id=harness.guild_id).update(slippage_bps=5000),
+    )
     payloads = []
     for i in range(10):
         member = members.mod.__class__(400_000_000_000_000_000 + i, f"m{i}")
-        p = harness.command("bet", member, market=str(market.id), outcome="1", amount=10 + i)
+        p = harness.command(
+            "bet", member, confirm=False, market=str(market.id), outcome="1", amount=10 + i
+        )
         harness.fake.lenient.add(p["token"])
         payloads += [p, p]
 

@@ -130,8 +130,8 @@ async def test_create_with_some_options_prefills_the_form(harness, members):
     (market,) = await db(harness, lambda: list(Market.objects.all()))
     assert market.mechanism == "parimutuel"
     assert [b["label"] for b in buttons(submitted.reply)] == [
-        "Buy A",
-        "Buy B",
+        "Predict A",
+        "Predict B",
         "My position",
         "Refresh",
         "Chart",
@@ -274,17 +274,20 @@ async def test_bet_reply_states_shares_average_price_and_new_probability(harness
     market = await make_market(harness, creator=members.alice.id)
 
     ex = await harness.send(
-        harness.command("bet", members.bob, market=str(market.id), outcome="1", amount=100)
+        harness.command(
+            "bet", members.bob, confirm=False, market=str(market.id), outcome="1", amount=100
+        )
     )
 
     trade = await db(harness, lambda: Trade.objects.get())
     assert ex.ephemeral
     shares = trade.shares / 1_000_000
-    assert f"You bought **{shares:.6f}".rstrip("0") in ex.text
+    assert f"You bought **{shares:,.2f} shares** of **Yes**" in ex.text
+    assert ex.text.count("Yes") == 1  # the label once per reply
     assert f"for 100 points (average price {100 / shares:.3f} points per share)" in ex.text
     after = await db(harness, market_get, market_id=market.id)
-    assert f"“Yes” is now at **{after.outcomes[0].probability * 100:.1f}%**" in ex.text
-    assert "Your balance: 900 points." in ex.text
+    assert f"now at **{after.outcomes[0].probability * 100:.1f}%**" in ex.text
+    assert "Balance: 900 points." in ex.text
     assert trade.idempotency_key == f"discord:{ex.payload['id']}"
 
 
@@ -292,13 +295,19 @@ async def test_bet_by_outcome_label_and_refusals(harness, members):
     market = await make_market(harness, creator=members.alice.id, outcomes=("Red", "Blue"))
 
     by_label = await harness.send(
-        harness.command("bet", members.bob, market=str(market.id), outcome="blue", amount=10)
+        harness.command(
+            "bet", members.bob, confirm=False, market=str(market.id), outcome="blue", amount=10
+        )
     )
     too_much = await harness.send(
-        harness.command("bet", members.bob, market=str(market.id), outcome="1", amount=5000)
+        harness.command(
+            "bet", members.bob, confirm=False, market=str(market.id), outcome="1", amount=5000
+        )
     )
     no_outcome = await harness.send(
-        harness.command("bet", members.bob, market=str(market.id), outcome="Green", amount=10)
+        harness.command(
+            "bet", members.bob, confirm=False, market=str(market.id), outcome="Green", amount=10
+        )
     )
 
     assert "of **Blue**" in by_label.text
@@ -312,7 +321,9 @@ async def test_bet_on_a_closed_market_says_it_is_closed(harness, members):
     await close(harness, market.id, members.mod.id)
 
     ex = await harness.send(
-        harness.command("bet", members.bob, market=str(market.id), outcome="1", amount=10)
+        harness.command(
+            "bet", members.bob, confirm=False, market=str(market.id), outcome="1", amount=10
+        )
     )
 
     assert ex.text == market_errors.MSG_NOT_OPEN.format(market_id=market.id, status="closed")
@@ -332,7 +343,9 @@ async def test_bet_above_the_servers_max_bet_is_refused(harness, members):
     market = await make_market(harness, creator=members.alice.id)
 
     ex = await harness.send(
-        harness.command("bet", members.bob, market=str(market.id), outcome="1", amount=51)
+        harness.command(
+            "bet", members.bob, confirm=False, market=str(market.id), outcome="1", amount=51
+        )
     )
 
     assert ex.text == market_errors.MSG_BET_ABOVE_MAX.format(max_bet=50)
@@ -342,19 +355,21 @@ async def test_sell_all_returns_points_and_pool_markets_refuse_selling(harness, 
     market = await make_market(harness, creator=members.alice.id)
     pool = await make_market(harness, creator=members.alice.id, mechanism="parimutuel")
     await harness.send(
-        harness.command("bet", members.bob, market=str(market.id), outcome="2", amount=200)
+        harness.command(
+            "bet", members.bob, confirm=False, market=str(market.id), outcome="2", amount=200
+        )
     )
 
     sold = await harness.send(
-        harness.command("sell", members.bob, market=str(market.id), outcome="2")
+        harness.command("sell", members.bob, confirm=False, market=str(market.id), outcome="2")
     )
     pool_sell = await harness.send(
-        harness.command("sell", members.bob, market=str(pool.id), outcome="1")
+        harness.command("sell", members.bob, confirm=False, market=str(pool.id), outcome="1")
     )
 
     sell = await db(harness, lambda: Trade.objects.get(kind="sell"))
     assert f"for **{sell.amount:,} points**" in sold.text
-    assert "“No” is now at **50.0%**" in sold.text
+    assert "now at **50.0%**" in sold.text
     bal = await db(
         harness, points_selectors.balance_get, guild_id=harness.guild_id, user_id=members.bob.id
     )
@@ -365,17 +380,23 @@ async def test_sell_all_returns_points_and_pool_markets_refuse_selling(harness, 
 async def test_sell_a_number_of_shares_and_bad_share_counts(harness, members):
     market = await make_market(harness, creator=members.alice.id)
     await harness.send(
-        harness.command("bet", members.bob, market=str(market.id), outcome="1", amount=100)
+        harness.command(
+            "bet", members.bob, confirm=False, market=str(market.id), outcome="1", amount=100
+        )
     )
 
     partial = await harness.send(
-        harness.command("sell", members.bob, market=str(market.id), outcome="1", shares="10.5")
+        harness.command(
+            "sell", members.bob, confirm=False, market=str(market.id), outcome="1", shares="10.5"
+        )
     )
     bad = await harness.send(
-        harness.command("sell", members.bob, market=str(market.id), outcome="1", shares="-3")
+        harness.command(
+            "sell", members.bob, confirm=False, market=str(market.id), outcome="1", shares="-3"
+        )
     )
     nothing = await harness.send(
-        harness.command("sell", members.carol, market=str(market.id), outcome="1")
+        harness.command("sell", members.carol, confirm=False, market=str(market.id), outcome="1")
     )
 
     sell = await db(harness, lambda: Trade.objects.get(kind="sell"))
@@ -388,7 +409,9 @@ async def test_sell_a_number_of_shares_and_bad_share_counts(harness, members):
 async def test_portfolio_shows_positions_for_yourself_or_another_member(harness, members):
     market = await make_market(harness, creator=members.alice.id, question="Portfolio?")
     await harness.send(
-        harness.command("bet", members.bob, market=str(market.id), outcome="1", amount=100)
+        harness.command(
+            "bet", members.bob, confirm=False, market=str(market.id), outcome="1", amount=100
+        )
     )
 
     own = await harness.send(harness.command("portfolio", members.bob))
@@ -428,7 +451,9 @@ async def test_close_by_creator_or_moderator_only(harness, members):
 async def test_resolve_is_a_vote_and_needs_permission(harness, members):
     market = await make_market(harness, creator=members.alice.id)
     await harness.send(
-        harness.command("bet", members.bob, market=str(market.id), outcome="1", amount=100)
+        harness.command(
+            "bet", members.bob, confirm=False, market=str(market.id), outcome="1", amount=100
+        )
     )
     await close(harness, market.id, members.mod.id)
     mod2 = Member(333_333_333_333_333_302, "mod2", members.mod.permissions)
@@ -497,7 +522,9 @@ async def test_resolve_with_force_needs_manage_server_and_a_reason(harness, memb
 async def test_cancel_refunds_and_is_for_moderators_only(harness, members):
     market = await make_market(harness, creator=members.alice.id)
     await harness.send(
-        harness.command("bet", members.bob, market=str(market.id), outcome="1", amount=300)
+        harness.command(
+            "bet", members.bob, confirm=False, market=str(market.id), outcome="1", amount=300
+        )
     )
 
     denied = await harness.send(

@@ -18,6 +18,11 @@ from .harness import DEFERRED, DEFERRED_UPDATE, MESSAGE, MODAL, Harness, buttons
 pytestmark = pytest.mark.django_db(transaction=True)
 
 
+async def confirm(h, quote, member):
+    """Click Confirm on the quote an exchange showed."""
+    return await h.send(h.click(quote.reply, member, label="Confirm"))
+
+
 async def posted_market(h, members, **kwargs):
     """Create a market through /market create and return the message Discord shows."""
     ex = await h.send(
@@ -49,12 +54,17 @@ async def test_buy_button_opens_the_amount_modal_and_the_modal_trades(harness, m
     done = await harness.send(harness.submit(click.modal, members.bob, amount="1,500"))
     assert done.text == "You don't have enough points: you have 1,000 and need 1,500."
 
-    done = await harness.send(harness.submit(click.modal, members.bob, amount="250"))
-    assert done.response_type == DEFERRED and done.ephemeral
+    quote = await harness.send(harness.submit(click.modal, members.bob, amount="250"))
+    assert quote.response_type == DEFERRED and quote.ephemeral
+    assert "**Quote** · buy **No**" in quote.text
+    assert await db(harness, lambda: Trade.objects.count()) == 0
+    done = await confirm(harness, quote, members.bob)
+    assert done.response_type == DEFERRED_UPDATE
     assert "You bought" in done.text and "of **No**" in done.text
+    assert buttons(done.reply) == []
     trade = await db(harness, lambda: Trade.objects.select_related("outcome").get())
     assert (trade.user_id, trade.outcome.position, trade.amount) == (members.bob.id, 1, 250)
-    assert trade.idempotency_key == f"discord:{done.payload['id']}"
+    assert trade.idempotency_key == f"discord:{quote.payload['id']}:confirm"
 
 
 async def test_buy_on_a_closed_market_answers_that_it_is_closed(harness, members):
@@ -82,7 +92,11 @@ async def test_sell_button_select_and_modal_chain(harness, members):
     assert nothing.text == MSG_NOTHING_TO_SELL.format(market_id=market_id)
 
     buy = await harness.send(harness.click(message, members.bob, label="Buy Green"))
-    await harness.send(harness.submit(buy.modal, members.bob, amount="300"))
+    await confirm(
+        harness,
+        await harness.send(harness.submit(buy.modal, members.bob, amount="300")),
+        members.bob,
+    )
 
     pick = await harness.send(harness.click(message, members.bob, label="Sell"))
     assert pick.ephemeral
@@ -96,7 +110,9 @@ async def test_sell_button_select_and_modal_chain(harness, members):
     assert chosen.modal["custom_id"] == f"pm:m:sell:{market_id}:1"
     assert chosen.modal["components"][0]["component"]["value"] == "all"
 
-    sold = await harness.send(harness.submit(chosen.modal, members.bob))
+    quote = await harness.send(harness.submit(chosen.modal, members.bob))
+    assert "**Quote** · sell **Green**" in quote.text
+    sold = await confirm(harness, quote, members.bob)
     assert "You sold" in sold.text and "of **Green**" in sold.text
     sell = await db(harness, lambda: Trade.objects.get(kind="sell"))
     assert sell.user_id == members.bob.id
@@ -105,7 +121,11 @@ async def test_sell_button_select_and_modal_chain(harness, members):
 async def test_my_position_and_refresh(harness, members):
     market_id, message = await posted_market(harness, members)
     buy = await harness.send(harness.click(message, members.bob, label="Buy Yes"))
-    await harness.send(harness.submit(buy.modal, members.bob, amount="100"))
+    await confirm(
+        harness,
+        await harness.send(harness.submit(buy.modal, members.bob, amount="100")),
+        members.bob,
+    )
 
     position = await harness.send(harness.click(message, members.bob, label="My position"))
     assert position.ephemeral
@@ -128,10 +148,11 @@ async def test_my_position_and_refresh(harness, members):
 async def test_buttons_and_modals_survive_a_restart(harness, members):
     _market_id, message = await posted_market(harness, members)
     click = await harness.send(harness.click(message, members.bob, label="Buy Yes"))
+    quote = await harness.send(harness.submit(click.modal, members.bob, amount="40"))
 
     restarted: Harness = await harness.restart()
     try:
-        after = await restarted.send(restarted.submit(click.modal, members.bob, amount="40"))
+        after = await confirm(restarted, quote, members.bob)
         again = await restarted.send(restarted.click(message, members.carol, label="Buy No"))
         trades = await db(restarted, lambda: Trade.objects.count())
     finally:

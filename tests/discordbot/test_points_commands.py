@@ -92,7 +92,9 @@ async def test_leaderboard_by_balance_and_by_profit(harness, members):
     await harness.send(harness.command("tip", members.alice, member=members.bob, amount=300))
     market = await make_market(harness, creator=members.carol.id)
     await harness.send(
-        harness.command("bet", members.carol, market=str(market.id), outcome="1", amount=100)
+        harness.command(
+            "bet", members.carol, confirm=False, market=str(market.id), outcome="1", amount=100
+        )
     )
 
     by_balance = await harness.send(harness.command("leaderboard", members.alice))

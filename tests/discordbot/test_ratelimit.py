@@ -50,7 +50,9 @@ async def test_the_sixth_trade_in_a_minute_is_refused_and_not_traded(harness, me
     before = refusals("user_trades")
     replies = [
         await harness.send(
-            harness.command("bet", members.bob, market=str(market.id), outcome="1", amount=1)
+            harness.command(
+                "bet", members.bob, confirm=False, market=str(market.id), outcome="1", amount=1
+            )
         )
         for _ in range(6)
     ]

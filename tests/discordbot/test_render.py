@@ -206,6 +206,7 @@ def test_settings_embed_fits_with_many_roles():
         fee_bps=5000,
         min_resolution_votes=25,
         auto_refund_hours=8760,
+        slippage_bps=5000,
         announce_channel_id=2**63 - 1,
         creator_role_ids=[2**63 - 1] * 250,
         resolver_role_ids=[],

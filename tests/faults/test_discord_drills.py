@@ -22,6 +22,8 @@ from discordbot.models import PendingAnswer
 from markets.models import Market
 from points.audit import ledger_audit
 from points.models import Transfer
+from points.services import wallet_get_or_create
+from tests.conftest import GUILD
 from tests.discordbot.conftest import RateLimitClock, db, make_market
 from tests.discordbot.fake_discord import INVALID_WEBHOOK_TOKEN
 from tests.discordbot.harness import Harness, Members, message_text
@@ -79,7 +81,9 @@ async def test_lost_acknowledgement_still_trades_and_answers(harness, members, d
     market = await make_market(harness, creator=members.alice.id)
     harness.fake.lose("POST", CALLBACK, status=500)
     ex = await harness.send(
-        harness.command("bet", members.bob, market=str(market.id), outcome="1", amount=100)
+        harness.command(
+            "bet", members.bob, market=str(market.id), outcome="1", amount=100, confirm=False
+        )
     )
     timed(drill, ex)
     drill.acknowledged, drill.in_database = 1, await trades(harness)
@@ -95,7 +99,9 @@ async def test_lost_reply_is_delivered_again(harness, members, drill):
     closed): the answer is kept and the edit retried; the member sees it, the trade counts once."""
     market = await make_market(harness, creator=members.alice.id)
     harness.fake.lose("PATCH", ORIGINAL, status=None)
-    payload = harness.command("bet", members.bob, market=str(market.id), outcome="1", amount=100)
+    payload = harness.command(
+        "bet", members.bob, market=str(market.id), outcome="1", amount=100, confirm=False
+    )
     ex = await harness.send(payload)
     timed(drill, ex)
     kept = await pending(harness, int(payload["id"]))
@@ -115,7 +121,9 @@ async def test_discord_429_on_every_edit_for_a_while(harness, members, drill):
     market = await make_market(harness, creator=members.alice.id)
     too_many = {"message": "You are being rate limited.", "retry_after": 0.01, "global": False}
     harness.fake.fail("PATCH", ORIGINAL, 429, too_many, times=15)
-    payload = harness.command("bet", members.bob, market=str(market.id), outcome="1", amount=100)
+    payload = harness.command(
+        "bet", members.bob, market=str(market.id), outcome="1", amount=100, confirm=False
+    )
     ex = await harness.send(payload, timeout=60)
     timed(drill, ex)
     kept = await pending(harness, int(payload["id"]))
@@ -130,7 +138,9 @@ async def test_discord_500_on_the_edit(harness, members, drill):
     market = await make_market(harness, creator=members.alice.id)
     harness.fake.fail("PATCH", ORIGINAL, 500, {"message": "500: Internal Server Error"}, times=2)
     ex = await harness.send(
-        harness.command("bet", members.bob, market=str(market.id), outcome="1", amount=100),
+        harness.command(
+            "bet", members.bob, market=str(market.id), outcome="1", amount=100, confirm=False
+        ),
         timeout=60,
     )
     timed(drill, ex)
@@ -144,7 +154,9 @@ async def test_discord_500_on_the_edit(harness, members, drill):
 async def test_expired_token_sends_the_answer_by_dm(harness, members, drill):
     market = await make_market(harness, creator=members.alice.id)
     harness.fake.fail("PATCH", ORIGINAL, 401, INVALID_WEBHOOK_TOKEN, times=1)
-    payload = harness.command("bet", members.bob, market=str(market.id), outcome="1", amount=100)
+    payload = harness.command(
+        "bet", members.bob, market=str(market.id), outcome="1", amount=100, confirm=False
+    )
     ex = await harness.send(payload)
     timed(drill, ex)
     dms = harness.fake.dms(members.bob.id)
@@ -160,7 +172,9 @@ async def test_dms_closed_shows_the_answer_in_the_next_reply(harness, members, d
     market = await make_market(harness, creator=members.alice.id)
     harness.fake.closed_dms.add(members.bob.id)
     harness.fake.fail("PATCH", ORIGINAL, 401, INVALID_WEBHOOK_TOKEN, times=1)
-    payload = harness.command("bet", members.bob, market=str(market.id), outcome="1", amount=100)
+    payload = harness.command(
+        "bet", members.bob, market=str(market.id), outcome="1", amount=100, confirm=False
+    )
     await harness.send(payload)
     assert (await pending(harness, int(payload["id"]))).state == PendingAnswer.State.NEXT_REPLY
 
@@ -180,7 +194,9 @@ async def test_dms_closed_shows_the_answer_in_the_next_reply(harness, members, d
 @pytest.mark.discord_invalid_budget(10)
 async def test_twenty_deliveries_of_one_bet_count_and_act_once(harness, members, drill):
     market = await make_market(harness, creator=members.alice.id)
-    payload = harness.command("bet", members.bob, market=str(market.id), outcome="1", amount=100)
+    payload = harness.command(
+        "bet", members.bob, market=str(market.id), outcome="1", amount=100, confirm=False
+    )
     exchanges = await harness.send_many([payload] * 20, timeout=120)
     drill.longest_wait = max(ex.completion_seconds for ex in exchanges)
     drill.acknowledged, drill.in_database = 1, await trades(harness)
@@ -190,11 +206,15 @@ async def test_twenty_deliveries_of_one_bet_count_and_act_once(harness, members,
     # The twenty deliveries spent one of the five trades a minute: four more are allowed.
     for n in range(4):
         ex = await harness.send(
-            harness.command("bet", members.bob, market=str(market.id), outcome="1", amount=10)
+            harness.command(
+                "bet", members.bob, market=str(market.id), outcome="1", amount=10, confirm=False
+            )
         )
         assert "You bought" in ex.text, (n, ex.text)
     sixth = await harness.send(
-        harness.command("bet", members.bob, market=str(market.id), outcome="1", amount=10)
+        harness.command(
+            "bet", members.bob, market=str(market.id), outcome="1", amount=10, confirm=False
+        )
     )
     assert "at most 5 trades a minute" in sixth.text
     assert await trades(harness) == 5
@@ -240,7 +260,9 @@ async def test_slow_database_says_still_working_then_answers(members, drill):
         holder = threading.Thread(target=hold, daemon=True)
         holder.start()
         assert await asyncio.to_thread(locked.wait, 10), problems
-        payload = h.command("bet", members.bob, market=str(market.id), outcome="1", amount=100)
+        payload = h.command(
+            "bet", members.bob, market=str(market.id), outcome="1", amount=100, confirm=False
+        )
         started = time.monotonic()
         ex = h.feed(payload)
 
@@ -293,7 +315,9 @@ async def test_nul_and_fuzzed_unicode_get_clear_answers(harness, members, drill)
             )
         )
         payloads.append(harness.command("tip", members.alice, member=members.bob, amount=text))
-        payloads.append(harness.command("bet", members.bob, market=text, outcome="1", amount=10))
+        payloads.append(
+            harness.command("bet", members.bob, market=text, outcome="1", amount=10, confirm=False)
+        )
     exchanges = []
     for payload in payloads:
         ex = await harness.send(payload)
@@ -304,7 +328,7 @@ async def test_nul_and_fuzzed_unicode_get_clear_answers(harness, members, drill)
     drill.acknowledged = len(exchanges) - len(unanswered)
     drill.lost = len(unanswered)
     drill.notes.append(f"{len(exchanges)} interactions, {len(crashed)} unhandled errors")
-    assert not unanswered
+    assert not unanswered, [(p["data"]["name"], p["data"].get("options")) for p in unanswered]
     assert not crashed, crashed[:3]
     assert not any("\x00" in q for q in await db(
         harness, lambda: list(Market.objects.values_list("question", flat=True))
@@ -354,7 +378,9 @@ async def test_cache_outage_opens_limits_and_answers_everything(
         payloads, exchanges = [], []
         for _ in range(3):
             # Built just before it is sent: Discord's 3-second clock starts at the id.
-            payload = h.command("bet", members.bob, market=str(market.id), outcome="1", amount=10)
+            payload = h.command(
+                "bet", members.bob, market=str(market.id), outcome="1", amount=10, confirm=False
+            )
             payloads.append(payload)
             ex = await h.send(payload, timeout=60)
             exchanges.append(ex)
@@ -391,8 +417,13 @@ async def test_unknown_commit_outcome_says_checking_then_the_verified_result(
     h = await Harness.start(answer_budget=60, answer_retry_base=0.2, answer_retry_max=1.0)
     try:
         market = await make_market(h, creator=members.alice.id)
+        # The quote shown before a trade opens Bob's wallet (its own commit): open it first,
+        # so the acknowledgement lost is the bet's.
+        await db(h, lambda: wallet_get_or_create(guild_id=GUILD, user_id=members.bob.id))
         through_proxy.drop_next_commit_ack(then_freeze=True)
-        payload = h.command("bet", members.bob, market=str(market.id), outcome="1", amount=100)
+        payload = h.command(
+            "bet", members.bob, market=str(market.id), outcome="1", amount=100, confirm=False
+        )
         started = time.monotonic()
         ex = h.feed(payload)
 

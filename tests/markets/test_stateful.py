@@ -449,6 +449,9 @@ class MarketLifecycle(RuleBasedStateMachine):
             idempotency_key=self.key("create"),
             now=self.clock,
         )
+        if mechanism != "amm" and liquidity is not None:
+            # A pool has no liquidity to set (issue 13): refused, nothing created.
+            return self.expect_refusal(InvalidMarketInput, lambda: services.market_create(**kwargs))
         market = services.market_create(**kwargs)
         is_amm = mechanism == "amm"
         points = (liquidity or LIQUIDITY_DEFAULT) if is_amm else 0
