@@ -299,6 +299,11 @@ PM_GUILD_DEFAULTS = {
     "auto_refund_hours": env.int("PM_AUTO_REFUND_HOURS", default=120),
 }
 
+# The member and guild directory (issue 13): a member's name is stored at most once per this
+# many seconds (points.services.member_seen); the namespace keeps tests' gates apart.
+PM_MEMBER_SEEN_EVERY = env.int("PM_MEMBER_SEEN_EVERY", default=300)
+PM_DIRECTORY_NAMESPACE = env.str("PM_DIRECTORY_NAMESPACE", default="")
+
 # --- Logging --------------------------------------------------------------------------------
 LOG_LEVEL = env.str("LOG_LEVEL", default="INFO")
 LOG_JSON = env.bool("LOG_JSON", default=not DEBUG)

@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import logging
+import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
@@ -30,6 +31,7 @@ from django.core.cache.backends.locmem import LocMemCache
 from django.db import connection
 
 from ops import metrics
+from points import services as points_services
 
 from . import interactions
 from .actions import policy_get
@@ -49,6 +51,7 @@ EXTENSIONS = (
     "discordbot.cogs.points",
     "discordbot.cogs.settings",
     "discordbot.cogs.notifications",
+    "discordbot.cogs.privacy",
     "discordbot.cogs.scheduler",
 )
 POLICY_TTL_SECONDS = 60.0
@@ -166,6 +169,7 @@ class PredictionBot(commands.AutoShardedBot):
             max_workers=max(1, config.db_workers), thread_name_prefix="bot-db"
         )
         self._cache_inline = isinstance(cache, LocMemCache)
+        self._seen: dict[tuple[int, int], float] = {}
         self.tree.on_error = self.on_app_command_error
 
     # --- Plumbing ----------------------------------------------------------------------------
@@ -233,9 +237,49 @@ class PredictionBot(commands.AutoShardedBot):
 
     # --- Events ------------------------------------------------------------------------------
 
+    def directory_note(self, interaction: discord.Interaction) -> asyncio.Task | None:
+        """Keep the member's and the guild's names (issue 13) off the interaction's critical
+        path: at most once per member per `PM_MEMBER_SEEN_EVERY` seconds in this process (the
+        service gates again across processes), in a task that waits for the first response and
+        then writes through the database threads; a failure is logged, never raised."""
+        user, guild_id = interaction.user, interaction.guild_id
+        if guild_id is None or user is None or getattr(user, "bot", False):
+            return None
+        key, now = (guild_id, user.id), time.monotonic()
+        if now - self._seen.get(key, -math.inf) < settings.PM_MEMBER_SEEN_EVERY:
+            return None
+        if len(self._seen) > 100_000:
+            self._seen.clear()
+        self._seen[key] = now
+        guild = interaction.guild
+        fields: dict[str, Any] = {
+            "guild_id": guild_id,
+            "user_id": user.id,
+            "display_name": user.display_name,
+            "username": user.name,
+            "avatar": user.display_avatar.url,
+        }
+        if guild is not None and getattr(guild, "name", None):
+            fields["guild_name"] = guild.name
+            fields["guild_icon"] = guild.icon.url if guild.icon else ""
+
+        async def note() -> None:
+            for _ in range(60):  # the first response is due within 3 s
+                if interaction.response.is_done():
+                    break
+                await asyncio.sleep(0.05)
+            try:
+                await self.db(points_services.member_seen, **fields)
+            except Exception:
+                logger.exception("could not note member %s in the directory", user.id)
+
+        return self.spawn(note())
+
     async def on_interaction(self, interaction: discord.Interaction) -> None:
         """Modal submissions go to `ModalRouter`; a component or modal nobody handles (an id
-        from an older version) still gets an answer, so no interaction goes unanswered."""
+        from an older version) still gets an answer, so no interaction goes unanswered. Every
+        interaction also notes its member in the directory (`directory_note`)."""
+        self.directory_note(interaction)
         if interaction.type == discord.InteractionType.modal_submit:
             try:
                 if await self.modals.dispatch(interaction):

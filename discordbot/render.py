@@ -13,7 +13,7 @@ import discord
 from betting.selectors import Portfolio
 from markets.amm import SHARE_SCALE
 from markets.selectors import MarketSummary
-from points.selectors import HistoryRow, LeaderboardRow
+from points.selectors import HistoryRow, LeaderboardRow, member_fallback
 
 from . import limits
 from .limits import escape, fit
@@ -121,7 +121,7 @@ def market_embed(m: MarketSummary) -> discord.Embed:
         footer.append(f"fee {m.fee_bps / 100:g}%")
     if m.category:
         footer.append(f"category: {m.category}")
-    footer.append(f"created by user {m.creator_id}")
+    footer.append(f"created by {m.creator_name or member_fallback(m.creator_id)}")
     embed.set_footer(text=fit(" · ".join(footer), 300))
     return limits.embed_fit(embed)
 
@@ -242,7 +242,10 @@ def holdings_text(m: MarketSummary, holdings, balance: int | None) -> str:
     return fit(text, limits.CONTENT)
 
 
-def leaderboard_embed(rows: Sequence, *, kind: str) -> discord.Embed:
+def leaderboard_embed(
+    rows: Sequence, *, kind: str, names: dict[int, str] | None = None
+) -> discord.Embed:
+    """Ranks with the members' names from the directory (issue 13); without a name, a mention."""
     title = "Richest members" if kind == "balance" else "Best traders (realised profit)"
     embed = discord.Embed(title=title, colour=discord.Colour.gold())
     if not rows:
@@ -251,7 +254,8 @@ def leaderboard_embed(rows: Sequence, *, kind: str) -> discord.Embed:
     for row in rows:
         value = row.balance if isinstance(row, LeaderboardRow) else row.profit
         shown = points(value) if kind == "balance" else signed(value)
-        lines.append(f"**{row.rank}.** <@{row.user_id}> — {shown} points")
+        who = escape(names[row.user_id]) if names and row.user_id in names else f"<@{row.user_id}>"
+        lines.append(f"**{row.rank}.** {who} — {shown} points")
     if lines:
         embed.description = "\n".join(lines)
     return limits.embed_fit(embed)

@@ -13,6 +13,7 @@ from django.db.models import Prefetch, Q, QuerySet
 
 from core.text import text_problem
 from points.models import Account
+from points.selectors import member_fallback, member_name_subquery
 
 from . import amm
 from .errors import MSG_MARKET_NOT_FOUND, MSG_OUTCOME_NOT_FOUND, InvalidMarketInput, MarketNotFound
@@ -51,6 +52,8 @@ class MarketSummary:
     message_id: int | None
     settle_reason: str
     outcomes: list[OutcomeSummary] = field(default_factory=list)
+    creator_name: str = ""
+    """The creator as the directory knows them, else "member #1234…" (issue 13)."""
 
     @property
     def leading(self) -> OutcomeSummary:
@@ -95,11 +98,15 @@ def summarize(market: Market, outcomes: list[Outcome]) -> MarketSummary:
             OutcomeSummary(o.position, o.label, p, o.pool, o.staked)
             for o, p in zip(outcomes, probs, strict=True)
         ],
+        creator_name=getattr(market, "creator_name", None) or member_fallback(market.creator_id),
     )
 
 
 def _with_outcomes(qs: QuerySet[Market]) -> QuerySet[Market]:
-    return qs.prefetch_related(
+    """Outcomes in position order, and the creator's name from the directory (no extra query)."""
+    return qs.annotate(
+        creator_name=member_name_subquery(guild_field="guild_id", user_field="creator_id")
+    ).prefetch_related(
         Prefetch("outcomes", queryset=Outcome.objects.order_by("position"), to_attr="ordered")
     )
 

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 
-from django.db.models import Q, QuerySet
+from django.db.models import CharField, OuterRef, Q, QuerySet, Subquery, Value
+from django.db.models.functions import Coalesce, NullIf
 
-from .models import Account, GuildSettings, Transfer
+from .models import Account, Guild, GuildSettings, Member, Transfer
 
 
 def balance_get(*, guild_id: int, user_id: int) -> int | None:
@@ -85,3 +87,70 @@ def transfers_for_user(
             )
         )
     return rows
+
+
+# --- The member and guild directory (issue 13) ----------------------------------------------
+
+
+def member_fallback(user_id: int | None) -> str:
+    """How a member without a stored name reads: "member #1234…" (the id's first digits; the
+    full id stays one click away in the admin and the dashboard)."""
+    return f"member #{str(user_id)[:4]}…" if user_id else "—"
+
+
+def guild_fallback(guild_id: int | None) -> str:
+    return f"server #{str(guild_id)[:4]}…" if guild_id else "—"
+
+
+def member_names(*, guild_id: int, user_ids: Iterable[int]) -> dict[int, str]:
+    """user id → the name to show, for every id asked (1 query; none when no ids): the display
+    name, else the username, else `member_fallback` (never stored, or forgotten)."""
+    ids = {int(u) for u in user_ids if u}
+    found: dict[int, str] = {}
+    if ids:
+        rows = Member.objects.filter(guild_id=guild_id, user_id__in=ids).values_list(
+            "user_id", "display_name", "username"
+        )
+        found = {user: display or username for user, display, username in rows}
+    return {user: found.get(user) or member_fallback(user) for user in ids}
+
+
+def member_get(*, guild_id: int, user_id: int) -> Member | None:
+    return Member.objects.filter(guild_id=guild_id, user_id=user_id).first()
+
+
+def guild_names(*, guild_ids: Iterable[int]) -> dict[int, str]:
+    """guild id → its name, else `guild_fallback` (1 query; none when no ids)."""
+    ids = {int(g) for g in guild_ids if g}
+    found = dict(Guild.objects.filter(id__in=ids).values_list("id", "name")) if ids else {}
+    return {g: found.get(g) or guild_fallback(g) for g in ids}
+
+
+def member_name_subquery(*, guild_field: str, user_field: str) -> Subquery:
+    """An annotation holding the member's stored name ('' or NULL when unknown or forgotten),
+    for querysets that show members (admin lists, trade feeds): no query per row. Wrap the
+    result with `member_fallback` when it is empty."""
+    return Subquery(
+        Member.objects.filter(guild_id=OuterRef(guild_field), user_id=OuterRef(user_field))
+        .annotate(shown=Coalesce(NullIf("display_name", Value("")), NullIf("username", Value(""))))
+        .values("shown")[:1],
+        output_field=CharField(),
+    )
+
+
+def guild_name_subquery(*, guild_field: str) -> Subquery:
+    return Subquery(
+        Guild.objects.filter(id=OuterRef(guild_field)).values("name")[:1],
+        output_field=CharField(),
+    )
+
+
+def member_ids_matching(*, text: str, guild_id: int | None = None) -> QuerySet:
+    """(guild id, user id) rows of members whose display name or username contains `text`
+    (case-insensitive), for the admin's search; forgotten members match nothing."""
+    qs = Member.objects.filter(
+        Q(display_name__icontains=text) | Q(username__icontains=text), forgotten=False
+    )
+    if guild_id is not None:
+        qs = qs.filter(guild_id=guild_id)
+    return qs.values_list("guild_id", "user_id")

@@ -28,6 +28,7 @@ EXPECTED = {
     "history": set(),
     "settings": {"show", "set", "channel", "roles"},
     "notifications": set(),
+    "privacy": {"forget"},
 }
 
 
