@@ -7,8 +7,15 @@ from typing import Any
 
 from django.contrib import admin
 
-from core.adminkit import ReadOnlyAdmin, market_link, member_link, member_section_register
+from core.adminkit import (
+    MemberNameSearchMixin,
+    ReadOnlyAdmin,
+    market_link,
+    member_link,
+    member_section_register,
+)
 from markets.services import format_shares
+from points.selectors import member_name_matches, member_name_subquery
 
 from . import selectors
 from .models import Position, Trade
@@ -27,7 +34,7 @@ member_section_register(_member_positions)
 
 
 @admin.register(Position)
-class PositionAdmin(ReadOnlyAdmin):
+class PositionAdmin(MemberNameSearchMixin, ReadOnlyAdmin):
     list_display = (
         "id",
         "market_column",
@@ -43,6 +50,19 @@ class PositionAdmin(ReadOnlyAdmin):
     search_fields = ("=user_id", "=market__id")
     list_select_related = ("outcome",)
     ordering = ("-id",)
+    search_help_text = "Search a member's name or Discord id, or a market number."
+
+    def get_queryset(self, request):
+        return (
+            super()
+            .get_queryset(request)
+            .annotate(
+                member_name=member_name_subquery(guild_field="guild_id", user_field="user_id")
+            )
+        )
+
+    def member_name_filter(self, text: str):
+        return member_name_matches(text=text, guild_field="guild_id", user_field="user_id")
 
     @admin.display(description="market", ordering="market_id")
     def market_column(self, obj: Position) -> str:
@@ -50,7 +70,7 @@ class PositionAdmin(ReadOnlyAdmin):
 
     @admin.display(description="member", ordering="user_id")
     def member(self, obj: Position) -> str:
-        return member_link(obj.guild_id, obj.user_id)
+        return member_link(obj.guild_id, obj.user_id, getattr(obj, "member_name", None))
 
     @admin.display(description="shares", ordering="shares")
     def shares_display(self, obj: Position) -> str:
@@ -58,7 +78,7 @@ class PositionAdmin(ReadOnlyAdmin):
 
 
 @admin.register(Trade)
-class TradeAdmin(ReadOnlyAdmin):
+class TradeAdmin(MemberNameSearchMixin, ReadOnlyAdmin):
     list_display = (
         "id",
         "created_at",
@@ -75,6 +95,20 @@ class TradeAdmin(ReadOnlyAdmin):
     search_fields = ("=user_id", "=market__id", "idempotency_key")
     list_select_related = ("outcome",)
     ordering = ("-id",)
+    search_help_text = "Search a member's name or Discord id, or a market number."
+
+    def get_queryset(self, request):
+        return (
+            super()
+            .get_queryset(request)
+            .annotate(
+                member_name=member_name_subquery(guild_field="guild_id", user_field="user_id")
+            )
+        )
+
+    def member_name_filter(self, text: str):
+        return member_name_matches(text=text, guild_field="guild_id", user_field="user_id")
+
     date_hierarchy = "created_at"
 
     @admin.display(description="market", ordering="market_id")
@@ -83,7 +117,7 @@ class TradeAdmin(ReadOnlyAdmin):
 
     @admin.display(description="member", ordering="user_id")
     def member(self, obj: Trade) -> str:
-        return member_link(obj.guild_id, obj.user_id)
+        return member_link(obj.guild_id, obj.user_id, getattr(obj, "member_name", None))
 
     @admin.display(description="shares", ordering="shares")
     def shares_display(self, obj: Trade) -> str:

@@ -29,7 +29,7 @@ from markets.selectors import MarketSummary
 
 from . import charts
 from . import selectors as dashboard_selectors
-from .events import event_summary
+from .events import event_summary, names_for
 
 STATUS_SECTIONS = [
     (Market.Status.OPEN, "Open", "Trading now"),
@@ -126,6 +126,7 @@ def trade_view(trade: dashboard_selectors.TradeRow) -> dict:
         "id": trade.id,
         "at": trade.at,
         "user_id": trade.user_id,
+        "user_name": trade.user_name,
         "kind": trade.kind,
         "label": trade.label,
         "amount": f"{trade.amount:,}",
@@ -135,15 +136,17 @@ def trade_view(trade: dashboard_selectors.TradeRow) -> dict:
 
 
 def _feed(limit: int, market_id: int | None = None) -> list[dict]:
+    events = dashboard_selectors.events_latest(limit=limit, market_id=market_id)
+    names = names_for((e.guild_id, e.payload) for e in events)
     return [
         {
             "id": e.pk,
             "event": e.type,
             "market_id": e.market_id,
-            "summary": event_summary(e.type, e.market_id, e.payload),
+            "summary": event_summary(e.type, e.market_id, e.payload, names),
             "created_at": e.created_at,
         }
-        for e in dashboard_selectors.events_latest(limit=limit, market_id=market_id)
+        for e in events
     ]
 
 

@@ -22,11 +22,18 @@ from core.adminkit import (
     ActionPermissionMixin,
     ReadOnlyAdmin,
     TextSafeChangelistMixin,
+    guild_label,
     market_link,
     member_link,
 )
 from points.errors import id_from_text
 from points.models import Account
+from points.selectors import (
+    guild_name_subquery,
+    guild_names,
+    member_name_subquery,
+    member_names,
+)
 
 from . import admin_views, selectors
 from .models import Market, MarketEvent, Outcome, ResolutionVote
@@ -110,7 +117,7 @@ class MarketInline(ReadOnlyInline):
 
     @admin.display(description="member")
     def member(self, obj) -> str:
-        return member_link(obj.guild_id, obj.user_id)
+        return member_link(obj.guild_id, obj.user_id, getattr(obj, "member_name", None))
 
     @admin.display(description="outcome")
     def outcome_label(self, obj) -> str:
@@ -165,11 +172,21 @@ class VoteInline(PaginatedInline):
     verbose_name_plural = "resolution votes"
 
     def get_queryset(self, request):
-        return super().get_queryset(request).select_related("outcome").order_by("id")
+        return (
+            super()
+            .get_queryset(request)
+            .select_related("outcome")
+            .annotate(
+                voter_name=member_name_subquery(
+                    guild_field="market__guild_id", user_field="voter_id"
+                )
+            )
+            .order_by("id")
+        )
 
     @admin.display(description="voter")
     def voter(self, obj: ResolutionVote) -> str:
-        return member_link(self.market.guild_id, obj.voter_id)
+        return member_link(self.market.guild_id, obj.voter_id, getattr(obj, "voter_name", None))
 
 
 class PositionInline(PaginatedInline):
@@ -189,7 +206,13 @@ class PositionInline(PaginatedInline):
 
     def get_queryset(self, request):
         return (
-            super().get_queryset(request).select_related("outcome").order_by("-points_spent", "id")
+            super()
+            .get_queryset(request)
+            .select_related("outcome")
+            .annotate(
+                member_name=member_name_subquery(guild_field="guild_id", user_field="user_id")
+            )
+            .order_by("-points_spent", "id")
         )
 
     @admin.display(description="shares")
@@ -219,7 +242,15 @@ class TradeInline(PaginatedInline):
     list_url_name = "admin:betting_trade_changelist"
 
     def get_queryset(self, request):
-        return super().get_queryset(request).select_related("outcome").order_by("-id")
+        return (
+            super()
+            .get_queryset(request)
+            .select_related("outcome")
+            .annotate(
+                member_name=member_name_subquery(guild_field="guild_id", user_field="user_id")
+            )
+            .order_by("-id")
+        )
 
     @admin.display(description="shares")
     def shares_display(self, obj: Trade) -> str:
@@ -238,11 +269,20 @@ class EventInline(PaginatedInline):
     list_url_name = "admin:markets_marketevent_changelist"
 
     def get_queryset(self, request):
-        return super().get_queryset(request).order_by("-id")
+        return (
+            super()
+            .get_queryset(request)
+            .annotate(
+                actor_name=member_name_subquery(guild_field="guild_id", user_field="actor_id")
+            )
+            .order_by("-id")
+        )
 
     @admin.display(description="actor")
     def actor(self, obj: MarketEvent) -> str:
-        return member_link(obj.guild_id, obj.actor_id) if obj.actor_id else "system / admin"
+        if not obj.actor_id:
+            return "system / admin"
+        return member_link(obj.guild_id, obj.actor_id, getattr(obj, "actor_name", None))
 
     @admin.display(description="payload")
     def summary(self, obj: MarketEvent) -> str:
@@ -252,11 +292,27 @@ class EventInline(PaginatedInline):
 # --- The market admin --------------------------------------------------------------------------
 
 
+class GuildFilter(admin.SimpleListFilter):
+    """Servers by name (issue 13), the id in brackets only when two share a name."""
+
+    title = "server"
+    parameter_name = "guild_id"
+
+    def lookups(self, request, model_admin):
+        ids = Market.objects.order_by().values_list("guild_id", flat=True).distinct()[:100]
+        names = guild_names(guild_ids=ids)
+        return sorted(((str(g), name) for g, name in names.items()), key=lambda kv: kv[1])
+
+    def queryset(self, request, queryset):
+        guild_id = id_from_text(self.value())
+        return queryset if guild_id is None else queryset.filter(guild_id=guild_id)
+
+
 @admin.register(Market)
 class MarketAdmin(TextSafeChangelistMixin, ActionPermissionMixin, admin.ModelAdmin):
     list_display = (
         "id",
-        "guild_id",
+        "guild",
         "short_question",
         "mechanism",
         "status_badge",
@@ -266,7 +322,7 @@ class MarketAdmin(TextSafeChangelistMixin, ActionPermissionMixin, admin.ModelAdm
         "leading_outcome",
     )
     list_display_links = ("id", "short_question")
-    list_filter = ("guild_id", "status", "mechanism", "category")
+    list_filter = (GuildFilter, "status", "mechanism", "category")
     search_fields = ("question",)
     search_help_text = "Search the question, or a market number such as 42 or #42."
     ordering = ("-id",)
@@ -310,6 +366,7 @@ class MarketAdmin(TextSafeChangelistMixin, ActionPermissionMixin, admin.ModelAdm
         return (
             super()
             .get_queryset(request)
+            .annotate(guild_name=guild_name_subquery(guild_field="guild_id"))
             .prefetch_related(
                 Prefetch(
                     "outcomes",
@@ -389,14 +446,22 @@ class MarketAdmin(TextSafeChangelistMixin, ActionPermissionMixin, admin.ModelAdm
 
     # --- Detail fields ------------------------------------------------------------------------
 
+    def _member(self, obj: Market, user_id: int) -> str:
+        name = member_names(guild_id=obj.guild_id, user_ids=[user_id])[user_id]
+        return member_link(obj.guild_id, user_id, name)
+
+    @admin.display(description="server", ordering="guild_id")
+    def guild(self, obj: Market) -> str:
+        return guild_label(obj.guild_id, getattr(obj, "guild_name", None))
+
     @admin.display(description="creator")
     def creator(self, obj: Market) -> str:
-        return member_link(obj.guild_id, obj.creator_id)
+        return self._member(obj, obj.creator_id)
 
     @admin.display(description="closed by")
     def closed_by(self, obj: Market) -> str:
         if obj.closed_by_id:
-            return member_link(obj.guild_id, obj.closed_by_id)
+            return self._member(obj, obj.closed_by_id)
         return "—" if obj.closed_at is None else "scheduler or admin (see events)"
 
     @admin.display(description="settled by")
@@ -404,7 +469,7 @@ class MarketAdmin(TextSafeChangelistMixin, ActionPermissionMixin, admin.ModelAdm
         if obj.settled_by_user_id:
             return f"admin {obj.settled_by_user.get_username()}"
         if obj.settled_by_id:
-            return member_link(obj.guild_id, obj.settled_by_id)
+            return self._member(obj, obj.settled_by_id)
         return "—" if obj.settled_at is None else "system"
 
     @admin.display(description="collateral (escrow)")

@@ -23,8 +23,10 @@ from django.urls import reverse
 
 from betting import selectors as betting_selectors
 from betting.models import Trade
+from core.directory import guild_fallback, member_fallback
 from points.admin_views import ConfirmForm, keyset_chunks, reason_field, stream_csv
 from points.errors import DomainError, id_from_text
+from points.selectors import guild_name_subquery, member_name_subquery
 
 from . import selectors, services
 from .errors import MSG_ALREADY_SETTLED, MSG_NOT_CLOSED_FOR_RESOLVE
@@ -336,7 +338,9 @@ TRADES_CSV_HEADER = (
     "created_at",
     "market_id",
     "guild_id",
+    "guild_name",
     "user_id",
+    "user_name",
     "kind",
     "outcome",
     "outcome_label",
@@ -356,7 +360,9 @@ def _trade_row(t: Trade) -> tuple:
         t.created_at.isoformat(),
         t.market_id,
         t.guild_id,
+        getattr(t, "guild_name", None) or guild_fallback(t.guild_id),
         t.user_id,
+        getattr(t, "member_name", None) or member_fallback(t.user_id),
         t.kind,
         t.outcome.position + 1,
         t.outcome.label,
@@ -375,7 +381,14 @@ def trades_csv_view(model_admin: MarketAdmin, request: HttpRequest, object_id: i
     market = _market_or_404(object_id)
     if not model_admin.has_view_permission(request, market):
         raise PermissionDenied
-    trades = Trade.objects.filter(market=market).select_related("outcome")
+    trades = (
+        Trade.objects.filter(market=market)
+        .select_related("outcome")
+        .annotate(
+            member_name=member_name_subquery(guild_field="guild_id", user_field="user_id"),
+            guild_name=guild_name_subquery(guild_field="guild_id"),
+        )
+    )
     return stream_csv(
         request,
         filename=f"market-{market.pk}-trades.csv",

@@ -24,34 +24,59 @@ from django.utils.html import format_html
 
 from core.adminkit import (
     ActionPermissionMixin,
+    MemberNameSearchMixin,
     ReadOnlyAdmin,
     TextSafeChangelistMixin,
+    guild_label,
     member_link,
     member_sections,
     member_url,
 )
+from core.directory import member_fallback
 
 from . import selectors, services
 from .admin_views import AdjustBalanceForm, keyset_chunks, stream_csv
 from .errors import DomainError, id_from_text
-from .models import Account, AuditEvent, GuildSettings, Transfer
+from .models import Account, AuditEvent, Guild, GuildSettings, Member, Transfer
 
 HISTORY_PAGE = 50
 
 
 @admin.register(Account)
-class AccountAdmin(ActionPermissionMixin, ReadOnlyAdmin):
-    list_display = ("id", "guild_id", "kind", "holder", "balance", "created_at")
+class AccountAdmin(MemberNameSearchMixin, ActionPermissionMixin, ReadOnlyAdmin):
+    list_display = ("id", "guild", "kind", "holder", "balance", "created_at")
     list_filter = ("kind", "guild_id")
     search_fields = ("=owner_id", "=id", "=market__id")
+    search_help_text = "Search a member's display name or username, a Discord id or an account id."
     list_select_related = ("market",)
     ordering = ("-id",)
     actions = ["adjust_balance"]
 
+    def get_queryset(self, request):
+        return (
+            super()
+            .get_queryset(request)
+            .annotate(
+                member_name=selectors.member_name_subquery(
+                    guild_field="guild_id", user_field="owner_id"
+                ),
+                guild_name=selectors.guild_name_subquery(guild_field="guild_id"),
+            )
+        )
+
+    def member_name_filter(self, text: str):
+        return selectors.member_name_matches(
+            text=text, guild_field="guild_id", user_field="owner_id"
+        )
+
+    @admin.display(description="server", ordering="guild_id")
+    def guild(self, obj: Account) -> str:
+        return guild_label(obj.guild_id, getattr(obj, "guild_name", None))
+
     @admin.display(description="holder")
     def holder(self, obj: Account) -> str:
         if obj.kind == Account.Kind.WALLET:
-            return member_link(obj.guild_id, obj.owner_id)
+            return member_link(obj.guild_id, obj.owner_id, getattr(obj, "member_name", None))
         if obj.kind == Account.Kind.ESCROW:
             url = reverse("admin:markets_market_change", args=[obj.market_id])
             return format_html('<a href="{}">market #{}</a>', url, obj.market_id)
@@ -110,10 +135,15 @@ class AccountAdmin(ActionPermissionMixin, ReadOnlyAdmin):
         audit = AuditEvent.objects.filter(
             guild_id=guild_id, target_type="wallet", target_id=str(user_id)
         ).select_related("actor_user")[:20]
+        directory = selectors.member_get(guild_id=guild_id, user_id=user_id)
+        name = selectors.member_names(guild_id=guild_id, user_ids=[user_id])[user_id]
         context = {
             **self.admin_site.each_context(request),
             "opts": self.opts,
-            "title": f"Member <@{user_id}>",
+            "title": f"Member: {name}",
+            "member_name": name,
+            "directory": directory,
+            "guild_name": selectors.guild_names(guild_ids=[guild_id])[guild_id],
             "guild_id": guild_id,
             "user_id": user_id,
             "wallet": wallet,
@@ -174,7 +204,8 @@ class AccountAdmin(ActionPermissionMixin, ReadOnlyAdmin):
         context = {
             **self.admin_site.each_context(request),
             "opts": self.opts,
-            "title": f"Adjust the balance of <@{user_id}>",
+            "title": "Adjust the balance of "
+            + selectors.member_names(guild_id=guild_id, user_ids=[user_id])[user_id],
             "form": form,
             "guild_id": guild_id,
             "user_id": user_id,
@@ -184,16 +215,24 @@ class AccountAdmin(ActionPermissionMixin, ReadOnlyAdmin):
         return TemplateResponse(request, "admin/points/account/adjust_balance.html", context)
 
 
+def _account_cell(account: Account, name: str | None) -> str:
+    if account.kind == Account.Kind.WALLET:
+        return member_link(account.guild_id, account.owner_id, name)
+    if account.kind == Account.Kind.ESCROW:
+        url = reverse("admin:markets_market_change", args=[account.market_id])
+        return format_html('<a href="{}">escrow of market #{}</a>', url, account.market_id)
+    return "treasury"
+
+
 @admin.register(Transfer)
-class TransferAdmin(ReadOnlyAdmin):
+class TransferAdmin(MemberNameSearchMixin, ReadOnlyAdmin):
     list_display = (
         "id",
         "created_at",
-        "guild_id",
         "code",
         "amount",
-        "source",
-        "destination",
+        "source_cell",
+        "destination_cell",
         "market",
         "actor",
         "memo",
@@ -201,15 +240,50 @@ class TransferAdmin(ReadOnlyAdmin):
     )
     list_filter = ("code", "guild_id")
     search_fields = ("=source__owner_id", "=destination__owner_id", "idempotency_key", "=id")
+    search_help_text = "Search a member's name or Discord id, an idempotency key or a transfer id."
     list_select_related = ("source", "destination", "actor_user")
     ordering = ("-id",)
     date_hierarchy = "created_at"
+
+    def get_queryset(self, request):
+        return (
+            super()
+            .get_queryset(request)
+            .annotate(
+                source_name=selectors.member_name_subquery(
+                    guild_field="source__guild_id", user_field="source__owner_id"
+                ),
+                destination_name=selectors.member_name_subquery(
+                    guild_field="destination__guild_id", user_field="destination__owner_id"
+                ),
+                actor_name=selectors.member_name_subquery(
+                    guild_field="guild_id", user_field="actor_id"
+                ),
+            )
+        )
+
+    def member_name_filter(self, text: str):
+        return selectors.member_name_matches(
+            text=text, guild_field="guild_id", user_field="source__owner_id"
+        ) | selectors.member_name_matches(
+            text=text, guild_field="guild_id", user_field="destination__owner_id"
+        )
+
+    @admin.display(description="from", ordering="source_id")
+    def source_cell(self, obj: Transfer) -> str:
+        return _account_cell(obj.source, getattr(obj, "source_name", None))
+
+    @admin.display(description="to", ordering="destination_id")
+    def destination_cell(self, obj: Transfer) -> str:
+        return _account_cell(obj.destination, getattr(obj, "destination_name", None))
 
     @admin.display(description="actor")
     def actor(self, obj: Transfer) -> str:
         if obj.actor_user_id:
             return obj.actor_user.get_username()
-        return f"<@{obj.actor_id}>" if obj.actor_id else "—"
+        if obj.actor_id:
+            return member_link(obj.guild_id, obj.actor_id, getattr(obj, "actor_name", None))
+        return "—"
 
 
 class ActorKindFilter(admin.SimpleListFilter):
@@ -235,6 +309,7 @@ AUDIT_CSV_HEADER = (
     "guild_id",
     "actor_kind",
     "actor_discord_id",
+    "actor_name",
     "actor_user",
     "action",
     "target_type",
@@ -254,6 +329,9 @@ def _audit_csv_row(e: AuditEvent) -> tuple:
         e.guild_id,
         kind,
         e.actor_discord_id,
+        (getattr(e, "actor_name", None) or member_fallback(e.actor_discord_id))
+        if e.actor_discord_id
+        else "",
         e.actor_user.get_username() if e.actor_user_id else "",
         e.action,
         e.target_type,
@@ -303,9 +381,24 @@ class AuditEventAdmin(ReadOnlyAdmin):
         "after_pretty",
     )
 
+    def get_queryset(self, request):
+        return (
+            super()
+            .get_queryset(request)
+            .annotate(
+                actor_name=selectors.member_name_subquery(
+                    guild_field="guild_id", user_field="actor_discord_id"
+                )
+            )
+        )
+
     @admin.display(description="actor")
     def actor(self, obj: AuditEvent) -> str:
-        return obj.actor_user.get_username() if obj.actor_user else obj.actor_label
+        if obj.actor_user:
+            return obj.actor_user.get_username()
+        if obj.actor_discord_id and obj.guild_id:
+            return member_link(obj.guild_id, obj.actor_discord_id, getattr(obj, "actor_name", None))
+        return obj.actor_label
 
     @admin.display(description="target", ordering="target_id")
     def target(self, obj: AuditEvent) -> str:
@@ -411,3 +504,37 @@ class GuildSettingsAdmin(TextSafeChangelistMixin, admin.ModelAdmin):
         "auto_refund_hours",
     )
     search_fields = ("=guild_id",)
+
+
+@admin.register(Member)
+class MemberAdmin(ReadOnlyAdmin):
+    """The directory (issue 13): who is who, searchable by name; each row opens the member's
+    page (wallet, positions, history)."""
+
+    list_display = ("name", "username", "user_id", "server", "last_seen", "forgotten")
+    list_filter = ("forgotten", "guild_id")
+    search_fields = ("display_name", "username", "=user_id")
+    search_help_text = "Search a display name, a username or a Discord id."
+    ordering = ("-last_seen",)
+
+    def get_queryset(self, request):
+        return (
+            super()
+            .get_queryset(request)
+            .annotate(guild_name=selectors.guild_name_subquery(guild_field="guild_id"))
+        )
+
+    @admin.display(description="name", ordering="display_name")
+    def name(self, obj: Member) -> str:
+        return member_link(obj.guild_id, obj.user_id, str(obj))
+
+    @admin.display(description="server", ordering="guild_id")
+    def server(self, obj: Member) -> str:
+        return guild_label(obj.guild_id, getattr(obj, "guild_name", None))
+
+
+@admin.register(Guild)
+class GuildAdmin(ReadOnlyAdmin):
+    list_display = ("name", "id", "last_seen")
+    search_fields = ("name", "=id")
+    ordering = ("name",)

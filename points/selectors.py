@@ -5,8 +5,10 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from django.db.models import CharField, OuterRef, Q, QuerySet, Subquery, Value
+from django.db.models import CharField, Exists, OuterRef, Q, QuerySet, Subquery, Value
 from django.db.models.functions import Coalesce, NullIf
+
+from core.directory import guild_fallback, member_fallback
 
 from .models import Account, Guild, GuildSettings, Member, Transfer
 
@@ -53,6 +55,15 @@ class HistoryRow:
     market_id: int | None
 
 
+def _account_label(account: Account, name: str | None) -> str:
+    """How a counterparty reads: a member by name (issue 13), a market's escrow, the treasury."""
+    if account.kind == Account.Kind.WALLET:
+        return name or member_fallback(account.owner_id)
+    if account.kind == Account.Kind.ESCROW:
+        return f"market #{account.market_id}"
+    return "treasury"
+
+
 def transfers_for_user(
     *, guild_id: int, user_id: int, limit: int = 20, before_id: int | None = None
 ) -> list[HistoryRow]:
@@ -67,6 +78,14 @@ def transfers_for_user(
     qs: QuerySet[Transfer] = (
         Transfer.objects.filter(Q(source_id=wallet) | Q(destination_id=wallet))
         .select_related("source", "destination")
+        .annotate(
+            source_name=member_name_subquery(
+                guild_field="source__guild_id", user_field="source__owner_id"
+            ),
+            destination_name=member_name_subquery(
+                guild_field="destination__guild_id", user_field="destination__owner_id"
+            ),
+        )
         .order_by("-id")
     )
     if before_id is not None:
@@ -75,13 +94,14 @@ def transfers_for_user(
     for t in qs[: max(1, min(limit, 100))]:
         incoming = t.destination_id == wallet
         other = t.source if incoming else t.destination
+        other_name = t.source_name if incoming else t.destination_name
         rows.append(
             HistoryRow(
                 transfer_id=t.pk,
                 created_at=t.created_at,
                 code=t.code,
                 amount=t.amount if incoming else -t.amount,
-                counterparty=str(other),
+                counterparty=_account_label(other, other_name),
                 memo=t.memo,
                 market_id=t.market_id,
             )
@@ -90,16 +110,6 @@ def transfers_for_user(
 
 
 # --- The member and guild directory (issue 13) ----------------------------------------------
-
-
-def member_fallback(user_id: int | None) -> str:
-    """How a member without a stored name reads: "member #1234…" (the id's first digits; the
-    full id stays one click away in the admin and the dashboard)."""
-    return f"member #{str(user_id)[:4]}…" if user_id else "—"
-
-
-def guild_fallback(guild_id: int | None) -> str:
-    return f"server #{str(guild_id)[:4]}…" if guild_id else "—"
 
 
 def member_names(*, guild_id: int, user_ids: Iterable[int]) -> dict[int, str]:
@@ -145,12 +155,14 @@ def guild_name_subquery(*, guild_field: str) -> Subquery:
     )
 
 
-def member_ids_matching(*, text: str, guild_id: int | None = None) -> QuerySet:
-    """(guild id, user id) rows of members whose display name or username contains `text`
-    (case-insensitive), for the admin's search; forgotten members match nothing."""
-    qs = Member.objects.filter(
-        Q(display_name__icontains=text) | Q(username__icontains=text), forgotten=False
+def member_name_matches(*, text: str, guild_field: str, user_field: str) -> Exists:
+    """A filter: the row's member has a display name or username containing `text`
+    (case-insensitive), for the back office's search by name; forgotten members match nothing."""
+    return Exists(
+        Member.objects.filter(
+            Q(display_name__icontains=text) | Q(username__icontains=text),
+            guild_id=OuterRef(guild_field),
+            user_id=OuterRef(user_field),
+            forgotten=False,
+        )
     )
-    if guild_id is not None:
-        qs = qs.filter(guild_id=guild_id)
-    return qs.values_list("guild_id", "user_id")

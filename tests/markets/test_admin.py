@@ -526,7 +526,7 @@ def test_settled_markets_show_the_winner_who_settled_and_what_was_paid(mod_clien
     for form in positions.formset.forms:
         assert inline.value(form.instance) == f"{paid[form.instance.user_id]:,}"
     cancelled_html = mod_client.get(change_url(cancelled)).content.decode()
-    assert f"&lt;@{MOD}&gt;" in cancelled_html  # settled by the Discord moderator
+    assert f'title="Discord id {MOD}"' in cancelled_html  # settled by the Discord moderator
 
 
 def test_votes_inline_lists_each_resolver(mod_client, traded_market):
@@ -534,7 +534,7 @@ def test_votes_inline_lists_each_resolver(mod_client, traded_market):
         market_id=traded_market.pk, voter_id=MOD, outcome=1, idempotency_key="vote"
     )
     html = mod_client.get(change_url(traded_market)).content.decode()
-    assert f"&lt;@{MOD}&gt;" in html and "2. No" in html
+    assert f'title="Discord id {MOD}"' in html and "2. No" in html
 
 
 def test_confirmation_pages_handle_unknown_markets(mod_client):
