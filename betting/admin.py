@@ -13,8 +13,8 @@ from core.adminkit import (
     market_link,
     member_link,
     member_section_register,
+    shares_cell,
 )
-from markets.services import format_shares
 from points.selectors import member_name_matches, member_name_subquery
 
 from . import selectors
@@ -26,7 +26,7 @@ def _member_positions(guild_id: int, user_id: int) -> dict[str, Any]:
     portfolio = selectors.portfolio_get(guild_id=guild_id, user_id=user_id, limit=100)
     return {
         "portfolio": portfolio,
-        "positions": [(p, format_shares(p.shares)) for p in portfolio.positions],
+        "positions": [(p, shares_cell(p.shares)) for p in portfolio.positions],
     }
 
 
@@ -74,7 +74,7 @@ class PositionAdmin(MemberNameSearchMixin, ReadOnlyAdmin):
 
     @admin.display(description="shares", ordering="shares")
     def shares_display(self, obj: Position) -> str:
-        return format_shares(obj.shares)
+        return shares_cell(obj.shares)
 
 
 @admin.register(Trade)
@@ -121,4 +121,4 @@ class TradeAdmin(MemberNameSearchMixin, ReadOnlyAdmin):
 
     @admin.display(description="shares", ordering="shares")
     def shares_display(self, obj: Trade) -> str:
-        return format_shares(obj.shares)
+        return shares_cell(obj.shares)

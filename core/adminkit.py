@@ -95,6 +95,18 @@ def guild_label(guild_id: int | None, name: str | None = None) -> str:
     )
 
 
+def shares_cell(micro_shares: int | None) -> str:
+    """Shares to two decimals for reading, the exact count in the tooltip (DOMAIN §1: a share
+    is 1,000,000 micro-shares; the CSV exports keep the exact values)."""
+    if micro_shares is None:
+        return "—"
+    whole, frac = divmod(micro_shares, 1_000_000)
+    exact = f"{whole:,}" + (f".{frac:06d}".rstrip("0") if frac else "")
+    return format_html(
+        '<span title="exactly {} shares">{}</span>', exact, f"{micro_shares / 1_000_000:,.2f}"
+    )
+
+
 def market_link(market_id: int, text: str | None = None) -> str:
     url = reverse("admin:markets_market_change", args=[market_id])
     return format_html('<a href="{}">{}</a>', url, text or f"#{market_id}")

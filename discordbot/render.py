@@ -276,6 +276,9 @@ CODE_TEXT = {
 }
 
 
+REASON_CODES = {"grant", "deduct", "correction"}
+
+
 def history_embed(rows: Sequence[HistoryRow], *, page: int) -> discord.Embed:
     embed = discord.Embed(title="Your points history", colour=discord.Colour.blurple())
     if not rows:
@@ -285,7 +288,11 @@ def history_embed(rows: Sequence[HistoryRow], *, page: int) -> discord.Embed:
         what = CODE_TEXT.get(r.code, r.code)
         where = f" · #{r.market_id}" if r.market_id else ""
         when = timestamp(r.created_at, "d") if isinstance(r.created_at, dt.datetime) else ""
-        lines.append(f"{when} **{signed(r.amount)}** {what}{where}")
+        why = ""
+        if r.code in REASON_CODES and r.memo:
+            # The moderator's reason: the back office promises members see it here.
+            why = f" — “{fit(escape(r.memo), 120)}”"
+        lines.append(f"{when} **{signed(r.amount)}** {what}{where}{why}")
     if lines:
         embed.description = "\n".join(lines)
     embed.set_footer(text=f"Page {page + 1}")

@@ -25,6 +25,7 @@ from core.adminkit import (
     guild_label,
     market_link,
     member_link,
+    shares_cell,
 )
 from points.errors import id_from_text
 from points.models import Account
@@ -153,7 +154,7 @@ class OutcomeInline(MarketInline):
 
     @admin.display(description="pool (shares)")
     def pool_shares(self, obj: Outcome) -> str:
-        return admin_views.format_shares(obj.pool)
+        return shares_cell(obj.pool)
 
     @admin.display(description="probability")
     def probability(self, obj: Outcome) -> str:
@@ -217,7 +218,7 @@ class PositionInline(PaginatedInline):
 
     @admin.display(description="shares")
     def shares_display(self, obj: Position) -> str:
-        return admin_views.format_shares(obj.shares)
+        return shares_cell(obj.shares)
 
     @admin.display(description="value now")
     def value(self, obj: Position) -> str:
@@ -254,7 +255,7 @@ class TradeInline(PaginatedInline):
 
     @admin.display(description="shares")
     def shares_display(self, obj: Trade) -> str:
-        return admin_views.format_shares(obj.shares)
+        return shares_cell(obj.shares)
 
     @admin.display(description="probability")
     def price_move(self, obj: Trade) -> str:

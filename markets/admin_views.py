@@ -48,12 +48,17 @@ def format_shares(micro_shares: int) -> str:
     return services.format_shares(micro_shares)
 
 
+REASON_ON_MARKET_MESSAGE = (
+    "Recorded in the audit log and shown to members on the market's Discord message "
+    "(its Reason field). 1–500 characters."
+)
+
 # --- Forms -------------------------------------------------------------------------------------
 
 
 class ResolveForm(ConfirmForm):
     outcome = forms.TypedChoiceField(coerce=int, widget=forms.RadioSelect, label="Winning outcome")
-    reason = reason_field()
+    reason = reason_field(help_text=REASON_ON_MARKET_MESSAGE)
 
     def __init__(self, *args: Any, outcomes: list[Outcome], **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -73,11 +78,14 @@ class BulkForm(ConfirmForm):
 
 
 class CancelForm(BulkForm):
-    reason = reason_field()
+    reason = reason_field(help_text=REASON_ON_MARKET_MESSAGE)
 
 
 class CloseForm(BulkForm):
-    reason = reason_field(required=False)
+    reason = reason_field(
+        required=False,
+        help_text="Recorded in the audit log only: members see that trading closed, not why.",
+    )
 
 
 def parse_ids(raw: str) -> list[int]:

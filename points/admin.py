@@ -36,7 +36,7 @@ from core.directory import member_fallback
 
 from . import selectors, services
 from .admin_views import AdjustBalanceForm, keyset_chunks, stream_csv
-from .errors import DomainError, id_from_text
+from .errors import MSG_DEDUCT_TOO_MUCH, DomainError, InsufficientPoints, id_from_text
 from .models import Account, AuditEvent, Guild, GuildSettings, Member, Transfer
 
 HISTORY_PAGE = 50
@@ -80,7 +80,14 @@ class AccountAdmin(MemberNameSearchMixin, ActionPermissionMixin, ReadOnlyAdmin):
         if obj.kind == Account.Kind.ESCROW:
             url = reverse("admin:markets_market_change", args=[obj.market_id])
             return format_html('<a href="{}">market #{}</a>', url, obj.market_id)
-        return "treasury"
+        circulating = -obj.balance
+        return format_html(
+            '<span title="{}">treasury · points in circulation: {}</span>',
+            "The treasury issues every point (starting balances, daily bonuses, grants) and "
+            "takes back deductions and fees, so its balance is minus the points members and "
+            "markets hold.",
+            f"{circulating:,}",
+        )
 
     def has_adjust_permission(self, request: HttpRequest) -> bool:
         return request.user.has_perm("points.adjust_balance")
@@ -185,6 +192,12 @@ class AccountAdmin(MemberNameSearchMixin, ActionPermissionMixin, ReadOnlyAdmin):
                     reason=data["reason"],
                     actor_user_id=request.user.pk,
                     idempotency_key=key,
+                )
+            except InsufficientPoints as exc:
+                # Only a deduction can overdraw: answer the moderator, not the member.
+                balance = exc.details.get("balance", 0)
+                self.message_user(
+                    request, MSG_DEDUCT_TOO_MUCH.format(balance=balance), messages.ERROR
                 )
             except DomainError as exc:
                 self.message_user(request, exc.message, messages.ERROR)
