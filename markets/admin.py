@@ -315,9 +315,7 @@ class MarketAdmin(TextSafeChangelistMixin, ActionPermissionMixin, admin.ModelAdm
         "id",
         "guild",
         "short_question",
-        "mechanism",
-        "status_badge",
-        "closing",
+        "state",
         "volume_display",
         "traders",
         "leading_outcome",
@@ -407,18 +405,31 @@ class MarketAdmin(TextSafeChangelistMixin, ActionPermissionMixin, admin.ModelAdm
 
     @admin.display(description="question", ordering="question")
     def short_question(self, obj: Market) -> str:
-        return Truncator(obj.question).chars(70)
+        # The mechanism and category ride under the question (they are filters too), so the
+        # key columns (volume, traders, leading outcome) fit at 1366 px (issue 13).
+        details = " · ".join(filter(None, [obj.get_mechanism_display(), obj.category]))
+        return format_html(
+            '{}<br><small class="quiet">{}</small>', Truncator(obj.question).chars(70), details
+        )
 
     @admin.display(description="status", ordering="status")
     def status_badge(self, obj: Market) -> str:
         return status_badge(obj.status, obj.get_status_display())
+
+    @admin.display(description="status · closes", ordering="closes_at")
+    def state(self, obj: Market) -> str:
+        """The status badge over the close time: one column, so the list fits 1366 px."""
+        return format_html("{}<br><small>{}</small>", self.status_badge(obj), self.closing(obj))
 
     @admin.display(description="closes / closed", ordering="closes_at")
     def closing(self, obj: Market) -> str:
         word, at = ("closed", obj.closed_at) if obj.closed_at else ("closes", obj.closes_at)
         # The column may wrap between the word and the time, never inside the time.
         return format_html(
-            '{} <span style="white-space:nowrap">{}</span>', word, f"{at:%Y-%m-%d %H:%M}"
+            '{} <span style="white-space:nowrap" title="{} UTC">{}</span>',
+            word,
+            f"{at:%Y-%m-%d %H:%M}",
+            f"{at:%b %-d, %H:%M}",
         )
 
     @admin.display(description="volume", ordering="volume")
@@ -443,7 +454,7 @@ class MarketAdmin(TextSafeChangelistMixin, ActionPermissionMixin, admin.ModelAdm
         best = max(range(len(outcomes)), key=lambda i: (probs[i], -i))
         if sum(1 for p in probs if p == probs[best]) > 1:
             return "even"
-        return f"{Truncator(outcomes[best].label).chars(30)} {probs[best]:.0%}"
+        return f"{Truncator(outcomes[best].label).chars(22)} {probs[best]:.0%}"
 
     # --- Detail fields ------------------------------------------------------------------------
 

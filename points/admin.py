@@ -525,6 +525,7 @@ class MemberAdmin(ReadOnlyAdmin):
     page (wallet, positions, history)."""
 
     list_display = ("name", "username", "user_id", "server", "last_seen", "forgotten")
+    list_display_links = None  # the name links to the member's page, not to a change form
     list_filter = ("forgotten", "guild_id")
     search_fields = ("display_name", "username", "=user_id")
     search_help_text = "Search a display name, a username or a Discord id."
