@@ -26,6 +26,7 @@ from markets import selectors
 from markets.errors import MarketNotFound
 from markets.models import Market
 from markets.selectors import MarketSummary
+from points.selectors import member_names
 
 from . import charts
 from . import selectors as dashboard_selectors
@@ -82,6 +83,13 @@ class MarketView:
 def percent(probability: float) -> str:
     """The text form of a probability everywhere on the dashboard (the JS uses the same rule)."""
     return f"{probability * 100:.1f}%"
+
+
+def _votes(market: MarketSummary) -> list[tuple[int, str, str]]:
+    """(voter id, voter name, outcome label) for the votes table (2 queries)."""
+    votes = selectors.votes_get(market_id=market.id)
+    names = member_names(guild_id=market.guild_id, user_ids=[voter for voter, _, _ in votes])
+    return [(voter, names[voter], label) for voter, _, label in votes]
 
 
 def _admin_url(market_id: int) -> str | None:
@@ -256,7 +264,7 @@ def market_detail(request: HttpRequest, market_id: int) -> HttpResponse:
                 trade_view(t)
                 for t in dashboard_selectors.trades_recent(market_id=market.id, limit=RECENT_TRADES)
             ],
-            "votes": selectors.votes_get(market_id=market.id),
+            "votes": _votes(market),
             "feed": _feed(FEED_LENGTH, market_id=market.id),
             "last_event_id": last_event_id,
             "now": timezone.now(),
@@ -281,7 +289,7 @@ def market_panel(request: HttpRequest, market_id: int) -> HttpResponse:
     return render(
         request,
         "dashboard/_panel.html",
-        {"m": market_view(market), "votes": selectors.votes_get(market_id=market.id)},
+        {"m": market_view(market), "votes": _votes(market)},
     )
 
 

@@ -189,8 +189,16 @@ def test_trades_csv_has_id_and_name_columns(staff_client):
 
 def test_dashboard_feed_and_trades_show_names(staff_client):
     market = market_with_trade()
-    seen()
+    seen()  # no guild name known: the server reads "server #1111…"
     index = staff_client.get(reverse("dashboard:index")).content.decode()
     assert "Alice Liddell bought 100 pts" in index
     page = staff_client.get(reverse("dashboard:market", args=[market.pk])).content.decode()
     assert "Alice Liddell" in page and f'title="Discord id {ALICE}"' in page
+    assert "created by <span" in page and f">{selectors.guild_fallback(GUILD)}<" in page
+
+
+def test_dashboard_cards_show_the_server_name(staff_client):
+    market_with_trade()
+    seen(guild_name="Book club")
+    index = staff_client.get(reverse("dashboard:index")).content.decode()
+    assert f'title="Discord server id {GUILD}">Book club<' in index
