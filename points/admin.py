@@ -405,6 +405,24 @@ class AuditEventAdmin(ReadOnlyAdmin):
             )
         )
 
+    def get_changelist_instance(self, request):
+        """Name the members the page's wallet targets are (one directory query per server on
+        the page; `target_id` is text, so no join)."""
+        changelist = super().get_changelist_instance(request)
+        wanted: dict[int, set[int]] = {}
+        for event in changelist.result_list:
+            user_id = id_from_text(event.target_id) if event.target_type == "wallet" else None
+            if user_id and event.guild_id:
+                wanted.setdefault(event.guild_id, set()).add(user_id)
+        names = {
+            (guild_id, user_id): name
+            for guild_id, users in wanted.items()
+            for user_id, name in selectors.member_names(guild_id=guild_id, user_ids=users).items()
+        }
+        for event in changelist.result_list:
+            event.target_name = names.get((event.guild_id, id_from_text(event.target_id)))
+        return changelist
+
     @admin.display(description="actor")
     def actor(self, obj: AuditEvent) -> str:
         if obj.actor_user:
@@ -419,7 +437,7 @@ class AuditEventAdmin(ReadOnlyAdmin):
             url = reverse("admin:markets_market_change", args=[obj.target_id])
             return format_html('<a href="{}">market #{}</a>', url, obj.target_id)
         if obj.target_type == "wallet" and id_from_text(obj.target_id) and obj.guild_id:
-            return member_link(obj.guild_id, int(obj.target_id))
+            return member_link(obj.guild_id, int(obj.target_id), getattr(obj, "target_name", None))
         return f"{obj.target_type}:{obj.target_id}"
 
     @admin.display(description="before")

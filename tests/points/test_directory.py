@@ -202,3 +202,12 @@ def test_dashboard_cards_show_the_server_name(staff_client):
     seen(guild_name="Book club")
     index = staff_client.get(reverse("dashboard:index")).content.decode()
     assert f'title="Discord server id {GUILD}">Book club<' in index
+
+
+def test_audit_log_names_the_member_an_adjustment_targeted(staff_client):
+    seen()
+    services.points_grant(
+        guild_id=GUILD, user_id=ALICE, amount=5, reason="Prize", idempotency_key="dir:g"
+    )
+    html = staff_client.get(reverse("admin:points_auditevent_changelist")).content.decode()
+    assert f'title="Discord id {ALICE}">Alice Liddell</a>' in html
