@@ -26,7 +26,7 @@ from betting.models import Trade
 from core.directory import guild_fallback, member_fallback
 from points.admin_views import ConfirmForm, keyset_chunks, reason_field, stream_csv
 from points.errors import DomainError, id_from_text
-from points.selectors import guild_name_subquery, member_name_subquery
+from points.selectors import guild_name_subquery, guild_names, member_name_subquery, member_names
 
 from . import selectors, services
 from .errors import MSG_ALREADY_SETTLED, MSG_NOT_CLOSED_FOR_RESOLVE
@@ -129,6 +129,19 @@ class OutcomePreview:
     label: str
     probability: float  # display
     preview: selectors.SettlementPreview
+    payments: list[tuple[int, str, int]]
+    """The listed recipients: (user id, name, points), the largest first."""
+
+
+def _named_payments(
+    guild_id: int, preview: selectors.SettlementPreview | None
+) -> list[tuple[int, str, int]]:
+    """The `PREVIEW_ROWS` largest payments with the members' names (1 query; issue 13)."""
+    if preview is None:
+        return []
+    shown = list(preview.payments)[:PREVIEW_ROWS]
+    names = member_names(guild_id=guild_id, user_ids=[user_id for user_id, _ in shown])
+    return [(user_id, names[user_id], amount) for user_id, amount in shown]
 
 
 # --- Resolve -----------------------------------------------------------------------------------
@@ -178,16 +191,17 @@ def resolve_view(model_admin: MarketAdmin, request: HttpRequest, object_id: int)
         )
         return HttpResponseRedirect(_change_url(market.pk))
     probabilities = selectors.probabilities(market.mechanism, outcomes)
-    previews = [
-        OutcomePreview(
-            o.position,
-            o.label,
-            p,
-            selectors.settlement_preview(market_id=market.pk, outcome=o.position),
+    previews = []
+    for o, p in zip(outcomes, probabilities, strict=True):
+        preview = selectors.settlement_preview(market_id=market.pk, outcome=o.position)
+        previews.append(
+            OutcomePreview(
+                o.position, o.label, p, preview, _named_payments(market.guild_id, preview)
+            )
         )
-        for o, p in zip(outcomes, probabilities, strict=True)
-    ]
     votes = selectors.votes_get(market_id=market.pk)
+    voter_names = member_names(guild_id=market.guild_id, user_ids=[v for v, _, _ in votes])
+    votes = [(voter, voter_names[voter], label) for voter, _, label in votes]
     context = _context(
         model_admin,
         request,
@@ -197,6 +211,7 @@ def resolve_view(model_admin: MarketAdmin, request: HttpRequest, object_id: int)
         previews=previews,
         preview_rows=PREVIEW_ROWS,
         votes=votes,
+        guild_name=guild_names(guild_ids=[market.guild_id])[market.guild_id],
         change_url=_change_url(market.pk),
     )
     return TemplateResponse(request, "admin/markets/market/confirm_resolve.html", context)
@@ -284,7 +299,9 @@ def bulk_view(model_admin: MarketAdmin, request: HttpRequest, action: BulkAction
         previews = {
             m.pk: selectors.settlement_preview(market_id=m.pk) for m in markets if not m.is_settled
         }
-    rows = [(m, previews.get(m.pk)) for m in markets]
+    rows = [
+        (m, previews.get(m.pk), _named_payments(m.guild_id, previews.get(m.pk))) for m in markets
+    ]
     context = _context(
         model_admin,
         request,

@@ -170,6 +170,7 @@ class AccountAdmin(MemberNameSearchMixin, ActionPermissionMixin, ReadOnlyAdmin):
         if not self.has_adjust_permission(request):
             raise PermissionDenied
         back = member_url(guild_id, user_id)
+        name = selectors.member_names(guild_id=guild_id, user_ids=[user_id])[user_id]
         form = AdjustBalanceForm(request.POST or None)
         if request.method == "POST" and form.is_valid():
             key = form.request_key()
@@ -217,8 +218,9 @@ class AccountAdmin(MemberNameSearchMixin, ActionPermissionMixin, ReadOnlyAdmin):
         context = {
             **self.admin_site.each_context(request),
             "opts": self.opts,
-            "title": "Adjust the balance of "
-            + selectors.member_names(guild_id=guild_id, user_ids=[user_id])[user_id],
+            "title": f"Adjust the balance of {name}",
+            "member_name": name,
+            "guild_name": selectors.guild_names(guild_ids=[guild_id])[guild_id],
             "form": form,
             "guild_id": guild_id,
             "user_id": user_id,

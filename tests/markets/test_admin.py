@@ -91,7 +91,7 @@ def test_moderator_resolves_through_the_confirmation_page_and_payouts_land(
         preview = selectors.settlement_preview(market_id=market.pk, outcome=position)
         assert preview.payments
         for user_id, amount in preview.payments:
-            assert f"&lt;@{user_id}&gt;" in html and f">{amount:,}<" in html
+            assert f'title="Discord id {user_id}"' in html and f">{amount:,}<" in html
     assert 'value="Resolve and pay out"' in html and 'name="reason"' in html
     assert f'href="{reverse("admin:markets_market_change", args=[market.pk])}"' in html
     alice_shares = sum(
@@ -284,7 +284,7 @@ def test_cancel_refunds_every_trader_exactly_in_bulk_and_reports_refusals(mod_cl
 
     page = mod_client.get(url)
     assert page.status_code == 200
-    previews = {m.pk: p for m, p in page.context["rows"]}
+    previews = {m.pk: p for m, p, _ in page.context["rows"]}
     assert previews[settled.pk] is None  # already cancelled: shown, not previewed
     owed = {
         m.pk: dict(selectors.settlement_preview(market_id=m.pk).payments)
