@@ -38,6 +38,7 @@ lint: install
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/lint-imports --no-cache
+	DJANGO_TESTING=1 $(VENV)/bin/mypy
 
 format: install
 	$(VENV)/bin/ruff format .

@@ -6,6 +6,8 @@ from __future__ import annotations
 from typing import Any
 
 from django.contrib import admin
+from django.db.models import Exists, Q, QuerySet
+from django.http import HttpRequest
 
 from core.adminkit import (
     MemberNameSearchMixin,
@@ -52,7 +54,7 @@ class PositionAdmin(MemberNameSearchMixin, ReadOnlyAdmin):
     ordering = ("-id",)
     search_help_text = "Search a member's name or Discord id, or a market number."
 
-    def get_queryset(self, request):
+    def get_queryset(self, request: HttpRequest) -> QuerySet:
         return (
             super()
             .get_queryset(request)
@@ -61,7 +63,7 @@ class PositionAdmin(MemberNameSearchMixin, ReadOnlyAdmin):
             )
         )
 
-    def member_name_filter(self, text: str):
+    def member_name_filter(self, text: str) -> Q | Exists:
         return member_name_matches(text=text, guild_field="guild_id", user_field="user_id")
 
     @admin.display(description="market", ordering="market_id")
@@ -97,7 +99,7 @@ class TradeAdmin(MemberNameSearchMixin, ReadOnlyAdmin):
     ordering = ("-id",)
     search_help_text = "Search a member's name or Discord id, or a market number."
 
-    def get_queryset(self, request):
+    def get_queryset(self, request: HttpRequest) -> QuerySet:
         return (
             super()
             .get_queryset(request)
@@ -106,7 +108,7 @@ class TradeAdmin(MemberNameSearchMixin, ReadOnlyAdmin):
             )
         )
 
-    def member_name_filter(self, text: str):
+    def member_name_filter(self, text: str) -> Q | Exists:
         return member_name_matches(text=text, guild_field="guild_id", user_field="user_id")
 
     date_hierarchy = "created_at"

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Mapping
+from typing import Any
 
 from django.db.models import Sum
 
@@ -27,7 +28,7 @@ def collateral_audit(report: AuditReport, escrow_by_market: Mapping[int, int]) -
     stakes_by_outcome = dict(
         Position.objects.values_list("outcome_id").annotate(s=Sum("points_spent")).order_by()
     )
-    outcomes: dict[int, list[dict]] = defaultdict(list)
+    outcomes: dict[int, list[Any]] = defaultdict(list)
     for o in Outcome.objects.values("id", "market_id", "pool", "staked"):
         outcomes[o["market_id"]].append(o)
 

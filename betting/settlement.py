@@ -42,7 +42,7 @@ def resolve_plan(
     )
     if payouts:
         for user, amount in payouts.items():
-            per_position[stakes[user][0].pk] = amount
+            per_position[stakes[int(user)][0].pk] = amount  # type: ignore[call-overload]
         return per_position, False
     return {p.pk: p.points_spent for p in positions if p.points_spent}, True
 

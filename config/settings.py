@@ -7,6 +7,7 @@ channel layer. `DATABASE_URL` and `REDIS_URL` switch to PostgreSQL and Redis.
 
 import warnings
 from pathlib import Path
+from typing import Any
 
 import environ
 from django.core.exceptions import ImproperlyConfigured
@@ -20,7 +21,13 @@ BASE_DIR = Path(__file__).resolve().parent.parent
 class Env(environ.Env):
     """django-environ, but a malformed value names its variable instead of a bare ValueError."""
 
-    def get_value(self, var, cast=None, default=environ.Env.NOTSET, parse_default=False):
+    def get_value(
+        self,
+        var: str,
+        cast: Any = None,
+        default: Any = environ.Env.NOTSET,
+        parse_default: bool = False,
+    ) -> Any:
         try:
             return super().get_value(var, cast=cast, default=default, parse_default=parse_default)
         except (ValueError, TypeError) as exc:

@@ -10,7 +10,8 @@ from typing import Any
 
 from django.contrib import admin
 from django.core.exceptions import PermissionDenied
-from django.http import HttpRequest, HttpResponseBadRequest
+from django.db.models import Exists, Q, QuerySet
+from django.http import HttpRequest, HttpResponse, HttpResponseBadRequest
 from django.urls import reverse
 from django.utils.html import format_html
 
@@ -24,7 +25,9 @@ class TextSafeChangelistMixin:
     stored text may hold, with 400 and a message (core.text); invisible formatting characters
     are harmless here and simply match nothing."""
 
-    def changelist_view(self, request, extra_context=None):
+    def changelist_view(
+        self, request: HttpRequest, extra_context: dict[str, Any] | None = None
+    ) -> HttpResponse:
         for name, values in request.GET.lists():
             for value in [name, *values]:
                 problem = text_problem(value, allow_line_breaks=True, allow_format=True)
@@ -38,19 +41,19 @@ class TextSafeChangelistMixin:
                         ),
                         content_type="text/plain; charset=utf-8",
                     )
-        return super().changelist_view(request, extra_context)
+        return super().changelist_view(request, extra_context)  # type: ignore[misc]
 
 
 class ReadOnlyAdmin(TextSafeChangelistMixin, admin.ModelAdmin):
     """Ledger rows are append-only (DOMAIN §3): no add, change or delete from the admin."""
 
-    def has_add_permission(self, request, obj=None):
+    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False
 
-    def has_change_permission(self, request, obj=None):
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False
 
-    def has_delete_permission(self, request, obj=None):
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False
 
 
@@ -59,14 +62,16 @@ class ActionPermissionMixin:
     action by anyone else just says "No action selected". Refuse it with 403 instead, so the
     server-side check is explicit (issue 5: Roles and permissions)."""
 
-    def changelist_view(self, request: HttpRequest, extra_context=None):
+    def changelist_view(
+        self, request: HttpRequest, extra_context: dict[str, Any] | None = None
+    ) -> HttpResponse:
         if request.method == "POST":
             for name in request.POST.getlist("action"):
                 func = getattr(type(self), name, None)
                 for perm in getattr(func, "allowed_permissions", ()):
                     if not getattr(self, f"has_{perm}_permission")(request):
                         raise PermissionDenied
-        return super().changelist_view(request, extra_context)
+        return super().changelist_view(request, extra_context)  # type: ignore[misc]
 
 
 def member_url(guild_id: int, user_id: int) -> str:
@@ -137,11 +142,17 @@ class MemberNameSearchMixin:
     admins build it with `points.selectors.member_name_matches`), so this module imports no
     project app."""
 
-    def member_name_filter(self, text: str):  # pragma: no cover - every user overrides it
+    def member_name_filter(
+        self, text: str
+    ) -> Q | Exists:  # pragma: no cover - every user overrides it
         raise NotImplementedError
 
-    def get_search_results(self, request, queryset, search_term):
-        found, may_have_duplicates = super().get_search_results(request, queryset, search_term)
+    def get_search_results(
+        self, request: HttpRequest, queryset: QuerySet, search_term: str
+    ) -> tuple[QuerySet, bool]:
+        found, may_have_duplicates = super().get_search_results(  # type: ignore[misc]
+            request, queryset, search_term
+        )
         text = search_term.strip()
         if text:
             found = found | queryset.filter(self.member_name_filter(text))

@@ -20,6 +20,7 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from betting import services as betting_services
+from betting.models import Trade
 from markets import selectors as market_selectors
 from markets import services as market_services
 from markets.models import Market, MarketEvent
@@ -27,7 +28,7 @@ from markets.selectors import MarketSummary
 from points import selectors as points_selectors
 from points import services as points_services
 from points.errors import InvalidInput, NotAllowed, validate_key, validate_snowflake
-from points.models import GuildSettings
+from points.models import GuildSettings, Transfer
 from points.services import audit_record, guild_settings_get_or_create, wallet_get_or_create
 
 from . import parsing
@@ -140,7 +141,7 @@ def shares_sell_for_interaction(
     return _trade_result(guild_id, user_id, summary, trade)
 
 
-def _trade_result(guild_id: int, user_id: int, summary: MarketSummary, trade) -> TradeResult:
+def _trade_result(guild_id: int, user_id: int, summary: MarketSummary, trade: Trade) -> TradeResult:
     """The reply's facts, from the trade row itself (its price after the trade) and the
     member's balance: one more query, not another market read."""
     return TradeResult(
@@ -324,7 +325,7 @@ def daily_claim_for_interaction(*, guild_id: int, user_id: int) -> DailyClaim:
 
 def points_tip_for_interaction(
     *, guild_id: int, from_user_id: int, to_user_id: int, amount: int, idempotency_key: str
-):
+) -> Transfer:
     return points_services.points_tip(
         guild_id=guild_id,
         from_user_id=from_user_id,

@@ -16,7 +16,7 @@ import concurrent.futures
 import logging
 import math
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field, replace
 from typing import Any, TypeVar
 
@@ -186,7 +186,7 @@ class PredictionBot(commands.AutoShardedBot):
             return func(**kwargs)
         return await asyncio.to_thread(func, **kwargs)
 
-    def spawn(self, coro) -> asyncio.Task:
+    def spawn(self, coro: Coroutine[Any, Any, Any]) -> asyncio.Task:
         """A background task the bot keeps a reference to (so it is not garbage-collected)."""
         task = asyncio.get_running_loop().create_task(coro)
         self._tasks.add(task)

@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import re
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Self
 
 import discord
 
@@ -74,7 +74,9 @@ class BuyButton(discord.ui.DynamicItem[discord.ui.Button], template=BUY_ID):
         )
 
     @classmethod
-    async def from_custom_id(cls, interaction, item, match: re.Match[str], /):
+    async def from_custom_id(
+        cls, interaction: discord.Interaction, item: discord.ui.Item, match: re.Match[str], /
+    ) -> Self:
         label = (getattr(item, "label", "") or "").removeprefix("Buy ")
         return cls(int(match["market"]), int(match["outcome"]), label)
 
@@ -93,7 +95,9 @@ class SellButton(discord.ui.DynamicItem[discord.ui.Button], template=SELL_ID):
         )
 
     @classmethod
-    async def from_custom_id(cls, interaction, item, match: re.Match[str], /):
+    async def from_custom_id(
+        cls, interaction: discord.Interaction, item: discord.ui.Item, match: re.Match[str], /
+    ) -> Self:
         return cls(int(match["market"]))
 
     async def callback(self, interaction: discord.Interaction) -> None:
@@ -113,7 +117,9 @@ class PositionButton(discord.ui.DynamicItem[discord.ui.Button], template=POSITIO
         )
 
     @classmethod
-    async def from_custom_id(cls, interaction, item, match: re.Match[str], /):
+    async def from_custom_id(
+        cls, interaction: discord.Interaction, item: discord.ui.Item, match: re.Match[str], /
+    ) -> Self:
         return cls(int(match["market"]))
 
     async def callback(self, interaction: discord.Interaction) -> None:
@@ -134,7 +140,9 @@ class RefreshButton(discord.ui.DynamicItem[discord.ui.Button], template=REFRESH_
         )
 
     @classmethod
-    async def from_custom_id(cls, interaction, item, match: re.Match[str], /):
+    async def from_custom_id(
+        cls, interaction: discord.Interaction, item: discord.ui.Item, match: re.Match[str], /
+    ) -> Self:
         return cls(int(match["market"]))
 
     async def callback(self, interaction: discord.Interaction) -> None:
@@ -157,7 +165,9 @@ class SellSelect(discord.ui.DynamicItem[discord.ui.Select], template=SELL_PICK_I
         )
 
     @classmethod
-    async def from_custom_id(cls, interaction, item, match: re.Match[str], /):
+    async def from_custom_id(
+        cls, interaction: discord.Interaction, item: discord.ui.Item, match: re.Match[str], /
+    ) -> Self:
         return cls(int(match["market"]), list(getattr(item, "options", []) or []) or None)
 
     async def callback(self, interaction: discord.Interaction) -> None:
@@ -203,7 +213,9 @@ class ListPageButton(discord.ui.DynamicItem[discord.ui.Button], template=LIST_ID
         )
 
     @classmethod
-    async def from_custom_id(cls, interaction, item, match: re.Match[str], /):
+    async def from_custom_id(
+        cls, interaction: discord.Interaction, item: discord.ui.Item, match: re.Match[str], /
+    ) -> Self:
         return cls(
             int(match["page"]),
             match["status"],

@@ -27,14 +27,15 @@ import asyncio
 import datetime as dt
 import logging
 import time
-from typing import TYPE_CHECKING
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING, Any
 
 import aiohttp
 import discord
 from django.utils import timezone
 
 from markets.models import MarketEvent
-from markets.selectors import market_events_after, market_get
+from markets.selectors import MarketSummary, market_events_after, market_get
 from ops import metrics
 
 from . import actions, render, selectors
@@ -206,7 +207,13 @@ class Notifier:
 
     # --- Delivery ----------------------------------------------------------------------------
 
-    async def _deliver(self, event: MarketEvent, ctx: selectors.EventContext, target: str, send):
+    async def _deliver(
+        self,
+        event: MarketEvent,
+        ctx: selectors.EventContext,
+        target: str,
+        send: Callable[[], Awaitable[Any]],
+    ):
         """Send once per (event, target): skipped if an earlier run recorded it. A 403/404 is
         permanent (closed DMs, deleted channel): recorded as skipped and never retried; 5xx and
         network errors raise `RetryLater`."""
@@ -245,7 +252,7 @@ class Notifier:
         channel = self.bot.get_partial_messageable(channel_id, type=discord.ChannelType.private)
         await channel.send(content=content)
 
-    async def _refresh_message(self, m) -> None:
+    async def _refresh_message(self, m: MarketSummary) -> None:
         """Edit the market message to its current state; a deleted message is not an error."""
         if not (m.channel_id and m.message_id):
             return

@@ -7,16 +7,21 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
 
 import discord
 
 from betting.selectors import Portfolio
 from markets.amm import SHARE_SCALE
 from markets.selectors import MarketSummary
+from points.models import GuildSettings
 from points.selectors import HistoryRow, LeaderboardRow, member_fallback
 
 from . import limits
 from .limits import escape, fit
+
+if TYPE_CHECKING:
+    from .actions import TradeResult
 
 BAR_WIDTH = 10
 STATUS_BADGE = {"open": "🟢", "closed": "🟡", "resolved": "✅", "cancelled": "❌"}
@@ -162,7 +167,7 @@ def market_list_embed(
     return limits.embed_fit(embed)
 
 
-def trade_text(result) -> str:
+def trade_text(result: TradeResult) -> str:
     """The reply to a trade: shares received or points returned, average price, new probability."""
     m, label = result.market, escape(result.label)
     prob = percent(result.probability)
@@ -225,7 +230,7 @@ def portfolio_embed(portfolio: Portfolio, *, name: str) -> discord.Embed:
     return limits.embed_fit(embed)
 
 
-def holdings_text(m: MarketSummary, holdings, balance: int | None) -> str:
+def holdings_text(m: MarketSummary, holdings: Sequence[Any], balance: int | None) -> str:
     if not holdings:
         text = f"You have no position in #{m.id}."
     else:
@@ -299,7 +304,7 @@ def history_embed(rows: Sequence[HistoryRow], *, page: int) -> discord.Embed:
     return limits.embed_fit(embed)
 
 
-def settings_embed(gs) -> discord.Embed:
+def settings_embed(gs: GuildSettings) -> discord.Embed:
     embed = discord.Embed(title="Server settings", colour=discord.Colour.blurple())
     embed.add_field(name="Starting balance", value=points(gs.starting_balance))
     embed.add_field(name="Daily bonus", value=points(gs.daily_bonus) if gs.daily_bonus else "off")
@@ -336,7 +341,7 @@ def closed_dm(m: MarketSummary, *, refund_hours: int) -> str:
     )
 
 
-def result_dm(m: MarketSummary, result, *, cancelled: bool, refunded_all: bool) -> str:
+def result_dm(m: MarketSummary, result: Any, *, cancelled: bool, refunded_all: bool) -> str:
     """One trader's result: won X / lost Y / refunded Z."""
     head = f"#{m.id} “{escape(m.question)}”"
     if cancelled or refunded_all:

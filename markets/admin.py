@@ -7,12 +7,13 @@ from __future__ import annotations
 
 import json
 from functools import partial
+from typing import Any
 
 from django.contrib import admin, messages
 from django.core.paginator import Paginator
 from django.db.models import Prefetch, QuerySet
 from django.forms.models import BaseInlineFormSet
-from django.http import HttpRequest, HttpResponseRedirect
+from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.urls import path, reverse
 from django.utils.html import format_html
 from django.utils.text import Truncator
@@ -39,7 +40,7 @@ from points.selectors import (
 from . import admin_views, selectors
 from .models import Market, MarketEvent, Outcome, ResolutionVote
 
-STATUS_COLOURS = {
+STATUS_COLOURS: dict[str, str] = {
     Market.Status.OPEN: "#2e7d32",
     Market.Status.CLOSED: "#ef6c00",
     Market.Status.RESOLVED: "#1565c0",
@@ -70,20 +71,21 @@ class PaginatedInlineFormSet(BaseInlineFormSet):
         super().__init__(*args, **kwargs)
         self.page_param = f"{self.prefix}_page"
         params = self.request.GET if self.request is not None else {}
-        self.paginator = Paginator(self.queryset, self.per_page)
+        self.paginator = Paginator(self.queryset, self.per_page)  # type: ignore[arg-type]
         self.page = self.paginator.get_page(params.get(self.page_param))
-        self.queryset = self.page.object_list
+        self.queryset = self.page.object_list  # type: ignore[assignment]
 
     def page_links(self) -> list[tuple[str, str | None]]:
         """(label, url) for the page numbers to show; url is None for the current page and
         the ellipses."""
-        links = []
+        links: list[tuple[str, str | None]] = []
+        assert self.request is not None
         for number in self.paginator.get_elided_page_range(self.page.number, on_ends=1):
             if number == self.page.number or number == Paginator.ELLIPSIS:
                 links.append((str(number), None))
                 continue
             query = self.request.GET.copy()
-            query[self.page_param] = number
+            query[self.page_param] = str(number)
             links.append((str(number), "?" + query.urlencode()))
         return links
 
@@ -93,13 +95,13 @@ class ReadOnlyInline(admin.TabularInline):
     max_num = 0
     can_delete = False
 
-    def has_add_permission(self, request, obj=None):
+    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False
 
-    def has_change_permission(self, request, obj=None):
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False
 
-    def has_delete_permission(self, request, obj=None):
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False
 
 
@@ -107,21 +109,21 @@ class MarketInline(ReadOnlyInline):
     """Remembers the market and its outcomes for the display methods (inline instances are
     created per request, so this is request-local)."""
 
-    market: Market | None = None
+    market: Market = None  # type: ignore[assignment]  # set in get_formset before any use
     outcomes: list[Outcome] = []
 
-    def get_formset(self, request, obj=None, **kwargs):
+    def get_formset(self, request: HttpRequest, obj: Any = None, **kwargs) -> Any:
         if obj is not None and self.market is None:
             self.market = obj
             self.outcomes = list(Outcome.objects.filter(market=obj).order_by("position"))
         return super().get_formset(request, obj, **kwargs)
 
     @admin.display(description="member")
-    def member(self, obj) -> str:
+    def member(self, obj: Any) -> str:
         return member_link(obj.guild_id, obj.user_id, getattr(obj, "member_name", None))
 
     @admin.display(description="outcome")
-    def outcome_label(self, obj) -> str:
+    def outcome_label(self, obj: Any) -> str:
         return f"{obj.outcome.position + 1}. {obj.outcome.label}"
 
 
@@ -132,7 +134,7 @@ class PaginatedInline(MarketInline):
     list_url_name: str | None = None
     """Admin changelist with every row of this inline, filtered to the market."""
 
-    def get_formset(self, request, obj=None, **kwargs):
+    def get_formset(self, request: HttpRequest, obj: Any = None, **kwargs) -> Any:
         formset = super().get_formset(request, obj, **kwargs)
         formset.request = request
         formset.per_page = self.per_page
@@ -172,7 +174,7 @@ class VoteInline(PaginatedInline):
     readonly_fields = fields
     verbose_name_plural = "resolution votes"
 
-    def get_queryset(self, request):
+    def get_queryset(self, request: HttpRequest) -> QuerySet:
         return (
             super()
             .get_queryset(request)
@@ -205,7 +207,7 @@ class PositionInline(PaginatedInline):
     verbose_name_plural = "positions (largest stakes first)"
     list_url_name = "admin:betting_position_changelist"
 
-    def get_queryset(self, request):
+    def get_queryset(self, request: HttpRequest) -> QuerySet:
         return (
             super()
             .get_queryset(request)
@@ -242,7 +244,7 @@ class TradeInline(PaginatedInline):
     verbose_name_plural = "trades (newest first)"
     list_url_name = "admin:betting_trade_changelist"
 
-    def get_queryset(self, request):
+    def get_queryset(self, request: HttpRequest) -> QuerySet:
         return (
             super()
             .get_queryset(request)
@@ -269,7 +271,7 @@ class EventInline(PaginatedInline):
     verbose_name_plural = "market events (newest first)"
     list_url_name = "admin:markets_marketevent_changelist"
 
-    def get_queryset(self, request):
+    def get_queryset(self, request: HttpRequest) -> QuerySet:
         return (
             super()
             .get_queryset(request)
@@ -299,12 +301,12 @@ class GuildFilter(admin.SimpleListFilter):
     title = "server"
     parameter_name = "guild_id"
 
-    def lookups(self, request, model_admin):
+    def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, str]]:
         ids = Market.objects.order_by().values_list("guild_id", flat=True).distinct()[:100]
         names = guild_names(guild_ids=ids)
         return sorted(((str(g), name) for g, name in names.items()), key=lambda kv: kv[1])
 
-    def queryset(self, request, queryset):
+    def queryset(self, request: HttpRequest, queryset: QuerySet) -> QuerySet:
         guild_id = id_from_text(self.value())
         return queryset if guild_id is None else queryset.filter(guild_id=guild_id)
 
@@ -361,7 +363,7 @@ class MarketAdmin(TextSafeChangelistMixin, ActionPermissionMixin, admin.ModelAdm
     )
     readonly_fields = ("status_badge", "creator", "closed_by", "settled_by", "collateral")
 
-    def get_queryset(self, request):
+    def get_queryset(self, request: HttpRequest) -> QuerySet:
         return (
             super()
             .get_queryset(request)
@@ -375,7 +377,9 @@ class MarketAdmin(TextSafeChangelistMixin, ActionPermissionMixin, admin.ModelAdm
             )
         )
 
-    def get_search_results(self, request, queryset, search_term):
+    def get_search_results(
+        self, request: HttpRequest, queryset: QuerySet, search_term: str
+    ) -> tuple[QuerySet, bool]:
         term = search_term.strip().lstrip("#")
         results, may_have_duplicates = super().get_search_results(request, queryset, term)
         if (market_id := id_from_text(term)) is not None:
@@ -383,13 +387,13 @@ class MarketAdmin(TextSafeChangelistMixin, ActionPermissionMixin, admin.ModelAdm
         return results, may_have_duplicates
 
     # Markets change only through the services (DOMAIN §4–§6): view-only for everyone.
-    def has_add_permission(self, request):
+    def has_add_permission(self, request: HttpRequest) -> bool:
         return False
 
-    def has_change_permission(self, request, obj=None):
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False
 
-    def has_delete_permission(self, request, obj=None):
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False
 
     def has_resolve_permission(self, request: HttpRequest) -> bool:
@@ -479,7 +483,7 @@ class MarketAdmin(TextSafeChangelistMixin, ActionPermissionMixin, admin.ModelAdm
     @admin.display(description="settled by")
     def settled_by(self, obj: Market) -> str:
         if obj.settled_by_user_id:
-            return f"admin {obj.settled_by_user.get_username()}"
+            return f"admin {obj.settled_by_user}"
         if obj.settled_by_id:
             return self._member(obj, obj.settled_by_id)
         return "—" if obj.settled_at is None else "system"
@@ -496,7 +500,9 @@ class MarketAdmin(TextSafeChangelistMixin, ActionPermissionMixin, admin.ModelAdm
     # --- Actions ------------------------------------------------------------------------------
 
     @admin.action(permissions=["resolve"], description="Resolve the selected market…")
-    def resolve_selected(self, request: HttpRequest, queryset: QuerySet[Market]):
+    def resolve_selected(
+        self, request: HttpRequest, queryset: QuerySet[Market]
+    ) -> HttpResponse | None:
         ids = list(queryset.values_list("pk", flat=True)[:2])
         if len(ids) != 1:
             self.message_user(
@@ -506,11 +512,11 @@ class MarketAdmin(TextSafeChangelistMixin, ActionPermissionMixin, admin.ModelAdm
         return HttpResponseRedirect(reverse("admin:markets_market_resolve", args=[ids[0]]))
 
     @admin.action(permissions=["cancel"], description="Cancel and refund the selected markets…")
-    def cancel_selected(self, request: HttpRequest, queryset: QuerySet[Market]):
+    def cancel_selected(self, request: HttpRequest, queryset: QuerySet[Market]) -> HttpResponse:
         return self._bulk_redirect(request, queryset, "admin:markets_market_cancel")
 
     @admin.action(permissions=["close"], description="Close the selected markets now…")
-    def close_selected(self, request: HttpRequest, queryset: QuerySet[Market]):
+    def close_selected(self, request: HttpRequest, queryset: QuerySet[Market]) -> HttpResponse:
         return self._bulk_redirect(request, queryset, "admin:markets_market_close")
 
     def _bulk_redirect(self, request: HttpRequest, queryset: QuerySet[Market], url_name: str):
@@ -524,7 +530,7 @@ class MarketAdmin(TextSafeChangelistMixin, ActionPermissionMixin, admin.ModelAdm
             return None
         return HttpResponseRedirect(f"{reverse(url_name)}?ids={','.join(map(str, ids))}")
 
-    def get_urls(self):
+    def get_urls(self) -> list:
         view = self.admin_site.admin_view
         return [
             path(
@@ -550,7 +556,13 @@ class MarketAdmin(TextSafeChangelistMixin, ActionPermissionMixin, admin.ModelAdm
             *super().get_urls(),
         ]
 
-    def change_view(self, request, object_id, form_url="", extra_context=None):
+    def change_view(
+        self,
+        request: HttpRequest,
+        object_id: str,
+        form_url: str = "",
+        extra_context: dict[str, Any] | None = None,
+    ) -> HttpResponse:
         market_id = id_from_text(object_id)
         market = Market.objects.filter(pk=market_id).first() if market_id else None
         extra = {}

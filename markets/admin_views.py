@@ -17,6 +17,7 @@ from django import forms
 from django.contrib import messages
 from django.core.exceptions import PermissionDenied
 from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
+from django.http.response import HttpResponseBase
 from django.shortcuts import get_object_or_404
 from django.template.response import TemplateResponse
 from django.urls import reverse
@@ -62,7 +63,9 @@ class ResolveForm(ConfirmForm):
 
     def __init__(self, *args: Any, outcomes: list[Outcome], **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self.fields["outcome"].choices = [(o.position, o.label) for o in outcomes]
+        outcome_field = self.fields["outcome"]
+        assert isinstance(outcome_field, forms.ChoiceField)
+        outcome_field.choices = [(o.position, o.label) for o in outcomes]
 
 
 class BulkForm(ConfirmForm):
@@ -199,9 +202,9 @@ def resolve_view(model_admin: MarketAdmin, request: HttpRequest, object_id: int)
                 o.position, o.label, p, preview, _named_payments(market.guild_id, preview)
             )
         )
-    votes = selectors.votes_get(market_id=market.pk)
-    voter_names = member_names(guild_id=market.guild_id, user_ids=[v for v, _, _ in votes])
-    votes = [(voter, voter_names[voter], label) for voter, _, label in votes]
+    raw_votes = selectors.votes_get(market_id=market.pk)
+    voter_names = member_names(guild_id=market.guild_id, user_ids=[v for v, _, _ in raw_votes])
+    votes = [(voter, voter_names[voter], label) for voter, _, label in raw_votes]
     context = _context(
         model_admin,
         request,
@@ -401,7 +404,9 @@ def _trade_row(t: Trade) -> tuple:
     )
 
 
-def trades_csv_view(model_admin: MarketAdmin, request: HttpRequest, object_id: int) -> HttpResponse:
+def trades_csv_view(
+    model_admin: MarketAdmin, request: HttpRequest, object_id: int
+) -> HttpResponseBase:
     """Every trade of one market, oldest first, streamed."""
     market = _market_or_404(object_id)
     if not model_admin.has_view_permission(request, market):

@@ -44,6 +44,9 @@ class Market(models.Model):
     )
     settle_reason = models.CharField(max_length=500, blank=True)
 
+    # Filled by the selectors' Prefetch("outcomes", to_attr="ordered"): outcomes by position.
+    ordered: list["Outcome"]
+
     class Meta:
         ordering = ["-id"]
         permissions = [

@@ -117,7 +117,7 @@ def _with_outcomes(qs: QuerySet[Market]) -> QuerySet[Market]:
         creator_name=member_name_subquery(guild_field="guild_id", user_field="creator_id"),
         guild_name=guild_name_subquery(guild_field="guild_id"),
     ).prefetch_related(
-        Prefetch("outcomes", queryset=Outcome.objects.order_by("position"), to_attr="ordered")
+        Prefetch("outcomes", queryset=Outcome.objects.order_by("position"), to_attr="ordered")  # type: ignore[no-redef]
     )
 
 

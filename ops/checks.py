@@ -3,6 +3,8 @@
 Registered by `OpsConfig.ready()`. The ids keep their `config.` prefix: operators may list them
 in `DJANGO_SILENCED_SYSTEM_CHECKS`, and the move to `ops` must not un-silence anything."""
 
+from typing import Any
+
 from django.conf import settings
 from django.core.checks import Error, register
 
@@ -18,7 +20,7 @@ GUILD_DEFAULT_RANGES = {
 
 
 @register()
-def check_guild_defaults(app_configs, **kwargs):
+def check_guild_defaults(app_configs: Any, **kwargs) -> list:
     errors = []
     for name, (low, high) in GUILD_DEFAULT_RANGES.items():
         value = settings.PM_GUILD_DEFAULTS[name]
@@ -33,7 +35,7 @@ def check_guild_defaults(app_configs, **kwargs):
 
 
 @register()
-def check_database_url(app_configs, **kwargs):
+def check_database_url(app_configs: Any, **kwargs) -> list:
     engine = settings.DATABASES["default"]["ENGINE"]
     if not engine.endswith(("postgresql", "sqlite3")):
         return [

@@ -73,6 +73,6 @@ def scrub(value: Any, *, key: str | None = None, depth: int = 0) -> Any:
         }
     if isinstance(value, list | tuple):
         if len(value) == 2 and isinstance(value[0], str) and SECRET_KEY_RE.search(value[0]):
-            return type(value)([value[0], scrub(value[1], key=value[0], depth=depth + 1)])
+            return type(value)([value[0], scrub(value[1], key=value[0], depth=depth + 1)])  # type: ignore[misc]
         return type(value)(scrub(v, depth=depth + 1) for v in value)
     return value

@@ -5,19 +5,22 @@ services. Every member has a page with their wallet, positions and transfer hist
 from __future__ import annotations
 
 import json
+from typing import Any
 
 from django import forms
 from django.contrib import admin, messages
 from django.contrib.admin.options import IncorrectLookupParameters
 from django.contrib.admin.utils import unquote
+from django.contrib.admin.views.main import ChangeList
 from django.core.exceptions import PermissionDenied
-from django.db.models import QuerySet
+from django.db.models import Exists, Q, QuerySet
 from django.http import (
     Http404,
     HttpRequest,
     HttpResponse,
     HttpResponseRedirect,
 )
+from django.http.response import HttpResponseBase
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils.html import format_html
@@ -52,7 +55,7 @@ class AccountAdmin(MemberNameSearchMixin, ActionPermissionMixin, ReadOnlyAdmin):
     ordering = ("-id",)
     actions = ["adjust_balance"]
 
-    def get_queryset(self, request):
+    def get_queryset(self, request: HttpRequest) -> QuerySet:
         return (
             super()
             .get_queryset(request)
@@ -64,7 +67,7 @@ class AccountAdmin(MemberNameSearchMixin, ActionPermissionMixin, ReadOnlyAdmin):
             )
         )
 
-    def member_name_filter(self, text: str):
+    def member_name_filter(self, text: str) -> Q | Exists:
         return selectors.member_name_matches(
             text=text, guild_field="guild_id", user_field="owner_id"
         )
@@ -93,7 +96,9 @@ class AccountAdmin(MemberNameSearchMixin, ActionPermissionMixin, ReadOnlyAdmin):
         return request.user.has_perm("points.adjust_balance")
 
     @admin.action(permissions=["adjust"], description="Adjust balance of the selected wallet…")
-    def adjust_balance(self, request: HttpRequest, queryset: QuerySet[Account]):
+    def adjust_balance(
+        self, request: HttpRequest, queryset: QuerySet[Account]
+    ) -> HttpResponse | None:
         wallets = list(queryset[:2])
         if len(wallets) != 1 or wallets[0].kind != Account.Kind.WALLET:
             self.message_user(
@@ -103,7 +108,7 @@ class AccountAdmin(MemberNameSearchMixin, ActionPermissionMixin, ReadOnlyAdmin):
         w = wallets[0]
         return HttpResponseRedirect(reverse("admin:points_adjust", args=[w.guild_id, w.owner_id]))
 
-    def get_urls(self):
+    def get_urls(self) -> list:
         view = self.admin_site.admin_view
         return [
             path(
@@ -119,10 +124,16 @@ class AccountAdmin(MemberNameSearchMixin, ActionPermissionMixin, ReadOnlyAdmin):
             *super().get_urls(),
         ]
 
-    def change_view(self, request, object_id, form_url="", extra_context=None):
+    def change_view(
+        self,
+        request: HttpRequest,
+        object_id: str,
+        form_url: str = "",
+        extra_context: dict[str, Any] | None = None,
+    ) -> HttpResponse:
         account = Account.objects.filter(pk=unquote(object_id)).first()
-        extra = {"member_url": None}
-        if account is not None and account.kind == Account.Kind.WALLET:
+        extra: dict[str, str | None] = {"member_url": None}
+        if account is not None and account.kind == Account.Kind.WALLET and account.owner_id:
             extra["member_url"] = member_url(account.guild_id, account.owner_id)
         return super().change_view(request, object_id, form_url, {**extra, **(extra_context or {})})
 
@@ -260,7 +271,7 @@ class TransferAdmin(MemberNameSearchMixin, ReadOnlyAdmin):
     ordering = ("-id",)
     date_hierarchy = "created_at"
 
-    def get_queryset(self, request):
+    def get_queryset(self, request: HttpRequest) -> QuerySet:
         return (
             super()
             .get_queryset(request)
@@ -277,7 +288,7 @@ class TransferAdmin(MemberNameSearchMixin, ReadOnlyAdmin):
             )
         )
 
-    def member_name_filter(self, text: str):
+    def member_name_filter(self, text: str) -> Q | Exists:
         return selectors.member_name_matches(
             text=text, guild_field="guild_id", user_field="source__owner_id"
         ) | selectors.member_name_matches(
@@ -295,7 +306,7 @@ class TransferAdmin(MemberNameSearchMixin, ReadOnlyAdmin):
     @admin.display(description="actor")
     def actor(self, obj: Transfer) -> str:
         if obj.actor_user_id:
-            return obj.actor_user.get_username()
+            return str(obj.actor_user)
         if obj.actor_id:
             return member_link(obj.guild_id, obj.actor_id, getattr(obj, "actor_name", None))
         return "—"
@@ -305,10 +316,10 @@ class ActorKindFilter(admin.SimpleListFilter):
     title = "actor"
     parameter_name = "actor"
 
-    def lookups(self, request, model_admin):
+    def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, str]]:
         return [("admin", "Admin user"), ("discord", "Discord member"), ("system", "System")]
 
-    def queryset(self, request, queryset):
+    def queryset(self, request: HttpRequest, queryset: QuerySet) -> QuerySet:
         if self.value() == "admin":
             return queryset.filter(actor_user__isnull=False)
         if self.value() == "discord":
@@ -347,7 +358,7 @@ def _audit_csv_row(e: AuditEvent) -> tuple:
         (getattr(e, "actor_name", None) or member_fallback(e.actor_discord_id))
         if e.actor_discord_id
         else "",
-        e.actor_user.get_username() if e.actor_user_id else "",
+        str(e.actor_user) if e.actor_user_id else "",
         e.action,
         e.target_type,
         e.target_id,
@@ -396,7 +407,7 @@ class AuditEventAdmin(ReadOnlyAdmin):
         "after_pretty",
     )
 
-    def get_queryset(self, request):
+    def get_queryset(self, request: HttpRequest) -> QuerySet:
         return (
             super()
             .get_queryset(request)
@@ -407,7 +418,7 @@ class AuditEventAdmin(ReadOnlyAdmin):
             )
         )
 
-    def get_changelist_instance(self, request):
+    def get_changelist_instance(self, request: HttpRequest) -> ChangeList:
         """Name the members the page's wallet targets are (one directory query per server on
         the page; `target_id` is text, so no join)."""
         changelist = super().get_changelist_instance(request)
@@ -416,7 +427,7 @@ class AuditEventAdmin(ReadOnlyAdmin):
             user_id = id_from_text(event.target_id) if event.target_type == "wallet" else None
             if user_id and event.guild_id:
                 wanted.setdefault(event.guild_id, set()).add(user_id)
-        names = {
+        names: dict[tuple[int, int | None], str] = {
             (guild_id, user_id): name
             for guild_id, users in wanted.items()
             for user_id, name in selectors.member_names(guild_id=guild_id, user_ids=users).items()
@@ -450,7 +461,7 @@ class AuditEventAdmin(ReadOnlyAdmin):
     def after_pretty(self, obj: AuditEvent) -> str:
         return format_html("<pre>{}</pre>", json.dumps(obj.after, indent=2, sort_keys=True))
 
-    def get_urls(self):
+    def get_urls(self) -> list:
         return [
             path(
                 "export.csv",
@@ -460,7 +471,7 @@ class AuditEventAdmin(ReadOnlyAdmin):
             *super().get_urls(),
         ]
 
-    def export_view(self, request: HttpRequest) -> HttpResponse:
+    def export_view(self, request: HttpRequest) -> HttpResponseBase:
         if not self.has_view_permission(request):
             raise PermissionDenied
         try:
@@ -514,7 +525,7 @@ class GuildSettingsForm(forms.ModelForm):
         ]
         if any(not isinstance(i, int) or not 0 < i < 2**63 for i in ids):
             raise forms.ValidationError(MSG_ROLE_IDS)
-        return ids
+        return [i for i in ids if i is not None]
 
     def clean_creator_role_ids(self) -> list[int]:
         return self._role_ids("creator_role_ids")
@@ -551,7 +562,7 @@ class MemberAdmin(ReadOnlyAdmin):
     search_help_text = "Search a display name, a username or a Discord id."
     ordering = ("-last_seen",)
 
-    def get_queryset(self, request):
+    def get_queryset(self, request: HttpRequest) -> QuerySet:
         return (
             super()
             .get_queryset(request)

@@ -40,7 +40,11 @@ def leaderboard(*, guild_id: int, limit: int = 10) -> list[LeaderboardRow]:
         .order_by("-balance", "pk")
         .values_list("owner_id", "balance")[: max(1, min(limit, 100))]
     )
-    return [LeaderboardRow(rank, owner, balance) for rank, (owner, balance) in enumerate(rows, 1)]
+    return [
+        LeaderboardRow(rank, owner, balance)
+        for rank, (owner, balance) in enumerate(rows, 1)
+        if owner is not None
+    ]
 
 
 @dataclass(frozen=True)
@@ -94,7 +98,8 @@ def transfers_for_user(
     for t in qs[: max(1, min(limit, 100))]:
         incoming = t.destination_id == wallet
         other = t.source if incoming else t.destination
-        other_name = t.source_name if incoming else t.destination_name
+        # Annotated above (`member_name_subquery`).
+        other_name = getattr(t, "source_name" if incoming else "destination_name", None)
         rows.append(
             HistoryRow(
                 transfer_id=t.pk,

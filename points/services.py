@@ -112,8 +112,10 @@ def members_prepare(*, guild_id: int, user_ids: Iterable[int]) -> Members:
     wanted = sorted(set(user_ids))
     for user_id in wanted:
         validate_snowflake(user_id, what="user_id")
-    wallets = {
-        w.owner_id: w
+    # A wallet always has an owner (a check constraint); the model field is nullable for the
+    # treasury and escrows.
+    wallets: dict[int, Account] = {
+        w.owner_id: w  # type: ignore[misc]
         for w in Account.objects.filter(
             guild_id=guild_id, kind=Account.Kind.WALLET, owner_id__in=wanted
         )

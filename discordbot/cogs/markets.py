@@ -10,7 +10,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import re
-from typing import TYPE_CHECKING
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
 
 import discord
 from discord import app_commands
@@ -74,7 +75,7 @@ def market_choices(*, guild_id: int, current: str, statuses: list[str] | None) -
     )
 
 
-def market_autocomplete(statuses: list[str] | None):
+def market_autocomplete(statuses: list[str] | None) -> Callable[..., Any]:
     """Markets of this guild in `statuses` whose question (or number) matches the typed text,
     newest first, each with its leading outcome."""
 
@@ -107,7 +108,9 @@ def market_autocomplete(statuses: list[str] | None):
     return complete
 
 
-async def outcome_autocomplete(interaction: discord.Interaction, current: str):
+async def outcome_autocomplete(
+    interaction: discord.Interaction, current: str
+) -> list[app_commands.Choice[int]]:
     """The outcomes of the market chosen in the same command, with their current price."""
     chosen = getattr(interaction.namespace, "market", None)
     if interaction.guild_id is None or not chosen:
@@ -129,7 +132,9 @@ async def outcome_autocomplete(interaction: discord.Interaction, current: str):
     ][: limits.AUTOCOMPLETE_RESULTS]
 
 
-async def category_autocomplete(interaction: discord.Interaction, current: str):
+async def category_autocomplete(
+    interaction: discord.Interaction, current: str
+) -> list[app_commands.Choice[str]]:
     if interaction.guild_id is None:
         return []
     try:

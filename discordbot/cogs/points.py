@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Self
 
 import discord
 from discord import app_commands
@@ -65,7 +65,9 @@ class HistoryPageButton(discord.ui.DynamicItem[discord.ui.Button], template=HIST
         )
 
     @classmethod
-    async def from_custom_id(cls, interaction, item, match: re.Match[str], /):
+    async def from_custom_id(
+        cls, interaction: discord.Interaction, item: discord.ui.Item, match: re.Match[str], /
+    ) -> Self:
         return cls(
             int(match["user"]),
             int(match["before"]),

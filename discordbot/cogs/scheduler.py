@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 
 from discord.ext import commands, tasks
 
-from markets.services import markets_tick
+from markets.services import TickReport, markets_tick
 from ops import metrics
 
 if TYPE_CHECKING:
@@ -18,7 +18,7 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 
-def tick_and_refresh():
+def tick_and_refresh() -> TickReport:
     """One tick, then the business gauges (without the ledger audit, which the scheduler
     process runs)."""
     report = markets_tick()

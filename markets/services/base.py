@@ -149,7 +149,7 @@ def event_by_request_key(key: str) -> MarketEvent | None:
     return MarketEvent.objects.filter(request_key=key).first()
 
 
-def on_commit(func: Callable[[], None]) -> None:
+def on_commit(func: Callable[[], object]) -> None:
     transaction.on_commit(func)
 
 

@@ -90,6 +90,8 @@ def markets_tick(*, now: dt.datetime | None = None) -> TickReport:
     )
     for market_id, guild_id, closed_at in candidates:
         limit = hours.get(guild_id, settings.PM_GUILD_DEFAULTS["auto_refund_hours"])
+        if closed_at is None:
+            continue
         if closed_at + dt.timedelta(hours=limit) <= now and _tick_refund(market_id, now):
             report.refunded.append(market_id)
     return report

@@ -14,6 +14,7 @@ from django.conf import settings
 from django.db import Error as DatabaseLayerError
 from django.db import connection
 
+from betting import services as betting_services
 from betting.models import Trade
 from markets import services
 from points.audit import ledger_audit
@@ -64,7 +65,7 @@ def test_twenty_deliveries_of_one_bet_take_effect_once(through_proxy, drill):
         try:
             barrier.wait(30)
             trade = drill.timed(
-                lambda: services.bet_place(
+                lambda: betting_services.bet_place(
                     market_id=market.pk,
                     user_id=member,
                     outcome=1,
@@ -113,12 +114,12 @@ def test_lost_commit_ack_then_retry_with_the_key_returns_the_committed_bet(throu
                idempotency_key="ack:bet")  # fmt: skip
     through_proxy.drop_next_commit_ack()
     with pytest.raises(DatabaseLayerError):
-        drill.timed(lambda: services.bet_place(**bet))
+        drill.timed(lambda: betting_services.bet_place(**bet))
     assert through_proxy.commit_acks_dropped == 1
     close_connection()
 
     assert Trade.objects.filter(idempotency_key="ack:bet").count() == 1  # it did commit
-    retried = drill.timed(lambda: services.bet_place(**bet))
+    retried = drill.timed(lambda: betting_services.bet_place(**bet))
     drill.acknowledged = 1
     drill.in_database = Trade.objects.filter(idempotency_key="ack:bet").count()
     drill.doubled = drill.in_database - 1
@@ -139,7 +140,7 @@ def test_lost_commit_ack_is_resolved_by_the_service_itself(through_proxy):
     guild, member = 444_444_444_444_444_503, ALICE + 52
     market = open_market(guild, "ack2:market")
     through_proxy.drop_next_commit_ack()
-    trade = services.bet_place(
+    trade = betting_services.bet_place(
         market_id=market.pk, user_id=member, outcome=1, amount=100, idempotency_key="ack2:bet"
     )
     assert Trade.objects.get(idempotency_key="ack2:bet").pk == trade.pk

@@ -3,7 +3,7 @@
 import datetime as dt
 import random
 
-from django.core.management.base import BaseCommand
+from django.core.management.base import BaseCommand, CommandParser
 from django.utils import timezone
 
 from betting import services as betting_services
@@ -77,11 +77,11 @@ MARKETS = [
 class Command(BaseCommand):
     help = "Create a demo guild with members and open, closed, resolved and cancelled markets."
 
-    def add_arguments(self, parser):
+    def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("--trades", type=int, default=40, help="Trades per open market.")
         parser.add_argument("--seed", type=int, default=7)
 
-    def handle(self, *args, trades: int, seed: int, **options):
+    def handle(self, *args, trades: int, seed: int, **options) -> None:
         rng = random.Random(seed)
         run = f"seed:{seed}:{Market.objects.count()}"
         gs = guild_settings_get_or_create(guild_id=DEMO_GUILD)

@@ -1,7 +1,7 @@
 """Print the link that adds the bot to a server (`python manage.py discord_invite_url`)."""
 
 from django.conf import settings
-from django.core.management.base import BaseCommand, CommandError
+from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from discordbot.bot import INVITE_SCOPES, REQUIRED_PERMISSIONS, invite_url
 
@@ -9,12 +9,12 @@ from discordbot.bot import INVITE_SCOPES, REQUIRED_PERMISSIONS, invite_url
 class Command(BaseCommand):
     help = "Print the invite link with the scopes and permissions the bot needs."
 
-    def add_arguments(self, parser):
+    def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument(
             "--client-id", help="The application id (default: DISCORD_APPLICATION_ID)."
         )
 
-    def handle(self, *args, client_id: str | None = None, **options):
+    def handle(self, *args, client_id: str | None = None, **options) -> None:
         client_id = (client_id or getattr(settings, "DISCORD_APPLICATION_ID", "") or "").strip()
         if not client_id.isdigit():
             raise CommandError(

@@ -6,7 +6,7 @@ import asyncio
 import contextlib
 import signal
 
-from django.core.management.base import BaseCommand, CommandError
+from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from discordbot.bot import build_bot
 from discordbot.runner import BotStartError, run, token_get
@@ -18,7 +18,7 @@ class Command(BaseCommand):
         "clock. Needs DISCORD_TOKEN; syncs commands to DISCORD_DEV_GUILD_ID when set."
     )
 
-    def add_arguments(self, parser):
+    def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument(
             "--shard-count", type=int, help="Total shards across all processes (default: auto)."
         )
@@ -43,7 +43,7 @@ class Command(BaseCommand):
         )
         parser.add_argument("--health-host", default="127.0.0.1")
 
-    def handle(self, *args, **options):
+    def handle(self, *args, **options) -> None:
         if options["shard_ids"] and not options["shard_count"]:
             raise CommandError("--shard-ids needs --shard-count (the total number of shards).")
         if options["shard_count"] is not None and options["shard_count"] < 1:

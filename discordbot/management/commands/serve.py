@@ -4,13 +4,13 @@ channel layer carries the bot's market events to the dashboard. With Redis, run 
 separately instead (`--no-bot` here)."""
 
 from django.conf import settings
-from django.core.management.base import BaseCommand
+from django.core.management.base import BaseCommand, CommandParser
 
 
 class Command(BaseCommand):
     help = "Serve admin and dashboard over HTTP and WebSockets (daphne), plus the Discord bot."
 
-    def add_arguments(self, parser):
+    def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("--host", default="127.0.0.1")
         parser.add_argument("--port", type=int, default=8000)
         parser.add_argument(
@@ -19,7 +19,7 @@ class Command(BaseCommand):
             help="Don't start the Discord bot here even if DISCORD_TOKEN is set.",
         )
 
-    def handle(self, *args, host: str, port: int, no_bot: bool = False, **options):
+    def handle(self, *args, host: str, port: int, no_bot: bool = False, **options) -> None:
         from daphne.endpoints import build_endpoint_description_strings
         from daphne.server import Server
 

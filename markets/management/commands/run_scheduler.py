@@ -4,7 +4,7 @@ import logging
 import signal
 import threading
 
-from django.core.management.base import BaseCommand
+from django.core.management.base import BaseCommand, CommandParser
 from django.db import close_old_connections
 
 from core import signals
@@ -16,11 +16,11 @@ logger = logging.getLogger(__name__)
 class Command(BaseCommand):
     help = "Close markets whose time is up and auto-refund unresolved ones, every 30 s."
 
-    def add_arguments(self, parser):
+    def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("--once", action="store_true", help="Run one tick and exit.")
         parser.add_argument("--interval", type=float, default=30.0, help="Seconds between ticks.")
 
-    def handle(self, *args, once: bool, interval: float, **options):
+    def handle(self, *args, once: bool, interval: float, **options) -> None:
         stop = threading.Event()
         if not once:
             for sig in (signal.SIGINT, signal.SIGTERM):
