@@ -307,9 +307,10 @@ PM_GUILD_DEFAULTS = {
 }
 
 # The member and guild directory (issue 13): a member's name is stored at most once per this
-# many seconds (points.services.member_seen); the namespace keeps tests' gates apart.
+# many seconds (points.services.member_seen). The namespace is not configuration: tests set it
+# to keep their gates apart in a shared cache.
 PM_MEMBER_SEEN_EVERY = env.int("PM_MEMBER_SEEN_EVERY", default=300)
-PM_DIRECTORY_NAMESPACE = env.str("PM_DIRECTORY_NAMESPACE", default="")
+PM_DIRECTORY_NAMESPACE = ""
 
 # --- Logging --------------------------------------------------------------------------------
 LOG_LEVEL = env.str("LOG_LEVEL", default="INFO")
