@@ -1,24 +1,28 @@
 """The market message and everything on it (STYLE §10).
 
 The message is an embed plus buttons: one **Buy** per outcome (up to 10), then **Sell**, **My
-position** and **Refresh**. Every button and select is a `DynamicItem` whose `custom_id` carries
-the market (and outcome), so buttons keep working after a restart and always re-read the market
-from the database; a click on a market that is no longer open says so. Buy and Sell open small
-stateless modals (`pm:m:…`) whose submissions `ModalRouter` dispatches.
+position**, **Refresh** and **Chart** (a PNG of the price history, drawn by `charts.py`). Every
+button and select is a `DynamicItem` whose `custom_id` carries the market (and outcome), so
+buttons keep working after a restart and always re-read the market from the database; a click on
+a market that is no longer open says so. Buy and Sell open small stateless modals (`pm:m:…`)
+whose submissions `ModalRouter` dispatches.
 """
 
 from __future__ import annotations
 
 import asyncio
+import io
 import logging
 import re
-from typing import TYPE_CHECKING, Self
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Self
 
 import discord
+from django.core.cache import cache
 
 from markets.selectors import MarketSummary
 
-from . import actions, interactions, limits, parsing, ratelimit, render, selectors
+from . import actions, charts, interactions, limits, parsing, ratelimit, render, selectors
 from .interactions import Reply, answer_now, idempotency_key, respond, send_modal
 
 if TYPE_CHECKING:
@@ -38,6 +42,7 @@ BUY_ID = r"pm:buy:(?P<market>\d{1,19}):(?P<outcome>\d{1,2})"
 SELL_ID = r"pm:sell:(?P<market>\d{1,19})"
 POSITION_ID = r"pm:pos:(?P<market>\d{1,19})"
 REFRESH_ID = r"pm:refresh:(?P<market>\d{1,19})"
+CHART_ID = r"pm:chart:(?P<market>\d{1,19})"
 SELL_PICK_ID = r"pm:sellpick:(?P<market>\d{1,19})"
 LIST_ID = r"pm:list:(?P<page>\d{1,4}):(?P<status>[a-z]{1,10})(?P<cut>[:~])(?P<category>.{0,50})"
 BUY_MODAL_ID = r"pm:m:buy:(?P<market>\d{1,19}):(?P<outcome>\d{1,2})"
@@ -147,6 +152,29 @@ class RefreshButton(discord.ui.DynamicItem[discord.ui.Button], template=REFRESH_
 
     async def callback(self, interaction: discord.Interaction) -> None:
         await market_refresh(interaction, self.market_id)
+
+
+class ChartButton(discord.ui.DynamicItem[discord.ui.Button], template=CHART_ID):
+    def __init__(self, market_id: int, *, row: int | None = None):
+        self.market_id = market_id
+        super().__init__(
+            discord.ui.Button(
+                label="Chart",
+                emoji="📈",
+                style=discord.ButtonStyle.secondary,
+                custom_id=f"pm:chart:{market_id}",
+            ),
+            row=row,
+        )
+
+    @classmethod
+    async def from_custom_id(
+        cls, interaction: discord.Interaction, item: discord.ui.Item, match: re.Match[str], /
+    ) -> Self:
+        return cls(int(match["market"]))
+
+    async def callback(self, interaction: discord.Interaction) -> None:
+        await chart_show(interaction, self.market_id, ephemeral=True)
 
 
 class SellSelect(discord.ui.DynamicItem[discord.ui.Select], template=SELL_PICK_ID):
@@ -260,6 +288,7 @@ DYNAMIC_ITEMS = (
     SellButton,
     PositionButton,
     RefreshButton,
+    ChartButton,
     SellSelect,
     ListPageButton,
 )
@@ -278,6 +307,7 @@ def market_view(m: MarketSummary) -> discord.ui.View:
             view.add_item(SellButton(m.id, row=last_row))
     view.add_item(PositionButton(m.id, row=last_row))
     view.add_item(RefreshButton(m.id, row=last_row))
+    view.add_item(ChartButton(m.id, row=last_row))
     return view
 
 
@@ -484,6 +514,51 @@ async def market_refresh(interaction: discord.Interaction, market_id: int) -> No
         return reply
 
     await respond(interaction, body, action="market.refresh", update=True)
+
+
+@dataclass
+class ChartReply(Reply):
+    """A reply carrying the chart PNG as `chart.png`, which its embed shows through
+    `attachment://chart.png`. The file object is built when the reply is sent (it is read once)."""
+
+    png: bytes = b""
+
+    def kwargs(self) -> dict[str, Any]:
+        out = super().kwargs()
+        out["attachments"] = [discord.File(io.BytesIO(self.png), filename=charts.CHART_FILENAME)]
+        return out
+
+
+async def chart_png(bot: PredictionBot, summary: MarketSummary) -> bytes:
+    """The chart of `summary`, from the cache when nobody traded since it was drawn; otherwise
+    read the history (database pool), render it on the chart thread, never on the event loop,
+    and cache it. A cache that is down (the settings ignore its errors) costs a render, never
+    the answer."""
+    key = charts.cache_key(summary)
+    png = await bot.cache_call(cache.get, key=key)
+    if png is None:
+        data = await bot.db(charts.chart_data, market=summary)
+        png = await asyncio.get_running_loop().run_in_executor(
+            charts.RENDER_EXECUTOR, charts.render_png, data
+        )
+        await bot.cache_call(cache.set, key=key, value=png, timeout=charts.CACHE_SECONDS)
+    return png
+
+
+async def chart_show(interaction: discord.Interaction, market: object, *, ephemeral: bool) -> None:
+    """Post the price chart of `market` (an id, `#12`, or what the member typed): privately for
+    the button, in the channel for `/market chart`. Deferred first, because a render that misses
+    the cache can take longer than Discord's 3 seconds on a busy machine (DOMAIN §8)."""
+    bot = _bot(interaction)
+
+    async def body() -> Reply:
+        summary = await bot.db(
+            actions.market_in_guild, guild_id=interaction.guild_id, market=market
+        )
+        png = await chart_png(bot, summary)
+        return ChartReply(embeds=[render.chart_embed(summary)], png=png, ephemeral=ephemeral)
+
+    await respond(interaction, body, action="market.chart", ephemeral=ephemeral)
 
 
 async def market_list_reply(

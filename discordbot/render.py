@@ -131,6 +131,17 @@ def market_embed(m: MarketSummary) -> discord.Embed:
     return limits.embed_fit(embed)
 
 
+def chart_embed(m: MarketSummary) -> discord.Embed:
+    """The embed around a price chart: the market's title, the PNG (sent with it as
+    `chart.png`), and how many trades it shows."""
+    embed = discord.Embed(title=market_title(m), colour=STATUS_COLOUR.get(m.status))
+    embed.set_image(url="attachment://chart.png")
+    what = "share of the pool" if m.mechanism == "parimutuel" else "probability"
+    trades = "1 trade" if m.trade_count == 1 else f"{points(m.trade_count)} trades"
+    embed.set_footer(text=f"Each outcome's {what} over time · {trades} · times in UTC")
+    return limits.embed_fit(embed)
+
+
 def market_list_embed(
     markets: Sequence[MarketSummary],
     *,

@@ -346,6 +346,13 @@ class Markets(commands.Cog):
 
         await respond(interaction, body, action="market.show", ephemeral=False)
 
+    @market.command(name="chart")
+    @app_commands.describe(market="The market (type to search, or its number like #12)")
+    @app_commands.autocomplete(market=market_autocomplete(None))
+    async def chart(self, interaction: discord.Interaction, market: str) -> None:
+        """Post a chart of a market's price history in this channel."""
+        await market_ui.chart_show(interaction, market, ephemeral=False)
+
     @market.command(name="list")
     @app_commands.describe(status="Which markets (default: open)", category="Only this category")
     @app_commands.choices(status=STATUS_CHOICES)

@@ -531,6 +531,8 @@ class FakeDiscord:
         self.rejections: list[Recorded] = []
         self.interactions: dict[str, InteractionState] = {}
         self.messages: dict[int, dict] = {}
+        self.files: dict[int, bytes] = {}
+        """Uploaded attachments by attachment id (the message's `attachments` list names them)."""
         self.channel_messages: dict[int, list[int]] = defaultdict(list)
         self.dm_channels: dict[int, int] = {}
         self.dm_recipients: dict[int, int] = {}
@@ -721,7 +723,7 @@ class FakeDiscord:
             "components": self._with_ids(data.get("components") or []),
             "flags": flags | int(data.get("flags") or 0),
             "author": self.bot_user,
-            "attachments": [],
+            "attachments": self._attachments(data),
             "mentions": [],
             "mention_roles": [],
             "mention_everyone": False,
@@ -748,7 +750,46 @@ class FakeDiscord:
             out.append(row)
         return out
 
+    def _attachments(self, data: dict) -> list[dict]:
+        """The message's attachments as Discord returns them: `payload_json.attachments` names
+        each upload by index (`files[n]`, here `_files[n]`)."""
+        uploads = data.get("_files") or {}
+        out = []
+        for entry in data.get("attachments") or []:
+            if "id" in entry and str(entry["id"]) in self._attachment_ids():
+                out.append(entry)  # an attachment kept from before the edit
+                continue
+            content = uploads.get(int(entry["id"]))
+            if content is None:
+                raise _invalid("attachments", f"No file uploaded for attachment {entry['id']}")
+            attachment_id = snowflake()
+            self.files[attachment_id] = content
+            name = entry.get("filename") or "file"
+            out.append(
+                {
+                    "id": str(attachment_id),
+                    "filename": name,
+                    "size": len(content),
+                    "url": f"https://cdn.discordapp.com/attachments/0/{attachment_id}/{name}",
+                    "proxy_url": f"https://media.discordapp.net/attachments/0/{attachment_id}/{name}",
+                    "content_type": "image/png" if name.endswith(".png") else None,
+                }
+            )
+        return out
+
+    def _attachment_ids(self) -> set[str]:
+        return {str(i) for i in self.files}
+
+    def attachment(self, message: dict, filename: str) -> bytes:
+        """The bytes of the file `filename` attached to `message`."""
+        for entry in message.get("attachments") or []:
+            if entry["filename"] == filename:
+                return self.files[int(entry["id"])]
+        raise AssertionError(f"no attachment {filename!r} on message {message.get('id')}")
+
     def _edit(self, msg: dict, data: dict) -> dict:
+        if "attachments" in data:
+            msg["attachments"] = self._attachments(data)
         for key in ("content", "embeds"):
             if key in data:
                 msg[key] = data[key] if data[key] is not None else ("" if key == "content" else [])
@@ -892,6 +933,13 @@ class FakeDiscord:
             if request.content_type == "multipart/form-data":
                 form = await request.post()
                 body = json.loads(form.get("payload_json") or "null")
+                uploads = {
+                    int(name[len("files[") : -1]): value.file.read()
+                    for name, value in form.items()
+                    if name.startswith("files[") and isinstance(value, web.FileField)
+                }
+                if uploads and isinstance(body, dict):
+                    body["_files"] = uploads
             else:
                 text = await request.text()
                 body = json.loads(text) if text else None

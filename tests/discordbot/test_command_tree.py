@@ -17,7 +17,7 @@ from .harness import Harness
 NAME = re.compile(r"^[-_a-z0-9]{1,32}$")
 
 EXPECTED = {
-    "market": {"create", "show", "list", "close", "resolve", "cancel"},
+    "market": {"create", "show", "chart", "list", "close", "resolve", "cancel"},
     "bet": set(),
     "sell": set(),
     "portfolio": set(),

@@ -59,7 +59,15 @@ async def test_create_with_options_posts_the_market_message_publicly(harness, me
     assert embed["title"].endswith("Will it rain on Friday?")
     assert "33.3%" in embed["description"] and "Only drizzle" in embed["description"]
     labels = [b["label"] for b in buttons(message)]
-    assert labels == ["Buy Yes", "Buy No", "Buy Only drizzle", "Sell", "My position", "Refresh"]
+    assert labels == [
+        "Buy Yes",
+        "Buy No",
+        "Buy Only drizzle",
+        "Sell",
+        "My position",
+        "Refresh",
+        "Chart",
+    ]
 
     market_id = int(embed["title"].split()[0].lstrip("#"))
     summary = await db(harness, market_get, market_id=market_id)
@@ -126,6 +134,7 @@ async def test_create_with_some_options_prefills_the_form(harness, members):
         "Buy B",
         "My position",
         "Refresh",
+        "Chart",
     ]
 
 

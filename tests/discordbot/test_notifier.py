@@ -124,7 +124,7 @@ async def test_the_creator_is_dmed_when_trading_closes_and_the_message_refreshes
     assert "within 5 days or it is refunded automatically" in dm
     refreshed = harness.fake.message(int(ex.reply["id"]))
     assert refreshed["embeds"][0]["fields"][0]["value"] == "🟡 Closed, awaiting resolution"
-    assert [b["label"] for b in buttons(refreshed)] == ["My position", "Refresh"]
+    assert [b["label"] for b in buttons(refreshed)] == ["My position", "Refresh", "Chart"]
 
 
 @pytest.mark.discord_invalid_budget(1)  # erin's closed DMs: one 403 50007, then skipped
