@@ -49,7 +49,10 @@ class Trade(models.Model):
     guild_id = models.BigIntegerField()
     user_id = models.BigIntegerField(db_index=True)
     kind = models.CharField(max_length=5, choices=Kind.choices)
-    amount = models.BigIntegerField(help_text="Points paid (buy, stake) or returned (sell), gross")
+    amount = models.BigIntegerField(
+        help_text="Points paid (buy, stake) or returned (sell), gross; 0 for a sale that closes "
+        "a position worth less than a point"
+    )
     shares = models.BigIntegerField(default=0, help_text="Micro-shares received or burned")
     fee = models.BigIntegerField(default=0)
     # Probabilities in parts per million, for display and the price chart only (DOMAIN §1).
@@ -59,12 +62,22 @@ class Trade(models.Model):
     idempotency_key = models.CharField(max_length=200)
     created_at = models.DateTimeField(auto_now_add=True, db_index=True)
 
+    # Not stored: set by `trades_apply` on the trades it has just written, so a reply needs no
+    # query (absent on trades read back, e.g. a replay).
+    left_in_pool: int
+    """Sales: micro-shares sold beyond what the points cost, kept by the pool (DOMAIN §4.4)."""
+    balance_after: int
+    """The member's wallet balance right after this trade."""
+
     class Meta:
         ordering = ["id"]
         constraints = [
             models.UniqueConstraint(fields=["idempotency_key"], name="trade_idempotency_key"),
             models.CheckConstraint(
-                condition=Q(amount__gt=0) & Q(shares__gte=0) & Q(fee__gte=0),
+                # A 0-point sale closes a position worth less than a point (DOMAIN §4.4).
+                condition=(Q(amount__gt=0) | Q(kind="sell", amount=0))
+                & Q(shares__gte=0)
+                & Q(fee__gte=0),
                 name="trade_amounts_valid",
             ),
         ]

@@ -10,7 +10,7 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass
 
-from django.db.models import Sum
+from django.db.models import Q, Sum
 from django.db.models.functions import Coalesce
 
 from markets import amm
@@ -73,6 +73,7 @@ def quote_buy(*, market_id: int, outcome: int, amount: int) -> BuyQuote:
 class SellQuote:
     shares_offered: int
     shares_burned: int
+    """Equal to `shares_offered`: a sale removes exactly the shares asked for (DOMAIN §4.4)."""
     points: int
     fee: int
     net_points: int
@@ -101,9 +102,12 @@ def quote_sell(
             )
         )
     result = amm.sell([o.pool for o in outcomes], chosen.position, asked)
-    fee = amm.fee_for(result.points, market.fee_bps)
+    points = result.points
+    fee = amm.fee_for(points, market.fee_bps)
+    if shares is None and points - fee <= 0:  # "all" closes as a 0-point sale (DOMAIN §4.4)
+        points = fee = 0
     after = float(amm.prices(result.pools)[chosen.position])  # display
-    return SellQuote(asked, result.shares, result.points, fee, result.points - fee, after)
+    return SellQuote(asked, result.shares, points, fee, points - fee, after)
 
 
 # --- Portfolio, history, leaderboard ---------------------------------------------------------
@@ -122,8 +126,15 @@ class PositionView:
     points_received: int
     payout: int
     value: int
-    """Points the position is worth now: what selling it would return (amm, open), the
-    pari-mutuel share of the pot if it won (pool, open), or what settlement paid."""
+    """Points the position is worth now: what selling it would return (amm, open), what it pays
+    if its outcome wins (pool, open: the stakes on one market's outcomes exclude each other), or
+    what settlement paid."""
+
+    @property
+    def pays_if_wins(self) -> bool:
+        """An open pool stake: `value` is a conditional payout, not a worth to add up."""
+        return self.mechanism == Market.Mechanism.PARIMUTUEL and self.status in ("open", "closed")
+
     profit: int
     probability: float  # display
 
@@ -137,7 +148,19 @@ class Portfolio:
 
     @property
     def total_value(self) -> int:
-        return sum(p.value for p in self.positions if p.status in ("open", "closed"))
+        """What the unsettled positions are worth together, never adding payouts that exclude
+        each other: per pool market only the best of the member's outcomes counts (at most one
+        outcome wins), per amm market the sale values add up (they can all be sold)."""
+        amm_total = 0
+        best_pool: dict[int, int] = {}
+        for p in self.positions:
+            if p.status not in ("open", "closed"):
+                continue
+            if p.mechanism == Market.Mechanism.AMM:
+                amm_total += p.value
+            else:
+                best_pool[p.market_id] = max(best_pool.get(p.market_id, 0), p.value)
+        return amm_total + sum(best_pool.values())
 
 
 def position_value(market: Market, outcomes: list[Outcome], position: Position) -> int:
@@ -245,33 +268,85 @@ class ProfitRow:
     rank: int
     user_id: int
     profit: int
+    """Realised: settled markets in full, and in unsettled markets only what sales took back
+    beyond what the member put in (a position still held is not a loss yet)."""
+    open_value: int = 0
+    """What the member's positions in unsettled markets are worth now (`Portfolio.total_value`
+    rules: pool stakes on one market count once), shown next to the realised profit."""
 
 
-PROFIT_IN = (Transfer.Code.SELL, Transfer.Code.PAYOUT, Transfer.Code.REFUND)
-PROFIT_OUT = (Transfer.Code.BUY, Transfer.Code.FEE)
+MARKET_IN = (Transfer.Code.SELL, Transfer.Code.PAYOUT, Transfer.Code.REFUND)
+MARKET_OUT = (Transfer.Code.BUY, Transfer.Code.FEE)
 
 
 def leaderboard_profit(*, guild_id: int, limit: int = 10) -> list[ProfitRow]:
-    """Members ranked by realised trading profit: points back from markets (sells, payouts,
-    refunds) minus points put in (stakes, fees) (2 queries)."""
-    wallets = Account.objects.filter(guild_id=guild_id, kind=Account.Kind.WALLET)
-    incoming = dict(
-        Transfer.objects.filter(destination__in=wallets, code__in=PROFIT_IN, guild_id=guild_id)
-        .values_list("destination__owner_id")
+    """Members ranked by realised trading profit (3 queries): per settled market, points back
+    (sells, payouts, refunds) minus points put in (stakes, buys, fees); per unsettled market,
+    only a gain already taken out by sales (`max(0, back − in)`). The ranked members' open
+    positions are valued separately (`open_value`)."""
+    flows = (
+        Transfer.objects.filter(
+            guild_id=guild_id,
+            market__isnull=False,
+            code__in=(*MARKET_IN, *MARKET_OUT),
+        )
+        .filter(Q(source__kind=Account.Kind.WALLET) | Q(destination__kind=Account.Kind.WALLET))
+        .values_list(
+            "market_id", "market__status", "code", "source__owner_id", "destination__owner_id"
+        )
         .annotate(s=Sum("amount"))
         .order_by()
     )
-    outgoing = dict(
-        Transfer.objects.filter(source__in=wallets, code__in=PROFIT_OUT, guild_id=guild_id)
-        .values_list("source__owner_id")
-        .annotate(s=Sum("amount"))
-        .order_by()
-    )
-    profits = {
-        u: incoming.get(u, 0) - outgoing.get(u, 0) for u in incoming.keys() | outgoing.keys()
-    }
+    per_market: dict[tuple[int, int], int] = {}
+    settled: set[int] = set()
+    for market_id, status, code, source_owner, destination_owner, amount in flows:
+        if status in (Market.Status.RESOLVED, Market.Status.CANCELLED):
+            settled.add(market_id)
+        if code in MARKET_IN and destination_owner is not None:
+            key = (destination_owner, market_id)
+            per_market[key] = per_market.get(key, 0) + amount
+        elif code in MARKET_OUT and source_owner is not None:
+            key = (source_owner, market_id)
+            per_market[key] = per_market.get(key, 0) - amount
+    profits: dict[int, int] = {}
+    for (user_id, market_id), net in per_market.items():
+        realised = net if market_id in settled else max(0, net)
+        profits[user_id] = profits.get(user_id, 0) + realised
     ranked = sorted(profits.items(), key=lambda kv: (-kv[1], kv[0]))[: max(1, min(limit, 100))]
-    return [ProfitRow(rank, user, profit) for rank, (user, profit) in enumerate(ranked, 1)]
+    open_values = _open_values(guild_id, [user for user, _ in ranked])
+    return [
+        ProfitRow(rank, user, profit, open_values.get(user, 0))
+        for rank, (user, profit) in enumerate(ranked, 1)
+    ]
+
+
+def _open_values(guild_id: int, user_ids: list[int]) -> dict[int, int]:
+    """Each member's unsettled positions' worth, as `Portfolio.total_value` adds it (2 queries)."""
+    positions = list(
+        Position.objects.filter(
+            guild_id=guild_id,
+            user_id__in=user_ids,
+            market__status__in=[Market.Status.OPEN, Market.Status.CLOSED],
+        ).select_related("market")
+    )
+    outcomes_by_market: dict[int, list[Outcome]] = {}
+    for o in Outcome.objects.filter(market_id__in={p.market_id for p in positions}).order_by(
+        "market_id", "position"
+    ):
+        outcomes_by_market.setdefault(o.market_id, []).append(o)
+    amm_total: dict[int, int] = {}
+    best_pool: dict[tuple[int, int], int] = {}
+    for p in positions:
+        value = position_value(p.market, outcomes_by_market[p.market_id], p)
+        if p.market.mechanism == Market.Mechanism.AMM:
+            amm_total[p.user_id] = amm_total.get(p.user_id, 0) + value
+        else:
+            key = (p.user_id, p.market_id)
+            best_pool[key] = max(best_pool.get(key, 0), value)
+    totals = dict(amm_total)
+    for (user_id, _), value in best_pool.items():
+        totals[user_id] = totals.get(user_id, 0) + value
+    return totals
 
 
 def volume_by_market(market_ids: list[int]) -> dict[int, int]:

@@ -304,6 +304,7 @@ PM_GUILD_DEFAULTS = {
     "fee_bps": env.int("PM_FEE_BPS", default=0),
     "min_resolution_votes": env.int("PM_MIN_RESOLUTION_VOTES", default=2),
     "auto_refund_hours": env.int("PM_AUTO_REFUND_HOURS", default=120),
+    "requests_per_minute": env.int("PM_GUILD_REQUESTS_PER_MINUTE", default=100),
 }
 
 # The member and guild directory (issue 13): a member's name is stored at most once per this

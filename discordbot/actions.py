@@ -14,6 +14,7 @@ adds what only the Discord interface knows: who is asking and what they typed.
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from django.db import IntegrityError, transaction
@@ -21,6 +22,8 @@ from django.utils import timezone
 
 from betting import services as betting_services
 from betting.models import Trade
+from betting.services import TradeRequest
+from core.errors import DomainError
 from markets import selectors as market_selectors
 from markets import services as market_services
 from markets.models import Market, MarketEvent
@@ -61,6 +64,7 @@ SETTING_RANGES: dict[str, tuple[int, int]] = {
     "fee_bps": (0, 5000),
     "min_resolution_votes": (1, 25),
     "auto_refund_hours": (1, 24 * 365),
+    "requests_per_minute": (1, 100_000),
 }
 
 
@@ -91,6 +95,35 @@ class TradeResult:
     balance: int | None
     probability: float
     """The outcome's probability right after the trade (display)."""
+    left_in_pool: int = 0
+    """Sales: micro-shares sold beyond what the points cost, kept by the market (DOMAIN §4.4)."""
+
+
+@dataclass(frozen=True)
+class PreparedTrade:
+    """A member's trade, checked against their guild and parsed: ready for `trades_apply`."""
+
+    summary: MarketSummary
+    request: TradeRequest
+
+
+def trade_prepare_for_interaction(
+    *,
+    guild_id: int,
+    user_id: int,
+    market: object,
+    outcome: object,
+    kind: str,
+    amount: int | None = None,
+    shares: object = None,
+    idempotency_key: str,
+) -> PreparedTrade:
+    """The market of this guild a member typed, the outcome, and what they asked for ("all" or a
+    number of shares with up to 6 decimals for a sale), as one `TradeRequest`."""
+    summary = market_in_guild(guild_id=guild_id, market=market)
+    ask = TradeAsk(guild_id, user_id, outcome, kind, idempotency_key, amount, shares)
+    request = _trade_request(summary, ask)
+    return PreparedTrade(summary=summary, request=request)
 
 
 def bet_place_for_interaction(
@@ -103,18 +136,16 @@ def bet_place_for_interaction(
     idempotency_key: str,
 ) -> TradeResult:
     """Buy (amm) or stake on (pool) an outcome of a market of this guild."""
-    summary = market_in_guild(guild_id=guild_id, market=market)
-    position = parsing.outcome_ref(
-        outcome, [o.label for o in summary.outcomes], market_id=summary.id
-    )
-    trade = betting_services.bet_place(
-        market_id=summary.id,
+    prepared = trade_prepare_for_interaction(
+        guild_id=guild_id,
         user_id=user_id,
-        outcome=position,
+        market=market,
+        outcome=outcome,
+        kind="buy",
         amount=amount,
         idempotency_key=idempotency_key,
     )
-    return _trade_result(guild_id, user_id, summary, trade)
+    return _one_trade(guild_id, user_id, prepared)
 
 
 def shares_sell_for_interaction(
@@ -127,23 +158,111 @@ def shares_sell_for_interaction(
     idempotency_key: str,
 ) -> TradeResult:
     """Sell shares ("all" or a number with up to 6 decimals) of an outcome back to the market."""
-    summary = market_in_guild(guild_id=guild_id, market=market)
-    position = parsing.outcome_ref(
-        outcome, [o.label for o in summary.outcomes], market_id=summary.id
-    )
-    trade = betting_services.shares_sell(
-        market_id=summary.id,
+    prepared = trade_prepare_for_interaction(
+        guild_id=guild_id,
         user_id=user_id,
-        outcome=position,
-        shares=parsing.shares(shares),
+        market=market,
+        outcome=outcome,
+        kind="sell",
+        shares=shares,
         idempotency_key=idempotency_key,
     )
-    return _trade_result(guild_id, user_id, summary, trade)
+    return _one_trade(guild_id, user_id, prepared)
 
 
-def _trade_result(guild_id: int, user_id: int, summary: MarketSummary, trade: Trade) -> TradeResult:
-    """The reply's facts, from the trade row itself (its price after the trade) and the
-    member's balance: one more query, not another market read."""
+def _one_trade(guild_id: int, user_id: int, prepared: PreparedTrade) -> TradeResult:
+    (result,) = betting_services.trades_apply(
+        market_id=prepared.summary.id, requests=[prepared.request]
+    )
+    if isinstance(result, DomainError):
+        raise result
+    return trade_result_for_interaction(
+        guild_id=guild_id, user_id=user_id, summary=prepared.summary, trade=result
+    )
+
+
+@dataclass(frozen=True)
+class TradeAsk:
+    """What a member asked for in one interaction, before anything was read: the bot queues it
+    by market and `trades_for_interactions` serves a whole queue with one market read."""
+
+    guild_id: int
+    user_id: int
+    outcome: object
+    kind: str
+    idempotency_key: str
+    amount: int | None = None
+    shares: object = None
+
+
+def trades_for_interactions(
+    *, market_id: int, asks: Sequence[TradeAsk]
+) -> list[TradeResult | DomainError]:
+    """Serve a batch of members' trades on one market (the bot's group commit, issue 16): the
+    market is read once per guild asking (a market of another guild is "not found", DOMAIN
+    §2), each ask is parsed as `trade_prepare_for_interaction` would, and the valid ones go to
+    `trades_apply` together. Returns each ask's reply facts or its refusal, in order."""
+    summaries: dict[int, MarketSummary | DomainError] = {}
+    answers: list[TradeResult | DomainError | None] = [None] * len(asks)
+    requests: list[TradeRequest] = []
+    placed: list[int] = []
+    for index, ask in enumerate(asks):
+        if ask.guild_id not in summaries:
+            try:
+                summaries[ask.guild_id] = market_selectors.market_get(
+                    market_id=market_id, guild_id=ask.guild_id
+                )
+            except DomainError as error:
+                summaries[ask.guild_id] = error
+        summary = summaries[ask.guild_id]
+        if isinstance(summary, DomainError):
+            answers[index] = summary
+            continue
+        try:
+            request = _trade_request(summary, ask)
+        except DomainError as error:
+            answers[index] = error
+            continue
+        requests.append(request)
+        placed.append(index)
+    results = betting_services.trades_apply(market_id=market_id, requests=requests)
+    for index, result in zip(placed, results, strict=True):
+        ask = asks[index]
+        summary = summaries[ask.guild_id]
+        assert not isinstance(summary, DomainError)
+        answers[index] = (
+            result
+            if isinstance(result, DomainError)
+            else trade_result_for_interaction(
+                guild_id=ask.guild_id, user_id=ask.user_id, summary=summary, trade=result
+            )
+        )
+    return [a for a in answers if a is not None]
+
+
+def _trade_request(summary: MarketSummary, ask: TradeAsk) -> TradeRequest:
+    position = parsing.outcome_ref(
+        ask.outcome, [o.label for o in summary.outcomes], market_id=summary.id
+    )
+    selling = ask.kind == "sell"
+    return TradeRequest(
+        kind="sell" if selling else "buy",
+        user_id=ask.user_id,
+        outcome=position,
+        idempotency_key=ask.idempotency_key,
+        amount=None if selling else ask.amount,
+        shares=parsing.shares(ask.shares) if selling else None,
+    )
+
+
+def trade_result_for_interaction(
+    *, guild_id: int, user_id: int, summary: MarketSummary, trade: Trade
+) -> TradeResult:
+    """The reply's facts, from the trade itself (its price after the trade, the member's balance
+    right after it when the batch recorded it, else one query)."""
+    balance = getattr(trade, "balance_after", None)
+    if balance is None:
+        balance = points_selectors.balance_get(guild_id=guild_id, user_id=user_id)
     return TradeResult(
         market=summary,
         kind=trade.kind,
@@ -152,8 +271,9 @@ def _trade_result(guild_id: int, user_id: int, summary: MarketSummary, trade: Tr
         amount=trade.amount,
         fee=trade.fee,
         shares=trade.shares,
-        balance=points_selectors.balance_get(guild_id=guild_id, user_id=user_id),
+        balance=balance,
         probability=trade.price_after_ppm / 1_000_000,
+        left_in_pool=betting_services.sale_left_in_pool(trade),
     )
 
 

@@ -16,7 +16,7 @@ import concurrent.futures
 import logging
 import math
 import time
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable, Coroutine, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any, TypeVar
 
@@ -30,11 +30,14 @@ from django.core.cache import cache
 from django.core.cache.backends.locmem import LocMemCache
 from django.db import connection
 
+from betting.services import MAX_BATCH
+from core.errors import DomainError
 from ops import metrics
 from points import services as points_services
 
-from . import interactions
+from . import actions, interactions, parsing
 from .actions import policy_get
+from .batching import MarketBatcher
 from .interactions import ModalRouter, answer_now
 from .permissions import Policy
 
@@ -131,6 +134,12 @@ class PolicyCache:
         self._pending.add(guild_id)
         self.bot.spawn(self._refresh(guild_id))
 
+    async def load(self, guild_id: int) -> Policy | None:
+        """Read the guild's policy now and cache it (start-up warming, benchmarks)."""
+        await self._refresh(guild_id)
+        entry = self._entries.get(guild_id)
+        return entry[1] if entry else None
+
     async def _refresh(self, guild_id: int) -> None:
         try:
             policy = await self.bot.db(policy_get, guild_id=guild_id)
@@ -170,6 +179,7 @@ class PredictionBot(commands.AutoShardedBot):
         )
         self._cache_inline = isinstance(cache, LocMemCache)
         self._seen: dict[tuple[int, int], float] = {}
+        self.trades = MarketBatcher(self._trades_serve, cap=MAX_BATCH)
         self.tree.on_error = self.on_app_command_error
 
     # --- Plumbing ----------------------------------------------------------------------------
@@ -179,6 +189,19 @@ class PredictionBot(commands.AutoShardedBot):
         closes stale connections around each call)."""
         call = database_sync_to_async(func, thread_sensitive=False, executor=self._db_pool)
         return await call(**kwargs)
+
+    async def _trades_serve(self, market_id: int, asks: Sequence[actions.TradeAsk]) -> list:
+        return await self.db(actions.trades_for_interactions, market_id=market_id, asks=asks)
+
+    async def trade(self, *, market: object, **ask: Any) -> actions.TradeResult:
+        """A member's buy, stake or sale (`actions.TradeAsk`'s fields and the market they
+        typed), committed in its market's next batch (`discordbot.batching`); a refusal is
+        raised as the `DomainError` the one-request service would have raised."""
+        market_id = parsing.market_ref(market)
+        result = await self.trades.submit(market_id, actions.TradeAsk(**ask))
+        if isinstance(result, DomainError):
+            raise result
+        return result
 
     async def cache_call(self, func: Callable[..., T], /, **kwargs: Any) -> T:
         """Run a cache-only function: inline for the in-process cache, in a thread for Redis."""

@@ -122,8 +122,11 @@ async def rate_limited(
         return None
     bot: PredictionBot = interaction.client  # type: ignore[assignment]
     who = actor(interaction)
-    if is_moderator(bot.policies.peek(interaction.guild_id), who):
+    policy = bot.policies.peek(interaction.guild_id)
+    if is_moderator(policy, who):
         return None
+    if policy is not None:
+        rules = ratelimit.with_guild_limit(rules, policy.requests_per_minute)
     limited = await bot.cache_call(
         ratelimit.check, guild_id=interaction.guild_id, user_id=who.user_id, rules=rules
     )

@@ -381,8 +381,8 @@ async def buy_submit(
 
     async def body() -> Reply:
         amount = parsing.amount_text(values.get("amount", ""))
-        result = await bot.db(
-            actions.bet_place_for_interaction,
+        result = await bot.trade(
+            kind="buy",
             guild_id=interaction.guild_id,
             user_id=interaction.user.id,
             market=market_id,
@@ -473,8 +473,8 @@ async def sell_submit(
     bot = _bot(interaction)
 
     async def body() -> Reply:
-        result = await bot.db(
-            actions.shares_sell_for_interaction,
+        result = await bot.trade(
+            kind="sell",
             guild_id=interaction.guild_id,
             user_id=interaction.user.id,
             market=market_id,

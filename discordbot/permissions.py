@@ -54,6 +54,8 @@ class Policy:
 
     creator_role_ids: frozenset[int] = frozenset()
     resolver_role_ids: frozenset[int] = frozenset()
+    requests_per_minute: int = 100
+    """The guild's own limit of commands a minute (DOMAIN §7, a guild setting)."""
 
     @classmethod
     def from_settings(cls, settings: object | None) -> Policy:
@@ -62,6 +64,7 @@ class Policy:
         return cls(
             creator_role_ids=_ids(getattr(settings, "creator_role_ids", [])),
             resolver_role_ids=_ids(getattr(settings, "resolver_role_ids", [])),
+            requests_per_minute=getattr(settings, "requests_per_minute", 100) or 100,
         )
 
 

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from django.conf import settings
 from django_ratelimit import core
@@ -52,6 +52,17 @@ GUILD_MARKETS = Rule(
 REQUEST = (USER_REQUESTS, GUILD_REQUESTS)
 TRADE = (*REQUEST, USER_TRADES)
 CREATE = (*REQUEST, GUILD_MARKETS)
+
+
+def with_guild_limit(rules: Sequence[Rule], per_minute: int) -> tuple[Rule, ...]:
+    """`rules` with the guild's own commands-a-minute limit (the `requests_per_minute` guild
+    setting, default 100) in place of the default one."""
+    if per_minute == GUILD_REQUESTS.limit:
+        return tuple(rules)
+    own = replace(
+        GUILD_REQUESTS, limit=per_minute, what=f"at most {per_minute:,} commands a minute"
+    )
+    return tuple(own if rule == GUILD_REQUESTS else rule for rule in rules)
 
 
 @dataclass(frozen=True)

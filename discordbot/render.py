@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 import discord
 
 from betting.selectors import Portfolio
+from betting.services import MSG_SOLD_REMAINDER
 from markets.amm import SHARE_SCALE
 from markets.selectors import MarketSummary
 from points.models import GuildSettings
@@ -195,12 +196,21 @@ def trade_text(result: TradeResult) -> str:
             f"You staked **{points(result.amount)} points** on **{label}** in #{m.id}. "
             f"“{label}” now has **{prob}** of the pool."
         )
+    elif result.amount == 0:
+        # DOMAIN §4.4: "all" of a position worth less than a point closes it, no point moves.
+        text = (
+            f"You closed your **{shares_exact(result.shares)} shares** of **{label}** in #{m.id}: "
+            f"they were worth less than 1 point, so no points moved and {MSG_SOLD_REMAINDER}. "
+            f"“{label}” is now at **{prob}**."
+        )
     else:
         net = result.amount - result.fee
         avg = result.amount * SHARE_SCALE / result.shares if result.shares else 0.0
         text = (
             f"You sold **{shares_exact(result.shares)} shares** of **{label}** in #{m.id} for "
-            f"**{points(net)} points** (average price {avg:.3f}"
+            f"**{points(net)} points**"
+            + (f"; {MSG_SOLD_REMAINDER}" if result.left_in_pool else "")
+            + f" (average price {avg:.3f}"
             + (f", fee {points(result.fee)}" if result.fee else "")
             + f"). “{label}” is now at **{prob}**."
         )
@@ -215,6 +225,11 @@ def portfolio_embed(portfolio: Portfolio, *, name: str) -> discord.Embed:
     embed.description = (
         f"Balance: **{points(balance)} points** · open positions worth "
         f"**{points(portfolio.total_value)} points**"
+        + (
+            " (pool stakes at their best outcome)"
+            if any(p.pays_if_wins for p in portfolio.positions)
+            else ""
+        )
     )
     if not portfolio.positions:
         embed.description += "\nNo positions yet. Find a market with `/market list`."
@@ -224,14 +239,20 @@ def portfolio_embed(portfolio: Portfolio, *, name: str) -> discord.Embed:
             if p.mechanism == "amm"
             else f"{points(p.points_spent)} staked"
         )
-        value = "paid" if p.status in ("resolved", "cancelled") else "worth"
+        if p.status in ("resolved", "cancelled"):
+            worth = f"paid {points(p.value)}"
+        elif p.pays_if_wins:  # pool stakes on one market exclude each other (DOMAIN §5)
+            worth = f"pays {points(p.value)} if it wins"
+        else:
+            worth = f"worth {points(p.value)}"
         embed.add_field(
             name=fit(
                 f"{STATUS_BADGE.get(p.status, '')} #{p.market_id} · {escape(p.question)}", 256
             ),
             value=fit(
-                f"{escape(p.label)}: {held} · {value} {points(p.value)} · profit "
-                f"{signed(p.profit)} · now {percent(p.probability)}",
+                f"{escape(p.label)}: {held} · {worth} · profit "
+                f"{signed(p.profit)}{' if it wins' if p.pays_if_wins else ''} · now "
+                f"{percent(p.probability)}",
                 limits.FIELD_VALUE,
             ),
             inline=False,
@@ -247,10 +268,12 @@ def holdings_text(m: MarketSummary, holdings: Sequence[Any], balance: int | None
     else:
         lines = [f"Your position in #{m.id}:"]
         for h in holdings:
-            held = f"{shares_exact(h.shares)} shares" if m.mechanism == "amm" else "staked"
+            if m.mechanism == "amm":
+                held, worth = f"{shares_exact(h.shares)} shares", f"worth {points(h.value)} now"
+            else:  # one outcome wins: a stake's payout is conditional, never a sum (DOMAIN §5)
+                held, worth = "staked", f"pays {points(h.value)} if it wins"
             lines.append(
-                f"• **{escape(h.label)}**: {held} · spent {points(h.points_spent)}"
-                f" · worth {points(h.value)} now"
+                f"• **{escape(h.label)}**: {held} · spent {points(h.points_spent)} · {worth}"
             )
         text = "\n".join(lines)
     if balance is not None:
@@ -271,7 +294,10 @@ def leaderboard_embed(
         value = row.balance if isinstance(row, LeaderboardRow) else row.profit
         shown = points(value) if kind == "balance" else signed(value)
         who = escape(names[row.user_id]) if names and row.user_id in names else f"<@{row.user_id}>"
-        lines.append(f"**{row.rank}.** {who} — {shown} points")
+        line = f"**{row.rank}.** {who} — {shown} points"
+        if kind != "balance" and getattr(row, "open_value", 0):
+            line += f" (open positions worth {points(row.open_value)})"
+        lines.append(line)
     if lines:
         embed.description = "\n".join(lines)
     return limits.embed_fit(embed)
@@ -324,6 +350,8 @@ def settings_embed(gs: GuildSettings) -> discord.Embed:
     embed.add_field(name="Fee", value=f"{gs.fee_bps / 100:g}%")
     embed.add_field(name="Votes to resolve", value=str(gs.min_resolution_votes))
     embed.add_field(name="Auto-refund after", value=f"{gs.auto_refund_hours} hours")
+    per_minute = getattr(gs, "requests_per_minute", 100)
+    embed.add_field(name="Server commands a minute", value=points(per_minute))
     embed.add_field(
         name="Announcements",
         value=f"<#{gs.announce_channel_id}>" if gs.announce_channel_id else "not set",

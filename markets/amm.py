@@ -97,15 +97,27 @@ def sell_cost(pools: Sequence[int], outcome: int, points: int) -> int | None:
 @dataclass(frozen=True)
 class SellResult:
     points: int
+    """`r`: the largest whole number of points whose cost fits in the shares sold (may be 0)."""
     shares: int
-    """Micro-shares actually burned: `cost(points)`, at most the shares offered."""
+    """Micro-shares sold: exactly the shares offered; the position loses all of them."""
+    cost: int
+    """`cost(r)` ≤ `shares`; the rest, worth less than one point, stays in the pool."""
     pools: list[int]
+
+    @property
+    def left_in_pool(self) -> int:
+        """Micro-shares sold beyond `cost(r)`: the last fraction of a point, kept by the pool."""
+        return self.shares - self.cost
 
 
 def sell(pools: Sequence[int], outcome: int, shares: int) -> SellResult:
-    """Sell up to `shares` micro-shares of `outcome` (§4.4): the largest whole `r` points with
-    `cost(r) ≤ shares`. The position loses `cost(r)`; the rest stays. `points == 0` means the
-    shares are worth less than one point and the caller must refuse the sale."""
+    """Sell exactly `shares` micro-shares of `outcome` (§4.4, as changed 2026-11-29): the member
+    receives the largest whole `r` points with `cost(r) ≤ shares`; the position loses all of
+    `shares`, and the part beyond `cost(r)` (worth less than one point) stays in the pool:
+    `pool_i + shares − y`, others `pool_j − y`. `points == 0` means the shares are worth less
+    than one point: the caller refuses the sale, or closes a whole position as a 0-point sale."""
+    if shares <= 0:
+        raise ValueError("shares must be positive")
     others_min = min(p for j, p in enumerate(pools) if j != outcome)
     low, high = 0, min(shares // SHARE_SCALE, (others_min - 1) // SHARE_SCALE)
     while low < high:  # largest r in [low, high] with cost(r) <= shares; cost is increasing
@@ -116,13 +128,11 @@ def sell(pools: Sequence[int], outcome: int, shares: int) -> SellResult:
         else:
             high = mid - 1
     r = low
-    if r == 0:
-        return SellResult(points=0, shares=0, pools=list(pools))
     cost = sell_cost(pools, outcome, r)
     assert cost is not None
     y = r * SHARE_SCALE
-    new_pools = [p + cost - y if j == outcome else p - y for j, p in enumerate(pools)]
-    return SellResult(points=r, shares=cost, pools=new_pools)
+    new_pools = [p + shares - y if j == outcome else p - y for j, p in enumerate(pools)]
+    return SellResult(points=r, shares=shares, cost=cost, pools=new_pools)
 
 
 # --- Pari-mutuel (DOMAIN §5) -------------------------------------------------------------------

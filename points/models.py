@@ -19,6 +19,9 @@ class GuildSettings(models.Model):
     creator_role_ids = models.JSONField(default=list, blank=True)
     resolver_role_ids = models.JSONField(default=list, blank=True)
     announce_channel_id = models.BigIntegerField(null=True, blank=True)
+    requests_per_minute = models.PositiveIntegerField(
+        default=100, help_text="Commands the whole server may send the bot a minute (DOMAIN §7)"
+    )
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -35,7 +38,11 @@ class GuildSettings(models.Model):
                 & Q(min_resolution_votes__gte=1)
                 & Q(auto_refund_hours__gte=1),
                 name="guildsettings_values_in_range",
-            )
+            ),
+            models.CheckConstraint(
+                condition=Q(requests_per_minute__gte=1),
+                name="guildsettings_requests_per_minute_positive",
+            ),
         ]
 
     def __str__(self) -> str:

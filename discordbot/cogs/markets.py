@@ -512,8 +512,8 @@ class Markets(commands.Cog):
         """Bet points on an outcome: buy its shares, or stake on it in a pool."""
 
         async def body() -> Reply:
-            result = await self.bot.db(
-                actions.bet_place_for_interaction,
+            result = await self.bot.trade(
+                kind="buy",
                 guild_id=interaction.guild_id,
                 user_id=interaction.user.id,
                 market=market,
@@ -543,8 +543,8 @@ class Markets(commands.Cog):
         """Sell shares back to the market maker for points."""
 
         async def body() -> Reply:
-            result = await self.bot.db(
-                actions.shares_sell_for_interaction,
+            result = await self.bot.trade(
+                kind="sell",
                 guild_id=interaction.guild_id,
                 user_id=interaction.user.id,
                 market=market,

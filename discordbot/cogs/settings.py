@@ -26,6 +26,7 @@ SETTING_CHOICES = [
     app_commands.Choice(name="Fee (basis points, 100 = 1%)", value="fee_bps"),
     app_commands.Choice(name="Votes needed to resolve", value="min_resolution_votes"),
     app_commands.Choice(name="Auto-refund after (hours)", value="auto_refund_hours"),
+    app_commands.Choice(name="Server commands a minute (rate limit)", value="requests_per_minute"),
 ]
 
 

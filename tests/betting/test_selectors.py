@@ -310,6 +310,37 @@ def test_leaderboard_profit_is_what_markets_paid_minus_what_they_cost():
     ]
 
 
+def test_leaderboard_profit_does_not_count_open_positions_as_losses():
+    """Realised profit counts settled markets and sales; a position still held shows apart."""
+    market = create("open")
+    bet(market, BOB, 0, 100)  # still held: not a loss
+    bet(market, CAROL, 1, 200)
+    sell(market, CAROL, 1, 150 * SHARE_SCALE)  # partly sold, not yet back above what went in
+    bet(market, DAVE, 0, 50)
+    bet(market, BOB, 1, 400)  # moves "Yes" down, so DAVE's quick exit gains nothing
+    board = {row.user_id: row for row in betting_selectors.leaderboard_profit(guild_id=GUILD)}
+    assert {user: row.profit for user, row in board.items()} == {BOB: 0, CAROL: 0, DAVE: 0}
+    for user in (BOB, CAROL, DAVE):
+        portfolio = betting_selectors.portfolio_get(guild_id=GUILD, user_id=user)
+        assert board[user].open_value == portfolio.total_value > 0
+
+    sale = sell(market, BOB, 1)  # a gain taken out by a sale is realised
+    board = {row.user_id: row for row in betting_selectors.leaderboard_profit(guild_id=GUILD)}
+    assert board[BOB].profit == max(0, sale.amount - 500)
+
+
+def test_pool_stakes_show_what_they_pay_if_their_outcome_wins_and_never_add_up():
+    pool = create("p", mechanism="parimutuel")
+    bet(pool, BOB, 0, 100)
+    bet(pool, BOB, 1, 100)
+    portfolio = betting_selectors.portfolio_get(guild_id=GUILD, user_id=BOB)
+    assert [p.value for p in portfolio.positions] == [200, 200]  # each, if it wins
+    assert all(p.pays_if_wins for p in portfolio.positions)
+    assert portfolio.total_value == 200  # at most one outcome wins: never 400
+    board = betting_selectors.leaderboard_profit(guild_id=GUILD)
+    assert [(r.user_id, r.profit, r.open_value) for r in board] == [(BOB, 0, 200)]
+
+
 # --- One valuation ----------------------------------------------------------------------------
 
 

@@ -379,7 +379,7 @@ async def test_sell_a_number_of_shares_and_bad_share_counts(harness, members):
     )
 
     sell = await db(harness, lambda: Trade.objects.get(kind="sell"))
-    assert sell.shares <= 10_500_000
+    assert sell.shares == 10_500_000  # exactly what was asked (DOMAIN §4.4)
     assert "You sold" in partial.text
     assert "is not a number of shares" in bad.text
     assert nothing.text == market_errors.MSG_NO_SHARES.format(label="Yes", market_id=market.id)

@@ -4,6 +4,7 @@ refusal says when to try again and touches nothing else."""
 
 from __future__ import annotations
 
+import asyncio
 import re
 
 import pytest
@@ -87,6 +88,26 @@ def test_guild_requests_share_one_budget_of_100_a_minute(ratelimit_clock):
     # The next window starts fresh.
     ratelimit_clock.advance(60)
     assert ratelimit.check(guild_id=1, user_id=1, rules=ratelimit.REQUEST) is None
+
+
+def test_a_guild_can_raise_its_own_budget_of_commands_a_minute(ratelimit_clock):
+    rules = ratelimit.with_guild_limit(ratelimit.REQUEST, 150)
+    results = [ratelimit.check(guild_id=2, user_id=2000 + i, rules=rules) for i in range(151)]
+    assert results[:150] == [None] * 150
+    assert "at most 150 commands a minute" in results[150].message
+    assert ratelimit.with_guild_limit(ratelimit.TRADE, 100) == ratelimit.TRADE
+
+
+async def test_the_guild_setting_decides_the_limit_a_rush_meets(harness, members):
+    await harness.send(
+        harness.command("settings set", members.mod, setting="requests_per_minute", value=105)
+    )
+    await harness.send(harness.command("balance", members.alice))  # loads the guild's policy
+    await asyncio.sleep(0.2)
+    cast = [Member(510_000_000_000_000_000 + i, f"r{i}") for i in range(106)]
+    replies = [await harness.send(harness.command("balance", m)) for m in cast]
+    assert ["too fast" in r.text for r in replies] == [False] * 105 + [True]
+    assert "at most 105 commands a minute" in replies[-1].text
 
 
 @pytest.mark.parametrize("rule", [ratelimit.USER_TRADES, ratelimit.GUILD_MARKETS])

@@ -116,7 +116,8 @@ def test_buy_then_sell_the_same_shares_never_returns_more_than_was_paid(pools_ou
     bought = amm.buy(pools, i, amount)
     sold = amm.sell(bought.pools, i, bought.shares)
     assert sold.points <= amount
-    assert 0 <= sold.shares <= bought.shares
+    assert sold.shares == bought.shares  # exactly what was asked (§4.4)
+    assert 0 <= sold.cost <= sold.shares
 
 
 @FAST
@@ -132,15 +133,16 @@ def test_buy_then_sell_with_fees_nets_no_profit(pools_outcome, amount, fee_bps):
 
 
 @FAST
-@given(pools_and_outcome(), st.integers(0, 2 * 10**12))
+@given(pools_and_outcome(), st.integers(1, 2 * 10**12))
 def test_sell_returns_the_largest_whole_point_amount_whose_cost_fits(pools_outcome, shares):
     pools, i = pools_outcome
     result = amm.sell(pools, i, shares)
-    if result.points == 0:
-        assert result.shares == 0 and result.pools == pools
-    else:
-        cost = amm.sell_cost(pools, i, result.points)
-        assert cost == result.shares <= shares
+    assert result.shares == shares  # the position loses exactly what was asked (§4.4)
+    assert result.cost == amm.sell_cost(pools, i, result.points) <= shares
+    assert result.left_in_pool == shares - result.cost
+    y = result.points * SHARE_SCALE
+    assert result.pools[i] == pools[i] + shares - y
+    assert all(result.pools[j] == pools[j] - y for j in range(len(pools)) if j != i)
     following = amm.sell_cost(pools, i, result.points + 1)
     assert following is None or following > shares
 
@@ -159,7 +161,7 @@ def test_sell_never_decreases_the_pool_product_and_keeps_pools_positive(pools_ou
     cost = amm.sell_cost(pools, i, points)
     assert cost is not None
     result = amm.sell(pools, i, cost)
-    assert result.points == points and result.shares == cost
+    assert result.points == points and result.shares == result.cost == cost
     assert prod(result.pools) >= prod(pools)
     assert all(p > 0 for p in result.pools)
     y = points * SHARE_SCALE
@@ -218,8 +220,10 @@ def test_collateral_identity_holds_after_any_sequence_of_trades(n, liquidity, tr
             collateral += amount
         else:
             offered = int(held[holder][i] * fraction)
+            if offered == 0:
+                continue
             result = amm.sell(pools, i, offered)
-            assert result.shares <= offered
+            assert result.shares == offered
             held[holder][i] -= result.shares
             collateral -= result.points
         pools = result.pools
@@ -246,8 +250,10 @@ def test_two_outcomes_buy_and_sell_exact():
     assert amm.sell_cost(bought.pools, 0, 99) == 188_910_090
     assert amm.sell_cost(bought.pools, 0, 100) == 190_909_091  # one micro-share too many
     sold = amm.sell(bought.pools, 0, bought.shares)
-    assert (sold.points, sold.shares) == (99, 188_910_090)
-    assert sold.pools == [909_090_910 + 188_910_090 - 99_000_000, 1_001_000_000]
+    assert (sold.points, sold.cost, sold.shares) == (99, 188_910_090, 190_909_090)
+    # every share sold leaves the position; the 1_999_000 beyond cost(99) stay in the pool
+    assert sold.left_in_pool == 1_999_000
+    assert sold.pools == [909_090_910 + 190_909_090 - 99_000_000, 1_001_000_000]
 
 
 def test_three_outcomes_buys_and_sell_exact():
@@ -261,9 +267,9 @@ def test_three_outcomes_buys_and_sell_exact():
     assert second.pools == [876_446_281, 1_150_000_000, 992_148_905]
     assert second.shares == 157_851_095
     sold = amm.sell(second.pools, 0, first.shares)
-    assert (sold.points, sold.shares) == (94, 271_910_845)
+    assert (sold.points, sold.cost, sold.shares) == (94, 271_910_845, first.shares)
     assert amm.sell_cost(second.pools, 0, 95) == 275_086_580 > first.shares
-    assert sold.pools == [876_446_281 + 271_910_845 - 94_000_000, 1_056_000_000, 898_148_905]
+    assert sold.pools == [876_446_281 + first.shares - 94_000_000, 1_056_000_000, 898_148_905]
 
 
 def test_fee_is_the_ceiling_of_the_basis_points():
@@ -273,10 +279,17 @@ def test_fee_is_the_ceiling_of_the_basis_points():
     assert amm.fee_for(1000, 0) == 0
 
 
-def test_sell_of_less_than_one_point_of_shares_returns_nothing():
+def test_sell_of_less_than_one_point_of_shares_returns_nothing_and_the_shares_join_the_pool():
     pools = amm.buy(amm.initial_pools(2, 1000), 0, 100).pools
     result = amm.sell(pools, 0, 999_999)
-    assert (result.points, result.shares, result.pools) == (0, 0, pools)
+    assert (result.points, result.cost, result.shares) == (0, 0, 999_999)
+    assert result.pools == [pools[0] + 999_999, pools[1]]
+
+
+@pytest.mark.parametrize("shares", [0, -1])
+def test_sell_refuses_a_non_positive_number_of_shares(shares):
+    with pytest.raises(ValueError):
+        amm.sell(amm.initial_pools(2, 100), 0, shares)
 
 
 def test_ten_outcomes_quote_exact():

@@ -219,9 +219,9 @@ def test_twenty_threads_trading_one_market_lose_no_update():
             assert result.shares == t.shares, f"trade {t.pk} computed on a stale pool"
             pools = result.pools
         else:
-            assert amm.sell_cost(pools, i, t.amount) == t.shares, f"trade {t.pk} stale"
-            y = t.amount * SHARE_SCALE
-            pools = [p + t.shares - y if j == i else p - y for j, p in enumerate(pools)]
+            result = amm.sell(pools, i, t.shares)  # DOMAIN §4.4: exactly the shares sold
+            assert result.points == t.amount, f"trade {t.pk} computed on a stale pool"
+            pools = result.pools
     assert (
         list(
             Outcome.objects.filter(market=market)

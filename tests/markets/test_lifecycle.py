@@ -143,7 +143,8 @@ def test_slippage_limit_refuses_and_moves_nothing():
     assert not Trade.objects.filter(user_id=BOB).exists()
 
 
-def test_amm_sell_partial_and_all():
+def test_amm_sell_all_removes_exactly_the_position_and_leaves_the_fraction_in_the_pool():
+    """DOMAIN §4.4 (2026-11-29): "all" closes the position; the sub-point rest stays in the pool."""
     market = create()
     bought = betting_services.bet_place(
         market_id=market.pk, user_id=BOB, outcome=0, amount=100, idempotency_key="b1"
@@ -158,8 +159,10 @@ def test_amm_sell_partial_and_all():
         min_points=quote.net_points,
     )
     assert sold.amount == quote.points == 99  # never more than paid
+    assert sold.shares == bought.shares  # exactly what was held
+    assert betting_services.sale_left_in_pool(sold) == 1_999_000  # worth less than a point
     position = Position.objects.get(user_id=BOB)
-    assert position.shares == bought.shares - sold.shares > 0  # the unsellable rest stays
+    assert position.shares == 0
     assert position.points_received == 99
     with pytest.raises(MarketStateError):
         pass_market = create(mechanism="parimutuel", key="pm")
@@ -170,18 +173,56 @@ def test_amm_sell_partial_and_all():
         betting_services.shares_sell(
             market_id=market.pk, user_id=CAROL, outcome=0, idempotency_key="s3"
         )
+    with pytest.raises(InsufficientShares, match="hold no shares"):
+        betting_services.shares_sell(
+            market_id=market.pk, user_id=BOB, outcome=0, idempotency_key="s4"
+        )
+
+
+def test_amm_sell_of_part_removes_exactly_the_shares_asked_for():
+    market = create()
+    bought = betting_services.bet_place(
+        market_id=market.pk, user_id=BOB, outcome=0, amount=100, idempotency_key="b1"
+    )
+    sold = betting_services.shares_sell(
+        market_id=market.pk, user_id=BOB, outcome=0, shares=50_000_000, idempotency_key="s1"
+    )
+    assert sold.shares == 50_000_000
+    assert Position.objects.get(user_id=BOB).shares == bought.shares - 50_000_000
     with pytest.raises(InsufficientShares, match="can't sell"):
         betting_services.shares_sell(
             market_id=market.pk,
             user_id=BOB,
             outcome=0,
-            shares=position.shares + 1,
-            idempotency_key="s4",
+            shares=bought.shares,
+            idempotency_key="s2",
         )
     with pytest.raises(InvalidAmount, match="worth less than 1 point"):
         betting_services.shares_sell(
-            market_id=market.pk, user_id=BOB, outcome=0, idempotency_key="s5"
+            market_id=market.pk, user_id=BOB, outcome=0, shares=999_999, idempotency_key="s3"
         )
+
+
+def test_amm_sell_all_of_a_position_worth_less_than_a_point_closes_it_as_a_zero_point_sale():
+    market = create()
+    betting_services.bet_place(
+        market_id=market.pk, user_id=BOB, outcome=0, amount=100, idempotency_key="b1"
+    )
+    held = Position.objects.get(user_id=BOB).shares
+    betting_services.shares_sell(
+        market_id=market.pk, user_id=BOB, outcome=0, shares=held - 500_000, idempotency_key="s1"
+    )
+    pool_before = market.outcomes.get(position=0).pool
+    balance_before = balance_get(guild_id=GUILD, user_id=BOB)
+    closed = betting_services.shares_sell(
+        market_id=market.pk, user_id=BOB, outcome=0, idempotency_key="s2"
+    )
+    assert (closed.amount, closed.shares, closed.fee) == (0, 500_000, 0)
+    assert betting_services.sale_left_in_pool(closed) == 500_000
+    assert Position.objects.get(user_id=BOB).shares == 0
+    assert market.outcomes.get(position=0).pool == pool_before + 500_000
+    assert balance_get(guild_id=GUILD, user_id=BOB) == balance_before  # no transfer moved
+    assert not Transfer.objects.filter(idempotency_key__startswith="s2").exists()
 
 
 def test_amm_full_lifecycle_pays_winners_and_empties_escrow():

@@ -268,7 +268,7 @@ SELECTOR_QUERIES = {
     "quote_sell": 3,
     "portfolio_get": 3,
     "price_history": 3,
-    "leaderboard_profit": 2,
+    "leaderboard_profit": 3,
     "settlement_preview_resolve": 4,
     "settlement_preview_cancel": 4,
     "market_events_after": 1,

@@ -26,6 +26,6 @@ def grant(apps, schema_editor):
 
 
 class Migration(migrations.Migration):
-    dependencies = [("points", "0005_member_guild_directory")]
+    dependencies = [("points", "0006_member_guild_directory")]
 
     operations = [migrations.RunPython(grant, migrations.RunPython.noop)]

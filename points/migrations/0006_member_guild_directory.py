@@ -6,7 +6,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('points', '0004_moderator_and_viewer_groups'),
+        ('points', '0005_guild_requests_per_minute'),
     ]
 
     operations = [
