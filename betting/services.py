@@ -20,7 +20,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from django.db import IntegrityError, connection, transaction
+from django.db import IntegrityError, InterfaceError, OperationalError, connection, transaction
 from django.db.models import JSONField, OuterRef, Q, Subquery
 from django.utils import timezone
 
@@ -61,7 +61,13 @@ from points.errors import (
 )
 from points.models import Account, Transfer
 from points.services import guild_settings_get_or_create, treasury_get_or_create
-from points.usecase import IDEMPOTENCY_CONSTRAINTS
+from points.usecase import (
+    IDEMPOTENCY_CONSTRAINTS,
+    UNKNOWN_OUTCOME_ATTEMPTS,
+    OutcomeUnknown,
+    commit_outcome_unknown,
+    recheck,
+)
 
 from .models import Position, Trade
 
@@ -111,13 +117,30 @@ def trades_apply(*, market_id: int, requests: Sequence[TradeRequest]) -> list[Tr
     requests = list(requests)
     if not requests:
         return []
-    try:
-        with transaction.atomic(durable=True):
-            return _Batch(market_id, requests).run()
-    except IntegrityError as exc:
-        if len(requests) > 1:
-            return [_apply_alone(market_id, request) for request in requests]
-        return [_integrity_answer(exc, market_id, requests[0])]
+    for attempt in range(1, UNKNOWN_OUTCOME_ATTEMPTS + 2):
+        committing = False
+        try:
+            with transaction.atomic(durable=True):
+                results = _Batch(market_id, requests).run()
+                committing = True  # from here on only COMMIT can fail
+            return results
+        except IntegrityError as exc:
+            if len(requests) > 1:
+                return [_apply_alone(market_id, request) for request in requests]
+            return [_integrity_answer(exc, market_id, requests[0])]
+        except (OperationalError, InterfaceError) as exc:
+            # Know before you say (the use-case decorator's rule, points.usecase): the
+            # connection broke during or after COMMIT. Reconnect and ask; the same batch again
+            # is then safe either way, because every request carries its key: what committed
+            # comes back as a replay, what did not is applied now. `OutcomeUnknown` while the
+            # database cannot be asked.
+            if not (committing and commit_outcome_unknown(exc)):
+                raise
+            key = requests[0].idempotency_key
+            recheck(trade_by_key, key, exc, "trades_apply")
+            if attempt > UNKNOWN_OUTCOME_ATTEMPTS:
+                raise OutcomeUnknown(key) from exc
+    raise AssertionError("unreachable")  # pragma: no cover
 
 
 def _apply_alone(market_id: int, request: TradeRequest) -> Trade | DomainError:

@@ -11,20 +11,27 @@ Protocol (JSON both ways):
   ones: markets publish the facts and this consumer adds the summary line on the way out.
 - Anything else from the client gets `{"type": "error", "message": …}`; the socket stays open.
 
-Visibility: every active staff user sees every guild's markets (the dashboard is a back-office
-tool, like the admin); finer per-guild visibility would filter here and in the views.
+Visibility: every active staff user with `dashboard.view_dashboard` sees every guild's markets
+(the dashboard is a back-office tool, like the admin); finer per-guild visibility would filter
+here and in the views.
+
+A channel-layer outage (Redis down or hanging) never hangs a socket longer than the layer
+timeout and never answers HTTP 500: the socket is accepted, told `{"type": "paused"}` and closed
+with 4503; the page shows "Live updates paused" and reconnects with backoff.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from typing import Any
 
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
+from django.conf import settings
 
 from markets import selectors
-from markets.realtime import DASHBOARD_GROUP
+from markets.realtime import DASHBOARD_GROUP, PUBLISH_TIMEOUT_SECONDS
 
 from .events import event_message, names_for, with_summary
 
@@ -34,14 +41,27 @@ REPLAY_BATCH = 500
 REPLAY_MAX = 5000
 # Close code for refused sockets (4000–4999 are application codes; 4403 reads as "forbidden").
 CLOSE_FORBIDDEN = 4403
+# The channel layer (Redis) is unavailable: the page shows "live updates paused" and reconnects.
+CLOSE_PAUSED = 4503
 
 
+@database_sync_to_async
 def _user_may_watch(user: Any) -> bool:
     return bool(
         user is not None
         and getattr(user, "is_authenticated", False)
         and user.is_active
         and user.is_staff
+        and user.has_perm("dashboard.view_dashboard")
+    )
+
+
+def layer_timeout() -> float:
+    """How long a socket waits for the channel layer (`DASHBOARD_LAYER_TIMEOUT`, default the
+    publish timeout): during a Redis outage no connection hangs longer."""
+    return float(
+        getattr(settings, "DASHBOARD_LAYER_TIMEOUT", None)
+        or getattr(settings, "DASHBOARD_PUBLISH_TIMEOUT", PUBLISH_TIMEOUT_SECONDS)
     )
 
 
@@ -61,19 +81,35 @@ class DashboardConsumer(AsyncJsonWebsocketConsumer):
 
     async def connect(self) -> None:
         self.joined = False
-        if not _user_may_watch(self.scope.get("user")):
+        if not await _user_may_watch(self.scope.get("user")):
             await self.close(code=CLOSE_FORBIDDEN)
             return
         # Join before replaying: an event committed while the replay query runs is then both
         # replayed and delivered live, never lost; `sent_ids` drops the second copy.
         self.sent_ids: set[int] = set()
-        await self.channel_layer.group_add(DASHBOARD_GROUP, self.channel_name)
+        try:
+            await asyncio.wait_for(
+                self.channel_layer.group_add(DASHBOARD_GROUP, self.channel_name),
+                timeout=layer_timeout(),
+            )
+        except Exception as exc:  # Redis down or hanging: say so, the page retries
+            logger.warning("dashboard socket: channel layer unavailable: %r", exc)
+            await self.accept()
+            await self.send_json({"type": "paused", "message": "Live updates paused"})
+            await self.close(code=CLOSE_PAUSED)
+            return
         self.joined = True
         await self.accept()
 
     async def disconnect(self, code: int) -> None:
         if getattr(self, "joined", False):
-            await self.channel_layer.group_discard(DASHBOARD_GROUP, self.channel_name)
+            try:
+                await asyncio.wait_for(
+                    self.channel_layer.group_discard(DASHBOARD_GROUP, self.channel_name),
+                    timeout=layer_timeout(),
+                )
+            except Exception as exc:  # the group entry expires by itself
+                logger.info("dashboard socket: could not leave the group: %r", exc)
 
     async def receive_json(self, content: Any, **kwargs: Any) -> None:
         if not isinstance(content, dict) or content.get("type") != "replay":

@@ -1,19 +1,24 @@
 """The staff dashboard pages (issue 6). Interfaces only (STYLE §1): each view calls selectors
 and renders; live updates come over the WebSocket (`dashboard.consumers`).
 
-Every page is for active staff users, who log in through the admin login, and shows every
-guild's markets (see `dashboard.consumers` on visibility). The fragment views (`card`, `panel`,
-`chart`) re-render one piece of a page when the live feed reports a change the page cannot
-apply by itself (a new market, a status change, a new chart point).
+Every page is for active staff users with `dashboard.view_dashboard` (Moderators and Viewers;
+issue 12), who log in through the admin login; other staff users get 403, as in the admin. It
+shows every guild's markets (see `dashboard.consumers` on visibility). The fragment views
+(`card`, `panel`, `chart`) re-render one piece of a page when the live feed reports a change the
+page cannot apply by itself (a new market, a status change, a new chart point).
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import functools
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 from channels.layers import InMemoryChannelLayer, get_channel_layer
 from django.contrib.admin.views.decorators import staff_member_required
+from django.core.exceptions import PermissionDenied
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import render
 from django.urls import NoReverseMatch, reverse
@@ -31,6 +36,24 @@ from points.selectors import member_names
 from . import charts
 from . import selectors as dashboard_selectors
 from .events import event_summary, names_for
+
+VIEW_PERMISSION = "dashboard.view_dashboard"
+
+
+def dashboard_viewer_required(
+    view: Callable[..., HttpResponse],
+) -> Callable[..., HttpResponse]:
+    """Anonymous and non-staff visitors go to the admin login; staff without
+    `dashboard.view_dashboard` get 403."""
+
+    @functools.wraps(view)
+    def checked(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+        if not request.user.has_perm(VIEW_PERMISSION):
+            raise PermissionDenied("You may not view the dashboard.")
+        return view(request, *args, **kwargs)
+
+    return staff_member_required(checked)
+
 
 STATUS_SECTIONS = [
     (Market.Status.OPEN, "Open", "Trading now"),
@@ -189,7 +212,7 @@ def _market_or_404(market_id: int) -> MarketSummary:
 
 
 @require_GET
-@staff_member_required
+@dashboard_viewer_required
 def dashboard(request: HttpRequest) -> HttpResponse:
     """Every market grouped by status (newest first), with a live feed of market events."""
     # Read the cursor first: an event committed while the page renders is then replayed too.
@@ -249,7 +272,7 @@ def _history_html(market: MarketSummary) -> str:
 
 
 @require_GET
-@staff_member_required
+@dashboard_viewer_required
 def market_detail(request: HttpRequest, market_id: int) -> HttpResponse:
     """One market: outcomes, price chart, recent trades, resolution votes, its event feed."""
     last_event_id = dashboard_selectors.event_last_id()
@@ -274,7 +297,7 @@ def market_detail(request: HttpRequest, market_id: int) -> HttpResponse:
 
 
 @require_GET
-@staff_member_required
+@dashboard_viewer_required
 def market_card(request: HttpRequest, market_id: int) -> HttpResponse:
     """The dashboard card of one market (the page swaps it in after a status change)."""
     market = _market_or_404(market_id)
@@ -282,7 +305,7 @@ def market_card(request: HttpRequest, market_id: int) -> HttpResponse:
 
 
 @require_GET
-@staff_member_required
+@dashboard_viewer_required
 def market_panel(request: HttpRequest, market_id: int) -> HttpResponse:
     """The status, outcomes and votes block of the market page."""
     market = _market_or_404(market_id)
@@ -294,7 +317,7 @@ def market_panel(request: HttpRequest, market_id: int) -> HttpResponse:
 
 
 @require_GET
-@staff_member_required
+@dashboard_viewer_required
 def market_chart(request: HttpRequest, market_id: int) -> HttpResponse:
     """The price chart alone, as HTML with inline SVG (the market page refreshes it after
     trades)."""

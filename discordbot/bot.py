@@ -33,9 +33,10 @@ from django.db import connection
 from betting.services import MAX_BATCH
 from core.errors import DomainError
 from ops import metrics
+from ops.health import PoolWatch, register_external_check, unregister_external_check
 from points import services as points_services
 
-from . import actions, interactions, parsing
+from . import actions, answers, interactions, parsing
 from .actions import policy_get
 from .batching import MarketBatcher
 from .interactions import ModalRouter, answer_now
@@ -58,6 +59,8 @@ EXTENSIONS = (
     "discordbot.cogs.scheduler",
 )
 POLICY_TTL_SECONDS = 60.0
+DB_POOL_CHECK = "bot_db_pool"
+"""The external health check that reports the bot's database threads stalled (issue 12)."""
 INVITE_SCOPES = ("bot", "applications.commands")
 REQUIRED_PERMISSIONS = discord.Permissions(
     view_channel=True,
@@ -92,6 +95,14 @@ class BotConfig:
     extensions: tuple[str, ...] = EXTENSIONS
     notifier_name: str = "default"
     http_connections: int = 128
+    answer_budget: float = 8.0
+    """Seconds an interaction's work may take before the member reads "still working" (the
+    result follows); also the client-side budget of bounded `db` calls."""
+    gate_budget: float = 1.0
+    """Seconds the cache may take before the acknowledgement (delivery gate, rate limits)."""
+    answer_retry_base: float = 1.0
+    answer_retry_max: float = 60.0
+    """Backoff of a reply Discord did not take (and of re-checks of an unknown outcome)."""
     extra: dict[str, Any] = field(default_factory=dict)
 
     @classmethod
@@ -104,6 +115,7 @@ class BotConfig:
             notify_seconds=float(getattr(settings, "DISCORD_NOTIFY_SECONDS", 5.0)),
             dm_interval=float(getattr(settings, "DISCORD_DM_INTERVAL", 0.5)),
             db_workers=int(getattr(settings, "DISCORD_DB_WORKERS", 0) or _default_db_workers()),
+            answer_budget=float(getattr(settings, "DISCORD_ANSWER_BUDGET_SECONDS", 8.0)),
         )
         return replace(base, **overrides)
 
@@ -111,6 +123,16 @@ class BotConfig:
     def runs_notifier(self) -> bool:
         """One notifier per deployment: the process that holds shard 0."""
         return self.shard_ids is None or 0 in self.shard_ids
+
+
+class StillWorking(Exception):
+    """A bounded `db` call ran past its budget. The call goes on in its thread; `pending`
+    resolves to its result (or error) when it finishes."""
+
+    def __init__(self, pending: asyncio.Future, budget: float) -> None:
+        super().__init__(f"database call still running after {budget:g}s")
+        self.pending = pending
+        self.budget = budget
 
 
 class PolicyCache:
@@ -180,15 +202,32 @@ class PredictionBot(commands.AutoShardedBot):
         self._cache_inline = isinstance(cache, LocMemCache)
         self._seen: dict[tuple[int, int], float] = {}
         self.trades = MarketBatcher(self._trades_serve, cap=MAX_BATCH)
+        self.db_watch = PoolWatch(max(1, config.db_workers), stall_after=config.answer_budget)
+        self.unseen: set[tuple[int | None, int]] = set()
+        """(guild, member) with answers waiting for their next reply (DMs closed)."""
         self.tree.on_error = self.on_app_command_error
 
     # --- Plumbing ----------------------------------------------------------------------------
 
-    async def db(self, func: Callable[..., T], /, **kwargs: Any) -> T:
+    async def db(
+        self, func: Callable[..., T], /, *, budget: float | None = None, **kwargs: Any
+    ) -> T:
         """Run a service or selector in the bot's database threads (`database_sync_to_async`
-        closes stale connections around each call)."""
+        closes stale connections around each call). With `budget` the caller waits at most that
+        many seconds and gets `StillWorking` (whose `pending` future brings the result later):
+        a database that stops answering mid-query (SIGSTOP, a stalled proxy) is not caught by
+        keepalives, only by a client-side budget. The thread itself cannot be interrupted; the
+        pool's health check (`db_watch`) reports calls stuck past the budget."""
         call = database_sync_to_async(func, thread_sensitive=False, executor=self._db_pool)
-        return await call(**kwargs)
+        token = self.db_watch.started()
+        pending = asyncio.ensure_future(call(**kwargs))
+        pending.add_done_callback(lambda _: self.db_watch.finished(token))
+        if budget is None:
+            return await pending
+        done, _ = await asyncio.wait({pending}, timeout=budget)
+        if not done:
+            raise StillWorking(pending, budget)
+        return pending.result()
 
     async def _trades_serve(self, market_id: int, asks: Sequence[actions.TradeAsk]) -> list:
         return await self.db(actions.trades_for_interactions, market_id=market_id, asks=asks)
@@ -229,6 +268,11 @@ class PredictionBot(commands.AutoShardedBot):
         await super().login(token)
 
     async def setup_hook(self) -> None:
+        register_external_check(DB_POOL_CHECK, self.db_watch.check)
+        try:
+            self.unseen = await self.db(answers.unseen_members)
+        except Exception:
+            logger.warning("could not load the answers waiting for members", exc_info=True)
         for name in self.config.extensions:
             await self.load_extension(name)
         if self.config.sync_on_start and (self.config.dev_guild_id or self.config.sync_global):
@@ -249,6 +293,7 @@ class PredictionBot(commands.AutoShardedBot):
         return synced
 
     async def close(self) -> None:
+        unregister_external_check(DB_POOL_CHECK)
         for task in list(self._tasks):
             task.cancel()
         if not hasattr(self, "_AutoShardedClient__queue"):

@@ -9,6 +9,17 @@
 4. a `DomainError` becomes its short message, ephemeral; anything else becomes "Something went
    wrong (error id …)" and the same id is logged with the traceback.
 
+Every interaction gets its final answer (issue 12):
+- a re-delivery of the same interaction id is not counted by the rate limits and shows the first
+  delivery's answer (`answers.first_delivery`, `answers.remember`);
+- "already acknowledged" (40060) on the acknowledgement means Discord has it: the work goes on;
+- the body runs within a budget (`BotConfig.answer_budget`): past it the member reads "still
+  working" and the result follows when the body finishes (its thread keeps running);
+- a commit whose outcome is unknown (`OutcomeUnknown`) is answered "checking", and the same body
+  (same idempotency key) runs again with backoff until the verified result can be shown;
+- a reply Discord does not take is kept (`PendingAnswer`) and retried with backoff while the
+  token is valid, then sent by DM, or — DMs closed — shown with the member's next reply.
+
 Modals are stateless: their state lives in the `custom_id` (like `DynamicItem` buttons), they are
 never kept in discord.py's view store, and `ModalRouter` dispatches submissions by pattern, so a
 modal opened before a restart still works after it.
@@ -16,20 +27,25 @@ modal opened before a restart still works after it.
 
 from __future__ import annotations
 
+import asyncio
+import datetime as dt
 import logging
+import random
 import re
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+import aiohttp
 import discord
 
 from ops import logging as ops_logging
 from ops import metrics
-from points.errors import DomainError
+from points.errors import DomainError, OutcomeUnknown
 
-from . import limits, ratelimit
+from . import answers, limits, ratelimit
+from .models import PendingAnswer
 from .permissions import Actor, is_moderator
 
 if TYPE_CHECKING:
@@ -38,9 +54,16 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 MSG_ERROR = (
-    "Something went wrong (error id {error_id}). Nothing was changed by the error; please try "
-    "again, and mention the id to a moderator if it keeps happening."
+    "Something went wrong (error id {error_id}). Please check the result (for example with "
+    "/balance) before trying again, and mention the id to a moderator if it keeps happening."
 )
+MSG_STILL_WORKING = (
+    "Still working on it — the database is slow right now. The result will appear here (or in "
+    "a DM) as soon as it is done; please don't repeat the command."
+)
+MSG_UNSEEN = "Earlier: {summary}"
+ALREADY_ACKNOWLEDGED = 40060
+TOKEN_GONE = {50027, 10015}  # invalid webhook token (expired), unknown webhook
 MSG_GUILD_ONLY = "This bot works inside a server, not in direct messages."
 MSG_STALE = "This button or form is from an older version of the bot; use the slash commands."
 
@@ -147,30 +170,61 @@ async def respond(
     """Answer `interaction` with what `body` returns; see the module docstring for the steps.
     `ephemeral` is how the "thinking…" placeholder is shown (and so the reply, unless the reply
     is an error); `update` defers a component click as an edit of its own message. Returns the
-    message that was sent or edited, if any."""
+    message that was sent or edited, if any (None when the answer follows later)."""
     first: float | None = None
     outcome = "ok"
+    bot: PredictionBot = interaction.client  # type: ignore[assignment]
     try:
         if interaction.guild_id is None:
             await interaction.response.send_message(MSG_GUILD_ONLY, ephemeral=True)
             outcome, first = "refused", age(interaction)
             return None
-        limited = await rate_limited(interaction, rules)
+        fresh, limited = await gate(interaction, rules)
         if limited is not None:
             await interaction.response.send_message(limited.message, ephemeral=True)
             outcome, first = "refused", age(interaction)
+            await bot.cache_call(
+                answers.remember,
+                interaction_id=interaction.id,
+                answer={"content": limited.message, "embeds": [], "ephemeral": True},
+            )
             return None
-        if update:
-            await interaction.response.defer()
-        else:
-            await interaction.response.defer(ephemeral=ephemeral, thinking=True)
+        await acknowledge(interaction, ephemeral=ephemeral, update=update)
         first = age(interaction)
-        try:
-            reply = await body()
-        except Exception as exc:
-            outcome = "refused" if isinstance(exc, DomainError) else "error"
-            reply = error_reply(exc, action=action, interaction=interaction)
-        return await deliver(interaction, reply, placeholder_ephemeral=ephemeral, update=update)
+        if not fresh:
+            earlier = await first_answer(interaction)
+            if earlier is not None:
+                return await deliver_reliably(
+                    interaction, earlier, action=action, placeholder_ephemeral=ephemeral,
+                    update=update, remember=False,
+                )  # fmt: skip
+
+        async def final() -> Reply:
+            nonlocal outcome
+            try:
+                reply = await body()
+            except OutcomeUnknown:
+                raise
+            except Exception as exc:
+                outcome = "refused" if isinstance(exc, DomainError) else "error"
+                reply = error_reply(exc, action=action, interaction=interaction)
+            return await with_unseen(interaction, reply)
+
+        task = asyncio.ensure_future(final())
+        done, _ = await asyncio.wait({task}, timeout=bot.config.answer_budget)
+        later = dict(action=action, placeholder_ephemeral=ephemeral, update=update)
+        if not done:
+            # Over budget: say so now, answer when the body is done (it keeps running).
+            outcome = "slow"
+            await deliver_quietly(interaction, Reply(content=MSG_STILL_WORKING), **later)
+            bot.spawn(finish_later(interaction, task, body, **later))
+            return None
+        if isinstance(task.exception(), OutcomeUnknown):
+            outcome = "unknown"
+            await deliver_quietly(interaction, Reply(content=task.exception().message), **later)
+            bot.spawn(finish_later(interaction, None, body, **later))
+            return None
+        return await deliver_reliably(interaction, task.result(), **later)
     except Exception as exc:  # Discord refused or lost a reply: nothing more can be shown
         outcome = "error"
         logger.error(
@@ -183,6 +237,231 @@ async def respond(
         return None
     finally:
         metrics.interaction_observed(action, outcome, first, age(interaction))
+
+
+async def gate(
+    interaction: discord.Interaction, rules: Sequence[ratelimit.Rule]
+) -> tuple[bool, ratelimit.Limited | None]:
+    """Before the acknowledgement: is this the interaction's first delivery, and is it over a
+    rate limit (only first deliveries count: DOMAIN §7 limits interactions, not deliveries)?
+    Bounded by `BotConfig.gate_budget` so a slow cache (Redis paused) cannot cost the 3-second
+    acknowledgement deadline: past it the gate opens (a first delivery, no limit) and the cache
+    calls finish in their thread."""
+    bot: PredictionBot = interaction.client  # type: ignore[assignment]
+
+    async def both() -> tuple[bool, ratelimit.Limited | None]:
+        fresh = await bot.cache_call(answers.first_delivery, interaction_id=interaction.id)
+        return fresh, (await rate_limited(interaction, rules) if fresh else None)
+
+    task = asyncio.ensure_future(both())
+    done, _ = await asyncio.wait({task}, timeout=bot.config.gate_budget)
+    if not done:
+        logger.warning("cache too slow before acknowledging %s: limits open", interaction.id)
+        task.add_done_callback(lambda t: t.cancelled() or t.exception())
+        return True, None
+    return task.result()
+
+
+async def acknowledge(interaction: discord.Interaction, *, ephemeral: bool, update: bool) -> None:
+    """Defer the interaction. "Already acknowledged" (40060) means Discord has an acknowledgement
+    (ours, whose answer was lost, or a twin delivery's): the work goes on."""
+    try:
+        if update:
+            await interaction.response.defer()
+        else:
+            await interaction.response.defer(ephemeral=ephemeral, thinking=True)
+    except discord.HTTPException as exc:
+        if exc.code != ALREADY_ACKNOWLEDGED:
+            raise
+        logger.info("interaction %s was already acknowledged; continuing", interaction.id)
+
+
+async def first_answer(interaction: discord.Interaction) -> Reply | None:
+    """A re-delivered interaction: the first delivery's answer, waiting for it up to the budget
+    (the first delivery may still be working). None: run the body (idempotent by its key)."""
+    bot: PredictionBot = interaction.client  # type: ignore[assignment]
+    deadline = time.monotonic() + bot.config.answer_budget
+    while True:
+        stored = await bot.cache_call(answers.remembered, interaction_id=interaction.id)
+        if stored is not None:
+            return Reply(
+                content=stored.get("content") or "",
+                embeds=[discord.Embed.from_dict(e) for e in stored.get("embeds", [])],
+                ephemeral=stored.get("ephemeral", True),
+            )
+        if time.monotonic() >= deadline:
+            return None
+        await asyncio.sleep(0.05)
+
+
+async def with_unseen(interaction: discord.Interaction, reply: Reply) -> Reply:
+    """Prefix the answers this member has not seen yet (DMs closed) to this reply."""
+    bot: PredictionBot = interaction.client  # type: ignore[assignment]
+    who = (interaction.guild_id, interaction.user.id)
+    if who not in bot.unseen:
+        return reply
+    bot.unseen.discard(who)
+    summaries = await bot.db(answers.unseen_take, guild_id=who[0], user_id=who[1])
+    if summaries:
+        lines = "\n".join(MSG_UNSEEN.format(summary=s) for s in summaries)
+        reply.content = f"{lines}\n\n{reply.content}" if reply.content else lines
+    return reply
+
+
+async def finish_later(
+    interaction: discord.Interaction,
+    task: asyncio.Future[Reply] | None,
+    body: Callable[[], Awaitable[Reply]],
+    *,
+    action: str,
+    placeholder_ephemeral: bool,
+    update: bool,
+) -> None:
+    """The verified result after "still working" or "checking": await the body still running
+    (`task`), or run `body` again with backoff — the same interaction, so the same idempotency
+    key: a committed effect is answered from its record, an uncommitted one is done once."""
+    bot: PredictionBot = interaction.client  # type: ignore[assignment]
+    delay = bot.config.answer_retry_base
+    reply: Reply | None = None
+    while reply is None:
+        try:
+            reply = await task if task is not None else await body()
+        except OutcomeUnknown:
+            task = None
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, bot.config.answer_retry_max)
+        except Exception as exc:
+            reply = error_reply(exc, action=action, interaction=interaction)
+    await deliver_reliably(
+        interaction, reply, action=action, placeholder_ephemeral=placeholder_ephemeral,
+        update=update,
+    )  # fmt: skip
+
+
+async def deliver_quietly(interaction: discord.Interaction, reply: Reply, **how: Any) -> None:
+    """An interim answer ("still working", "checking"): best effort, the final one follows."""
+    try:
+        await deliver(
+            interaction, reply, placeholder_ephemeral=how["placeholder_ephemeral"],
+            update=how["update"],
+        )  # fmt: skip
+    except Exception as exc:
+        logger.info("interim answer to %s not delivered: %s", interaction.id, exc)
+
+
+def summary_of(interaction: discord.Interaction, action: str, reply: Reply) -> str:
+    """What happened, in words that stand alone in a DM or a later reply."""
+    parts = [reply.content] if reply.content else []
+    for embed in reply.embeds:
+        parts += [p for p in (embed.title, embed.description) if p]
+        parts += [f"{f.name}: {f.value}" for f in embed.fields]
+    when = int(interaction.created_at.timestamp())
+    text = "\n".join(parts) or "done."
+    return limits.fit(f"Your /{action.split('.')[0]} from <t:{when}:R>: {text}", limits.CONTENT)
+
+
+def _gone(exc: BaseException) -> bool:
+    """The token cannot be used any more (expired or unknown): only a DM can reach the member."""
+    return isinstance(exc, discord.HTTPException) and (exc.status == 401 or exc.code in TOKEN_GONE)
+
+
+def _permanent(exc: BaseException) -> bool:
+    return (
+        isinstance(exc, discord.HTTPException)
+        and 400 <= exc.status < 500
+        and exc.status != 429
+        and not _gone(exc)
+    )
+
+
+async def deliver_reliably(
+    interaction: discord.Interaction,
+    reply: Reply,
+    *,
+    action: str,
+    placeholder_ephemeral: bool,
+    update: bool,
+    remember: bool = True,
+) -> discord.Message | None:
+    """Deliver `reply`; if Discord does not take it, keep it (`PendingAnswer`) and retry with
+    backoff while the interaction token is valid, then DM the member, or — DMs closed — show
+    it with their next reply."""
+    bot: PredictionBot = interaction.client  # type: ignore[assignment]
+    if remember:
+        await bot.cache_call(
+            answers.remember,
+            interaction_id=interaction.id,
+            answer={
+                "content": reply.content,
+                "embeds": [e.to_dict() for e in reply.embeds],
+                "ephemeral": reply.ephemeral,
+            },
+        )
+    expires = interaction.created_at + answers.TOKEN_LIFETIME
+    delay = bot.config.answer_retry_base
+    kept = False
+    while True:
+        try:
+            message = await deliver(
+                interaction, reply, placeholder_ephemeral=placeholder_ephemeral, update=update
+            )
+        except (discord.HTTPException, aiohttp.ClientError, OSError, TimeoutError) as exc:
+            error = f"{type(exc).__name__}: {exc}"
+            logger.warning("answer to interaction %s not delivered: %s", interaction.id, error)
+            await keep_answer(interaction, action, reply, error)
+            kept = True
+            left = (expires - dt.datetime.now(dt.UTC)).total_seconds()
+            if _gone(exc) or _permanent(exc) or left <= delay:
+                break
+            await asyncio.sleep(random.uniform(delay / 2, delay))
+            delay = min(delay * 2, bot.config.answer_retry_max)
+            continue
+        if kept:
+            await settle_answer(interaction, PendingAnswer.State.DELIVERED)
+        return message
+    await answer_by_dm(interaction, summary_of(interaction, action, reply))
+    return None
+
+
+async def keep_answer(
+    interaction: discord.Interaction, action: str, reply: Reply, error: str
+) -> None:
+    bot: PredictionBot = interaction.client  # type: ignore[assignment]
+    try:
+        await bot.db(
+            answers.keep,
+            interaction_id=interaction.id,
+            token=interaction.token,
+            guild_id=interaction.guild_id or 0,
+            user_id=interaction.user.id,
+            action=action,
+            summary=summary_of(interaction, action, reply),
+            created_at=interaction.created_at,
+            error=error,
+        )
+    except Exception:
+        logger.exception("could not keep the answer of interaction %s", interaction.id)
+
+
+async def settle_answer(interaction: discord.Interaction, state: str, error: str = "") -> None:
+    bot: PredictionBot = interaction.client  # type: ignore[assignment]
+    try:
+        await bot.db(answers.settle, interaction_id=interaction.id, state=state, error=error)
+    except Exception:
+        logger.exception("could not settle the answer of interaction %s", interaction.id)
+
+
+async def answer_by_dm(interaction: discord.Interaction, summary: str) -> None:
+    """The token is gone: a DM, or — DMs closed — the member's next reply."""
+    bot: PredictionBot = interaction.client  # type: ignore[assignment]
+    try:
+        await interaction.user.send(summary)
+    except discord.HTTPException as exc:
+        logger.info("answer to %s not sent by DM (%s): next reply", interaction.id, exc)
+        await settle_answer(interaction, PendingAnswer.State.NEXT_REPLY, f"DM refused: {exc}")
+        bot.unseen.add((interaction.guild_id, interaction.user.id))
+        return
+    await settle_answer(interaction, PendingAnswer.State.DM)
 
 
 async def deliver(

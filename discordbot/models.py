@@ -58,3 +58,37 @@ class MemberPreference(models.Model):
     def __str__(self) -> str:
         state = "on" if self.dm_notifications else "off"
         return f"{self.user_id} @ {self.guild_id}: DMs {state}"
+
+
+class PendingAnswer(models.Model):
+    """An interaction's final answer the member has not seen yet (issue 12: every interaction
+    gets its final answer). Kept when the reply could not be delivered at once: the bot retries
+    the edit with backoff while the interaction token is valid (`expires_at`, 15 minutes after
+    Discord created the interaction), then sends `summary` as a DM, or — DMs closed — shows it
+    in the member's next reply."""
+
+    class State(models.TextChoices):
+        PENDING = "pending"
+        DELIVERED = "delivered"
+        DM = "dm"
+        NEXT_REPLY = "next_reply"
+        SHOWN = "shown"
+
+    interaction_id = models.BigIntegerField(unique=True)
+    token = models.CharField(max_length=500)
+    guild_id = models.BigIntegerField()
+    user_id = models.BigIntegerField()
+    action = models.CharField(max_length=60)
+    summary = models.TextField(help_text="What happened, as the member will read it")
+    attempts = models.PositiveIntegerField(default=0)
+    state = models.CharField(max_length=10, choices=State.choices, default=State.PENDING)
+    last_error = models.CharField(max_length=200, blank=True)
+    created_at = models.DateTimeField()
+    expires_at = models.DateTimeField()
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        indexes = [models.Index(fields=["guild_id", "user_id", "state"])]
+
+    def __str__(self) -> str:
+        return f"answer to {self.interaction_id}: {self.state}"

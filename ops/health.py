@@ -332,3 +332,50 @@ def probe(name: str, *, include_external_in_ready: bool = False) -> tuple[dict[s
     else:
         checks = PROBES[name]()
     return report(run_checks(checks))
+
+
+# --- Worker pools -------------------------------------------------------------------------------
+
+
+class PoolWatch:
+    """Calls in flight on a pool of worker threads (the bot's database threads), for a health
+    check that reports a stalled pool (issue 12): a database that stops answering ties up the
+    threads one by one while the process itself looks alive.
+
+    `started()` returns a token that `finished(token)` removes. The check is degraded when a
+    call has been running longer than `stall_after` seconds, unhealthy when every worker is
+    held by such a call (nothing new can run)."""
+
+    def __init__(self, workers: int, stall_after: float) -> None:
+        self.workers = max(1, workers)
+        self.stall_after = stall_after
+        self._lock = threading.Lock()
+        self._calls: dict[int, float] = {}
+        self._next = 0
+
+    def started(self) -> int:
+        with self._lock:
+            self._next += 1
+            self._calls[self._next] = time.monotonic()
+            return self._next
+
+    def finished(self, token: int) -> None:
+        with self._lock:
+            self._calls.pop(token, None)
+
+    def check(self) -> tuple[str, dict[str, Any]]:
+        now = time.monotonic()
+        with self._lock:
+            ages = sorted((now - t for t in self._calls.values()), reverse=True)
+        stalled = sum(1 for a in ages if a > self.stall_after)
+        details = {
+            "workers": self.workers,
+            "in_flight": len(ages),
+            "stalled": stalled,
+            "oldest_seconds": round(ages[0], 1) if ages else 0.0,
+        }
+        if stalled >= self.workers:
+            return UNHEALTHY, details
+        if stalled:
+            return DEGRADED, details
+        return HEALTHY, details

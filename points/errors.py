@@ -60,6 +60,24 @@ class NotFound(DomainError):
     code = "not_found"
 
 
+MSG_OUTCOME_UNKNOWN = (
+    "I'm still checking whether that went through (the database connection dropped as it was "
+    "saved). You'll get the verified result here; please don't repeat the command."
+)
+
+
+class OutcomeUnknown(Exception):
+    """A commit whose outcome nobody knows yet: the connection was lost during or after COMMIT
+    and the idempotency key could not be looked up either (the database is still away). Not a
+    `DomainError`: something *may* have changed. The caller repeats the same call with the same
+    key later (a replay answers with the committed result, or the call does its work once)."""
+
+    def __init__(self, key: str) -> None:
+        super().__init__(MSG_OUTCOME_UNKNOWN)
+        self.key = key
+        self.message = MSG_OUTCOME_UNKNOWN
+
+
 def validate_amount(amount: object, *, maximum: int = MAX_AMOUNT, what: str = "amount") -> int:
     """Return `amount` if it is an int in 1..maximum, else raise `InvalidAmount` with the range."""
     if isinstance(amount, bool) or not isinstance(amount, int) or not 1 <= amount <= maximum:

@@ -14,21 +14,43 @@
   unique key ends in an `IntegrityError` that is classified by the constraint's name and answered
   with the first result. A replay whose request differs (`matches` is false) raises
   `IdempotencyConflict`; any other integrity error is re-raised, never swallowed.
+- **know before you say**: when the connection is lost during or after COMMIT (an operational or
+  interface error without a SQLSTATE once the function has returned), nobody knows whether the
+  transaction committed. `use_case` closes the broken connection, reconnects and looks the key up:
+  committed → the first result; not committed → the call runs again with the same key. If the
+  database cannot be asked yet it raises `OutcomeUnknown`, never "nothing was changed".
 
 `@use_case()` without `lookup` is a durable transaction with retry and no key (scheduler steps,
 bookkeeping writes)."""
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import inspect
+import logging
 from collections.abc import Callable, Mapping
 from typing import Any, ParamSpec, TypeVar, overload
 
-from django.db import IntegrityError, transaction
+from django.db import (
+    DatabaseError,
+    IntegrityError,
+    InterfaceError,
+    OperationalError,
+    connection,
+    transaction,
+)
 
 from .db import integrity_constraint, retry_transient
-from .errors import MSG_IDEMPOTENCY_CONFLICT, IdempotencyConflict, InsufficientPoints, validate_key
+from .errors import (
+    MSG_IDEMPOTENCY_CONFLICT,
+    IdempotencyConflict,
+    InsufficientPoints,
+    OutcomeUnknown,
+    validate_key,
+)
+
+logger = logging.getLogger(__name__)
 
 P = ParamSpec("P")
 T = TypeVar("T")
@@ -36,6 +58,9 @@ R = TypeVar("R")
 
 Call = Mapping[str, Any]
 """The use case's arguments by name, defaults applied: what `matches` and `result` read."""
+
+UNKNOWN_OUTCOME_ATTEMPTS = 3
+"""How often one call runs again after a commit that was found not to have happened."""
 
 IDEMPOTENCY_CONSTRAINTS = {
     "transfer_idempotency_key",
@@ -124,28 +149,64 @@ def use_case(
                     )
                 return existing
 
-            try:
-                with transaction.atomic(durable=True):
-                    first = func(*args, **kwargs)
-            except Replay as replay:
-                first = settle(replay.existing)
-            except IntegrityError as exc:
-                constraint = integrity_constraint(exc)
-                known = constraint in IDEMPOTENCY_CONSTRAINTS
-                existing = lookup(idempotency_key) if known else None
-                if existing is not None:
+            for attempt in range(1, UNKNOWN_OUTCOME_ATTEMPTS + 2):
+                returned = False
+                try:
+                    with transaction.atomic(durable=True):
+                        first = func(*args, **kwargs)
+                        returned = True  # from here on only COMMIT can fail
+                except Replay as replay:
+                    first = settle(replay.existing)
+                except IntegrityError as exc:
+                    constraint = integrity_constraint(exc)
+                    known = constraint in IDEMPOTENCY_CONSTRAINTS
+                    existing = lookup(idempotency_key) if known else None
+                    if existing is not None:
+                        first = settle(existing)
+                    elif constraint == "account_balance_nonnegative":
+                        raise InsufficientPoints(
+                            "You don't have enough points for that.",
+                            details={"constraint": constraint},
+                        ) from exc
+                    else:
+                        raise
+                except (OperationalError, InterfaceError) as exc:
+                    if not (returned and commit_outcome_unknown(exc)):
+                        raise
+                    existing = recheck(lookup, idempotency_key, exc, func.__qualname__)
+                    if existing is None:
+                        # Known not committed: run again with the same key.
+                        if attempt > UNKNOWN_OUTCOME_ATTEMPTS:
+                            raise OutcomeUnknown(idempotency_key) from exc
+                        continue
                     first = settle(existing)
-                elif constraint == "account_balance_nonnegative":
-                    raise InsufficientPoints(
-                        "You don't have enough points for that.",
-                        details={"constraint": constraint},
-                    ) from exc
-                else:
-                    raise
-            return result(first, call) if result is not None else first
+                return result(first, call) if result is not None else first
+            raise AssertionError("unreachable")  # pragma: no cover
 
         # Named after `func` before `retry_transient` sees it: its logs and metrics say which
         # use case retried.
         return retry_transient()(functools.update_wrapper(run, func))
 
     return decorate
+
+
+def commit_outcome_unknown(exc: BaseException) -> bool:
+    """A connection-level failure (no SQLSTATE: the server sent no error, the socket broke). A
+    server-side refusal of COMMIT (serialization failure, deferred constraint) carries a SQLSTATE
+    and means "not committed"."""
+    return getattr(exc.__cause__, "sqlstate", None) is None
+
+
+def recheck(lookup: Callable[[str], Any], key: str, exc: BaseException, name: str) -> Any:
+    """Close the broken connection, reconnect, and look `key` up; `OutcomeUnknown` when the
+    database cannot be asked."""
+    logger.warning("commit outcome of %s (key %s) unknown, re-checking: %s", name, key, exc)
+    with contextlib.suppress(DatabaseError):
+        connection.close()
+    try:
+        return lookup(key)
+    except DatabaseError as again:
+        logger.warning("cannot re-check key %s yet: %s", key, again)
+        with contextlib.suppress(DatabaseError):
+            connection.close()
+        raise OutcomeUnknown(key) from exc

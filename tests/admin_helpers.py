@@ -19,15 +19,23 @@ from django.db.models import Model
 from django.http import HttpResponse
 
 GROUPS_MIGRATION = "points.migrations.0004_moderator_and_viewer_groups"
+DASHBOARD_MIGRATION = "dashboard.migrations.0002_dashboard_permission_for_groups"
 
 
 def groups_ensure() -> None:
     """The groups come from a data migration, and a transactional test's flush deletes them;
     recreate them with the migration's own function when that happened."""
-    if Group.objects.filter(name__in=["Moderators", "Viewers"]).count() == 2:
+    if (
+        Group.objects.filter(
+            name__in=["Moderators", "Viewers"], permissions__codename="view_dashboard"
+        ).count()
+        == 2
+    ):
         return
     migration = importlib.import_module(GROUPS_MIGRATION)
     migration.create_groups(apps, SimpleNamespace(connection=connection))
+    dashboard = importlib.import_module(DASHBOARD_MIGRATION)
+    dashboard.grant(apps, SimpleNamespace(connection=connection))
 
 
 def staff_user(username: str, group: str | None):

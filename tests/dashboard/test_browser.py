@@ -26,6 +26,7 @@ import pytest
 from channels.db import database_sync_to_async
 from django.conf import settings as django_settings
 from django.contrib.auth import get_user_model
+from django.contrib.auth.models import Group
 from django.db import connection
 from django.test import override_settings
 
@@ -33,6 +34,7 @@ from betting import services as betting_services
 from dashboard.views import percent
 from markets import selectors, services
 from markets.models import MarketEvent
+from tests.admin_helpers import groups_ensure
 from tests.conftest import ALICE, BOB, CAROL, GUILD
 
 CHROMIUM = os.environ.get("CHROMIUM_PATH", "/usr/bin/chromium")
@@ -172,7 +174,9 @@ def wait_for_text(locator, expected: str, timeout: float) -> float:
 
 def seed() -> tuple[int, int]:
     """A staff login and three markets: a fresh one, a busy ten-outcome one, a closed one."""
-    get_user_model().objects.create_user("staff", password=PASSWORD, is_staff=True)
+    staff = get_user_model().objects.create_user("staff", password=PASSWORD, is_staff=True)
+    groups_ensure()
+    staff.groups.add(Group.objects.get(name="Viewers"))
     market = services.market_create(
         guild_id=GUILD,
         creator_id=ALICE,

@@ -32,6 +32,7 @@ from dashboard import consumers, events
 from markets import realtime, services
 from markets.models import MarketEvent
 from points.services import member_seen
+from tests.admin_helpers import staff_user
 from tests.conftest import ALICE, BOB, CAROL, GUILD
 
 ORIGIN = (b"origin", b"http://127.0.0.1")
@@ -80,8 +81,7 @@ def session_cookie(client, user) -> bytes:
 
 @pytest.fixture
 def staff_cookie(client):
-    user = get_user_model().objects.create_user("staff", password="pw-12345-long", is_staff=True)
-    return session_cookie(client, user)
+    return session_cookie(client, staff_user("staff", "Viewers"))
 
 
 @pytest.fixture
@@ -102,8 +102,8 @@ def market():
     )
 
 
-def communicator(*headers) -> WebsocketCommunicator:
-    return WebsocketCommunicator(application, "/ws/dashboard/", headers=list(headers))
+def communicator(*headers, host: bytes = b"127.0.0.1") -> WebsocketCommunicator:
+    return WebsocketCommunicator(application, "/ws/dashboard/", headers=[(b"host", host), *headers])
 
 
 async def connect_and_replay(cookie: bytes, after: int) -> tuple[WebsocketCommunicator, list]:
@@ -146,6 +146,42 @@ async def test_socket_from_a_foreign_origin_is_refused(staff_cookie):
     ws = communicator((b"cookie", staff_cookie), (b"origin", b"http://evil.example"))
     connected, _ = await ws.connect()
     assert not connected
+
+
+@pytest.mark.parametrize(
+    "origin",
+    [b"http://127.0.0.1:8001", b"https://127.0.0.1", b"http://127.0.0.1.evil.example", b"null"],
+)
+async def test_socket_from_another_port_or_scheme_of_the_host_is_refused(staff_cookie, origin):
+    """The origin check compares scheme, host and port (issue 12), not the host name alone."""
+    ws = communicator((b"cookie", staff_cookie), (b"origin", origin))
+    connected, _ = await ws.connect()
+    assert not connected
+
+
+async def test_socket_from_a_trusted_origin_and_from_its_own_port_is_accepted(
+    settings, staff_cookie
+):
+    settings.CHANNEL_LAYERS = memory_layer()
+    settings.CSRF_TRUSTED_ORIGINS = ["https://dash.example.com:8443"]
+    for origin, host in [
+        (b"http://127.0.0.1:8000", b"127.0.0.1:8000"),
+        (b"https://dash.example.com:8443", b"127.0.0.1"),
+    ]:
+        ws = communicator((b"cookie", staff_cookie), (b"origin", origin), host=host)
+        connected, _ = await ws.connect()
+        assert connected, origin
+        await ws.disconnect()
+
+
+async def test_staff_without_the_dashboard_permission_is_refused(settings, client):
+    settings.CHANNEL_LAYERS = memory_layer()
+    user = await database_sync_to_async(staff_user)("nogroup", None)
+    cookie = await database_sync_to_async(session_cookie)(client, user)
+    ws = communicator((b"cookie", cookie), ORIGIN)
+    connected, code = await ws.connect()
+    assert not connected and code == consumers.CLOSE_FORBIDDEN
+    assert not get_channel_layer().groups.get(realtime.DASHBOARD_GROUP)
 
 
 async def test_anonymous_socket_is_refused_before_joining_the_group(settings):
@@ -316,6 +352,31 @@ def test_trade_succeeds_and_the_failure_is_counted_when_the_layer_is_unreachable
     )
     assert trade.pk and failures() == before + 1
     assert MarketEvent.objects.filter(request_key="down:1", type="trade").exists()
+
+
+@pytest.mark.parametrize("fault", ["unreachable", "hanging"])
+async def test_a_layer_outage_pauses_live_updates_within_the_timeout(settings, staff_cookie, fault):
+    """Redis down (nothing listens) or hanging (a server that accepts and never answers): the
+    socket is accepted, told "paused" and closed with 4503 within the layer timeout — no HTTP
+    500, no hang (issue 12). The page then shows "Live updates paused" and reconnects."""
+    with contextlib.ExitStack() as stack:
+        if fault == "hanging":
+            server = stack.enter_context(socket.socket())
+            server.bind(("127.0.0.1", 0))
+            server.listen(16)  # accepts connections, never answers
+            port = server.getsockname()[1]
+        else:
+            port = free_port()
+        settings.CHANNEL_LAYERS = redis_layer(f"redis://127.0.0.1:{port}/0")
+        settings.DASHBOARD_LAYER_TIMEOUT = 0.5
+        started = time.monotonic()
+        ws = communicator((b"cookie", staff_cookie), ORIGIN)
+        connected, _ = await ws.connect(timeout=5)
+        assert connected
+        assert (await ws.receive_json_from(timeout=5))["type"] == "paused"
+        closed = await ws.receive_output(timeout=5)
+        assert closed == {"type": "websocket.close", "code": consumers.CLOSE_PAUSED}
+        assert time.monotonic() - started < 2.0
 
 
 def test_a_hanging_layer_is_given_up_after_the_timeout(settings, market, monkeypatch):

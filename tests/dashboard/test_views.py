@@ -15,6 +15,7 @@ from dashboard.events import event_summary
 from dashboard.views import closes_in, percent
 from markets import services
 from markets.selectors import market_get
+from tests.admin_helpers import staff_user
 from tests.conftest import ALICE, BOB, CAROL, GUILD, MOD
 
 pytestmark = pytest.mark.django_db
@@ -29,8 +30,7 @@ def _plain_http(settings):
 
 @pytest.fixture
 def staff_client(client):
-    user = get_user_model().objects.create_user("watcher", password="pw-12345-long", is_staff=True)
-    client.force_login(user)
+    client.force_login(staff_user("watcher", "Viewers"))
     return client
 
 
@@ -287,3 +287,13 @@ def test_closes_in_formats_a_short_countdown():
 def test_event_summary_reads_like_a_sentence(event, payload, expected):
     """Members by name from the directory; one it does not know by the first digits of the id."""
     assert event_summary(event, 3, payload, {5: "Alice"}) == expected
+
+
+@pytest.mark.parametrize("name", ["dashboard:index"])
+def test_staff_without_the_dashboard_permission_get_403(client, name):
+    """An active staff user in no group is refused like the admin refuses them; Moderators and
+    Viewers get the page (issue 12)."""
+    client.force_login(staff_user("nogroup", None))
+    assert client.get(reverse(name)).status_code == 403
+    client.force_login(staff_user("mod", "Moderators"))
+    assert client.get(reverse(name)).status_code == 200

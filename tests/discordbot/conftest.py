@@ -39,13 +39,6 @@ def ratelimit_clock(settings, monkeypatch) -> RateLimitClock:
     return clock
 
 
-def pytest_configure(config):
-    config.addinivalue_line(
-        "markers",
-        "discord_invalid_budget(n): how many 401/403/429 answers the test may cause (default 0)",
-    )
-
-
 @pytest.fixture
 def invalid_budget(request) -> int:
     """How many 401/403/429 responses the test may cause (Discord bans a bot past 10,000 in 10

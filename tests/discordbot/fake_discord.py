@@ -543,6 +543,9 @@ class FakeDiscord:
         database and prove the idempotency key, not the acknowledgement, stops the repeat)."""
         self.failures: list[tuple[Callable[[str, str], bool], int, dict, int]] = []
         self.gates: list[tuple[Callable[[str, str], bool], threading.Event, threading.Event]] = []
+        self.losses: list[tuple[Callable[[str, str], bool], int | None, int]] = []
+        """`lose()`: requests processed as usual whose response never reaches the bot."""
+        self.lost: list[Recorded] = []
         self.bot_user = {
             "id": str(BOT_USER_ID),
             "username": "Prediction Markets",
@@ -614,6 +617,16 @@ class FakeDiscord:
             self.failures.append(
                 (lambda m, p: m == method and bool(rx.search(p)), status, body, times)
             )
+
+    def lose(self, method: str, pattern: str, *, status: int | None = 500, times: int = 1) -> None:
+        """Processed but the response lost: the next `times` requests matching `method` and the
+        path regex take effect as usual (an acknowledgement counts, an edit shows), but the bot
+        gets `status` instead of the answer (500: discord.py retries after a second, and a
+        repeated acknowledgement then meets 40060) — or, with `status=None`, the connection is
+        closed without any answer."""
+        rx = re.compile(pattern)
+        with self.lock:
+            self.losses.append((lambda m, p: m == method and bool(rx.search(p)), status, times))
 
     def gate(self, method: str, pattern: str) -> tuple[threading.Event, threading.Event]:
         """Hold the first matching request until `release.set()`; `arrived` is set when it
@@ -981,6 +994,18 @@ class FakeDiscord:
             if inter is not None:
                 inter.last_request_at = record.at
             headers = self._bucket_headers(request.method, path)
+            loss = next((f for f in self.losses if f[0](request.method, path)), None)
+            if loss is not None and 200 <= status < 300:
+                self.losses.remove(loss)
+                if loss[2] > 1:
+                    self.losses.append((loss[0], loss[1], loss[2] - 1))
+                self.lost.append(record)
+                self.injected.add(record.seq)
+        if loss is not None and 200 <= status < 300:
+            if loss[1] is None:
+                request.transport.close()  # the answer never leaves
+                return web.Response(status=204)
+            return self._json({"message": "500: Internal Server Error", "code": 0}, loss[1])
         if status == 204:
             return web.Response(status=204, headers=headers)
         return self._json(response, status, headers)

@@ -55,6 +55,7 @@ class FaultProxy:
         self.commits_seen = 0
         self.commit_acks_dropped = 0
         self._drop_commit_acks = 0
+        self._freeze_after_drop = False
         self._running = threading.Event()
         self._thawed = threading.Event()
         self._thawed.set()
@@ -101,11 +102,13 @@ class FaultProxy:
         for link in links:
             self._close(link)
 
-    def drop_next_commit_ack(self, count: int = 1) -> None:
+    def drop_next_commit_ack(self, count: int = 1, *, then_freeze: bool = False) -> None:
         """The next `count` times the server answers COMMIT, close the client's connection
-        instead of forwarding the answer: the server committed, the client never hears so."""
+        instead of forwarding the answer: the server committed, the client never hears so.
+        `then_freeze`: freeze the proxy at that moment too, so the client cannot ask yet."""
         with self._lock:
             self._drop_commit_acks += count
+            self._freeze_after_drop = then_freeze
 
     @property
     def open_connections(self) -> int:
@@ -200,6 +203,8 @@ class FaultProxy:
                         self._drop_commit_acks -= 1
                         self.commit_acks_dropped += 1
                         drop = True
+                        if self._freeze_after_drop:
+                            self._thawed.clear()
         return drop
 
     def _close(self, link: _Link) -> None:

@@ -180,6 +180,13 @@ class PrivateRedis:
     def resume(self) -> None:
         self.process.send_signal(signal.SIGCONT)
 
+    def stop(self) -> None:
+        """Stop the server (start() brings it back on the same port, empty)."""
+        if self.process is not None and self.process.poll() is None:
+            self.process.send_signal(signal.SIGCONT)
+            self.process.terminate()
+            self.process.wait(10)
+
     def cleanup(self) -> None:
         if self.process is not None and self.process.poll() is None:
             self.process.send_signal(signal.SIGCONT)

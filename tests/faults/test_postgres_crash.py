@@ -17,7 +17,7 @@ from django.conf import settings
 from django.db import Error as DatabaseLayerError
 from django.db.models import Count
 
-from betting import services as betting_services
+from betting import services as trading
 from betting.models import Trade
 from markets import services as market_services
 from points import services as points_services
@@ -61,7 +61,7 @@ def test_postgres_killed_mid_load_loses_and_doubles_nothing(on_private_postgres,
 
     def call(kind: str, params: dict):
         if kind == "bet":
-            return betting_services.bet_place(**params)
+            return trading.bet_place(**params)
         return points_services.points_tip(**params)
 
     def attempt(key: str) -> None:

@@ -6,6 +6,7 @@ Run with `-s` to see the drill lines."""
 
 from __future__ import annotations
 
+import asyncio
 import threading
 import time
 
@@ -14,7 +15,7 @@ from django.conf import settings
 from django.db import Error as DatabaseLayerError
 from django.db import connection
 
-from betting import services as betting_services
+from betting import services as trading
 from betting.models import Trade
 from markets import services
 from points.audit import ledger_audit
@@ -65,7 +66,7 @@ def test_twenty_deliveries_of_one_bet_take_effect_once(through_proxy, drill):
         try:
             barrier.wait(30)
             trade = drill.timed(
-                lambda: betting_services.bet_place(
+                lambda: trading.bet_place(
                     market_id=market.pk,
                     user_id=member,
                     outcome=1,
@@ -106,44 +107,43 @@ def test_twenty_deliveries_of_one_bet_take_effect_once(through_proxy, drill):
 
 
 def test_lost_commit_ack_then_retry_with_the_key_returns_the_committed_bet(through_proxy, drill):
-    """The server commits, the client never hears so. The caller retrying with the same key gets
-    the committed bet, once; the wallet is charged once."""
+    """The server commits, the client never hears so. The service re-checks its key and answers
+    with the committed bet; a caller retrying with the same key gets it again, once; the wallet
+    is charged once."""
     guild, member, amount = 444_444_444_444_444_502, ALICE + 51, 100
     market = open_market(guild, "ack:market")
     bet = dict(market_id=market.pk, user_id=member, outcome=1, amount=amount,
                idempotency_key="ack:bet")  # fmt: skip
     through_proxy.drop_next_commit_ack()
-    with pytest.raises(DatabaseLayerError):
-        drill.timed(lambda: betting_services.bet_place(**bet))
+    first = drill.timed(lambda: trading.bet_place(**bet))
     assert through_proxy.commit_acks_dropped == 1
     close_connection()
 
     assert Trade.objects.filter(idempotency_key="ack:bet").count() == 1  # it did commit
-    retried = drill.timed(lambda: betting_services.bet_place(**bet))
+    retried = drill.timed(lambda: trading.bet_place(**bet))
     drill.acknowledged = 1
     drill.in_database = Trade.objects.filter(idempotency_key="ack:bet").count()
     drill.doubled = drill.in_database - 1
-    drill.notes.append("first answer: a database error although the bet committed")
-    assert Trade.objects.get(idempotency_key="ack:bet").pk == retried.pk
+    drill.notes.append("first answer: the committed bet (re-checked by its key)")
+    assert Trade.objects.get(idempotency_key="ack:bet").pk == retried.pk == first.pk
     assert balance(guild, member) == STARTING - amount
     assert ledger_audit().ok
     assert drill.longest_wait < 10
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="Know before you say (issue 12, the use-case decorator of the restructure): after a "
-    "lost COMMIT acknowledgement the service itself should re-check its key and return the "
-    "committed bet; today it raises and the bot says nothing was changed.",
-)
 def test_lost_commit_ack_is_resolved_by_the_service_itself(through_proxy):
+    """Know before you say: the service re-checks its key after the lost acknowledgement and
+    returns the committed bet itself."""
     guild, member = 444_444_444_444_444_503, ALICE + 52
     market = open_market(guild, "ack2:market")
     through_proxy.drop_next_commit_ack()
-    trade = betting_services.bet_place(
+    trade = trading.bet_place(
         market_id=market.pk, user_id=member, outcome=1, amount=100, idempotency_key="ack2:bet"
     )
+    assert through_proxy.commit_acks_dropped == 1
     assert Trade.objects.get(idempotency_key="ack2:bet").pk == trade.pk
+    assert balance(guild, member) == STARTING - 100  # charged once
+    assert ledger_audit().ok
 
 
 # --- Frozen database ----------------------------------------------------------------------------
@@ -200,23 +200,49 @@ def test_frozen_database_new_connection_fails_within_connect_timeout(through_pro
     assert seconds <= NEW_CONNECTION_BUDGET
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="Bounded waits (issue 12): a database that stops answering while its TCP still "
-    "acknowledges (SIGSTOP, a stalled proxy) is not caught by keepalives or tcp_user_timeout; "
-    "the client-side budget on the bot's database calls is coming with the restructure. "
-    "tests/faults/test_partition.py proves the keepalive bound for a vanished network path.",
-)
 def test_frozen_database_query_in_flight_fails_within_budget(through_proxy, drill):
-    def query() -> None:
-        with connection.cursor() as cursor:
-            cursor.execute("SELECT 1")
+    """A database that stops answering while its TCP still acknowledges (a stalled proxy, a
+    SIGSTOPped server) is caught by no keepalive: the bot's bounded call path (`bot.db` with a
+    budget) gives the caller `StillWorking` within the budget, the pool's health check reports
+    the stalled call, and once the database answers again the result still arrives."""
+    from discordbot.bot import BotConfig, StillWorking, build_bot
 
-    seconds, error, still_waiting = run_with_budget(
-        query, IN_FLIGHT_BUDGET, through_proxy, connect_first=True
-    )
-    drill.longest_wait = seconds
-    if still_waiting:
-        drill.notes.append(f"still waiting at the {IN_FLIGHT_BUDGET:.0f}s budget (until thawed)")
-    assert not still_waiting, f"the query was still waiting after {IN_FLIGHT_BUDGET}s"
-    assert isinstance(error, DatabaseLayerError)
+    bot = build_bot(BotConfig.from_settings(db_workers=1, answer_budget=IN_FLIGHT_BUDGET / 2))
+
+    connected, go = threading.Event(), threading.Event()
+
+    def query() -> int:
+        connection.ensure_connection()
+        connected.set()
+        go.wait(30)  # the proxy is frozen now: the query below is in flight when it stalls
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT 41 + 1")
+            return cursor.fetchone()[0]
+
+    async def scenario() -> None:
+        started = time.monotonic()
+        try:
+            with pytest.raises(StillWorking) as waiting:
+                asked = asyncio.ensure_future(bot.db(query, budget=IN_FLIGHT_BUDGET))
+                assert await asyncio.to_thread(connected.wait, 30)
+                through_proxy.freeze()
+                started = time.monotonic()
+                go.set()
+                await asked
+            drill.longest_wait = time.monotonic() - started
+            await asyncio.sleep(IN_FLIGHT_BUDGET / 2 + 0.2)
+            status, details = bot.db_watch.check()
+            drill.notes.append(f"pool health while frozen: {status} {details}")
+            assert status == "unhealthy" and details["stalled"] == 1
+        finally:
+            through_proxy.thaw()
+        assert await asyncio.wait_for(waiting.value.pending, 30) == 42  # the result arrives
+        assert bot.db_watch.check()[0] == "healthy"
+        await bot.db(close_connection)
+
+    try:
+        asyncio.run(scenario())
+    finally:
+        bot._db_pool.shutdown(wait=True)
+    drill.notes.append(f"caller answered after {drill.longest_wait:.2f}s; the query finished later")
+    assert drill.longest_wait <= IN_FLIGHT_BUDGET + 0.5

@@ -296,8 +296,18 @@ class MarketLifecycle(RuleBasedStateMachine):
             return self.expect_refusal(InsufficientShares, call)
         result = amm.sell(m.pools, outcome, asked)
         fee = amm.fee_for(result.points, m.fee_bps)
-        if result.points - fee <= 0:
+        if result.points - fee <= 0 and shares is not None:
             return self.expect_refusal(InvalidAmount, call)
+        if result.points - fee <= 0:
+            # DOMAIN §4.4: "all" of a position worth less than a point (after the fee) closes
+            # it as a 0-point sale: the shares join the pool, no point moves.
+            trade = call()
+            assert (trade.amount, trade.shares, trade.fee) == (0, asked, 0)
+            m.pools = [p + asked if j == outcome else p for j, p in enumerate(m.pools)]
+            m.holdings[(user, outcome)].shares -= asked
+            self.done.append(Done(betting_services.shares_sell, kwargs, trade.pk))
+            SEEN.update(["sold"])
+            return None
         trade = call()
         assert (trade.amount, trade.shares, trade.fee) == (result.points, result.shares, fee)
         m.pools = result.pools

@@ -223,3 +223,25 @@ def test_hung_checks_cannot_pile_up_threads(settings, external_check):
     release.set()
     time.sleep(0.2)
     assert health.run_checks([("ok", lambda: True)], timeout=1)[0].status == "healthy"
+
+
+def test_pool_watch_reports_calls_stuck_past_the_budget():
+    """A stalled pool (issue 12): degraded while some worker is stuck, unhealthy when all are."""
+    import time as _time
+
+    from ops.health import PoolWatch
+
+    watch = PoolWatch(workers=2, stall_after=0.05)
+    assert watch.check()[0] == "healthy"
+    first = watch.started()
+    _time.sleep(0.1)
+    status, details = watch.check()
+    assert status == "degraded" and details["in_flight"] == details["stalled"] == 1
+    assert details["oldest_seconds"] >= 0.1
+    second = watch.started()
+    _time.sleep(0.1)
+    status, details = watch.check()
+    assert status == "unhealthy" and details["stalled"] == 2
+    watch.finished(first)
+    watch.finished(second)
+    assert watch.check()[0] == "healthy"

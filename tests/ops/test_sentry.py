@@ -181,3 +181,54 @@ def test_error_id_and_log_context_tag_the_event(sentry):
     assert event["tags"]["interaction_id"] == INTERACTION_ID
     assert event["tags"]["guild_id"] == "111" and event["tags"]["market_id"] == "42"
     assert error_id in event["logentry"]["formatted"] or error_id in str(event.get("logentry"))
+
+
+# --- Secrets by value (issue 12) ------------------------------------------------------------------
+
+ODD_TOKEN = "MTA1NzY4OTQ4NjI1NjM4NDA4MA.GhK2bX.short~odd!segment"  # no token shape matches it
+DRIP_KEY = "drip_live_7f3a9c2e55b1"
+DB_PASSWORD = "correct-horse-battery"
+DJANGO_KEY = "k3y-that-signs-cookies-0123456789"
+SENTRY_DSN = "https://a1b2c3d4e5f6@o123.ingest.sentry.example.invalid/42"
+
+
+@pytest.fixture
+def configured(settings, monkeypatch):
+    settings.DISCORD_TOKEN = ODD_TOKEN
+    settings.SENTRY_DSN = SENTRY_DSN
+    settings.SECRET_KEY = DJANGO_KEY
+    monkeypatch.setitem(settings.DATABASES["default"], "PASSWORD", DB_PASSWORD)
+    monkeypatch.setenv("DRIP_API_KEY", DRIP_KEY)
+    return [ODD_TOKEN, DRIP_KEY, DB_PASSWORD, DJANGO_KEY, SENTRY_DSN, "a1b2c3d4e5f6"]
+
+
+def test_configured_secrets_are_redacted_by_value_in_text(configured):
+    for secret in configured:
+        assert secret not in scrub_text(f"harmless = {secret!r} (held by an innocent name)")
+    assert scrub_text("pm is a short word") == "pm is a short word"
+    assert scrub_text("postgres://pm:pm@db:5432/pm") == f"postgres://pm:{FILTERED}@db:5432/pm"
+
+
+def test_configured_secrets_never_reach_sentry(configured, sentry):
+    def innocent(value: str, more: dict) -> None:
+        raise RuntimeError(f"could not use {value}")
+
+    for secret in configured:
+        try:
+            innocent(secret, {"note": secret})
+        except RuntimeError:
+            sentry_sdk.capture_exception()
+    sentry_sdk.capture_message(f"settings: {configured}")
+    sentry_sdk.flush()
+    raw = sentry.raw()
+    assert sentry.events
+    for secret in configured:
+        assert secret.encode() not in raw, f"{secret[:6]}… leaked"
+
+
+def test_configured_secrets_are_redacted_in_log_lines(configured):
+    from ops.logging import JsonFormatter
+
+    record = logging.LogRecord("x", logging.ERROR, __file__, 1, "using %s", (ODD_TOKEN,), None)
+    line = JsonFormatter().format(record)
+    assert ODD_TOKEN not in line and FILTERED in line

@@ -46,6 +46,8 @@ def adjust(client, direction: str, amount: object, reason: str = "Event prize", 
 
 
 def test_groups_migration_gives_moderators_the_four_actions_and_viewers_only_view():
+    """…and both the dashboard (dashboard/migrations/0002, issue 12)."""
+
     def codenames(name):
         return set(Group.objects.get(name=name).permissions.values_list("codename", flat=True))
 
@@ -58,8 +60,8 @@ def test_groups_migration_gives_moderators_the_four_actions_and_viewers_only_vie
         ).values_list("codename", flat=True)
     )
     assert {"view_market", "view_trade", "view_position", "view_auditevent"} <= view_all
-    assert moderators == actions | view_all
-    assert viewers == view_all
+    assert moderators == actions | view_all | {"view_dashboard"}
+    assert viewers == view_all | {"view_dashboard"}
 
 
 def test_superuser_has_every_action(client, django_user_model):

@@ -263,7 +263,12 @@
     var base = Math.min(30000, 500 * Math.pow(2, state.attempt));
     var delay = Math.round(base / 2 + Math.random() * base / 2);
     state.attempt += 1;
-    setConnection("reconnecting", "Reconnecting in " + Math.max(1, Math.round(delay / 1000)) + " s…");
+    var seconds = Math.max(1, Math.round(delay / 1000));
+    if (state.paused) {
+      setConnection("paused", "Live updates paused — retrying in " + seconds + " s…");
+    } else {
+      setConnection("reconnecting", "Reconnecting in " + seconds + " s…");
+    }
     state.timer = setTimeout(function () { state.timer = null; connect(); }, delay);
   }
 
@@ -276,7 +281,7 @@
       return;
     }
     state.socket = ws;
-    if (state.attempt > 0) setConnection("reconnecting", "Reconnecting…");
+    if (state.attempt > 0 && !state.paused) setConnection("reconnecting", "Reconnecting…");
     ws.onopen = function () {
       ws.send(JSON.stringify({ type: "replay", after: state.lastId }));
     };
@@ -284,16 +289,23 @@
       var msg;
       try { msg = JSON.parse(e.data); } catch (err) { return; }
       if (msg.type === "market.event") apply(msg);
+      else if (msg.type === "paused") {
+        state.paused = true;
+        setConnection("paused", "Live updates paused");
+      }
       else if (msg.type === "replayed") {
         state.attempt = 0;
+        state.paused = false;
         setConnection("connected", liveLabel);
       } else if (msg.type === "stale") {
         // Too much was missed to replay: a fresh render is the quickest catch-up.
         location.reload();
       }
     };
-    ws.onclose = function () {
+    ws.onclose = function (e) {
       if (state.socket === ws) state.socket = null;
+      // 4503: the server's live feed (Redis) is down; 1011: it failed under an open socket.
+      if (e && (e.code === 4503 || e.code === 1011)) state.paused = true;
       scheduleReconnect();
     };
     ws.onerror = function () { /* onclose follows */ };
