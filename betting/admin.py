@@ -6,9 +6,18 @@ from __future__ import annotations
 from typing import Any
 
 from django.contrib import admin
+from django.db.models import Exists, Q, QuerySet
+from django.http import HttpRequest
 
-from core.adminkit import ReadOnlyAdmin, market_link, member_link, member_section_register
-from markets.services import format_shares
+from core.adminkit import (
+    MemberNameSearchMixin,
+    ReadOnlyAdmin,
+    market_link,
+    member_link,
+    member_section_register,
+    shares_cell,
+)
+from points.selectors import member_name_matches, member_name_subquery
 
 from . import selectors
 from .models import Position, Trade
@@ -19,7 +28,7 @@ def _member_positions(guild_id: int, user_id: int) -> dict[str, Any]:
     portfolio = selectors.portfolio_get(guild_id=guild_id, user_id=user_id, limit=100)
     return {
         "portfolio": portfolio,
-        "positions": [(p, format_shares(p.shares)) for p in portfolio.positions],
+        "positions": [(p, shares_cell(p.shares)) for p in portfolio.positions],
     }
 
 
@@ -27,7 +36,7 @@ member_section_register(_member_positions)
 
 
 @admin.register(Position)
-class PositionAdmin(ReadOnlyAdmin):
+class PositionAdmin(MemberNameSearchMixin, ReadOnlyAdmin):
     list_display = (
         "id",
         "market_column",
@@ -43,6 +52,19 @@ class PositionAdmin(ReadOnlyAdmin):
     search_fields = ("=user_id", "=market__id")
     list_select_related = ("outcome",)
     ordering = ("-id",)
+    search_help_text = "Search a member's name or Discord id, or a market number."
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet:
+        return (
+            super()
+            .get_queryset(request)
+            .annotate(
+                member_name=member_name_subquery(guild_field="guild_id", user_field="user_id")
+            )
+        )
+
+    def member_name_filter(self, text: str) -> Q | Exists:
+        return member_name_matches(text=text, guild_field="guild_id", user_field="user_id")
 
     @admin.display(description="market", ordering="market_id")
     def market_column(self, obj: Position) -> str:
@@ -50,15 +72,15 @@ class PositionAdmin(ReadOnlyAdmin):
 
     @admin.display(description="member", ordering="user_id")
     def member(self, obj: Position) -> str:
-        return member_link(obj.guild_id, obj.user_id)
+        return member_link(obj.guild_id, obj.user_id, getattr(obj, "member_name", None))
 
     @admin.display(description="shares", ordering="shares")
     def shares_display(self, obj: Position) -> str:
-        return format_shares(obj.shares)
+        return shares_cell(obj.shares)
 
 
 @admin.register(Trade)
-class TradeAdmin(ReadOnlyAdmin):
+class TradeAdmin(MemberNameSearchMixin, ReadOnlyAdmin):
     list_display = (
         "id",
         "created_at",
@@ -75,6 +97,20 @@ class TradeAdmin(ReadOnlyAdmin):
     search_fields = ("=user_id", "=market__id", "idempotency_key")
     list_select_related = ("outcome",)
     ordering = ("-id",)
+    search_help_text = "Search a member's name or Discord id, or a market number."
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet:
+        return (
+            super()
+            .get_queryset(request)
+            .annotate(
+                member_name=member_name_subquery(guild_field="guild_id", user_field="user_id")
+            )
+        )
+
+    def member_name_filter(self, text: str) -> Q | Exists:
+        return member_name_matches(text=text, guild_field="guild_id", user_field="user_id")
+
     date_hierarchy = "created_at"
 
     @admin.display(description="market", ordering="market_id")
@@ -83,8 +119,8 @@ class TradeAdmin(ReadOnlyAdmin):
 
     @admin.display(description="member", ordering="user_id")
     def member(self, obj: Trade) -> str:
-        return member_link(obj.guild_id, obj.user_id)
+        return member_link(obj.guild_id, obj.user_id, getattr(obj, "member_name", None))
 
     @admin.display(description="shares", ordering="shares")
     def shares_display(self, obj: Trade) -> str:
-        return format_shares(obj.shares)
+        return shares_cell(obj.shares)

@@ -317,6 +317,12 @@ PM_GUILD_DEFAULTS = {
     "requests_per_minute": env.int("PM_GUILD_REQUESTS_PER_MINUTE", default=100),
 }
 
+# The member and guild directory (issue 13): a member's name is stored at most once per this
+# many seconds (points.services.member_seen). The namespace is not configuration: tests set it
+# to keep their gates apart in a shared cache.
+PM_MEMBER_SEEN_EVERY = env.int("PM_MEMBER_SEEN_EVERY", default=300)
+PM_DIRECTORY_NAMESPACE = ""
+
 # --- Logging --------------------------------------------------------------------------------
 LOG_LEVEL = env.str("LOG_LEVEL", default="INFO")
 LOG_JSON = env.bool("LOG_JSON", default=not DEBUG)

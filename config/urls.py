@@ -6,6 +6,8 @@ from ops.middleware import admin_login_ratelimited
 admin.site.site_header = "Prediction markets"
 admin.site.site_title = "Prediction markets admin"
 admin.site.index_title = "Back office"
+# "View site" opens the staff dashboard (there is no public site at /).
+admin.site.site_url = "/dashboard/"
 # Brute force against staff passwords: 10 POSTs a minute per address (settings.ADMIN_LOGIN_RATE).
 admin.site.login = admin_login_ratelimited(admin.site.login)
 

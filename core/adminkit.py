@@ -10,10 +10,12 @@ from typing import Any
 
 from django.contrib import admin
 from django.core.exceptions import PermissionDenied
+from django.db.models import Exists, Q, QuerySet
 from django.http import HttpRequest, HttpResponse, HttpResponseBadRequest
 from django.urls import reverse
 from django.utils.html import format_html
 
+from .directory import guild_fallback, member_fallback
 from .text import MSG_BAD_CHARACTER, text_problem
 
 
@@ -76,10 +78,38 @@ def member_url(guild_id: int, user_id: int) -> str:
     return reverse("admin:points_member", args=[guild_id, user_id])
 
 
-def member_link(guild_id: int, user_id: int | None) -> str:
+def member_link(guild_id: int, user_id: int | None, name: str | None = None) -> str:
+    """The member's name (from the directory; "member #1234…" when unknown or forgotten),
+    linking to their page, with the Discord id as the tooltip: the id is one click away."""
     if user_id is None:
         return "—"
-    return format_html('<a href="{}">&lt;@{}&gt;</a>', member_url(guild_id, user_id), user_id)
+    return format_html(
+        '<a href="{}" title="Discord id {}">{}</a>',
+        member_url(guild_id, user_id),
+        user_id,
+        name or member_fallback(user_id),
+    )
+
+
+def guild_label(guild_id: int | None, name: str | None = None) -> str:
+    """The server's name with its id as the tooltip."""
+    if guild_id is None:
+        return "—"
+    return format_html(
+        '<span title="Discord server id {}">{}</span>', guild_id, name or guild_fallback(guild_id)
+    )
+
+
+def shares_cell(micro_shares: int | None) -> str:
+    """Shares to two decimals for reading, the exact count in the tooltip (DOMAIN §1: a share
+    is 1,000,000 micro-shares; the CSV exports keep the exact values)."""
+    if micro_shares is None:
+        return "—"
+    whole, frac = divmod(micro_shares, 1_000_000)
+    exact = f"{whole:,}" + (f".{frac:06d}".rstrip("0") if frac else "")
+    return format_html(
+        '<span title="exactly {} shares">{}</span>', exact, f"{micro_shares / 1_000_000:,.2f}"
+    )
 
 
 def market_link(market_id: int, text: str | None = None) -> str:
@@ -104,3 +134,26 @@ def member_sections(guild_id: int, user_id: int) -> dict[str, Any]:
     for section in _member_sections:
         context.update(section(guild_id, user_id))
     return context
+
+
+class MemberNameSearchMixin:
+    """Search a list by a member's display name or username as well as by id (issue 13).
+    `member_name_filter(text)` is the model admin's: it returns the condition (the apps'
+    admins build it with `points.selectors.member_name_matches`), so this module imports no
+    project app."""
+
+    def member_name_filter(
+        self, text: str
+    ) -> Q | Exists:  # pragma: no cover - every user overrides it
+        raise NotImplementedError
+
+    def get_search_results(
+        self, request: HttpRequest, queryset: QuerySet, search_term: str
+    ) -> tuple[QuerySet, bool]:
+        found, may_have_duplicates = super().get_search_results(  # type: ignore[misc]
+            request, queryset, search_term
+        )
+        text = search_term.strip()
+        if text:
+            found = found | queryset.filter(self.member_name_filter(text))
+        return found, may_have_duplicates

@@ -33,7 +33,7 @@ from django.conf import settings
 from markets import selectors
 from markets.realtime import DASHBOARD_GROUP, PUBLISH_TIMEOUT_SECONDS
 
-from .events import event_message, with_summary
+from .events import event_message, names_for, with_summary
 
 logger = logging.getLogger(__name__)
 
@@ -67,10 +67,12 @@ def layer_timeout() -> float:
 
 @database_sync_to_async
 def _events_after(after_id: int, limit: int) -> list[dict[str, Any]]:
-    return [
-        event_message(event)
-        for event in selectors.market_events_after(after_id=after_id, limit=limit)
-    ]
+    events = selectors.market_events_after(after_id=after_id, limit=limit)
+    names = names_for((e.guild_id, e.payload) for e in events)
+    return [event_message(event, names) for event in events]
+
+
+_with_summary = database_sync_to_async(with_summary)
 
 
 class DashboardConsumer(AsyncJsonWebsocketConsumer):
@@ -141,8 +143,8 @@ class DashboardConsumer(AsyncJsonWebsocketConsumer):
 
     async def market_event(self, message: dict[str, Any]) -> None:
         """Channel-layer handler for `market.event`: forward to the browser, with the feed's
-        summary line."""
-        await self._deliver(with_summary(message))
+        summary line (the members' names are read from the directory: 1 query)."""
+        await self._deliver(await _with_summary(message))
 
     async def _deliver(self, message: dict[str, Any]) -> None:
         event_id = message.get("id")

@@ -9,19 +9,53 @@ reach the browser in one shape.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any
 
+from core.directory import member_fallback
 from markets import realtime
 from markets.models import MarketEvent
+from points.selectors import member_names
 
 _TRADE_VERBS = {"buy": "bought", "sell": "sold", "stake": "staked"}
 
 
-def event_summary(event_type: str, market_id: int, payload: dict[str, Any]) -> str:
-    """One line of plain text for the live feed (the page escapes it), built from the outbox
-    payload alone so live pushes and server renders read the same."""
+def _member_of(payload: dict[str, Any] | None) -> int | None:
     p = payload or {}
-    who = p.get("user_id") or p.get("voter_id") or ""
+    who = p.get("user_id") or p.get("voter_id")
+    try:
+        return int(who) if who else None
+    except (TypeError, ValueError):
+        return None
+
+
+def names_for(events: Iterable[tuple[Any, dict[str, Any] | None]]) -> dict[int, str]:
+    """user id → name for the members the (guild id, payload) pairs mention: one directory
+    query per server among them (the outbox stores ids only, so a forgotten member is never
+    named by an old event, issue 13)."""
+    by_guild: dict[int, set[int]] = {}
+    for guild_id, payload in events:
+        user = _member_of(payload)
+        if user is not None and guild_id:
+            by_guild.setdefault(int(guild_id), set()).add(user)
+    names: dict[int, str] = {}
+    for guild_id, users in by_guild.items():
+        names.update(member_names(guild_id=guild_id, user_ids=users))
+    return names
+
+
+def event_summary(
+    event_type: str,
+    market_id: int,
+    payload: dict[str, Any],
+    names: dict[int, str] | None = None,
+) -> str:
+    """One line of plain text for the live feed (the page escapes it), built from the outbox
+    payload and the members' names (`names_for`) so live pushes and server renders read the
+    same."""
+    p = payload or {}
+    user = _member_of(p)
+    who = ((names or {}).get(user) or member_fallback(user)) if user else ""
     if event_type == MarketEvent.Type.TRADE:
         verb = _TRADE_VERBS.get(p.get("kind", ""), "traded")
         probabilities = p.get("probabilities") or []
@@ -52,14 +86,19 @@ def event_summary(event_type: str, market_id: int, payload: dict[str, Any]) -> s
     return f"#{market_id}: {event_type}"
 
 
-def with_summary(message: dict[str, Any]) -> dict[str, Any]:
-    """`message` (a published `market.event`) with the feed's `summary` line added."""
+def with_summary(message: dict[str, Any], names: dict[int, str] | None = None) -> dict[str, Any]:
+    """`message` (a published `market.event`) with the feed's `summary` line added; `names`
+    from `names_for` (looked up here when not given: 1 query)."""
+    if names is None:
+        names = names_for([(message.get("guild_id"), message.get("payload"))])
     summary = event_summary(
-        message.get("event", ""), message.get("market_id"), message.get("payload")
+        message.get("event", ""), message.get("market_id"), message.get("payload"), names
     )
-    return {**message, "summary": summary}
+    user = _member_of(message.get("payload"))
+    member_name = (names.get(user) or member_fallback(user)) if user else ""
+    return {**message, "summary": summary, "member_name": member_name}
 
 
-def event_message(event: MarketEvent) -> dict[str, Any]:
+def event_message(event: MarketEvent, names: dict[int, str] | None = None) -> dict[str, Any]:
     """The one wire format the dashboard page reads, for live pushes and replays alike."""
-    return with_summary(realtime.event_message(event))
+    return with_summary(realtime.event_message(event), names)

@@ -11,7 +11,9 @@ import datetime as dt
 from dataclasses import dataclass
 
 from betting.models import Trade
+from core.directory import member_fallback
 from markets.models import MarketEvent
+from points.selectors import member_name_subquery
 
 
 def event_last_id() -> int:
@@ -39,12 +41,15 @@ class TradeRow:
     shares: int
     fee: int
     price_after: float  # display: the traded outcome's probability after the trade
+    user_name: str = ""
+    """The member's name from the directory, else "member #1234…" (issue 13)."""
 
 
 def trades_recent(*, market_id: int, limit: int = 25) -> list[TradeRow]:
-    """A market's newest trades, newest first (1 query)."""
+    """A market's newest trades, newest first, with the traders' names (1 query)."""
     rows = (
         Trade.objects.filter(market_id=market_id)
+        .annotate(member_name=member_name_subquery(guild_field="guild_id", user_field="user_id"))
         .order_by("-id")
         .values_list(
             "id",
@@ -57,9 +62,22 @@ def trades_recent(*, market_id: int, limit: int = 25) -> list[TradeRow]:
             "shares",
             "fee",
             "price_after_ppm",
+            "member_name",
         )[: max(1, min(limit, 200))]
     )
     return [
-        TradeRow(tid, at, user, kind, pos, label, amount, shares, fee, ppm / 1_000_000)
-        for tid, at, user, kind, pos, label, amount, shares, fee, ppm in rows
+        TradeRow(
+            tid,
+            at,
+            user,
+            kind,
+            pos,
+            label,
+            amount,
+            shares,
+            fee,
+            ppm / 1_000_000,
+            name or member_fallback(user),
+        )
+        for tid, at, user, kind, pos, label, amount, shares, fee, ppm, name in rows
     ]

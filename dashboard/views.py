@@ -31,10 +31,11 @@ from markets import selectors
 from markets.errors import MarketNotFound
 from markets.models import Market
 from markets.selectors import MarketSummary
+from points.selectors import member_names
 
 from . import charts
 from . import selectors as dashboard_selectors
-from .events import event_summary
+from .events import event_summary, names_for
 
 VIEW_PERMISSION = "dashboard.view_dashboard"
 
@@ -107,6 +108,13 @@ def percent(probability: float) -> str:
     return f"{probability * 100:.1f}%"
 
 
+def _votes(market: MarketSummary) -> list[tuple[int, str, str]]:
+    """(voter id, voter name, outcome label) for the votes table (2 queries)."""
+    votes = selectors.votes_get(market_id=market.id)
+    names = member_names(guild_id=market.guild_id, user_ids=[voter for voter, _, _ in votes])
+    return [(voter, names[voter], label) for voter, _, label in votes]
+
+
 def _admin_url(market_id: int) -> str | None:
     try:
         return reverse("admin:markets_market_change", args=[market_id])
@@ -149,6 +157,7 @@ def trade_view(trade: dashboard_selectors.TradeRow) -> dict:
         "id": trade.id,
         "at": trade.at,
         "user_id": trade.user_id,
+        "user_name": trade.user_name,
         "kind": trade.kind,
         "label": trade.label,
         "amount": f"{trade.amount:,}",
@@ -158,15 +167,17 @@ def trade_view(trade: dashboard_selectors.TradeRow) -> dict:
 
 
 def _feed(limit: int, market_id: int | None = None) -> list[dict]:
+    events = dashboard_selectors.events_latest(limit=limit, market_id=market_id)
+    names = names_for((e.guild_id, e.payload) for e in events)
     return [
         {
             "id": e.pk,
             "event": e.type,
             "market_id": e.market_id,
-            "summary": event_summary(e.type, e.market_id, e.payload),
+            "summary": event_summary(e.type, e.market_id, e.payload, names),
             "created_at": e.created_at,
         }
-        for e in dashboard_selectors.events_latest(limit=limit, market_id=market_id)
+        for e in events
     ]
 
 
@@ -276,7 +287,7 @@ def market_detail(request: HttpRequest, market_id: int) -> HttpResponse:
                 trade_view(t)
                 for t in dashboard_selectors.trades_recent(market_id=market.id, limit=RECENT_TRADES)
             ],
-            "votes": selectors.votes_get(market_id=market.id),
+            "votes": _votes(market),
             "feed": _feed(FEED_LENGTH, market_id=market.id),
             "last_event_id": last_event_id,
             "now": timezone.now(),
@@ -301,7 +312,7 @@ def market_panel(request: HttpRequest, market_id: int) -> HttpResponse:
     return render(
         request,
         "dashboard/_panel.html",
-        {"m": market_view(market), "votes": selectors.votes_get(market_id=market.id)},
+        {"m": market_view(market), "votes": _votes(market)},
     )
 
 

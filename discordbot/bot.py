@@ -18,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import logging
+import math
 import time
 from collections.abc import Callable, Coroutine, Sequence
 from dataclasses import dataclass, field, replace
@@ -37,6 +38,7 @@ from betting.services import MAX_BATCH
 from core.errors import DomainError
 from ops import metrics
 from ops.health import PoolWatch, register_external_check, unregister_external_check
+from points import services as points_services
 
 from . import actions, answers, interactions, parsing
 from .actions import policy_get
@@ -57,6 +59,7 @@ EXTENSIONS = (
     "discordbot.cogs.points",
     "discordbot.cogs.settings",
     "discordbot.cogs.notifications",
+    "discordbot.cogs.privacy",
     "discordbot.cogs.scheduler",
     "discordbot.cogs.drip",
 )
@@ -215,6 +218,7 @@ class PredictionBot(commands.AutoShardedBot):
             max_workers=CACHE_WORKERS, thread_name_prefix="bot-cache"
         )
         self._cache_inline = isinstance(cache, LocMemCache)
+        self._seen: dict[tuple[int, int], float] = {}
         self.trades = MarketBatcher(self._trades_serve, cap=MAX_BATCH)
         self.db_watch = PoolWatch(max(1, config.db_workers), stall_after=config.answer_budget)
         self.unseen: set[tuple[int | None, int]] = set()
@@ -374,9 +378,49 @@ class PredictionBot(commands.AutoShardedBot):
 
     # --- Events ------------------------------------------------------------------------------
 
+    def directory_note(self, interaction: discord.Interaction) -> asyncio.Task | None:
+        """Keep the member's and the guild's names (issue 13) off the interaction's critical
+        path: at most once per member per `PM_MEMBER_SEEN_EVERY` seconds in this process (the
+        service gates again across processes), in a task that waits for the first response and
+        then writes through the database threads; a failure is logged, never raised."""
+        user, guild_id = interaction.user, interaction.guild_id
+        if guild_id is None or user is None or getattr(user, "bot", False):
+            return None
+        key, now = (guild_id, user.id), time.monotonic()
+        if now - self._seen.get(key, -math.inf) < settings.PM_MEMBER_SEEN_EVERY:
+            return None
+        if len(self._seen) > 100_000:
+            self._seen.clear()
+        self._seen[key] = now
+        guild = interaction.guild
+        fields: dict[str, Any] = {
+            "guild_id": guild_id,
+            "user_id": user.id,
+            "display_name": user.display_name,
+            "username": user.name,
+            "avatar": user.display_avatar.url,
+        }
+        if guild is not None and getattr(guild, "name", None):
+            fields["guild_name"] = guild.name
+            fields["guild_icon"] = guild.icon.url if guild.icon else ""
+
+        async def note() -> None:
+            for _ in range(60):  # the first response is due within 3 s
+                if interaction.response.is_done():
+                    break
+                await asyncio.sleep(0.05)
+            try:
+                await self.db(points_services.member_seen, **fields)
+            except Exception:
+                logger.exception("could not note member %s in the directory", user.id)
+
+        return self.spawn(note())
+
     async def on_interaction(self, interaction: discord.Interaction) -> None:
         """Modal submissions go to `ModalRouter`; a component or modal nobody handles (an id
-        from an older version) still gets an answer, so no interaction goes unanswered."""
+        from an older version) still gets an answer, so no interaction goes unanswered. Every
+        interaction also notes its member in the directory (`directory_note`)."""
+        self.directory_note(interaction)
         if interaction.type == discord.InteractionType.modal_submit:
             try:
                 if await self.modals.dispatch(interaction):

@@ -16,7 +16,7 @@ from betting.services import MSG_SOLD_REMAINDER
 from markets.amm import SHARE_SCALE
 from markets.selectors import MarketSummary
 from points.models import GuildSettings
-from points.selectors import HistoryRow, LeaderboardRow
+from points.selectors import HistoryRow, LeaderboardRow, member_fallback
 
 from . import limits
 from .limits import escape, fit
@@ -182,7 +182,7 @@ def market_embed(m: MarketSummary, *, top: Sequence[Predictor] = ()) -> discord.
         footer.append(f"fee {m.fee_bps / 100:g}%")
     if m.category:
         footer.append(f"category: {m.category}")
-    footer.append(f"created by user {m.creator_id}")
+    footer.append(f"created by {m.creator_name or member_fallback(m.creator_id)}")
     embed.set_footer(text=fit(" · ".join(footer), 300))
     return limits.embed_fit(embed)
 
@@ -370,7 +370,10 @@ def holdings_text(m: MarketSummary, holdings: Sequence[Any], balance: int | None
     return fit(text, limits.CONTENT)
 
 
-def leaderboard_embed(rows: Sequence, *, kind: str) -> discord.Embed:
+def leaderboard_embed(
+    rows: Sequence, *, kind: str, names: dict[int, str] | None = None
+) -> discord.Embed:
+    """Ranks with the members' names from the directory (issue 13); without a name, a mention."""
     title = "Richest members" if kind == "balance" else "Best traders (realised profit)"
     embed = discord.Embed(title=title, colour=discord.Colour.gold())
     if not rows:
@@ -379,7 +382,8 @@ def leaderboard_embed(rows: Sequence, *, kind: str) -> discord.Embed:
     for row in rows:
         value = row.balance if isinstance(row, LeaderboardRow) else row.profit
         shown = points(value) if kind == "balance" else signed(value)
-        line = f"**{row.rank}.** <@{row.user_id}> — {shown} points"
+        who = escape(names[row.user_id]) if names and row.user_id in names else f"<@{row.user_id}>"
+        line = f"**{row.rank}.** {who} — {shown} points"
         if kind != "balance" and getattr(row, "open_value", 0):
             line += f" (open positions worth {points(row.open_value)})"
         lines.append(line)
@@ -403,6 +407,9 @@ CODE_TEXT = {
 }
 
 
+REASON_CODES = {"grant", "deduct", "correction"}
+
+
 def history_embed(rows: Sequence[HistoryRow], *, page: int) -> discord.Embed:
     embed = discord.Embed(title="Your points history", colour=discord.Colour.blurple())
     if not rows:
@@ -412,7 +419,11 @@ def history_embed(rows: Sequence[HistoryRow], *, page: int) -> discord.Embed:
         what = CODE_TEXT.get(r.code, r.code)
         where = f" · #{r.market_id}" if r.market_id else ""
         when = timestamp(r.created_at, "d") if isinstance(r.created_at, dt.datetime) else ""
-        lines.append(f"{when} **{signed(r.amount)}** {what}{where}")
+        why = ""
+        if r.code in REASON_CODES and r.memo:
+            # The moderator's reason: the back office promises members see it here.
+            why = f" — “{fit(escape(r.memo), 120)}”"
+        lines.append(f"{when} **{signed(r.amount)}** {what}{where}{why}")
     if lines:
         embed.description = "\n".join(lines)
     embed.set_footer(text=f"Page {page + 1}")

@@ -23,11 +23,19 @@ from core.adminkit import (
     ActionPermissionMixin,
     ReadOnlyAdmin,
     TextSafeChangelistMixin,
+    guild_label,
     market_link,
     member_link,
+    shares_cell,
 )
 from points.errors import id_from_text
 from points.models import Account
+from points.selectors import (
+    guild_name_subquery,
+    guild_names,
+    member_name_subquery,
+    member_names,
+)
 
 from . import admin_views, selectors
 from .models import Market, MarketEvent, Outcome, ResolutionVote
@@ -112,7 +120,7 @@ class MarketInline(ReadOnlyInline):
 
     @admin.display(description="member")
     def member(self, obj: Any) -> str:
-        return member_link(obj.guild_id, obj.user_id)
+        return member_link(obj.guild_id, obj.user_id, getattr(obj, "member_name", None))
 
     @admin.display(description="outcome")
     def outcome_label(self, obj: Any) -> str:
@@ -148,7 +156,7 @@ class OutcomeInline(MarketInline):
 
     @admin.display(description="pool (shares)")
     def pool_shares(self, obj: Outcome) -> str:
-        return admin_views.format_shares(obj.pool)
+        return shares_cell(obj.pool)
 
     @admin.display(description="probability")
     def probability(self, obj: Outcome) -> str:
@@ -167,11 +175,21 @@ class VoteInline(PaginatedInline):
     verbose_name_plural = "resolution votes"
 
     def get_queryset(self, request: HttpRequest) -> QuerySet:
-        return super().get_queryset(request).select_related("outcome").order_by("id")
+        return (
+            super()
+            .get_queryset(request)
+            .select_related("outcome")
+            .annotate(
+                voter_name=member_name_subquery(
+                    guild_field="market__guild_id", user_field="voter_id"
+                )
+            )
+            .order_by("id")
+        )
 
     @admin.display(description="voter")
     def voter(self, obj: ResolutionVote) -> str:
-        return member_link(self.market.guild_id, obj.voter_id)
+        return member_link(self.market.guild_id, obj.voter_id, getattr(obj, "voter_name", None))
 
 
 class PositionInline(PaginatedInline):
@@ -191,12 +209,18 @@ class PositionInline(PaginatedInline):
 
     def get_queryset(self, request: HttpRequest) -> QuerySet:
         return (
-            super().get_queryset(request).select_related("outcome").order_by("-points_spent", "id")
+            super()
+            .get_queryset(request)
+            .select_related("outcome")
+            .annotate(
+                member_name=member_name_subquery(guild_field="guild_id", user_field="user_id")
+            )
+            .order_by("-points_spent", "id")
         )
 
     @admin.display(description="shares")
     def shares_display(self, obj: Position) -> str:
-        return admin_views.format_shares(obj.shares)
+        return shares_cell(obj.shares)
 
     @admin.display(description="value now")
     def value(self, obj: Position) -> str:
@@ -221,11 +245,19 @@ class TradeInline(PaginatedInline):
     list_url_name = "admin:betting_trade_changelist"
 
     def get_queryset(self, request: HttpRequest) -> QuerySet:
-        return super().get_queryset(request).select_related("outcome").order_by("-id")
+        return (
+            super()
+            .get_queryset(request)
+            .select_related("outcome")
+            .annotate(
+                member_name=member_name_subquery(guild_field="guild_id", user_field="user_id")
+            )
+            .order_by("-id")
+        )
 
     @admin.display(description="shares")
     def shares_display(self, obj: Trade) -> str:
-        return admin_views.format_shares(obj.shares)
+        return shares_cell(obj.shares)
 
     @admin.display(description="probability")
     def price_move(self, obj: Trade) -> str:
@@ -240,11 +272,20 @@ class EventInline(PaginatedInline):
     list_url_name = "admin:markets_marketevent_changelist"
 
     def get_queryset(self, request: HttpRequest) -> QuerySet:
-        return super().get_queryset(request).order_by("-id")
+        return (
+            super()
+            .get_queryset(request)
+            .annotate(
+                actor_name=member_name_subquery(guild_field="guild_id", user_field="actor_id")
+            )
+            .order_by("-id")
+        )
 
     @admin.display(description="actor")
     def actor(self, obj: MarketEvent) -> str:
-        return member_link(obj.guild_id, obj.actor_id) if obj.actor_id else "system / admin"
+        if not obj.actor_id:
+            return "system / admin"
+        return member_link(obj.guild_id, obj.actor_id, getattr(obj, "actor_name", None))
 
     @admin.display(description="payload")
     def summary(self, obj: MarketEvent) -> str:
@@ -254,21 +295,35 @@ class EventInline(PaginatedInline):
 # --- The market admin --------------------------------------------------------------------------
 
 
+class GuildFilter(admin.SimpleListFilter):
+    """Servers by name (issue 13), the id in brackets only when two share a name."""
+
+    title = "server"
+    parameter_name = "guild_id"
+
+    def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, str]]:
+        ids = Market.objects.order_by().values_list("guild_id", flat=True).distinct()[:100]
+        names = guild_names(guild_ids=ids)
+        return sorted(((str(g), name) for g, name in names.items()), key=lambda kv: kv[1])
+
+    def queryset(self, request: HttpRequest, queryset: QuerySet) -> QuerySet:
+        guild_id = id_from_text(self.value())
+        return queryset if guild_id is None else queryset.filter(guild_id=guild_id)
+
+
 @admin.register(Market)
 class MarketAdmin(TextSafeChangelistMixin, ActionPermissionMixin, admin.ModelAdmin):
     list_display = (
         "id",
-        "guild_id",
+        "guild",
         "short_question",
-        "mechanism",
-        "status_badge",
-        "closing",
+        "state",
         "volume_display",
         "traders",
         "leading_outcome",
     )
     list_display_links = ("id", "short_question")
-    list_filter = ("guild_id", "status", "mechanism", "category")
+    list_filter = (GuildFilter, "status", "mechanism", "category")
     search_fields = ("question",)
     search_help_text = "Search the question, or a market number such as 42 or #42."
     ordering = ("-id",)
@@ -312,6 +367,7 @@ class MarketAdmin(TextSafeChangelistMixin, ActionPermissionMixin, admin.ModelAdm
         return (
             super()
             .get_queryset(request)
+            .annotate(guild_name=guild_name_subquery(guild_field="guild_id"))
             .prefetch_related(
                 Prefetch(
                     "outcomes",
@@ -353,18 +409,31 @@ class MarketAdmin(TextSafeChangelistMixin, ActionPermissionMixin, admin.ModelAdm
 
     @admin.display(description="question", ordering="question")
     def short_question(self, obj: Market) -> str:
-        return Truncator(obj.question).chars(70)
+        # The mechanism and category ride under the question (they are filters too), so the
+        # key columns (volume, traders, leading outcome) fit at 1366 px (issue 13).
+        details = " · ".join(filter(None, [obj.get_mechanism_display(), obj.category]))
+        return format_html(
+            '{}<br><small class="quiet">{}</small>', Truncator(obj.question).chars(70), details
+        )
 
     @admin.display(description="status", ordering="status")
     def status_badge(self, obj: Market) -> str:
         return status_badge(obj.status, obj.get_status_display())
+
+    @admin.display(description="status · closes", ordering="closes_at")
+    def state(self, obj: Market) -> str:
+        """The status badge over the close time: one column, so the list fits 1366 px."""
+        return format_html("{}<br><small>{}</small>", self.status_badge(obj), self.closing(obj))
 
     @admin.display(description="closes / closed", ordering="closes_at")
     def closing(self, obj: Market) -> str:
         word, at = ("closed", obj.closed_at) if obj.closed_at else ("closes", obj.closes_at)
         # The column may wrap between the word and the time, never inside the time.
         return format_html(
-            '{} <span style="white-space:nowrap">{}</span>', word, f"{at:%Y-%m-%d %H:%M}"
+            '{} <span style="white-space:nowrap" title="{} UTC">{}</span>',
+            word,
+            f"{at:%Y-%m-%d %H:%M}",
+            f"{at:%b %-d, %H:%M}",
         )
 
     @admin.display(description="volume", ordering="volume")
@@ -389,18 +458,26 @@ class MarketAdmin(TextSafeChangelistMixin, ActionPermissionMixin, admin.ModelAdm
         best = max(range(len(outcomes)), key=lambda i: (probs[i], -i))
         if sum(1 for p in probs if p == probs[best]) > 1:
             return "even"
-        return f"{Truncator(outcomes[best].label).chars(30)} {probs[best]:.0%}"
+        return f"{Truncator(outcomes[best].label).chars(22)} {probs[best]:.0%}"
 
     # --- Detail fields ------------------------------------------------------------------------
 
+    def _member(self, obj: Market, user_id: int) -> str:
+        name = member_names(guild_id=obj.guild_id, user_ids=[user_id])[user_id]
+        return member_link(obj.guild_id, user_id, name)
+
+    @admin.display(description="server", ordering="guild_id")
+    def guild(self, obj: Market) -> str:
+        return guild_label(obj.guild_id, getattr(obj, "guild_name", None))
+
     @admin.display(description="creator")
     def creator(self, obj: Market) -> str:
-        return member_link(obj.guild_id, obj.creator_id)
+        return self._member(obj, obj.creator_id)
 
     @admin.display(description="closed by")
     def closed_by(self, obj: Market) -> str:
         if obj.closed_by_id:
-            return member_link(obj.guild_id, obj.closed_by_id)
+            return self._member(obj, obj.closed_by_id)
         return "—" if obj.closed_at is None else "scheduler or admin (see events)"
 
     @admin.display(description="settled by")
@@ -408,7 +485,7 @@ class MarketAdmin(TextSafeChangelistMixin, ActionPermissionMixin, admin.ModelAdm
         if obj.settled_by_user_id:
             return f"admin {obj.settled_by_user}"
         if obj.settled_by_id:
-            return member_link(obj.guild_id, obj.settled_by_id)
+            return self._member(obj, obj.settled_by_id)
         return "—" if obj.settled_at is None else "system"
 
     @admin.display(description="collateral (escrow)")

@@ -24,8 +24,10 @@ from django.urls import reverse
 
 from betting import selectors as betting_selectors
 from betting.models import Trade
+from core.directory import guild_fallback, member_fallback
 from points.admin_views import ConfirmForm, keyset_chunks, reason_field, stream_csv
 from points.errors import DomainError, id_from_text
+from points.selectors import guild_name_subquery, guild_names, member_name_subquery, member_names
 
 from . import selectors, services
 from .errors import MSG_ALREADY_SETTLED, MSG_NOT_CLOSED_FOR_RESOLVE
@@ -47,12 +49,17 @@ def format_shares(micro_shares: int) -> str:
     return services.format_shares(micro_shares)
 
 
+REASON_ON_MARKET_MESSAGE = (
+    "Recorded in the audit log and shown to members on the market's Discord message "
+    "(its Reason field). 1–500 characters."
+)
+
 # --- Forms -------------------------------------------------------------------------------------
 
 
 class ResolveForm(ConfirmForm):
     outcome = forms.TypedChoiceField(coerce=int, widget=forms.RadioSelect, label="Winning outcome")
-    reason = reason_field()
+    reason = reason_field(help_text=REASON_ON_MARKET_MESSAGE)
 
     def __init__(self, *args: Any, outcomes: list[Outcome], **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -74,11 +81,14 @@ class BulkForm(ConfirmForm):
 
 
 class CancelForm(BulkForm):
-    reason = reason_field()
+    reason = reason_field(help_text=REASON_ON_MARKET_MESSAGE)
 
 
 class CloseForm(BulkForm):
-    reason = reason_field(required=False)
+    reason = reason_field(
+        required=False,
+        help_text="Recorded in the audit log only: members see that trading closed, not why.",
+    )
 
 
 def parse_ids(raw: str) -> list[int]:
@@ -122,6 +132,19 @@ class OutcomePreview:
     label: str
     probability: float  # display
     preview: selectors.SettlementPreview
+    payments: list[tuple[int, str, int]]
+    """The listed recipients: (user id, name, points), the largest first."""
+
+
+def _named_payments(
+    guild_id: int, preview: selectors.SettlementPreview | None
+) -> list[tuple[int, str, int]]:
+    """The `PREVIEW_ROWS` largest payments with the members' names (1 query; issue 13)."""
+    if preview is None:
+        return []
+    shown = list(preview.payments)[:PREVIEW_ROWS]
+    names = member_names(guild_id=guild_id, user_ids=[user_id for user_id, _ in shown])
+    return [(user_id, names[user_id], amount) for user_id, amount in shown]
 
 
 # --- Resolve -----------------------------------------------------------------------------------
@@ -171,16 +194,17 @@ def resolve_view(model_admin: MarketAdmin, request: HttpRequest, object_id: int)
         )
         return HttpResponseRedirect(_change_url(market.pk))
     probabilities = selectors.probabilities(market.mechanism, outcomes)
-    previews = [
-        OutcomePreview(
-            o.position,
-            o.label,
-            p,
-            selectors.settlement_preview(market_id=market.pk, outcome=o.position),
+    previews = []
+    for o, p in zip(outcomes, probabilities, strict=True):
+        preview = selectors.settlement_preview(market_id=market.pk, outcome=o.position)
+        previews.append(
+            OutcomePreview(
+                o.position, o.label, p, preview, _named_payments(market.guild_id, preview)
+            )
         )
-        for o, p in zip(outcomes, probabilities, strict=True)
-    ]
-    votes = selectors.votes_get(market_id=market.pk)
+    raw_votes = selectors.votes_get(market_id=market.pk)
+    voter_names = member_names(guild_id=market.guild_id, user_ids=[v for v, _, _ in raw_votes])
+    votes = [(voter, voter_names[voter], label) for voter, _, label in raw_votes]
     context = _context(
         model_admin,
         request,
@@ -190,6 +214,7 @@ def resolve_view(model_admin: MarketAdmin, request: HttpRequest, object_id: int)
         previews=previews,
         preview_rows=PREVIEW_ROWS,
         votes=votes,
+        guild_name=guild_names(guild_ids=[market.guild_id])[market.guild_id],
         change_url=_change_url(market.pk),
     )
     return TemplateResponse(request, "admin/markets/market/confirm_resolve.html", context)
@@ -277,7 +302,9 @@ def bulk_view(model_admin: MarketAdmin, request: HttpRequest, action: BulkAction
         previews = {
             m.pk: selectors.settlement_preview(market_id=m.pk) for m in markets if not m.is_settled
         }
-    rows = [(m, previews.get(m.pk)) for m in markets]
+    rows = [
+        (m, previews.get(m.pk), _named_payments(m.guild_id, previews.get(m.pk))) for m in markets
+    ]
     context = _context(
         model_admin,
         request,
@@ -339,7 +366,9 @@ TRADES_CSV_HEADER = (
     "created_at",
     "market_id",
     "guild_id",
+    "guild_name",
     "user_id",
+    "user_name",
     "kind",
     "outcome",
     "outcome_label",
@@ -359,7 +388,9 @@ def _trade_row(t: Trade) -> tuple:
         t.created_at.isoformat(),
         t.market_id,
         t.guild_id,
+        getattr(t, "guild_name", None) or guild_fallback(t.guild_id),
         t.user_id,
+        getattr(t, "member_name", None) or member_fallback(t.user_id),
         t.kind,
         t.outcome.position + 1,
         t.outcome.label,
@@ -380,7 +411,14 @@ def trades_csv_view(
     market = _market_or_404(object_id)
     if not model_admin.has_view_permission(request, market):
         raise PermissionDenied
-    trades = Trade.objects.filter(market=market).select_related("outcome")
+    trades = (
+        Trade.objects.filter(market=market)
+        .select_related("outcome")
+        .annotate(
+            member_name=member_name_subquery(guild_field="guild_id", user_field="user_id"),
+            guild_name=guild_name_subquery(guild_field="guild_id"),
+        )
+    )
     return stream_csv(
         request,
         filename=f"market-{market.pk}-trades.csv",

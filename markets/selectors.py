@@ -13,6 +13,12 @@ from django.db.models import Prefetch, Q, QuerySet
 
 from core.text import text_problem
 from points.models import Account
+from points.selectors import (
+    guild_fallback,
+    guild_name_subquery,
+    member_fallback,
+    member_name_subquery,
+)
 
 from . import amm
 from .errors import MSG_MARKET_NOT_FOUND, MSG_OUTCOME_NOT_FOUND, InvalidMarketInput, MarketNotFound
@@ -51,6 +57,10 @@ class MarketSummary:
     message_id: int | None
     settle_reason: str
     outcomes: list[OutcomeSummary] = field(default_factory=list)
+    creator_name: str = ""
+    """The creator as the directory knows them, else "member #1234…" (issue 13)."""
+    guild_name: str = ""
+    """The server's name as the bot last saw it, else "server #1234…"."""
 
     @property
     def leading(self) -> OutcomeSummary:
@@ -95,11 +105,18 @@ def summarize(market: Market, outcomes: list[Outcome]) -> MarketSummary:
             OutcomeSummary(o.position, o.label, p, o.pool, o.staked)
             for o, p in zip(outcomes, probs, strict=True)
         ],
+        creator_name=getattr(market, "creator_name", None) or member_fallback(market.creator_id),
+        guild_name=getattr(market, "guild_name", None) or guild_fallback(market.guild_id),
     )
 
 
 def _with_outcomes(qs: QuerySet[Market]) -> QuerySet[Market]:
-    return qs.prefetch_related(
+    """Outcomes in position order, the creator's and the server's names from the directory
+    (no extra query)."""
+    return qs.annotate(
+        creator_name=member_name_subquery(guild_field="guild_id", user_field="creator_id"),
+        guild_name=guild_name_subquery(guild_field="guild_id"),
+    ).prefetch_related(
         Prefetch("outcomes", queryset=Outcome.objects.order_by("position"), to_attr="ordered")  # type: ignore[no-redef]
     )
 

@@ -11,8 +11,9 @@ from django import forms
 from django.contrib import admin, messages
 from django.contrib.admin.options import IncorrectLookupParameters
 from django.contrib.admin.utils import unquote
+from django.contrib.admin.views.main import ChangeList
 from django.core.exceptions import PermissionDenied
-from django.db.models import QuerySet
+from django.db.models import Exists, Q, QuerySet
 from django.http import (
     Http404,
     HttpRequest,
@@ -26,38 +27,72 @@ from django.utils.html import format_html
 
 from core.adminkit import (
     ActionPermissionMixin,
+    MemberNameSearchMixin,
     ReadOnlyAdmin,
     TextSafeChangelistMixin,
+    guild_label,
     member_link,
     member_sections,
     member_url,
 )
+from core.directory import member_fallback
 
 from . import selectors, services
 from .admin_views import AdjustBalanceForm, keyset_chunks, stream_csv
-from .errors import DomainError, id_from_text
-from .models import Account, AuditEvent, GuildSettings, Transfer
+from .errors import MSG_DEDUCT_TOO_MUCH, DomainError, InsufficientPoints, id_from_text
+from .models import Account, AuditEvent, Guild, GuildSettings, Member, Transfer
 
 HISTORY_PAGE = 50
 
 
 @admin.register(Account)
-class AccountAdmin(ActionPermissionMixin, ReadOnlyAdmin):
-    list_display = ("id", "guild_id", "kind", "holder", "balance", "created_at")
+class AccountAdmin(MemberNameSearchMixin, ActionPermissionMixin, ReadOnlyAdmin):
+    list_display = ("id", "guild", "kind", "holder", "balance", "created_at")
     list_filter = ("kind", "guild_id")
     search_fields = ("=owner_id", "=id", "=market__id")
+    search_help_text = "Search a member's display name or username, a Discord id or an account id."
     list_select_related = ("market",)
     ordering = ("-id",)
     actions = ["adjust_balance"]
 
+    def get_queryset(self, request: HttpRequest) -> QuerySet:
+        return (
+            super()
+            .get_queryset(request)
+            .annotate(
+                member_name=selectors.member_name_subquery(
+                    guild_field="guild_id", user_field="owner_id"
+                ),
+                guild_name=selectors.guild_name_subquery(guild_field="guild_id"),
+            )
+        )
+
+    def member_name_filter(self, text: str) -> Q | Exists:
+        return selectors.member_name_matches(
+            text=text, guild_field="guild_id", user_field="owner_id"
+        )
+
+    @admin.display(description="server", ordering="guild_id")
+    def guild(self, obj: Account) -> str:
+        return guild_label(obj.guild_id, getattr(obj, "guild_name", None))
+
     @admin.display(description="holder")
     def holder(self, obj: Account) -> str:
         if obj.kind == Account.Kind.WALLET:
-            return member_link(obj.guild_id, obj.owner_id)
+            return member_link(obj.guild_id, obj.owner_id, getattr(obj, "member_name", None))
         if obj.kind == Account.Kind.ESCROW:
             url = reverse("admin:markets_market_change", args=[obj.market_id])
             return format_html('<a href="{}">market #{}</a>', url, obj.market_id)
-        return "DRIP clearing" if obj.kind == Account.Kind.DRIP else "treasury"
+        if obj.kind == Account.Kind.DRIP:
+            return "DRIP clearing"
+        circulating = -obj.balance
+        return format_html(
+            '<span title="{}">treasury · points in circulation: {}</span>',
+            "The treasury issues every point (starting balances, daily bonuses, grants) and "
+            "takes back deductions and fees, so its balance is minus the points members and "
+            "markets hold.",
+            f"{circulating:,}",
+        )
 
     def has_adjust_permission(self, request: HttpRequest) -> bool:
         return request.user.has_perm("points.adjust_balance")
@@ -120,10 +155,15 @@ class AccountAdmin(ActionPermissionMixin, ReadOnlyAdmin):
         audit = AuditEvent.objects.filter(
             guild_id=guild_id, target_type="wallet", target_id=str(user_id)
         ).select_related("actor_user")[:20]
+        directory = selectors.member_get(guild_id=guild_id, user_id=user_id)
+        name = selectors.member_names(guild_id=guild_id, user_ids=[user_id])[user_id]
         context = {
             **self.admin_site.each_context(request),
             "opts": self.opts,
-            "title": f"Member <@{user_id}>",
+            "title": f"Member: {name}",
+            "member_name": name,
+            "directory": directory,
+            "guild_name": selectors.guild_names(guild_ids=[guild_id])[guild_id],
             "guild_id": guild_id,
             "user_id": user_id,
             "wallet": wallet,
@@ -143,6 +183,7 @@ class AccountAdmin(ActionPermissionMixin, ReadOnlyAdmin):
         if not self.has_adjust_permission(request):
             raise PermissionDenied
         back = member_url(guild_id, user_id)
+        name = selectors.member_names(guild_id=guild_id, user_ids=[user_id])[user_id]
         form = AdjustBalanceForm(request.POST or None)
         if request.method == "POST" and form.is_valid():
             key = form.request_key()
@@ -166,6 +207,12 @@ class AccountAdmin(ActionPermissionMixin, ReadOnlyAdmin):
                     actor_user_id=request.user.pk,
                     idempotency_key=key,
                 )
+            except InsufficientPoints as exc:
+                # Only a deduction can overdraw: answer the moderator, not the member.
+                balance = exc.details.get("balance", 0)
+                self.message_user(
+                    request, MSG_DEDUCT_TOO_MUCH.format(balance=balance), messages.ERROR
+                )
             except DomainError as exc:
                 self.message_user(request, exc.message, messages.ERROR)
             else:
@@ -184,7 +231,9 @@ class AccountAdmin(ActionPermissionMixin, ReadOnlyAdmin):
         context = {
             **self.admin_site.each_context(request),
             "opts": self.opts,
-            "title": f"Adjust the balance of <@{user_id}>",
+            "title": f"Adjust the balance of {name}",
+            "member_name": name,
+            "guild_name": selectors.guild_names(guild_ids=[guild_id])[guild_id],
             "form": form,
             "guild_id": guild_id,
             "user_id": user_id,
@@ -194,16 +243,24 @@ class AccountAdmin(ActionPermissionMixin, ReadOnlyAdmin):
         return TemplateResponse(request, "admin/points/account/adjust_balance.html", context)
 
 
+def _account_cell(account: Account, name: str | None) -> str:
+    if account.kind == Account.Kind.WALLET:
+        return member_link(account.guild_id, account.owner_id, name)
+    if account.kind == Account.Kind.ESCROW:
+        url = reverse("admin:markets_market_change", args=[account.market_id])
+        return format_html('<a href="{}">escrow of market #{}</a>', url, account.market_id)
+    return "treasury"
+
+
 @admin.register(Transfer)
-class TransferAdmin(ReadOnlyAdmin):
+class TransferAdmin(MemberNameSearchMixin, ReadOnlyAdmin):
     list_display = (
         "id",
         "created_at",
-        "guild_id",
         "code",
         "amount",
-        "source",
-        "destination",
+        "source_cell",
+        "destination_cell",
         "market",
         "actor",
         "memo",
@@ -211,15 +268,50 @@ class TransferAdmin(ReadOnlyAdmin):
     )
     list_filter = ("code", "guild_id")
     search_fields = ("=source__owner_id", "=destination__owner_id", "idempotency_key", "=id")
+    search_help_text = "Search a member's name or Discord id, an idempotency key or a transfer id."
     list_select_related = ("source", "destination", "actor_user")
     ordering = ("-id",)
     date_hierarchy = "created_at"
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet:
+        return (
+            super()
+            .get_queryset(request)
+            .annotate(
+                source_name=selectors.member_name_subquery(
+                    guild_field="source__guild_id", user_field="source__owner_id"
+                ),
+                destination_name=selectors.member_name_subquery(
+                    guild_field="destination__guild_id", user_field="destination__owner_id"
+                ),
+                actor_name=selectors.member_name_subquery(
+                    guild_field="guild_id", user_field="actor_id"
+                ),
+            )
+        )
+
+    def member_name_filter(self, text: str) -> Q | Exists:
+        return selectors.member_name_matches(
+            text=text, guild_field="guild_id", user_field="source__owner_id"
+        ) | selectors.member_name_matches(
+            text=text, guild_field="guild_id", user_field="destination__owner_id"
+        )
+
+    @admin.display(description="from", ordering="source_id")
+    def source_cell(self, obj: Transfer) -> str:
+        return _account_cell(obj.source, getattr(obj, "source_name", None))
+
+    @admin.display(description="to", ordering="destination_id")
+    def destination_cell(self, obj: Transfer) -> str:
+        return _account_cell(obj.destination, getattr(obj, "destination_name", None))
 
     @admin.display(description="actor")
     def actor(self, obj: Transfer) -> str:
         if obj.actor_user_id:
             return str(obj.actor_user)
-        return f"<@{obj.actor_id}>" if obj.actor_id else "—"
+        if obj.actor_id:
+            return member_link(obj.guild_id, obj.actor_id, getattr(obj, "actor_name", None))
+        return "—"
 
 
 class ActorKindFilter(admin.SimpleListFilter):
@@ -245,6 +337,7 @@ AUDIT_CSV_HEADER = (
     "guild_id",
     "actor_kind",
     "actor_discord_id",
+    "actor_name",
     "actor_user",
     "action",
     "target_type",
@@ -264,6 +357,9 @@ def _audit_csv_row(e: AuditEvent) -> tuple:
         e.guild_id,
         kind,
         e.actor_discord_id,
+        (getattr(e, "actor_name", None) or member_fallback(e.actor_discord_id))
+        if e.actor_discord_id
+        else "",
         str(e.actor_user) if e.actor_user_id else "",
         e.action,
         e.target_type,
@@ -313,9 +409,42 @@ class AuditEventAdmin(ReadOnlyAdmin):
         "after_pretty",
     )
 
+    def get_queryset(self, request: HttpRequest) -> QuerySet:
+        return (
+            super()
+            .get_queryset(request)
+            .annotate(
+                actor_name=selectors.member_name_subquery(
+                    guild_field="guild_id", user_field="actor_discord_id"
+                )
+            )
+        )
+
+    def get_changelist_instance(self, request: HttpRequest) -> ChangeList:
+        """Name the members the page's wallet targets are (one directory query per server on
+        the page; `target_id` is text, so no join)."""
+        changelist = super().get_changelist_instance(request)
+        wanted: dict[int, set[int]] = {}
+        for event in changelist.result_list:
+            user_id = id_from_text(event.target_id) if event.target_type == "wallet" else None
+            if user_id and event.guild_id:
+                wanted.setdefault(event.guild_id, set()).add(user_id)
+        names: dict[tuple[int, int | None], str] = {
+            (guild_id, user_id): name
+            for guild_id, users in wanted.items()
+            for user_id, name in selectors.member_names(guild_id=guild_id, user_ids=users).items()
+        }
+        for event in changelist.result_list:
+            event.target_name = names.get((event.guild_id, id_from_text(event.target_id)))
+        return changelist
+
     @admin.display(description="actor")
     def actor(self, obj: AuditEvent) -> str:
-        return obj.actor_user.get_username() if obj.actor_user else obj.actor_label
+        if obj.actor_user:
+            return obj.actor_user.get_username()
+        if obj.actor_discord_id and obj.guild_id:
+            return member_link(obj.guild_id, obj.actor_discord_id, getattr(obj, "actor_name", None))
+        return obj.actor_label
 
     @admin.display(description="target", ordering="target_id")
     def target(self, obj: AuditEvent) -> str:
@@ -323,7 +452,7 @@ class AuditEventAdmin(ReadOnlyAdmin):
             url = reverse("admin:markets_market_change", args=[obj.target_id])
             return format_html('<a href="{}">market #{}</a>', url, obj.target_id)
         if obj.target_type == "wallet" and id_from_text(obj.target_id) and obj.guild_id:
-            return member_link(obj.guild_id, int(obj.target_id))
+            return member_link(obj.guild_id, int(obj.target_id), getattr(obj, "target_name", None))
         return f"{obj.target_type}:{obj.target_id}"
 
     @admin.display(description="before")
@@ -421,3 +550,38 @@ class GuildSettingsAdmin(TextSafeChangelistMixin, admin.ModelAdmin):
         "auto_refund_hours",
     )
     search_fields = ("=guild_id",)
+
+
+@admin.register(Member)
+class MemberAdmin(ReadOnlyAdmin):
+    """The directory (issue 13): who is who, searchable by name; each row opens the member's
+    page (wallet, positions, history)."""
+
+    list_display = ("name", "username", "user_id", "server", "last_seen", "forgotten")
+    list_display_links = None  # the name links to the member's page, not to a change form
+    list_filter = ("forgotten", "guild_id")
+    search_fields = ("display_name", "username", "=user_id")
+    search_help_text = "Search a display name, a username or a Discord id."
+    ordering = ("-last_seen",)
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet:
+        return (
+            super()
+            .get_queryset(request)
+            .annotate(guild_name=selectors.guild_name_subquery(guild_field="guild_id"))
+        )
+
+    @admin.display(description="name", ordering="display_name")
+    def name(self, obj: Member) -> str:
+        return member_link(obj.guild_id, obj.user_id, str(obj))
+
+    @admin.display(description="server", ordering="guild_id")
+    def server(self, obj: Member) -> str:
+        return guild_label(obj.guild_id, getattr(obj, "guild_name", None))
+
+
+@admin.register(Guild)
+class GuildAdmin(ReadOnlyAdmin):
+    list_display = ("name", "id", "last_seen")
+    search_fields = ("name", "=id")
+    ordering = ("name",)

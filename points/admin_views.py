@@ -41,16 +41,20 @@ class ConfirmForm(forms.Form):
         return key if suffix is None else f"{key}:{suffix}"
 
 
-REASON_HELP = "Shown in the audit log and to members. 1–500 characters."
+REASON_HELP = "Recorded in the audit log. 1–500 characters."
+REASON_SHOWN_IN_HISTORY = (
+    "Recorded in the audit log and shown to the member in their /history. 1–500 characters."
+)
 
 
-def reason_field(*, required: bool = True) -> forms.CharField:
+def reason_field(*, required: bool = True, help_text: str = REASON_HELP) -> forms.CharField:
+    """A moderator's reason; `help_text` says truly where members see it (issue 13)."""
     return forms.CharField(
         required=required,
         max_length=500,
         strip=True,
         widget=forms.Textarea(attrs={"rows": 3, "cols": 60}),
-        help_text=REASON_HELP if required else "Optional. " + REASON_HELP,
+        help_text=help_text if required else "Optional. " + help_text,
     )
 
 
@@ -69,7 +73,7 @@ class AdjustBalanceForm(ConfirmForm):
         max_value=MAX_AMOUNT,
         help_text=f"Whole points, 1 to {MAX_AMOUNT:,}.",
     )
-    reason = reason_field()
+    reason = reason_field(help_text=REASON_SHOWN_IN_HISTORY)
 
 
 # --- CSV export --------------------------------------------------------------------------------

@@ -20,6 +20,9 @@ MSG_INSUFFICIENT_POINTS = "You don't have enough points: you have {balance:,} an
 MSG_IDEMPOTENCY_CONFLICT = (
     "This request repeats an earlier one (key {key}) with different content; nothing was done."
 )
+MSG_DEDUCT_TOO_MUCH = "The member has only {balance:,} points; you can deduct at most {balance:,}."
+"""A moderator's over-deduction, in a moderator's words (the member-facing
+`MSG_INSUFFICIENT_POINTS` says "you")."""
 MSG_TIP_SELF = "You can't tip yourself."
 MSG_DAILY_ALREADY_CLAIMED = (
     "You already claimed today's bonus. The next one is available {next_at}."

@@ -207,3 +207,42 @@ class AuditEvent(models.Model):
         if self.actor_discord_id:
             return f"Discord <@{self.actor_discord_id}>"
         return "system"
+
+
+class Guild(models.Model):
+    """A Discord server as the bot last saw it (the member and guild directory, issue 13): its
+    name and icon, so that people read "Book club" rather than an 18-digit id."""
+
+    id = models.BigIntegerField(primary_key=True, help_text="Discord guild id")
+    name = models.CharField(max_length=100, blank=True)
+    icon = models.URLField(max_length=500, blank=True)
+    last_seen = models.DateTimeField(null=True, blank=True)
+
+    def __str__(self) -> str:
+        return self.name or f"server #{str(self.id)[:4]}…"
+
+
+class Member(models.Model):
+    """Who holds a wallet, as the bot last saw them (issue 13). Upserted from interactions at
+    most once per member per `PM_MEMBER_SEEN_EVERY` seconds (`points.services.member_seen`).
+    `/privacy forget` blanks the stored name, username and avatar and sets `forgotten`, which
+    the upsert honours: the member then shows as "member #1234…" everywhere."""
+
+    guild_id = models.BigIntegerField()
+    user_id = models.BigIntegerField()
+    display_name = models.CharField(max_length=100, blank=True)
+    username = models.CharField(max_length=100, blank=True)
+    avatar = models.URLField(max_length=500, blank=True)
+    last_seen = models.DateTimeField(null=True, blank=True)
+    forgotten = models.BooleanField(
+        default=False, help_text="The member asked the bot to forget their name (/privacy forget)"
+    )
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["guild_id", "user_id"], name="one_member_per_guild")
+        ]
+        indexes = [models.Index(fields=["user_id"], name="member_user")]
+
+    def __str__(self) -> str:
+        return self.display_name or self.username or f"member #{str(self.user_id)[:4]}…"

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 
-from django.db.models import Q, QuerySet
+from django.db.models import CharField, Exists, OuterRef, Q, QuerySet, Subquery, Value
+from django.db.models.functions import Coalesce, NullIf
 
-from .models import Account, GuildSettings, Transfer
+from core.directory import guild_fallback, member_fallback
+
+from .models import Account, Guild, GuildSettings, Member, Transfer
 
 
 def balance_get(*, guild_id: int, user_id: int) -> int | None:
@@ -55,6 +59,15 @@ class HistoryRow:
     market_id: int | None
 
 
+def _account_label(account: Account, name: str | None) -> str:
+    """How a counterparty reads: a member by name (issue 13), a market's escrow, the treasury."""
+    if account.kind == Account.Kind.WALLET:
+        return name or member_fallback(account.owner_id)
+    if account.kind == Account.Kind.ESCROW:
+        return f"market #{account.market_id}"
+    return "treasury"
+
+
 def transfers_for_user(
     *, guild_id: int, user_id: int, limit: int = 20, before_id: int | None = None
 ) -> list[HistoryRow]:
@@ -69,6 +82,14 @@ def transfers_for_user(
     qs: QuerySet[Transfer] = (
         Transfer.objects.filter(Q(source_id=wallet) | Q(destination_id=wallet))
         .select_related("source", "destination")
+        .annotate(
+            source_name=member_name_subquery(
+                guild_field="source__guild_id", user_field="source__owner_id"
+            ),
+            destination_name=member_name_subquery(
+                guild_field="destination__guild_id", user_field="destination__owner_id"
+            ),
+        )
         .order_by("-id")
     )
     if before_id is not None:
@@ -77,15 +98,76 @@ def transfers_for_user(
     for t in qs[: max(1, min(limit, 100))]:
         incoming = t.destination_id == wallet
         other = t.source if incoming else t.destination
+        # Annotated above (`member_name_subquery`).
+        other_name = getattr(t, "source_name" if incoming else "destination_name", None)
         rows.append(
             HistoryRow(
                 transfer_id=t.pk,
                 created_at=t.created_at,
                 code=t.code,
                 amount=t.amount if incoming else -t.amount,
-                counterparty=str(other),
+                counterparty=_account_label(other, other_name),
                 memo=t.memo,
                 market_id=t.market_id,
             )
         )
     return rows
+
+
+# --- The member and guild directory (issue 13) ----------------------------------------------
+
+
+def member_names(*, guild_id: int, user_ids: Iterable[int]) -> dict[int, str]:
+    """user id → the name to show, for every id asked (1 query; none when no ids): the display
+    name, else the username, else `member_fallback` (never stored, or forgotten)."""
+    ids = {int(u) for u in user_ids if u}
+    found: dict[int, str] = {}
+    if ids:
+        rows = Member.objects.filter(guild_id=guild_id, user_id__in=ids).values_list(
+            "user_id", "display_name", "username"
+        )
+        found = {user: display or username for user, display, username in rows}
+    return {user: found.get(user) or member_fallback(user) for user in ids}
+
+
+def member_get(*, guild_id: int, user_id: int) -> Member | None:
+    return Member.objects.filter(guild_id=guild_id, user_id=user_id).first()
+
+
+def guild_names(*, guild_ids: Iterable[int]) -> dict[int, str]:
+    """guild id → its name, else `guild_fallback` (1 query; none when no ids)."""
+    ids = {int(g) for g in guild_ids if g}
+    found = dict(Guild.objects.filter(id__in=ids).values_list("id", "name")) if ids else {}
+    return {g: found.get(g) or guild_fallback(g) for g in ids}
+
+
+def member_name_subquery(*, guild_field: str, user_field: str) -> Subquery:
+    """An annotation holding the member's stored name ('' or NULL when unknown or forgotten),
+    for querysets that show members (admin lists, trade feeds): no query per row. Wrap the
+    result with `member_fallback` when it is empty."""
+    return Subquery(
+        Member.objects.filter(guild_id=OuterRef(guild_field), user_id=OuterRef(user_field))
+        .annotate(shown=Coalesce(NullIf("display_name", Value("")), NullIf("username", Value(""))))
+        .values("shown")[:1],
+        output_field=CharField(),
+    )
+
+
+def guild_name_subquery(*, guild_field: str) -> Subquery:
+    return Subquery(
+        Guild.objects.filter(id=OuterRef(guild_field)).values("name")[:1],
+        output_field=CharField(),
+    )
+
+
+def member_name_matches(*, text: str, guild_field: str, user_field: str) -> Exists:
+    """A filter: the row's member has a display name or username containing `text`
+    (case-insensitive), for the back office's search by name; forgotten members match nothing."""
+    return Exists(
+        Member.objects.filter(
+            Q(display_name__icontains=text) | Q(username__icontains=text),
+            guild_id=OuterRef(guild_field),
+            user_id=OuterRef(user_field),
+            forgotten=False,
+        )
+    )

@@ -11,7 +11,8 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 
 from django.conf import settings
-from django.db import IntegrityError, transaction
+from django.core.cache import cache
+from django.db import IntegrityError, connection, transaction
 from django.db.models import F
 from django.utils import timezone
 
@@ -30,7 +31,7 @@ from .errors import (
     validate_reason,
     validate_snowflake,
 )
-from .models import Account, AuditEvent, GuildSettings, Transfer
+from .models import Account, AuditEvent, Guild, GuildSettings, Member, Transfer
 from .usecase import IDEMPOTENCY_CONSTRAINTS, Call, stop_if_replayed, use_case
 
 BIGINT_MAX = 2**63 - 1
@@ -453,3 +454,101 @@ def _daily_bonus_pay(
         treasury, wallet, gs.daily_bonus, Transfer.Code.DAILY_BONUS, idempotency_key, "Daily bonus"
     )
     return transfers_post([leg], locked)[0]
+
+
+# --- The member and guild directory (issue 13) ----------------------------------------------
+
+
+_NAME_MAX = 100
+_URL_MAX = 500
+
+
+def _clean(text: object, limit: int) -> str:
+    """A name as stored: printable text only (Discord names cannot hold control characters, but
+    the directory never trusts that), trimmed to the column."""
+    value = text if isinstance(text, str) else ""
+    return "".join(ch for ch in value if ch.isprintable())[:limit]
+
+
+def _seen_gate_key(guild_id: int, user_id: int) -> str:
+    return f"member-seen:{settings.PM_DIRECTORY_NAMESPACE}:{guild_id}:{user_id}"
+
+
+def member_seen(
+    *,
+    guild_id: int,
+    user_id: int,
+    display_name: str,
+    username: str,
+    avatar: str = "",
+    guild_name: str | None = None,
+    guild_icon: str = "",
+    now: dt.datetime | None = None,
+) -> bool:
+    """Record the member's (and the guild's) current name and avatar; True when it wrote.
+
+    Gated: at most one write per member per `PM_MEMBER_SEEN_EVERY` seconds (names change rarely,
+    interactions are frequent), by an atomic cache
+    `add` (no database query when the gate is shut). A member who asked to be forgotten is
+    never stored again: the insert and the update both skip rows of a `forgotten` member, in
+    the same statement, so a forget racing with this write still ends forgotten. One statement
+    per row; no transaction of its own (each statement is atomic)."""
+    validate_snowflake(guild_id, what="guild_id")
+    validate_snowflake(user_id, what="user_id")
+    if not cache.add(_seen_gate_key(guild_id, user_id), 1, timeout=settings.PM_MEMBER_SEEN_EVERY):
+        return False
+    now = now or timezone.now()
+    if guild_name is not None:
+        guild_table = Guild._meta.db_table
+        with connection.cursor() as cursor:
+            cursor.execute(
+                f"INSERT INTO {guild_table} (id, name, icon, last_seen) VALUES (%s, %s, %s, %s) "
+                "ON CONFLICT (id) DO UPDATE SET name = excluded.name, icon = excluded.icon, "
+                "last_seen = excluded.last_seen",
+                [guild_id, _clean(guild_name, _NAME_MAX), _clean(guild_icon, _URL_MAX), now],
+            )
+    table = Member._meta.db_table
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"INSERT INTO {table} "
+            "(guild_id, user_id, display_name, username, avatar, last_seen, forgotten) "
+            "SELECT %s, %s, %s, %s, %s, %s, false "
+            f"WHERE NOT EXISTS (SELECT 1 FROM {table} WHERE user_id = %s AND forgotten) "
+            "ON CONFLICT (guild_id, user_id) DO UPDATE SET display_name = excluded.display_name, "
+            "username = excluded.username, avatar = excluded.avatar, "
+            f"last_seen = excluded.last_seen WHERE NOT {table}.forgotten",
+            [
+                guild_id,
+                user_id,
+                _clean(display_name, _NAME_MAX),
+                _clean(username, _NAME_MAX),
+                _clean(avatar, _URL_MAX),
+                now,
+                user_id,
+            ],
+        )
+    return True
+
+
+@use_case()
+def member_forget(*, guild_id: int, user_id: int) -> int:
+    """`/privacy forget`: erase the member's stored display name, username and avatar in every
+    server, and mark them `forgotten` so that `member_seen` never stores them again. They show
+    as "member #1234…" afterwards (`points.selectors.member_fallback`). Returns how many rows
+    were erased (the asking guild's row is created, forgotten, if it did not exist)."""
+    validate_snowflake(guild_id, what="guild_id")
+    validate_snowflake(user_id, what="user_id")
+    table = Member._meta.db_table
+    with connection.cursor() as cursor:
+        # An upsert, not get_or_create: a `member_seen` insert racing with this one cannot
+        # leave the asking guild's row named.
+        cursor.execute(
+            f"INSERT INTO {table} "
+            "(guild_id, user_id, display_name, username, avatar, forgotten) "
+            "VALUES (%s, %s, '', '', '', true) ON CONFLICT (guild_id, user_id) DO UPDATE SET "
+            "display_name = '', username = '', avatar = '', forgotten = true",
+            [guild_id, user_id],
+        )
+    return Member.objects.filter(user_id=user_id).update(
+        display_name="", username="", avatar="", forgotten=True
+    )

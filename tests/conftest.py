@@ -30,6 +30,15 @@ def _fast_password_hasher():
         yield
 
 
+@pytest.fixture(autouse=True)
+def _directory_gate_apart(settings):
+    """Each test gates directory writes (`member_seen`) in its own cache namespace: the cache
+    may be a Redis shared by the whole run."""
+    import uuid
+
+    settings.PM_DIRECTORY_NAMESPACE = uuid.uuid4().hex
+
+
 def _uses_db(item: pytest.Item) -> bool:
     names = getattr(item, "fixturenames", ())
     return (

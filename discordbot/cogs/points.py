@@ -190,7 +190,13 @@ class Points(commands.Cog):
                 rows = await self.bot.db(
                     points_selectors.leaderboard, guild_id=interaction.guild_id, limit=10
                 )
-            return Reply(embeds=[render.leaderboard_embed(rows, kind=kind)], ephemeral=False)
+            names = await self.bot.db(
+                points_selectors.member_names,
+                guild_id=interaction.guild_id,
+                user_ids=[row.user_id for row in rows],
+            )
+            embed = render.leaderboard_embed(rows, kind=kind, names=names)
+            return Reply(embeds=[embed], ephemeral=False)
 
         await respond(interaction, body, action="leaderboard", ephemeral=False)
 

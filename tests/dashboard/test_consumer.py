@@ -31,6 +31,7 @@ from config.asgi import application
 from dashboard import consumers, events
 from markets import realtime, services
 from markets.models import MarketEvent
+from points.services import member_seen
 from tests.admin_helpers import staff_user
 from tests.conftest import ALICE, BOB, CAROL, GUILD
 
@@ -211,6 +212,9 @@ async def test_socket_with_a_forged_session_is_refused():
 async def test_staff_receives_a_trade_event_after_bet_place(layer, staff_cookie, market):
     ws, replayed = await connect_and_replay(staff_cookie, await last_event_id())
     assert replayed == []
+    await database_sync_to_async(member_seen)(
+        guild_id=market.guild_id, user_id=BOB, display_name="Bob Builder", username="bob"
+    )
     trade = await place_bet(
         market_id=market.pk, user_id=BOB, outcome=0, amount=100, idempotency_key="dash:b1"
     )
@@ -220,7 +224,9 @@ async def test_staff_receives_a_trade_event_after_bet_place(layer, staff_cookie,
     assert message["id"] == event.pk and message["market_id"] == market.pk
     assert message["payload"]["trade_id"] == trade.pk
     assert message["payload"]["probabilities"][0] > 0.5
-    assert message["summary"].startswith(f"#{market.pk}: {BOB} bought 100 pts on “Yes”")
+    # The member by name from the directory (issue 13), in the feed line and the trades table.
+    assert message["summary"].startswith(f"#{market.pk}: Bob Builder bought 100 pts on “Yes”")
+    assert message["member_name"] == "Bob Builder"
     assert await ws.receive_nothing(timeout=0.2)
     await ws.disconnect()
 
@@ -247,7 +253,10 @@ async def test_reconnect_with_last_id_replays_exactly_the_missed_events_in_order
     assert [m["id"] for m in replayed] == [e.pk for e in missed]
     assert [m["event"] for m in replayed] == ["trade", "trade", "market_closed"]
     assert [m["payload"].get("amount") for m in replayed[:2]] == [70, 30]
-    assert replayed == [events.event_message(e) for e in missed]
+    assert (
+        replayed
+        == await database_sync_to_async(lambda: [events.event_message(e) for e in missed])()
+    )
     assert await ws.receive_nothing(timeout=0.2)
 
     # Live again after the replay.

@@ -253,7 +253,7 @@ def test_closes_in_formats_a_short_countdown():
                 "amount": 1500,
                 "probabilities": [0.25, 0.75],
             },
-            "#3: 5 bought 1,500 pts on “No” → 75.0%",
+            "#3: Alice bought 1,500 pts on “No” → 75.0%",
         ),
         (
             "trade",
@@ -265,7 +265,7 @@ def test_closes_in_formats_a_short_countdown():
                 "amount": 7,
                 "probabilities": [0.4, 0.6],
             },
-            "#3: 5 sold 7 pts for “Yes” → 40.0%",
+            "#3: Alice sold 7 pts for “Yes” → 40.0%",
         ),
         ("market_created", {"question": "Q?"}, "#3 opened: Q?"),
         ("market_closed", {"automatic": True}, "#3 closed automatically"),
@@ -273,7 +273,7 @@ def test_closes_in_formats_a_short_countdown():
         (
             "vote_cast",
             {"voter_id": "9", "label": "Yes", "votes": 1, "needed": 2},
-            "#3: 9 voted “Yes” (1/2)",
+            "#3: member #9… voted “Yes” (1/2)",
         ),
         (
             "market_resolved",
@@ -285,7 +285,8 @@ def test_closes_in_formats_a_short_countdown():
     ],
 )
 def test_event_summary_reads_like_a_sentence(event, payload, expected):
-    assert event_summary(event, 3, payload) == expected
+    """Members by name from the directory; one it does not know by the first digits of the id."""
+    assert event_summary(event, 3, payload, {5: "Alice"}) == expected
 
 
 @pytest.mark.parametrize("name", ["dashboard:index"])

@@ -59,13 +59,15 @@ class Member:
     permissions: discord.Permissions = BASIC_PERMISSIONS
     roles: tuple[int, ...] = ()
     bot: bool = False
+    display: str | None = None
+    """The global display name (the username when None), as the member directory stores it."""
 
     def user_json(self) -> dict:
         return {
             "id": str(self.id),
             "username": self.name,
             "discriminator": "0",
-            "global_name": self.name,
+            "global_name": self.display or self.name,
             "avatar": None,
             "bot": self.bot,
         }
@@ -558,9 +560,15 @@ class Harness:
 class Members:
     """The cast, as Discord would describe them."""
 
-    alice: Member = field(default_factory=lambda: Member(222_222_222_222_222_201, "alice"))
-    bob: Member = field(default_factory=lambda: Member(222_222_222_222_222_202, "bob"))
-    carol: Member = field(default_factory=lambda: Member(222_222_222_222_222_203, "carol"))
+    alice: Member = field(
+        default_factory=lambda: Member(222_222_222_222_222_201, "alice", display="Alice Liddell")
+    )
+    bob: Member = field(
+        default_factory=lambda: Member(222_222_222_222_222_202, "bob", display="Bob Builder")
+    )
+    carol: Member = field(
+        default_factory=lambda: Member(222_222_222_222_222_203, "carol", display="Carol Danvers")
+    )
     mod: Member = field(
         default_factory=lambda: Member(333_333_333_333_333_301, "mod", MOD_PERMISSIONS)
     )

@@ -30,6 +30,7 @@ EXPECTED = {
     "settings": {"show", "set", "channel", "roles", "drip"},
     "notifications": set(),
     "drip": {"deposit", "withdraw", "balance"},
+    "privacy": {"forget"},
 }
 
 

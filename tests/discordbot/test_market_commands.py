@@ -418,7 +418,7 @@ async def test_portfolio_shows_positions_for_yourself_or_another_member(harness,
     other = await harness.send(harness.command("portfolio", members.alice, member=members.bob))
 
     embed = own.reply["embeds"][0]
-    assert embed["title"] == "Portfolio of bob"
+    assert embed["title"] == "Portfolio of Bob Builder"
     assert embed["description"].startswith("Balance: **900 points**")
     assert embed["fields"][0]["name"] == f"🟢 #{market.id} · Portfolio?"
     assert "Yes:" in embed["fields"][0]["value"] and "profit" in embed["fields"][0]["value"]

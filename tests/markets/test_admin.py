@@ -91,7 +91,7 @@ def test_moderator_resolves_through_the_confirmation_page_and_payouts_land(
         preview = selectors.settlement_preview(market_id=market.pk, outcome=position)
         assert preview.payments
         for user_id, amount in preview.payments:
-            assert f"&lt;@{user_id}&gt;" in html and f">{amount:,}<" in html
+            assert f'title="Discord id {user_id}"' in html and f">{amount:,}<" in html
     assert 'value="Resolve and pay out"' in html and 'name="reason"' in html
     assert f'href="{reverse("admin:markets_market_change", args=[market.pk])}"' in html
     alice_shares = sum(
@@ -284,7 +284,7 @@ def test_cancel_refunds_every_trader_exactly_in_bulk_and_reports_refusals(mod_cl
 
     page = mod_client.get(url)
     assert page.status_code == 200
-    previews = {m.pk: p for m, p in page.context["rows"]}
+    previews = {m.pk: p for m, p, _ in page.context["rows"]}
     assert previews[settled.pk] is None  # already cancelled: shown, not previewed
     owed = {
         m.pk: dict(selectors.settlement_preview(market_id=m.pk).payments)
@@ -526,7 +526,7 @@ def test_settled_markets_show_the_winner_who_settled_and_what_was_paid(mod_clien
     for form in positions.formset.forms:
         assert inline.value(form.instance) == f"{paid[form.instance.user_id]:,}"
     cancelled_html = mod_client.get(change_url(cancelled)).content.decode()
-    assert f"&lt;@{MOD}&gt;" in cancelled_html  # settled by the Discord moderator
+    assert f'title="Discord id {MOD}"' in cancelled_html  # settled by the Discord moderator
 
 
 def test_votes_inline_lists_each_resolver(mod_client, traded_market):
@@ -534,7 +534,7 @@ def test_votes_inline_lists_each_resolver(mod_client, traded_market):
         market_id=traded_market.pk, voter_id=MOD, outcome=1, idempotency_key="vote"
     )
     html = mod_client.get(change_url(traded_market)).content.decode()
-    assert f"&lt;@{MOD}&gt;" in html and "2. No" in html
+    assert f'title="Discord id {MOD}"' in html and "2. No" in html
 
 
 def test_confirmation_pages_handle_unknown_markets(mod_client):

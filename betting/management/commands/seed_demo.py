@@ -10,11 +10,27 @@ from betting import services as betting_services
 from markets import services
 from markets.models import Market
 from points.audit import ledger_audit
-from points.services import guild_settings_get_or_create, points_grant
+from points.services import guild_settings_get_or_create, member_seen, points_grant
 
 DEMO_GUILD = 900_000_000_000_000_001
 MEMBERS = [900_000_000_000_001_000 + i for i in range(1, 13)]
 MODERATORS = [900_000_000_000_002_001, 900_000_000_000_002_002]
+# How the bot would have seen them (the member directory, issue 13): display name, username.
+NAMES = [
+    ("Ada Lovelace", "ada"),
+    ("Bram Moolenaar", "bram"),
+    ("Chen Wei", "chenwei"),
+    ("Dana Scully", "dscully"),
+    ("Émile Zola", "emile"),
+    ("Fatima Al-Fihri", "fatima"),
+    ("Grace Hopper", "grace.h"),
+    ("Hiro Protagonist", "hiro"),
+    ("Ines Müller", "ines_m"),
+    ("Jonas Berg", "jberg"),
+    ("Kofi Mensah", "kofi"),
+    ("Lena Sokolova", "lena.s"),
+]
+MODERATOR_NAMES = [("Mod Marta", "marta"), ("Mod Niels", "niels")]
 
 MARKETS = [
     (
@@ -71,6 +87,16 @@ class Command(BaseCommand):
         gs = guild_settings_get_or_create(guild_id=DEMO_GUILD)
         gs.min_resolution_votes = 2
         gs.save()
+        for user_id, (display, username) in zip(
+            MEMBERS + MODERATORS, NAMES + MODERATOR_NAMES, strict=True
+        ):
+            member_seen(
+                guild_id=DEMO_GUILD,
+                user_id=user_id,
+                display_name=display,
+                username=username,
+                guild_name="Demo Guild",
+            )
         for member in MEMBERS:
             points_grant(
                 guild_id=DEMO_GUILD,

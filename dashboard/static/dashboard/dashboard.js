@@ -148,7 +148,7 @@
     tr.appendChild(time);
     var probs = p.probabilities || [];
     [
-      ["Member", p.user_id, "mono"],
+      ["Member", msg.member_name || String(p.user_id), ""],
       ["Kind", p.kind, ""],
       ["Outcome", p.label, ""],
       ["Points", number(p.amount), "num"],

@@ -1,0 +1,52 @@
+"""`/privacy forget`: the bot stops keeping the member's name (issue 13)."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import discord
+from discord import app_commands
+from discord.ext import commands
+
+from points import services as points_services
+from points.selectors import member_fallback
+
+from ..interactions import Reply, respond
+
+if TYPE_CHECKING:
+    from ..bot import PredictionBot
+
+MSG_FORGOTTEN = (
+    "🧹 Done: the bot no longer keeps your display name, username or avatar, in any server, "
+    "and will not store them again. Leaderboards, the dashboard and the back office now show "
+    "you as “{label}”. Your points, trades and history stay (they are the ledger)."
+)
+
+
+class Privacy(commands.Cog):
+    """What the bot keeps about a member, and how to make it forget."""
+
+    privacy = app_commands.Group(
+        name="privacy", description="What the bot keeps about you", guild_only=True
+    )
+
+    def __init__(self, bot: PredictionBot) -> None:
+        self.bot = bot
+
+    @privacy.command(name="forget")
+    async def forget(self, interaction: discord.Interaction) -> None:
+        """Erase your stored name, username and avatar; you show as "member #1234…"."""
+
+        async def body() -> Reply:
+            await self.bot.db(
+                points_services.member_forget,
+                guild_id=interaction.guild_id,
+                user_id=interaction.user.id,
+            )
+            return Reply(content=MSG_FORGOTTEN.format(label=member_fallback(interaction.user.id)))
+
+        await respond(interaction, body, action="privacy_forget")
+
+
+async def setup(bot: PredictionBot) -> None:
+    await bot.add_cog(Privacy(bot))
