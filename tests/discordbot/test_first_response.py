@@ -115,7 +115,8 @@ async def test_a_hung_redis_delays_no_first_response_past_one_second(hung_redis,
         assert buy.response_type == MODAL, "the Buy button still opens its modal (fail open)"
         submitted = await h.send(h.submit(buy.modal, members.carol, amount="20"))
         exchanges.append(submitted)
-        assert "You bought" in submitted.text
+        # The modal's answer is the quote shown before every trade (issue 13).
+        assert "**Quote**" in submitted.text and "You pay" in submitted.text
 
         slow = {
             ex.payload["data"].get("name") or ex.payload["data"].get("custom_id"): round(
