@@ -10,6 +10,7 @@ from typing import Any
 from django.db import transaction
 from django.db.models import Q
 
+from core import signals
 from points.models import Account
 from points.usecase import stop_if_replayed
 
@@ -151,6 +152,15 @@ def event_by_request_key(key: str) -> MarketEvent | None:
 
 def on_commit(func: Callable[[], object]) -> None:
     transaction.on_commit(func)
+
+
+def transition_announce(market: Market, event: str) -> None:
+    """After commit, tell telemetry that `market` changed state (`core.signals`; receivers never
+    make the write fail). `event`: "created", "closed", "resolved" or "cancelled"."""
+    mechanism = market.mechanism
+    on_commit(
+        lambda: signals.market_transitioned.send(sender=Market, event=event, mechanism=mechanism)
+    )
 
 
 def format_shares(micro_shares: int) -> str:

@@ -6,7 +6,6 @@ import datetime as dt
 
 from django.utils import timezone
 
-from core import signals
 from points.errors import InvalidAmount, NotAllowed, validate_amount, validate_snowflake
 from points.models import Account, Transfer
 from points.services import (
@@ -39,9 +38,9 @@ from .base import (
     ensure_not_settled,
     event_write,
     market_lock,
-    on_commit,
     outcomes_locked,
     probabilities,
+    transition_announce,
 )
 from .settlement import cancel
 
@@ -186,11 +185,7 @@ def market_create(
         idempotency_key=idempotency_key,
         after={"question": question, "outcomes": labels, "liquidity": points},
     )
-    on_commit(
-        lambda: signals.market_transitioned.send(
-            sender=Market, event="created", mechanism=mechanism
-        )
-    )
+    transition_announce(market, "created")
     return market
 
 

@@ -6,7 +6,6 @@ import datetime as dt
 
 from django.utils import timezone
 
-from core import signals
 from points.errors import validate_reason, validate_snowflake
 from points.services import audit_record, guild_settings_get_or_create
 from points.usecase import Call, stop_if_replayed, use_case
@@ -25,7 +24,7 @@ from .base import (
     event_by_request_key,
     event_write,
     market_lock,
-    on_commit,
+    transition_announce,
 )
 from .settlement import market_of_event, resolve
 
@@ -70,10 +69,7 @@ def close(
         before={"status": "open"},
         after={"status": "closed"},
     )
-    mechanism = market.mechanism
-    on_commit(
-        lambda: signals.market_transitioned.send(sender=Market, event="closed", mechanism=mechanism)
-    )
+    transition_announce(market, "closed")
     return event
 
 

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 from django.utils import timezone
 
-from core import signals
 from points.errors import validate_reason
 from points.models import Account, Transfer
 from points.services import Leg, accounts_lock, audit_record, transfers_post, treasury_get_or_create
@@ -22,7 +21,7 @@ from .base import (
     event_by_request_key,
     event_write,
     market_lock,
-    on_commit,
+    transition_announce,
 )
 
 
@@ -132,12 +131,7 @@ def resolve(
         before={"status": "closed"},
         after={"status": "resolved", "outcome": winner.position, "total_paid": total_paid},
     )
-    mechanism = market.mechanism
-    on_commit(
-        lambda: signals.market_transitioned.send(
-            sender=Market, event="resolved", mechanism=mechanism
-        )
-    )
+    transition_announce(market, "resolved")
     return event
 
 
@@ -269,12 +263,7 @@ def cancel(
         before={"status": before},
         after={"status": "cancelled", "total_refunded": total},
     )
-    mechanism = market.mechanism
-    on_commit(
-        lambda: signals.market_transitioned.send(
-            sender=Market, event="cancelled", mechanism=mechanism
-        )
-    )
+    transition_announce(market, "cancelled")
     return event
 
 
