@@ -315,6 +315,9 @@ PM_GUILD_DEFAULTS = {
     "min_resolution_votes": env.int("PM_MIN_RESOLUTION_VOTES", default=2),
     "auto_refund_hours": env.int("PM_AUTO_REFUND_HOURS", default=120),
     "requests_per_minute": env.int("PM_GUILD_REQUESTS_PER_MINUTE", default=100),
+    "resolution_mode": env.str("PM_RESOLUTION_MODE", default="vote"),
+    "dispute_window_minutes": env.int("PM_DISPUTE_WINDOW_MINUTES", default=60),
+    "conflict_of_interest": env.bool("PM_CONFLICT_OF_INTEREST", default=True),
 }
 
 # The member and guild directory (issue 13): a member's name is stored at most once per this

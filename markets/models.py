@@ -13,12 +13,18 @@ class Market(models.Model):
     class Status(models.TextChoices):
         OPEN = "open", "Open"
         CLOSED = "closed", "Closed"
+        RESOLVING = "resolving", "Result proposed"
         RESOLVED = "resolved", "Resolved"
         CANCELLED = "cancelled", "Cancelled"
 
     guild_id = models.BigIntegerField(db_index=True)
     creator_id = models.BigIntegerField()
     question = models.CharField(max_length=500)
+    description = models.TextField(
+        max_length=1000,
+        blank=True,
+        help_text="What the question means and what counts as each outcome (DOMAIN §6.1)",
+    )
     category = models.CharField(max_length=50, blank=True, db_index=True)
     mechanism = models.CharField(max_length=10, choices=Mechanism.choices, default=Mechanism.AMM)
     status = models.CharField(max_length=10, choices=Status.choices, default=Status.OPEN)
@@ -43,6 +49,21 @@ class Market(models.Model):
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
     )
     settle_reason = models.CharField(max_length=500, blank=True)
+    # A proposed result (status `resolving`, DOMAIN §6.1): who proposed which outcome, and when it
+    # pays out unless disputed (`dispute_deadline` NULL: it waits for a second resolver).
+    # `proposal_round` counts proposals, so disputes of an undone proposal do not carry over.
+    proposed_outcome = models.ForeignKey(
+        "markets.Outcome", null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    proposed_at = models.DateTimeField(null=True, blank=True)
+    proposed_by_id = models.BigIntegerField(null=True, blank=True)
+    proposal_reason = models.CharField(max_length=500, blank=True)
+    proposal_conflicted = models.BooleanField(
+        default=False, help_text="The proposer holds a position (DOMAIN §6.1)"
+    )
+    dispute_deadline = models.DateTimeField(null=True, blank=True, db_index=True)
+    disputed_at = models.DateTimeField(null=True, blank=True)
+    proposal_round = models.PositiveIntegerField(default=0)
 
     # Filled by the selectors' Prefetch("outcomes", to_attr="ordered"): outcomes by position.
     ordered: list["Outcome"]
@@ -60,6 +81,11 @@ class Market(models.Model):
                 condition=Q(status="resolved", winning_outcome__isnull=False)
                 | (~Q(status="resolved") & Q(winning_outcome__isnull=True)),
                 name="market_winner_iff_resolved",
+            ),
+            models.CheckConstraint(
+                condition=Q(status="resolving", proposed_outcome__isnull=False)
+                | (~Q(status="resolving") & Q(proposed_outcome__isnull=True)),
+                name="market_proposal_iff_resolving",
             ),
         ]
         indexes = [models.Index(fields=["guild_id", "status", "-id"], name="market_guild_status")]
@@ -108,6 +134,27 @@ class ResolutionVote(models.Model):
         return f"{self.voter_id} → {self.outcome_id}"
 
 
+class Dispute(models.Model):
+    """A member's objection to a proposed result (DOMAIN §6.1): one per member per proposal."""
+
+    market = models.ForeignKey(Market, on_delete=models.PROTECT, related_name="disputes")
+    proposal_round = models.PositiveIntegerField()
+    user_id = models.BigIntegerField()
+    reason = models.CharField(max_length=500)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["market", "proposal_round", "user_id"], name="one_dispute_per_member"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"dispute of #{self.market_id} by {self.user_id}"
+
+
 class MarketEvent(models.Model):
     """The append-only outbox (DOMAIN §6): written in the same transaction as the change it
     describes; the bot's notifier and the dashboard read it by increasing id."""
@@ -117,6 +164,9 @@ class MarketEvent(models.Model):
         TRADE = "trade"
         CLOSED = "market_closed"
         VOTE = "vote_cast"
+        PROPOSED = "resolution_proposed"
+        DISPUTED = "resolution_disputed"
+        UNDONE = "proposal_undone"
         RESOLVED = "market_resolved"
         CANCELLED = "market_cancelled"
 

@@ -27,6 +27,27 @@ class GuildSettings(models.Model):
     requests_per_minute = models.PositiveIntegerField(
         default=100, help_text="Commands the whole server may send the bot a minute (DOMAIN §7)"
     )
+
+    class ResolutionMode(models.TextChoices):
+        VOTE = "vote", "Resolvers vote"
+        CREATOR = "creator", "The creator proposes"
+
+    resolution_mode = models.CharField(
+        max_length=10,
+        choices=ResolutionMode.choices,
+        default=ResolutionMode.VOTE,
+        help_text="How a closed market's result is decided (DOMAIN §6.1): resolvers vote, or "
+        "the creator proposes it; moderators can always overrule.",
+    )
+    dispute_window_minutes = models.PositiveIntegerField(
+        default=60,
+        help_text="How long a proposed result waits for disputes before paying out, in minutes "
+        "(0 = pay at once) (DOMAIN §6.1).",
+    )
+    conflict_of_interest = models.BooleanField(
+        default=True,
+        help_text="A resolver who holds a position in a market cannot decide it (DOMAIN §6.1).",
+    )
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
