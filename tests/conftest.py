@@ -30,6 +30,17 @@ def _fast_password_hasher():
         yield
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _pay_at_once_unless_a_test_opens_a_dispute_window():
+    """Guilds created under tests resolve without a dispute window (0 minutes), as the tests
+    written before the window expect; the dispute-window tests set their own (DOMAIN §6.1)."""
+    from django.conf import settings as django_settings
+
+    defaults = {**django_settings.PM_GUILD_DEFAULTS, "dispute_window_minutes": 0}
+    with override_settings(PM_GUILD_DEFAULTS=defaults):
+        yield
+
+
 @pytest.fixture(autouse=True)
 def _directory_gate_apart(settings):
     """Each test gates directory writes (`member_seen`) in its own cache namespace: the cache
