@@ -24,6 +24,8 @@ import time
 from pathlib import Path
 from urllib.parse import urlparse
 
+from points.rules import SYSTEM
+
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
@@ -279,6 +281,7 @@ def main() -> None:
         duration="30d",
         liquidity=100_000,
         idempotency_key=f"{run}:market",
+        actor=SYSTEM,
     )
     pgbench_init()
     if args.batched:
@@ -296,6 +299,7 @@ def main() -> None:
                 duration="30d",
                 liquidity=100_000,
                 idempotency_key=key,
+                actor=SYSTEM,
             )
 
         batched_run(make_market, run, args.requests, args.batch)

@@ -37,6 +37,8 @@ import uuid
 from pathlib import Path
 from urllib.parse import urlparse
 
+from points.rules import SYSTEM
+
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
@@ -173,6 +175,7 @@ def run_layer(layer: str, clients: int, trades: int, rate: float) -> dict:
         duration="1d",
         liquidity=100_000,
         idempotency_key=f"bench:{run}:market",
+        actor=SYSTEM,
     )
     after = MarketEvent.objects.order_by("-id").values_list("id", flat=True).first() or 0
 

@@ -104,3 +104,11 @@ class PositionHoldings:
         for pk, amount in payouts.per_holding.items():
             if amount:
                 Position.objects.filter(pk=pk, market=market).update(payout=amount)
+
+    def holds(self, market: Market, user_id: int) -> bool:
+        """Shares or a stake in `market` right now (the conflict-of-interest test)."""
+        return Position.objects.filter(market=market, user_id=user_id, shares__gt=0).exists()
+
+    def traded(self, market: Market, user_id: int) -> bool:
+        """Ever traded in `market` (who may dispute its proposed result)."""
+        return Position.objects.filter(market=market, user_id=user_id).exists()

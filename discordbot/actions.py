@@ -48,7 +48,6 @@ from points.errors import (
     InsufficientPoints,
     InvalidAmount,
     InvalidInput,
-    NotAllowed,
     validate_amount,
     validate_key,
     validate_snowflake,
@@ -58,21 +57,8 @@ from points.services import audit_record, guild_settings_get_or_create, wallet_g
 
 from . import parsing
 from .models import MarketMessage, MemberPreference, NotificationCursor, NotificationDelivery
-from .permissions import (
-    MSG_FORCE,
-    Actor,
-    Policy,
-    is_moderator,
-    require_admin,
-    require_creator,
-    require_moderator,
-    require_resolver,
-)
+from .permissions import Actor, Policy, require_admin
 
-MSG_LIQUIDITY_MODERATOR = (
-    "Only moderators can choose a market's liquidity; leave it empty to use this server's "
-    "default of {default:,} points."
-)
 MSG_PRICE_MOVED = (
     "The price moved: “{label}” is now at {now} and {what}, beyond your slippage limit "
     "({limit}). Nothing was traded; try again for a fresh quote."
@@ -487,15 +473,10 @@ def market_create_for_interaction(
     idempotency_key: str,
     channel_id: int | None = None,
 ) -> MarketSummary:
-    """Create a market if the guild lets this member (`creator_role_ids`, DOMAIN §2); only
-    moderators choose the liquidity, since the treasury provides it. `channel_id`: where the
-    reply will post the market, claimed at once so the announcement does not post it there a
-    second time."""
-    gs = guild_settings_get_or_create(guild_id=guild_id)
-    policy = Policy.from_settings(gs)
-    require_creator(policy, actor)
-    if liquidity is not None and not is_moderator(policy, actor):
-        raise NotAllowed(MSG_LIQUIDITY_MODERATOR.format(default=gs.default_liquidity))
+    """Create a market if the guild lets this member (`creator_role_ids`, DOMAIN §2; only
+    moderators choose the liquidity: the service's rules). `channel_id`: where the reply will
+    post the market, claimed at once so the announcement does not post it there a second
+    time."""
     labels = parsing.outcomes_text(outcomes) if isinstance(outcomes, str) else outcomes
     market = market_services.market_create(
         guild_id=guild_id,
@@ -507,6 +488,7 @@ def market_create_for_interaction(
         mechanism=mechanism,
         liquidity=liquidity,
         idempotency_key=idempotency_key,
+        actor=actor,
     )
     if channel_id:
         market_copy_claim(market_id=market.pk, channel_id=channel_id)
@@ -607,11 +589,9 @@ def market_close_for_interaction(
 ) -> MarketSummary:
     """Close trading early: the creator, or a moderator (DOMAIN §6)."""
     summary = market_in_guild(guild_id=guild_id, market=market)
-    moderator = is_moderator(policy_get(guild_id=guild_id), actor)
     market_services.market_close(
         market_id=summary.id,
-        actor_id=actor.user_id,
-        moderator=moderator,
+        actor=actor,
         reason=reason or "",
         idempotency_key=idempotency_key,
     )
@@ -636,9 +616,10 @@ class VoteResult:
 def market_vote_for_interaction(
     *, guild_id: int, actor: Actor, market: object, outcome: object, idempotency_key: str
 ) -> VoteResult:
-    """A resolver's vote on the winning outcome; enough agreeing votes resolve it (DOMAIN §6)."""
+    """A resolver's vote on the winning outcome; enough agreeing votes propose it (or resolve it,
+    with no dispute window). In a server that resolves by creator, the creator's choice is a
+    proposal (docs/domain.md §6.1). The rules are the services'."""
     gs = guild_settings_get_or_create(guild_id=guild_id)
-    require_resolver(Policy.from_settings(gs), actor)
     summary = market_in_guild(guild_id=guild_id, market=market)
     position = parsing.outcome_ref(
         outcome, [o.label for o in summary.outcomes], market_id=summary.id
@@ -649,10 +630,14 @@ def market_vote_for_interaction(
             market_id=summary.id, voter_id=actor.user_id, outcome__position=position
         ).exists()
     )
-    if not repeated:  # the same vote again changes nothing: no second event (issue 13)
+    if gs.resolution_mode == GuildSettings.ResolutionMode.CREATOR:
+        market_services.market_propose(
+            market_id=summary.id, outcome=position, actor=actor, idempotency_key=idempotency_key
+        )
+    elif not repeated:  # the same vote again changes nothing: no second event (issue 13)
         market_services.resolution_vote_cast(
             market_id=summary.id,
-            voter_id=actor.user_id,
+            actor=actor,
             outcome=position,
             idempotency_key=idempotency_key,
         )
@@ -680,8 +665,6 @@ def market_resolve_for_interaction(
     idempotency_key: str,
 ) -> MarketSummary:
     """A member with Manage Server resolves a closed market directly, with a reason."""
-    if not actor.manage_guild:
-        raise NotAllowed(MSG_FORCE)
     summary = market_in_guild(guild_id=guild_id, market=market)
     position = parsing.outcome_ref(
         outcome, [o.label for o in summary.outcomes], market_id=summary.id
@@ -689,7 +672,7 @@ def market_resolve_for_interaction(
     market_services.market_resolve(
         market_id=summary.id,
         outcome=position,
-        actor_id=actor.user_id,
+        actor=actor,
         reason=reason,
         idempotency_key=idempotency_key,
     )
@@ -699,12 +682,11 @@ def market_resolve_for_interaction(
 def market_cancel_for_interaction(
     *, guild_id: int, actor: Actor, market: object, reason: str, idempotency_key: str
 ) -> MarketSummary:
-    """Cancel and refund (DOMAIN §6): moderators only."""
-    require_moderator(policy_get(guild_id=guild_id), actor)
+    """Cancel and refund (DOMAIN §6): moderators only (the service's rule)."""
     summary = market_in_guild(guild_id=guild_id, market=market)
     market_services.market_cancel(
         market_id=summary.id,
-        actor_id=actor.user_id,
+        actor=actor,
         reason=reason,
         idempotency_key=idempotency_key,
     )

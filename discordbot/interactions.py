@@ -50,7 +50,7 @@ from points.errors import DomainError, OutcomeUnknown
 
 from . import answers, limits, ratelimit
 from .models import PendingAnswer
-from .permissions import Actor, is_moderator
+from .permissions import Actor, actor_from_interaction, is_moderator
 
 if TYPE_CHECKING:
     from .bot import PredictionBot
@@ -198,7 +198,7 @@ def observe(interaction: discord.Interaction, action: str, outcome: str = "ok") 
 
 
 def actor(interaction: discord.Interaction) -> Actor:
-    return Actor.from_interaction(interaction)
+    return actor_from_interaction(interaction)
 
 
 async def rate_limited(

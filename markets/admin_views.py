@@ -27,6 +27,7 @@ from betting.models import Trade
 from core.directory import guild_fallback, member_fallback
 from points.admin_views import ConfirmForm, keyset_chunks, reason_field, stream_csv
 from points.errors import DomainError, id_from_text
+from points.rules import Actor
 from points.selectors import guild_name_subquery, guild_names, member_name_subquery, member_names
 
 from . import selectors, services
@@ -169,7 +170,7 @@ def resolve_view(model_admin: MarketAdmin, request: HttpRequest, object_id: int)
             market = services.market_resolve(
                 market_id=market.pk,
                 outcome=data["outcome"],
-                actor_user_id=request.user.pk,
+                actor=Actor.from_user(request.user),
                 reason=data["reason"],
                 idempotency_key=key,
             )
@@ -236,19 +237,15 @@ class BulkAction:
     with_preview: bool
 
 
-def _cancel(*, market_id: int, user_id: int, reason: str, key: str) -> Market:
+def _cancel(*, market_id: int, actor: Actor, reason: str, key: str) -> Market:
     return services.market_cancel(
-        market_id=market_id, actor_user_id=user_id, reason=reason, idempotency_key=key
+        market_id=market_id, actor=actor, reason=reason, idempotency_key=key
     )
 
 
-def _close(*, market_id: int, user_id: int, reason: str, key: str) -> Market:
+def _close(*, market_id: int, actor: Actor, reason: str, key: str) -> Market:
     return services.market_close(
-        market_id=market_id,
-        actor_user_id=user_id,
-        moderator=True,
-        reason=reason,
-        idempotency_key=key,
+        market_id=market_id, actor=actor, reason=reason, idempotency_key=key
     )
 
 
@@ -330,7 +327,10 @@ def _bulk_apply(
             continue
         try:
             market = action.call(
-                market_id=market_id, user_id=request.user.pk, reason=reason, key=key
+                market_id=market_id,
+                actor=Actor.from_user(request.user),
+                reason=reason,
+                key=key,
             )
         except DomainError as exc:
             model_admin.message_user(request, exc.message, messages.ERROR)

@@ -1,7 +1,7 @@
 """Market refusals (STYLE §7). Every message says what was wrong and what is allowed; tests and
 interfaces reuse these constants."""
 
-from points.errors import DomainError, InvalidInput, NotAllowed, NotFound
+from points.errors import DomainError, InvalidInput, NotFound
 
 MSG_QUESTION = "The question must be 1–500 characters of text (no control characters)."
 MSG_OUTCOME_COUNT = "A market needs 2 to 10 outcomes; you gave {count}."
@@ -48,7 +48,32 @@ MSG_SLIPPAGE_POINTS = (
     "The price moved: this sale would now return {got:,} points, below your minimum of "
     "{limit:,}. Nothing was sold; check the new price and try again."
 )
-MSG_CLOSE_NOT_ALLOWED = "Only the market's creator or a moderator can close market #{market_id}."
+MSG_PROPOSED_ALREADY = (
+    "A result is already proposed for market #{market_id}: “{label}”. Members who traded can "
+    "dispute it; moderators can confirm, change or undo it."
+)
+MSG_NOT_RESOLVING = (
+    "Market #{market_id} has no proposed result to dispute or confirm; it is {status}."
+)
+MSG_DISPUTE_LATE = (
+    "The dispute window of market #{market_id} ended {ended}; its result is being paid out."
+)
+MSG_DISPUTE_TWICE = (
+    "You already disputed the proposed result of market #{market_id}; moderators have your "
+    "reason. One dispute per member."
+)
+MSG_CONFLICT_VOTE = (
+    "You hold a position in market #{market_id}, so your vote can't be the one that decides it "
+    "(this server's conflict-of-interest rule). Another resolver's vote is needed."
+)
+MSG_CONFLICT_PROPOSE = (
+    "You hold a position in market #{market_id}, so you can't propose or decide its result "
+    "(this server's conflict-of-interest rule). Ask another resolver or moderator."
+)
+MSG_CONFLICT_CONFIRM_SELF = (
+    "You proposed this result while holding a position in market #{market_id}; another resolver "
+    "must confirm it, or it pays out when the dispute window ends."
+)
 
 
 class MarketError(DomainError):
@@ -73,7 +98,3 @@ class SlippageExceeded(MarketError):
 
 class InsufficientShares(MarketError):
     code = "insufficient_shares"
-
-
-class CloseNotAllowed(NotAllowed):
-    code = "close_not_allowed"

@@ -41,6 +41,14 @@ class Holdings(Protocol):
         """Record on the holdings what settlement paid. Caller holds a row lock on `market`."""
         ...
 
+    def holds(self, market: Market, user_id: int) -> bool:
+        """Whether `user_id` holds shares or a stake in `market` now (docs/domain.md §6.1)."""
+        ...
+
+    def traded(self, market: Market, user_id: int) -> bool:
+        """Whether `user_id` ever traded in `market` (who may dispute a proposed result)."""
+        ...
+
 
 _registered: list[Holdings] = []
 

@@ -41,6 +41,7 @@ from . import selectors, services
 from .admin_views import AdjustBalanceForm, keyset_chunks, stream_csv
 from .errors import MSG_DEDUCT_TOO_MUCH, DomainError, InsufficientPoints, id_from_text
 from .models import Account, AuditEvent, Guild, GuildSettings, Member, Transfer
+from .rules import Actor
 
 HISTORY_PAGE = 50
 
@@ -204,7 +205,7 @@ class AccountAdmin(MemberNameSearchMixin, ActionPermissionMixin, ReadOnlyAdmin):
                     user_id=user_id,
                     amount=data["amount"],
                     reason=data["reason"],
-                    actor_user_id=request.user.pk,
+                    actor=Actor.from_user(request.user),
                     idempotency_key=key,
                 )
             except InsufficientPoints as exc:

@@ -32,6 +32,7 @@ from .errors import (
     validate_snowflake,
 )
 from .models import Account, AuditEvent, Guild, GuildSettings, Member, Transfer
+from .rules import Action, Actor, require
 from .usecase import IDEMPOTENCY_CONSTRAINTS, Call, stop_if_replayed, use_case
 
 BIGINT_MAX = 2**63 - 1
@@ -298,8 +299,7 @@ def _adjust(
     user_id: int,
     amount: int,
     reason: str,
-    actor_id: int | None,
-    actor_user_id: int | None,
+    actor: Actor,
     idempotency_key: str,
     code: str,
 ) -> Transfer:
@@ -309,6 +309,8 @@ def _adjust(
     validate_snowflake(user_id, what="user_id")
     validate_amount(amount)
     reason = validate_reason(reason)
+    require(Action.ADJUST, actor, guild_settings_get_or_create(guild_id=guild_id))
+    actor_id, actor_user_id = actor.user_id, actor.admin_user_id
     members = members_prepare(guild_id=guild_id, user_ids=[user_id])
     locked = accounts_lock([*members.account_ids, members.treasury.pk])
     stop_if_replayed(transfer_by_key, idempotency_key)
@@ -340,8 +342,7 @@ def points_grant(
     user_id: int,
     amount: int,
     reason: str,
-    actor_id: int | None = None,
-    actor_user_id: int | None = None,
+    actor: Actor,
     idempotency_key: str,
 ) -> Transfer:
     """A moderator adds points to a member's wallet (treasury → wallet, `grant`), audited."""
@@ -350,8 +351,7 @@ def points_grant(
         user_id=user_id,
         amount=amount,
         reason=reason,
-        actor_id=actor_id,
-        actor_user_id=actor_user_id,
+        actor=actor,
         idempotency_key=idempotency_key,
         code=Transfer.Code.GRANT,
     )
@@ -364,8 +364,7 @@ def points_deduct(
     user_id: int,
     amount: int,
     reason: str,
-    actor_id: int | None = None,
-    actor_user_id: int | None = None,
+    actor: Actor,
     idempotency_key: str,
 ) -> Transfer:
     """A moderator removes points (wallet → treasury, `deduct`), audited; never overdraws."""
@@ -374,8 +373,7 @@ def points_deduct(
         user_id=user_id,
         amount=amount,
         reason=reason,
-        actor_id=actor_id,
-        actor_user_id=actor_user_id,
+        actor=actor,
         idempotency_key=idempotency_key,
         code=Transfer.Code.DEDUCT,
     )

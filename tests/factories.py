@@ -29,6 +29,7 @@ from points.services import wallet_get_or_create
 
 # isort: split
 from betting.services import bet_place
+from points.rules import Actor
 
 MEMBER_IDS = 700_000_000_000_000_000
 """Factory members' user ids count up from here: snowflakes that no named test member uses."""
@@ -74,8 +75,8 @@ class MarketFactory(factory.Factory):
         if create and extracted:
             market_close(
                 market_id=market.pk,
-                actor_id=market.creator_id,
                 idempotency_key=f"factory:close:{market.pk}",
+                actor=Actor.member(market.creator_id),
             )
             market.refresh_from_db()
 

@@ -9,6 +9,7 @@ from betting import services as betting_services
 from markets import services
 from markets.models import Market
 from points.models import Account, Transfer
+from points.rules import Actor
 from points.services import guild_settings_get_or_create
 from tests.conftest import ALICE, CAROL, GUILD
 from tests.factories import BetFactory
@@ -49,7 +50,9 @@ def sell(market: Market, user: int, outcome: int, shares: int | None = None):
 
 
 def close(market: Market) -> None:
-    services.market_close(market_id=market.pk, actor_id=ALICE, idempotency_key=f"close:{market.pk}")
+    services.market_close(
+        market_id=market.pk, idempotency_key=f"close:{market.pk}", actor=Actor.member(ALICE)
+    )
 
 
 def paid_to_members(market: Market) -> dict[int, int]:

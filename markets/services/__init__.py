@@ -9,6 +9,12 @@ fail. Trading (`bet_place`, `shares_sell`) is `betting.services`'."""
 from .base import SHARE_SCALE, format_shares
 from .creation import MAX_LIQUIDITY, market_create, market_message_set, market_withdraw
 from .lifecycle import market_close, resolution_vote_cast
+from .proposal import (
+    market_dispute,
+    market_proposal_confirm,
+    market_proposal_undo,
+    market_propose,
+)
 from .scheduler import TickReport, markets_tick
 from .settlement import market_cancel, market_resolve
 
@@ -20,7 +26,11 @@ __all__ = [
     "market_cancel",
     "market_close",
     "market_create",
+    "market_dispute",
     "market_message_set",
+    "market_proposal_confirm",
+    "market_proposal_undo",
+    "market_propose",
     "market_resolve",
     "market_withdraw",
     "markets_tick",

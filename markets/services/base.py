@@ -11,8 +11,8 @@ from django.db import transaction
 from django.db.models import Q
 
 from core import signals
-from points.models import Account
-from points.usecase import stop_if_replayed
+from points.models import Account, GuildSettings
+from points.rules import Actor
 
 from .. import amm
 from ..errors import (
@@ -24,6 +24,7 @@ from ..errors import (
     MarketNotFound,
     MarketStateError,
 )
+from ..holdings import holdings_get
 from ..models import Market, MarketEvent, Outcome
 from ..realtime import event_publish_on_commit
 
@@ -130,19 +131,13 @@ def event_write(
     return event
 
 
-def closed_for_resolution(
-    market_id: int, outcome: int, request_key: str, refusal: str
-) -> tuple[Market, list[Outcome], Outcome]:
-    """Lock the market, answer a replayed request, and check it is closed (not open, not
-    settled) and that `outcome` exists: what a vote and a moderator resolve both need.
-    Caller is in a transaction."""
-    market = market_lock(market_id)
-    stop_if_replayed(event_by_request_key, request_key)
-    ensure_not_settled(market)
-    if market.status != Market.Status.CLOSED:
-        raise MarketStateError(refusal.format(market_id=market.pk, status=market.status))
-    outcomes = outcomes_locked(market)
-    return market, outcomes, outcome_at(market, outcomes, outcome)
+def conflicted(gs: GuildSettings, market: Market, actor: Actor) -> bool:
+    """Whether the conflict-of-interest rule stops `actor` from deciding `market`
+    (docs/domain.md §6.1): the guild has the rule on and the actor, a Discord member, holds
+    shares or a stake in it."""
+    if not gs.conflict_of_interest or actor.user_id is None:
+        return False
+    return holdings_get().holds(market, actor.user_id)
 
 
 def event_by_request_key(key: str) -> MarketEvent | None:
@@ -156,7 +151,8 @@ def on_commit(func: Callable[[], object]) -> None:
 
 def transition_announce(market: Market, event: str) -> None:
     """After commit, tell telemetry that `market` changed state (`core.signals`; receivers never
-    make the write fail). `event`: "created", "closed", "resolved" or "cancelled"."""
+    make the write fail). `event`: "created", "closed", "proposed", "undone", "resolved" or
+    "cancelled"."""
     mechanism = market.mechanism
     on_commit(
         lambda: signals.market_transitioned.send(sender=Market, event=event, mechanism=mechanism)

@@ -8,6 +8,7 @@ from django.utils import timezone
 
 from points.errors import InvalidAmount, NotAllowed, validate_amount, validate_snowflake
 from points.models import Account, Transfer
+from points.rules import Action, Actor, require
 from points.services import (
     Leg,
     accounts_lock,
@@ -98,11 +99,15 @@ def market_create(
     liquidity: int | None = None,
     idempotency_key: str,
     now: dt.datetime | None = None,
+    actor: Actor | None = None,
 ) -> Market:
     """Create a market (DOMAIN §4.1, §5, §7). An amm market's liquidity moves treasury → escrow;
-    a pool market starts with an empty escrow. Emits `market_created`."""
+    a pool market starts with an empty escrow. Emits `market_created`.
+    `actor` is who asks (`points.rules`): by default the creator as a member with no roles, so
+    a server's creator roles apply; choosing the liquidity is for moderators."""
     validate_snowflake(guild_id, what="guild_id")
     validate_snowflake(creator_id, what="creator_id")
+    actor = actor or Actor.member(creator_id)
     question = clean_question(question)
     labels = clean_outcomes(outcomes)
     category = clean_category(category)
@@ -126,6 +131,9 @@ def market_create(
             raise InvalidMarketInput(MSG_LIQUIDITY) from None
 
     settings_row = guild_settings_get_or_create(guild_id=guild_id)
+    require(Action.CREATE, actor, settings_row)
+    if liquidity is not None:
+        require(Action.CHOOSE_LIQUIDITY, actor, settings_row)
     is_amm = mechanism == Market.Mechanism.AMM
     points = (liquidity or settings_row.default_liquidity) if is_amm else 0
     market = Market.objects.create(

@@ -6,27 +6,30 @@ import datetime as dt
 
 from django.utils import timezone
 
-from points.errors import validate_reason, validate_snowflake
+from points.errors import NotAllowed, validate_reason
+from points.rules import Action, Actor, require
 from points.services import audit_record, guild_settings_get_or_create
 from points.usecase import Call, stop_if_replayed, use_case
 
 from ..errors import (
     MSG_ALREADY_SETTLED,
-    MSG_CLOSE_NOT_ALLOWED,
+    MSG_CONFLICT_VOTE,
     MSG_NOT_CLOSED_FOR_VOTE,
-    CloseNotAllowed,
     MarketStateError,
 )
 from ..models import Market, MarketEvent, ResolutionVote
 from .base import (
-    closed_for_resolution,
+    conflicted,
     ensure_not_settled,
     event_by_request_key,
     event_write,
     market_lock,
+    outcome_at,
+    outcomes_locked,
     transition_announce,
 )
-from .settlement import market_of_event, resolve
+from .proposal import ensure_closed_for_decision, propose
+from .settlement import market_of_event
 
 
 def close(
@@ -77,7 +80,7 @@ def _same_close(event: MarketEvent, call: Call) -> bool:
     return (
         event.market_id == call["market_id"]
         and event.type == MarketEvent.Type.CLOSED
-        and event.actor_id == call["actor_id"]
+        and event.actor_id == call["actor"].user_id
     )
 
 
@@ -85,19 +88,16 @@ def _same_close(event: MarketEvent, call: Call) -> bool:
 def market_close(
     *,
     market_id: int,
-    actor_id: int | None = None,
-    actor_user_id: int | None = None,
-    moderator: bool = False,
+    actor: Actor,
     reason: str = "",
     idempotency_key: str,
 ) -> MarketEvent:
-    """Close trading early (DOMAIN §6): the creator or a moderator. Emits `market_closed`.
-    Returns the market."""
+    """Close trading early (DOMAIN §6): the creator or a moderator (`points.rules`). Emits
+    `market_closed`. Returns the market."""
     reason = validate_reason(reason, required=False)
     market = market_lock(market_id)
     stop_if_replayed(event_by_request_key, idempotency_key)
-    if not moderator and (actor_id is None or actor_id != market.creator_id):
-        raise CloseNotAllowed(MSG_CLOSE_NOT_ALLOWED.format(market_id=market.pk))
+    require(Action.CLOSE, actor, guild_settings_get_or_create(guild_id=market.guild_id), market)
     ensure_not_settled(market)
     if market.status != Market.Status.OPEN:
         raise MarketStateError(
@@ -106,8 +106,8 @@ def market_close(
     return close(
         market,
         now=timezone.now(),
-        actor_id=actor_id,
-        actor_user_id=actor_user_id,
+        actor_id=actor.user_id,
+        actor_user_id=actor.admin_user_id,
         reason=reason,
         request_key=idempotency_key,
         automatic=False,
@@ -118,32 +118,43 @@ def _same_vote(event: MarketEvent, call: Call) -> bool:
     return (
         event.market_id == call["market_id"]
         and event.type == MarketEvent.Type.VOTE
-        and event.payload.get("voter_id") == str(call["voter_id"])
+        and event.payload.get("voter_id") == str(call["actor"].user_id)
         and event.payload.get("outcome") == call["outcome"]
     )
 
 
 def _vote_of(_: MarketEvent, call: Call) -> ResolutionVote:
-    return ResolutionVote.objects.get(market_id=call["market_id"], voter_id=call["voter_id"])
+    return ResolutionVote.objects.get(market_id=call["market_id"], voter_id=call["actor"].user_id)
 
 
 @use_case(lookup=event_by_request_key, matches=_same_vote, result=_vote_of)
 def resolution_vote_cast(
-    *, market_id: int, voter_id: int, outcome: int, idempotency_key: str
+    *, market_id: int, actor: Actor, outcome: int, idempotency_key: str
 ) -> MarketEvent:
-    """A resolver votes for the winning outcome of a closed market (DOMAIN §6); a voter may
-    change their vote until resolution. When `min_resolution_votes` votes agree, the market
-    resolves in this same transaction, exactly once. Emits `vote_cast` (and `market_resolved`).
-    Returns the voter's `ResolutionVote`."""
-    validate_snowflake(voter_id, what="voter_id")
-    market, outcomes, chosen = closed_for_resolution(
-        market_id, outcome, idempotency_key, MSG_NOT_CLOSED_FOR_VOTE
-    )
+    """A resolver votes for the winning outcome of a closed market (DOMAIN §6), in a server that
+    resolves by vote; a voter may change their vote until the result is proposed. When
+    `min_resolution_votes` votes agree, that outcome is proposed in this same transaction
+    (docs/domain.md §6.1) and pays out when its dispute window ends (at once with no window).
+    Under the conflict-of-interest rule a resolver holding a position cannot cast the deciding
+    vote. Emits `vote_cast` (and `resolution_proposed` or `market_resolved`). Returns the
+    voter's `ResolutionVote`."""
+    market = market_lock(market_id)
+    stop_if_replayed(event_by_request_key, idempotency_key)
+    gs = guild_settings_get_or_create(guild_id=market.guild_id)
+    require(Action.VOTE, actor, gs, market)
+    ensure_closed_for_decision(market, MSG_NOT_CLOSED_FOR_VOTE)
+    outcomes = outcomes_locked(market)
+    chosen = outcome_at(market, outcomes, outcome)
+    voter_id = actor.user_id
+    assert voter_id is not None  # Action.VOTE is for Discord members
     ResolutionVote.objects.update_or_create(
         market=market, voter_id=voter_id, defaults={"outcome": chosen}
     )
     agreeing = ResolutionVote.objects.filter(market=market, outcome=chosen).count()
-    needed = guild_settings_get_or_create(guild_id=market.guild_id).min_resolution_votes
+    needed = gs.min_resolution_votes
+    deciding = agreeing >= needed
+    if deciding and conflicted(gs, market, actor):
+        raise NotAllowed(MSG_CONFLICT_VOTE.format(market_id=market.pk))
     event = event_write(
         market,
         MarketEvent.Type.VOTE,
@@ -166,13 +177,14 @@ def resolution_vote_cast(
         idempotency_key=idempotency_key,
         after={"outcome": chosen.position, "votes": agreeing, "needed": needed},
     )
-    if agreeing >= needed:
-        resolve(
+    if deciding:
+        propose(
             market,
             outcomes,
             chosen,
-            actor_id=voter_id,
-            actor_user_id=None,
+            gs=gs,
+            actor=actor,
+            how="vote",
             reason=f"{agreeing} resolvers voted for “{chosen.label}”",
             request_key=None,
         )

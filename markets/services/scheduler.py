@@ -1,5 +1,6 @@
-"""The scheduler's work (DOMAIN §6): closing markets at `closes_at` and auto-refunding those
-left unresolved `auto_refund_hours` after closing."""
+"""The scheduler's work (DOMAIN §6): closing markets at `closes_at`, paying out proposed results
+whose dispute window ended undisputed (docs/domain.md §6.1), and auto-refunding markets left
+unresolved `auto_refund_hours` after closing."""
 
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ from points.usecase import use_case
 from ..models import Market
 from .base import market_lock
 from .lifecycle import close
+from .proposal import proposal_settle_due
 from .settlement import cancel
 
 
@@ -23,9 +25,14 @@ from .settlement import cancel
 class TickReport:
     closed: list[int] = field(default_factory=list)
     refunded: list[int] = field(default_factory=list)
+    settled: list[int] = field(default_factory=list)
+    """Proposed results paid out because their dispute window ended undisputed."""
 
     def __str__(self) -> str:
-        return f"closed {len(self.closed)}, auto-refunded {len(self.refunded)}"
+        return (
+            f"closed {len(self.closed)}, settled {len(self.settled)} undisputed, "
+            f"auto-refunded {len(self.refunded)}"
+        )
 
 
 @use_case()
@@ -43,6 +50,11 @@ def _tick_close(market_id: int, now: dt.datetime) -> bool:
         automatic=True,
     )
     return True
+
+
+@use_case()
+def _tick_settle(market_id: int, now: dt.datetime) -> bool:
+    return proposal_settle_due(market_lock(market_id), now)
 
 
 @use_case()
@@ -64,16 +76,23 @@ def _tick_refund(market_id: int, now: dt.datetime) -> bool:
 
 
 def markets_tick(*, now: dt.datetime | None = None) -> TickReport:
-    """Close markets whose time is up and cancel (refund) those still unresolved
-    `auto_refund_hours` after closing (DOMAIN §6). Each market is handled in its own durable
-    transaction under its row lock, re-checked after locking, so several processes may tick at
-    once and each market is closed or refunded exactly once."""
+    """Close markets whose time is up, pay out proposals whose dispute window ended undisputed
+    and cancel (refund) markets still unresolved `auto_refund_hours` after closing (DOMAIN §6,
+    docs/domain.md §6.1). Each market is handled in its own durable transaction under its row
+    lock, re-checked after locking, so several processes may tick at once and each market is
+    closed, settled or refunded exactly once."""
     now = now or timezone.now()
     report = TickReport()
     due = Market.objects.filter(status=Market.Status.OPEN, closes_at__lte=now).order_by("pk")
     for market_id in due.values_list("pk", flat=True):
         if _tick_close(market_id, now):
             report.closed.append(market_id)
+    due_proposals = Market.objects.filter(
+        status=Market.Status.RESOLVING, disputed_at__isnull=True, dispute_deadline__lte=now
+    ).order_by("pk")
+    for market_id in due_proposals.values_list("pk", flat=True):
+        if _tick_settle(market_id, now):
+            report.settled.append(market_id)
     # Pre-filter in Python on each guild's `auto_refund_hours` (2 queries) so only markets that
     # are due get locked.
     candidates = list(

@@ -6,21 +6,36 @@ from __future__ import annotations
 
 from django.utils import timezone
 
-from points.errors import validate_reason
+from points.errors import NotAllowed, validate_reason
 from points.models import Account, Transfer
-from points.services import Leg, accounts_lock, audit_record, transfers_post, treasury_get_or_create
+from points.rules import Action, Actor, require
+from points.services import (
+    Leg,
+    accounts_lock,
+    audit_record,
+    guild_settings_get_or_create,
+    transfers_post,
+    treasury_get_or_create,
+)
 from points.usecase import Call, stop_if_replayed, use_case
 
-from ..errors import MSG_ALREADY_SETTLED, MSG_NOT_CLOSED_FOR_RESOLVE, MarketStateError
+from ..errors import (
+    MSG_ALREADY_SETTLED,
+    MSG_CONFLICT_PROPOSE,
+    MSG_NOT_CLOSED_FOR_RESOLVE,
+    MarketStateError,
+)
 from ..holdings import Payouts, holdings_get
 from ..models import Market, MarketEvent, Outcome
 from .base import (
-    closed_for_resolution,
+    conflicted,
     ensure_not_settled,
     escrow_get,
     event_by_request_key,
     event_write,
     market_lock,
+    outcome_at,
+    outcomes_locked,
     transition_announce,
 )
 
@@ -43,23 +58,35 @@ def market_resolve(
     *,
     market_id: int,
     outcome: int,
-    actor_id: int | None = None,
-    actor_user_id: int | None = None,
+    actor: Actor,
     reason: str,
     idempotency_key: str,
 ) -> MarketEvent:
-    """A moderator resolves a closed market directly, with a reason (DOMAIN §6). Pays out once.
+    """A moderator resolves a closed market directly ("force"), with a reason, overruling votes
+    and any proposal in its dispute window (DOMAIN §6, docs/domain.md §6.1). Pays out once.
+    A moderator holding a position may not, where the conflict-of-interest rule is on (the back
+    office shows a staff member their own position instead: it cannot know it for certain).
     Emits `market_resolved`. Returns the market."""
     reason = validate_reason(reason)
-    market, outcomes, chosen = closed_for_resolution(
-        market_id, outcome, idempotency_key, MSG_NOT_CLOSED_FOR_RESOLVE
-    )
+    market = market_lock(market_id)
+    stop_if_replayed(event_by_request_key, idempotency_key)
+    gs = guild_settings_get_or_create(guild_id=market.guild_id)
+    require(Action.RESOLVE, actor, gs, market)
+    ensure_not_settled(market)
+    if market.status not in (Market.Status.CLOSED, Market.Status.RESOLVING):
+        raise MarketStateError(
+            MSG_NOT_CLOSED_FOR_RESOLVE.format(market_id=market.pk, status=market.status)
+        )
+    if conflicted(gs, market, actor):
+        raise NotAllowed(MSG_CONFLICT_PROPOSE.format(market_id=market.pk))
+    outcomes = outcomes_locked(market)
+    chosen = outcome_at(market, outcomes, outcome)
     return resolve(
         market,
         outcomes,
         chosen,
-        actor_id=actor_id,
-        actor_user_id=actor_user_id,
+        actor_id=actor.user_id,
+        actor_user_id=actor.admin_user_id,
         reason=reason,
         request_key=idempotency_key,
     )
@@ -75,15 +102,21 @@ def resolve(
     reason: str,
     request_key: str | None,
 ) -> MarketEvent:
-    """Settle a closed market on `winner`. Caller holds a row lock on `market` and checked it
-    is closed. The conditional status change plus the `resolve:<market>` keys make it once-only.
-    amm: each winning position gets floor(shares / SHARE_SCALE); the rest returns to the
+    """Settle a closed or resolving market on `winner`. Caller holds a row lock on `market` and
+    checked its status. The conditional status change plus the `resolve:<market>` keys make it
+    once-only. amm: each winning position gets floor(shares / SHARE_SCALE); the rest returns to the
     treasury. pari-mutuel: winners split the pot (§5), or everyone is refunded if nobody backed
     the winner."""
     now = timezone.now()
-    changed = Market.objects.filter(pk=market.pk, status=Market.Status.CLOSED).update(
+    before = market.status
+    proposed_id = market.proposed_outcome_id
+    changed = Market.objects.filter(
+        pk=market.pk, status__in=[Market.Status.CLOSED, Market.Status.RESOLVING]
+    ).update(
         status=Market.Status.RESOLVED,
         winning_outcome=winner,
+        proposed_outcome=None,
+        dispute_deadline=None,
         settled_at=now,
         settled_by_id=actor_id,
         settled_by_user_id=actor_user_id,
@@ -114,6 +147,9 @@ def resolve(
             "refunded_all": refunded_all,
             "winners": [[str(user), amount] for user, amount in winners],
             "paid_count": len(plan.per_user),
+            "was_proposed": before == Market.Status.RESOLVING,
+            "changed_from": _changed_from(outcomes, proposed_id, winner),
+            "disputed": market.disputed_at is not None,
         },
         request_key=request_key,
         natural_key=f"resolve:{market.pk}",
@@ -128,11 +164,18 @@ def resolve(
         actor_user_id=actor_user_id,
         reason=reason,
         idempotency_key=request_key or f"resolve:{market.pk}",
-        before={"status": "closed"},
+        before={"status": before},
         after={"status": "resolved", "outcome": winner.position, "total_paid": total_paid},
     )
     transition_announce(market, "resolved")
     return event
+
+
+def _changed_from(outcomes: list[Outcome], proposed_id: int | None, winner: Outcome) -> str | None:
+    """The label of a proposal the resolution overruled, if any."""
+    if proposed_id is None or proposed_id == winner.pk:
+        return None
+    return next((o.label for o in outcomes if o.pk == proposed_id), None)
 
 
 def _pay(
@@ -227,6 +270,8 @@ def cancel(
         settled_by_user_id=actor_user_id,
         settle_reason=reason[:500],
         closed_at=market.closed_at or now,
+        proposed_outcome=None,
+        dispute_deadline=None,
     )
     market.status = Market.Status.CANCELLED
     plan = holdings_get().refund_plan(market)
@@ -275,21 +320,21 @@ def _same_cancel(event: MarketEvent, call: Call) -> bool:
 def market_cancel(
     *,
     market_id: int,
-    actor_id: int | None = None,
-    actor_user_id: int | None = None,
+    actor: Actor,
     reason: str,
     idempotency_key: str,
 ) -> MarketEvent:
-    """Cancel an open or closed market and refund every trader (DOMAIN §6). Emits
-    `market_cancelled`. Returns the market."""
+    """Cancel an open, closed or resolving market and refund every trader (DOMAIN §6): a
+    moderator. Emits `market_cancelled`. Returns the market."""
     reason = validate_reason(reason)
     market = market_lock(market_id)
     stop_if_replayed(event_by_request_key, idempotency_key)
+    require(Action.CANCEL, actor, guild_settings_get_or_create(guild_id=market.guild_id), market)
     ensure_not_settled(market)
     return cancel(
         market,
-        actor_id=actor_id,
-        actor_user_id=actor_user_id,
+        actor_id=actor.user_id,
+        actor_user_id=actor.admin_user_id,
         reason=reason,
         request_key=idempotency_key,
         automatic=False,

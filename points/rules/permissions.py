@@ -46,10 +46,13 @@ ADMIN_PERMISSIONS: dict[Action, str] = {
 
 
 class _User(Protocol):
-    pk: Any
-    is_active: bool
+    @property
+    def pk(self) -> Any: ...
 
-    def has_perm(self, perm: str) -> bool: ...
+    @property
+    def is_active(self) -> bool: ...
+
+    def has_perm(self, perm: str, obj: Any = ...) -> bool: ...
 
 
 @dataclass(frozen=True)
@@ -159,6 +162,10 @@ MSG_VOTE_CREATOR_MODE = (
 MSG_PROPOSE = (
     "Only the creator of market #{market} (<@{creator}>) or a moderator can propose its result."
 )
+MSG_PROPOSE_VOTE_MODE = (
+    "This server resolves by vote: resolvers vote with `/market resolve`; only moderators "
+    "propose a result directly."
+)
 MSG_DISPUTE = "Only members who traded in market #{market} can dispute its proposed result."
 MSG_CONFIRM = (
     "Only moderators (Manage Server or a resolver role) can confirm, change or undo a proposed "
@@ -203,10 +210,13 @@ def _vote(actor: Actor, gs: _Settings, market: _Market | None) -> str | None:
 
 
 def _propose(actor: Actor, gs: _Settings, market: _Market | None) -> str | None:
-    if market is not None and actor.user_id == market.creator_id:
-        return None
     if is_moderator(gs, actor):
         return None
+    creator_mode = gs.resolution_mode == "creator"
+    if creator_mode and market is not None and actor.user_id == market.creator_id:
+        return None
+    if not creator_mode:
+        return _vote(actor, gs, market) or MSG_PROPOSE_VOTE_MODE
     return MSG_PROPOSE.format(
         market=getattr(market, "pk", "?"), creator=getattr(market, "creator_id", "?")
     )

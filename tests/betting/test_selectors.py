@@ -14,6 +14,7 @@ from markets import selectors, services
 from markets.amm import SHARE_SCALE
 from markets.errors import InsufficientShares, MarketNotFound, MarketStateError
 from markets.models import Market
+from points.rules import Actor
 from points.selectors import balance_get
 from points.services import guild_settings_get_or_create
 from tests.conftest import ALICE, BOB, CAROL, GUILD, MOD
@@ -155,7 +156,11 @@ def test_portfolio_values_settled_positions_at_what_was_paid():
     partial = sell(market, BOB, 1, 30 * SHARE_SCALE)
     close(market)
     services.market_resolve(
-        market_id=market.pk, outcome=0, actor_id=MOD, reason="r", idempotency_key="res"
+        market_id=market.pk,
+        outcome=0,
+        reason="r",
+        idempotency_key="res",
+        actor=Actor.member(MOD, manage_guild=True),
     )
     paid = paid_to_members(market)[BOB]
     views = {
@@ -228,19 +233,30 @@ def test_leaderboard_profit_is_what_markets_paid_minus_what_they_cost():
     sell(resolved, DAVE, 0, None)
     close(resolved)
     services.market_resolve(
-        market_id=resolved.pk, outcome=0, actor_id=MOD, reason="r", idempotency_key="res"
+        market_id=resolved.pk,
+        outcome=0,
+        reason="r",
+        idempotency_key="res",
+        actor=Actor.member(MOD, manage_guild=True),
     )
     pool = create("p", mechanism="parimutuel")
     bet(pool, CAROL, 0, 100)
     bet(pool, DAVE, 1, 40)
     close(pool)
     services.market_resolve(
-        market_id=pool.pk, outcome=0, actor_id=MOD, reason="r", idempotency_key="res-p"
+        market_id=pool.pk,
+        outcome=0,
+        reason="r",
+        idempotency_key="res-p",
+        actor=Actor.member(MOD, manage_guild=True),
     )
     cancelled = create("c")
     bet(cancelled, BOB, 1, 25)
     services.market_cancel(
-        market_id=cancelled.pk, actor_id=MOD, reason="void", idempotency_key="cancel"
+        market_id=cancelled.pk,
+        reason="void",
+        idempotency_key="cancel",
+        actor=Actor.member(MOD, manage_guild=True),
     )
     create("x", guild_id=OTHER_GUILD)
     bet(Market.objects.get(idempotency_key="x"), ALICE, 0, 500)

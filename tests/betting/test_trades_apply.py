@@ -27,6 +27,7 @@ from markets.services import market_create
 from points.audit import ledger_audit
 from points.errors import DomainError
 from points.models import Account, GuildSettings, Transfer
+from points.rules import SYSTEM, Actor
 from points.services import guild_settings_get_or_create, wallet_get_or_create
 
 pytestmark = pytest.mark.django_db
@@ -59,6 +60,7 @@ def _market(guild_id: int, mechanism: str, n_outcomes: int = 2) -> Market:
         mechanism=mechanism,
         liquidity=200 if mechanism == Market.Mechanism.AMM else None,
         idempotency_key=f"create:{guild_id}",
+        actor=SYSTEM,
     )
 
 
@@ -290,7 +292,9 @@ def test_a_key_twice_in_one_batch_counts_once_and_a_refusal_leaves_no_trace():
 def test_a_key_another_kind_of_request_used_is_refused_without_sinking_the_batch():
     guild_id = _guild(0)
     closed = _market(guild_id, Market.Mechanism.AMM)
-    services_markets.market_close(market_id=closed.pk, actor_id=CREATOR, idempotency_key="dup")
+    services_markets.market_close(
+        market_id=closed.pk, idempotency_key="dup", actor=Actor.member(CREATOR)
+    )
     market = market_create(
         guild_id=guild_id,
         creator_id=CREATOR,

@@ -34,6 +34,7 @@ from betting import services as betting_services
 from dashboard.views import percent
 from markets import selectors, services
 from markets.models import MarketEvent
+from points.rules import Actor
 from tests.admin_helpers import groups_ensure
 from tests.conftest import ALICE, BOB, CAROL, GUILD
 
@@ -222,7 +223,9 @@ def seed() -> tuple[int, int]:
         duration="1d",
         idempotency_key="browser:m3",
     )
-    services.market_close(market_id=closed.pk, actor_id=ALICE, idempotency_key="browser:c3")
+    services.market_close(
+        market_id=closed.pk, idempotency_key="browser:c3", actor=Actor.member(ALICE)
+    )
     return market.pk, busy.pk
 
 

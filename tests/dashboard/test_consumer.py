@@ -31,6 +31,7 @@ from config.asgi import application
 from dashboard import consumers, events
 from markets import realtime, services
 from markets.models import MarketEvent
+from points.rules import Actor
 from points.services import member_seen
 from tests.admin_helpers import staff_user
 from tests.conftest import ALICE, BOB, CAROL, GUILD
@@ -243,7 +244,7 @@ async def test_reconnect_with_last_id_replays_exactly_the_missed_events_in_order
     await place_bet(market_id=market.pk, user_id=CAROL, outcome=1, amount=70, idempotency_key="k2")
     await place_bet(market_id=market.pk, user_id=BOB, outcome=1, amount=30, idempotency_key="k3")
     await database_sync_to_async(services.market_close)(
-        market_id=market.pk, actor_id=ALICE, idempotency_key="k4"
+        market_id=market.pk, actor=Actor.member(ALICE), idempotency_key="k4"
     )
     missed = await database_sync_to_async(
         lambda: list(MarketEvent.objects.filter(id__gt=seen["id"]).order_by("id"))
@@ -261,7 +262,10 @@ async def test_reconnect_with_last_id_replays_exactly_the_missed_events_in_order
 
     # Live again after the replay.
     await database_sync_to_async(services.resolution_vote_cast)(
-        market_id=market.pk, voter_id=CAROL, outcome=1, idempotency_key="k5"
+        market_id=market.pk,
+        actor=Actor.member(CAROL, manage_guild=True),
+        outcome=1,
+        idempotency_key="k5",
     )
     live = await ws.receive_json_from(timeout=5)
     assert live["event"] == "vote_cast" and live["id"] > missed[-1].pk

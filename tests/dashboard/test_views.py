@@ -15,6 +15,7 @@ from dashboard.events import event_summary
 from dashboard.views import closes_in, percent
 from markets import services
 from markets.selectors import market_get
+from points.rules import Actor
 from tests.admin_helpers import staff_user
 from tests.conftest import ALICE, BOB, CAROL, GUILD, MOD
 
@@ -79,9 +80,12 @@ def test_index_groups_markets_of_every_guild_by_status_with_text_probabilities(s
     closed = make_market("closed", question="Closed one")
     cancelled = make_market("cancelled", question="Cancelled one")
     bet(open_market, BOB, 0, 100, "b1")
-    services.market_close(market_id=closed.pk, actor_id=ALICE, idempotency_key="close")
+    services.market_close(market_id=closed.pk, idempotency_key="close", actor=Actor.member(ALICE))
     services.market_cancel(
-        market_id=cancelled.pk, actor_id=MOD, reason="duplicate", idempotency_key="cancel"
+        market_id=cancelled.pk,
+        reason="duplicate",
+        idempotency_key="cancel",
+        actor=Actor.member(MOD, manage_guild=True),
     )
 
     response = staff_client.get(reverse("dashboard:index"))
@@ -131,8 +135,13 @@ def test_market_page_shows_outcomes_chart_trades_votes_and_admin_link(staff_clie
     market = make_market("m", outcomes=[f"Option {i}" for i in range(10)])
     for k in range(30):
         bet(market, [BOB, CAROL][k % 2], k % 10, 10 + k, f"b{k}")
-    services.market_close(market_id=market.pk, actor_id=ALICE, idempotency_key="close")
-    services.resolution_vote_cast(market_id=market.pk, voter_id=MOD, outcome=3, idempotency_key="v")
+    services.market_close(market_id=market.pk, idempotency_key="close", actor=Actor.member(ALICE))
+    services.resolution_vote_cast(
+        market_id=market.pk,
+        outcome=3,
+        idempotency_key="v",
+        actor=Actor.member(MOD, manage_guild=True),
+    )
 
     response = staff_client.get(reverse("dashboard:market", args=[market.pk]))
     assert response.status_code == 200
@@ -205,7 +214,7 @@ def test_fragments_render_the_current_state(staff_client):
     assert card.status_code == 200
     assert card.content.decode().lstrip().startswith("<article")
     assert 'data-status="open"' in card.content.decode()
-    services.market_close(market_id=market.pk, actor_id=ALICE, idempotency_key="close")
+    services.market_close(market_id=market.pk, idempotency_key="close", actor=Actor.member(ALICE))
     panel = staff_client.get(reverse("dashboard:market_panel", args=[market.pk])).content.decode()
     assert 'id="market-panel"' in panel and 'data-status="closed"' in panel
     chart = staff_client.get(reverse("dashboard:market_chart", args=[market.pk]))
@@ -223,9 +232,13 @@ def test_fragments_refuse_post(staff_client):
 def test_resolved_market_marks_the_winner_in_text(staff_client):
     market = make_market("m")
     bet(market, BOB, 1, 50, "b")
-    services.market_close(market_id=market.pk, actor_id=ALICE, idempotency_key="close")
+    services.market_close(market_id=market.pk, idempotency_key="close", actor=Actor.member(ALICE))
     services.market_resolve(
-        market_id=market.pk, outcome=1, actor_id=MOD, reason="It rained", idempotency_key="r"
+        market_id=market.pk,
+        outcome=1,
+        reason="It rained",
+        idempotency_key="r",
+        actor=Actor.member(MOD, manage_guild=True),
     )
     html = staff_client.get(reverse("dashboard:market", args=[market.pk])).content.decode()
     assert "✓ Winner" in html and "It rained" in html

@@ -15,6 +15,7 @@ from drip import services
 from drip.models import DripTransfer
 from points.errors import IdempotencyConflict, InvalidInput
 from points.models import Account, Transfer
+from points.rules import SYSTEM
 
 from .conftest import ALICE, BOB, GUILD, link_guild
 
@@ -150,7 +151,7 @@ def test_payouts_and_refunds_go_to_drip_automatically_when_the_guild_chose_it(fa
     bet_place(market_id=market.pk, user_id=BOB, outcome=1, amount=200, idempotency_key=key())
     link_guild(api_key=None, auto_withdraw_payouts=True)  # only payouts from now on
     initial = fake.total(REALM)
-    market_cancel(market_id=market.pk, reason="Test refund.", idempotency_key=key())
+    market_cancel(market_id=market.pk, reason="Test refund.", idempotency_key=key(), actor=SYSTEM)
     services.drip_withdraw_request(guild_id=GUILD, user_id=BOB, amount=1000, idempotency_key=key())
 
     report = worker_pass(fake, breaker)

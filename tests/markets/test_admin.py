@@ -22,6 +22,7 @@ from markets.errors import MSG_ALREADY_SETTLED, MSG_NOT_CLOSED_FOR_RESOLVE
 from markets.models import Market, MarketEvent
 from points.errors import DomainError
 from points.models import AuditEvent, Transfer
+from points.rules import Actor
 from points.selectors import balance_get
 from tests.admin_helpers import csv_rows, log_entries, messages_of, request_id_of, staff_user
 from tests.conftest import ALICE, BOB, CAROL, GUILD, MOD
@@ -50,7 +51,9 @@ def bet(market: Market, user: int, outcome: int, amount: int, key: str):
 
 def close(market: Market) -> Market:
     return services.market_close(
-        market_id=market.pk, moderator=True, actor_id=MOD, idempotency_key=f"close:{market.pk}"
+        market_id=market.pk,
+        idempotency_key=f"close:{market.pk}",
+        actor=Actor.member(MOD, manage_guild=True),
     )
 
 
@@ -147,7 +150,10 @@ def test_a_resolve_racing_a_discord_vote_settles_once_and_says_why(mod_client, t
     # Meanwhile two resolvers agree in Discord (min_resolution_votes = 2): the market resolves.
     for voter, key in ((MOD, "v1"), (MOD + 1, "v2")):
         services.resolution_vote_cast(
-            market_id=market.pk, voter_id=voter, outcome=0, idempotency_key=key
+            market_id=market.pk,
+            outcome=0,
+            idempotency_key=key,
+            actor=Actor.member(voter, manage_guild=True),
         )
     paid = Transfer.objects.filter(code="payout", market=market).count()
 
@@ -278,7 +284,12 @@ def test_cancel_refunds_every_trader_exactly_in_bulk_and_reports_refusals(mod_cl
     bet(pool, CAROL, 0, 75, "c5")
     close(pool)
     settled = make_market("settled")
-    services.market_cancel(market_id=settled.pk, actor_id=MOD, reason="dup", idempotency_key="x")
+    services.market_cancel(
+        market_id=settled.pk,
+        reason="dup",
+        idempotency_key="x",
+        actor=Actor.member(MOD, manage_guild=True),
+    )
     ids = ",".join(str(m.pk) for m in (amm_market, pool, settled))
     url = f"{reverse('admin:markets_market_cancel')}?ids={ids}"
 
@@ -511,7 +522,12 @@ def test_settled_markets_show_the_winner_who_settled_and_what_was_paid(mod_clien
         {"outcome": "0", "reason": "confirmed", "request_id": request_id_of(page)},
     )
     cancelled = make_market("gone")
-    services.market_cancel(market_id=cancelled.pk, actor_id=MOD, reason="dup", idempotency_key="g")
+    services.market_cancel(
+        market_id=cancelled.pk,
+        reason="dup",
+        idempotency_key="g",
+        actor=Actor.member(MOD, manage_guild=True),
+    )
 
     listing = mod_client.get(reverse(CHANGELIST)).content.decode()
     assert "✔ Yes" in listing
@@ -531,7 +547,10 @@ def test_settled_markets_show_the_winner_who_settled_and_what_was_paid(mod_clien
 
 def test_votes_inline_lists_each_resolver(mod_client, traded_market):
     services.resolution_vote_cast(
-        market_id=traded_market.pk, voter_id=MOD, outcome=1, idempotency_key="vote"
+        market_id=traded_market.pk,
+        outcome=1,
+        idempotency_key="vote",
+        actor=Actor.member(MOD, manage_guild=True),
     )
     html = mod_client.get(change_url(traded_market)).content.decode()
     assert f'title="Discord id {MOD}"' in html and "2. No" in html
@@ -577,7 +596,10 @@ def test_an_admin_resolve_and_the_deciding_discord_vote_at_the_same_moment_settl
     bet(market, BOB, 1, 40, "r2")
     close(market)
     services.resolution_vote_cast(
-        market_id=market.pk, voter_id=MOD, outcome=0, idempotency_key="first-vote"
+        market_id=market.pk,
+        outcome=0,
+        idempotency_key="first-vote",
+        actor=Actor.member(MOD, manage_guild=True),
     )
     moderator = staff_user("racer", "Moderators")
     client = Client()
@@ -598,7 +620,10 @@ def test_an_admin_resolve_and_the_deciding_discord_vote_at_the_same_moment_settl
         barrier.wait()
         try:
             services.resolution_vote_cast(
-                market_id=market.pk, voter_id=MOD + 1, outcome=0, idempotency_key="second-vote"
+                market_id=market.pk,
+                outcome=0,
+                idempotency_key="second-vote",
+                actor=Actor.member(MOD + 1, manage_guild=True),
             )
             results["vote"] = "cast"
         except DomainError as exc:

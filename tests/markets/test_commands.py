@@ -32,6 +32,6 @@ def test_run_scheduler_once_closes_due_markets(capsys):
     )
     Market.objects.filter(pk=market.pk).update(closes_at=timezone.now() - dt.timedelta(seconds=1))
     call_command("run_scheduler", once=True)
-    assert "closed 1, auto-refunded 0" in capsys.readouterr().out
+    assert "closed 1, settled 0 undisputed, auto-refunded 0" in capsys.readouterr().out
     market.refresh_from_db()
     assert market.status == "closed"

@@ -29,6 +29,7 @@ from markets.models import Market, MarketEvent, Outcome
 from points.audit import ledger_audit
 from points.errors import InsufficientPoints, InvalidAmount
 from points.models import Account, GuildSettings, Transfer
+from points.rules import Actor
 from tests.conftest import ALICE, BOB, CAROL, GUILD, MOD
 
 pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
@@ -279,7 +280,9 @@ def traded_closed_market(key: str, mechanism: str) -> Market:
             amount=amount,
             idempotency_key=f"{key}:bet:{n}",
         )
-    services.market_close(market_id=market.pk, actor_id=ALICE, idempotency_key=f"{key}:close")
+    services.market_close(
+        market_id=market.pk, idempotency_key=f"{key}:close", actor=Actor.member(ALICE)
+    )
     return market
 
 
@@ -319,9 +322,9 @@ def test_three_moderators_voting_at_once_resolve_and_pay_exactly_once():
         def work(i: int, market: Market = market):
             return services.resolution_vote_cast(
                 market_id=market.pk,
-                voter_id=MOD + i,
                 outcome=0,
                 idempotency_key=f"v:{i}:{market.pk}",
+                actor=Actor.member(MOD + i, manage_guild=True),
             )
 
         outcomes, elapsed = run_threads(3, work)
@@ -353,16 +356,16 @@ def test_moderator_resolve_racing_votes_settles_once():
             if i < 2:
                 return services.resolution_vote_cast(
                     market_id=market.pk,
-                    voter_id=MOD + i,
                     outcome=0,
                     idempotency_key=f"v{i}:{market.pk}",
+                    actor=Actor.member(MOD + i, manage_guild=True),
                 )
             return services.market_resolve(
                 market_id=market.pk,
                 outcome=1,
-                actor_id=MOD + 9,
                 reason="moderator override",
                 idempotency_key=f"override:{market.pk}",
+                actor=Actor.member(MOD + 9, manage_guild=True),
             )
 
         outcomes, _ = run_threads(3, work)
@@ -400,7 +403,9 @@ def test_markets_tick_from_two_threads_handles_each_market_once():
                 idempotency_key=f"tick{m}:{n}",
             )
         if m % 2 == 0:
-            services.market_close(market_id=market.pk, actor_id=ALICE, idempotency_key=f"c{m}")
+            services.market_close(
+                market_id=market.pk, idempotency_key=f"c{m}", actor=Actor.member(ALICE)
+            )
             closed_early.append(market.pk)
         else:
             due.append(market.pk)

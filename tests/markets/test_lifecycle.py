@@ -11,14 +11,14 @@ from betting.models import Position, Trade
 from markets import selectors, services
 from markets.amm import SHARE_SCALE
 from markets.errors import (
-    CloseNotAllowed,
     InsufficientShares,
     MarketStateError,
     SlippageExceeded,
 )
 from markets.models import Market, MarketEvent
-from points.errors import IdempotencyConflict, InsufficientPoints, InvalidAmount
+from points.errors import IdempotencyConflict, InsufficientPoints, InvalidAmount, NotAllowed
 from points.models import Account, AuditEvent, Transfer
+from points.rules import Actor
 from points.selectors import balance_get
 from tests.conftest import ALICE, BOB, CAROL, GUILD, MOD
 
@@ -236,18 +236,24 @@ def test_amm_full_lifecycle_pays_winners_and_empties_escrow():
     betting_services.bet_place(
         market_id=market.pk, user_id=BOB, outcome=2, amount=50, idempotency_key="b2"
     )
-    services.market_close(market_id=market.pk, actor_id=ALICE, idempotency_key="close")
+    services.market_close(market_id=market.pk, idempotency_key="close", actor=Actor.member(ALICE))
     with pytest.raises(MarketStateError, match="trading is only possible while it is open"):
         betting_services.bet_place(
             market_id=market.pk, user_id=BOB, outcome=0, amount=1, idempotency_key="late"
         )
     preview = selectors.settlement_preview(market_id=market.pk, outcome=0)
     services.resolution_vote_cast(
-        market_id=market.pk, voter_id=MOD, outcome=0, idempotency_key="v1"
+        market_id=market.pk,
+        outcome=0,
+        idempotency_key="v1",
+        actor=Actor.member(MOD, manage_guild=True),
     )
     assert Market.objects.get(pk=market.pk).status == "closed"
     services.resolution_vote_cast(
-        market_id=market.pk, voter_id=MOD2, outcome=0, idempotency_key="v2"
+        market_id=market.pk,
+        outcome=0,
+        idempotency_key="v2",
+        actor=Actor.member(MOD2, manage_guild=True),
     )
     market.refresh_from_db()
     assert market.status == "resolved" and market.winning_outcome.position == 0
@@ -260,7 +266,10 @@ def test_amm_full_lifecycle_pays_winners_and_empties_escrow():
     # A third vote after resolution pays nothing more (the old bot paid twice here).
     with pytest.raises(MarketStateError, match="already resolved"):
         services.resolution_vote_cast(
-            market_id=market.pk, voter_id=MOD + 2, outcome=0, idempotency_key="v3"
+            market_id=market.pk,
+            outcome=0,
+            idempotency_key="v3",
+            actor=Actor.member(MOD + 2, manage_guild=True),
         )
     assert Transfer.objects.filter(code="payout").count() == 1
     event = MarketEvent.objects.get(market=market, type="market_resolved")
@@ -270,15 +279,24 @@ def test_amm_full_lifecycle_pays_winners_and_empties_escrow():
 
 def test_vote_can_change_until_resolution():
     market = create()
-    services.market_close(market_id=market.pk, actor_id=ALICE, idempotency_key="close")
+    services.market_close(market_id=market.pk, idempotency_key="close", actor=Actor.member(ALICE))
     services.resolution_vote_cast(
-        market_id=market.pk, voter_id=MOD, outcome=0, idempotency_key="v1"
+        market_id=market.pk,
+        outcome=0,
+        idempotency_key="v1",
+        actor=Actor.member(MOD, manage_guild=True),
     )
     services.resolution_vote_cast(
-        market_id=market.pk, voter_id=MOD2, outcome=1, idempotency_key="v2"
+        market_id=market.pk,
+        outcome=1,
+        idempotency_key="v2",
+        actor=Actor.member(MOD2, manage_guild=True),
     )
     vote = services.resolution_vote_cast(
-        market_id=market.pk, voter_id=MOD, outcome=1, idempotency_key="v3"
+        market_id=market.pk,
+        outcome=1,
+        idempotency_key="v3",
+        actor=Actor.member(MOD, manage_guild=True),
     )
     assert vote.outcome.position == 1
     market.refresh_from_db()
@@ -289,17 +307,24 @@ def test_vote_on_open_market_is_refused():
     market = create()
     with pytest.raises(MarketStateError, match="votes are taken once trading has closed"):
         services.resolution_vote_cast(
-            market_id=market.pk, voter_id=MOD, outcome=0, idempotency_key="v"
+            market_id=market.pk,
+            outcome=0,
+            idempotency_key="v",
+            actor=Actor.member(MOD, manage_guild=True),
         )
 
 
 def test_close_only_by_creator_or_moderator():
     market = create()
-    with pytest.raises(CloseNotAllowed):
-        services.market_close(market_id=market.pk, actor_id=BOB, idempotency_key="k1")
-    services.market_close(market_id=market.pk, actor_id=MOD, moderator=True, idempotency_key="k2")
+    with pytest.raises(NotAllowed, match="Only the creator of market"):
+        services.market_close(market_id=market.pk, idempotency_key="k1", actor=Actor.member(BOB))
+    services.market_close(
+        market_id=market.pk, idempotency_key="k2", actor=Actor.member(MOD, manage_guild=True)
+    )
     again = services.market_close(
-        market_id=market.pk, actor_id=MOD, moderator=True, idempotency_key="k2"
+        market_id=market.pk,
+        idempotency_key="k2",
+        actor=Actor.member(MOD, manage_guild=True),
     )
     assert again.status == "closed"
     assert MarketEvent.objects.filter(type="market_closed").count() == 1
@@ -309,23 +334,43 @@ def test_moderator_resolve_requires_closed_and_reason():
     market = create()
     with pytest.raises(MarketStateError, match="only a closed market can be resolved"):
         services.market_resolve(
-            market_id=market.pk, outcome=0, actor_id=MOD, reason="r", idempotency_key="r1"
+            market_id=market.pk,
+            outcome=0,
+            reason="r",
+            idempotency_key="r1",
+            actor=Actor.member(MOD, manage_guild=True),
         )
-    services.market_close(market_id=market.pk, actor_id=ALICE, idempotency_key="c")
+    services.market_close(market_id=market.pk, idempotency_key="c", actor=Actor.member(ALICE))
     with pytest.raises(Exception, match="reason is required"):
         services.market_resolve(
-            market_id=market.pk, outcome=0, actor_id=MOD, reason="", idempotency_key="r2"
+            market_id=market.pk,
+            outcome=0,
+            reason="",
+            idempotency_key="r2",
+            actor=Actor.member(MOD, manage_guild=True),
         )
     services.market_resolve(
-        market_id=market.pk, outcome=1, actor_id=MOD, reason="news", idempotency_key="r3"
+        market_id=market.pk,
+        outcome=1,
+        reason="news",
+        idempotency_key="r3",
+        actor=Actor.member(MOD, manage_guild=True),
     )
     same = services.market_resolve(
-        market_id=market.pk, outcome=1, actor_id=MOD, reason="news", idempotency_key="r3"
+        market_id=market.pk,
+        outcome=1,
+        reason="news",
+        idempotency_key="r3",
+        actor=Actor.member(MOD, manage_guild=True),
     )
     assert same.status == "resolved"
     with pytest.raises(MarketStateError, match="already resolved"):
         services.market_resolve(
-            market_id=market.pk, outcome=1, actor_id=MOD, reason="again", idempotency_key="r4"
+            market_id=market.pk,
+            outcome=1,
+            reason="again",
+            idempotency_key="r4",
+            actor=Actor.member(MOD, manage_guild=True),
         )
 
 
@@ -343,9 +388,13 @@ def test_parimutuel_lifecycle_splits_the_pot_exactly():
     )
     summary = selectors.market_get(market_id=market.pk)
     assert [round(o.probability, 4) for o in summary.outcomes] == [0.2997, 0.7003, 0.0]
-    services.market_close(market_id=market.pk, actor_id=ALICE, idempotency_key="close")
+    services.market_close(market_id=market.pk, idempotency_key="close", actor=Actor.member(ALICE))
     services.market_resolve(
-        market_id=market.pk, outcome=0, actor_id=MOD, reason="r", idempotency_key="res"
+        market_id=market.pk,
+        outcome=0,
+        reason="r",
+        idempotency_key="res",
+        actor=Actor.member(MOD, manage_guild=True),
     )
     payouts = dict(
         Transfer.objects.filter(code="payout").values_list("destination__owner_id", "amount")
@@ -361,9 +410,13 @@ def test_parimutuel_nobody_backed_winner_refunds_everyone():
     betting_services.bet_place(
         market_id=market.pk, user_id=BOB, outcome=0, amount=40, idempotency_key="b"
     )
-    services.market_close(market_id=market.pk, actor_id=ALICE, idempotency_key="close")
+    services.market_close(market_id=market.pk, idempotency_key="close", actor=Actor.member(ALICE))
     services.market_resolve(
-        market_id=market.pk, outcome=1, actor_id=MOD, reason="r", idempotency_key="res"
+        market_id=market.pk,
+        outcome=1,
+        reason="r",
+        idempotency_key="res",
+        actor=Actor.member(MOD, manage_guild=True),
     )
     assert balance_get(guild_id=GUILD, user_id=BOB) == 1000
     assert Transfer.objects.filter(code="refund").count() == 1
@@ -381,7 +434,10 @@ def test_cancel_refunds_spent_minus_received_and_treasury_covers_shortfall():
     bob_received = Position.objects.get(user_id=BOB).points_received
     preview = selectors.settlement_preview(market_id=market.pk)
     services.market_cancel(
-        market_id=market.pk, actor_id=MOD, reason="question was ambiguous", idempotency_key="cancel"
+        market_id=market.pk,
+        reason="question was ambiguous",
+        idempotency_key="cancel",
+        actor=Actor.member(MOD, manage_guild=True),
     )
     assert balance_get(guild_id=GUILD, user_id=CAROL) == 1000
     assert balance_get(guild_id=GUILD, user_id=BOB) == 1000 - 500 + bob_received + max(
@@ -465,8 +521,10 @@ def test_sell_replay_with_a_different_share_count_is_a_conflict():
 
 def test_close_replay_by_another_actor_is_a_conflict():
     market = create()
-    services.market_close(market_id=market.pk, actor_id=ALICE, idempotency_key="k")
+    services.market_close(market_id=market.pk, idempotency_key="k", actor=Actor.member(ALICE))
     with pytest.raises(IdempotencyConflict):
         services.market_close(
-            market_id=market.pk, actor_id=MOD, moderator=True, idempotency_key="k"
+            market_id=market.pk,
+            idempotency_key="k",
+            actor=Actor.member(MOD, manage_guild=True),
         )

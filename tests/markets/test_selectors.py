@@ -14,6 +14,7 @@ from markets.amm import SHARE_SCALE
 from markets.errors import MarketNotFound
 from markets.models import Market
 from points.models import Account, Transfer
+from points.rules import Actor
 from tests.conftest import ALICE, BOB, CAROL, GUILD, MOD
 from tests.selector_helpers import (
     DAVE,
@@ -51,7 +52,12 @@ def test_market_list_filters_searches_and_pages():
     closed = create("c", question="Will the lions tour?", category="sports")
     close(closed)
     cancelled = create("d", question="Can't say", mechanism="parimutuel")
-    services.market_cancel(market_id=cancelled.pk, actor_id=MOD, reason="x", idempotency_key="x")
+    services.market_cancel(
+        market_id=cancelled.pk,
+        reason="x",
+        idempotency_key="x",
+        actor=Actor.member(MOD, manage_guild=True),
+    )
     create("e", guild_id=OTHER_GUILD, question="Will the lions win abroad?")
 
     def ids(**kw):
@@ -110,9 +116,17 @@ def test_settlement_preview_equals_what_an_amm_resolution_pays():
     cancel_preview = selectors.settlement_preview(market_id=market.pk)
     assert cancel_preview.kind == "cancel" and previews[0].kind == "resolve"
     assert len({p.total for p in previews.values()}) == 3  # each outcome pays differently
-    services.resolution_vote_cast(market_id=market.pk, voter_id=MOD, outcome=0, idempotency_key="1")
     services.resolution_vote_cast(
-        market_id=market.pk, voter_id=MOD + 1, outcome=0, idempotency_key="2"
+        market_id=market.pk,
+        outcome=0,
+        idempotency_key="1",
+        actor=Actor.member(MOD, manage_guild=True),
+    )
+    services.resolution_vote_cast(
+        market_id=market.pk,
+        outcome=0,
+        idempotency_key="2",
+        actor=Actor.member(MOD + 1, manage_guild=True),
     )
     assert_preview_matches_settlement(market, previews[0])
 
@@ -129,7 +143,11 @@ def test_settlement_preview_equals_what_a_pool_resolution_pays_with_leftovers():
     # BOB (largest remainder), then CAROL (tied with DAVE, but bet first).
     assert preview.payments == [(BOB, 135), (CAROL, 134), (DAVE, 133)]
     services.market_resolve(
-        market_id=market.pk, outcome=0, actor_id=MOD, reason="r", idempotency_key="res"
+        market_id=market.pk,
+        outcome=0,
+        reason="r",
+        idempotency_key="res",
+        actor=Actor.member(MOD, manage_guild=True),
     )
     assert_preview_matches_settlement(market, preview)
 
@@ -142,7 +160,11 @@ def test_settlement_preview_equals_the_refund_when_nobody_backed_the_winner():
     preview = selectors.settlement_preview(market_id=market.pk, outcome=2)
     assert preview.refunded_all and preview.payments == [(BOB, 70), (CAROL, 30)]
     services.market_resolve(
-        market_id=market.pk, outcome=2, actor_id=MOD, reason="r", idempotency_key="res"
+        market_id=market.pk,
+        outcome=2,
+        reason="r",
+        idempotency_key="res",
+        actor=Actor.member(MOD, manage_guild=True),
     )
     assert_preview_matches_settlement(market, preview)
 
@@ -156,7 +178,12 @@ def test_settlement_preview_equals_what_a_cancel_refunds_including_a_shortfall()
     preview = selectors.settlement_preview(market_id=market.pk)
     assert dict(preview.payments) == {BOB: 100, CAROL: 50 - sale.amount}
     assert preview.treasury_delta < 0  # the treasury must cover the fees it kept
-    services.market_cancel(market_id=market.pk, actor_id=MOD, reason="r", idempotency_key="x")
+    services.market_cancel(
+        market_id=market.pk,
+        reason="r",
+        idempotency_key="x",
+        actor=Actor.member(MOD, manage_guild=True),
+    )
     assert_preview_matches_settlement(market, preview)
 
 
@@ -176,7 +203,12 @@ def test_market_events_after_and_votes_get():
     other = create("o", guild_id=OTHER_GUILD)
     bet(market, BOB, 0, 10)
     close(market)
-    services.resolution_vote_cast(market_id=market.pk, voter_id=MOD, outcome=1, idempotency_key="v")
+    services.resolution_vote_cast(
+        market_id=market.pk,
+        outcome=1,
+        idempotency_key="v",
+        actor=Actor.member(MOD, manage_guild=True),
+    )
     events = selectors.market_events_after(after_id=0, guild_ids=[GUILD])
     assert [e.type for e in events] == ["market_created", "trade", "market_closed", "vote_cast"]
     assert selectors.market_events_after(after_id=events[1].id, market_id=market.pk) == events[2:]
@@ -208,9 +240,9 @@ def populate(markets: int, traders: int) -> dict[str, object]:
     for k in range(traders):
         services.resolution_vote_cast(
             market_id=first_pool.pk,
-            voter_id=MOD + 100 + k,
             outcome=k % 2,
             idempotency_key=f"vote:{traders}:{k}",
+            actor=Actor.member(MOD + 100 + k, manage_guild=True),
         )
     return {"amm": first_amm, "pool": first_pool, "user": users[0]}
 

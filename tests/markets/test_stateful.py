@@ -42,15 +42,21 @@ from betting import services as betting_services
 from markets import amm, services
 from markets.amm import SHARE_SCALE
 from markets.errors import (
-    CloseNotAllowed,
     InsufficientShares,
     InvalidMarketInput,
     MarketStateError,
 )
 from markets.models import Market
 from points.audit import ledger_audit
-from points.errors import DomainError, IdempotencyConflict, InsufficientPoints, InvalidAmount
+from points.errors import (
+    DomainError,
+    IdempotencyConflict,
+    InsufficientPoints,
+    InvalidAmount,
+    NotAllowed,
+)
 from points.models import Account, GuildSettings
+from points.rules import Actor
 
 pytestmark = pytest.mark.django_db
 
@@ -323,8 +329,7 @@ class MarketLifecycle(RuleBasedStateMachine):
         actor = {"creator": CREATOR, "stranger": TRADERS[1], "moderator": MODS[0]}[who]
         kwargs = dict(
             market_id=m.pk,
-            actor_id=actor,
-            moderator=who == "moderator",
+            actor=Actor.member(actor, manage_guild=who == "moderator"),
             idempotency_key=self.key("close"),
         )
 
@@ -332,7 +337,7 @@ class MarketLifecycle(RuleBasedStateMachine):
             return services.market_close(**kwargs)
 
         if who == "stranger":
-            return self.expect_refusal(CloseNotAllowed, call)
+            return self.expect_refusal(NotAllowed, call)
         if m.status != "open":
             return self.expect_refusal(MarketStateError, call)
         market = call()
@@ -342,7 +347,10 @@ class MarketLifecycle(RuleBasedStateMachine):
 
     def do_vote(self, m: ModelMarket, voter: int, outcome: int) -> None:
         kwargs = dict(
-            market_id=m.pk, voter_id=voter, outcome=outcome, idempotency_key=self.key("vote")
+            market_id=m.pk,
+            actor=Actor.member(voter, manage_guild=True),
+            outcome=outcome,
+            idempotency_key=self.key("vote"),
         )
 
         def call():
@@ -364,7 +372,7 @@ class MarketLifecycle(RuleBasedStateMachine):
         kwargs = dict(
             market_id=m.pk,
             outcome=outcome,
-            actor_id=MODS[2],
+            actor=Actor.member(MODS[2], manage_guild=True),
             reason="moderator decision",
             idempotency_key=self.key("resolve"),
         )
@@ -384,7 +392,10 @@ class MarketLifecycle(RuleBasedStateMachine):
 
     def do_cancel(self, m: ModelMarket) -> None:
         kwargs = dict(
-            market_id=m.pk, actor_id=MODS[1], reason="void", idempotency_key=self.key("cancel")
+            market_id=m.pk,
+            actor=Actor.member(MODS[1], manage_guild=True),
+            reason="void",
+            idempotency_key=self.key("cancel"),
         )
 
         def call():
@@ -448,6 +459,8 @@ class MarketLifecycle(RuleBasedStateMachine):
             liquidity=liquidity,
             idempotency_key=self.key("create"),
             now=self.clock,
+            # The creator is a moderator here, so they may choose the liquidity (points.rules).
+            actor=Actor.member(CREATOR, manage_guild=True),
         )
         if mechanism != "amm" and liquidity is not None:
             # A pool has no liquidity to set (issue 13): refused, nothing created.
@@ -630,7 +643,7 @@ class MarketLifecycle(RuleBasedStateMachine):
         SEEN.update(["replayed"])
         if done.call is services.resolution_vote_cast:
             assert result.market_id == done.kwargs["market_id"]
-            assert result.voter_id == done.kwargs["voter_id"]
+            assert result.voter_id == done.kwargs["actor"].user_id
         else:
             assert result.pk == done.pk
 

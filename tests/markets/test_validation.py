@@ -36,6 +36,7 @@ from markets.errors import (
 from markets.models import Market, MarketEvent, Outcome
 from points.errors import MAX_AMOUNT, MSG_INSUFFICIENT_POINTS, DomainError
 from points.models import Account, AuditEvent, Transfer
+from points.rules import Actor
 from points.services import guild_settings_get_or_create
 from tests.conftest import ALICE, BOB, CAROL, GUILD
 from tests.factories import BetFactory, MarketFactory, PoolMarketFactory
@@ -58,7 +59,12 @@ VALID = {
 def create(key: str = "create:1", **overrides):
     kwargs = {**VALID, **overrides}
     return services.market_create(
-        guild_id=GUILD, creator_id=ALICE, idempotency_key=key, now=NOW, **kwargs
+        guild_id=GUILD,
+        creator_id=ALICE,
+        idempotency_key=key,
+        now=NOW,
+        actor=Actor.member(ALICE, manage_guild=True),  # may choose the liquidity
+        **kwargs,
     )
 
 

@@ -22,6 +22,7 @@ from markets import services
 from ops import metrics
 from points.db import retry_transient
 from points.models import Account
+from points.rules import SYSTEM, Actor
 from points.services import points_grant
 from tests.conftest import ALICE, BOB, GUILD, MOD
 from tests.ops.conftest import metric, redis_caches
@@ -125,7 +126,10 @@ def test_market_transitions_are_counted(scrape):
     cancelled = sample("pm_markets_total", event="cancelled", mechanism="parimutuel")
     market = create_market(key="ops-pool", mechanism="parimutuel")
     services.market_cancel(
-        market_id=market.pk, actor_id=MOD, reason="duplicate", idempotency_key="admin:ops-c"
+        market_id=market.pk,
+        reason="duplicate",
+        idempotency_key="admin:ops-c",
+        actor=Actor.member(MOD, manage_guild=True),
     )
     after = scrape()
     assert metric(after, "pm_markets_total", event="created", mechanism="parimutuel") == created + 1
@@ -138,7 +142,12 @@ def test_market_transitions_are_counted(scrape):
 
 def test_points_in_circulation_follow_ledger_grants(scrape):
     points_grant(
-        guild_id=GUILD, user_id=BOB, amount=250, reason="event prize", idempotency_key="g1"
+        guild_id=GUILD,
+        user_id=BOB,
+        amount=250,
+        reason="event prize",
+        idempotency_key="g1",
+        actor=SYSTEM,
     )
     assert metric(scrape(), "pm_points_in_circulation") == 1000 + 250
 
@@ -156,7 +165,9 @@ def test_stale_pending_resolutions_are_counted(scrape):
 
 def test_solvency_follows_the_ledger_audit():
     create_market()
-    points_grant(guild_id=GUILD, user_id=ALICE, amount=5, reason="prize", idempotency_key="g2")
+    points_grant(
+        guild_id=GUILD, user_id=ALICE, amount=5, reason="prize", idempotency_key="g2", actor=SYSTEM
+    )
     snapshot = metrics.metrics_refresh(audit=True)
     assert snapshot.solvent is True and sample("pm_ledger_solvent") == 1
     assert time.time() - sample("pm_ledger_audit_timestamp_seconds") < 60

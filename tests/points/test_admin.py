@@ -17,6 +17,7 @@ from markets import services as market_services
 from points import services
 from points.admin_views import keyset_chunks
 from points.models import Account, AuditEvent, Transfer
+from points.rules import SYSTEM, Actor
 from points.selectors import balance_get
 from tests.admin_helpers import csv_rows, log_entries, messages_of, request_id_of, staff_user
 from tests.conftest import ALICE, BOB, GUILD, MOD
@@ -205,7 +206,12 @@ def test_member_page_shows_wallet_positions_and_history_with_paging(mod_client):
     )
     for i in range(55):
         services.points_grant(
-            guild_id=GUILD, user_id=ALICE, amount=1, reason=f"g{i}", idempotency_key=f"g{i}"
+            guild_id=GUILD,
+            user_id=ALICE,
+            amount=1,
+            reason=f"g{i}",
+            idempotency_key=f"g{i}",
+            actor=SYSTEM,
         )
     response = mod_client.get(member_url())
     assert response.status_code == 200
@@ -236,7 +242,12 @@ def test_member_page_of_someone_without_a_wallet_says_so(mod_client):
 def test_audit_log_filters_by_actor_kind(mod_client, moderator):
     wallet()
     services.points_grant(
-        guild_id=GUILD, user_id=ALICE, amount=5, reason="bot", actor_id=MOD, idempotency_key="d1"
+        guild_id=GUILD,
+        user_id=ALICE,
+        amount=5,
+        reason="bot",
+        idempotency_key="d1",
+        actor=Actor.member(MOD, manage_guild=True),
     )
     adjust(mod_client, "grant", 7, reason="admin")
     url = reverse("admin:points_auditevent_changelist")
@@ -251,10 +262,20 @@ def test_audit_log_filters_by_actor_kind(mod_client, moderator):
 def test_audit_csv_streams_the_filtered_rows_and_neutralises_formulas(mod_client):
     wallet()
     services.points_grant(
-        guild_id=GUILD, user_id=ALICE, amount=3, reason="=1+1", actor_id=MOD, idempotency_key="f1"
+        guild_id=GUILD,
+        user_id=ALICE,
+        amount=3,
+        reason="=1+1",
+        idempotency_key="f1",
+        actor=Actor.member(MOD, manage_guild=True),
     )
     services.points_deduct(
-        guild_id=GUILD, user_id=ALICE, amount=2, reason="fine", actor_id=MOD, idempotency_key="f2"
+        guild_id=GUILD,
+        user_id=ALICE,
+        amount=2,
+        reason="fine",
+        idempotency_key="f2",
+        actor=Actor.member(MOD, manage_guild=True),
     )
     export = reverse("admin:points_auditevent_export")
     everything = csv_rows(mod_client.get(export))
@@ -272,7 +293,12 @@ def test_keyset_chunks_pages_by_primary_key_without_losing_or_repeating_rows():
     wallet()
     for i in range(20):
         services.points_grant(
-            guild_id=GUILD, user_id=ALICE, amount=1, reason=f"r{i}", idempotency_key=f"k{i}"
+            guild_id=GUILD,
+            user_id=ALICE,
+            amount=1,
+            reason=f"r{i}",
+            idempotency_key=f"k{i}",
+            actor=SYSTEM,
         )
     everything = AuditEvent.objects.all()
     newest = list(keyset_chunks(everything, size=7))

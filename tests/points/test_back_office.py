@@ -13,6 +13,7 @@ from markets import services as market_services
 from markets.admin_views import CancelForm, CloseForm, ResolveForm
 from points import selectors, services
 from points.admin_views import AdjustBalanceForm
+from points.rules import SYSTEM
 from tests.conftest import ALICE, GUILD
 
 pytestmark = pytest.mark.django_db
@@ -75,8 +76,8 @@ def test_history_shows_the_moderators_reason_as_the_help_text_promises():
         user_id=ALICE,
         amount=50,
         reason="Won the quiz night",
-        actor_user_id=None,
         idempotency_key="bo:g",
+        actor=SYSTEM,
     )
     rows = selectors.transfers_for_user(guild_id=GUILD, user_id=ALICE)
     text = render.history_embed(rows, page=0).description

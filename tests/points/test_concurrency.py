@@ -20,6 +20,7 @@ from django.db import connection
 from points import selectors, services
 from points.errors import InsufficientPoints
 from points.models import Account, GuildSettings, Transfer
+from points.rules import SYSTEM, Actor
 from tests.conftest import ALICE, BOB, GUILD, MOD
 
 pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
@@ -94,8 +95,8 @@ def test_fifty_spends_of_ten_from_two_hundred_exactly_twenty_succeed(spend):
                 user_id=ALICE,
                 amount=10,
                 reason="concurrency test",
-                actor_id=MOD,
                 idempotency_key=f"spend:{i}",
+                actor=Actor.member(MOD, manage_guild=True),
             )
         # BOB has no wallet yet: the first tips also race to create it.
         return services.points_tip(
@@ -135,7 +136,12 @@ def test_twenty_threads_with_one_idempotency_key_post_one_transfer(use_case):
                 guild_id=GUILD, from_user_id=ALICE, to_user_id=BOB, amount=7, idempotency_key="k"
             )
         return services.points_grant(
-            guild_id=GUILD, user_id=ALICE, amount=7, reason="prize", idempotency_key="k"
+            guild_id=GUILD,
+            user_id=ALICE,
+            amount=7,
+            reason="prize",
+            idempotency_key="k",
+            actor=SYSTEM,
         )
 
     outcomes = run_threads(20, work)

@@ -14,6 +14,7 @@ from betting import services as betting_services
 from markets import services as market_services
 from points import selectors, services
 from points.models import Guild, Member
+from points.rules import SYSTEM
 from tests.conftest import ALICE, BOB, GUILD
 
 pytestmark = pytest.mark.django_db
@@ -207,7 +208,12 @@ def test_dashboard_cards_show_the_server_name(staff_client):
 def test_audit_log_names_the_member_an_adjustment_targeted(staff_client):
     seen()
     services.points_grant(
-        guild_id=GUILD, user_id=ALICE, amount=5, reason="Prize", idempotency_key="dir:g"
+        guild_id=GUILD,
+        user_id=ALICE,
+        amount=5,
+        reason="Prize",
+        idempotency_key="dir:g",
+        actor=SYSTEM,
     )
     html = staff_client.get(reverse("admin:points_auditevent_changelist")).content.decode()
     assert f'title="Discord id {ALICE}">Alice Liddell</a>' in html

@@ -14,6 +14,7 @@ from points.errors import (
     InvalidInput,
 )
 from points.models import Account, AuditEvent, Transfer
+from points.rules import SYSTEM, Actor
 from tests.conftest import ALICE, BOB, GUILD, MOD
 
 pytestmark = pytest.mark.django_db
@@ -42,8 +43,8 @@ def test_points_grant_moves_treasury_to_wallet_and_audits():
         user_id=ALICE,
         amount=250,
         reason="event prize",
-        actor_id=MOD,
         idempotency_key="admin:1",
+        actor=Actor.member(MOD, manage_guild=True),
     )
     assert transfer.code == "grant" and transfer.amount == 250
     assert selectors.balance_get(guild_id=GUILD, user_id=ALICE) == 1250
@@ -54,20 +55,37 @@ def test_points_grant_moves_treasury_to_wallet_and_audits():
 
 def test_points_grant_replay_returns_first_transfer_and_moves_nothing():
     first = services.points_grant(
-        guild_id=GUILD, user_id=ALICE, amount=5, reason="r", idempotency_key="admin:2"
+        guild_id=GUILD,
+        user_id=ALICE,
+        amount=5,
+        reason="r",
+        idempotency_key="admin:2",
+        actor=SYSTEM,
     )
     second = services.points_grant(
-        guild_id=GUILD, user_id=ALICE, amount=5, reason="r", idempotency_key="admin:2"
+        guild_id=GUILD,
+        user_id=ALICE,
+        amount=5,
+        reason="r",
+        idempotency_key="admin:2",
+        actor=SYSTEM,
     )
     assert first.pk == second.pk
     assert selectors.balance_get(guild_id=GUILD, user_id=ALICE) == 1005
 
 
 def test_points_grant_same_key_different_content_is_refused():
-    services.points_grant(guild_id=GUILD, user_id=ALICE, amount=5, reason="r", idempotency_key="k")
+    services.points_grant(
+        guild_id=GUILD, user_id=ALICE, amount=5, reason="r", idempotency_key="k", actor=SYSTEM
+    )
     with pytest.raises(IdempotencyConflict) as exc:
         services.points_grant(
-            guild_id=GUILD, user_id=ALICE, amount=6, reason="r", idempotency_key="k"
+            guild_id=GUILD,
+            user_id=ALICE,
+            amount=6,
+            reason="r",
+            idempotency_key="k",
+            actor=SYSTEM,
         )
     assert exc.value.message == MSG_IDEMPOTENCY_CONFLICT.format(key="k")
     assert selectors.balance_get(guild_id=GUILD, user_id=ALICE) == 1005
@@ -76,11 +94,21 @@ def test_points_grant_same_key_different_content_is_refused():
 def test_points_deduct_refuses_to_overdraw():
     with pytest.raises(InsufficientPoints) as exc:
         services.points_deduct(
-            guild_id=GUILD, user_id=ALICE, amount=1001, reason="r", idempotency_key="d1"
+            guild_id=GUILD,
+            user_id=ALICE,
+            amount=1001,
+            reason="r",
+            idempotency_key="d1",
+            actor=SYSTEM,
         )
     assert "you have 1,000 and need 1,001" in exc.value.message
     services.points_deduct(
-        guild_id=GUILD, user_id=ALICE, amount=1000, reason="spam", idempotency_key="d2"
+        guild_id=GUILD,
+        user_id=ALICE,
+        amount=1000,
+        reason="spam",
+        idempotency_key="d2",
+        actor=SYSTEM,
     )
     assert selectors.balance_get(guild_id=GUILD, user_id=ALICE) == 0
 
@@ -89,7 +117,12 @@ def test_points_deduct_refuses_to_overdraw():
 def test_amounts_outside_range_are_refused_with_the_range(amount):
     with pytest.raises(InvalidAmount) as exc:
         services.points_grant(
-            guild_id=GUILD, user_id=ALICE, amount=amount, reason="r", idempotency_key="bad"
+            guild_id=GUILD,
+            user_id=ALICE,
+            amount=amount,
+            reason="r",
+            idempotency_key="bad",
+            actor=SYSTEM,
         )
     assert "from 1 to 1,000,000,000,000,000" in exc.value.message
     assert not Transfer.objects.exists()
@@ -98,7 +131,12 @@ def test_amounts_outside_range_are_refused_with_the_range(amount):
 def test_grant_requires_reason():
     with pytest.raises(InvalidInput, match="reason is required"):
         services.points_grant(
-            guild_id=GUILD, user_id=ALICE, amount=5, reason="  ", idempotency_key="x"
+            guild_id=GUILD,
+            user_id=ALICE,
+            amount=5,
+            reason="  ",
+            idempotency_key="x",
+            actor=SYSTEM,
         )
 
 

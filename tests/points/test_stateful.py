@@ -44,6 +44,7 @@ from points.errors import (
     InvalidInput,
 )
 from points.models import Account, GuildSettings, Transfer
+from points.rules import SYSTEM, Actor
 
 pytestmark = pytest.mark.django_db
 
@@ -138,8 +139,8 @@ class LedgerMachine(RuleBasedStateMachine):
             user_id=user_id,
             amount=amount,
             reason="model grant",
-            actor_id=MOD,
             idempotency_key=key,
+            actor=Actor.member(MOD, manage_guild=True),
         )
         draft[user_id] = self.ensured(draft, user_id) + amount
         self.commit(draft, 1)
@@ -159,6 +160,7 @@ class LedgerMachine(RuleBasedStateMachine):
                     amount=amount,
                     reason="model deduct",
                     idempotency_key=key,
+                    actor=SYSTEM,
                 )
             return multiple()  # the whole transaction rolled back, a new wallet included
         transfer = services.points_deduct(
@@ -167,6 +169,7 @@ class LedgerMachine(RuleBasedStateMachine):
             amount=amount,
             reason="model deduct",
             idempotency_key=key,
+            actor=SYSTEM,
         )
         draft[user_id] = have - amount
         self.commit(draft, 1)
@@ -262,6 +265,7 @@ class LedgerMachine(RuleBasedStateMachine):
             amount=have,
             reason="to zero",
             idempotency_key=self.key("zero"),
+            actor=SYSTEM,
         )
         draft[user_id] = 0
         self.commit(draft, 1)
@@ -277,7 +281,12 @@ class LedgerMachine(RuleBasedStateMachine):
             )
         service = services.points_grant if kind == "grant" else services.points_deduct
         return service(
-            guild_id=self.guild, user_id=user_id, amount=amount, reason="r", idempotency_key=key
+            guild_id=self.guild,
+            user_id=user_id,
+            amount=amount,
+            reason="r",
+            idempotency_key=key,
+            actor=SYSTEM,
         )
 
     def teardown(self) -> None:

@@ -10,6 +10,7 @@ from betting import services as betting_services
 from markets import services
 from markets.models import Market
 from points.audit import ledger_audit
+from points.rules import SYSTEM, Actor
 from points.services import guild_settings_get_or_create, member_seen, points_grant
 
 DEMO_GUILD = 900_000_000_000_000_001
@@ -103,6 +104,7 @@ class Command(BaseCommand):
                 user_id=member,
                 amount=5000,
                 reason="Demo allowance",
+                actor=SYSTEM,
                 idempotency_key=f"{run}:grant:{member}",
             )
         created = []
@@ -144,25 +146,25 @@ class Command(BaseCommand):
         for market in closing:
             services.market_close(
                 market_id=market.pk,
-                actor_id=market.creator_id,
+                actor=Actor.member(market.creator_id),
                 idempotency_key=f"{run}:close:{market.pk}",
             )
         services.resolution_vote_cast(
             market_id=created[3].pk,
-            voter_id=MODERATORS[0],
+            actor=Actor.member(MODERATORS[0], manage_guild=True),
             outcome=0,
             idempotency_key=f"{run}:vote:{created[3].pk}",
         )
         for voter in MODERATORS:
             services.resolution_vote_cast(
                 market_id=created[4].pk,
-                voter_id=voter,
+                actor=Actor.member(voter, manage_guild=True),
                 outcome=1,
                 idempotency_key=f"{run}:vote:{created[4].pk}:{voter}",
             )
         services.market_cancel(
             market_id=created[5].pk,
-            actor_id=MODERATORS[0],
+            actor=Actor.member(MODERATORS[0], manage_guild=True),
             reason="Patch date was announced before the market closed",
             idempotency_key=f"{run}:cancel:{created[5].pk}",
         )
