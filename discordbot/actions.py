@@ -484,6 +484,7 @@ def market_create_for_interaction(
     category: str | None = None,
     mechanism: str = Market.Mechanism.AMM,
     liquidity: int | None = None,
+    description: str | None = None,
     idempotency_key: str,
     channel_id: int | None = None,
 ) -> MarketSummary:
@@ -506,6 +507,7 @@ def market_create_for_interaction(
         category=category or None,
         mechanism=mechanism,
         liquidity=liquidity,
+        description=description or "",
         idempotency_key=idempotency_key,
     )
     if channel_id:
