@@ -470,6 +470,7 @@ def market_create_for_interaction(
     category: str | None = None,
     mechanism: str = Market.Mechanism.AMM,
     liquidity: int | None = None,
+    description: str | None = None,
     idempotency_key: str,
     channel_id: int | None = None,
 ) -> MarketSummary:
@@ -487,6 +488,7 @@ def market_create_for_interaction(
         category=category or None,
         mechanism=mechanism,
         liquidity=liquidity,
+        description=description or "",
         idempotency_key=idempotency_key,
         actor=actor,
     )

@@ -128,14 +128,14 @@ def close_text(m: MarketSummary) -> str:
 
 
 def market_embed(m: MarketSummary, *, top: Sequence[Predictor] = ()) -> discord.Embed:
-    """The market message: question, outcomes with percentage and bar (a pool: share of the pot,
+    """The market message: question, its description and resolution criteria (as much as fits),
+    outcomes with percentage and bar (a pool: share of the pot,
     points and return ratio), volume or pot, traders, status, countdown; `top` predictors of a
     pool when known."""
     embed = discord.Embed(title=market_title(m), colour=STATUS_COLOUR.get(m.status))
     question = escape(m.question)
-    parts = [question] if limits.size(f"#{m.id} · {question}") > limits.EMBED_TITLE else []
-    parts.append("\n".join(outcome_lines(m)))
-    embed.description = "\n\n".join(parts)
+    head = [question] if limits.size(f"#{m.id} · {question}") > limits.EMBED_TITLE else []
+    lines = "\n".join(outcome_lines(m))
     embed.add_field(
         name="Status", value=f"{STATUS_BADGE.get(m.status, '')} {STATUS_TEXT[m.status]}"
     )
@@ -184,7 +184,27 @@ def market_embed(m: MarketSummary, *, top: Sequence[Predictor] = ()) -> discord.
         footer.append(f"category: {m.category}")
     footer.append(f"created by {m.creator_name or member_fallback(m.creator_id)}")
     embed.set_footer(text=fit(" · ".join(footer), 300))
+    # Set last: the criteria get the room the rest leaves, so they never push out an outcome.
+    room = min(limits.EMBED_DESCRIPTION, limits.EMBED_TOTAL - limits.embed_size(embed))
+    room -= limits.size("\n\n".join([*head, lines, ""]))
+    criteria = criteria_text(m.description, room)
+    embed.description = "\n\n".join([*head, *([criteria] if criteria else []), lines])
     return limits.embed_fit(embed)
+
+
+CRITERIA_HEADING = "**Description and resolution criteria**"
+CRITERIA_MIN = 40
+"""Below this much room (a long question and ten long outcomes) the criteria are left out
+rather than shown as a stub; the dashboard and the admin show them in full."""
+
+
+def criteria_text(description: str, room: int) -> str:
+    """The market's description under a heading, escaped and quoted line by line, cut to `room`
+    UTF-16 units (DOMAIN §8); empty when there is none or no room for it."""
+    if not description or room < limits.size(CRITERIA_HEADING) + 1 + CRITERIA_MIN:
+        return ""
+    quoted = "\n".join(f"> {line}" for line in escape(description).split("\n"))
+    return fit(f"{CRITERIA_HEADING}\n{quoted}", room)
 
 
 def chart_embed(m: MarketSummary) -> discord.Embed:

@@ -337,6 +337,7 @@ class MarketAdmin(TextSafeChangelistMixin, ActionPermissionMixin, admin.ModelAdm
             {
                 "fields": (
                     "question",
+                    "description",
                     ("guild_id", "category"),
                     ("mechanism", "status_badge"),
                     "creator",

@@ -17,6 +17,14 @@ MSG_DURATION_RANGE = (
 )
 MSG_CLOSES_AT_PAST = "The closing time must be in the future."
 MSG_CATEGORY = "The category must be at most 50 characters."
+MSG_DESCRIPTION_TYPE = (
+    "The description must be text: what the question means and what counts as each outcome, "
+    "at most 1,000 characters."
+)
+MSG_DESCRIPTION_LENGTH = (
+    "The description is {length:,} characters long; at most 1,000 are allowed. Shorten it, or "
+    "leave it empty."
+)
 MSG_MECHANISM = "The mechanism must be “amm” (market maker) or “parimutuel” (pool)."
 MSG_LIQUIDITY = "Liquidity must be a whole number of points from 1 to 1,000,000,000."
 MSG_MARKET_NOT_FOUND = "Market #{market_id} does not exist in this server."

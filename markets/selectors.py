@@ -61,6 +61,8 @@ class MarketSummary:
     """The creator as the directory knows them, else "member #1234…" (issue 13)."""
     guild_name: str = ""
     """The server's name as the bot last saw it, else "server #1234…"."""
+    description: str = ""
+    """What the question means and what counts as each outcome (may span lines; DOMAIN §7)."""
 
     @property
     def leading(self) -> OutcomeSummary:
@@ -85,6 +87,7 @@ def summarize(market: Market, outcomes: list[Outcome]) -> MarketSummary:
         id=market.pk,
         guild_id=market.guild_id,
         question=market.question,
+        description=market.description,
         category=market.category,
         mechanism=market.mechanism,
         status=market.status,

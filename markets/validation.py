@@ -11,6 +11,8 @@ from points.errors import check_text
 from .amm import MAX_OUTCOMES, MIN_OUTCOMES
 from .errors import (
     MSG_CATEGORY,
+    MSG_DESCRIPTION_LENGTH,
+    MSG_DESCRIPTION_TYPE,
     MSG_DURATION_FORMAT,
     MSG_DURATION_RANGE,
     MSG_OUTCOME_COUNT,
@@ -20,6 +22,7 @@ from .errors import (
     InvalidMarketInput,
 )
 
+MAX_DESCRIPTION = 1000
 MIN_DURATION_MINUTES = 1
 MAX_DURATION_MINUTES = 43_200
 MAX_DURATION_TEXT = 40
@@ -33,6 +36,24 @@ def clean_question(question: object) -> str:
     if not 1 <= len(text) <= 500:
         raise InvalidMarketInput(MSG_QUESTION, details={"length": len(text)})
     return check_text(text, what="The question", error=InvalidMarketInput)
+
+
+def clean_description(description: object) -> str:
+    """What the question means and what counts as each outcome (DOMAIN §7): optional, at most
+    `MAX_DESCRIPTION` characters after trimming, the question's character rules except that it
+    may span lines. Line breaks are stored as `\n` whatever the form sent (`\r\n`, `\r`)."""
+    if description is None:
+        return ""
+    if not isinstance(description, str):
+        raise InvalidMarketInput(MSG_DESCRIPTION_TYPE)
+    text = description.replace("\r\n", "\n").replace("\r", "\n").strip()
+    if len(text) > MAX_DESCRIPTION:
+        raise InvalidMarketInput(
+            MSG_DESCRIPTION_LENGTH.format(length=len(text)), details={"length": len(text)}
+        )
+    return check_text(
+        text, what="The description", error=InvalidMarketInput, allow_line_breaks=True
+    )
 
 
 def clean_outcomes(outcomes: object) -> list[str]:

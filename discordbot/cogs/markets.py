@@ -21,6 +21,7 @@ from betting.selectors import portfolio_get
 from markets.models import Market
 from markets.selectors import categories as market_categories
 from markets.selectors import market_list
+from markets.validation import MAX_DESCRIPTION
 from points.errors import MAX_AMOUNT
 
 from .. import actions, interactions, limits, market_ui, parsing, ratelimit, render, selectors
@@ -172,6 +173,7 @@ def create_modal(
     outcomes: str = "",
     duration: str = "",
     category: str = "",
+    description: str = "",
 ) -> discord.ui.Modal:
     lines = "\n".join(parsing.outcomes_text(outcomes)) if outcomes else ""
     return interactions.modal(
@@ -209,6 +211,16 @@ def create_modal(
             required=False,
             max_length=50,
         ),
+        interactions.text_input(
+            custom_id="description",
+            label="Description and resolution criteria",
+            description="Optional, up to 1,000 characters: what counts as each outcome.",
+            default=description[:MAX_DESCRIPTION],
+            placeholder="Resolves Yes if … according to …",
+            required=False,
+            max_length=MAX_DESCRIPTION,
+            paragraph=True,
+        ),
     )
 
 
@@ -221,6 +233,7 @@ async def create_market(
     category: str | None,
     mechanism: str,
     liquidity: int | None,
+    description: str | None = None,
 ) -> None:
     """Create the market and post it publicly as the market message."""
     bot = _bot(interaction)
@@ -236,6 +249,7 @@ async def create_market(
             category=category,
             mechanism=mechanism,
             liquidity=liquidity,
+            description=description,
             idempotency_key=idempotency_key(interaction),
             channel_id=interaction.channel_id,
         )
@@ -299,6 +313,7 @@ async def create_submit(
         category=values.get("category") or None,
         mechanism=match["mechanism"],
         liquidity=int(match["liquidity"]) if match["liquidity"] else None,
+        description=values.get("description") or None,
     )
 
 
@@ -323,6 +338,7 @@ class Markets(commands.Cog):
         category="An optional category, e.g. sports",
         mechanism="Market maker (default) or pool",
         liquidity="Points the server puts in (moderators only; default from /settings)",
+        description="Optional: what the question means and what counts as each outcome",
     )
     @app_commands.choices(mechanism=MECHANISM_CHOICES)
     @app_commands.autocomplete(category=category_autocomplete)
@@ -335,6 +351,7 @@ class Markets(commands.Cog):
         category: app_commands.Range[str, 1, 50] | None = None,
         mechanism: str = Market.Mechanism.AMM,
         liquidity: app_commands.Range[int, 1, 1_000_000_000] | None = None,
+        description: app_commands.Range[str, 1, 1000] | None = None,
     ) -> None:
         """Create a market; without options it opens a form."""
         if question and outcomes and duration:
@@ -346,6 +363,7 @@ class Markets(commands.Cog):
                 category=category,
                 mechanism=mechanism,
                 liquidity=liquidity,
+                description=description,
             )
             return
         try:
@@ -368,6 +386,7 @@ class Markets(commands.Cog):
                     outcomes=outcomes or "",
                     duration=duration or "",
                     category=category or "",
+                    description=description or "",
                 ),
             )
         except Exception as exc:

@@ -31,6 +31,7 @@ from ..models import Market, MarketEvent, Outcome
 from ..validation import (
     MAX_DURATION_MINUTES,
     clean_category,
+    clean_description,
     clean_outcomes,
     clean_question,
     parse_duration,
@@ -74,6 +75,8 @@ def market_by_key(key: str) -> Market | None:
 
 
 def _same_market(market: Market, call: Call) -> bool:
+    if market.description != clean_description(call["description"]):
+        return False
     same = (market.guild_id, market.creator_id, market.question, market.mechanism)
     return same == (
         call["guild_id"],
@@ -97,6 +100,7 @@ def market_create(
     category: str | None = None,
     mechanism: str = Market.Mechanism.AMM,
     liquidity: int | None = None,
+    description: str = "",
     idempotency_key: str,
     now: dt.datetime | None = None,
     actor: Actor | None = None,
@@ -111,6 +115,7 @@ def market_create(
     question = clean_question(question)
     labels = clean_outcomes(outcomes)
     category = clean_category(category)
+    description = clean_description(description)
     if mechanism not in Market.Mechanism.values:
         raise InvalidMarketInput(MSG_MECHANISM)
     now = now or timezone.now()
@@ -140,6 +145,7 @@ def market_create(
         guild_id=guild_id,
         creator_id=creator_id,
         question=question,
+        description=description,
         category=category,
         mechanism=mechanism,
         closes_at=closes_at,
@@ -174,6 +180,7 @@ def market_create(
         MarketEvent.Type.CREATED,
         {
             "question": question,
+            "description": description,
             "outcomes": labels,
             "mechanism": mechanism,
             "closes_at": closes_at.isoformat(),
@@ -191,7 +198,12 @@ def market_create(
         guild_id=guild_id,
         actor_id=creator_id,
         idempotency_key=idempotency_key,
-        after={"question": question, "outcomes": labels, "liquidity": points},
+        after={
+            "question": question,
+            "description": description,
+            "outcomes": labels,
+            "liquidity": points,
+        },
     )
     transition_announce(market, "created")
     return market

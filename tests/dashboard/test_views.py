@@ -165,6 +165,28 @@ def test_market_page_shows_outcomes_chart_trades_votes_and_admin_link(staff_clie
         assert f'href="{admin_url}">Open in admin</a>' in html
 
 
+def test_market_page_and_tile_show_the_description_escaped(staff_client):
+    criteria = "Yes if <script>alert(1)</script> & it rains.\nSource: MeteoSwiss."
+    market = make_market("described", description=criteria)
+    plain = make_market("plain", question="Will it snow?")
+
+    page = staff_client.get(reverse("dashboard:market", args=[market.pk])).content.decode()
+    index = staff_client.get(reverse("dashboard:index")).content.decode()
+    card = staff_client.get(reverse("dashboard:market_card", args=[market.pk])).content.decode()
+    plain_page = staff_client.get(reverse("dashboard:market", args=[plain.pk])).content.decode()
+
+    section = re.search(r'<section class="market-description".*?</section>', page, re.S).group(0)
+    assert "Description and resolution criteria" in section
+    assert (
+        "Yes if &lt;script&gt;alert(1)&lt;/script&gt; &amp; it rains.<br>Source: MeteoSwiss."
+        in (section)
+    )
+    for html in (page, index, card):
+        assert "<script>alert(1)</script>" not in html
+    assert 'class="card-description"' in index and "Yes if &lt;script&gt;" in card
+    assert "market-description" not in plain_page
+
+
 def test_market_page_of_unknown_market_is_404(staff_client):
     assert staff_client.get(reverse("dashboard:market", args=[999_999])).status_code == 404
     assert staff_client.get(reverse("dashboard:market_card", args=[999_999])).status_code == 404

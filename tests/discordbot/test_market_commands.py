@@ -92,7 +92,7 @@ async def test_create_without_options_opens_a_form_and_the_form_creates(harness,
     modal = opened.modal
     assert modal["title"] == "New market"
     inputs = [c["component"]["custom_id"] for c in modal["components"]]
-    assert inputs == ["question", "outcomes", "duration", "category"]
+    assert inputs == ["question", "outcomes", "duration", "category", "description"]
     assert await markets_count(harness) == 0
 
     submitted = await harness.send(
@@ -187,6 +187,96 @@ async def test_questions_are_text_not_code(harness, members):
     # Rendered escaped: no markdown, no role ping.
     assert "\\*create\\*" in ex.reply["embeds"][0]["title"]
     assert "<@&555555555555555501>" not in ex.reply["embeds"][0]["title"]
+
+
+async def test_create_with_a_description_shows_it_on_the_market_message(harness, members):
+    criteria = "Resolves **Yes** if it rains in Bern on Friday.\n> per MeteoSwiss @everyone"
+    ex = await harness.send(
+        harness.command(
+            "market create",
+            members.alice,
+            question="Will it rain on Friday?",
+            outcomes="Yes | No",
+            duration="2h",
+            description=criteria,
+        )
+    )
+
+    (market,) = await db(harness, lambda: list(Market.objects.all()))
+    assert market.description == criteria
+    description = ex.reply["embeds"][0]["description"]
+    assert "Description and resolution criteria" in description
+    # Escaped and quoted line by line: no bold, no nested quote, no ping.
+    assert "> Resolves \\*\\*Yes\\*\\* if it rains in Bern on Friday." in description
+    assert "> \\> per MeteoSwiss @\u200beveryone" in description
+    assert description.index("Bern") < description.index("50.0%"), "criteria before outcomes"
+    shown = await harness.send(harness.command("market show", members.bob, market=f"#{market.pk}"))
+    assert "if it rains in Bern on Friday" in shown.reply["embeds"][0]["description"]
+
+
+async def test_create_form_takes_a_description_with_line_breaks(harness, members):
+    opened = await harness.send(harness.command("market create", members.alice))
+    (field,) = [
+        c for c in opened.modal["components"] if c["component"]["custom_id"] == "description"
+    ]
+    assert field["label"] == "Description and resolution criteria"
+    assert field["component"]["max_length"] == 1000 and field["component"]["required"] is False
+
+    await harness.send(
+        harness.submit(
+            opened.modal,
+            members.alice,
+            question="Who wins the cup?",
+            outcomes="Reds\nBlues",
+            duration="1d",
+            description="Reds or Blues, after extra time.\nA replay counts as the same match.",
+        )
+    )
+
+    (market,) = await db(harness, lambda: list(Market.objects.all()))
+    assert market.description == (
+        "Reds or Blues, after extra time.\nA replay counts as the same match."
+    )
+
+
+async def test_a_long_description_full_of_markdown_still_fits_discord(harness, members):
+    """1,000 characters that escaping doubles, beside a long question and ten long outcomes:
+    the strict fake Discord accepts the message, the outcomes are all there."""
+    criteria = ("*_`~|>#-@everyone\n" * 60)[:1000]
+    outcomes = " | ".join(f"{i} " + "*" * 98 for i in range(10))
+    for question in ("Short?", "Q" + "_" * 499):
+        ex = await harness.send(
+            harness.command(
+                "market create",
+                members.alice,
+                question=question,
+                outcomes=outcomes,
+                duration="1h",
+                description=criteria,
+            )
+        )
+        embed = ex.reply["embeds"][0]
+        assert not ex.ephemeral, ex.text
+        assert all(f"{i} \\*\\*" in embed["description"] for i in range(10))
+    short = (await db(harness, lambda: Market.objects.order_by("pk").first())).pk
+    shown = await harness.send(harness.command("market show", members.bob, market=str(short)))
+    assert "Description and resolution criteria" in shown.reply["embeds"][0]["description"]
+
+
+async def test_create_refuses_a_bad_description_with_what_is_allowed(harness, members):
+    options = {"question": "Q?", "outcomes": "Yes|No", "duration": "1h"}
+    too_long = await harness.send(
+        harness.command("market create", members.alice, **options, description="d" * 1001)
+    )
+    bidi = await harness.send(
+        harness.command("market create", members.alice, **options, description="Yes \u202eoN")
+    )
+
+    assert too_long.ephemeral and too_long.text == market_errors.MSG_DESCRIPTION_LENGTH.format(
+        length=1001
+    )
+    assert bidi.ephemeral and "U+202E (an invisible formatting character)" in bidi.text
+    assert await markets_count(harness) == 0
 
 
 async def test_creator_roles_restrict_who_may_create(harness, members):

@@ -30,6 +30,16 @@ text = st.text(
     alphabet=st.characters(blacklist_categories=("Cc", "Cs")), min_size=1, max_size=500
 ).filter(lambda s: s.strip())
 label = text.map(lambda s: s[:100])
+# A description: up to 1,000 characters over several lines, markdown and quotes included.
+description = st.one_of(
+    st.just(""),
+    st.text(
+        alphabet=st.one_of(
+            st.characters(blacklist_categories=("Cc", "Cs")), st.sampled_from("\n>*_`|@")
+        ),
+        max_size=1000,
+    ),
+)
 statuses = st.sampled_from(["open", "closed", "resolved", "cancelled"])
 
 
@@ -62,6 +72,7 @@ def summaries(draw) -> MarketSummary:
         message_id=None,
         settle_reason=draw(st.one_of(st.just(""), text)),
         outcomes=[OutcomeSummary(i, labels[i], weights[i] / total, 10**9, 0) for i in range(n)],
+        description=draw(description),
     )
 
 
@@ -84,6 +95,8 @@ def test_market_message_fits(summary):
     assert_fits(embed)
     check_message({"embeds": [embed.to_dict()], "components": []})
     assert embed.title.startswith(f"#{summary.id} · ")
+    # The criteria never push an outcome out of the message.
+    assert embed.description.endswith("\n".join(render.outcome_lines(summary)))
 
 
 @SETTINGS

@@ -124,6 +124,36 @@ def test_moderator_resolves_through_the_confirmation_page_and_payouts_land(
     assert f"{paid:,} points paid to 1 members" in messages_of(response)[-1]
 
 
+CRITERIA = "Resolves Yes if <b>it</b> rains & the news says so.\nOtherwise No."
+CRITERIA_HTML = (
+    "Resolves Yes if &lt;b&gt;it&lt;/b&gt; rains &amp; the news says so.<br>Otherwise No."
+)
+
+
+def test_moderators_read_the_description_before_resolving_or_cancelling(mod_client):
+    """The criteria are on the detail page and both confirmation pages, escaped, line breaks
+    kept, so a moderator settles by the rules the traders saw."""
+    market = MarketFactory(
+        question="Will it rain?", description=CRITERIA, idempotency_key="create:criteria"
+    )
+    plain = make_market("plain")
+    detail = mod_client.get(change_url(market)).content.decode()
+    cancel = mod_client.get(
+        f"{reverse('admin:markets_market_cancel')}?ids={market.pk},{plain.pk}"
+    ).content.decode()
+    close(market)
+    resolve = mod_client.get(resolve_url(market)).content.decode()
+
+    for html in (detail, cancel, resolve):
+        assert CRITERIA_HTML in html
+        assert "<b>it</b>" not in html
+    assert "Description and resolution criteria" in resolve
+    assert cancel.count("Description and resolution criteria") == 1, "none shown for plain"
+    close(plain)
+    plain_page = mod_client.get(resolve_url(plain)).content.decode()
+    assert "none given" in plain_page
+
+
 def test_a_double_post_of_the_same_confirmation_settles_once(mod_client, traded_market):
     market = traded_market
     form = {

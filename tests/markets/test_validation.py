@@ -18,6 +18,8 @@ from markets.errors import (
     MSG_BET_TOO_SMALL_AFTER_FEE,
     MSG_CATEGORY,
     MSG_CLOSES_AT_PAST,
+    MSG_DESCRIPTION_LENGTH,
+    MSG_DESCRIPTION_TYPE,
     MSG_DURATION_FORMAT,
     MSG_DURATION_RANGE,
     MSG_LIQUIDITY,
@@ -34,7 +36,7 @@ from markets.errors import (
     MSG_SHARES_INVALID,
 )
 from markets.models import Market, MarketEvent, Outcome
-from points.errors import MAX_AMOUNT, MSG_INSUFFICIENT_POINTS, DomainError
+from points.errors import MAX_AMOUNT, MSG_INSUFFICIENT_POINTS, DomainError, IdempotencyConflict
 from points.models import Account, AuditEvent, Transfer
 from points.rules import Actor
 from points.services import guild_settings_get_or_create
@@ -182,6 +184,43 @@ REFUSED_CREATE = [
         {"category": "\x00"},
         bad_character("The category", "U+0000 (a NUL character)", 1),
     ),
+    # description: optional, ≤ 1,000 characters after trimming, the question's characters + lines
+    (
+        "1,204-char description",
+        {"description": "d" * 1204},
+        MSG_DESCRIPTION_LENGTH.format(length=1204),
+    ),
+    (
+        "1,001 characters after trimming",
+        {"description": "  " + "d" * 1001 + "\n"},
+        MSG_DESCRIPTION_LENGTH.format(length=1001),
+    ),
+    ("non-text description", {"description": 5}, MSG_DESCRIPTION_TYPE),
+    (
+        "NUL in description",
+        {"description": "Resolves Yes\x00 if it rains."},
+        bad_character("The description", "U+0000 (a NUL character)", 13),
+    ),
+    (
+        "bidi override in description",
+        {"description": "Resolves \u202eseY if it rains."},
+        bad_character("The description", "U+202E (an invisible formatting character)", 10),
+    ),
+    (
+        "zero-width space in description",
+        {"description": "Yes\nif\u200bit rains"},
+        bad_character("The description", "U+200B (an invisible formatting character)", 7),
+    ),
+    (
+        "escape in description",
+        {"description": "Resolves \x1b[31mYes"},
+        bad_character("The description", "U+001B (a control character)", 10),
+    ),
+    (
+        "lone surrogate in description",
+        {"description": "Yes \udc80"},
+        bad_character("The description", "U+DC80 (an unpaired surrogate)", 5),
+    ),
     # mechanism and liquidity
     ("unknown mechanism", {"mechanism": "lmsr"}, MSG_MECHANISM),
     ("upper-case mechanism", {"mechanism": "AMM"}, MSG_MECHANISM),
@@ -262,6 +301,36 @@ def test_inputs_are_trimmed_and_boundaries_accepted():
     assert list(market.outcomes.order_by("position").values_list("label", flat=True)) == labels
     assert market.category == "c" * 50
     assert market.liquidity == 1
+
+
+def test_description_is_optional_stored_trimmed_with_its_line_breaks_and_announced():
+    assert create(key="none").description == ""
+    criteria = "Resolves Yes if it rains in Zürich.\n\n- Source: *MeteoSwiss*\n\t<b>not</b> HTML"
+    market = create(key="with", description=f"  {criteria}\r\n")
+    market.refresh_from_db()
+    assert market.description == criteria
+    event = MarketEvent.objects.get(market=market, type=MarketEvent.Type.CREATED)
+    assert event.payload["description"] == criteria
+    audit = AuditEvent.objects.get(action="market_create", target_id=str(market.pk))
+    assert audit.after["description"] == criteria
+
+
+def test_description_at_1000_characters_and_windows_line_breaks_accepted():
+    text = ("x" * 99 + "\n") * 10
+    market = create(description=text.replace("\n", "\r\n"))
+    assert market.description == text.strip() and len(market.description) == 999
+    assert create(key="full", description="é" * 1000).description == "é" * 1000
+
+
+def test_description_is_part_of_the_idempotent_replay():
+    first = create(key="same", description="Resolves Yes if it rains.")
+    again = create(key="same", description="  Resolves Yes if it rains.  ")
+    assert again.pk == first.pk and Market.objects.count() == 1
+    with pytest.raises(IdempotencyConflict):
+        create(key="same", description="Resolves Yes if it snows.")
+    with pytest.raises(IdempotencyConflict):
+        create(key="same")
+    assert Market.objects.count() == 1
 
 
 def test_closes_at_within_thirty_days_is_accepted():
