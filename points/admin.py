@@ -516,7 +516,7 @@ def _setting_field(spec: SettingSpec, model_field: Any) -> forms.Field:
         except DomainError as exc:
             raise forms.ValidationError(exc.message) from None
 
-    common = {
+    common: dict[str, Any] = {
         "label": spec.title[:1].upper() + spec.title[1:],
         "help_text": model_field.help_text or spec.message,
         "validators": [check],
@@ -631,7 +631,9 @@ class GuildSettingsAdmin(TextSafeChangelistMixin, admin.ModelAdmin):
         extra_context: dict[str, Any] | None = None,
     ) -> HttpResponseBase:
         # Not inside the admin's usual transaction: the save is the service's own durable one.
-        return self._changeform_view(request, object_id, form_url, extra_context)
+        return self._changeform_view(  # type: ignore[attr-defined]
+            request, object_id, form_url, extra_context
+        )
 
     def save_model(
         self, request: HttpRequest, obj: GuildSettings, form: forms.ModelForm, change: bool
@@ -639,7 +641,7 @@ class GuildSettingsAdmin(TextSafeChangelistMixin, admin.ModelAdmin):
         data = form.cleaned_data
         services.guild_settings_update(
             guild_id=obj.guild_id,
-            actor=Actor.from_user(request.user),
+            actor=Actor.from_user(request.user),  # type: ignore[arg-type]
             idempotency_key=f"admin:{uuid.uuid4()}",
             values={spec.name: data[spec.name] for spec in SETTINGS if spec.name in data},
             announce_channel_id=data.get("announce_channel_id"),
