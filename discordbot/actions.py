@@ -16,6 +16,7 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Literal
 
 from django.db import transaction
 from django.db.models import F, Q
@@ -47,38 +48,20 @@ from points.errors import (
     MSG_INSUFFICIENT_POINTS,
     InsufficientPoints,
     InvalidAmount,
-    InvalidInput,
     validate_amount,
-    validate_key,
     validate_snowflake,
 )
 from points.models import GuildSettings, Transfer
-from points.services import audit_record, guild_settings_get_or_create, wallet_get_or_create
+from points.services import guild_settings_get_or_create, wallet_get_or_create
 
 from . import parsing
 from .models import MarketMessage, MemberPreference, NotificationCursor, NotificationDelivery
-from .permissions import Actor, Policy, require_admin
+from .permissions import Actor, Policy
 
 MSG_PRICE_MOVED = (
     "The price moved: “{label}” is now at {now} and {what}, beyond your slippage limit "
     "({limit}). Nothing was traded; try again for a fresh quote."
 )
-MSG_SETTING_RANGE = "{name} must be a whole number from {low:,} to {high:,}."
-MSG_SETTING_UNKNOWN = "There is no setting called “{name}”."
-
-# The ranges GuildSettings' check constraint allows, with an upper bound that keeps amounts
-# representable (points.errors.MAX_AMOUNT).
-SETTING_RANGES: dict[str, tuple[int, int]] = {
-    "starting_balance": (0, 10**12),
-    "daily_bonus": (0, 10**12),
-    "max_bet": (1, 10**15),
-    "default_liquidity": (1, 1_000_000_000),
-    "fee_bps": (0, 5000),
-    "min_resolution_votes": (1, 25),
-    "auto_refund_hours": (1, 24 * 365),
-    "slippage_bps": (0, 5000),
-    "requests_per_minute": (1, 100_000),
-}
 
 
 def market_in_guild(*, guild_id: int, market: object) -> MarketSummary:
@@ -751,79 +734,25 @@ def guild_settings_update_for_interaction(
     guild_id: int,
     actor: Actor,
     idempotency_key: str,
-    values: dict[str, int] | None = None,
-    announce_channel_id: int | bool | None = False,
+    values: dict[str, object] | None = None,
+    announce_channel_id: int | Literal[False] | None = False,
     role_kind: str | None = None,
     role_action: str | None = None,
     role_id: int | None = None,
 ) -> GuildSettings:
-    """Change this guild's settings (members with Manage Server). `values` sets numeric
-    defaults within `SETTING_RANGES`; `announce_channel_id` None clears the channel (False
-    leaves it); roles are added to, removed from or cleared in `creator`/`resolver` lists.
-    Audited with who did it."""
-    require_admin(actor)
-    validate_key(idempotency_key)
-    values = values or {}
-    for name, value in values.items():
-        if name not in SETTING_RANGES:
-            raise InvalidInput(MSG_SETTING_UNKNOWN.format(name=name))
-        low, high = SETTING_RANGES[name]
-        if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
-            raise InvalidInput(
-                MSG_SETTING_RANGE.format(
-                    name=name.replace("_", " ").capitalize(), low=low, high=high
-                )
-            )
-    if role_kind not in (None, "creator", "resolver") or role_action not in (
-        None,
-        "add",
-        "remove",
-        "clear",
-    ):
-        raise InvalidInput("Roles are “creator” or “resolver”, changed with add, remove or clear.")
-    if role_action in ("add", "remove") and role_id is None:
-        raise InvalidInput("Pick the role to add or remove.")
-    guild_settings_get_or_create(guild_id=guild_id)
-    with transaction.atomic(durable=True):
-        gs = GuildSettings.objects.select_for_update().get(guild_id=guild_id)
-        before = _settings_snapshot(gs)
-        for name, value in values.items():
-            setattr(gs, name, value)
-        if announce_channel_id is not False:
-            gs.announce_channel_id = announce_channel_id
-        if role_kind and role_action:
-            field = f"{role_kind}_role_ids"
-            current = [int(r) for r in getattr(gs, field) or []]
-            if role_action == "clear":
-                current = []
-            elif role_action == "add" and role_id not in current:
-                current.append(int(role_id))
-            elif role_action == "remove":
-                current = [r for r in current if r != role_id]
-            setattr(gs, field, current)
-        gs.save()
-        after = _settings_snapshot(gs)
-        if after != before:
-            audit_record(
-                action="guild_settings_update",
-                target_type="guild",
-                target_id=guild_id,
-                guild_id=guild_id,
-                actor_id=actor.user_id,
-                idempotency_key=idempotency_key,
-                before=before,
-                after=after,
-            )
-    return gs
-
-
-def _settings_snapshot(gs: GuildSettings) -> dict:
-    return {
-        **{name: getattr(gs, name) for name in SETTING_RANGES},
-        "announce_channel_id": str(gs.announce_channel_id) if gs.announce_channel_id else None,
-        "creator_role_ids": [str(r) for r in gs.creator_role_ids or []],
-        "resolver_role_ids": [str(r) for r in gs.resolver_role_ids or []],
-    }
+    """`/settings`: the member Discord described changes this guild's settings through
+    `points.services.guild_settings_update` (who may and which values: `points.rules`).
+    `announce_channel_id` None clears the channel, False leaves it."""
+    return points_services.guild_settings_update(
+        guild_id=guild_id,
+        actor=actor,
+        idempotency_key=idempotency_key,
+        values=values,
+        role_kind=role_kind,
+        role_action=role_action,
+        role_id=role_id,
+        announce_channel_id=announce_channel_id,
+    )
 
 
 # --- Notifier bookkeeping --------------------------------------------------------------------

@@ -470,7 +470,32 @@ def settings_embed(gs: GuildSettings) -> discord.Embed:
     resolvers = " ".join(f"<@&{r}>" for r in gs.resolver_role_ids or []) or "Manage Server"
     embed.add_field(name="Who can create", value=fit(creators, 1024), inline=False)
     embed.add_field(name="Who resolves", value=fit(resolvers, 1024), inline=False)
+    embed.add_field(name="Resolution", value=resolution_words(gs), inline=False)
     return limits.embed_fit(embed)
+
+
+def resolution_words(gs: GuildSettings) -> str:
+    """How results are decided, in one line: "resolvers vote (2 votes needed) · dispute window
+    1 hour · conflict-of-interest rule on" (docs/domain.md §6.1)."""
+    if gs.resolution_mode == "creator":
+        mode = "the creator proposes the result"
+    else:
+        votes = gs.min_resolution_votes
+        mode = f"resolvers vote ({votes} vote{'s' if votes != 1 else ''} needed)"
+    window = gs.dispute_window_minutes
+    dispute = f"dispute window {duration_words(window)}" if window else "no dispute window"
+    conflict = "on" if gs.conflict_of_interest else "off"
+    return f"{mode} · {dispute} · conflict-of-interest rule {conflict}"
+
+
+def duration_words(minutes: int) -> str:
+    """60 → "1 hour", 90 → "1 hour 30 minutes", 10080 → "1 week"."""
+    parts = []
+    for size, unit in ((7 * 24 * 60, "week"), (24 * 60, "day"), (60, "hour"), (1, "minute")):
+        count, minutes = divmod(minutes, size)
+        if count:
+            parts.append(f"{count} {unit}{'s' if count != 1 else ''}")
+    return " ".join(parts) or "0 minutes"
 
 
 # --- Notifications ---------------------------------------------------------------------------

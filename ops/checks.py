@@ -8,28 +8,32 @@ from typing import Any
 from django.conf import settings
 from django.core.checks import Error, register
 
-GUILD_DEFAULT_RANGES = {
-    "starting_balance": (0, 10**12),
-    "daily_bonus": (0, 10**12),
-    "max_bet": (1, 10**12),
-    "default_liquidity": (1, 10**9),
-    "fee_bps": (0, 5000),
-    "min_resolution_votes": (1, 100),
-    "auto_refund_hours": (1, 24 * 365),
-}
+from core.checks import guild_setting_check_get
+from core.errors import DomainError
+
+# `PM_GUILD_DEFAULTS[name]` comes from the environment variable `PM_<NAME>`, except these.
+GUILD_DEFAULT_VARIABLES = {"requests_per_minute": "PM_GUILD_REQUESTS_PER_MINUTE"}
+
+
+def guild_default_variable(name: str) -> str:
+    return GUILD_DEFAULT_VARIABLES.get(name, f"PM_{name.upper()}")
 
 
 @register()
 def check_guild_defaults(app_configs: Any, **kwargs) -> list:
+    """Every `PM_GUILD_DEFAULTS` entry against the table of guild settings that `points`
+    registers (`points/rules/settings.py`), so a default no admin could set is a start-up error
+    naming its variable, in the words `/settings` and the back office use."""
+    check = guild_setting_check_get()
+    if check is None:
+        return []
     errors = []
-    for name, (low, high) in GUILD_DEFAULT_RANGES.items():
-        value = settings.PM_GUILD_DEFAULTS[name]
-        if not low <= value <= high:
+    for name, value in settings.PM_GUILD_DEFAULTS.items():
+        try:
+            check(name, value)
+        except DomainError as exc:
             errors.append(
-                Error(
-                    f"PM_{name.upper()} is {value}; it must be between {low} and {high}.",
-                    id="config.E002",
-                )
+                Error(f"{guild_default_variable(name)} is {value}; {exc.message}", id="config.E002")
             )
     return errors
 

@@ -5,11 +5,13 @@ services. Every member has a page with their wallet, positions and transfer hist
 from __future__ import annotations
 
 import json
+import uuid
 from typing import Any
 
 from django import forms
+from django.conf import settings
 from django.contrib import admin, messages
-from django.contrib.admin.options import IncorrectLookupParameters
+from django.contrib.admin.options import IncorrectLookupParameters, csrf_protect_m
 from django.contrib.admin.utils import unquote
 from django.contrib.admin.views.main import ChangeList
 from django.core.exceptions import PermissionDenied
@@ -39,9 +41,16 @@ from core.directory import member_fallback
 
 from . import selectors, services
 from .admin_views import AdjustBalanceForm, keyset_chunks, stream_csv
-from .errors import MSG_DEDUCT_TOO_MUCH, DomainError, InsufficientPoints, id_from_text
+from .errors import (
+    MSG_DEDUCT_TOO_MUCH,
+    MSG_INVALID_ID,
+    DomainError,
+    InsufficientPoints,
+    id_from_text,
+)
 from .models import Account, AuditEvent, Guild, GuildSettings, Member, Transfer
-from .rules import Actor
+from .rules import SETTINGS, Action, Actor, SettingSpec, setting_check
+from .rules.permissions import ADMIN_PERMISSIONS
 
 HISTORY_PAGE = 50
 
@@ -497,26 +506,64 @@ MSG_ROLE_IDS = (
 )
 
 
+def _setting_field(spec: SettingSpec, model_field: Any) -> forms.Field:
+    """A form field for one setting of the table: any value outside it is a field error in the
+    words of `setting_check`, as `/settings` and the service say it."""
+
+    def check(value: object) -> None:
+        try:
+            setting_check(spec.name, value)
+        except DomainError as exc:
+            raise forms.ValidationError(exc.message) from None
+
+    common: dict[str, Any] = {
+        "label": spec.title[:1].upper() + spec.title[1:],
+        "help_text": model_field.help_text or spec.message,
+        "validators": [check],
+    }
+    if spec.kind == "bool":
+        return forms.BooleanField(required=False, **common)
+    messages = {"required": spec.message, "invalid": spec.message, "invalid_choice": spec.message}
+    if spec.kind == "choice":
+        return forms.ChoiceField(choices=spec.choices, error_messages=messages, **common)
+    return forms.IntegerField(error_messages=messages, **common)
+
+
 class GuildSettingsForm(forms.ModelForm):
-    """Role lists hold Discord role ids (ints, as the bot's settings command stores them). Any
-    other JSON — a string with a NUL, which PostgreSQL's jsonb refuses, a nested object — is a
-    form error, not a 500."""
+    """Every setting of the table in `points/rules/settings.py` is checked by the table, with its
+    words. Role lists hold Discord role ids (ints, as the bot's settings command stores them).
+    Any other JSON — a string with a NUL, which PostgreSQL's jsonb refuses, a nested object — is
+    a form error, not a 500."""
 
     class Meta:
         model = GuildSettings
         fields = (
             "guild_id",
-            "starting_balance",
-            "daily_bonus",
-            "max_bet",
-            "default_liquidity",
-            "fee_bps",
-            "min_resolution_votes",
-            "auto_refund_hours",
+            *(spec.name for spec in SETTINGS),
             "creator_role_ids",
             "resolver_role_ids",
             "announce_channel_id",
         )
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        for spec in SETTINGS:
+            if spec.name in self.fields:
+                self.fields[spec.name] = _setting_field(
+                    spec, GuildSettings._meta.get_field(spec.name)
+                )
+
+    def _snowflake(self, name: str) -> int | None:
+        value = self.cleaned_data.get(name)
+        if value is not None and not 0 < value < 2**63:
+            raise forms.ValidationError(MSG_INVALID_ID)
+        return value
+
+    def clean_guild_id(self) -> int | None:
+        return self._snowflake("guild_id")
+
+    def clean_announce_channel_id(self) -> int | None:
+        return self._snowflake("announce_channel_id")
 
     def _role_ids(self, name: str) -> list[int]:
         value = self.cleaned_data.get(name) or []
@@ -539,6 +586,14 @@ class GuildSettingsForm(forms.ModelForm):
 
 @admin.register(GuildSettings)
 class GuildSettingsAdmin(TextSafeChangelistMixin, admin.ModelAdmin):
+    """A guild's settings. A change goes through `services.guild_settings_update`, as `/settings`
+    does: the same rules (`Action.SETTINGS`: `points.change_guildsettings`), the same table, and
+    the same `guild_settings_update` audit record, with the staff user as actor.
+
+    Adding a row is allowed, so staff can prepare a server before the bot joins it: it goes
+    through the same service, which creates the row from `PM_GUILD_DEFAULTS` (as first use does)
+    and then applies and audits the values typed. It needs the change permission too."""
+
     form = GuildSettingsForm
     list_display = (
         "guild_id",
@@ -549,8 +604,51 @@ class GuildSettingsAdmin(TextSafeChangelistMixin, admin.ModelAdmin):
         "fee_bps",
         "min_resolution_votes",
         "auto_refund_hours",
+        "resolution_mode",
+        "dispute_window_minutes",
+        "conflict_of_interest",
     )
     search_fields = ("=guild_id",)
+
+    def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> tuple[str, ...]:
+        # The primary key: editing it would save a second guild's row, not move this one.
+        return ("guild_id",) if obj is not None else ()
+
+    def get_changeform_initial_data(self, request: HttpRequest) -> dict[str, Any]:
+        return {**settings.PM_GUILD_DEFAULTS, **super().get_changeform_initial_data(request)}
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return super().has_add_permission(request) and request.user.has_perm(
+            ADMIN_PERMISSIONS[Action.SETTINGS]
+        )
+
+    @csrf_protect_m
+    def changeform_view(
+        self,
+        request: HttpRequest,
+        object_id: str | None = None,
+        form_url: str = "",
+        extra_context: dict[str, Any] | None = None,
+    ) -> HttpResponseBase:
+        # Not inside the admin's usual transaction: the save is the service's own durable one.
+        return self._changeform_view(  # type: ignore[attr-defined]
+            request, object_id, form_url, extra_context
+        )
+
+    def save_model(
+        self, request: HttpRequest, obj: GuildSettings, form: forms.ModelForm, change: bool
+    ) -> None:
+        data = form.cleaned_data
+        services.guild_settings_update(
+            guild_id=obj.guild_id,
+            actor=Actor.from_user(request.user),
+            idempotency_key=f"admin:{uuid.uuid4()}",
+            values={spec.name: data[spec.name] for spec in SETTINGS if spec.name in data},
+            announce_channel_id=data.get("announce_channel_id"),
+            creator_role_ids=data.get("creator_role_ids"),
+            resolver_role_ids=data.get("resolver_role_ids"),
+        )
+        obj.refresh_from_db()
 
 
 @admin.register(Member)

@@ -71,3 +71,38 @@ def log_entries(obj: Model) -> list[LogEntry]:
 def csv_rows(response: HttpResponse) -> list[list[str]]:
     body = b"".join(response.streaming_content).decode()
     return list(csv.reader(io.StringIO(body)))
+
+
+def settings_editor(username: str = "settings-editor"):
+    """A staff user whose only permissions are to view and change guild settings."""
+    from django.contrib.auth.models import Permission
+
+    user = get_user_model().objects.create_user(
+        username, password="correct-horse-battery", is_staff=True
+    )
+    user.user_permissions.add(
+        *Permission.objects.filter(
+            content_type__app_label="points",
+            codename__in=["change_guildsettings", "view_guildsettings"],
+        )
+    )
+    return user
+
+
+def guild_settings_form(gs, **changes) -> dict:
+    """The admin's change form for `gs` as a browser posts it, with `changes` typed over it
+    (a checkbox left unticked is not posted at all)."""
+    from points.rules import SETTINGS
+
+    form: dict = {}
+    for spec in SETTINGS:
+        value = changes.get(spec.name, getattr(gs, spec.name))
+        if spec.kind == "bool" and isinstance(value, bool):
+            if value:
+                form[spec.name] = "on"
+        else:
+            form[spec.name] = str(value)
+    form["creator_role_ids"] = changes.get("creator_role_ids", "[]")
+    form["resolver_role_ids"] = changes.get("resolver_role_ids", "[]")
+    form["announce_channel_id"] = changes.get("announce_channel_id", "")
+    return form

@@ -19,7 +19,8 @@ import pytest
 from django.conf import settings
 from django.test import override_settings
 
-from ops.checks import GUILD_DEFAULT_RANGES, check_guild_defaults
+from ops.checks import check_guild_defaults, guild_default_variable
+from points.rules import SETTINGS, SETTINGS_BY_NAME
 
 ROOT = Path(__file__).resolve().parent.parent
 PROJECT_PARTS = [
@@ -193,7 +194,13 @@ def test_malformed_value_refuses_to_start_naming_the_variable(project, variable,
 
 @pytest.mark.parametrize(
     ("variable", "value"),
-    [("PM_FEE_BPS", "99999"), ("PM_MAX_BET", "0"), ("PM_MIN_RESOLUTION_VOTES", "0")],
+    [
+        ("PM_FEE_BPS", "99999"),
+        ("PM_MAX_BET", "0"),
+        ("PM_MIN_RESOLUTION_VOTES", "0"),
+        ("PM_RESOLUTION_MODE", "sometimes"),
+        ("PM_DISPUTE_WINDOW_MINUTES", "10081"),
+    ],
 )
 def test_out_of_range_guild_default_fails_the_system_check(project, variable, value):
     result = manage(project, "check", DJANGO_DEBUG="1", **{variable: value})
@@ -203,19 +210,52 @@ def test_out_of_range_guild_default_fails_the_system_check(project, variable, va
     assert f"(config.E002) {variable} is {value}" in output, output
 
 
-@pytest.mark.parametrize("name", sorted(GUILD_DEFAULT_RANGES))
-def test_guild_default_check_accepts_its_range_and_names_what_is_outside(name):
-    low, high = GUILD_DEFAULT_RANGES[name]
-    variable = f"PM_{name.upper()}"
-    for value, ok in [(low, True), (high, True), (low - 1, False), (high + 1, False)]:
-        defaults = {**settings.PM_GUILD_DEFAULTS, name: value}
+def _edges(spec):
+    """Values at and just beyond what the table allows, each with whether it is allowed."""
+    if spec.kind == "int":
+        return [(spec.low, True), (spec.high, True), (spec.low - 1, False), (spec.high + 1, False)]
+    if spec.kind == "bool":
+        return [(True, True), (False, True), (1, False), ("yes", False)]
+    return [*((value, True) for value, _ in spec.choices), ("sometimes", False), (None, False)]
+
+
+DEFAULTED = [spec for spec in SETTINGS if spec.name in settings.PM_GUILD_DEFAULTS]
+
+
+def test_every_guild_default_has_a_rule_in_the_table():
+    assert set(settings.PM_GUILD_DEFAULTS) <= set(SETTINGS_BY_NAME)
+    assert {"resolution_mode", "dispute_window_minutes", "conflict_of_interest"} <= {
+        spec.name for spec in DEFAULTED
+    }
+
+
+@pytest.mark.parametrize("spec", DEFAULTED, ids=lambda spec: spec.name)
+def test_guild_default_check_accepts_the_table_and_names_what_is_outside(spec):
+    variable = guild_default_variable(spec.name)
+    for value, ok in _edges(spec):
+        defaults = {**settings.PM_GUILD_DEFAULTS, spec.name: value}
         with override_settings(PM_GUILD_DEFAULTS=defaults):
             errors = check_guild_defaults(None)
         if ok:
-            assert errors == [], (name, value)
+            assert errors == [], (spec.name, value)
         else:
-            assert [e.id for e in errors] == ["config.E002"], (name, value)
-            assert errors[0].msg.startswith(f"{variable} is {value};")
+            assert [e.id for e in errors] == ["config.E002"], (spec.name, value)
+            assert errors[0].msg == f"{variable} is {value}; {spec.message}"
+
+
+def test_the_rate_limit_default_is_named_by_its_own_variable():
+    defaults = {**settings.PM_GUILD_DEFAULTS, "requests_per_minute": 0}
+    with override_settings(PM_GUILD_DEFAULTS=defaults):
+        (error,) = check_guild_defaults(None)
+    assert error.msg.startswith("PM_GUILD_REQUESTS_PER_MINUTE is 0; Server commands a minute ")
+
+
+def test_a_default_for_a_setting_that_does_not_exist_fails_the_check():
+    defaults = {**settings.PM_GUILD_DEFAULTS, "bonus_multiplier": 2}
+    with override_settings(PM_GUILD_DEFAULTS=defaults):
+        (error,) = check_guild_defaults(None)
+    assert error.id == "config.E002"
+    assert error.msg == "PM_BONUS_MULTIPLIER is 2; There is no setting called “bonus_multiplier”."
 
 
 def test_shipped_defaults_pass_the_guild_default_check():

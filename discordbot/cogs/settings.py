@@ -1,5 +1,7 @@
-"""`/settings`: server admins (Manage Server) set roles, the announcement channel and the guild's
-defaults (DOMAIN §2). Discord hides the group from other members; the service checks again."""
+"""`/settings`: server admins (Manage Server) set roles, the announcement channel, the guild's
+defaults and how markets are resolved (DOMAIN §2, §6.1). The settings and their ranges come from
+the one table in `points/rules/settings.py`. Discord hides the group from other members; the
+service checks again."""
 
 from __future__ import annotations
 
@@ -9,6 +11,8 @@ import discord
 from discord import app_commands
 from discord.ext import commands
 
+from points.errors import InvalidInput
+from points.rules import SETTINGS, SETTINGS_BY_NAME
 from points.services import guild_settings_get_or_create
 
 from .. import actions, render
@@ -18,17 +22,25 @@ from ..permissions import require_admin
 if TYPE_CHECKING:
     from ..bot import PredictionBot
 
+NUMBER_SETTINGS = tuple(spec for spec in SETTINGS if spec.kind == "int")
 SETTING_CHOICES = [
-    app_commands.Choice(name="Starting balance (points)", value="starting_balance"),
-    app_commands.Choice(name="Daily bonus (points, 0 = off)", value="daily_bonus"),
-    app_commands.Choice(name="Max bet (points)", value="max_bet"),
-    app_commands.Choice(name="Default liquidity (points)", value="default_liquidity"),
-    app_commands.Choice(name="Fee (basis points, 100 = 1%)", value="fee_bps"),
-    app_commands.Choice(name="Votes needed to resolve", value="min_resolution_votes"),
-    app_commands.Choice(name="Auto-refund after (hours)", value="auto_refund_hours"),
-    app_commands.Choice(name="Slippage limit (basis points, 200 = 2%)", value="slippage_bps"),
-    app_commands.Choice(name="Server commands a minute (rate limit)", value="requests_per_minute"),
+    app_commands.Choice(name=spec.picker_name, value=spec.name) for spec in NUMBER_SETTINGS
 ]
+# Discord's limits: ≤ 25 choices, names ≤ 100 characters (tests/discordbot/fake_discord.py).
+assert len(SETTING_CHOICES) <= 25 and all(len(c.name) <= 100 for c in SETTING_CHOICES)
+VALUE_LOW = min(spec.low for spec in NUMBER_SETTINGS)
+VALUE_HIGH = max(spec.high for spec in NUMBER_SETTINGS)
+
+MODE = SETTINGS_BY_NAME["resolution_mode"]
+WINDOW = SETTINGS_BY_NAME["dispute_window_minutes"]
+MODE_CHOICES = [
+    app_commands.Choice(name=words[:1].upper() + words[1:], value=value)
+    for value, words in MODE.choices
+]
+MSG_RESOLUTION_NOTHING = (
+    "Choose at least one of `mode` (vote or creator), `dispute_window_minutes` (0 to "
+    f"{WINDOW.high:,}) or `conflict_of_interest` (true or false)."
+)
 
 
 MSG_MISSING = (
@@ -103,10 +115,47 @@ class Settings(commands.Cog):
         self,
         interaction: discord.Interaction,
         setting: str,
-        value: app_commands.Range[int, 0, 10**15],
+        value: app_commands.Range[int, VALUE_LOW, VALUE_HIGH],
     ) -> None:
         """Change one of the server's defaults."""
         await self._update(interaction, values={setting: value})
+
+    @settings.command(name="resolution")
+    @app_commands.describe(
+        mode="Who decides a closed market's result: resolvers vote, or its creator proposes",
+        dispute_window_minutes=(
+            f"How long a proposed result waits for disputes (0 = pay at once, up to "
+            f"{WINDOW.high:,} = a week)"
+        ),
+        conflict_of_interest="Keep members with a position in a market from deciding it",
+    )
+    @app_commands.choices(mode=MODE_CHOICES)
+    async def resolution(
+        self,
+        interaction: discord.Interaction,
+        mode: str | None = None,
+        dispute_window_minutes: app_commands.Range[int, WINDOW.low, WINDOW.high] | None = None,
+        conflict_of_interest: bool | None = None,
+    ) -> None:
+        """Choose how markets are resolved: mode, dispute window, conflict-of-interest rule."""
+        values = {
+            name: value
+            for name, value in (
+                ("resolution_mode", mode),
+                ("dispute_window_minutes", dispute_window_minutes),
+                ("conflict_of_interest", conflict_of_interest),
+            )
+            if value is not None
+        }
+        if not values:
+
+            async def nothing() -> Reply:
+                require_admin(actor(interaction))
+                raise InvalidInput(MSG_RESOLUTION_NOTHING)
+
+            await respond(interaction, nothing, action="settings.resolution")
+            return
+        await self._update(interaction, values=values)
 
     @settings.command(name="channel")
     @app_commands.describe(channel="Where new markets and results are announced (empty = none)")

@@ -12,14 +12,26 @@ from .permissions import (
     require,
     resolution_how,
 )
+from .settings import (
+    SETTINGS,
+    SETTINGS_BY_NAME,
+    SettingSpec,
+    setting_check,
+    setting_spec,
+)
 
 __all__ = [
+    "SETTINGS",
+    "SETTINGS_BY_NAME",
     "SYSTEM",
     "Action",
     "Actor",
+    "SettingSpec",
     "allowed",
     "is_moderator",
     "is_resolver",
     "require",
     "resolution_how",
+    "setting_check",
+    "setting_spec",
 ]

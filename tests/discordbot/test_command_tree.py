@@ -27,7 +27,7 @@ EXPECTED = {
     "tip": set(),
     "leaderboard": set(),
     "history": set(),
-    "settings": {"show", "set", "channel", "roles", "drip"},
+    "settings": {"show", "set", "resolution", "channel", "roles", "drip"},
     "notifications": set(),
     "drip": {"deposit", "withdraw", "balance"},
     "privacy": {"forget"},

@@ -11,6 +11,7 @@ from types import SimpleNamespace
 
 import discord
 import pytest
+from django.conf import settings as django_settings
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -223,8 +224,38 @@ def test_settings_embed_fits_with_many_roles():
         announce_channel_id=2**63 - 1,
         creator_role_ids=[2**63 - 1] * 250,
         resolver_role_ids=[],
+        resolution_mode="vote",
+        dispute_window_minutes=10_079,
+        conflict_of_interest=True,
     )
     assert_fits(render.settings_embed(gs))
+
+
+@pytest.mark.parametrize(
+    ("mode", "votes", "window", "conflict", "words"),
+    [
+        ("vote", 2, 60, True,
+         "resolvers vote (2 votes needed) · dispute window 1 hour · conflict-of-interest rule on"),
+        ("vote", 1, 0, False,
+         "resolvers vote (1 vote needed) · no dispute window · conflict-of-interest rule off"),
+        ("creator", 2, 10_080, True,
+         "the creator proposes the result · dispute window 1 week · conflict-of-interest rule on"),
+        ("creator", 2, 1_530, True, "the creator proposes the result · dispute window 1 day "
+         "1 hour 30 minutes · conflict-of-interest rule on"),
+    ],
+)  # fmt: skip
+def test_settings_embed_says_how_results_are_decided(mode, votes, window, conflict, words):
+    gs = SimpleNamespace(
+        **{**django_settings.PM_GUILD_DEFAULTS, "slippage_bps": 200},
+        announce_channel_id=None,
+        creator_role_ids=[],
+        resolver_role_ids=[],
+    )
+    gs.resolution_mode, gs.min_resolution_votes = mode, votes
+    gs.dispute_window_minutes, gs.conflict_of_interest = window, conflict
+    embed = render.settings_embed(gs)
+    (field,) = [f for f in embed.fields if f.name == "Resolution"]
+    assert field.value == words
 
 
 @pytest.mark.parametrize(

@@ -23,6 +23,7 @@ from points import services as points_services
 from points.admin import MSG_ROLE_IDS
 from points.errors import DomainError
 from points.models import GuildSettings
+from tests.admin_helpers import guild_settings_form
 from tests.conftest import ALICE, GUILD, MOD
 
 pytestmark = [pytest.mark.faults, pytest.mark.postgres, pytest.mark.django_db]
@@ -141,9 +142,8 @@ def test_guild_settings_role_lists_take_role_ids_only(
     """Settings text: a role list holding a NUL string made PostgreSQL's jsonb refuse the row
     (a 500); anything but role ids is now a form error with a message."""
     client.force_login(django_user_model.objects.create_superuser("root", "r@example.org", "pw"))
-    GuildSettings.objects.create(guild_id=GUILD, **django_settings.PM_GUILD_DEFAULTS)
-    form = {**django_settings.PM_GUILD_DEFAULTS, "guild_id": GUILD, "announce_channel_id": "",
-            "creator_role_ids": typed, "resolver_role_ids": "[]"}  # fmt: skip
+    gs = GuildSettings.objects.create(guild_id=GUILD, **django_settings.PM_GUILD_DEFAULTS)
+    form = guild_settings_form(gs, creator_role_ids=typed)
     response = client.post(reverse("admin:points_guildsettings_change", args=[GUILD]), form)
     if stored is None:
         assert response.status_code == 200
