@@ -24,6 +24,12 @@ class GuildSettings(models.Model):
     creator_role_ids = models.JSONField(default=list, blank=True)
     resolver_role_ids = models.JSONField(default=list, blank=True)
     announce_channel_id = models.BigIntegerField(null=True, blank=True)
+    moderator_channel_id = models.BigIntegerField(
+        null=True,
+        blank=True,
+        help_text="Where the bot asks moderators to look at disputed results (docs/domain.md "
+        "§6.1); empty: the announcement channel.",
+    )
     requests_per_minute = models.PositiveIntegerField(
         default=100, help_text="Commands the whole server may send the bot a minute (DOMAIN §7)"
     )
@@ -267,3 +273,19 @@ class Member(models.Model):
 
     def __str__(self) -> str:
         return self.display_name or self.username or f"member #{str(self.user_id)[:4]}…"
+
+
+class StaffLink(models.Model):
+    """A back-office account's Discord identity, so the back office can show a moderator their
+    own position before they decide a market (docs/domain.md §6.1). Set by a superuser."""
+
+    user = models.OneToOneField(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="discord_link"
+    )
+    discord_user_id = models.BigIntegerField(help_text="The staff member's Discord user id")
+
+    class Meta:
+        verbose_name = "staff Discord link"
+
+    def __str__(self) -> str:
+        return f"{self.user} ↔ {self.discord_user_id}"
