@@ -23,6 +23,7 @@ from points import services as points_services
 from points.admin import MSG_ROLE_IDS
 from points.errors import DomainError
 from points.models import GuildSettings
+from points.rules import SYSTEM
 from tests.admin_helpers import guild_settings_form
 from tests.conftest import ALICE, GUILD, MOD
 
@@ -94,7 +95,7 @@ def test_market_texts_are_stored_or_refused_with_a_message(db, question, first, 
 @given(reason=texts, deduct=st.booleans())
 def test_reasons_are_stored_or_refused_with_a_message(db, reason, deduct):
     service = points_services.points_deduct if deduct else points_services.points_grant
-    call(service, guild_id=GUILD, user_id=ALICE, amount=1, reason=reason, actor_user_id=None)
+    call(service, guild_id=GUILD, user_id=ALICE, amount=1, reason=reason, actor=SYSTEM)
 
 
 NUL, ESC = "U+0000 (a NUL character)", "U+001B (a control character)"
