@@ -85,6 +85,7 @@ async def burst(args) -> int:
     from markets.services import market_create
     from points.audit import ledger_audit
     from points.models import GuildSettings
+    from points.rules import SYSTEM
     from points.services import guild_settings_get_or_create
     from tests.discordbot.fake_discord import FakeDiscord
     from tests.discordbot.harness import MOD_PERMISSIONS, Harness, Member
@@ -106,6 +107,7 @@ async def burst(args) -> int:
             duration="30d",
             liquidity=100_000,
             idempotency_key=f"bench:market:{g}",
+            actor=SYSTEM,
         )
         markets[guild] = market.pk
         if per_guild > 100:

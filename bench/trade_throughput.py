@@ -24,8 +24,6 @@ import time
 from pathlib import Path
 from urllib.parse import urlparse
 
-from points.rules import SYSTEM
-
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
@@ -270,6 +268,8 @@ def main() -> None:
 
     run = f"bench:{time.time_ns()}"
     guild = 700_000_000_000_000_001
+    from points.rules import SYSTEM
+
     gs = guild_settings_get_or_create(guild_id=guild)
     gs.starting_balance = 10**9
     gs.save()

@@ -37,8 +37,6 @@ import uuid
 from pathlib import Path
 from urllib.parse import urlparse
 
-from points.rules import SYSTEM
-
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
@@ -158,6 +156,7 @@ def run_layer(layer: str, clients: int, trades: int, rate: float) -> dict:
     from config.asgi import application
     from markets import realtime, services
     from markets.models import MarketEvent
+    from points.rules import SYSTEM
 
     run = uuid.uuid4().hex[:8]
     guild = 800_000_000_000_000_000 + int(run, 16) % 1_000_000_000
