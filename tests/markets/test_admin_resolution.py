@@ -7,8 +7,13 @@ the ledger audit (tests/conftest.py)."""
 
 from __future__ import annotations
 
+import datetime as dt
+import threading
+
 import pytest
 from django.contrib.admin.models import CHANGE
+from django.db import connection
+from django.test import Client
 from django.urls import reverse
 
 from betting.models import Position
@@ -518,3 +523,65 @@ def test_moderators_may_read_staff_links_but_only_superusers_change_them(mod_cli
     assert response.status_code == 403
     link.refresh_from_db()
     assert link.discord_user_id == MOD
+
+
+# --- A moderator's decision racing the scheduler -------------------------------------------------
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_a_review_decision_and_the_scheduler_settling_the_window_at_once_settle_once():
+    """The window of an undisputed proposal ends while a moderator changes its result: the
+    scheduler's settlement and the moderator's change race for the market row. Whichever
+    commits first decides; the other is refused or finds nothing due; payouts happen once (the
+    ledger audit runs after the test)."""
+    window(60)
+    market = traded("race")
+    propose(market)
+    market.refresh_from_db()
+    moderator = staff_user("racer", "Moderators")
+    client = Client()
+    client.force_login(moderator)
+    page = client.get(review_url(market))
+    form = {
+        "decision": "change",
+        "outcome": "1",
+        "reason": "Overruled",
+        "request_id": request_id_of(page),
+    }
+    after_deadline = market.dispute_deadline + dt.timedelta(minutes=1)
+    barrier = threading.Barrier(2)
+    results: dict[str, object] = {}
+
+    def moderator_changes() -> None:
+        barrier.wait()
+        try:
+            results["admin"] = client.post(review_url(market), form).status_code
+        finally:
+            connection.close()
+
+    def scheduler_ticks() -> None:
+        barrier.wait()
+        try:
+            results["tick"] = services.markets_tick(now=after_deadline).settled
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=moderator_changes), threading.Thread(target=scheduler_ticks)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=60)
+
+    assert results["admin"] == 302
+    market.refresh_from_db()
+    assert market.status == "resolved"
+    assert MarketEvent.objects.filter(market=market, type=MarketEvent.Type.RESOLVED).count() == 1
+    winner = market.winning_outcome.position
+    admin_won = winner == 1
+    assert results["tick"] == ([] if admin_won else [market.pk])
+    winners = {p.user_id for p in Position.objects.filter(market=market, outcome__position=winner)}
+    paid = {t.destination.owner_id for t in payouts(market)}
+    assert paid == winners
+    assert len(log_entries(market)) == (1 if admin_won else 0)
+    assert AuditEvent.objects.filter(action="market_resolve", target_id=str(market.pk)).count() == 1
