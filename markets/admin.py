@@ -1,7 +1,9 @@
 """Markets in the back office (issue 5). Markets are never edited by hand: their maths fields
 change only through the market services, which the Resolve / Cancel and refund / Close now
-confirmation pages call (`markets.admin_views`). The list renders in a constant number of
-queries whatever its length; the detail page pages through large markets."""
+confirmation pages and the Review proposal page call (`markets.admin_views`). Proposed results
+and their disputes (docs/domain.md §6.1) have their own filter, columns and read-only lists.
+The list renders in a constant number of queries whatever its length; the detail page pages
+through large markets."""
 
 from __future__ import annotations
 
