@@ -357,3 +357,32 @@ def volume_by_market(market_ids: list[int]) -> dict[int, int]:
         .annotate(v=Coalesce(Sum("amount"), 0))
         .order_by()
     )
+
+
+@dataclass(frozen=True)
+class HoldingRow:
+    """One member's position on one outcome of one market, as the back office shows a
+    moderator their own stake before they decide the market (docs/domain.md §6.1)."""
+
+    outcome: int
+    label: str
+    shares: int
+    points_spent: int
+    points_received: int
+
+    @property
+    def shares_text(self) -> str:
+        return format_shares(self.shares)
+
+
+def holdings_in_market(*, market_id: int, user_id: int) -> list[HoldingRow]:
+    """What `user_id` holds in `market_id`, by outcome (1 query); positions sold back to
+    nothing still show, since what they spent is part of their interest in the result."""
+    rows = (
+        Position.objects.filter(market_id=market_id, user_id=user_id)
+        .order_by("outcome__position")
+        .values_list(
+            "outcome__position", "outcome__label", "shares", "points_spent", "points_received"
+        )
+    )
+    return [HoldingRow(*row) for row in rows]

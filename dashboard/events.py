@@ -22,7 +22,7 @@ _TRADE_VERBS = {"buy": "bought", "sell": "sold", "stake": "staked"}
 
 def _member_of(payload: dict[str, Any] | None) -> int | None:
     p = payload or {}
-    who = p.get("user_id") or p.get("voter_id")
+    who = p.get("user_id") or p.get("voter_id") or p.get("proposed_by")
     try:
         return int(who) if who else None
     except (TypeError, ValueError):
@@ -76,14 +76,42 @@ def event_summary(
             f"#{market_id}: {who} voted “{p.get('label', '?')}” "
             f"({p.get('votes', '?')}/{p.get('needed', '?')})"
         )
+    if event_type == MarketEvent.Type.PROPOSED:
+        by = f" by {who}" if who else ""
+        if p.get("deadline"):
+            then = f", pays out after a {_minutes(p.get('window_minutes'))} dispute window"
+        else:
+            then = ", waits for a second resolver"
+        return f"#{market_id}: result proposed{by}: “{p.get('label', '?')}”{then}"
+    if event_type == MarketEvent.Type.DISPUTED:
+        held = ": held for moderators" if p.get("first") else ""
+        n = p.get("disputes", 1)
+        count = f" ({n} dispute{'s' if n != 1 else ''})" if isinstance(n, int) else ""
+        return f"#{market_id}: {who or 'a member'} disputed “{p.get('label', '?')}”{held}{count}"
+    if event_type == MarketEvent.Type.UNDONE:
+        return f"#{market_id}: proposed result “{p.get('label', '?')}” undone" + (
+            f": {p['reason']}" if p.get("reason") else ""
+        )
     if event_type == MarketEvent.Type.RESOLVED:
         paid = f"{p.get('total_paid', 0):,}"
-        return f"#{market_id} resolved: “{p.get('label', '?')}” wins, {paid} pts paid"
+        how = ""
+        if p.get("changed_from"):
+            how = f" (changed from “{p['changed_from']}”)"
+        elif p.get("was_proposed"):
+            how = " (as proposed)"
+        return f"#{market_id} resolved: “{p.get('label', '?')}” wins{how}, {paid} pts paid"
     if event_type == MarketEvent.Type.CANCELLED:
         return f"#{market_id} cancelled, {p.get('total_refunded', 0):,} pts refunded" + (
             f": {p['reason']}" if p.get("reason") else ""
         )
     return f"#{market_id}: {event_type}"
+
+
+def _minutes(value: object) -> str:
+    """A dispute window in words: "60 min", "2 h"."""
+    if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+        return "its window"
+    return f"{value // 60} h" if value % 60 == 0 else f"{value} min"
 
 
 def with_summary(message: dict[str, Any], names: dict[int, str] | None = None) -> dict[str, Any]:

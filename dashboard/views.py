@@ -58,6 +58,7 @@ def dashboard_viewer_required(
 STATUS_SECTIONS = [
     (Market.Status.OPEN, "Open", "Trading now"),
     (Market.Status.CLOSED, "Closed", "Waiting for resolution"),
+    (Market.Status.RESOLVING, "Result proposed", "In the dispute window or held for moderators"),
     (Market.Status.RESOLVED, "Resolved", "Paid out"),
     (Market.Status.CANCELLED, "Cancelled", "Refunded"),
 ]
@@ -82,6 +83,51 @@ class OutcomeRow:
 
 
 @dataclass(frozen=True)
+class ProposalView:
+    """How a tile and the market page say where a proposed result stands (docs/domain.md §6.1):
+    "Result proposed: “X” — pays out in 42m", "… — waits for a second resolver", or "Disputed:
+    held for moderators"."""
+
+    row: dashboard_selectors.ProposalRow
+    headline: str
+    """Without the countdown, which the template renders as a ticking `<time>`."""
+    countdown: str
+
+    @property
+    def label(self) -> str:
+        return self.row.label
+
+    @property
+    def countdown_ended(self) -> str:
+        return PAYOUT_DUE
+
+
+def proposal_view(row: dashboard_selectors.ProposalRow, now: dt.datetime) -> ProposalView:
+    if row.disputed:
+        n = row.disputes
+        headline = "Disputed: held for moderators"
+        return ProposalView(row, headline, f"{n} dispute{'s' if n != 1 else ''}")
+    if row.deadline is None:
+        return ProposalView(
+            row, f"Result proposed: “{row.label}” — waits for a second resolver", ""
+        )
+    return ProposalView(
+        row,
+        f"Result proposed: “{row.label}” — pays out",
+        payout_in(row.deadline, now),
+    )
+
+
+def payout_in(deadline: dt.datetime, now: dt.datetime) -> str:
+    """ "in 42m 10s" until the deadline, "at the next scheduler tick" once it passed."""
+    left = closes_in(deadline, now)
+    return PAYOUT_DUE if left == "closing" else f"in {left}"
+
+
+PAYOUT_DUE = "at the next scheduler tick"
+
+
+@dataclass(frozen=True)
 class MarketView:
     market: MarketSummary
     outcomes: list[OutcomeRow]
@@ -89,6 +135,7 @@ class MarketView:
     mechanism_label: str
     admin_url: str | None
     countdown: str
+    proposal: ProposalView | None = None
 
     @property
     def id(self) -> int:
@@ -115,6 +162,13 @@ def _votes(market: MarketSummary) -> list[tuple[int, str, str]]:
     return [(voter, names[voter], label) for voter, _, label in votes]
 
 
+def _disputes(market: MarketSummary) -> list[dashboard_selectors.DisputeRow]:
+    """The disputes of a proposed result (none to read for any other market)."""
+    if market.status != Market.Status.RESOLVING:
+        return []
+    return dashboard_selectors.disputes_get(market_id=market.id)
+
+
 def _admin_url(market_id: int) -> str | None:
     try:
         return reverse("admin:markets_market_change", args=[market_id])
@@ -122,7 +176,18 @@ def _admin_url(market_id: int) -> str | None:
         return None
 
 
-def market_view(market: MarketSummary) -> MarketView:
+def market_view(
+    market: MarketSummary, proposals: dict[int, dashboard_selectors.ProposalRow] | None = None
+) -> MarketView:
+    """`proposals` from `dashboard_selectors.proposals_get` when the caller read them for many
+    markets at once; else a resolving market's proposal is read here (1 query)."""
+    now = timezone.now()
+    proposal = None
+    if market.status == Market.Status.RESOLVING:
+        if proposals is None:
+            proposals = dashboard_selectors.proposals_get(market_ids=[market.id])
+        row = proposals.get(market.id)
+        proposal = proposal_view(row, now) if row is not None else None
     rows = [
         OutcomeRow(
             position=o.position,
@@ -143,7 +208,8 @@ def market_view(market: MarketSummary) -> MarketView:
         status_label=STATUS_LABELS.get(market.status, market.status),
         mechanism_label=MECHANISM_LABELS.get(market.mechanism, market.mechanism),
         admin_url=_admin_url(market.id),
-        countdown=closes_in(market.closes_at, timezone.now()),
+        countdown=closes_in(market.closes_at, now),
+        proposal=proposal,
     )
 
 
@@ -220,12 +286,17 @@ def dashboard(request: HttpRequest) -> HttpResponse:
     sections = []
     for status, title, subtitle in STATUS_SECTIONS:
         markets = selectors.market_list(guild_id=None, status=status, limit=MARKETS_PER_SECTION)
+        proposals = (
+            dashboard_selectors.proposals_get(market_ids=[m.id for m in markets])
+            if status == Market.Status.RESOLVING
+            else {}
+        )
         sections.append(
             {
                 "status": status,
                 "title": title,
                 "subtitle": subtitle,
-                "markets": [market_view(m) for m in markets],
+                "markets": [market_view(m, proposals) for m in markets],
                 "truncated": len(markets) >= MARKETS_PER_SECTION,
             }
         )
@@ -288,6 +359,7 @@ def market_detail(request: HttpRequest, market_id: int) -> HttpResponse:
                 for t in dashboard_selectors.trades_recent(market_id=market.id, limit=RECENT_TRADES)
             ],
             "votes": _votes(market),
+            "disputes": _disputes(market),
             "feed": _feed(FEED_LENGTH, market_id=market.id),
             "last_event_id": last_event_id,
             "now": timezone.now(),
@@ -312,7 +384,11 @@ def market_panel(request: HttpRequest, market_id: int) -> HttpResponse:
     return render(
         request,
         "dashboard/_panel.html",
-        {"m": market_view(market), "votes": _votes(market)},
+        {
+            "m": market_view(market),
+            "votes": _votes(market),
+            "disputes": _disputes(market),
+        },
     )
 
 

@@ -1,7 +1,9 @@
 """Markets in the back office (issue 5). Markets are never edited by hand: their maths fields
 change only through the market services, which the Resolve / Cancel and refund / Close now
-confirmation pages call (`markets.admin_views`). The list renders in a constant number of
-queries whatever its length; the detail page pages through large markets."""
+confirmation pages and the Review proposal page call (`markets.admin_views`). Proposed results
+and their disputes (docs/domain.md §6.1) have their own filter, columns and read-only lists.
+The list renders in a constant number of queries whatever its length; the detail page pages
+through large markets."""
 
 from __future__ import annotations
 
@@ -11,7 +13,8 @@ from typing import Any
 
 from django.contrib import admin, messages
 from django.core.paginator import Paginator
-from django.db.models import Prefetch, QuerySet
+from django.db.models import Count, IntegerField, OuterRef, Prefetch, QuerySet, Subquery
+from django.db.models.functions import Coalesce
 from django.forms.models import BaseInlineFormSet
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.urls import path, reverse
@@ -38,11 +41,12 @@ from points.selectors import (
 )
 
 from . import admin_views, selectors
-from .models import Market, MarketEvent, Outcome, ResolutionVote
+from .models import Dispute, Market, MarketEvent, Outcome, ResolutionVote
 
 STATUS_COLOURS: dict[str, str] = {
     Market.Status.OPEN: "#2e7d32",
     Market.Status.CLOSED: "#ef6c00",
+    Market.Status.RESOLVING: "#6a1b9a",
     Market.Status.RESOLVED: "#1565c0",
     Market.Status.CANCELLED: "#757575",
 }
@@ -192,6 +196,32 @@ class VoteInline(PaginatedInline):
         return member_link(self.market.guild_id, obj.voter_id, getattr(obj, "voter_name", None))
 
 
+class DisputeInline(PaginatedInline):
+    """Every dispute of every proposal of the market, newest first (docs/domain.md §6.1)."""
+
+    model = Dispute
+    fields = ("member", "proposal_round", "reason", "created_at")
+    readonly_fields = fields
+    verbose_name_plural = "disputes of proposed results (newest first)"
+    list_url_name = "admin:markets_dispute_changelist"
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet:
+        return (
+            super()
+            .get_queryset(request)
+            .annotate(
+                member_name=member_name_subquery(
+                    guild_field="market__guild_id", user_field="user_id"
+                )
+            )
+            .order_by("-id")
+        )
+
+    @admin.display(description="member")
+    def member(self, obj: Dispute) -> str:
+        return member_link(self.market.guild_id, obj.user_id, getattr(obj, "member_name", None))
+
+
 class PositionInline(PaginatedInline):
     model = Position
     fields = (
@@ -311,6 +341,34 @@ class GuildFilter(admin.SimpleListFilter):
         return queryset if guild_id is None else queryset.filter(guild_id=guild_id)
 
 
+class ResolutionFilter(admin.SimpleListFilter):
+    """Markets with a proposed result, by what they wait for (docs/domain.md §6.1)."""
+
+    title = "proposed result"
+    parameter_name = "proposal"
+    DISPUTED, SECOND, WINDOW = "disputed", "second_resolver", "window"
+
+    def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, str]]:
+        return [
+            (self.DISPUTED, "Disputed markets"),
+            (self.SECOND, "Waiting for a second resolver"),
+            (self.WINDOW, "In the dispute window"),
+        ]
+
+    def queryset(self, request: HttpRequest, queryset: QuerySet) -> QuerySet:
+        resolving = queryset.filter(status=Market.Status.RESOLVING)
+        if self.value() == self.DISPUTED:
+            return resolving.filter(disputed_at__isnull=False)
+        if self.value() == self.SECOND:
+            return resolving.filter(disputed_at__isnull=True, dispute_deadline__isnull=True)
+        if self.value() == self.WINDOW:
+            return resolving.filter(disputed_at__isnull=True, dispute_deadline__isnull=False)
+        return queryset
+
+
+DISPUTED_QUERY = f"?{ResolutionFilter.parameter_name}={ResolutionFilter.DISPUTED}"
+
+
 @admin.register(Market)
 class MarketAdmin(TextSafeChangelistMixin, ActionPermissionMixin, admin.ModelAdmin):
     list_display = (
@@ -321,16 +379,25 @@ class MarketAdmin(TextSafeChangelistMixin, ActionPermissionMixin, admin.ModelAdm
         "volume_display",
         "traders",
         "leading_outcome",
+        "proposal",
+        "dispute_count",
     )
     list_display_links = ("id", "short_question")
-    list_filter = (GuildFilter, "status", "mechanism", "category")
+    list_filter = (GuildFilter, "status", ResolutionFilter, "mechanism", "category")
     search_fields = ("question",)
     search_help_text = "Search the question, or a market number such as 42 or #42."
     ordering = ("-id",)
     list_per_page = 50
     list_max_show_all = 500
     actions = ["resolve_selected", "cancel_selected", "close_selected"]
-    inlines = [OutcomeInline, VoteInline, PositionInline, TradeInline, EventInline]
+    inlines = [
+        OutcomeInline,
+        VoteInline,
+        DisputeInline,
+        PositionInline,
+        TradeInline,
+        EventInline,
+    ]
     fieldsets = (
         (
             None,
@@ -357,18 +424,56 @@ class MarketAdmin(TextSafeChangelistMixin, ActionPermissionMixin, admin.ModelAdm
             },
         ),
         (
+            "Proposed result",
+            {
+                "fields": (
+                    ("proposed_outcome", "proposer"),
+                    ("proposed_at", "dispute_deadline", "disputed_at"),
+                    "proposal_state",
+                    "proposal_reason",
+                    ("proposal_conflicted", "proposal_round"),
+                ),
+                "description": "Nothing is paid while a result is proposed; see docs/domain.md "
+                "§6.1 and the disputes below.",
+            },
+        ),
+        (
             "Settlement",
             {"fields": ("winning_outcome", "settled_at", "settled_by", "settle_reason")},
         ),
         ("Discord", {"fields": (("channel_id", "message_id"), "idempotency_key")}),
     )
-    readonly_fields = ("status_badge", "creator", "closed_by", "settled_by", "collateral")
+    readonly_fields = (
+        "status_badge",
+        "creator",
+        "closed_by",
+        "settled_by",
+        "collateral",
+        "proposer",
+        "proposal_state",
+    )
 
     def get_queryset(self, request: HttpRequest) -> QuerySet:
         return (
             super()
             .get_queryset(request)
-            .annotate(guild_name=guild_name_subquery(guild_field="guild_id"))
+            .annotate(
+                guild_name=guild_name_subquery(guild_field="guild_id"),
+                proposer_name=member_name_subquery(
+                    guild_field="guild_id", user_field="proposed_by_id"
+                ),
+                disputes_total=Coalesce(
+                    Subquery(
+                        Dispute.objects.filter(market=OuterRef("pk"))
+                        .order_by()
+                        .values("market")
+                        .annotate(n=Count("id"))
+                        .values("n")[:1],
+                        output_field=IntegerField(),
+                    ),
+                    0,
+                ),
+            )
             .prefetch_related(
                 Prefetch(
                     "outcomes",
@@ -461,6 +566,37 @@ class MarketAdmin(TextSafeChangelistMixin, ActionPermissionMixin, admin.ModelAdm
             return "even"
         return f"{Truncator(outcomes[best].label).chars(22)} {probs[best]:.0%}"
 
+    @admin.display(description="proposed result")
+    def proposal(self, obj: Market) -> str:
+        """“X” by whom, and when it pays out or that it is held (docs/domain.md §6.1)."""
+        if obj.status != Market.Status.RESOLVING:
+            return "—"
+        outcomes = getattr(obj, "ordered_outcomes", None)
+        if outcomes is None:
+            outcomes = list(obj.outcomes.order_by("position"))
+        proposed = next((o for o in outcomes if o.pk == obj.proposed_outcome_id), None)
+        label = Truncator(proposed.label if proposed else "?").chars(22)
+        by = ""
+        if obj.proposed_by_id:
+            name = getattr(obj, "proposer_name", None)
+            by = format_html(" by {}", member_link(obj.guild_id, obj.proposed_by_id, name))
+        return format_html(
+            "“{}”{}<br><small>{}</small>",
+            label,
+            by,
+            admin_views.proposal_state(obj),
+        )
+
+    @admin.display(description="disputes", ordering="disputes_total")
+    def dispute_count(self, obj: Market) -> str:
+        n = getattr(obj, "disputes_total", None)
+        if n is None:
+            n = obj.disputes.count()
+        if not n:
+            return "—"
+        url = f"{reverse('admin:markets_dispute_changelist')}?market={obj.pk}"
+        return format_html('<a href="{}">{}</a>', url, n)
+
     # --- Detail fields ------------------------------------------------------------------------
 
     def _member(self, obj: Market, user_id: int) -> str:
@@ -488,6 +624,14 @@ class MarketAdmin(TextSafeChangelistMixin, ActionPermissionMixin, admin.ModelAdm
         if obj.settled_by_id:
             return self._member(obj, obj.settled_by_id)
         return "—" if obj.settled_at is None else "system"
+
+    @admin.display(description="proposed by")
+    def proposer(self, obj: Market) -> str:
+        return self._member(obj, obj.proposed_by_id) if obj.proposed_by_id else "—"
+
+    @admin.display(description="where it stands")
+    def proposal_state(self, obj: Market) -> str:
+        return admin_views.proposal_state(obj) or "—"
 
     @admin.display(description="collateral (escrow)")
     def collateral(self, obj: Market) -> str:
@@ -540,6 +684,11 @@ class MarketAdmin(TextSafeChangelistMixin, ActionPermissionMixin, admin.ModelAdm
                 name="markets_market_resolve",
             ),
             path(
+                "<int:object_id>/review/",
+                view(partial(admin_views.review_view, self)),
+                name="markets_market_review",
+            ),
+            path(
                 "cancel/",
                 view(partial(admin_views.bulk_view, self, action=admin_views.CANCEL)),
                 name="markets_market_cancel",
@@ -557,6 +706,16 @@ class MarketAdmin(TextSafeChangelistMixin, ActionPermissionMixin, admin.ModelAdm
             *super().get_urls(),
         ]
 
+    def changelist_view(
+        self, request: HttpRequest, extra_context: dict[str, Any] | None = None
+    ) -> HttpResponse:
+        """The list, with a shortcut to the disputed markets that wait for moderators."""
+        disputed = Market.objects.filter(
+            status=Market.Status.RESOLVING, disputed_at__isnull=False
+        ).count()
+        extra = {"disputed_count": disputed, "disputed_url": DISPUTED_QUERY}
+        return super().changelist_view(request, {**extra, **(extra_context or {})})
+
     def change_view(
         self,
         request: HttpRequest,
@@ -571,7 +730,10 @@ class MarketAdmin(TextSafeChangelistMixin, ActionPermissionMixin, admin.ModelAdm
             pk = market.pk
             extra = {
                 "can_resolve": self.has_resolve_permission(request)
-                and market.status == Market.Status.CLOSED,
+                and market.status in admin_views.DECIDABLE,
+                "can_review": self.has_resolve_permission(request)
+                and market.status == Market.Status.RESOLVING,
+                "review_url": reverse("admin:markets_market_review", args=[pk]),
                 "can_cancel": self.has_cancel_permission(request) and not market.is_settled,
                 "can_close": self.has_close_permission(request)
                 and market.status == Market.Status.OPEN,
@@ -605,3 +767,41 @@ class MarketEventAdmin(ReadOnlyAdmin):
     @admin.display(description="market", ordering="market_id")
     def market_link(self, obj: MarketEvent) -> str:
         return market_link(obj.market_id)
+
+
+@admin.register(Dispute)
+class DisputeAdmin(ReadOnlyAdmin):
+    """Members' disputes of proposed results (docs/domain.md §6.1), read-only: moderators decide
+    them on the market's Review proposal page."""
+
+    list_display = ("id", "created_at", "market_link", "member", "proposal_round", "short_reason")
+    search_fields = ("=market__id", "reason")
+    search_help_text = "Search a market number or the text of a reason."
+    ordering = ("-id",)
+    list_per_page = 50
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet:
+        return (
+            super()
+            .get_queryset(request)
+            .select_related("market")
+            .annotate(
+                member_name=member_name_subquery(
+                    guild_field="market__guild_id", user_field="user_id"
+                )
+            )
+        )
+
+    @admin.display(description="market", ordering="market_id")
+    def market_link(self, obj: Dispute) -> str:
+        return market_link(
+            obj.market_id, f"#{obj.market_id} {Truncator(obj.market.question).chars(50)}"
+        )
+
+    @admin.display(description="member")
+    def member(self, obj: Dispute) -> str:
+        return member_link(obj.market.guild_id, obj.user_id, getattr(obj, "member_name", None))
+
+    @admin.display(description="reason", ordering="reason")
+    def short_reason(self, obj: Dispute) -> str:
+        return Truncator(obj.reason).chars(120)

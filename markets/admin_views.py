@@ -1,4 +1,5 @@
-"""The moderators' confirmation pages (issue 5): Resolve, Cancel and refund, Close now.
+"""The moderators' confirmation pages (issue 5): Resolve, Cancel and refund, Close now, and
+Review proposal (issue 14: confirm, change or undo a proposed result, docs/domain.md §6.1).
 
 Each page shows what will happen (who gets paid what, from `settlement_preview`) before the
 moderator confirms; its form carries an idempotency key generated when the page rendered, so a
@@ -9,6 +10,7 @@ transaction."""
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -21,6 +23,7 @@ from django.http.response import HttpResponseBase
 from django.shortcuts import get_object_or_404
 from django.template.response import TemplateResponse
 from django.urls import reverse
+from django.utils import timezone
 
 from betting import selectors as betting_selectors
 from betting.models import Trade
@@ -28,11 +31,17 @@ from core.directory import guild_fallback, member_fallback
 from points.admin_views import ConfirmForm, keyset_chunks, reason_field, stream_csv
 from points.errors import DomainError, id_from_text
 from points.rules import Actor
-from points.selectors import guild_name_subquery, guild_names, member_name_subquery, member_names
+from points.selectors import (
+    guild_name_subquery,
+    guild_names,
+    member_name_subquery,
+    member_names,
+    staff_discord_id,
+)
 
 from . import selectors, services
 from .errors import MSG_ALREADY_SETTLED, MSG_NOT_CLOSED_FOR_RESOLVE
-from .models import Market, MarketEvent, Outcome
+from .models import Dispute, Market, MarketEvent, Outcome
 
 if TYPE_CHECKING:
     from .admin import MarketAdmin
@@ -44,6 +53,9 @@ PREVIEW_ROWS = 50
 
 
 position_value = betting_selectors.position_value
+
+DECIDABLE = (Market.Status.CLOSED, Market.Status.RESOLVING)
+"""A market a moderator may resolve directly (force): closed, or with a proposed result."""
 
 
 def format_shares(micro_shares: int) -> str:
@@ -67,6 +79,52 @@ class ResolveForm(ConfirmForm):
         outcome_field = self.fields["outcome"]
         assert isinstance(outcome_field, forms.ChoiceField)
         outcome_field.choices = [(o.position, o.label) for o in outcomes]
+
+
+class ReviewForm(ConfirmForm):
+    """Confirm, change or undo a proposed result (docs/domain.md §6.1)."""
+
+    CONFIRM, CHANGE, UNDO = "confirm", "change", "undo"
+
+    decision = forms.ChoiceField(
+        widget=forms.RadioSelect,
+        label="Decision",
+        error_messages={"required": "Choose confirm, change or undo."},
+    )
+    outcome = forms.TypedChoiceField(
+        coerce=int,
+        required=False,
+        empty_value=None,
+        widget=forms.RadioSelect,
+        label="Change the result to",
+    )
+    reason = reason_field(help_text=REASON_ON_MARKET_MESSAGE)
+
+    def __init__(
+        self, *args: Any, outcomes: list[Outcome], proposed: Outcome | None, **kwargs: Any
+    ) -> None:
+        super().__init__(*args, **kwargs)
+        self.proposed = proposed
+        label = f"“{proposed.label}”" if proposed else "the proposed result"
+        decision = self.fields["decision"]
+        assert isinstance(decision, forms.ChoiceField)
+        decision.choices = [
+            (self.CONFIRM, f"Confirm {label} and pay out now"),
+            (self.CHANGE, "Change the result to another outcome and pay out now"),
+            (self.UNDO, "Undo the proposal: the market is closed again and can be proposed anew"),
+        ]
+        outcome_field = self.fields["outcome"]
+        assert isinstance(outcome_field, forms.ChoiceField)
+        outcome_field.choices = [
+            (o.position, o.label) for o in outcomes if proposed is None or o.pk != proposed.pk
+        ]
+
+    def clean(self) -> dict[str, Any]:
+        data = super().clean() or {}
+        if data.get("decision") == self.CHANGE and data.get("outcome") is None:
+            other = f" (another than “{self.proposed.label}”)" if self.proposed else ""
+            self.add_error("outcome", f"Choose the outcome to change the result to{other}.")
+        return data
 
 
 class BulkForm(ConfirmForm):
@@ -148,6 +206,118 @@ def _named_payments(
     return [(user_id, names[user_id], amount) for user_id, amount in shown]
 
 
+# --- What a moderator reads before deciding (docs/domain.md §6.1) -------------------------------
+
+
+def in_words(delta: dt.timedelta) -> str:
+    """A short duration for the back office: "3 h 20 min", "14 min", "under a minute"."""
+    minutes = int(delta.total_seconds() // 60)
+    if minutes < 1:
+        return "under a minute"
+    days, rest = divmod(minutes, 24 * 60)
+    hours, minutes = divmod(rest, 60)
+    if days:
+        return f"{days} d {hours} h"
+    if hours:
+        return f"{hours} h {minutes} min" if minutes else f"{hours} h"
+    return f"{minutes} min"
+
+
+def proposal_state(market: Market, now: dt.datetime | None = None) -> str:
+    """Where a proposed result stands, in words: held for moderators, waiting for a second
+    resolver, or when it pays out. Empty for a market that is not `resolving`."""
+    if market.status != Market.Status.RESOLVING:
+        return ""
+    if market.disputed_at is not None:
+        return "disputed: held for moderators"
+    if market.dispute_deadline is None:
+        return "waits for a second resolver (the proposer holds a position)"
+    left = market.dispute_deadline - (now or timezone.now())
+    if left.total_seconds() <= 0:
+        return "window ended: pays out at the scheduler's next tick"
+    return f"pays out in {in_words(left)} unless disputed"
+
+
+@dataclass(frozen=True)
+class DisputeRow:
+    user_id: int
+    name: str
+    reason: str
+    created_at: dt.datetime
+
+
+def disputes_of(market: Market) -> list[DisputeRow]:
+    """The disputes of the market's current proposal, oldest first, with the members' names
+    (1 query)."""
+    rows = (
+        Dispute.objects.filter(market=market, proposal_round=market.proposal_round)
+        .annotate(
+            member_name=member_name_subquery(guild_field="market__guild_id", user_field="user_id")
+        )
+        .order_by("id")
+        .values_list("user_id", "member_name", "reason", "created_at")
+    )
+    return [
+        DisputeRow(user, name or member_fallback(user), reason, at)
+        for user, name, reason, at in rows
+    ]
+
+
+@dataclass(frozen=True)
+class OwnPosition:
+    """The staff member's own stake in the market, when their account is linked to a Discord
+    member (`points.StaffLink`); the back office cannot know it otherwise."""
+
+    linked: bool
+    discord_id: int | None = None
+    name: str = ""
+    holdings: tuple[betting_selectors.HoldingRow, ...] = ()
+
+    @property
+    def holds(self) -> bool:
+        return any(h.shares or h.points_spent > h.points_received for h in self.holdings)
+
+
+def own_position(user_id: int | None, market: Market) -> OwnPosition:
+    discord_id = staff_discord_id(user_id=user_id)
+    if discord_id is None:
+        return OwnPosition(linked=False)
+    name = member_names(guild_id=market.guild_id, user_ids=[discord_id])[discord_id]
+    holdings = betting_selectors.holdings_in_market(market_id=market.pk, user_id=discord_id)
+    return OwnPosition(True, discord_id, name, tuple(holdings))
+
+
+def _outcome_previews(market: Market, outcomes: list[Outcome]) -> list[OutcomePreview]:
+    probabilities = selectors.probabilities(market.mechanism, outcomes)
+    previews = []
+    for o, p in zip(outcomes, probabilities, strict=True):
+        preview = selectors.settlement_preview(market_id=market.pk, outcome=o.position)
+        previews.append(
+            OutcomePreview(
+                o.position, o.label, p, preview, _named_payments(market.guild_id, preview)
+            )
+        )
+    return previews
+
+
+def _proposal_context(request: HttpRequest, market: Market) -> dict[str, Any]:
+    """What both decision pages show: the proposal (if any), its disputes, the staff member's
+    own position."""
+    proposer = None
+    if market.proposed_by_id:
+        proposer = member_names(guild_id=market.guild_id, user_ids=[market.proposed_by_id])[
+            market.proposed_by_id
+        ]
+    return {
+        "proposed": market.proposed_outcome if market.status == Market.Status.RESOLVING else None,
+        "proposer": proposer,
+        "proposal_state": proposal_state(market),
+        "disputes": disputes_of(market) if market.status == Market.Status.RESOLVING else [],
+        "own": own_position(request.user.pk, market),
+        "stafflink_url": reverse("admin:points_stafflink_changelist"),
+    }
+
+
 # --- Resolve -----------------------------------------------------------------------------------
 
 
@@ -188,21 +358,13 @@ def resolve_view(model_admin: MarketAdmin, request: HttpRequest, object_id: int)
             messages.SUCCESS,
         )
         return HttpResponseRedirect(_change_url(market.pk))
-    if request.method == "GET" and market.status != Market.Status.CLOSED:
+    if request.method == "GET" and market.status not in DECIDABLE:
         template = MSG_ALREADY_SETTLED if market.is_settled else MSG_NOT_CLOSED_FOR_RESOLVE
         model_admin.message_user(
             request, template.format(market_id=market.pk, status=market.status), messages.WARNING
         )
         return HttpResponseRedirect(_change_url(market.pk))
-    probabilities = selectors.probabilities(market.mechanism, outcomes)
-    previews = []
-    for o, p in zip(outcomes, probabilities, strict=True):
-        preview = selectors.settlement_preview(market_id=market.pk, outcome=o.position)
-        previews.append(
-            OutcomePreview(
-                o.position, o.label, p, preview, _named_payments(market.guild_id, preview)
-            )
-        )
+    previews = _outcome_previews(market, outcomes)
     raw_votes = selectors.votes_get(market_id=market.pk)
     voter_names = member_names(guild_id=market.guild_id, user_ids=[v for v, _, _ in raw_votes])
     votes = [(voter, voter_names[voter], label) for voter, _, label in raw_votes]
@@ -217,8 +379,106 @@ def resolve_view(model_admin: MarketAdmin, request: HttpRequest, object_id: int)
         votes=votes,
         guild_name=guild_names(guild_ids=[market.guild_id])[market.guild_id],
         change_url=_change_url(market.pk),
+        review_url=reverse("admin:markets_market_review", args=[market.pk]),
+        **_proposal_context(request, market),
     )
     return TemplateResponse(request, "admin/markets/market/confirm_resolve.html", context)
+
+
+# --- Review a proposed result ------------------------------------------------------------------
+
+
+def review_view(model_admin: MarketAdmin, request: HttpRequest, object_id: int) -> HttpResponse:
+    """A moderator confirms, changes or undoes a proposed result (docs/domain.md §6.1), after
+    reading the criteria, the proposal, every dispute and their own position."""
+    if not model_admin.has_resolve_permission(request):
+        raise PermissionDenied
+    market = _market_or_404(object_id)
+    outcomes = list(market.outcomes.order_by("position"))
+    proposed = next((o for o in outcomes if o.pk == market.proposed_outcome_id), None)
+    form = ReviewForm(request.POST or None, outcomes=outcomes, proposed=proposed)
+    if request.method == "POST" and form.is_valid():
+        # Even when the market has moved on: a double submit must read "already submitted",
+        # and any other late decision gets the service's own refusal.
+        return _review_apply(model_admin, request, market, form)
+    if market.status != Market.Status.RESOLVING or proposed is None:
+        model_admin.message_user(
+            request,
+            f"Market #{market.pk} has no proposed result to review; it is "
+            f"{market.get_status_display().lower()}.",
+            messages.WARNING,
+        )
+        return HttpResponseRedirect(_change_url(market.pk))
+    context = _context(
+        model_admin,
+        request,
+        title=f"Review the proposed result of market #{market.pk}",
+        market=market,
+        form=form,
+        previews=_outcome_previews(market, outcomes),
+        preview_rows=PREVIEW_ROWS,
+        guild_name=guild_names(guild_ids=[market.guild_id])[market.guild_id],
+        change_url=_change_url(market.pk),
+        resolve_url=reverse("admin:markets_market_resolve", args=[market.pk]),
+        **_proposal_context(request, market),
+    )
+    return TemplateResponse(request, "admin/markets/market/review_proposal.html", context)
+
+
+def _review_apply(
+    model_admin: MarketAdmin, request: HttpRequest, market: Market, form: ReviewForm
+) -> HttpResponse:
+    key = form.request_key()
+    back = HttpResponseRedirect(_change_url(market.pk))
+    if _already_submitted(key):
+        model_admin.message_user(
+            request, "This decision was already submitted; it was applied once."
+        )
+        return back
+    data = form.cleaned_data
+    decision, reason = data["decision"], data["reason"]
+    actor = Actor.from_user(request.user)
+    try:
+        if decision == ReviewForm.UNDO:
+            market = services.market_proposal_undo(
+                market_id=market.pk, actor=actor, reason=reason, idempotency_key=key
+            )
+        else:
+            market = services.market_proposal_confirm(
+                market_id=market.pk,
+                actor=actor,
+                outcome=data["outcome"] if decision == ReviewForm.CHANGE else None,
+                reason=reason,
+                idempotency_key=key,
+            )
+    except DomainError as exc:
+        model_admin.message_user(request, exc.message, messages.ERROR)
+        return back
+    # The event says what happened under the lock (the page may have read an older state).
+    event = MarketEvent.objects.filter(request_key=key).first()
+    facts = event.payload if event else {}
+    label = facts.get("label", "?")
+    if decision == ReviewForm.UNDO:
+        model_admin.log_change(request, market, f"Undid the proposed result “{label}”: {reason}")
+        model_admin.message_user(
+            request,
+            f"Market #{market.pk}: the proposed result “{label}” was undone. The market is "
+            "closed again and waits for a new proposal; no points moved.",
+            messages.SUCCESS,
+        )
+        return back
+    if facts.get("changed_from"):
+        log = f"Changed the proposed result from “{facts['changed_from']}” to “{label}”: {reason}"
+    else:
+        log = f"Confirmed the proposed result “{label}”: {reason}"
+    model_admin.log_change(request, market, log)
+    model_admin.message_user(
+        request,
+        f"Market #{market.pk} resolved to “{label}”: {facts.get('total_paid', 0):,} points "
+        f"paid to {facts.get('paid_count', 0):,} members.",
+        messages.SUCCESS,
+    )
+    return back
 
 
 # --- Cancel and close (bulk) -------------------------------------------------------------------

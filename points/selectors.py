@@ -10,7 +10,7 @@ from django.db.models.functions import Coalesce, NullIf
 
 from core.directory import guild_fallback, member_fallback
 
-from .models import Account, Guild, GuildSettings, Member, Transfer
+from .models import Account, Guild, GuildSettings, Member, StaffLink, Transfer
 
 
 def balance_get(*, guild_id: int, user_id: int) -> int | None:
@@ -170,4 +170,17 @@ def member_name_matches(*, text: str, guild_field: str, user_field: str) -> Exis
             user_id=OuterRef(user_field),
             forgotten=False,
         )
+    )
+
+
+# --- Staff accounts linked to Discord members (docs/domain.md §6.1) -------------------------
+
+
+def staff_discord_id(*, user_id: int | None) -> int | None:
+    """The Discord id a superuser linked to back-office user `user_id` (`StaffLink`), or None
+    when the account is not linked (1 query)."""
+    if user_id is None:
+        return None
+    return (
+        StaffLink.objects.filter(user_id=user_id).values_list("discord_user_id", flat=True).first()
     )

@@ -32,11 +32,12 @@ from django.test import override_settings
 
 from betting import services as betting_services
 from dashboard.views import percent
-from markets import selectors, services
+from markets import realtime, selectors, services
 from markets.models import MarketEvent
 from points.rules import Actor
+from points.services import guild_settings_get_or_create
 from tests.admin_helpers import groups_ensure
-from tests.conftest import ALICE, BOB, CAROL, GUILD
+from tests.conftest import ALICE, BOB, CAROL, GUILD, MOD
 
 CHROMIUM = os.environ.get("CHROMIUM_PATH", "/usr/bin/chromium")
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking"]
@@ -283,7 +284,7 @@ def test_staff_sees_a_bet_move_the_probability_live(live, browser):
         live,
         services.market_close,
         market_id=market_id,
-        actor_id=ALICE,
+        actor=Actor.member(ALICE),
         idempotency_key="browser:close",
     )
     page.wait_for_selector(f"#section-closed #market-{market_id}", timeout=3_000)
@@ -332,6 +333,95 @@ def test_staff_sees_a_bet_move_the_probability_live(live, browser):
     assert page.evaluate("document.documentElement.scrollWidth") <= 390
     assert page.locator(".chart-compact svg").is_visible()
     assert not page.locator(".chart-wide svg").is_visible()
+
+
+def seed_proposal() -> int:
+    """A staff login and a closed market with trades, in a guild with a 60-minute dispute
+    window (docs/domain.md §6.1)."""
+    staff = get_user_model().objects.create_user("staff", password=PASSWORD, is_staff=True)
+    groups_ensure()
+    staff.groups.add(Group.objects.get(name="Viewers"))
+    gs = guild_settings_get_or_create(guild_id=GUILD)
+    gs.dispute_window_minutes = 60
+    gs.save()
+    market = services.market_create(
+        guild_id=GUILD,
+        creator_id=ALICE,
+        question="Did the rocket reach orbit?",
+        outcomes=["Yes", "No"],
+        duration="1d",
+        idempotency_key="browser:p1",
+    )
+    for key, user, outcome in (("pa", BOB, 0), ("pb", CAROL, 1)):
+        betting_services.bet_place(
+            market_id=market.pk,
+            user_id=user,
+            outcome=outcome,
+            amount=50,
+            idempotency_key=f"browser:{key}",
+        )
+    services.market_close(
+        market_id=market.pk, idempotency_key="browser:pc", actor=Actor.member(ALICE)
+    )
+    return market.pk
+
+
+def test_a_proposal_and_a_dispute_move_the_tile_live_and_unknown_events_do_not_break_it(
+    live, browser
+):
+    market_id = db(seed_proposal)
+    page = browser.new_page(viewport={"width": 1366, "height": 900})
+    log_in(page, live)
+    page.wait_for_selector(f"#section-closed #market-{market_id}")
+    moderator = Actor.member(MOD, manage_guild=True)
+
+    on_server(
+        live,
+        services.market_propose,
+        market_id=market_id,
+        outcome=0,
+        actor=moderator,
+        reason="Telemetry says so",
+        idempotency_key="browser:propose",
+    )
+    tile = f"#section-resolving #market-{market_id}"
+    page.wait_for_selector(tile, timeout=3_000)
+    assert "Result proposed: “Yes” — pays out in" in page.locator(tile).inner_text()
+
+    # An event type this page was not written for: a feed line, nothing else breaks.
+    future = MarketEvent(
+        pk=2_000_000_000, market_id=market_id, guild_id=GUILD, type="a_type_from_the_future"
+    )
+    on_server(live, realtime.event_publish, event=future)
+    page.wait_for_selector('#feed li[data-event-id="2000000000"]', timeout=3_000)
+    assert "a_type_from_the_future" in page.locator("#feed li").first.inner_text()
+
+    on_server(
+        live,
+        services.market_dispute,
+        market_id=market_id,
+        actor=Actor.member(CAROL),
+        reason="It fell back",
+        idempotency_key="browser:dispute",
+    )
+    page.wait_for_function(
+        f"document.querySelector('#market-{market_id}').innerText"
+        ".includes('Disputed: held for moderators')",
+        timeout=3_000,
+    )
+    assert "disputed “Yes”: held for moderators" in page.locator("#feed li").first.inner_text()
+    page.screenshot(path=str(OUTPUT / "dashboard-disputed.png"), full_page=True)
+
+    on_server(
+        live,
+        services.market_proposal_undo,
+        market_id=market_id,
+        actor=moderator,
+        reason="Waiting for the official statement",
+        idempotency_key="browser:undo",
+    )
+    page.wait_for_selector(f"#section-closed #market-{market_id}", timeout=3_000)
+    assert page.locator(f"#section-resolving #market-{market_id}").count() == 0
 
 
 def test_the_dashboard_refuses_anonymous_visitors_and_their_sockets(live, browser):

@@ -123,13 +123,17 @@
   }
 
   function addFeedItem(msg) {
+    if (typeof msg.market_id !== "number") return;
     var list = document.getElementById("feed");
     if (!list) return;
     var only = list.dataset.marketId;
     if (only && Number(only) !== msg.market_id) return;
     var empty = list.querySelector(".feed-empty");
     if (empty) empty.remove();
-    var li = el("li", { class: "feed-item is-new feed-" + msg.event, "data-event-id": String(msg.id) });
+    // An event type this page does not know yet still gets a feed line (its summary), never a
+    // broken class name.
+    var kind = /^[a-z_]{1,40}$/.test(String(msg.event)) ? msg.event : "other";
+    var li = el("li", { class: "feed-item is-new feed-" + kind, "data-event-id": String(msg.id) });
     li.appendChild(el("time", { datetime: msg.created_at || "" }, clock(msg.created_at)));
     li.appendChild(document.createTextNode(" "));
     li.appendChild(el("a", { href: marketUrl(msg.market_id) }, msg.summary || msg.event));
@@ -232,6 +236,9 @@
     state.applied += 1;
 
     addFeedItem(msg);
+    if (typeof msg.market_id !== "number") return;
+    // Trades apply in place; every other event (a close, a proposal, a dispute, an undone
+    // proposal, a settlement, or a type added later) re-renders the market's fragment.
     var onThisMarket = page === "market" && msg.market_id === pageMarketId;
     if (msg.event === "trade") {
       var p = msg.payload || {};
@@ -315,7 +322,9 @@
   function tick() {
     var now = Date.now();
     document.querySelectorAll("[data-closes-at]").forEach(function (t) {
-      var text = (t.dataset.prefix || "") + countdown(Date.parse(t.dataset.closesAt) - now);
+      var left = Date.parse(t.dataset.closesAt) - now;
+      // A proposal's payout countdown says what happens once it ends (data-ended).
+      var text = left <= 0 && t.dataset.ended ? t.dataset.ended : (t.dataset.prefix || "") + countdown(left);
       if (t.textContent !== text) t.textContent = text;
     });
   }
