@@ -37,7 +37,7 @@ async def announce_in(h: Harness, channel_id: int = ANNOUNCE_CHANNEL) -> None:
         h,
         actions.guild_settings_update_for_interaction,
         guild_id=h.guild_id,
-        actor=Actor(1, h.guild_id, frozenset(), True),
+        actor=Actor.member(1, manage_guild=True),
         idempotency_key=f"test:announce:{channel_id}",
         announce_channel_id=channel_id,
     )
@@ -60,8 +60,7 @@ async def close(h, market_id):
         h,
         market_close,
         market_id=market_id,
-        moderator=True,
-        actor_id=1,
+        actor=Actor.member(1, manage_guild=True),
         idempotency_key=f"test:close:{market_id}",
     )
 
@@ -72,7 +71,7 @@ async def resolve(h, market_id, outcome):
         market_resolve,
         market_id=market_id,
         outcome=outcome,
-        actor_id=1,
+        actor=Actor.member(1, manage_guild=True),
         reason="Official result",
         idempotency_key=f"test:resolve:{market_id}",
     )
@@ -183,7 +182,7 @@ async def test_cancellation_dms_refunds_including_a_trader_who_sold(harness, mem
         harness,
         market_cancel,
         market_id=market.id,
-        actor_id=1,
+        actor=Actor.member(1, manage_guild=True),
         reason="Duplicate",
         idempotency_key="test:cancel",
     )

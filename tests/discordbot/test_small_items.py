@@ -25,6 +25,7 @@ from markets.services.creation import (
 )
 from points.errors import NotAllowed
 from points.models import Account
+from points.rules import Actor
 
 from .conftest import db, make_market
 from .harness import DEFERRED_UPDATE, Member, buttons
@@ -194,7 +195,7 @@ async def test_an_identical_repeated_vote_answers_privately(harness, members):
         harness,
         market_close,
         market_id=market.id,
-        actor_id=members.alice.id,
+        actor=Actor.member(members.alice.id),
         idempotency_key="test:close",
     )
 
@@ -249,7 +250,7 @@ async def test_a_settled_pool_shows_the_winner_first_and_what_was_paid(harness, 
         harness,
         market_close,
         market_id=market.id,
-        actor_id=members.alice.id,
+        actor=Actor.member(members.alice.id),
         idempotency_key="test:close",
     )
     resolver = Member(333_333_333_333_333_302, "mod2", members.mod.permissions)
