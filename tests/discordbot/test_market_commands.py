@@ -22,6 +22,13 @@ from .harness import DEFERRED, MODAL, Member, Role, buttons
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
+VOTE_HOW = (
+    "2 resolvers (members with Manage Server) vote for the same outcome with `/market resolve`; "
+    "it pays out at once. A moderator with Manage Server can also resolve directly with "
+    "`/market resolve … force:True`. Admins choose how with `/settings resolution`."
+)
+"""Who resolves in the tests' guild (defaults: vote mode, 2 votes, no dispute window)."""
+
 
 async def markets_count(h) -> int:
     return await db(h, lambda: Market.objects.count())
@@ -561,7 +568,7 @@ async def test_resolve_is_a_vote_and_needs_permission(harness, members):
 
     assert denied.text == rules.MSG_VOTE_MANAGE
     assert first.text == (
-        f"🗳️ <@{members.mod.id}> voted **Yes** for #{market.id} (1 of 2 votes needed)."
+        f"🗳️ <@{members.mod.id}> voted **Yes** for #{market.id} (1 of 2 votes needed).\n" + VOTE_HOW
     )
     assert not first.ephemeral
     assert second.text.startswith(f"✅ Market #{market.id} resolved: **Yes**.")

@@ -24,6 +24,7 @@ from markets.services import market_cancel, market_close, market_create, market_
 
 from .conftest import db, make_market
 from .harness import ANNOUNCE_CHANNEL, Harness, Member, buttons, message_text
+from .test_market_commands import VOTE_HOW
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -121,7 +122,11 @@ async def test_the_creator_is_dmed_when_trading_closes_and_the_message_refreshes
 
     (dm,) = dm_texts(harness, members.alice.id)
     assert dm.startswith(f"Trading on your market #{market_id} “Closing?” has closed.")
-    assert "within 5 days or it is refunded automatically" in dm
+    # Vote mode: the creator is told who resolves, not sent to a command that refuses them.
+    assert dm == (
+        f"Trading on your market #{market_id} “Closing?” has closed. {VOTE_HOW} If no result is "
+        "proposed within 5 days, every trader is refunded automatically."
+    )
     refreshed = harness.fake.message(int(ex.reply["id"]))
     assert refreshed["embeds"][0]["fields"][0]["value"] == "🟡 Closed, awaiting resolution"
     assert [b["label"] for b in buttons(refreshed)] == ["My position", "Refresh", "Chart"]

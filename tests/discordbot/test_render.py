@@ -198,7 +198,16 @@ def test_notifications_fit(summary, reason, winners):
         result = TraderResult(2**62, 10**15, 10**14, 10**15 if cancelled else 0)
         dm = render.result_dm(summary, result, cancelled=cancelled, refunded_all=False)
         assert limits.size(dm) <= limits.CONTENT
-    assert limits.size(render.closed_dm(summary, refund_hours=120)) <= limits.CONTENT
+    how = render.how_text(
+        SimpleNamespace(
+            resolution_mode="vote",
+            resolver_role_ids=[2**63 - 1] * 25,
+            min_resolution_votes=25,
+            dispute_window_minutes=10_079,
+        ),
+        creator_id=summary.creator_id,
+    )
+    assert limits.size(render.closed_dm(summary, refund_hours=120, how=how)) <= limits.CONTENT
     assert limits.size(render.announce_content(summary)) <= limits.CONTENT
 
 
@@ -222,6 +231,7 @@ def test_settings_embed_fits_with_many_roles():
         auto_refund_hours=8760,
         slippage_bps=5000,
         announce_channel_id=2**63 - 1,
+        moderator_channel_id=2**63 - 1,
         creator_role_ids=[2**63 - 1] * 250,
         resolver_role_ids=[],
         resolution_mode="vote",
@@ -248,6 +258,7 @@ def test_settings_embed_says_how_results_are_decided(mode, votes, window, confli
     gs = SimpleNamespace(
         **{**django_settings.PM_GUILD_DEFAULTS, "slippage_bps": 200},
         announce_channel_id=None,
+        moderator_channel_id=None,
         creator_role_ids=[],
         resolver_role_ids=[],
     )

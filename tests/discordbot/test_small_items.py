@@ -29,6 +29,7 @@ from points.rules import Actor
 
 from .conftest import db, make_market
 from .harness import DEFERRED_UPDATE, Member, buttons
+from .test_market_commands import VOTE_HOW
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -209,7 +210,8 @@ async def test_an_identical_repeated_vote_answers_privately(harness, members):
     assert not first.ephemeral and "voted **Yes**" in first.text
     assert again.ephemeral
     assert again.text == (
-        f"You already voted **Yes** for #{market.id} (1 of 2 votes needed); nothing changed."
+        f"You already voted **Yes** for #{market.id} (1 of 2 votes needed); nothing changed.\n"
+        + VOTE_HOW
     )
     assert [m for m in again.messages if not int(m.get("flags") or 0) & 64] == []
     votes = await db(harness, lambda: MarketEvent.objects.filter(type="vote_cast").count())
