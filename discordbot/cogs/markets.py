@@ -585,7 +585,23 @@ class Markets(commands.Cog):
                 outcome=outcome,
                 idempotency_key=idempotency_key(interaction),
             )
-            return vote_reply(vote, voter=interaction.user.id)
+            reply = vote_reply(vote, voter=interaction.user.id)
+            if vote.proposed and not vote.repeated:
+                # The proposal's message carries the countdown and the Dispute button: a copy
+                # of the market message, refreshed like the others when it is disputed or
+                # decided.
+                market_id = vote.market.id
+
+                async def remember(message: discord.Message) -> None:
+                    await self.bot.db(
+                        actions.market_copy_record,
+                        market_id=market_id,
+                        channel_id=message.channel.id,
+                        message_id=message.id,
+                    )
+
+                reply.after_send = remember
+            return reply
 
         await respond(interaction, body, action="market.resolve", ephemeral=False)
 
