@@ -19,12 +19,26 @@ Discord enforces (`enforce_nonce`), so the one message in flight when the proces
 posted twice when the restarted notifier sends it again; a restart resumes from the rows.
 
 - `market_created`: the market message (embed + buttons) in the guild's announcement channel.
-- `market_closed`: a DM to the creator ("resolve within N days or it is refunded"), and the
-  market message is refreshed.
+- `market_closed`: a DM to the creator saying who resolves the market and how
+  (`points.rules.resolution_how`) and when it is refunded if nobody does; the market message is
+  refreshed.
+- `resolution_proposed` (docs/domain.md §6.1): a post in the announcement channel (or where the
+  market was posted) with a **Dispute** button, and a DM to each trader saying how long they may
+  dispute it.
+- `resolution_disputed`: a post in the moderators' channel (`moderator_channel_id`, else the
+  announcement channel) with the reason and the commands that decide it; the first dispute
+  pings the resolver roles, and only them (`allowed_mentions`). The disputer's acknowledgement
+  is the reply to their form.
+- `proposal_undone`: a post in the announcement channel and a DM to each member who disputed.
 - `market_resolved` / `market_cancelled`: a summary in the announcement channel (or where the
   market was posted) — winner, total paid, biggest winners — and a DM to each trader with their
-  own result.
-- `trade`: the market's messages are refreshed, at most every `REFRESH_SECONDS`.
+  own result; after a dispute, each disputer's DM starts with what moderators decided
+  (confirmed, or changed from one outcome to another).
+
+Channel posts about resolution events are `settlement` rows, rendered when sent from the event
+and the guild's settings (one row per event and target, as for summaries).
+- `trade`: the market's messages are refreshed, at most every `REFRESH_SECONDS` (so are they
+  on every other event above but `market_created`).
 
 Every copy of a market's message (the `/market create` reply, the announcement, each
 `/market show`) is a `MarketMessage` row and is refreshed on every change; a copy Discord says
