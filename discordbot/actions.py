@@ -33,13 +33,16 @@ from markets.amm import SHARE_SCALE
 from markets.errors import (
     MSG_BET_ABOVE_MAX,
     MSG_BET_TOO_SMALL_AFTER_FEE,
+    MSG_DISPUTE_TWICE,
     MSG_NOT_OPEN,
+    MSG_NOT_RESOLVING,
     MSG_SELL_PARIMUTUEL,
     MSG_SELL_WORTH_ZERO,
     MarketStateError,
     SlippageExceeded,
 )
-from markets.models import Market, MarketEvent, ResolutionVote
+from markets.holdings import holdings_get
+from markets.models import Dispute, Market, MarketEvent, ResolutionVote
 from markets.selectors import MarketSummary
 from points import selectors as points_selectors
 from points import services as points_services
@@ -52,9 +55,10 @@ from points.errors import (
     validate_snowflake,
 )
 from points.models import GuildSettings, Transfer
+from points.rules.permissions import MSG_DISPUTE
 from points.services import guild_settings_get_or_create, wallet_get_or_create
 
-from . import parsing
+from . import parsing, render
 from .models import MarketMessage, MemberPreference, NotificationCursor, NotificationDelivery
 from .permissions import Actor, Policy
 
@@ -585,6 +589,9 @@ def market_close_for_interaction(
 
 @dataclass(frozen=True)
 class VoteResult:
+    """What `/market resolve` did without force: a vote recorded, a proposal (by agreeing votes
+    or by the creator), a proposal that waits for a second resolver, or a resolution."""
+
     market: MarketSummary
     outcome: int
     label: str
@@ -592,10 +599,24 @@ class VoteResult:
     needed: int
     repeated: bool = False
     """The voter had already voted for this same outcome: nothing new to announce."""
+    how: str = ""
+    """Who resolves a market here and how, and how else it can end (`render.how_text`)."""
+    by_creator: bool = False
+    """The server resolves by creator: the creator's call was a proposal, not a vote."""
 
     @property
     def resolved(self) -> bool:
         return self.market.status == Market.Status.RESOLVED
+
+    @property
+    def proposed(self) -> bool:
+        return self.market.status == Market.Status.RESOLVING
+
+    @property
+    def waits_for_second(self) -> bool:
+        """Proposed by someone holding a position with no window: a second resolver confirms."""
+        p = self.market.proposal
+        return p is not None and p.deadline is None and not p.disputed
 
 
 def market_vote_for_interaction(
@@ -609,13 +630,15 @@ def market_vote_for_interaction(
     position = parsing.outcome_ref(
         outcome, [o.label for o in summary.outcomes], market_id=summary.id
     )
+    by_creator = gs.resolution_mode == GuildSettings.ResolutionMode.CREATOR
     repeated = (
-        summary.status == Market.Status.CLOSED
+        not by_creator
+        and summary.status == Market.Status.CLOSED
         and ResolutionVote.objects.filter(
             market_id=summary.id, voter_id=actor.user_id, outcome__position=position
         ).exists()
     )
-    if gs.resolution_mode == GuildSettings.ResolutionMode.CREATOR:
+    if by_creator:
         market_services.market_propose(
             market_id=summary.id, outcome=position, actor=actor, idempotency_key=idempotency_key
         )
@@ -637,7 +660,16 @@ def market_vote_for_interaction(
         votes=votes,
         needed=gs.min_resolution_votes,
         repeated=repeated,
+        how=render.how_text(gs, creator_id=summary.creator_id),
+        by_creator=by_creator,
     )
+
+
+def resolution_how_for_market(*, guild_id: int, market_id: int) -> str:
+    """Who resolves `market_id` and how, in this guild's words (`render.how_text`)."""
+    gs = guild_settings_get_or_create(guild_id=guild_id)
+    creator_id = Market.objects.values_list("creator_id", flat=True).get(pk=market_id)
+    return render.how_text(gs, creator_id=creator_id)
 
 
 def market_resolve_for_interaction(
@@ -649,7 +681,8 @@ def market_resolve_for_interaction(
     reason: str,
     idempotency_key: str,
 ) -> MarketSummary:
-    """A member with Manage Server resolves a closed market directly, with a reason."""
+    """A member with Manage Server resolves a closed or resolving market directly ("force"),
+    with a reason, overruling votes and any proposal (the service's rules)."""
     summary = market_in_guild(guild_id=guild_id, market=market)
     position = parsing.outcome_ref(
         outcome, [o.label for o in summary.outcomes], market_id=summary.id
@@ -662,6 +695,122 @@ def market_resolve_for_interaction(
         idempotency_key=idempotency_key,
     )
     return market_selectors.market_get(market_id=summary.id, guild_id=guild_id)
+
+
+@dataclass(frozen=True)
+class ConfirmResult:
+    market: MarketSummary
+    """The market after the decision (resolved)."""
+    changed_from: str | None
+    """The proposed outcome's label when a moderator changed it, else None."""
+
+
+def market_proposal_confirm_for_interaction(
+    *,
+    guild_id: int,
+    actor: Actor,
+    market: object,
+    outcome: object | None,
+    reason: str,
+    idempotency_key: str,
+) -> ConfirmResult:
+    """`/market confirm`: a moderator pays out a proposed result now, as proposed or changed to
+    `outcome` (docs/domain.md §6.1; who may and when: the service `market_proposal_confirm`)."""
+    summary = market_in_guild(guild_id=guild_id, market=market)
+    position = (
+        None
+        if outcome is None or str(outcome).strip() == ""
+        else parsing.outcome_ref(outcome, [o.label for o in summary.outcomes], market_id=summary.id)
+    )
+    before = summary.proposal
+    market_services.market_proposal_confirm(
+        market_id=summary.id,
+        actor=actor,
+        outcome=position,
+        reason=reason,
+        idempotency_key=idempotency_key,
+    )
+    after = market_selectors.market_get(market_id=summary.id, guild_id=guild_id)
+    changed = (
+        before.label
+        if before is not None and position is not None and position != before.position
+        else None
+    )
+    return ConfirmResult(market=after, changed_from=changed)
+
+
+@dataclass(frozen=True)
+class UndoResult:
+    market: MarketSummary
+    """The market after the undo (closed again)."""
+    label: str
+    """The outcome that had been proposed."""
+    how: str
+
+
+def market_proposal_undo_for_interaction(
+    *, guild_id: int, actor: Actor, market: object, reason: str, idempotency_key: str
+) -> UndoResult:
+    """`/market undo`: a moderator withdraws a proposed result; the market is closed again and
+    can be proposed anew (`markets.services.market_proposal_undo`)."""
+    summary = market_in_guild(guild_id=guild_id, market=market)
+    market_services.market_proposal_undo(
+        market_id=summary.id, actor=actor, reason=reason, idempotency_key=idempotency_key
+    )
+    label = summary.proposal.label if summary.proposal else ""
+    undone = (
+        MarketEvent.objects.filter(market_id=summary.id, type=MarketEvent.Type.UNDONE)
+        .order_by("-id")
+        .values_list("payload", flat=True)
+        .first()
+    )
+    if undone:  # also when this interaction is a replay (the market is closed already)
+        label = undone.get("label", label)
+    return UndoResult(
+        market=market_selectors.market_get(market_id=summary.id, guild_id=guild_id),
+        label=label,
+        how=resolution_how_for_market(guild_id=guild_id, market_id=summary.id),
+    )
+
+
+@dataclass(frozen=True)
+class DisputeResult:
+    market: MarketSummary
+    disputes: int
+    """Disputes of this proposal, this one included."""
+
+
+def market_dispute_precheck(*, guild_id: int, market: object, user_id: int) -> str | None:
+    """Before the Dispute button opens its form: the refusal the service would give this member
+    (not resolving, never traded, already disputed), so nobody writes a reason for nothing.
+    None: open the form (the service decides on submission)."""
+    summary = market_in_guild(guild_id=guild_id, market=market)
+    if summary.proposal is None:
+        return MSG_NOT_RESOLVING.format(market_id=summary.id, status=summary.status)
+    row = Market.objects.get(pk=summary.id)
+    if not holdings_get().traded(row, user_id):
+        return MSG_DISPUTE.format(market=summary.id)
+    if Dispute.objects.filter(
+        market_id=summary.id, proposal_round=summary.proposal.round, user_id=user_id
+    ).exists():
+        return MSG_DISPUTE_TWICE.format(market_id=summary.id)
+    return None
+
+
+def market_dispute_for_interaction(
+    *, guild_id: int, actor: Actor, market: object, reason: str, idempotency_key: str
+) -> DisputeResult:
+    """A trader disputes a proposed result with a reason (`markets.services.market_dispute`:
+    one per member per proposal; the first holds the market for moderators)."""
+    summary = market_in_guild(guild_id=guild_id, market=market)
+    dispute = market_services.market_dispute(
+        market_id=summary.id, actor=actor, reason=reason, idempotency_key=idempotency_key
+    )
+    after = market_selectors.market_get(market_id=summary.id, guild_id=guild_id)
+    disputes = Dispute.objects.filter(
+        market_id=summary.id, proposal_round=dispute.proposal_round
+    ).count()
+    return DisputeResult(market=after, disputes=disputes)
 
 
 def market_cancel_for_interaction(
@@ -736,13 +885,14 @@ def guild_settings_update_for_interaction(
     idempotency_key: str,
     values: dict[str, object] | None = None,
     announce_channel_id: int | Literal[False] | None = False,
+    moderator_channel_id: int | Literal[False] | None = False,
     role_kind: str | None = None,
     role_action: str | None = None,
     role_id: int | None = None,
 ) -> GuildSettings:
     """`/settings`: the member Discord described changes this guild's settings through
     `points.services.guild_settings_update` (who may and which values: `points.rules`).
-    `announce_channel_id` None clears the channel, False leaves it."""
+    `announce_channel_id` / `moderator_channel_id` None clears the channel, False leaves it."""
     return points_services.guild_settings_update(
         guild_id=guild_id,
         actor=actor,
@@ -752,6 +902,7 @@ def guild_settings_update_for_interaction(
         role_action=role_action,
         role_id=role_id,
         announce_channel_id=announce_channel_id,
+        moderator_channel_id=moderator_channel_id,
     )
 
 

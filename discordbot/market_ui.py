@@ -45,6 +45,13 @@ POSITION_ID = r"pm:pos:(?P<market>\d{1,19})"
 REFRESH_ID = r"pm:refresh:(?P<market>\d{1,19})"
 CHART_ID = r"pm:chart:(?P<market>\d{1,19})"
 SELL_PICK_ID = r"pm:sellpick:(?P<market>\d{1,19})"
+DISPUTE_ID = r"pm:dispute:(?P<market>\d{1,19})"
+DISPUTE_MODAL_ID = r"pm:m:dispute:(?P<market>\d{1,19})"
+MSG_DISPUTED = (
+    "🚩 Your dispute of the proposed result **{label}** of #{market_id} is recorded ({count}). "
+    "The market is held for moderators, who confirm the result, change it or undo it; you will "
+    "get a DM with their decision."
+)
 LIST_ID = r"pm:list:(?P<page>\d{1,4}):(?P<status>[a-z]{1,10})(?P<cut>[:~])(?P<category>.{0,50})"
 BUY_MODAL_ID = r"pm:m:buy:(?P<market>\d{1,19}):(?P<outcome>\d{1,2})"
 SELL_MODAL_ID = r"pm:m:sell:(?P<market>\d{1,19}):(?P<outcome>\d{1,2})"
@@ -75,6 +82,7 @@ def _bot(interaction: discord.Interaction) -> PredictionBot:
 def closed_hint(status: str) -> str:
     return {
         "closed": "It is waiting for resolution.",
+        "resolving": "A result is proposed; traders can dispute it with the Dispute button.",
         "resolved": "It has been resolved.",
         "cancelled": "It was cancelled and refunded.",
     }.get(status, "")
@@ -202,6 +210,31 @@ class ChartButton(discord.ui.DynamicItem[discord.ui.Button], template=CHART_ID):
 
     async def callback(self, interaction: discord.Interaction) -> None:
         await chart_show(interaction, self.market_id, ephemeral=True)
+
+
+class DisputeButton(discord.ui.DynamicItem[discord.ui.Button], template=DISPUTE_ID):
+    """Dispute a proposed result (docs/domain.md §6.1): opens a form for the reason."""
+
+    def __init__(self, market_id: int, *, row: int | None = None):
+        self.market_id = market_id
+        super().__init__(
+            discord.ui.Button(
+                label="Dispute",
+                emoji="🚩",
+                style=discord.ButtonStyle.danger,
+                custom_id=f"pm:dispute:{market_id}",
+            ),
+            row=row,
+        )
+
+    @classmethod
+    async def from_custom_id(
+        cls, interaction: discord.Interaction, item: discord.ui.Item, match: re.Match[str], /
+    ) -> Self:
+        return cls(int(match["market"]))
+
+    async def callback(self, interaction: discord.Interaction) -> None:
+        await dispute_open(interaction, self.market_id)
 
 
 class SellSelect(discord.ui.DynamicItem[discord.ui.Select], template=SELL_PICK_ID):
@@ -517,6 +550,7 @@ DYNAMIC_ITEMS = (
     PositionButton,
     RefreshButton,
     ChartButton,
+    DisputeButton,
     SellSelect,
     ListPageButton,
     QuoteConfirmButton,
@@ -527,7 +561,7 @@ DYNAMIC_ITEMS = (
 
 def market_view(m: MarketSummary) -> discord.ui.View:
     """The buttons under a market message: Buy per outcome (rows 0–1) while open, then Sell
-    (market maker only), My position, Refresh."""
+    (market maker only), My position, Refresh, Chart; Dispute while a result is proposed."""
     view = discord.ui.View(timeout=None)
     last_row = 0
     if m.is_open:
@@ -540,6 +574,8 @@ def market_view(m: MarketSummary) -> discord.ui.View:
     view.add_item(PositionButton(m.id, row=last_row))
     view.add_item(RefreshButton(m.id, row=last_row))
     view.add_item(ChartButton(m.id, row=last_row))
+    if m.status == "resolving":
+        view.add_item(DisputeButton(m.id, row=last_row))
     return view
 
 
@@ -838,7 +874,82 @@ async def market_list_reply(
     return Reply(embeds=[embed], view=view)
 
 
+async def dispute_open(interaction: discord.Interaction, market_id: int) -> None:
+    """Open the dispute form, unless the member would be refused anyway (not resolving, never
+    traded, disputed already: the service's words, `actions.market_dispute_precheck`). The
+    check must finish by `interactions.PRE_ACK_DEADLINE`; past it the form opens and the
+    service decides on submission."""
+    bot = _bot(interaction)
+    try:
+        limit_task = asyncio.ensure_future(
+            interactions.rate_limited(interaction, ratelimit.REQUEST)
+        )
+        checked, refusal = await interactions.within_budget(
+            interaction,
+            bot.db_fast(
+                actions.market_dispute_precheck,
+                guild_id=interaction.guild_id,
+                market=market_id,
+                user_id=interaction.user.id,
+            ),
+            step="dispute_check",
+        )
+        limited = await limit_task
+        if limited is not None:
+            await answer_now(interaction, limited.message)
+            return
+        if checked and refusal:
+            await answer_now(interaction, refusal)
+            return
+        await send_modal(
+            interaction,
+            interactions.modal(
+                f"pm:m:dispute:{market_id}",
+                f"Dispute the result of #{market_id}",
+                interactions.text_input(
+                    custom_id="reason",
+                    label="Why is the proposed result wrong?",
+                    description="1–500 characters; moderators read it before they decide.",
+                    placeholder="e.g. The official source says otherwise: …",
+                    min_length=1,
+                    max_length=500,
+                    paragraph=True,
+                ),
+            ),
+        )
+    except Exception as exc:
+        reply = interactions.error_reply(exc, action="market.dispute.open", interaction=interaction)
+        await _answer_safely(interaction, reply.content)
+
+
+async def dispute_submit(
+    interaction: discord.Interaction, match: re.Match[str], values: dict[str, str]
+) -> None:
+    market_id = int(match["market"])
+    bot = _bot(interaction)
+
+    async def body() -> Reply:
+        done = await bot.db(
+            actions.market_dispute_for_interaction,
+            guild_id=interaction.guild_id,
+            actor=interactions.actor(interaction),
+            market=market_id,
+            reason=values.get("reason", ""),
+            idempotency_key=interactions.idempotency_key(interaction),
+        )
+        p = done.market.proposal
+        count = f"{done.disputes} dispute{'s' if done.disputes != 1 else ''} so far"
+        return Reply(
+            content=MSG_DISPUTED.format(
+                label=limits.escape(p.label) if p else "?", market_id=market_id, count=count
+            )
+        )
+
+    await respond(interaction, body, action="market.dispute")
+
+
 def register(bot: PredictionBot) -> None:
     bot.add_dynamic_items(*DYNAMIC_ITEMS)
+    bot.modals.add(DISPUTE_MODAL_ID, dispute_submit)
     bot.modals.add(BUY_MODAL_ID, buy_submit)
     bot.modals.add(SELL_MODAL_ID, sell_submit)

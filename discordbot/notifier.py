@@ -19,12 +19,26 @@ Discord enforces (`enforce_nonce`), so the one message in flight when the proces
 posted twice when the restarted notifier sends it again; a restart resumes from the rows.
 
 - `market_created`: the market message (embed + buttons) in the guild's announcement channel.
-- `market_closed`: a DM to the creator ("resolve within N days or it is refunded"), and the
-  market message is refreshed.
+- `market_closed`: a DM to the creator saying who resolves the market and how
+  (`points.rules.resolution_how`) and when it is refunded if nobody does; the market message is
+  refreshed.
+- `resolution_proposed` (docs/domain.md §6.1): a post in the announcement channel (or where the
+  market was posted) with a **Dispute** button, and a DM to each trader saying how long they may
+  dispute it.
+- `resolution_disputed`: a post in the moderators' channel (`moderator_channel_id`, else the
+  announcement channel) with the reason and the commands that decide it; the first dispute
+  pings the resolver roles, and only them (`allowed_mentions`). The disputer's acknowledgement
+  is the reply to their form.
+- `proposal_undone`: a post in the announcement channel and a DM to each member who disputed.
 - `market_resolved` / `market_cancelled`: a summary in the announcement channel (or where the
   market was posted) — winner, total paid, biggest winners — and a DM to each trader with their
-  own result.
-- `trade`: the market's messages are refreshed, at most every `REFRESH_SECONDS`.
+  own result; after a dispute, each disputer's DM starts with what moderators decided
+  (confirmed, or changed from one outcome to another).
+
+Channel posts about resolution events are `settlement` rows, rendered when sent from the event
+and the guild's settings (one row per event and target, as for summaries).
+- `trade`: the market's messages are refreshed, at most every `REFRESH_SECONDS` (so are they
+  on every other event above but `market_created`).
 
 Every copy of a market's message (the `/market create` reply, the announcement, each
 `/market show`) is a `MarketMessage` row and is refreshed on every change; a copy Discord says
@@ -56,8 +70,8 @@ from markets.models import MarketEvent
 from markets.selectors import MarketSummary, market_events_after, market_get
 from ops import metrics
 
-from . import actions, render, selectors
-from .market_ui import market_view
+from . import actions, limits, render, selectors
+from .market_ui import DisputeButton, market_view
 from .models import NotificationDelivery
 
 if TYPE_CHECKING:
@@ -87,6 +101,26 @@ SENT, SKIPPED, FAILED = (
 )
 CHANNEL, DM = NotificationDelivery.Lane.CHANNEL, NotificationDelivery.Lane.DM
 LANES = (CHANNEL, DM)
+PLANNED = (
+    MarketEvent.Type.CREATED,
+    MarketEvent.Type.CLOSED,
+    MarketEvent.Type.PROPOSED,
+    MarketEvent.Type.DISPUTED,
+    MarketEvent.Type.UNDONE,
+    MarketEvent.Type.RESOLVED,
+    MarketEvent.Type.CANCELLED,
+)
+"""The events that owe Discord something besides a refresh (trades only refresh)."""
+
+
+def _dispute_round(event: MarketEvent) -> int | str | None:
+    """The proposal whose disputers an event concerns: the one undone, or ("last") the one a
+    resolution after a dispute decided."""
+    if event.type == MarketEvent.Type.UNDONE:
+        return int(event.payload.get("round") or 0)
+    if event.type == MarketEvent.Type.RESOLVED and event.payload.get("disputed"):
+        return "last"
+    return None
 
 
 class Bounded(OrderedDict):
@@ -175,12 +209,7 @@ class Notifier:
         if event.type == MarketEvent.Type.TRADE:
             self._dirty.add(event.market_id)
             return []
-        if event.type not in (
-            MarketEvent.Type.CREATED,
-            MarketEvent.Type.CLOSED,
-            MarketEvent.Type.RESOLVED,
-            MarketEvent.Type.CANCELLED,
-        ):
+        if event.type not in PLANNED:
             return []
         settled = event.type in (MarketEvent.Type.RESOLVED, MarketEvent.Type.CANCELLED)
         ctx = await self.bot.db(
@@ -188,7 +217,8 @@ class Notifier:
             event_id=event.pk,
             market_id=event.market_id,
             guild_id=event.guild_id,
-            with_results=settled,
+            with_results=settled or event.type == MarketEvent.Type.PROPOSED,
+            dispute_round=_dispute_round(event),
         )
         m = ctx.market
         if event.type == MarketEvent.Type.CREATED:
@@ -202,19 +232,51 @@ class Notifier:
         if event.type == MarketEvent.Type.CLOSED:
             if m.creator_id in ctx.opted_out:
                 return []
-            text = render.closed_dm(m, refund_hours=ctx.auto_refund_hours)
+            text = render.closed_dm(m, refund_hours=ctx.auto_refund_hours, how=ctx.how)
             return [_dm_row(m.creator_id, text, m)]
-        cancelled = event.type == MarketEvent.Type.CANCELLED
         rows = []
         where = ctx.announce_channel_id or m.channel_id
+        if event.type == MarketEvent.Type.DISPUTED:
+            where = ctx.moderator_channel_id or where
         if where:
             rows.append(_channel_row(where, NotificationDelivery.Kind.SETTLEMENT, m))
+        if event.type == MarketEvent.Type.DISPUTED:
+            return rows  # the disputer's acknowledgement is the reply to their form
+        if event.type == MarketEvent.Type.PROPOSED:
+            text = render.proposed_dm(m, event.payload)
+            for result in ctx.results:
+                if result.user_id not in ctx.opted_out and result.spent:
+                    rows.append(_dm_row(result.user_id, text, m))
+            return rows
+        if event.type == MarketEvent.Type.UNDONE:
+            text = render.undone_dm(m, event.payload)
+            for user_id in ctx.disputers:
+                if user_id not in ctx.opted_out:
+                    rows.append(_dm_row(user_id, text, m))
+            return rows
+        cancelled = event.type == MarketEvent.Type.CANCELLED
         refunded_all = bool(event.payload.get("refunded_all"))
+        decision = (
+            render.decision_text(m, event.payload)
+            if not cancelled and event.payload.get("disputed")
+            else ""
+        )
+        disputers = set(ctx.disputers) if decision else set()
         for result in ctx.results:
             if result.user_id in ctx.opted_out or not result.spent:
                 continue
-            text = render.result_dm(m, result, cancelled=cancelled, refunded_all=refunded_all)
+            text = render.result_dm(
+                m,
+                result,
+                cancelled=cancelled,
+                refunded_all=refunded_all,
+                decision=decision if result.user_id in disputers else "",
+            )
             rows.append(_dm_row(result.user_id, text, m))
+            disputers.discard(result.user_id)
+        for user_id in sorted(disputers - ctx.opted_out):  # disputed, but no result to tell
+            text = limits.fit(f"{decision} {render.MSG_DM_FOOTER}", limits.CONTENT)
+            rows.append(_dm_row(user_id, text, m))
         return rows
 
     # --- Running -----------------------------------------------------------------------------
@@ -417,9 +479,44 @@ class Notifier:
                 message_id=message.id,
             )
             return
-        event_type, payload = await self.bot.db(selectors.event_payload, event_id=row.event_id)
-        cancelled = event_type == MarketEvent.Type.CANCELLED
-        embed = render.settlement_embed(m, payload, cancelled=cancelled)
+        post = await self.bot.db(
+            selectors.post_context,
+            event_id=row.event_id,
+            guild_id=m.guild_id,
+            creator_id=m.creator_id,
+        )
+        if post.type == MarketEvent.Type.PROPOSED:
+            view = discord.ui.View(timeout=None)
+            if m.status == "resolving":
+                view.add_item(DisputeButton(m.id))
+            view.stop()  # a DynamicItem: the bot dispatches it by its custom_id
+            content = render.proposed_post(m, post.payload)
+            await channel.send(content=content, view=view, nonce=nonce)
+            return
+        if post.type == MarketEvent.Type.DISPUTED:
+            # Ping the resolver roles on the first dispute only (later ones are listed quietly),
+            # and nobody else: a reason is member text.
+            roles = post.resolver_role_ids[:100] if post.payload.get("first") else ()
+            await channel.send(
+                content=render.dispute_ping(
+                    m, post.payload, role_ids=roles, moderators=render.moderators_words(post)
+                ),
+                embed=render.market_embed(m),
+                allowed_mentions=discord.AllowedMentions(
+                    everyone=False,
+                    users=False,
+                    roles=[discord.Object(id=r) for r in roles],
+                    replied_user=False,
+                ),
+                nonce=nonce,
+            )
+            return
+        if post.type == MarketEvent.Type.UNDONE:
+            content = render.undone_post(m, post.payload, how=post.how)
+            await channel.send(content=content, nonce=nonce)
+            return
+        cancelled = post.type == MarketEvent.Type.CANCELLED
+        embed = render.settlement_embed(m, post.payload, cancelled=cancelled)
         await channel.send(embed=embed, nonce=nonce)
 
     async def _dm(self, user_id: int, content: str, *, nonce: str) -> None:

@@ -14,8 +14,9 @@ import discord
 from betting.selectors import Portfolio
 from betting.services import MSG_SOLD_REMAINDER
 from markets.amm import SHARE_SCALE
-from markets.selectors import MarketSummary
+from markets.selectors import MarketSummary, ProposalSummary
 from points.models import GuildSettings
+from points.rules import resolution_how
 from points.selectors import HistoryRow, LeaderboardRow, member_fallback
 
 from . import limits
@@ -26,16 +27,18 @@ if TYPE_CHECKING:
     from .selectors import Predictor
 
 BAR_WIDTH = 10
-STATUS_BADGE = {"open": "🟢", "closed": "🟡", "resolved": "✅", "cancelled": "❌"}
+STATUS_BADGE = {"open": "🟢", "closed": "🟡", "resolving": "⚖️", "resolved": "✅", "cancelled": "❌"}
 STATUS_TEXT = {
     "open": "Open",
     "closed": "Closed, awaiting resolution",
+    "resolving": "Result proposed",
     "resolved": "Resolved",
     "cancelled": "Cancelled, refunded",
 }
 STATUS_COLOUR = {
     "open": discord.Colour.green(),
     "closed": discord.Colour.gold(),
+    "resolving": discord.Colour.orange(),
     "resolved": discord.Colour.blurple(),
     "cancelled": discord.Colour.dark_grey(),
 }
@@ -152,6 +155,8 @@ def market_embed(m: MarketSummary, *, top: Sequence[Predictor] = ()) -> discord.
         else close_text(m)
     )
     embed.add_field(name="Closes" if m.status == "open" else "Trading", value=when, inline=False)
+    if m.proposal is not None:
+        embed.add_field(name="Resolution", value=proposal_text(m), inline=False)
     if m.winning_position is not None:
         winner = m.outcomes[m.winning_position]
         value = f"🏆 {fit(escape(winner.label), 200)}"
@@ -466,6 +471,14 @@ def settings_embed(gs: GuildSettings) -> discord.Embed:
         name="Announcements",
         value=f"<#{gs.announce_channel_id}>" if gs.announce_channel_id else "not set",
     )
+    embed.add_field(
+        name="Moderators' channel",
+        value=(
+            f"<#{gs.moderator_channel_id}>"
+            if gs.moderator_channel_id
+            else "not set (disputes go to the announcements)"
+        ),
+    )
     creators = " ".join(f"<@&{r}>" for r in gs.creator_role_ids or []) or "everyone"
     resolvers = " ".join(f"<@&{r}>" for r in gs.resolver_role_ids or []) or "Manage Server"
     embed.add_field(name="Who can create", value=fit(creators, 1024), inline=False)
@@ -505,18 +518,174 @@ def announce_content(m: MarketSummary) -> str:
     return fit(f"📢 New market by <@{m.creator_id}>: **{escape(m.question)}**", limits.CONTENT)
 
 
-def closed_dm(m: MarketSummary, *, refund_hours: int) -> str:
+def closed_dm(m: MarketSummary, *, refund_hours: int, how: str) -> str:
+    """The creator's DM when trading closes: who resolves their market and how (`how`, from
+    `points.rules.resolution_how`), and when it is refunded if nobody does."""
     days = refund_hours / 24
     span = f"{days:g} days" if refund_hours % 24 == 0 else f"{refund_hours} hours"
     return fit(
-        f"Trading on your market #{m.id} “{escape(m.question)}” has closed. Resolve it with "
-        f"`/market resolve` within {span} or it is refunded automatically.",
+        f"Trading on your market #{m.id} “{escape(m.question)}” has closed. {how} If no result "
+        f"is proposed within {span}, every trader is refunded automatically.",
         limits.CONTENT,
     )
 
 
-def result_dm(m: MarketSummary, result: Any, *, cancelled: bool, refunded_all: bool) -> str:
-    """One trader's result: won X / lost Y / refunded Z."""
+# --- Proposals and disputes (docs/domain.md §6.1) ----------------------------------------------
+
+MSG_SETTINGS_HINT = "Admins choose how with `/settings resolution`."
+
+
+def how_text(gs: GuildSettings, *, creator_id: int | None) -> str:
+    """Who resolves a market here and how, and how else it can end (force, the setting)."""
+    return f"{resolution_how(gs, creator_id=creator_id)} {MSG_SETTINGS_HINT}"
+
+
+def proposal_state(p: ProposalSummary) -> str:
+    """What happens next to a proposal: pays out at its deadline, held, or waits."""
+    if p.disputed:
+        n = p.disputes
+        return f"held for moderators: {n} dispute{'s' if n != 1 else ''}"
+    if p.deadline is None:
+        return "waiting for a second resolver"
+    return f"pays out {timestamp(p.deadline)} unless disputed"
+
+
+def proposal_text(m: MarketSummary) -> str:
+    """ "Result proposed: “X” — pays out in 1 hour unless disputed" (or held, or waiting)."""
+    p = m.proposal
+    if p is None:
+        return ""
+    return fit(f"Result proposed: “{fit(escape(p.label), 200)}” — {proposal_state(p)}", 1024)
+
+
+def _window_words(payload: dict) -> str:
+    minutes = int(payload.get("window_minutes") or 0)
+    return duration_words(minutes) if minutes else ""
+
+
+def _deadline(payload: dict) -> str:
+    raw = payload.get("deadline")
+    if not raw:
+        return ""
+    return timestamp(dt.datetime.fromisoformat(raw))
+
+
+def _who(user: object) -> str:
+    return f"<@{user}>" if user else "the resolvers"
+
+
+def proposed_post(m: MarketSummary, payload: dict) -> str:
+    """The public post when a result is proposed (event `resolution_proposed`)."""
+    label = fit(escape(str(payload.get("label", "?"))), 200)
+    by = (
+        "enough resolver votes"
+        if payload.get("how") == "vote"
+        else _who(payload.get("proposed_by"))
+    )
+    question = fit(escape(m.question), 300)
+    head = f"⚖️ Proposed result for #{m.id} “{question}”: **{label}** (by {by})."
+    deadline = _deadline(payload)
+    if deadline:
+        tail = (
+            f"It pays out {deadline} unless disputed: traders who disagree press **Dispute** on "
+            "the market message and say why."
+        )
+    else:
+        tail = (
+            "Its proposer holds a position, so it waits for a second resolver: a moderator "
+            "confirms it with `/market confirm`. Traders who disagree press **Dispute**."
+        )
+    return fit(f"{head} {tail}", limits.CONTENT)
+
+
+def proposed_dm(m: MarketSummary, payload: dict) -> str:
+    """A trader's DM when a result is proposed: what, and how long to dispute it."""
+    label = fit(escape(str(payload.get("label", "?"))), 200)
+    head = f"Proposed result for #{m.id} “{escape(m.question)}”: **{label}**."
+    window, deadline = _window_words(payload), _deadline(payload)
+    if deadline:
+        body = (
+            f"If you disagree, dispute within {window} ({deadline}) with the **Dispute** button "
+            "on the market message; otherwise it pays out then."
+        )
+    else:
+        body = (
+            "It waits for a second resolver; if you disagree, dispute it with the **Dispute** "
+            "button on the market message."
+        )
+    tail = " Turn these messages off with `/notifications off`."
+    return fit(f"{head} {body}{tail}", limits.CONTENT)
+
+
+def dispute_ping(
+    m: MarketSummary, payload: dict, *, role_ids: Sequence[int], moderators: str
+) -> str:
+    """The moderators' ping on a dispute: the market, the reason, and the commands that decide
+    it. `role_ids` are mentioned (the first dispute only; later ones are listed quietly)."""
+    label = fit(escape(str(payload.get("label", "?"))), 200)
+    n = int(payload.get("disputes", 1))
+    ping = " ".join(f"<@&{r}>" for r in role_ids)
+    lines = [
+        f"{ping + ' ' if ping else ''}🚩 <@{payload.get('user_id')}> disputes the proposed "
+        f"result **{label}** of #{m.id} “{fit(escape(m.question), 300)}” "
+        f"({n} dispute{'s' if n != 1 else ''}).",
+        f"Reason: “{fit(escape(str(payload.get('reason', ''))), 600)}”",
+        f"It is held for {moderators}: `/market confirm market:{m.id} reason:…` pays it out as "
+        f"proposed; add `outcome:…` to change the result; `/market undo market:{m.id} "
+        "reason:…` withdraws the proposal (the market can be proposed again).",
+    ]
+    return fit("\n".join(lines), limits.CONTENT)
+
+
+MSG_DM_FOOTER = "Turn these messages off with `/notifications off`."
+
+
+def moderators_words(post: Any) -> str:
+    """Who decides a held proposal, in words: its resolver roles or Manage Server."""
+    roles = " ".join(f"<@&{r}>" for r in post.resolver_role_ids)
+    return f"moderators ({roles} or Manage Server)" if roles else "moderators (Manage Server)"
+
+
+def undone_post(m: MarketSummary, payload: dict, *, how: str) -> str:
+    """The public post when moderators undo a proposal (event `proposal_undone`)."""
+    label = fit(escape(str(payload.get("label", "?"))), 200)
+    reason = fit(escape(str(payload.get("reason", ""))), 500)
+    return fit(
+        f"↩️ The proposed result **{label}** of #{m.id} “{fit(escape(m.question), 300)}” was "
+        f"undone by a moderator: “{reason}”. The market is closed again and needs a new "
+        f"result. {how}",
+        limits.CONTENT,
+    )
+
+
+def undone_dm(m: MarketSummary, payload: dict) -> str:
+    """A disputer's DM when moderators undo the proposal they disputed."""
+    label = fit(escape(str(payload.get("label", "?"))), 200)
+    reason = fit(escape(str(payload.get("reason", ""))), 500)
+    return fit(
+        f"Moderators undid the proposed result **{label}** of #{m.id} “{escape(m.question)}” "
+        f"that you disputed: “{reason}”. The market will get a new result. Turn these "
+        "messages off with `/notifications off`.",
+        limits.CONTENT,
+    )
+
+
+def decision_text(m: MarketSummary, payload: dict) -> str:
+    """What moderators decided about a disputed proposal, for its disputers."""
+    label = fit(escape(str(payload.get("label", "?"))), 200)
+    changed = payload.get("changed_from")
+    if changed:
+        what = f"changed the result from **{fit(escape(str(changed)), 200)}** to **{label}**"
+    else:
+        what = f"confirmed the proposed result **{label}**"
+    return f"You disputed the proposed result of #{m.id}; moderators {what}."
+
+
+def result_dm(
+    m: MarketSummary, result: Any, *, cancelled: bool, refunded_all: bool, decision: str = ""
+) -> str:
+    """One trader's result: won X / lost Y / refunded Z (after `decision`, what moderators
+    decided about a proposal this trader disputed)."""
     head = f"#{m.id} “{escape(m.question)}”"
     if cancelled or refunded_all:
         why = "was cancelled" if cancelled else "resolved with no winning stakes"
@@ -541,7 +710,8 @@ def result_dm(m: MarketSummary, result: Any, *, cancelled: bool, refunded_all: b
                 if result.net < 0
                 else f"{head} resolved **{winner}**: your sales earned net {signed(result.net)}."
             )
-    return fit(body + " Turn these messages off with `/notifications off`.", limits.CONTENT)
+    text = f"{decision} {body}" if decision else body
+    return fit(text + " Turn these messages off with `/notifications off`.", limits.CONTENT)
 
 
 def settlement_embed(m: MarketSummary, payload: dict, *, cancelled: bool) -> discord.Embed:

@@ -4,18 +4,19 @@ each trader's result once a market settles, and the notifier's own bookkeeping."
 from __future__ import annotations
 
 from collections import defaultdict
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from django.conf import settings
 
 from betting import selectors as betting_selectors
 from betting.models import Position
 from markets import selectors as market_selectors
-from markets.models import Market, MarketEvent, Outcome
+from markets.models import Dispute, Market, MarketEvent, Outcome
 from markets.selectors import MarketSummary
 from points import selectors as points_selectors
+from points.models import GuildSettings
 
-from . import parsing
+from . import parsing, render
 from .models import MemberPreference, NotificationCursor
 
 
@@ -69,6 +70,7 @@ def position_in_market(*, guild_id: int, market: object, user_id: int) -> Positi
 LIST_STATUSES = {
     "open": ["open"],
     "closed": ["closed"],
+    "resolving": ["resolving"],
     "resolved": ["resolved"],
     "cancelled": ["cancelled"],
     "settled": ["resolved", "cancelled"],
@@ -202,26 +204,83 @@ class EventContext:
     auto_refund_hours: int
     results: list[TraderResult]
     opted_out: set[int]
+    how: str = ""
+    """Who resolves the market and how (`render.how_text`)."""
+    moderator_channel_id: int | None = None
+    resolver_role_ids: tuple[int, ...] = ()
+    disputers: list[int] = field(default_factory=list)
+    """Members who disputed the proposal the event is about, in the order they did."""
+
+
+def guild_settings_or_defaults(*, guild_id: int) -> GuildSettings:
+    """The guild's settings, or (never saved) the defaults a new guild would get: a read."""
+    gs = points_selectors.guild_settings_get(guild_id=guild_id)
+    return gs or GuildSettings(guild_id=guild_id, **settings.PM_GUILD_DEFAULTS)
+
+
+def disputers_of(*, market_id: int, proposal_round: int) -> list[int]:
+    """Who disputed one proposal of a market, first first (1 query)."""
+    return list(
+        Dispute.objects.filter(market_id=market_id, proposal_round=proposal_round)
+        .order_by("id")
+        .values_list("user_id", flat=True)
+    )
 
 
 def event_context(
-    *, event_id: int, market_id: int, guild_id: int, with_results: bool
+    *,
+    event_id: int,
+    market_id: int,
+    guild_id: int,
+    with_results: bool,
+    dispute_round: int | str | None = None,
 ) -> EventContext:
-    """The market, the guild's announcement settings, and, for settlements, every trader's
-    result and notification choice. (What was already queued for the event is the delivery
-    queue's business: one row per event and target.)"""
+    """The market, the guild's announcement settings, who resolves it and how, for settlements
+    and proposals every trader's result and notification choice, and the members who disputed
+    proposal `dispute_round` ("last": the market's latest proposal). (What was already queued
+    for the event is the delivery queue's business: one row per event and target.)"""
     summary = market_selectors.market_get(market_id=market_id)
-    gs = points_selectors.guild_settings_get(guild_id=guild_id)
+    gs = guild_settings_or_defaults(guild_id=guild_id)
     results = trader_results(market_id=market_id) if with_results else []
-    users = [r.user_id for r in results] + [summary.creator_id]
+    if dispute_round == "last":
+        dispute_round = Market.objects.values_list("proposal_round", flat=True).get(pk=market_id)
+    disputers = (
+        disputers_of(market_id=market_id, proposal_round=int(dispute_round))
+        if dispute_round is not None
+        else []
+    )
+    users = [r.user_id for r in results] + [summary.creator_id] + disputers
     return EventContext(
         market=summary,
-        announce_channel_id=gs.announce_channel_id if gs else None,
-        auto_refund_hours=(
-            gs.auto_refund_hours if gs else settings.PM_GUILD_DEFAULTS["auto_refund_hours"]
-        ),
+        announce_channel_id=gs.announce_channel_id,
+        auto_refund_hours=gs.auto_refund_hours,
         results=results,
         opted_out=dm_opt_outs(guild_id=guild_id, user_ids=users),
+        how=render.how_text(gs, creator_id=summary.creator_id),
+        moderator_channel_id=gs.moderator_channel_id,
+        resolver_role_ids=tuple(int(r) for r in gs.resolver_role_ids or []),
+        disputers=disputers,
+    )
+
+
+@dataclass(frozen=True)
+class PostContext:
+    """What a channel post about a resolution event is rendered from when it is sent."""
+
+    type: str
+    payload: dict
+    how: str
+    resolver_role_ids: tuple[int, ...]
+
+
+def post_context(*, event_id: int, guild_id: int, creator_id: int) -> PostContext:
+    event_type, payload = event_payload(event_id=event_id)
+    gs = guild_settings_or_defaults(guild_id=guild_id)
+    return PostContext(
+        type=event_type,
+        payload=payload,
+        how=render.how_text(gs, creator_id=creator_id),
+        resolver_role_ids=tuple(int(r) for r in gs.resolver_role_ids or []),
     )
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass, field
 
-from django.db.models import Prefetch, Q, QuerySet
+from django.db.models import Count, IntegerField, OuterRef, Prefetch, Q, QuerySet, Subquery
 
 from core.text import text_problem
 from points.models import Account
@@ -23,7 +23,7 @@ from points.selectors import (
 from . import amm
 from .errors import MSG_MARKET_NOT_FOUND, MSG_OUTCOME_NOT_FOUND, InvalidMarketInput, MarketNotFound
 from .holdings import holdings_get
-from .models import Market, MarketEvent, Outcome, ResolutionVote
+from .models import Dispute, Market, MarketEvent, Outcome, ResolutionVote
 
 
 @dataclass(frozen=True)
@@ -33,6 +33,27 @@ class OutcomeSummary:
     probability: float  # display
     pool: int
     staked: int
+
+
+@dataclass(frozen=True)
+class ProposalSummary:
+    """A resolving market's proposed result (docs/domain.md §6.1), as every face shows it."""
+
+    position: int
+    label: str
+    proposed_by_id: int | None
+    proposed_at: dt.datetime | None
+    deadline: dt.datetime | None
+    """When it pays out unless disputed; None: it waits for a second resolver."""
+    disputed_at: dt.datetime | None
+    conflicted: bool
+    round: int
+    disputes: int
+    """Disputes of this proposal so far."""
+
+    @property
+    def disputed(self) -> bool:
+        return self.disputed_at is not None
 
 
 @dataclass(frozen=True)
@@ -63,6 +84,8 @@ class MarketSummary:
     """The server's name as the bot last saw it, else "server #1234…"."""
     description: str = ""
     """What the question means and what counts as each outcome (may span lines; DOMAIN §7)."""
+    proposal: ProposalSummary | None = None
+    """The proposed result while the market is `resolving`."""
 
     @property
     def leading(self) -> OutcomeSummary:
@@ -110,15 +133,41 @@ def summarize(market: Market, outcomes: list[Outcome]) -> MarketSummary:
         ],
         creator_name=getattr(market, "creator_name", None) or member_fallback(market.creator_id),
         guild_name=getattr(market, "guild_name", None) or guild_fallback(market.guild_id),
+        proposal=_proposal(market, outcomes),
+    )
+
+
+def _proposal(market: Market, outcomes: list[Outcome]) -> ProposalSummary | None:
+    proposed = next((o for o in outcomes if o.pk == market.proposed_outcome_id), None)
+    if market.status != Market.Status.RESOLVING or proposed is None:
+        return None
+    return ProposalSummary(
+        position=proposed.position,
+        label=proposed.label,
+        proposed_by_id=market.proposed_by_id,
+        proposed_at=market.proposed_at,
+        deadline=market.dispute_deadline,
+        disputed_at=market.disputed_at,
+        conflicted=market.proposal_conflicted,
+        round=market.proposal_round,
+        disputes=getattr(market, "dispute_count", None) or 0,
     )
 
 
 def _with_outcomes(qs: QuerySet[Market]) -> QuerySet[Market]:
     """Outcomes in position order, the creator's and the server's names from the directory
     (no extra query)."""
+    disputes = (
+        Dispute.objects.filter(market=OuterRef("pk"), proposal_round=OuterRef("proposal_round"))
+        .order_by()
+        .values("market")
+        .annotate(n=Count("id"))
+        .values("n")
+    )
     return qs.annotate(
         creator_name=member_name_subquery(guild_field="guild_id", user_field="creator_id"),
         guild_name=guild_name_subquery(guild_field="guild_id"),
+        dispute_count=Subquery(disputes, output_field=IntegerField()),
     ).prefetch_related(
         Prefetch("outcomes", queryset=Outcome.objects.order_by("position"), to_attr="ordered")  # type: ignore[no-redef]
     )

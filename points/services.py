@@ -261,6 +261,7 @@ def guild_settings_update(
     idempotency_key: str,
     values: dict[str, object] | None = None,
     announce_channel_id: int | Literal[False] | None = False,
+    moderator_channel_id: int | Literal[False] | None = False,
     role_kind: str | None = None,
     role_action: str | None = None,
     role_id: int | None = None,
@@ -270,7 +271,8 @@ def guild_settings_update(
     """Change a guild's settings (docs/domain.md §2): `Action.SETTINGS` decides who may (Manage
     Server on Discord, `points.change_guildsettings` in the back office), the table of
     `points.rules.settings` which values. `values` maps setting names to new values;
-    `announce_channel_id` None clears the channel (False, the default, leaves it); a role is
+    `announce_channel_id` (and `moderator_channel_id`, where disputes are reported) None clears
+    the channel (False, the default, leaves it); a role is
     added to, removed from or cleared in the `creator`/`resolver` list (the bot), or a whole list
     replaced (the back office). Every value is checked before anything is written: all of it
     changes, or none. One `guild_settings_update` audit record with before/after snapshots, only
@@ -299,8 +301,9 @@ def guild_settings_update(
     for ids in lists.values():
         for one in ids or []:
             validate_snowflake(one, what="role_id")
-    if announce_channel_id not in (False, None):
-        validate_snowflake(announce_channel_id, what="channel_id")
+    for channel_id in (announce_channel_id, moderator_channel_id):
+        if channel_id not in (False, None):
+            validate_snowflake(channel_id, what="channel_id")
 
     guild_settings_get_or_create(guild_id=guild_id)
     gs = GuildSettings.objects.select_for_update().get(guild_id=guild_id)
@@ -309,6 +312,8 @@ def guild_settings_update(
         setattr(gs, name, value)
     if announce_channel_id is not False:
         gs.announce_channel_id = announce_channel_id
+    if moderator_channel_id is not False:
+        gs.moderator_channel_id = moderator_channel_id
     for field, ids in lists.items():
         if ids is not None:
             setattr(gs, field, list(dict.fromkeys(int(i) for i in ids)))
@@ -343,6 +348,7 @@ def _settings_snapshot(gs: GuildSettings) -> dict:
     return {
         **{spec.name: getattr(gs, spec.name) for spec in SETTINGS},
         "announce_channel_id": str(gs.announce_channel_id) if gs.announce_channel_id else None,
+        "moderator_channel_id": (str(gs.moderator_channel_id) if gs.moderator_channel_id else None),
         "creator_role_ids": [str(r) for r in gs.creator_role_ids or []],
         "resolver_role_ids": [str(r) for r in gs.resolver_role_ids or []],
     }

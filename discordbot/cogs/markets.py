@@ -39,10 +39,38 @@ limit is 3 s); the read runs on the bot's fast pool (`db_fast`), apart from trad
 """Autocomplete cannot be deferred: past this budget it answers with no suggestions."""
 CREATE_MODAL_ID = r"pm:m:create:(?P<mechanism>amm|parimutuel):(?P<liquidity>\d{0,10})"
 
-MSG_VOTE = "🗳️ <@{voter}> voted **{label}** for #{market_id} ({votes} of {needed} votes needed)."
+MSG_VOTE = (
+    "🗳️ <@{voter}> voted **{label}** for #{market_id} ({votes} of {needed} votes needed).\n{how}"
+)
 MSG_VOTE_REPEATED = (
     "You already voted **{label}** for #{market_id} ({votes} of {needed} votes needed); "
-    "nothing changed."
+    "nothing changed.\n{how}"
+)
+MSG_PROPOSED = (
+    "⚖️ <@{who}> proposed **{label}** for #{market_id}: pays out {deadline} unless disputed. "
+    "Traders who disagree press **Dispute** on the market message.\n{how}"
+)
+MSG_PROPOSED_BY_VOTES = (
+    "⚖️ <@{who}> voted **{label}** for #{market_id} ({votes} of {needed} votes needed): the "
+    "result is proposed and pays out {deadline} unless disputed. Traders who disagree press "
+    "**Dispute** on the market message.\n{how}"
+)
+MSG_PROPOSED_WAITS = (
+    "⚖️ <@{who}> proposed **{label}** for #{market_id}. They hold a position in it, so the "
+    "result waits for a second resolver: a moderator confirms it with `/market confirm` (or "
+    "changes it, or undoes it with `/market undo`).\n{how}"
+)
+MSG_CONFIRMED = (
+    "✅ Market #{market_id} resolved: **{label}**. <@{moderator}> confirmed the proposed result: "
+    "{reason}"
+)
+MSG_CHANGED = (
+    "✅ Market #{market_id} resolved: **{label}**. <@{moderator}> changed the proposed result "
+    "from **{before}**: {reason}"
+)
+MSG_UNDONE = (
+    "↩️ <@{moderator}> undid the proposed result **{label}** of #{market_id}: {reason}\nThe "
+    "market is closed again and needs a new result. {how}"
 )
 MSG_SPLIT = (
     "Your outcomes were split at the commas into {count}: {shown}. Not what you meant? "
@@ -50,13 +78,14 @@ MSG_SPLIT = (
     "| between outcomes."
 )
 MSG_RESOLVED = "✅ Market #{market_id} resolved: **{label}**."
-MSG_CLOSED = "⏸️ Trading on #{market_id} is closed. Resolvers can now vote with `/market resolve`."
+MSG_CLOSED = "⏸️ Trading on #{market_id} is closed. {how}"
 MSG_CANCELLED = "❌ Market #{market_id} was cancelled; every trader was refunded."
 MSG_FORCE_REASON = "A direct resolution needs a reason (1–500 characters)."
 
 STATUS_CHOICES = [
     app_commands.Choice(name="Open", value="open"),
     app_commands.Choice(name="Closed, awaiting resolution", value="closed"),
+    app_commands.Choice(name="Result proposed", value="resolving"),
     app_commands.Choice(name="Resolved", value="resolved"),
     app_commands.Choice(name="Cancelled", value="cancelled"),
     app_commands.Choice(name="All", value="all"),
@@ -317,6 +346,37 @@ async def create_submit(
     )
 
 
+def vote_reply(vote: actions.VoteResult, *, voter: int) -> Reply:
+    """The answer to `/market resolve` without force: resolved, proposed (pays out at the
+    deadline unless disputed), waiting for a second resolver, a vote recorded, or the same vote
+    again (privately). Each says who resolves here and how (`vote.how`)."""
+    m = vote.market
+    label = limits.escape(vote.label)
+    if vote.resolved:
+        winner = m.outcomes[m.winning_position].label if m.winning_position is not None else "?"
+        reply = market_ui.market_reply(m)
+        reply.content = MSG_RESOLVED.format(market_id=m.id, label=limits.escape(winner))
+        return reply
+    if vote.proposed and not vote.repeated:
+        reply = market_ui.market_reply(m)
+        p = m.proposal
+        deadline = render.timestamp(p.deadline) if p and p.deadline else ""
+        words = dict(who=voter, label=label, market_id=m.id, how=vote.how, deadline=deadline)
+        if vote.waits_for_second:
+            reply.content = MSG_PROPOSED_WAITS.format(**words)
+        elif vote.by_creator:
+            reply.content = MSG_PROPOSED.format(**words)
+        else:
+            reply.content = MSG_PROPOSED_BY_VOTES.format(
+                votes=vote.votes, needed=vote.needed, **words
+            )
+        return reply
+    words = dict(label=label, market_id=m.id, votes=vote.votes, needed=vote.needed, how=vote.how)
+    if vote.repeated:
+        return Reply(content=MSG_VOTE_REPEATED.format(**words))
+    return Reply(content=MSG_VOTE.format(voter=voter, **words), ephemeral=False)
+
+
 # --- The cog ---------------------------------------------------------------------------------
 
 
@@ -467,20 +527,27 @@ class Markets(commands.Cog):
                 reason=reason or "",
                 idempotency_key=idempotency_key(interaction),
             )
+            how = await self.bot.db(
+                actions.resolution_how_for_market,
+                guild_id=interaction.guild_id,
+                market_id=summary.id,
+            )
             reply = market_ui.market_reply(summary)
-            reply.content = MSG_CLOSED.format(market_id=summary.id)
+            reply.content = MSG_CLOSED.format(market_id=summary.id, how=how)
             return reply
 
         await respond(interaction, body, action="market.close", ephemeral=False)
 
     @market.command(name="resolve")
     @app_commands.describe(
-        market="The closed market to resolve",
+        market="The closed market to resolve (or, with force, one whose result is proposed)",
         outcome="The outcome that happened",
-        force="Resolve now instead of voting (Manage Server only)",
+        force="Resolve now, final at once, overruling votes and proposals (Manage Server only)",
         reason="Why (required with force)",
     )
-    @app_commands.autocomplete(market=market_autocomplete(["closed"]), outcome=outcome_autocomplete)
+    @app_commands.autocomplete(
+        market=market_autocomplete(["closed", "resolving"]), outcome=outcome_autocomplete
+    )
     async def resolve(
         self,
         interaction: discord.Interaction,
@@ -489,7 +556,7 @@ class Markets(commands.Cog):
         force: bool = False,
         reason: app_commands.Range[str, 1, 500] | None = None,
     ) -> None:
-        """Vote for the outcome that happened; enough agreeing votes resolve the market."""
+        """Vote for (or, where creators decide, propose) the outcome that happened."""
 
         async def body() -> Reply:
             if force:
@@ -518,38 +585,110 @@ class Markets(commands.Cog):
                 outcome=outcome,
                 idempotency_key=idempotency_key(interaction),
             )
-            if vote.resolved:
-                label = vote.market.outcomes[vote.market.winning_position].label
-                reply = market_ui.market_reply(vote.market)
-                reply.content = MSG_RESOLVED.format(
-                    market_id=vote.market.id, label=limits.escape(label)
-                )
-                return reply
-            if vote.repeated:
-                return Reply(
-                    content=MSG_VOTE_REPEATED.format(
-                        label=limits.escape(vote.label),
-                        market_id=vote.market.id,
-                        votes=vote.votes,
-                        needed=vote.needed,
+            reply = vote_reply(vote, voter=interaction.user.id)
+            if vote.proposed and not vote.repeated:
+                # The proposal's message carries the countdown and the Dispute button: a copy
+                # of the market message, refreshed like the others when it is disputed or
+                # decided.
+                market_id = vote.market.id
+
+                async def remember(message: discord.Message) -> None:
+                    await self.bot.db(
+                        actions.market_copy_record,
+                        market_id=market_id,
+                        channel_id=message.channel.id,
+                        message_id=message.id,
                     )
-                )
-            return Reply(
-                content=MSG_VOTE.format(
-                    voter=interaction.user.id,
-                    label=limits.escape(vote.label),
-                    market_id=vote.market.id,
-                    votes=vote.votes,
-                    needed=vote.needed,
-                ),
-                ephemeral=False,
-            )
+
+                reply.after_send = remember
+            return reply
 
         await respond(interaction, body, action="market.resolve", ephemeral=False)
 
+    @market.command(name="confirm")
+    @app_commands.describe(
+        market="The market whose proposed result you decide",
+        reason="Why (shown to everyone, and to the members who disputed it)",
+        outcome="Change the result to this outcome (leave empty to confirm it as proposed)",
+    )
+    @app_commands.autocomplete(
+        market=market_autocomplete(["resolving"]), outcome=outcome_autocomplete
+    )
+    async def confirm(
+        self,
+        interaction: discord.Interaction,
+        market: str,
+        reason: app_commands.Range[str, 1, 500],
+        outcome: str | None = None,
+    ) -> None:
+        """Pay out a proposed result now, as proposed or changed (moderators)."""
+
+        async def body() -> Reply:
+            done = await self.bot.db(
+                actions.market_proposal_confirm_for_interaction,
+                guild_id=interaction.guild_id,
+                actor=actor(interaction),
+                market=market,
+                outcome=outcome,
+                reason=reason,
+                idempotency_key=idempotency_key(interaction),
+            )
+            m = done.market
+            label = m.outcomes[m.winning_position].label if m.winning_position is not None else "?"
+            reply = market_ui.market_reply(m)
+            words = dict(
+                market_id=m.id,
+                label=limits.escape(label),
+                moderator=interaction.user.id,
+                reason=limits.fit(limits.escape(reason), 500),
+            )
+            reply.content = (
+                MSG_CHANGED.format(before=limits.escape(done.changed_from), **words)
+                if done.changed_from
+                else MSG_CONFIRMED.format(**words)
+            )
+            return reply
+
+        await respond(interaction, body, action="market.confirm", ephemeral=False)
+
+    @market.command(name="undo")
+    @app_commands.describe(
+        market="The market whose proposed result you withdraw",
+        reason="Why (shown to everyone, and to the members who disputed it)",
+    )
+    @app_commands.autocomplete(market=market_autocomplete(["resolving"]))
+    async def undo(
+        self,
+        interaction: discord.Interaction,
+        market: str,
+        reason: app_commands.Range[str, 1, 500],
+    ) -> None:
+        """Withdraw a proposed result: the market is closed again (moderators)."""
+
+        async def body() -> Reply:
+            done = await self.bot.db(
+                actions.market_proposal_undo_for_interaction,
+                guild_id=interaction.guild_id,
+                actor=actor(interaction),
+                market=market,
+                reason=reason,
+                idempotency_key=idempotency_key(interaction),
+            )
+            reply = market_ui.market_reply(done.market)
+            reply.content = MSG_UNDONE.format(
+                moderator=interaction.user.id,
+                label=limits.escape(done.label),
+                market_id=done.market.id,
+                reason=limits.fit(limits.escape(reason), 500),
+                how=done.how,
+            )
+            return reply
+
+        await respond(interaction, body, action="market.undo", ephemeral=False)
+
     @market.command(name="cancel")
     @app_commands.describe(market="The market to cancel", reason="Why (shown to traders)")
-    @app_commands.autocomplete(market=market_autocomplete(["open", "closed"]))
+    @app_commands.autocomplete(market=market_autocomplete(["open", "closed", "resolving"]))
     async def cancel(
         self,
         interaction: discord.Interaction,

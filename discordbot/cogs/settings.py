@@ -1,7 +1,7 @@
-"""`/settings`: server admins (Manage Server) set roles, the announcement channel, the guild's
-defaults and how markets are resolved (DOMAIN §2, §6.1). The settings and their ranges come from
-the one table in `points/rules/settings.py`. Discord hides the group from other members; the
-service checks again."""
+"""`/settings`: server admins (Manage Server) set roles, the announcement and moderators'
+channels, the guild's defaults and how markets are resolved (DOMAIN §2, §6.1). The settings and
+their ranges come from the one table in `points/rules/settings.py`. Discord hides the group from
+other members; the service checks again."""
 
 from __future__ import annotations
 
@@ -46,6 +46,10 @@ MSG_RESOLUTION_NOTHING = (
 MSG_MISSING = (
     "\n⚠️ I can't announce in <#{channel}> yet: I'm missing {missing} there. Give me these "
     "permissions in the channel (or its category), and markets will be announced."
+)
+MSG_MISSING_MODERATORS = (
+    "\n⚠️ I can't report disputes in <#{channel}> yet: I'm missing {missing} there. Give me "
+    "these permissions in the channel (or its category); until then nothing reaches it."
 )
 MSG_UNCHECKED = (
     "\nI couldn't check my permissions in <#{channel}>; make sure I can view it, send "
@@ -172,6 +176,28 @@ class Settings(commands.Cog):
                 warning = MSG_MISSING.format(channel=channel.id, missing=", ".join(missing))
         await self._update(
             interaction, warning=warning, announce_channel_id=channel.id if channel else None
+        )
+
+    @settings.command(name="moderators")
+    @app_commands.describe(
+        channel="Where disputed results are reported to moderators (empty = the announcement "
+        "channel)"
+    )
+    async def moderators(
+        self, interaction: discord.Interaction, channel: discord.TextChannel | None = None
+    ) -> None:
+        """Set or clear the moderators' channel, where disputes ping the resolver roles."""
+        warning = ""
+        if channel is not None:
+            missing = missing_permissions(channel)
+            if missing is None:
+                warning = MSG_UNCHECKED.format(channel=channel.id)
+            elif missing:
+                warning = MSG_MISSING_MODERATORS.format(
+                    channel=channel.id, missing=", ".join(missing)
+                )
+        await self._update(
+            interaction, warning=warning, moderator_channel_id=channel.id if channel else None
         )
 
     @settings.command(name="roles")

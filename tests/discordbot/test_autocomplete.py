@@ -7,6 +7,7 @@ from __future__ import annotations
 import pytest
 
 from markets.services import market_close
+from points.rules import Actor
 
 from .conftest import db, make_market
 from .harness import AUTOCOMPLETE
@@ -38,7 +39,7 @@ async def test_market_autocomplete_offers_only_the_statuses_the_command_takes(ha
         harness,
         market_close,
         market_id=closed.id,
-        actor_id=members.alice.id,
+        actor=Actor.member(members.alice.id),
         idempotency_key="test:close",
     )
 

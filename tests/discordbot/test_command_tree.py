@@ -18,7 +18,7 @@ from .harness import Harness
 NAME = re.compile(r"^[-_a-z0-9]{1,32}$")
 
 EXPECTED = {
-    "market": {"create", "show", "chart", "list", "close", "resolve", "cancel"},
+    "market": {"create", "show", "chart", "list", "close", "resolve", "confirm", "undo", "cancel"},
     "bet": set(),
     "sell": set(),
     "portfolio": set(),
@@ -27,7 +27,7 @@ EXPECTED = {
     "tip": set(),
     "leaderboard": set(),
     "history": set(),
-    "settings": {"show", "set", "resolution", "channel", "roles", "drip"},
+    "settings": {"show", "set", "resolution", "channel", "moderators", "roles", "drip"},
     "notifications": set(),
     "drip": {"deposit", "withdraw", "balance"},
     "privacy": {"forget"},

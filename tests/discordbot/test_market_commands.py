@@ -8,17 +8,26 @@ import pytest
 from betting.models import Trade
 from core.text import MSG_BAD_CHARACTER
 from discordbot import actions
-from discordbot.permissions import MSG_CREATE_ROLE, MSG_MODERATOR, MSG_RESOLVE_MANAGE
+from discordbot.permissions import MSG_CREATE_ROLE
 from markets import errors as market_errors
 from markets.models import Market, MarketEvent
 from markets.selectors import market_get
 from markets.services import market_close
 from points import selectors as points_selectors
+from points.rules import Actor
+from points.rules import permissions as rules
 
 from .conftest import db, make_market
 from .harness import DEFERRED, MODAL, Member, Role, buttons
 
 pytestmark = pytest.mark.django_db(transaction=True)
+
+VOTE_HOW = (
+    "2 resolvers (members with Manage Server) vote for the same outcome with `/market resolve`; "
+    "it pays out at once. A moderator with Manage Server can also resolve directly with "
+    "`/market resolve … force:True`. Admins choose how with `/settings resolution`."
+)
+"""Who resolves in the tests' guild (defaults: vote mode, 2 votes, no dispute window)."""
 
 
 async def markets_count(h) -> int:
@@ -30,8 +39,7 @@ async def close(h, market_id: int, actor: int) -> None:
         h,
         market_close,
         market_id=market_id,
-        actor_id=actor,
-        moderator=True,
+        actor=Actor.member(actor, manage_guild=True),
         idempotency_key=f"test-close:{market_id}",
     )
 
@@ -285,7 +293,7 @@ async def test_creator_roles_restrict_who_may_create(harness, members):
         harness,
         actions.guild_settings_update_for_interaction,
         guild_id=harness.guild_id,
-        actor=actions.Actor(members.mod.id, harness.guild_id, frozenset(), True),
+        actor=actions.Actor.member(members.mod.id, manage_guild=True),
         idempotency_key="test:roles",
         role_kind="creator",
         role_action="add",
@@ -421,7 +429,7 @@ async def test_bet_on_a_closed_market_says_it_is_closed(harness, members):
 
 
 async def test_bet_above_the_servers_max_bet_is_refused(harness, members):
-    mod = actions.Actor(members.mod.id, harness.guild_id, frozenset(), True)
+    mod = actions.Actor.member(members.mod.id, manage_guild=True)
     await db(
         harness,
         actions.guild_settings_update_for_interaction,
@@ -528,7 +536,7 @@ async def test_close_by_creator_or_moderator_only(harness, members):
         harness.command("market close", members.mod, market=str(b.id), reason="Event moved")
     )
 
-    assert stranger.text == market_errors.MSG_CLOSE_NOT_ALLOWED.format(market_id=a.id)
+    assert stranger.text == rules.MSG_CLOSE.format(market=a.id)
     assert "Trading on" in creator.text and not creator.ephemeral
     assert creator.reply["embeds"][0]["fields"][0]["value"].startswith("🟡")
     assert mod.reply["content"].startswith(f"⏸️ Trading on #{b.id} is closed.")
@@ -558,9 +566,9 @@ async def test_resolve_is_a_vote_and_needs_permission(harness, members):
         harness.command("market resolve", mod2, market=str(market.id), outcome="1")
     )
 
-    assert denied.text == MSG_RESOLVE_MANAGE
+    assert denied.text == rules.MSG_VOTE_MANAGE
     assert first.text == (
-        f"🗳️ <@{members.mod.id}> voted **Yes** for #{market.id} (1 of 2 votes needed)."
+        f"🗳️ <@{members.mod.id}> voted **Yes** for #{market.id} (1 of 2 votes needed).\n" + VOTE_HOW
     )
     assert not first.ephemeral
     assert second.text.startswith(f"✅ Market #{market.id} resolved: **Yes**.")
@@ -603,7 +611,7 @@ async def test_resolve_with_force_needs_manage_server_and_a_reason(harness, memb
     )
 
     assert no_reason.text == "A direct resolution needs a reason (1–500 characters)."
-    assert not_mod.text.startswith("Only members with the Manage Server permission")
+    assert not_mod.text == rules.MSG_RESOLVE
     assert done.text.startswith(f"✅ Market #{market.id} resolved: **No**.")
     summary = await db(harness, market_get, market_id=market.id)
     assert (summary.status, summary.settle_reason) == ("resolved", "Official result")
@@ -624,7 +632,7 @@ async def test_cancel_refunds_and_is_for_moderators_only(harness, members):
         harness.command("market cancel", members.mod, market=str(market.id), reason="Duplicate")
     )
 
-    assert denied.text == MSG_MODERATOR
+    assert denied.text == rules.MSG_CANCEL
     assert (
         done.reply["content"] == f"❌ Market #{market.id} was cancelled; every trader was refunded."
     )

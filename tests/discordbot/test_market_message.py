@@ -11,6 +11,7 @@ from discordbot.interactions import MSG_STALE
 from discordbot.market_ui import MSG_NOTHING_TO_SELL
 from markets.selectors import market_get
 from markets.services import market_close
+from points.rules import Actor
 
 from .conftest import db
 from .harness import DEFERRED, DEFERRED_UPDATE, MESSAGE, MODAL, Harness, buttons
@@ -73,7 +74,7 @@ async def test_buy_on_a_closed_market_answers_that_it_is_closed(harness, members
         harness,
         market_close,
         market_id=market_id,
-        actor_id=members.alice.id,
+        actor=Actor.member(members.alice.id),
         idempotency_key="test:close",
     )
 

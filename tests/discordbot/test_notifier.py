@@ -24,6 +24,7 @@ from markets.services import market_cancel, market_close, market_create, market_
 
 from .conftest import db, make_market
 from .harness import ANNOUNCE_CHANNEL, Harness, Member, buttons, message_text
+from .test_market_commands import VOTE_HOW
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -37,7 +38,7 @@ async def announce_in(h: Harness, channel_id: int = ANNOUNCE_CHANNEL) -> None:
         h,
         actions.guild_settings_update_for_interaction,
         guild_id=h.guild_id,
-        actor=Actor(1, h.guild_id, frozenset(), True),
+        actor=Actor.member(1, manage_guild=True),
         idempotency_key=f"test:announce:{channel_id}",
         announce_channel_id=channel_id,
     )
@@ -60,8 +61,7 @@ async def close(h, market_id):
         h,
         market_close,
         market_id=market_id,
-        moderator=True,
-        actor_id=1,
+        actor=Actor.member(1, manage_guild=True),
         idempotency_key=f"test:close:{market_id}",
     )
 
@@ -72,7 +72,7 @@ async def resolve(h, market_id, outcome):
         market_resolve,
         market_id=market_id,
         outcome=outcome,
-        actor_id=1,
+        actor=Actor.member(1, manage_guild=True),
         reason="Official result",
         idempotency_key=f"test:resolve:{market_id}",
     )
@@ -122,7 +122,11 @@ async def test_the_creator_is_dmed_when_trading_closes_and_the_message_refreshes
 
     (dm,) = dm_texts(harness, members.alice.id)
     assert dm.startswith(f"Trading on your market #{market_id} “Closing?” has closed.")
-    assert "within 5 days or it is refunded automatically" in dm
+    # Vote mode: the creator is told who resolves, not sent to a command that refuses them.
+    assert dm == (
+        f"Trading on your market #{market_id} “Closing?” has closed. {VOTE_HOW} If no result is "
+        "proposed within 5 days, every trader is refunded automatically."
+    )
     refreshed = harness.fake.message(int(ex.reply["id"]))
     assert refreshed["embeds"][0]["fields"][0]["value"] == "🟡 Closed, awaiting resolution"
     assert [b["label"] for b in buttons(refreshed)] == ["My position", "Refresh", "Chart"]
@@ -183,7 +187,7 @@ async def test_cancellation_dms_refunds_including_a_trader_who_sold(harness, mem
         harness,
         market_cancel,
         market_id=market.id,
-        actor_id=1,
+        actor=Actor.member(1, manage_guild=True),
         reason="Duplicate",
         idempotency_key="test:cancel",
     )

@@ -16,6 +16,7 @@ from discordbot.market_ui import MSG_NOT_YOUR_QUOTE, MSG_QUOTE_CANCELLED, b36
 from markets.services import market_close
 from points import selectors as points_selectors
 from points.models import GuildSettings
+from points.rules import Actor
 
 from .conftest import db, make_market
 from .fake_discord import snowflake
@@ -170,7 +171,7 @@ async def test_confirm_on_a_market_that_closed_meanwhile_says_so(harness, member
         harness,
         market_close,
         market_id=market.id,
-        actor_id=members.alice.id,
+        actor=Actor.member(members.alice.id),
         idempotency_key="test:close",
     )
 

@@ -19,7 +19,7 @@ from betting.selectors import Portfolio, PositionView
 from discordbot import limits, market_ui, render
 from discordbot.actions import TradeResult
 from discordbot.selectors import Holding, TraderResult
-from markets.selectors import MarketSummary, OutcomeSummary
+from markets.selectors import MarketSummary, OutcomeSummary, ProposalSummary
 from points.selectors import HistoryRow, LeaderboardRow
 
 from .fake_discord import check_components, check_embed, check_message, check_modal
@@ -41,7 +41,7 @@ description = st.one_of(
         max_size=1000,
     ),
 )
-statuses = st.sampled_from(["open", "closed", "resolved", "cancelled"])
+statuses = st.sampled_from(["open", "closed", "resolving", "resolved", "cancelled"])
 
 
 @st.composite
@@ -74,6 +74,26 @@ def summaries(draw) -> MarketSummary:
         settle_reason=draw(st.one_of(st.just(""), text)),
         outcomes=[OutcomeSummary(i, labels[i], weights[i] / total, 10**9, 0) for i in range(n)],
         description=draw(description),
+        proposal=draw(proposals(labels)) if status == "resolving" else None,
+    )
+
+
+@st.composite
+def proposals(draw, labels: list[str]) -> ProposalSummary:
+    """A proposed result in any of its states: counting down, held by disputes, or waiting for
+    a second resolver."""
+    position = draw(st.integers(0, len(labels) - 1))
+    disputed = draw(st.booleans())
+    return ProposalSummary(
+        position=position,
+        label=labels[position],
+        proposed_by_id=2**63 - 1,
+        proposed_at=NOW,
+        deadline=draw(st.sampled_from([None, NOW])),
+        disputed_at=NOW if disputed else None,
+        conflicted=draw(st.booleans()),
+        round=draw(st.integers(1, 10**6)),
+        disputes=draw(st.integers(1, 10**6)) if disputed else 0,
     )
 
 
@@ -198,8 +218,49 @@ def test_notifications_fit(summary, reason, winners):
         result = TraderResult(2**62, 10**15, 10**14, 10**15 if cancelled else 0)
         dm = render.result_dm(summary, result, cancelled=cancelled, refunded_all=False)
         assert limits.size(dm) <= limits.CONTENT
-    assert limits.size(render.closed_dm(summary, refund_hours=120)) <= limits.CONTENT
+    how = render.how_text(
+        SimpleNamespace(
+            resolution_mode="vote",
+            resolver_role_ids=[2**63 - 1] * 25,
+            min_resolution_votes=25,
+            dispute_window_minutes=10_079,
+        ),
+        creator_id=summary.creator_id,
+    )
+    assert limits.size(render.closed_dm(summary, refund_hours=120, how=how)) <= limits.CONTENT
     assert limits.size(render.announce_content(summary)) <= limits.CONTENT
+    # The resolution notifications (docs/domain.md §6.1), with member text at its longest.
+    for deadline in (None, NOW.isoformat()):
+        proposal = {
+            "label": summary.outcomes[0].label,
+            "how": "creator",
+            "proposed_by": str(2**63 - 1),
+            "deadline": deadline,
+            "window_minutes": 10_079,
+            "reason": reason,
+            "user_id": str(2**63 - 1),
+            "disputes": 10**6,
+            "first": True,
+            "changed_from": summary.outcomes[1].label,
+        }
+        texts = [
+            render.proposed_post(summary, proposal),
+            render.proposed_dm(summary, proposal),
+            render.dispute_ping(
+                summary, proposal, role_ids=[2**63 - 1] * 100, moderators="moderators"
+            ),
+            render.undone_post(summary, proposal, how=how),
+            render.undone_dm(summary, proposal),
+            render.result_dm(
+                summary,
+                TraderResult(2**62, 10**15, 10**14, 0),
+                cancelled=False,
+                refunded_all=False,
+                decision=render.decision_text(summary, proposal),
+            ),
+        ]
+        for t in texts:
+            assert limits.size(t) <= limits.CONTENT
 
 
 @SETTINGS
@@ -222,6 +283,7 @@ def test_settings_embed_fits_with_many_roles():
         auto_refund_hours=8760,
         slippage_bps=5000,
         announce_channel_id=2**63 - 1,
+        moderator_channel_id=2**63 - 1,
         creator_role_ids=[2**63 - 1] * 250,
         resolver_role_ids=[],
         resolution_mode="vote",
@@ -248,6 +310,7 @@ def test_settings_embed_says_how_results_are_decided(mode, votes, window, confli
     gs = SimpleNamespace(
         **{**django_settings.PM_GUILD_DEFAULTS, "slippage_bps": 200},
         announce_channel_id=None,
+        moderator_channel_id=None,
         creator_role_ids=[],
         resolver_role_ids=[],
     )

@@ -25,9 +25,11 @@ from markets.services.creation import (
 )
 from points.errors import NotAllowed
 from points.models import Account
+from points.rules import Actor
 
 from .conftest import db, make_market
 from .harness import DEFERRED_UPDATE, Member, buttons
+from .test_market_commands import VOTE_HOW
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -194,7 +196,7 @@ async def test_an_identical_repeated_vote_answers_privately(harness, members):
         harness,
         market_close,
         market_id=market.id,
-        actor_id=members.alice.id,
+        actor=Actor.member(members.alice.id),
         idempotency_key="test:close",
     )
 
@@ -208,7 +210,8 @@ async def test_an_identical_repeated_vote_answers_privately(harness, members):
     assert not first.ephemeral and "voted **Yes**" in first.text
     assert again.ephemeral
     assert again.text == (
-        f"You already voted **Yes** for #{market.id} (1 of 2 votes needed); nothing changed."
+        f"You already voted **Yes** for #{market.id} (1 of 2 votes needed); nothing changed.\n"
+        + VOTE_HOW
     )
     assert [m for m in again.messages if not int(m.get("flags") or 0) & 64] == []
     votes = await db(harness, lambda: MarketEvent.objects.filter(type="vote_cast").count())
@@ -249,7 +252,7 @@ async def test_a_settled_pool_shows_the_winner_first_and_what_was_paid(harness, 
         harness,
         market_close,
         market_id=market.id,
-        actor_id=members.alice.id,
+        actor=Actor.member(members.alice.id),
         idempotency_key="test:close",
     )
     resolver = Member(333_333_333_333_333_302, "mod2", members.mod.permissions)

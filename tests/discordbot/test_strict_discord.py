@@ -62,7 +62,7 @@ async def test_refresh_on_an_announcement_keeps_its_text(harness, members):
         harness,
         actions.guild_settings_update_for_interaction,
         guild_id=harness.guild_id,
-        actor=Actor(1, harness.guild_id, frozenset(), True),
+        actor=Actor.member(1, manage_guild=True),
         idempotency_key="test:announce",
         announce_channel_id=ANNOUNCE_CHANNEL,
     )
