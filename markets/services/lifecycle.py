@@ -129,7 +129,12 @@ def _vote_of(_: MarketEvent, call: Call) -> ResolutionVote:
 
 @use_case(lookup=event_by_request_key, matches=_same_vote, result=_vote_of)
 def resolution_vote_cast(
-    *, market_id: int, actor: Actor, outcome: int, idempotency_key: str
+    *,
+    market_id: int,
+    actor: Actor,
+    outcome: int,
+    idempotency_key: str,
+    now: dt.datetime | None = None,
 ) -> MarketEvent:
     """A resolver votes for the winning outcome of a closed market (DOMAIN §6), in a server that
     resolves by vote; a voter may change their vote until the result is proposed. When
@@ -137,7 +142,7 @@ def resolution_vote_cast(
     (docs/domain.md §6.1) and pays out when its dispute window ends (at once with no window).
     Under the conflict-of-interest rule a resolver holding a position cannot cast the deciding
     vote. Emits `vote_cast` (and `resolution_proposed` or `market_resolved`). Returns the
-    voter's `ResolutionVote`."""
+    voter's `ResolutionVote`. `now` starts the dispute window (default: the current time)."""
     market = market_lock(market_id)
     stop_if_replayed(event_by_request_key, idempotency_key)
     gs = guild_settings_get_or_create(guild_id=market.guild_id)
@@ -187,5 +192,6 @@ def resolution_vote_cast(
             how="vote",
             reason=f"{agreeing} resolvers voted for “{chosen.label}”",
             request_key=None,
+            now=now,
         )
     return event
