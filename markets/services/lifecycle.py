@@ -17,7 +17,7 @@ from ..errors import (
     MSG_NOT_CLOSED_FOR_VOTE,
     MarketStateError,
 )
-from ..models import Market, MarketEvent, ResolutionVote
+from ..models import Market, MarketEvent, Outcome, ResolutionVote
 from .base import (
     conflicted,
     ensure_not_settled,
@@ -123,8 +123,15 @@ def _same_vote(event: MarketEvent, call: Call) -> bool:
     )
 
 
-def _vote_of(_: MarketEvent, call: Call) -> ResolutionVote:
-    return ResolutionVote.objects.get(market_id=call["market_id"], voter_id=call["actor"].user_id)
+def _vote_of(event: MarketEvent, call: Call) -> ResolutionVote:
+    """The voter's vote now; if an undone proposal cleared it (docs/domain.md §6.1), the vote as
+    the replayed request cast it (not saved: there is no such row any more)."""
+    voter_id = call["actor"].user_id
+    vote = ResolutionVote.objects.filter(market_id=call["market_id"], voter_id=voter_id).first()
+    if vote is not None:
+        return vote
+    outcome = Outcome.objects.get(market_id=event.market_id, position=event.payload["outcome"])
+    return ResolutionVote(market_id=event.market_id, voter_id=voter_id, outcome=outcome)
 
 
 @use_case(lookup=event_by_request_key, matches=_same_vote, result=_vote_of)
