@@ -106,8 +106,12 @@ class PositionHoldings:
                 Position.objects.filter(pk=pk, market=market).update(payout=amount)
 
     def holds(self, market: Market, user_id: int) -> bool:
-        """Shares or a stake in `market` right now (the conflict-of-interest test)."""
-        return Position.objects.filter(market=market, user_id=user_id, shares__gt=0).exists()
+        """Shares (amm) or a stake (pari-mutuel, `points_spent`: a pool position has no shares)
+        in `market` right now (the conflict-of-interest test, docs/domain.md §6.1)."""
+        positions = Position.objects.filter(market=market, user_id=user_id)
+        if market.mechanism == Market.Mechanism.PARIMUTUEL:
+            return positions.filter(points_spent__gt=0).exists()
+        return positions.filter(shares__gt=0).exists()
 
     def traded(self, market: Market, user_id: int) -> bool:
         """Ever traded in `market` (who may dispute its proposed result)."""

@@ -17,7 +17,7 @@ from ..errors import (
     MSG_NOT_CLOSED_FOR_VOTE,
     MarketStateError,
 )
-from ..models import Market, MarketEvent, ResolutionVote
+from ..models import Market, MarketEvent, Outcome, ResolutionVote
 from .base import (
     conflicted,
     ensure_not_settled,
@@ -123,13 +123,25 @@ def _same_vote(event: MarketEvent, call: Call) -> bool:
     )
 
 
-def _vote_of(_: MarketEvent, call: Call) -> ResolutionVote:
-    return ResolutionVote.objects.get(market_id=call["market_id"], voter_id=call["actor"].user_id)
+def _vote_of(event: MarketEvent, call: Call) -> ResolutionVote:
+    """The voter's vote now; if an undone proposal cleared it (docs/domain.md §6.1), the vote as
+    the replayed request cast it (not saved: there is no such row any more)."""
+    voter_id = call["actor"].user_id
+    vote = ResolutionVote.objects.filter(market_id=call["market_id"], voter_id=voter_id).first()
+    if vote is not None:
+        return vote
+    outcome = Outcome.objects.get(market_id=event.market_id, position=event.payload["outcome"])
+    return ResolutionVote(market_id=event.market_id, voter_id=voter_id, outcome=outcome)
 
 
 @use_case(lookup=event_by_request_key, matches=_same_vote, result=_vote_of)
 def resolution_vote_cast(
-    *, market_id: int, actor: Actor, outcome: int, idempotency_key: str
+    *,
+    market_id: int,
+    actor: Actor,
+    outcome: int,
+    idempotency_key: str,
+    now: dt.datetime | None = None,
 ) -> MarketEvent:
     """A resolver votes for the winning outcome of a closed market (DOMAIN §6), in a server that
     resolves by vote; a voter may change their vote until the result is proposed. When
@@ -137,7 +149,7 @@ def resolution_vote_cast(
     (docs/domain.md §6.1) and pays out when its dispute window ends (at once with no window).
     Under the conflict-of-interest rule a resolver holding a position cannot cast the deciding
     vote. Emits `vote_cast` (and `resolution_proposed` or `market_resolved`). Returns the
-    voter's `ResolutionVote`."""
+    voter's `ResolutionVote`. `now` starts the dispute window (default: the current time)."""
     market = market_lock(market_id)
     stop_if_replayed(event_by_request_key, idempotency_key)
     gs = guild_settings_get_or_create(guild_id=market.guild_id)
@@ -187,5 +199,6 @@ def resolution_vote_cast(
             how="vote",
             reason=f"{agreeing} resolvers voted for “{chosen.label}”",
             request_key=None,
+            now=now,
         )
     return event

@@ -81,6 +81,7 @@ def propose(
     reason: str,
     request_key: str | None,
     proposer_conflicted: bool = False,
+    now: dt.datetime | None = None,
 ) -> MarketEvent:
     """Propose `chosen` for a closed market. Caller holds a row lock on `market` and checked it
     is closed and that `actor` may propose. `how`: "vote", "creator" or "moderator". With no
@@ -96,7 +97,7 @@ def propose(
             reason=reason,
             request_key=request_key,
         )
-    now = timezone.now()
+    now = now or timezone.now()
     deadline = now + dt.timedelta(minutes=window) if window else None
     round_ = market.proposal_round + 1
     Market.objects.filter(pk=market.pk, status=Market.Status.CLOSED).update(
@@ -170,13 +171,20 @@ def _same_proposal(event: MarketEvent, call: Call) -> bool:
 
 @use_case(lookup=event_by_request_key, matches=_same_proposal, result=market_of_event)
 def market_propose(
-    *, market_id: int, outcome: int, actor: Actor, reason: str = "", idempotency_key: str
+    *,
+    market_id: int,
+    outcome: int,
+    actor: Actor,
+    reason: str = "",
+    idempotency_key: str,
+    now: dt.datetime | None = None,
 ) -> MarketEvent:
     """Propose the result of a closed market (docs/domain.md §6.1): the creator, in a server that
     resolves by creator, or a moderator. It pays out when the dispute window ends undisputed (at
     once with no window). A creator who holds a position may still propose, but their proposal
     waits the whole window or a second resolver; anyone else holding one may not. Emits
-    `resolution_proposed` (or `market_resolved`). Returns the market."""
+    `resolution_proposed` (or `market_resolved`). Returns the market. `now` (the clock the
+    deadline starts from) is for tests and scripts, as in `market_dispute` and `markets_tick`."""
     reason = validate_reason(reason, required=False)
     market = market_lock(market_id)
     stop_if_replayed(event_by_request_key, idempotency_key)
@@ -201,6 +209,7 @@ def market_propose(
         reason=reason or (f"Proposed by the creator <@{actor.user_id}>" if is_creator else ""),
         request_key=idempotency_key,
         proposer_conflicted=holds,
+        now=now,
     )
 
 

@@ -177,6 +177,16 @@ MSG_ADJUST = "Only server admins (Manage Server) and back-office staff can grant
 MSG_SETTINGS = "Only members with the Manage Server permission can change the bot's settings."
 MSG_ADMIN_PERMISSION = "Your back-office account lacks the “{perm}” permission."
 MSG_SYSTEM_ONLY = "That is not something the system does on its own."
+MSG_DISCORD_ONLY = (
+    "Only Discord members can {what}, on Discord; the back office has no permission for it."
+)
+DISCORD_ONLY: dict[Action, str] = {
+    Action.VOTE: "vote on a market's result",
+    Action.PROPOSE: "propose a market's result",
+    Action.DISPUTE: "dispute a proposed result",
+}
+"""Actions no back-office permission grants (docs/domain.md §6.1's table: "—"); the system
+does none of them either."""
 
 
 def _create(actor: Actor, gs: _Settings, market: _Market | None) -> str | None:
@@ -261,11 +271,11 @@ def allowed(
     """None if `actor` may do `action` (on `market`) in the guild of `gs`, else the refusal, in
     words that say who may. The system may do everything but vote, propose or dispute."""
     if actor.system:
-        return MSG_SYSTEM_ONLY if action in (Action.VOTE, Action.DISPUTE) else None
+        return MSG_SYSTEM_ONLY if action in DISCORD_ONLY else None
     if actor.is_admin_user:
         perm = ADMIN_PERMISSIONS.get(action)
         if perm is None:
-            return MSG_ADMIN_PERMISSION.format(perm=action.value)
+            return MSG_DISCORD_ONLY.format(what=DISCORD_ONLY[action])
         return None if perm in actor.admin_perms else MSG_ADMIN_PERMISSION.format(perm=perm)
     if actor.user_id is None:
         return MSG_SYSTEM_ONLY

@@ -1,7 +1,13 @@
 """The whole market lifecycle against a plain-Python model (DOMAIN §4–§6), driven by a Hypothesis
 state machine: create (amm and pool), buy, sell, close, vote, resolve, cancel, the scheduler tick
-on a clock the machine advances, and replays of earlier keys. The model predicts every refusal
-and every number; after every step every wallet, escrow and market status must equal the model's,
+on a clock the machine advances, and replays of earlier keys; and resolution people can trust
+(docs/domain.md §6.1): proposals by votes, by the creator and by moderators, the dispute window
+(disputes by traders and non-traders, twice, too late), undo and re-proposal, confirm as proposed
+or changed, the tick settling an undisputed proposal at its deadline, cancel and force while
+resolving, and the conflict-of-interest rule. Each example's guild picks its resolution mode
+(vote or creator), its dispute window (0 or 60 minutes) and whether the conflict-of-interest rule
+is on. The model predicts every refusal (and why) and every number; after every step every
+wallet, escrow and market status (and proposal) must equal the model's,
 and the full ledger audit runs every `AUDIT_EVERY` steps and once more when an example ends (it
 reads every account and transfer; after every step it took about a sixth of this test's time).
 
@@ -17,6 +23,7 @@ from __future__ import annotations
 
 import datetime as dt
 import itertools
+import random
 import warnings
 from collections import Counter, defaultdict
 from collections.abc import Callable
@@ -57,16 +64,39 @@ from points.errors import (
 )
 from points.models import Account, GuildSettings
 from points.rules import Actor
+from points.rules import permissions as rules
+from points.services import guild_settings_update
 
 pytestmark = pytest.mark.django_db
 
 CREATOR = 600_000_000_000_000_001
 TRADERS = [CREATOR, *(600_000_000_000_000_010 + i for i in range(3))]
 MODS = [600_000_000_000_000_900 + i for i in range(3)]
+"""Moderators (Manage Server). MODS[0] also trades now and then (`moderator_trades`), so the
+conflict-of-interest rule has someone to stop."""
+OUTSIDER = 600_000_000_000_000_500
+"""A member who never trades: their disputes are refused."""
+WINDOW = 60
+DISPUTERS = [
+    [],
+    [TRADERS[1]],
+    [CREATOR, TRADERS[1], CREATOR],
+    [OUTSIDER, MODS[0]],
+    [TRADERS[2], TRADERS[3]],
+]
+"""Who disputes in a story: nobody, a trader, two traders and the first again, a non-trader."""
+STORY_ENDINGS = ["force", "tick", "self_confirm", "confirm", "change", "undo", "cancel"]
+GUILD_RULES = [
+    (mode, window, coi)
+    for mode in ("vote", "creator")
+    for window in (0, WINDOW)
+    for coi in (True, False)
+]
+"""The dispute window (minutes) of a guild that has one; the hourly ticks land on deadlines."""
 STARTING = 1000
 LIQUIDITY_DEFAULT = 500
 REFUND_HOURS = 120
-MAX_MARKETS = 12
+MAX_MARKETS = 16
 OPEN_MARKETS = 3
 AUDIT_EVERY = 10
 """Steps between full ledger audits; the cheap per-step invariants compare with the model."""
@@ -77,7 +107,7 @@ SEEN: Counter[str] = Counter()
 pick = st.integers(min_value=0, max_value=10**6)
 # Round amounts often, so pool backers tie on their remainders (the §5 tie-break).
 amounts = st.one_of(st.sampled_from([1, 5, 10, 50, 100]), st.integers(1, 400))
-traders = st.sampled_from(TRADERS)
+traders = st.sampled_from([*TRADERS, MODS[0]])  # a moderator trades too (conflict of interest)
 any_outcome = st.integers(min_value=0, max_value=3)  # sometimes past the last outcome
 likely_outcome = st.integers(min_value=0, max_value=1)  # exists in every market; votes agree
 PORTIONS = [None, "half", "tenth", "one", "more"]
@@ -106,6 +136,15 @@ class ModelMarket:
     closed_at: dt.datetime | None = None
     holdings: dict[tuple[int, int], Holding] = field(default_factory=dict)
     votes: dict[int, int] = field(default_factory=dict)
+    # The proposal while `resolving` (docs/domain.md §6.1).
+    proposed: int | None = None
+    deadline: dt.datetime | None = None
+    """When an undisputed proposal pays out; None = it waits for a second resolver."""
+    proposed_by: int | None = None
+    proposal_conflicted: bool = False
+    disputers: set[int] = field(default_factory=set)
+    disputed: bool = False
+    round: int = 0
 
 
 @dataclass
@@ -149,6 +188,17 @@ class MarketLifecycle(RuleBasedStateMachine):
             m for m in self.markets if m.status in statuses and mechanism in (None, m.mechanism)
         ]
 
+    def spread(self, choice: int, *options: list) -> list:
+        """One option of each list, from `choice` and the step count: evenly spread, where
+        Hypothesis's own draws favour the first option (so a derandomized run reaches them
+        all); still a function of the example, so a failure replays."""
+        spreader = random.Random(choice * 1_000_003 + self.steps)
+        return [spreader.choice(values) for values in options]
+
+    @property
+    def markets_by_pk(self) -> dict[int, ModelMarket]:
+        return {m.pk: m for m in self.markets}
+
     def has(self, *statuses: str, mechanism: str | None = None) -> bool:
         return bool(self.fitting(*statuses, mechanism=mechanism))
 
@@ -171,15 +221,63 @@ class MarketLifecycle(RuleBasedStateMachine):
     def balance(self, user: int) -> int:
         return self.wallets.get(user, STARTING)
 
-    def expect_refusal(self, error: type[DomainError], call: Callable[[], object]) -> None:
+    def expect_refusal(
+        self,
+        error: type[DomainError],
+        call: Callable[[], object],
+        why: str = "",
+        says: str = "",
+    ) -> None:
+        """`call` must fail with `error`; `says` is the refusal's message (or a part of it) when
+        the model knows why, `why` a label for MUST_SEE."""
         try:
             call()
         except DomainError as exc:
-            assert isinstance(exc, error), f"expected {error.__name__}, got {exc!r}"
+            assert isinstance(exc, error), f"expected {error.__name__} ({why}), got {exc!r}"
             assert exc.message
+            assert says in exc.message, f"expected “{says}” in “{exc.message}”"
             SEEN.update([f"refused: {error.__name__}"])
+            if why:
+                SEEN.update([f"refused: {why}"])
         else:
-            raise AssertionError(f"expected {error.__name__}, but the request succeeded")
+            raise AssertionError(f"expected {error.__name__} ({why}), but the request succeeded")
+
+    def holds(self, m: ModelMarket, user: int) -> bool:
+        """Whether the conflict-of-interest rule stops `user` from deciding `m`: the rule is on
+        and they hold shares (amm) or a stake (pool) now (docs/domain.md §6.1)."""
+        if not self.coi:
+            return False
+        return any(
+            (h.shares if m.mechanism == "amm" else h.spent) > 0
+            for (u, _), h in m.holdings.items()
+            if u == user
+        )
+
+    def traded(self, m: ModelMarket, user: int) -> bool:
+        return any(u == user for (u, _) in m.holdings)
+
+    def proposal_made(
+        self, m: ModelMarket, outcome: int, by: int, how: str, conflicted: bool = False
+    ) -> None:
+        """A proposal: with no window and no conflict it pays out at once, else `resolving`."""
+        if self.window == 0 and not conflicted:
+            self.settle_resolve(m, outcome)
+            SEEN.update([f"resolved at once when proposed ({how})"])
+            return
+        m.status, m.proposed, m.proposed_by = "resolving", outcome, by
+        m.deadline = self.clock + dt.timedelta(minutes=self.window) if self.window else None
+        m.proposal_conflicted, m.disputed, m.disputers = conflicted, False, set()
+        m.round += 1
+        waits = "waits for a second resolver" if m.deadline is None else "window"
+        SEEN.update([f"proposed ({how}, {waits})"])
+        if conflicted:
+            SEEN.update(["proposed by a conflicted creator"])
+        if m.round > 1:
+            SEEN.update(["proposed again after an undo"])
+
+    def proposal_clear(self, m: ModelMarket) -> None:
+        m.proposed, m.deadline, m.proposed_by = None, None, None
+        m.proposal_conflicted, m.disputed, m.disputers = False, False, set()
 
     def pay(self, m: ModelMarket, amounts: dict[int, int]) -> None:
         for user, amount in amounts.items():
@@ -190,6 +288,7 @@ class MarketLifecycle(RuleBasedStateMachine):
     def settle_resolve(self, m: ModelMarket, winner: int) -> None:
         """§6 payout (amm) or §5 split (pool), computed here from the model's own holdings."""
         m.status = "resolved"
+        self.proposal_clear(m)
         paid: dict[int, int] = defaultdict(int)
         if m.mechanism == "amm":
             for (user, o), h in m.holdings.items():
@@ -221,6 +320,7 @@ class MarketLifecycle(RuleBasedStateMachine):
 
     def settle_cancel(self, m: ModelMarket) -> None:
         m.status = "cancelled"
+        self.proposal_clear(m)
         if any(h.received for h in m.holdings.values()):
             SEEN.update(["refund after sales (spent − received)"])
         net: dict[int, int] = defaultdict(int)
@@ -351,28 +451,180 @@ class MarketLifecycle(RuleBasedStateMachine):
             actor=Actor.member(voter, manage_guild=True),
             outcome=outcome,
             idempotency_key=self.key("vote"),
+            now=self.clock,
         )
 
         def call():
             return services.resolution_vote_cast(**kwargs)
 
+        if self.mode == "creator":
+            return self.expect_refusal(
+                NotAllowed, call, "vote in creator mode", "This server resolves by creator"
+            )
+        if m.status == "resolving":
+            return self.expect_refusal(MarketStateError, call, "vote on a proposed market")
         if m.status != "closed":
             return self.expect_refusal(MarketStateError, call)
         if outcome >= m.n:
             return self.expect_refusal(InvalidMarketInput, call)
+        votes = {**m.votes, voter: outcome}
+        deciding = sum(1 for o in votes.values() if o == outcome) >= 2
+        if deciding and self.holds(m, voter):
+            # Nothing is recorded, not even the vote (docs/domain.md §6.1).
+            return self.expect_refusal(
+                NotAllowed, call, "conflict: the deciding vote", "can't be the one that decides"
+            )
+        if self.holds(m, voter):
+            SEEN.update(["conflicted resolver cast a vote that does not decide"])
         vote = call()
         assert vote.outcome.position == outcome
-        m.votes[voter] = outcome
-        if sum(1 for o in m.votes.values() if o == outcome) >= 2:
-            self.settle_resolve(m, outcome)
-            SEEN.update([f"resolved by votes ({m.mechanism})"])
+        m.votes = votes
+        if deciding:
+            self.proposal_made(m, outcome, voter, "votes")
+            if m.status == "resolved":
+                SEEN.update([f"resolved by votes ({m.mechanism})"])
         self.done.append(Done(services.resolution_vote_cast, kwargs, vote.pk))
 
-    def do_resolve(self, m: ModelMarket, outcome: int) -> None:
+    def do_propose(self, m: ModelMarket, who: str, user: int, outcome: int) -> None:
+        """`who`: "creator" (no roles), "creator_mod" (the creator with Manage Server),
+        "moderator" (`user`, Manage Server) or "stranger" (a trader with no roles)."""
+        user = {"creator": CREATOR, "creator_mod": CREATOR, "stranger": TRADERS[1]}.get(who, user)
+        is_mod = who in ("creator_mod", "moderator")
         kwargs = dict(
             market_id=m.pk,
             outcome=outcome,
-            actor=Actor.member(MODS[2], manage_guild=True),
+            actor=Actor.member(user, manage_guild=is_mod),
+            reason="",
+            idempotency_key=self.key("propose"),
+            now=self.clock,
+        )
+
+        def call():
+            return services.market_propose(**kwargs)
+
+        is_creator = user == CREATOR
+        if not is_mod and not (self.mode == "creator" and is_creator):
+            says = "Only the creator" if self.mode == "creator" else "Only members with"
+            return self.expect_refusal(NotAllowed, call, f"propose ({who})", says)
+        if m.status == "resolving":
+            return self.expect_refusal(
+                MarketStateError, call, "propose twice", "A result is already proposed"
+            )
+        if m.status != "closed":
+            return self.expect_refusal(MarketStateError, call)
+        if outcome >= m.n:
+            return self.expect_refusal(InvalidMarketInput, call)
+        conflicted = self.holds(m, user)
+        if conflicted and not (is_creator and self.mode == "creator"):
+            return self.expect_refusal(
+                NotAllowed, call, "conflict: propose", "you can't propose or decide"
+            )
+        market = call()
+        how = "creator" if is_creator and self.mode == "creator" else "moderator"
+        self.proposal_made(m, outcome, user, how, conflicted=conflicted)
+        assert market.status == m.status
+        self.done.append(Done(services.market_propose, kwargs, market.pk))
+
+    def do_dispute(self, m: ModelMarket, user: int) -> None:
+        kwargs = dict(
+            market_id=m.pk,
+            actor=Actor.member(user),
+            reason="That is not what happened",
+            idempotency_key=self.key("dispute"),
+            now=self.clock,
+        )
+
+        def call():
+            return services.market_dispute(**kwargs)
+
+        if m.status in ("resolved", "cancelled"):
+            return self.expect_refusal(MarketStateError, call)
+        if m.status != "resolving":
+            return self.expect_refusal(MarketStateError, call, says="no proposed result")
+        if not m.disputed and m.deadline is not None and m.deadline <= self.clock:
+            return self.expect_refusal(
+                MarketStateError, call, "dispute after the deadline", "dispute window"
+            )
+        if not self.traded(m, user):
+            return self.expect_refusal(
+                NotAllowed, call, "dispute by a non-trader", "Only members who traded"
+            )
+        if user in m.disputers:
+            return self.expect_refusal(
+                MarketStateError, call, "dispute twice", "You already disputed"
+            )
+        dispute = call()
+        assert (dispute.user_id, dispute.proposal_round) == (user, m.round)
+        SEEN.update(["disputed" if not m.disputed else "disputed by a second member"])
+        m.disputed = True
+        m.disputers.add(user)
+        self.done.append(Done(services.market_dispute, kwargs, dispute.pk))
+
+    def do_undo(self, m: ModelMarket, who: str, mod: int) -> None:
+        user = TRADERS[1] if who == "stranger" else mod
+        kwargs = dict(
+            market_id=m.pk,
+            actor=Actor.member(user, manage_guild=who != "stranger"),
+            reason="proposed too early",
+            idempotency_key=self.key("undo"),
+        )
+
+        def call():
+            return services.market_proposal_undo(**kwargs)
+
+        if who == "stranger":
+            return self.expect_refusal(NotAllowed, call, "undo (stranger)", rules.MSG_CONFIRM)
+        if m.status != "resolving":
+            return self.expect_refusal(MarketStateError, call)
+        market = call()
+        assert market.status == "closed" and market.proposed_outcome_id is None
+        SEEN.update(["undone" + (" after a dispute" if m.disputed else "")])
+        m.status, m.votes = "closed", {}
+        self.proposal_clear(m)
+        self.done.append(Done(services.market_proposal_undo, kwargs, market.pk))
+
+    def do_confirm(self, m: ModelMarket, who: str, mod: int, outcome: int | None) -> None:
+        """`who`: "moderator" (`mod`), "creator" (no roles), "creator_mod" or "stranger"."""
+        user = {"creator": CREATOR, "creator_mod": CREATOR, "stranger": TRADERS[1]}.get(who, mod)
+        is_mod = who in ("creator_mod", "moderator")
+        kwargs = dict(
+            market_id=m.pk,
+            actor=Actor.member(user, manage_guild=is_mod),
+            outcome=outcome,
+            reason="checked the source",
+            idempotency_key=self.key("confirm"),
+        )
+
+        def call():
+            return services.market_proposal_confirm(**kwargs)
+
+        if not is_mod:
+            return self.expect_refusal(NotAllowed, call, f"confirm ({who})", rules.MSG_CONFIRM)
+        if m.status != "resolving":
+            return self.expect_refusal(MarketStateError, call)
+        if m.proposal_conflicted and user == m.proposed_by:
+            return self.expect_refusal(
+                NotAllowed, call, "conflicted proposer confirms", "another resolver must"
+            )
+        if self.holds(m, user):
+            return self.expect_refusal(NotAllowed, call, "conflict: confirm", "can't propose or")
+        if outcome is not None and outcome >= m.n:
+            return self.expect_refusal(InvalidMarketInput, call)
+        assert m.proposed is not None
+        winner = m.proposed if outcome is None else outcome
+        if m.proposal_conflicted:
+            SEEN.update(["a second resolver confirmed a conflicted proposal"])
+        SEEN.update(["confirmed " + ("as proposed" if winner == m.proposed else "changed")])
+        market = call()
+        assert market.status == "resolved" and market.winning_outcome.position == winner
+        self.settle_resolve(m, winner)
+        self.done.append(Done(services.market_proposal_confirm, kwargs, market.pk))
+
+    def do_resolve(self, m: ModelMarket, outcome: int, mod: int = MODS[2]) -> None:
+        kwargs = dict(
+            market_id=m.pk,
+            outcome=outcome,
+            actor=Actor.member(mod, manage_guild=True),
             reason="moderator decision",
             idempotency_key=self.key("resolve"),
         )
@@ -380,14 +632,19 @@ class MarketLifecycle(RuleBasedStateMachine):
         def call():
             return services.market_resolve(**kwargs)
 
-        if m.status != "closed":
+        if m.status not in ("closed", "resolving"):
             return self.expect_refusal(MarketStateError, call)
+        if self.holds(m, mod):
+            return self.expect_refusal(NotAllowed, call, "conflict: force", "can't propose or")
         if outcome >= m.n:
             return self.expect_refusal(InvalidMarketInput, call)
+        before = m.status
         market = call()
         assert market.status == "resolved" and market.winning_outcome.position == outcome
         self.settle_resolve(m, outcome)
         SEEN.update([f"resolved by a moderator ({m.mechanism})"])
+        if before == "resolving":
+            SEEN.update(["forced on a resolving market"])
         self.done.append(Done(services.market_resolve, kwargs, market.pk))
 
     def do_cancel(self, m: ModelMarket) -> None:
@@ -404,6 +661,8 @@ class MarketLifecycle(RuleBasedStateMachine):
         if m.status in ("resolved", "cancelled"):
             return self.expect_refusal(MarketStateError, call)
         before = m.status
+        if before == "resolving" and m.disputed:
+            SEEN.update(["cancelled a disputed market"])
         market = call()
         assert market.status == "cancelled"
         self.settle_cancel(m)
@@ -416,9 +675,24 @@ class MarketLifecycle(RuleBasedStateMachine):
     @initialize(
         fee_bps=st.sampled_from([0, 100, 250]),
         max_bet=st.sampled_from([250, 1_000_000]),
+        mode=st.sampled_from(["vote", "creator"]),
+        # The first choice is what a derandomized run draws most: the window and the rule on.
+        window=st.sampled_from([WINDOW, 0]),
+        coi=st.sampled_from([True, False]),
+        mechanism=st.sampled_from(["amm", "parimutuel"]),
+        outcomes=st.lists(likely_outcome, min_size=3, max_size=3),
     )
-    def guild_setup(self, fee_bps: int, max_bet: int) -> None:
-        SEEN.update(["examples"])
+    def guild_setup(
+        self,
+        fee_bps: int,
+        max_bet: int,
+        mode: str,
+        window: int,
+        coi: bool,
+        mechanism: str,
+        outcomes: list[int],
+    ) -> None:
+        SEEN.update(["examples", f"guild: {mode} mode, {window}-minute window, coi {coi}"])
         GuildSettings.objects.create(
             guild_id=self.guild,
             **{
@@ -429,12 +703,26 @@ class MarketLifecycle(RuleBasedStateMachine):
                 "max_bet": max_bet,
                 "min_resolution_votes": 2,
                 "auto_refund_hours": REFUND_HOURS,
+                "resolution_mode": mode,
+                "dispute_window_minutes": window,
+                "conflict_of_interest": coi,
             },
         )
         self.fee_bps, self.max_bet = fee_bps, max_bet
+        self.mode, self.window, self.coi = mode, window, coi
         # Start with one market of each kind so trading begins at the first step.
         self.create(mechanism="amm", n=3, liquidity=None, minutes=7 * 1440)
         self.create(mechanism="parimutuel", n=2, liquidity=None, minutes=7 * 1440)
+        self.closed_market_with_traders(mechanism, outcomes)
+
+    def closed_market_with_traders(self, mechanism: str, outcomes: list[int]) -> None:
+        """A market the creator, a trader and a moderator traded in, closed: resolution (and
+        the conflict-of-interest rule) can start at the first step."""
+        self.create(mechanism=mechanism, n=2, liquidity=None, minutes=7 * 1440)
+        m = self.markets[-1]
+        for user, outcome in zip((CREATOR, TRADERS[1], MODS[0]), outcomes, strict=True):
+            self.do_buy(m, user, outcome, 40)
+        self.do_close(m, "moderator")
 
     @precondition(
         lambda self: (
@@ -572,8 +860,200 @@ class MarketLifecycle(RuleBasedStateMachine):
         markets = self.sold_in()
         self.do_cancel(markets[i % len(markets)])
 
+    # --- resolution people can trust (docs/domain.md §6.1) -------------------------------------
+
+    @precondition(lambda self: self.has("open"))
+    @rule(i=pick, outcome=likely_outcome, amount=st.sampled_from([5, 60]))
+    def moderator_trades(self, i: int, outcome: int, amount: int) -> None:
+        """A moderator takes a position: the conflict-of-interest rule now concerns them."""
+        markets = self.fitting("open")
+        self.do_buy(markets[i % len(markets)], MODS[0], outcome, amount)
+
+    @precondition(lambda self: self.has("closed"))
     @rule(
-        action=st.sampled_from(["buy", "sell", "close", "vote", "resolve", "cancel"]),
+        i=pick,
+        who=st.sampled_from(["creator", "creator", "creator_mod", "moderator", "stranger"]),
+        mod=st.sampled_from(MODS),
+        outcome=likely_outcome,
+    )
+    def propose(self, i: int, who: str, mod: int, outcome: int) -> None:
+        markets = self.fitting("closed")
+        self.do_propose(markets[i % len(markets)], who, mod, outcome)
+
+    @precondition(lambda self: self.has("resolving"))
+    @rule(i=pick, user=st.sampled_from([*TRADERS, MODS[0], OUTSIDER]))
+    def dispute(self, i: int, user: int) -> None:
+        markets = self.fitting("resolving")
+        self.do_dispute(markets[i % len(markets)], user)
+
+    @precondition(lambda self: self.has("resolving"))
+    @rule(i=pick, users=st.permutations(TRADERS))
+    def dispute_twice(self, i: int, users: list[int]) -> None:
+        """Two traders dispute, then the first again: the third is refused."""
+        markets = self.fitting("resolving")
+        m = markets[i % len(markets)]
+        for user in (users[0], users[1], users[0]):
+            self.do_dispute(m, user)
+
+    @precondition(lambda self: self.has("resolving"))
+    @rule(
+        i=pick,
+        who=st.sampled_from(["moderator", "moderator", "stranger"]),
+        mod=st.sampled_from(MODS),
+    )
+    def undo(self, i: int, who: str, mod: int) -> None:
+        markets = self.fitting("resolving")
+        self.do_undo(markets[i % len(markets)], who, mod)
+
+    @precondition(lambda self: self.has("resolving"))
+    @rule(
+        i=pick,
+        who=st.sampled_from(["moderator", "moderator", "creator", "creator_mod", "stranger"]),
+        mod=st.sampled_from(MODS),
+        outcome=st.one_of(st.none(), any_outcome),
+    )
+    def confirm(self, i: int, who: str, mod: int, outcome: int | None) -> None:
+        markets = self.fitting("resolving")
+        self.do_confirm(markets[i % len(markets)], who, mod, outcome)
+
+    @precondition(lambda self: self.has("resolving"))
+    @rule(i=pick, mod=st.sampled_from(MODS), outcome=any_outcome)
+    def force(self, i: int, mod: int, outcome: int) -> None:
+        """Manage Server resolves directly, overruling the proposal."""
+        markets = self.fitting("resolving")
+        self.do_resolve(markets[i % len(markets)], outcome, mod)
+
+    @precondition(lambda self: self.has("resolving"))
+    @rule(i=pick)
+    def cancel_resolving(self, i: int) -> None:
+        markets = self.fitting("resolving")
+        self.do_cancel(markets[i % len(markets)])
+
+    @precondition(lambda self: self.has("closed", "open"))
+    @rule(choice=pick)
+    def proposal_story(self, choice: int) -> None:
+        """A proposal's whole life in one step, so every example gets deep into §6.1. The
+        server picks its rules (mode, window, conflict-of-interest); a market is traded by the
+        creator, a member and a moderator (MODS[0]) and closed; it is proposed (by votes, the
+        creator or a moderator); the refusals that must come are tried (a vote or a second
+        proposal on a proposed market, someone holding a position proposing, confirming or
+        forcing, the conflicted proposer confirming, a stranger undoing); perhaps time passes
+        to its deadline; some members dispute; then a moderator confirms, changes or undoes it
+        (and it is proposed again), the scheduler runs, Manage Server forces a result, or it
+        is cancelled.
+
+        One argument whose choices `spread` makes: Hypothesis draws rules with fewer arguments
+        more often, and this rule should have many of the steps."""
+        rules_, proposer, late, ending, outcome, disputers, i = self.spread(
+            choice,
+            GUILD_RULES,
+            ["creator_mod", "votes", "creator", "moderator"],
+            [False, False, True],
+            STORY_ENDINGS,
+            [0, 1],
+            DISPUTERS,
+            [0, 1, 2],
+        )
+        self.rules_set(*rules_)
+        markets = self.fitting("open") or self.fitting("closed")
+        m = markets[i % len(markets)]
+        if m.status == "open":
+            for user in (CREATOR, TRADERS[1], MODS[0]):
+                self.do_buy(m, user, outcome, 20)
+            self.do_close(m, "moderator")
+        SEEN.update([f"story: {proposer} … {ending}"])
+        if self.holds(m, MODS[0]):
+            self.do_propose(m, "moderator", MODS[0], outcome)  # refused: conflict
+
+        def make_proposal() -> None:
+            if proposer == "votes":
+                # MODS[0] (perhaps holding a position) votes first, where its vote decides
+                # nothing; or second, where it would decide.
+                first, second = (MODS[0], MODS[1]) if outcome == 0 else (MODS[1], MODS[0])
+                self.do_vote(m, first, outcome)
+                self.do_vote(m, second, outcome)
+            else:
+                self.do_propose(m, proposer, MODS[1], outcome)
+
+        make_proposal()
+        if m.status != "resolving":
+            return
+        self.do_vote(m, MODS[2], outcome)  # refused: proposed already (or creator mode)
+        self.do_propose(m, "moderator", MODS[2], outcome)  # refused: proposed already
+        if m.proposal_conflicted:
+            self.do_confirm(m, "creator_mod", MODS[2], None)  # refused: the proposer
+        if self.holds(m, MODS[0]):
+            self.do_confirm(m, "moderator", MODS[0], None)  # refused: conflict
+            self.do_resolve(m, outcome, MODS[0])  # refused: conflict
+        self.do_undo(m, "stranger", MODS[2])  # refused: not a moderator
+        if late and m.deadline is not None:
+            self.clock = max(self.clock, m.deadline)
+        for user in disputers:
+            self.do_dispute(m, user)
+        second = MODS[2]  # a second resolver: holds nothing, proposed nothing
+        if ending in ("confirm", "change"):
+            self.do_confirm(m, "moderator", second, None if ending == "confirm" else 1 - outcome)
+        elif ending == "self_confirm":
+            self.do_confirm(m, "creator_mod", second, None)
+        elif ending == "undo":
+            self.do_undo(m, "moderator", second)
+            make_proposal()
+        elif ending == "tick":
+            self.clock = max(self.clock, m.deadline or self.clock)
+            self.do_tick()
+        elif ending == "force":
+            self.do_resolve(m, 1 - outcome, second)
+        else:
+            self.do_cancel(m)
+
+    def rules_set(self, mode: str, window: int, coi: bool) -> None:
+        """Manage Server sets the server's resolution rules (when they change)."""
+        if (mode, window, coi) == (self.mode, self.window, self.coi):
+            return
+        guild_settings_update(
+            guild_id=self.guild,
+            actor=Actor.member(MODS[2], manage_guild=True),
+            idempotency_key=self.key("settings"),
+            values={
+                "resolution_mode": mode,
+                "dispute_window_minutes": window,
+                "conflict_of_interest": coi,
+            },
+        )
+        self.mode, self.window, self.coi = mode, window, coi
+        SEEN.update([f"guild: {mode} mode, {window}-minute window, coi {coi}"])
+
+    # Stories are where §6.1 gets deep; a second name gives them more of the steps.
+    another_proposal_story = proposal_story
+
+    @precondition(lambda self: self.steps % 4 == 0)
+    @rule(choice=pick)
+    def settings_change(self, choice: int) -> None:
+        """Manage Server changes the rules mid-way: proposals already made keep their deadline
+        and their conflict flag; what comes next follows the new rules."""
+        self.rules_set(*self.spread(choice, GUILD_RULES)[0])
+
+    @precondition(lambda self: any(m.deadline for m in self.fitting("resolving")))
+    @rule(early=st.booleans())
+    def tick_at_the_deadline(self, early: bool) -> None:
+        """The scheduler runs exactly at the next deadline (or a second before it)."""
+        deadline = min(m.deadline for m in self.fitting("resolving") if m.deadline)
+        target = deadline - dt.timedelta(seconds=1) if early else deadline
+        self.clock = max(self.clock, target)
+        self.do_tick()
+
+    @rule(minutes=st.sampled_from([30, 61]))
+    def time_passes(self, minutes: int) -> None:
+        """Time passes before the scheduler's next run: a window may have ended unsettled."""
+        self.clock += dt.timedelta(minutes=minutes)
+
+    @rule(
+        action=st.sampled_from(
+            [
+                *("buy", "sell", "close", "vote", "resolve", "cancel"),
+                *("propose", "dispute", "undo", "confirm"),
+            ]
+        ),
         i=pick,
         user=traders,
         voter=st.sampled_from(MODS),
@@ -603,20 +1083,44 @@ class MarketLifecycle(RuleBasedStateMachine):
         elif action == "vote":
             self.do_vote(m, voter, outcome)
         elif action == "resolve":
-            self.do_resolve(m, outcome)
+            self.do_resolve(m, outcome, voter)
+        elif action == "propose":
+            self.do_propose(m, who, voter, outcome)
+        elif action == "dispute":
+            self.do_dispute(m, user)
+        elif action == "undo":
+            self.do_undo(m, who, voter)
+        elif action == "confirm":
+            self.do_confirm(m, who, voter, outcome)
         else:
             self.do_cancel(m)
 
     @rule(hours=st.sampled_from([0, 1, 2, 6, 23, 71, 121, 200]))
     def tick(self, hours: int) -> None:
         self.clock += dt.timedelta(hours=hours)
+        self.do_tick()
+
+    def do_tick(self) -> None:
         report = services.markets_tick(now=self.clock)
         mine = {m.pk for m in self.markets}
-        expected_closed, expected_refunded = [], []
+        expected_closed, expected_refunded, expected_settled = [], [], []
         for m in self.markets:
             if m.status == "open" and m.closes_at <= self.clock:
                 m.status, m.closed_at = "closed", self.clock
                 expected_closed.append(m.pk)
+            elif (
+                m.status == "resolving"
+                and not m.disputed
+                and m.deadline is not None
+                and m.deadline <= self.clock
+            ):
+                assert m.proposed is not None
+                at = "at" if m.deadline == self.clock else "after"
+                SEEN.update([f"tick settled an undisputed proposal ({at} its deadline)"])
+                if m.proposal_conflicted:
+                    SEEN.update(["tick settled a conflicted creator's proposal"])
+                self.settle_resolve(m, m.proposed)
+                expected_settled.append(m.pk)
             elif (
                 m.status == "closed"
                 and m.closed_at + dt.timedelta(hours=REFUND_HOURS) <= self.clock
@@ -627,6 +1131,9 @@ class MarketLifecycle(RuleBasedStateMachine):
             SEEN.update(["tick closed or refunded"])
         assert [pk for pk in report.closed if pk in mine] == expected_closed
         assert [pk for pk in report.refunded if pk in mine] == expected_refunded
+        assert [pk for pk in report.settled if pk in mine] == expected_settled
+        if any(m.status == "resolving" and m.disputed for m in self.markets):
+            SEEN.update(["tick left a disputed market waiting"])
 
     @precondition(lambda self: self.done)
     @rule(pick=st.integers(min_value=0), conflicting=st.booleans())
@@ -644,6 +1151,8 @@ class MarketLifecycle(RuleBasedStateMachine):
         if done.call is services.resolution_vote_cast:
             assert result.market_id == done.kwargs["market_id"]
             assert result.voter_id == done.kwargs["actor"].user_id
+            if not self.markets_by_pk[result.market_id].votes:
+                SEEN.update(["replayed a vote an undo cleared"])
         else:
             assert result.pk == done.pk
 
@@ -674,20 +1183,50 @@ class MarketLifecycle(RuleBasedStateMachine):
     @invariant()
     def markets_match_the_model(self) -> None:
         rows = self._market_rows()
-        expected = {m.pk: (m.status, m.escrow) for m in self.markets}
+        expected = {
+            m.pk: (
+                m.status,
+                m.escrow,
+                m.proposed,
+                m.deadline,
+                m.disputed,
+                m.proposal_conflicted if m.status == "resolving" else None,
+                m.round,
+            )
+            for m in self.markets
+        }
         assert rows == expected
         for m in self.markets:
             if m.status in ("resolved", "cancelled"):
                 assert m.escrow == 0
 
-    def _market_rows(self) -> dict[int, tuple[str, int]]:
-        statuses = dict(Market.objects.filter(guild_id=self.guild).values_list("pk", "status"))
+    def _market_rows(self) -> dict[int, tuple]:
+        rows = Market.objects.filter(guild_id=self.guild).values_list(
+            "pk",
+            "status",
+            "proposed_outcome__position",
+            "dispute_deadline",
+            "disputed_at",
+            "proposal_conflicted",
+            "proposal_round",
+        )
         escrows = dict(
             Account.objects.filter(guild_id=self.guild, kind=Account.Kind.ESCROW).values_list(
                 "market_id", "balance"
             )
         )
-        return {pk: (status, escrows[pk]) for pk, status in statuses.items()}
+        return {
+            pk: (
+                status,
+                escrows[pk],
+                proposed,
+                deadline,
+                disputed is not None and status == "resolving",
+                conflicted if status == "resolving" else None,
+                round_,
+            )
+            for pk, status, proposed, deadline, disputed, conflicted, round_ in rows
+        }
 
 
 MUST_SEE = [
@@ -702,6 +1241,49 @@ MUST_SEE = [
     "replayed",
     "refused: MarketStateError",
     "refused: IdempotencyConflict",
+    # Resolution people can trust (docs/domain.md §6.1).
+    "guild: vote mode, 0-minute window, coi True",
+    "guild: vote mode, 60-minute window, coi False",
+    "guild: creator mode, 0-minute window, coi True",
+    "guild: creator mode, 60-minute window, coi True",
+    "proposed (votes, window)",
+    "proposed (creator, window)",
+    "proposed (moderator, window)",
+    "proposed (creator, waits for a second resolver)",
+    "proposed by a conflicted creator",
+    "proposed again after an undo",
+    "resolved at once when proposed (creator)",
+    "resolved at once when proposed (moderator)",
+    "refused: vote in creator mode",
+    "refused: vote on a proposed market",
+    "refused: propose (stranger)",
+    "refused: propose (creator)",
+    "refused: propose twice",
+    "disputed",
+    "disputed by a second member",
+    "refused: dispute by a non-trader",
+    "refused: dispute twice",
+    "refused: dispute after the deadline",
+    "undone",
+    "undone after a dispute",
+    "refused: undo (stranger)",
+    "confirmed as proposed",
+    "confirmed changed",
+    "refused: confirm (creator)",
+    "refused: confirm (stranger)",
+    "a second resolver confirmed a conflicted proposal",
+    "refused: conflicted proposer confirms",
+    "tick settled an undisputed proposal (at its deadline)",
+    "tick settled an undisputed proposal (after its deadline)",
+    "tick left a disputed market waiting",
+    "cancelled (resolving)",
+    "cancelled a disputed market",
+    "forced on a resolving market",
+    "conflicted resolver cast a vote that does not decide",
+    "refused: conflict: the deciding vote",
+    "refused: conflict: propose",
+    "refused: conflict: confirm",
+    "refused: conflict: force",
 ]
 """Paths every run must reach (the `ci` Hypothesis profile runs a fixed sequence, see below); the
 counts by mechanism are printed with `-s`."""
