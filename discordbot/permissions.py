@@ -9,8 +9,8 @@ from dataclasses import dataclass
 
 import discord
 
-from points.errors import NotAllowed
-from points.rules import Actor
+from points.rules import Action, Actor, require
+from points.rules import is_moderator as rules_is_moderator
 from points.rules import permissions as rules_permissions
 
 # The same words the services refuse with (`points.rules`): the bot only says them sooner.
@@ -41,6 +41,11 @@ class Policy:
     resolver_role_ids: frozenset[int] = frozenset()
     requests_per_minute: int = 100
     """The guild's own limit of commands a minute (DOMAIN §7, a guild setting)."""
+    # The rest of what `points.rules` reads, so the bot asks the rules themselves.
+    resolution_mode: str = "vote"
+    min_resolution_votes: int = 2
+    dispute_window_minutes: int = 60
+    conflict_of_interest: bool = True
 
     @classmethod
     def from_settings(cls, settings: object | None) -> Policy:
@@ -50,6 +55,10 @@ class Policy:
             creator_role_ids=_ids(getattr(settings, "creator_role_ids", [])),
             resolver_role_ids=_ids(getattr(settings, "resolver_role_ids", [])),
             requests_per_minute=getattr(settings, "requests_per_minute", 100) or 100,
+            resolution_mode=getattr(settings, "resolution_mode", "vote"),
+            min_resolution_votes=getattr(settings, "min_resolution_votes", 2),
+            dispute_window_minutes=getattr(settings, "dispute_window_minutes", 60),
+            conflict_of_interest=getattr(settings, "conflict_of_interest", True),
         )
 
 
@@ -63,25 +72,16 @@ def _ids(values: Iterable[object] | None) -> frozenset[int]:
     return frozenset(out)
 
 
-def _roles(ids: Iterable[int]) -> str:
-    return ", ".join(f"<@&{i}>" for i in sorted(ids))
-
-
 def is_moderator(policy: Policy | None, actor: Actor) -> bool:
-    """Manage Server, or a resolver role when the guild named some."""
-    if actor.manage_guild:
-        return True
-    return policy is not None and bool(policy.resolver_role_ids & actor.role_ids)
+    """Manage Server, or a resolver role when the guild named some (`points.rules`)."""
+    return rules_is_moderator(policy, actor)
 
 
 def require_creator(policy: Policy, actor: Actor) -> None:
-    """Empty `creator_role_ids` lets every member create (DOMAIN §2)."""
-    if not policy.creator_role_ids or actor.manage_guild:
-        return
-    if not policy.creator_role_ids & actor.role_ids:
-        raise NotAllowed(MSG_CREATE_ROLE.format(roles=_roles(policy.creator_role_ids)))
+    """Refuse before the create form opens, with the service's words (`points.rules`)."""
+    require(Action.CREATE, actor, policy)
 
 
 def require_admin(actor: Actor) -> None:
-    if not actor.manage_guild:
-        raise NotAllowed(MSG_ADMIN)
+    """Refuse a settings change before any work, with the service's words (`points.rules`)."""
+    require(Action.SETTINGS, actor, Policy())
