@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
-.PHONY: run test install lint format migrate seed bench clean
+.PHONY: run test install lint format migrate seed bench bench-smoke bench-tools clean
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -46,6 +46,26 @@ format: install
 
 seed: migrate
 	$(PY) manage.py seed_demo
+
+# Every benchmark in bench/ at full size: one JSON line per figure (value, same-run baseline,
+# ratio, commit, load average) in bench/results/<commit>.jsonl, and a table; docs/performance.md.
+# PostgreSQL and Redis from BENCH_DATABASE_URL / DATABASE_URL and BENCH_REDIS_URL / REDIS_URL;
+# the benchmarks create their own databases beside the one named (bench/_common.py).
+bench: install bench-tools
+	$(PY) bench/run.py
+
+# Every benchmark at toy size (seconds each; the soak about 2 minutes), as CI runs it: fails on a
+# crash, a lost delivery or interaction, or an unclean ledger audit; never on time.
+bench-smoke: install bench-tools
+	$(PY) bench/run.py --smoke
+
+# pgbench (the same-run baseline of trade_throughput) comes with PostgreSQL's client tools.
+bench-tools:
+	@command -v pgbench >/dev/null 2>&1 || ls /usr/lib/postgresql/*/bin/pgbench >/dev/null 2>&1 \
+	  || { echo "installing pgbench (postgresql-client, postgresql-contrib)"; \
+	       apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
+	         postgresql-client postgresql-contrib >/dev/null; } \
+	  || echo "pgbench is missing and could not be installed: apt-get install postgresql-contrib"
 
 clean:
 	rm -rf $(VENV) .pytest_cache .hypothesis staticfiles

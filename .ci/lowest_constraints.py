@@ -24,6 +24,20 @@ def lowest_pins(pyproject: Path) -> list[str]:
     return pins
 
 
+TOOLS = {"ruff", "import-linter", "django-stubs", "playwright", "pytest-cov"}
+"""Development tools the bot's tests never import (linters, type checker, browser, coverage):
+the lowest-versions venv goes without them, and is built in less time beside the main tests."""
+
+
+def test_requirements(pyproject: Path) -> list[str]:
+    """The `dev` extra less TOOLS: what the bot's tests need besides the runtime dependencies."""
+    dev = tomllib.loads(pyproject.read_text())["project"]["optional-dependencies"]["dev"]
+    return [r for r in dev if SPEC.match(r).group(1).lower() not in TOOLS]
+
+
 if __name__ == "__main__":
     root = Path(__file__).resolve().parents[1]
-    print("\n".join(lowest_pins(root / "pyproject.toml")))
+    if sys.argv[1:] == ["--test-requirements"]:
+        print("\n".join(test_requirements(root / "pyproject.toml")))
+    else:
+        print("\n".join(lowest_pins(root / "pyproject.toml")))

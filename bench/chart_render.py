@@ -6,7 +6,7 @@ an empty figure of the same size saved as PNG (what matplotlib costs before any 
 text and legend), so the figure reads as "our chart costs N× a blank PNG". Also prints the cost
 of importing matplotlib, paid once per process.
 
-    .venv/bin/python bench/chart_render.py [--renders 50] [--save docs/screenshots]
+    .venv/bin/python bench/chart_render.py [--renders 50] [--save docs/screenshots] [--smoke]
 
 `--save DIR` also writes `chart-amm.png` (2 outcomes) and `chart-parimutuel.png` (a 10-outcome pool
 with long unicode names) for the docs.
@@ -23,7 +23,8 @@ import sys
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+import _common
+
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
 os.environ.setdefault("DJANGO_TESTING", "1")
 
@@ -126,13 +127,16 @@ TEN = [
 POOL = "10 long unicode, pool"
 
 
-def main() -> None:
+def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--renders", type=int, default=50)
     parser.add_argument(
         "--save", type=Path, help="write chart-amm.png and chart-parimutuel.png here"
     )
+    parser.add_argument("--smoke", action="store_true", help="toy size: 2 renders, no timing")
     args = parser.parse_args()
+    if args.smoke:
+        args.renders = 2
 
     cases = {
         "2 outcomes, amm": amm_history(["Yes, before December 31", "No"], 1000, 1),
@@ -155,6 +159,16 @@ def main() -> None:
             f"{p(wall, 0.5) / p(base, 0.5):>8.1f} {p(cpu, 0.5):>8.1f} {p(cpu, 0.99):>8.1f} "
             f"{size / 1024:>8.0f}"
         )
+        if name != rows[0][0]:
+            _common.record(
+                f"chart_render.{name}",
+                p(wall, 0.5),
+                "ms",
+                baseline=p(base, 0.5),
+                baseline_name="blank 800x500 PNG",
+                cpu_ms=round(p(cpu, 0.5), 2),
+                p99_ms=round(p(wall, 0.99), 2),
+            )
     if args.save:
         args.save.mkdir(parents=True, exist_ok=True)
         (args.save / "chart-amm.png").write_bytes(charts.render_png(cases["2 outcomes, amm"]))
@@ -162,7 +176,13 @@ def main() -> None:
             charts.render_png(cases["10 long unicode, pool"])
         )
         print(f"wrote {args.save / 'chart-amm.png'} and {args.save / 'chart-parimutuel.png'}")
+    if args.smoke:
+        pngs = [charts.render_png(data) for data in cases.values()]
+        ok = all(png.startswith(b"\x89PNG") and len(png) > 10_000 for png in pngs)
+        sizes = ", ".join(f"{len(png) // 1024} KiB" for png in pngs)
+        return _common.smoke_line("chart_render", ok, f"{len(pngs)} charts rendered ({sizes})")
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

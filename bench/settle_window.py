@@ -1,6 +1,6 @@
 """What the dispute window costs at settlement (docs/domain.md §6.1), on PostgreSQL.
 
-    .venv/bin/python bench/settle_window.py [--markets 30] [--traders 200]
+    .venv/bin/python bench/settle_window.py [--markets 30] [--traders 200] [--smoke]
 
 Three ways a market with `--traders` positions ends, each on its own `--markets` fresh markets:
 - baseline: a moderator resolves it directly (`market_resolve`, one transaction, pays out);
@@ -10,50 +10,29 @@ Three ways a market with `--traders` positions ends, each on its own `--markets`
   proposal whose window ended (the cost measured is the tick's, per market).
 Prints milliseconds per market and the ratio to the baseline, then runs the ledger audit.
 
-Uses database `pm_bench` on postgres://pm:pm@127.0.0.1:5432 (override with BENCH_PG and
-BENCH_DB); creates it if missing.
+Runs on a fresh database `<base>_bench_settle` beside BENCH_DATABASE_URL / DATABASE_URL
+(bench/_common.py).
 """
 
 import argparse
 import datetime as dt
-import os
 import statistics
 import sys
 import time
-from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-
-PG = os.environ.get("BENCH_PG", "postgres://pm:pm@127.0.0.1:5432")
-BENCH_DB = os.environ.get("BENCH_DB", "pm_bench")
-os.environ["DATABASE_URL"] = f"{PG}/{BENCH_DB}"
-os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
-os.environ.setdefault("DJANGO_TESTING", "1")
-os.environ.pop("REDIS_URL", None)
+import _common
 
 
-def ensure_database(name: str) -> None:
-    import psycopg
-
-    with psycopg.connect(f"{PG}/postgres", autocommit=True) as conn:
-        if not conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", [name]).fetchone():
-            conn.execute(f'CREATE DATABASE "{name}"')
-
-
-def main() -> None:
-    parser = argparse.ArgumentParser()
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--markets", type=int, default=30)
     parser.add_argument("--traders", type=int, default=200)
+    parser.add_argument("--smoke", action="store_true", help="toy size: 2 markets × 10 traders")
     args = parser.parse_args()
+    if args.smoke:
+        args.markets, args.traders = 2, 10
 
-    ensure_database(BENCH_DB)
-    import django
-
-    django.setup()
-    from django.core.management import call_command
-
-    call_command("migrate", verbosity=0)
+    _common.django_setup(_common.fresh_database("settle"))
     from django.utils import timezone
 
     from betting.services import TradeRequest, trades_apply
@@ -154,8 +133,41 @@ def main() -> None:
     window_total = statistics.median(proposing) + per_market
     label = "window total (propose + tick)"
     print(f"{label:>38} {window_total * 1000:>10.1f} {window_total / base:>9.2f}")
-    print(ledger_audit().summary())
+    audit = ledger_audit()
+    print(audit.summary())
+    names = {
+        "votes, window 0 (pay at once)": "votes_window0",
+        "votes, 60-min window (propose)": "propose",
+        "scheduler tick settles (per market)": "tick",
+    }
+    size = {"markets": args.markets, "positions": args.traders}
+    for name, values in results.items():
+        if name in names:
+            _common.record(
+                f"settle_window.{names[name]}",
+                statistics.median(values) * 1000,
+                "ms/market",
+                baseline=base * 1000,
+                baseline_name="moderator resolves directly",
+                **size,
+            )
+    _common.record(
+        "settle_window.window_total",
+        window_total * 1000,
+        "ms/market",
+        baseline=base * 1000,
+        baseline_name="moderator resolves directly",
+        **size,
+    )
+    if args.smoke:
+        settled = 3 * args.markets
+        return _common.smoke_line(
+            "settle_window",
+            audit.ok,
+            f"{settled} markets settled three ways, ledger audit {'ok' if audit.ok else 'FAILED'}",
+        )
+    return 0 if audit.ok else 1
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

@@ -4,67 +4,37 @@ single branch, as our trades serialise on the market row).
 
     .venv/bin/python bench/trade_throughput.py [--seconds 5] [--threads 1 4 8]
     .venv/bin/python bench/trade_throughput.py --batched [--requests 1000] [--batch 100]
+        [--resting-orders 500]
 
 `--batched` (issue 16): the same `--requests` trade requests (buys and sales of 500 members) on
 one market, applied one by one through `bet_place` / `shares_sell` and through `trades_apply` in
 batches of `--batch`, each on its own fresh market, next to pgbench with 4 clients.
+`--resting-orders N` (issue 25, DOMAIN §4.7) first leaves N limit orders on both markets (half
+buys, half sells, from N other members, none fillable when placed, limits just around the price)
+so every trade runs a pass over them and some fill: group commit must stay set-based.
 
-Uses databases `pm_bench` and `pm_pgbench` on postgres://pm:pm@127.0.0.1:5432 (override with
-BENCH_PG=postgres://user:pass@host:port, the names with BENCH_DB and BENCH_PGBENCH_DB); creates
-them if missing.
+Runs on a fresh database `<base>_bench_trades`, and pgbench on `<base>_bench_pgbench` (created
+if missing, initialised each run), beside BENCH_DATABASE_URL / DATABASE_URL (bench/_common.py).
+`--smoke`: toy size, checks the ledger audit, no timing.
 """
 
 import argparse
-import os
 import re
 import subprocess
 import sys
 import threading
 import time
-from pathlib import Path
-from urllib.parse import urlparse
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-
-PG = os.environ.get("BENCH_PG", "postgres://pm:pm@127.0.0.1:5432")
-BENCH_DB = os.environ.get("BENCH_DB", "pm_bench")
-PGBENCH_DB = os.environ.get("BENCH_PGBENCH_DB", "pm_pgbench")
-os.environ["DATABASE_URL"] = f"{PG}/{BENCH_DB}"
-os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
-os.environ.setdefault("DJANGO_TESTING", "1")
-os.environ.pop("REDIS_URL", None)
-
-
-def ensure_database(name: str) -> None:
-    import psycopg
-
-    with psycopg.connect(f"{PG}/postgres", autocommit=True) as conn:
-        if not conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", [name]).fetchone():
-            conn.execute(f'CREATE DATABASE "{name}"')
-
-
-def pgbench_binary() -> str:
-    """`pgbench` from PATH, else from the PostgreSQL install (/usr/lib/postgresql/*/bin)."""
-    import glob
-    import shutil
-
-    found = shutil.which("pgbench") or next(
-        iter(sorted(glob.glob("/usr/lib/postgresql/*/bin/pgbench"), reverse=True)), None
-    )
-    if found is None:
-        raise SystemExit("pgbench not found on PATH nor under /usr/lib/postgresql/*/bin")
-    return found
+import _common
 
 
 def pgbench(clients: int, seconds: int) -> float:
-    url = urlparse(f"{PG}/{PGBENCH_DB}")
-    env = {**os.environ, "PGPASSWORD": url.password or ""}
-    base = ["-h", url.hostname, "-p", str(url.port or 5432), "-U", url.username]
+    url = _common.database_url("pgbench")
+    args, env = _common.pg_args(url)
     out = subprocess.run(
         [
-            pgbench_binary(),
-            *base,
+            _common.pgbench_binary(),
+            *args,
             "-n",
             "-c",
             str(clients),
@@ -72,7 +42,7 @@ def pgbench(clients: int, seconds: int) -> float:
             str(clients),
             "-T",
             str(seconds),
-            PGBENCH_DB,
+            url.rsplit("/", 1)[1],
         ],
         env=env,
         capture_output=True,
@@ -83,37 +53,28 @@ def pgbench(clients: int, seconds: int) -> float:
 
 
 def pgbench_init() -> None:
-    url = urlparse(f"{PG}/{PGBENCH_DB}")
-    env = {**os.environ, "PGPASSWORD": url.password or ""}
+    url = _common.ensure_database("pgbench")
+    args, env = _common.pg_args(url)
     subprocess.run(
-        [
-            pgbench_binary(),
-            "-h",
-            url.hostname,
-            "-p",
-            str(url.port or 5432),
-            "-U",
-            url.username,
-            "-i",
-            "-q",
-            "-s",
-            "1",
-            PGBENCH_DB,
-        ],
+        [_common.pgbench_binary(), *args, "-i", "-q", "-s", "1", url.rsplit("/", 1)[1]],
         env=env,
         capture_output=True,
         check=True,
     )
 
 
-def trades(threads: int, seconds: float, market_id: int, run: str) -> tuple[float, int]:
+def trades(threads: int, seconds: float, market_id: int, run: str) -> tuple[float, int, int]:
+    """Trades per second, refusals (a `DomainError`: e.g. a sale with nothing left to sell)
+    and failures (any other exception: a defect, which fails the run)."""
     from django.db import connection
 
     from betting.services import bet_place, shares_sell
+    from core.errors import DomainError
 
     barrier = threading.Barrier(threads + 1)
     counts = [0] * threads
     errors = [0] * threads
+    failures = [0] * threads
     reasons: dict[str, int] = {}
     stop_at = [0.0]
 
@@ -143,9 +104,12 @@ def trades(threads: int, seconds: float, market_id: int, run: str) -> tuple[floa
                             idempotency_key=key,
                         )
                     counts[k] += 1
-                except Exception as exc:
+                except DomainError as exc:
                     errors[k] += 1
-                    name = type(exc).__name__
+                    reasons[exc.code] = reasons.get(exc.code, 0) + 1
+                except Exception as exc:
+                    failures[k] += 1
+                    name = f"FAILED {type(exc).__name__}: {str(exc)[:120]}"
                     reasons[name] = reasons.get(name, 0) + 1
         finally:
             connection.close()
@@ -160,11 +124,47 @@ def trades(threads: int, seconds: float, market_id: int, run: str) -> tuple[floa
         t.join()
     elapsed = time.perf_counter() - start
     if reasons:
-        print(f"        refused with {threads} threads: {reasons}")
-    return sum(counts) / elapsed, sum(errors)
+        print(f"        refused or failed with {threads} threads: {reasons}")
+    return sum(counts) / elapsed, sum(errors), sum(failures)
 
 
 MEMBERS = 500
+ORDER_OWNERS = 830_000_000_000_000_000
+
+
+def orders_rest(market, count: int, run: str) -> None:
+    """`count` limit orders on `market`, one per member: each buys 30 points of an outcome, then
+    even members leave a buy order and odd ones a sell order of those shares, limits 0–1 %
+    beyond the price of the moment (so nothing fills at once, and trades make them fill)."""
+    from betting.services import bet_place, order_place
+    from markets import amm
+    from markets.models import Outcome
+
+    for k in range(count):
+        user, outcome = ORDER_OWNERS + k, k % 3
+        bet_place(
+            market_id=market.pk,
+            user_id=user,
+            outcome=outcome,
+            amount=30,
+            idempotency_key=f"{run}:seed:{k}",
+        )
+        pools = list(
+            Outcome.objects.filter(market=market)
+            .order_by("position")
+            .values_list("pool", flat=True)
+        )
+        price = amm.prices_ppm(pools)[outcome]
+        gap = 1 + (k // 2 % 50) * 200
+        order_place(
+            market_id=market.pk,
+            user_id=user,
+            outcome=outcome,
+            side="buy" if k % 2 == 0 else "sell",
+            limit_ppm=price - gap if k % 2 == 0 else price + gap,
+            budget=50 if k % 2 == 0 else None,
+            idempotency_key=f"{run}:order:{k}",
+        )
 
 
 def batch_requests(run: str, n: int) -> list:
@@ -189,15 +189,20 @@ def batch_requests(run: str, n: int) -> list:
     return requests
 
 
-def batched_run(make_market, run: str, n: int, batch: int) -> None:
+def batched_run(
+    make_market, run: str, n: int, batch: int, seconds: int, resting: int = 0, one: bool = True
+) -> bool:
     from django.db import connection
     from django.test.utils import CaptureQueriesContext
 
+    from betting.models import Trade
     from betting.services import bet_place, shares_sell, trades_apply
     from core.errors import DomainError
 
     one_market = make_market(f"{run}:one")
-    requests = batch_requests(f"{run}:one", n)
+    if one:
+        orders_rest(one_market, resting, f"{run}:one")
+    requests = batch_requests(f"{run}:one", n) if one else []
     refused = 0
     start = time.perf_counter()
     for r in requests:
@@ -220,11 +225,14 @@ def batched_run(make_market, run: str, n: int, batch: int) -> None:
                 )
         except DomainError:
             refused += 1
-    one_rate = n / (time.perf_counter() - start)
+    one_rate = len(requests) / (time.perf_counter() - start)
 
     batch_market = make_market(f"{run}:batch")
+    orders_rest(batch_market, resting, f"{run}:batch")
+    before = Trade.objects.filter(market=batch_market, order__isnull=False).count()
     requests = batch_requests(f"{run}:batch", n)
     batch_refused = 0
+    answered = 0
     queries = 0
     start = time.perf_counter()
     for k in range(0, n, batch):
@@ -232,9 +240,13 @@ def batched_run(make_market, run: str, n: int, batch: int) -> None:
             results = trades_apply(market_id=batch_market.pk, requests=requests[k : k + batch])
         queries = max(queries, len(captured))
         batch_refused += sum(isinstance(r, DomainError) for r in results)
+        answered += len(results)
     batch_rate = n / (time.perf_counter() - start)
-    tps = pgbench(4, 5)
+    fills = Trade.objects.filter(market=batch_market, order__isnull=False).count() - before
+    tps = pgbench(4, seconds)
     print(f"{n} requests on one market ({MEMBERS} members, buys and sales)")
+    if resting:
+        print(f"{resting} resting limit orders on each market; {fills} fills during the batches")
     print(f"{'mode':>22} {'trades/s':>9} {'refused':>8} {'vs pgbench':>10}")
     print(f"{'one by one':>22} {one_rate:>9.1f} {refused:>8} {one_rate / tps:>10.2f}")
     print(
@@ -243,32 +255,45 @@ def batched_run(make_market, run: str, n: int, batch: int) -> None:
     )
     print(f"{'pgbench TPC-B, 4 clients':>22} {tps:>9.1f}")
     print(f"queries per batch of {batch}: {queries}")
+    base = {"baseline": tps, "baseline_name": "pgbench TPC-B, 4 clients", "requests": n}
+    suffix = f".resting_{resting}" if resting else ""
+    _common.record(f"trade_throughput.one_by_one{suffix}", one_rate, "trades/s", **base)
+    _common.record(
+        f"trade_throughput.trades_apply{suffix}", batch_rate, "trades/s", batch=batch, **base
+    )
+    _common.record(f"trade_throughput.queries_per_batch{suffix}", queries, "queries", batch=batch)
+    return answered == n and (refused == batch_refused or not one)
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser()
+def main() -> int:
+    global MEMBERS
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=int, default=5)
     parser.add_argument("--threads", type=int, nargs="+", default=[1, 4, 8])
     parser.add_argument("--batched", action="store_true", help="the group-commit comparison")
     parser.add_argument("--requests", type=int, default=1000)
     parser.add_argument("--batch", type=int, default=100)
+    parser.add_argument("--members", type=int, default=MEMBERS, help="members (--batched)")
+    parser.add_argument(
+        "--resting-orders", type=int, default=0, help="limit orders on the market (--batched)"
+    )
+    parser.add_argument(
+        "--skip-one-by-one", action="store_true", help="only the batches (a loaded machine)"
+    )
+    parser.add_argument("--smoke", action="store_true", help="toy size: checks, no timing")
     args = parser.parse_args()
+    if args.smoke:
+        args.seconds, args.threads, args.requests, args.batch, args.members = 1, [2], 60, 10, 20
+    MEMBERS = args.members
 
-    ensure_database(BENCH_DB)
-    ensure_database(PGBENCH_DB)
-    import django
-
-    django.setup()
-    from django.core.management import call_command
-
-    call_command("migrate", verbosity=0)
+    _common.django_setup(_common.fresh_database("trades"))
     from markets.services import market_create
     from points.audit import ledger_audit
+    from points.rules import SYSTEM
     from points.services import guild_settings_get_or_create
 
     run = f"bench:{time.time_ns()}"
     guild = 700_000_000_000_000_001
-    from points.rules import SYSTEM
 
     gs = guild_settings_get_or_create(guild_id=guild)
     gs.starting_balance = 10**9
@@ -302,16 +327,56 @@ def main() -> None:
                 actor=SYSTEM,
             )
 
-        batched_run(make_market, run, args.requests, args.batch)
-        print(ledger_audit().summary())
-        return
+        same = batched_run(
+            make_market,
+            run,
+            args.requests,
+            args.batch,
+            args.seconds,
+            args.resting_orders,
+            one=not args.skip_one_by_one,
+        )
+        audit = ledger_audit()
+        print(audit.summary())
+        if args.smoke:
+            return _common.smoke_line(
+                "trade_throughput --batched",
+                audit.ok and same,
+                f"{args.requests} requests one by one and in batches of {args.batch}: "
+                f"{'the same refusals' if same else 'DIFFERENT refusals or a lost answer'}, "
+                f"ledger audit {'ok' if audit.ok else 'FAILED'}",
+            )
+        return 0 if audit.ok else 1
     print(f"{'threads':>7} {'trades/s':>9} {'pgbench tps':>11} {'ratio':>6} {'refused':>7}")
+    total = 0.0
+    failed = 0
     for n in args.threads:
-        rate, refused = trades(n, args.seconds, market.pk, run)
+        rate, refused, failures = trades(n, args.seconds, market.pk, run)
+        failed += failures
         tps = pgbench(n, args.seconds)
+        total += rate
         print(f"{n:>7} {rate:>9.1f} {tps:>11.1f} {rate / tps:>6.2f} {refused:>7}")
-    print(ledger_audit().summary())
+        _common.record(
+            f"trade_throughput.threads_{n}",
+            rate,
+            "trades/s",
+            baseline=tps,
+            baseline_name=f"pgbench TPC-B, {n} clients",
+            refused=refused,
+        )
+    audit = ledger_audit()
+    print(audit.summary())
+    if args.smoke:
+        return _common.smoke_line(
+            "trade_throughput",
+            audit.ok and total > 0 and failed == 0,
+            f"threads {args.threads}: trades committed, {failed} failed (not refused), "
+            f"ledger audit {'ok' if audit.ok else 'FAILED'}",
+        )
+    if failed:
+        print(f"{failed} trades failed with an exception that is not a refusal")
+    return 0 if audit.ok and failed == 0 else 1
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

@@ -2,7 +2,7 @@
 trades placed through the services, p50/p99 with the in-memory and with the Redis channel layer.
 
     .venv/bin/python bench/ws_latency.py [--clients 200] [--trades 100] [--rate 20]
-                                         [--layers memory redis redis-pubsub]
+                                         [--layers memory redis redis-pubsub] [--smoke]
 
 For each layer a fresh process serves the project's ASGI app with daphne on a free port on
 127.0.0.1 (a Twisted reactor runs once per process), and a second process opens `--clients`
@@ -10,13 +10,15 @@ WebSockets with a staff session cookie and the page's protocol (replay, then liv
 process places `--trades` bets, `--rate` per second, through `betting.services.bet_place` on the
 server's event loop (as the in-process bot does). The time of each event's on-commit hook is the
 start; a client receiving the event is the end; both read the same wall clock. Every client must
-receive every trade: a missing delivery is reported, not hidden.
+receive every trade: a missing delivery is reported, not hidden (and fails the run). The staff
+user is a member of the Viewers group, as a real dashboard viewer is.
 
-Database: BENCH_DATABASE_URL, default postgres://pm:pm@127.0.0.1:5432/pm_ws_bench (created and
-migrated if missing; each run uses a fresh guild). Redis: BENCH_REDIS_URL, default
-redis://127.0.0.1:6379/0, with a channel prefix of the run's own. `redis` is the layer the
-project ships (channels_redis core, as in config/settings.py); `redis-pubsub` is channels_redis'
-pub/sub layer, measured for comparison only.
+Database: a fresh `<base>_bench_ws` beside BENCH_DATABASE_URL / DATABASE_URL; Redis:
+BENCH_REDIS_URL / REDIS_URL with a channel prefix of the run's own (bench/_common.py); without
+one the Redis layers are skipped. `redis` is the layer the project ships (channels_redis core,
+as in config/settings.py); `redis-pubsub` is channels_redis' pub/sub layer, measured for
+comparison only. The in-memory layer's p99 is the baseline of the Redis layers' figures.
+`--smoke`: 5 clients, 5 trades; fails on a lost delivery or an unclean ledger audit.
 """
 
 from __future__ import annotations
@@ -26,7 +28,6 @@ import asyncio
 import contextlib
 import json
 import multiprocessing
-import os
 import socket
 import statistics
 import subprocess
@@ -34,14 +35,11 @@ import sys
 import threading
 import time
 import uuid
-from pathlib import Path
 from urllib.parse import urlparse
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
+import _common
 
-DATABASE_URL = os.environ.get("BENCH_DATABASE_URL", "postgres://pm:pm@127.0.0.1:5432/pm_ws_bench")
-REDIS_URL = os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/0")
+ROOT = _common.ROOT
 
 
 # --- Clients (their own process) ------------------------------------------------------------
@@ -53,11 +51,25 @@ async def _clients(url: str, cookie: str, n: int, after: int, expected: int, rea
     received: list[list[tuple[int, float]]] = [[] for _ in range(n)]
     done = asyncio.Event()
     finished = 0
+    retries = 0
 
     async def one(i: int, session: aiohttp.ClientSession, connected: asyncio.Event) -> None:
-        nonlocal finished
+        nonlocal finished, retries
         headers = {"Cookie": cookie, "Origin": url.replace("ws://", "http://").split("/ws/")[0]}
-        async with session.ws_connect(url, headers=headers, max_msg_size=0) as ws:
+        last: Exception | None = None
+        for attempt in range(6):
+            try:
+                ws = await session.ws_connect(url, headers=headers, max_msg_size=0)
+                break
+            except (aiohttp.ClientOSError, aiohttp.ServerDisconnectedError) as exc:
+                last = exc
+                # A busy server's accept queue overflowed: the page reconnects, as the
+                # dashboard's script does. Only the opening is retried, never a delivery.
+                retries += 1
+                await asyncio.sleep(0.2 * 2**attempt)
+        else:
+            raise ConnectionError(f"client {i} could not connect: {last!r}")
+        async with ws:
             await ws.send_json({"type": "replay", "after": after})
             async for msg in ws:
                 data = json.loads(msg.data)
@@ -78,7 +90,11 @@ async def _clients(url: str, cookie: str, n: int, after: int, expected: int, rea
         for i in range(n):
             tasks.append(asyncio.create_task(one(i, session, flags[i])))
             if i % 20 == 19:
-                await asyncio.sleep(0.05)  # a gentle ramp, as real pages arrive
+                # A ramp, as real pages arrive: the next 20 once these are in (200 handshakes at
+                # once outlast daphne's 5 s handshake timeout on a busy machine).
+                await asyncio.wait_for(
+                    asyncio.gather(*(f.wait() for f in flags[i - 19 : i + 1])), timeout=60
+                )
         await asyncio.wait_for(asyncio.gather(*(f.wait() for f in flags)), timeout=120)
         ready.set()
         with contextlib.suppress(TimeoutError):
@@ -86,7 +102,7 @@ async def _clients(url: str, cookie: str, n: int, after: int, expected: int, rea
         for t in tasks:
             t.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
-    results.put(received)
+    results.put((received, retries))
 
 
 def client_process(url, cookie, n, after, expected, ready, results) -> None:
@@ -102,34 +118,11 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def ensure_database(url: str) -> None:
-    parsed = urlparse(url)
-    if not parsed.scheme.startswith("postgres"):
-        return
-    import psycopg
-
-    name = parsed.path.lstrip("/")
-    admin = url.rsplit("/", 1)[0] + "/postgres"
-    with psycopg.connect(admin, autocommit=True) as conn:
-        if not conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", [name]).fetchone():
-            conn.execute(f'CREATE DATABASE "{name}"')
-
-
 def run_layer(layer: str, clients: int, trades: int, rate: float) -> dict:
-    os.environ["DATABASE_URL"] = DATABASE_URL
-    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
-    os.environ.setdefault("DJANGO_TESTING", "1")
-    if layer == "redis":
-        os.environ["REDIS_URL"] = REDIS_URL
-    else:
-        os.environ.pop("REDIS_URL", None)
-    ensure_database(DATABASE_URL)
-
-    import django
-
-    django.setup()
+    redis_url = _common.redis_url()
+    database = _common.database_url("ws")
+    _common.django_setup(database, redis=redis_url if layer == "redis" else None)
     from django.conf import settings
-    from django.core.management import call_command
 
     if layer == "redis":
         # Exactly the layer config/settings.py builds from REDIS_URL, on a prefix of our own.
@@ -138,17 +131,17 @@ def run_layer(layer: str, clients: int, trades: int, rate: float) -> dict:
         settings.CHANNEL_LAYERS = {
             "default": {
                 "BACKEND": "channels_redis.pubsub.RedisPubSubChannelLayer",
-                "CONFIG": {"hosts": [REDIS_URL], "prefix": f"pmbench{uuid.uuid4().hex[:8]}"},
+                "CONFIG": {"hosts": [redis_url], "prefix": f"pmbench{uuid.uuid4().hex[:8]}"},
             }
         }
     else:
         settings.CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
-    call_command("migrate", verbosity=0, interactive=False)
 
     from channels.db import database_sync_to_async
     from daphne.endpoints import build_endpoint_description_strings
     from daphne.server import Server
     from django.contrib.auth import get_user_model
+    from django.contrib.auth.models import Group
     from django.test import Client
     from twisted.internet import reactor
 
@@ -156,6 +149,7 @@ def run_layer(layer: str, clients: int, trades: int, rate: float) -> dict:
     from config.asgi import application
     from markets import realtime, services
     from markets.models import MarketEvent
+    from points.audit import ledger_audit
     from points.rules import SYSTEM
 
     run = uuid.uuid4().hex[:8]
@@ -163,6 +157,7 @@ def run_layer(layer: str, clients: int, trades: int, rate: float) -> dict:
     user, _ = get_user_model().objects.get_or_create(
         username="bench-staff", defaults={"is_staff": True}
     )
+    user.groups.add(Group.objects.get(name="Viewers"))  # dashboard.view_dashboard
     browser = Client()
     browser.force_login(user)
     cookie = f"sessionid={browser.cookies['sessionid'].value}"
@@ -235,9 +230,10 @@ def run_layer(layer: str, clients: int, trades: int, rate: float) -> dict:
         delay = started + (k + 1) / rate - time.time()
         if delay > 0:
             time.sleep(delay)
-    received = results.get(timeout=120 + trades)
+    received, retries = results.get(timeout=120 + trades)
     proc.join(timeout=30)
     reactor.callFromThread(reactor.stop)
+    audit = ledger_audit()
 
     latencies = [
         (at - committed[event_id]) * 1000
@@ -256,16 +252,19 @@ def run_layer(layer: str, clients: int, trades: int, rate: float) -> dict:
         "deliveries": delivered,
         "expected": clients * trades,
         "connect_s": round(connect_seconds, 2),
+        "connect_retries": retries,
         "short_clients": short[:20],
         "p50_ms": round(q[49], 2) if q else None,
         "p90_ms": round(q[89], 2) if q else None,
         "p99_ms": round(q[98], 2) if q else None,
         "max_ms": round(max(latencies), 2) if latencies else None,
-        "database": urlparse(DATABASE_URL).scheme,
+        "database": urlparse(database).scheme,
+        "audit_ok": audit.ok,
+        "audit": audit.summary(),
     }
 
 
-def main() -> None:
+def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--clients", type=int, default=200)
     parser.add_argument("--trades", type=int, default=100)
@@ -276,15 +275,25 @@ def main() -> None:
         default=["memory", "redis"],
         choices=["memory", "redis", "redis-pubsub"],
     )
+    parser.add_argument("--smoke", action="store_true", help="toy size: 5 clients, 5 trades")
     parser.add_argument("--one", help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.smoke:
+        args.clients, args.trades, args.rate = 5, 5, 50.0
 
     if args.one:
         print("RESULT " + json.dumps(run_layer(args.one, args.clients, args.trades, args.rate)))
-        return
+        return 0
 
+    layers = list(args.layers)
+    if _common.redis_url() is None:
+        skipped = [layer for layer in layers if layer.startswith("redis")]
+        if skipped:
+            print(f"skipped {', '.join(skipped)}: no BENCH_REDIS_URL or REDIS_URL")
+        layers = [layer for layer in layers if not layer.startswith("redis")]
+    _common.fresh_database("ws")
     rows = []
-    for layer in args.layers:
+    for layer in layers:
         out = subprocess.run(
             [
                 sys.executable,
@@ -320,7 +329,42 @@ def main() -> None:
             f"{r['layer']:<12} {r['deliveries']:>6}/{r['expected']:<6} {r['p50_ms']:>8} "
             f"{r['p90_ms']:>8} {r['p99_ms']:>8} {r['max_ms']:>8}"
         )
+    memory = next((r for r in rows if r["layer"] == "memory"), None)
+    size = {"clients": args.clients, "trades": args.trades, "rate": args.rate}
+    for r in rows:
+        if r["p99_ms"] is None:
+            continue
+        base = memory if memory is not None and r is not memory else None
+        _common.record(
+            f"ws_latency.{r['layer']}.p99",
+            r["p99_ms"],
+            "ms",
+            baseline=base["p99_ms"] if base else None,
+            baseline_name="in-memory layer p99" if base else None,
+            p50_ms=r["p50_ms"],
+            delivered=r["deliveries"],
+            connect_retries=r["connect_retries"],
+            expected=r["expected"],
+            **size,
+        )
+    lost = sum(r["expected"] - r["deliveries"] for r in rows)
+    audits = all(r["audit_ok"] for r in rows)
+    for r in rows:
+        print(f"{r['layer']}: {r['connect_retries']} connection retries; {r['audit']}")
+    if lost:
+        print(f"LOST {lost} deliveries")
+    ok = lost == 0 and audits
+    if args.smoke:
+        delivered = sum(r["deliveries"] for r in rows)
+        expected = sum(r["expected"] for r in rows)
+        return _common.smoke_line(
+            "ws_latency",
+            ok,
+            f"layers {', '.join(layers)}: {delivered}/{expected} deliveries, ledger audit "
+            f"{'ok' if audits else 'FAILED'}",
+        )
+    return 0 if ok else 1
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

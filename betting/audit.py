@@ -12,8 +12,9 @@ from django.db.models import Sum
 from markets.amm import SHARE_SCALE
 from markets.models import Market, Outcome
 from points.audit import AuditReport
+from points.models import Account
 
-from .models import Position
+from .models import Order, Position
 
 
 def collateral_audit(report: AuditReport, escrow_by_market: Mapping[int, int]) -> None:
@@ -59,3 +60,46 @@ def collateral_audit(report: AuditReport, escrow_by_market: Mapping[int, int]) -
                     f"L4 market {market_id}: escrow {escrow}, outcome stakes {staked}, "
                     f"position stakes {positions} differ"
                 )
+
+
+def orders_audit(report: AuditReport, escrow_by_market: Mapping[int, int]) -> None:
+    """DOMAIN §4.7: every order account equals the remaining budgets of its market's resting
+    buy orders and is 0 once the market has left `open`; for every position the shares its
+    resting sell orders reserve are at most the shares held."""
+    accounts = dict(
+        Account.objects.filter(kind=Account.Kind.ORDERS).values_list("market_id", "balance")
+    )
+    resting = Order.objects.filter(status=Order.Status.RESTING)
+    budgets = dict(
+        resting.filter(side=Order.Side.BUY)
+        .values_list("market_id")
+        .annotate(s=Sum("remaining"))
+        .order_by()
+    )
+    status = dict(Market.objects.filter(pk__in=accounts).values_list("pk", "status"))
+    for market_id in sorted(set(accounts) | set(budgets)):
+        balance, owed = accounts.get(market_id, 0), budgets.get(market_id, 0) or 0
+        if balance != owed:
+            report.violations.append(
+                f"§4.7 market {market_id}: order account {balance} != resting budgets {owed}"
+            )
+        if balance and status.get(market_id) != Market.Status.OPEN:
+            report.violations.append(
+                f"§4.7 market {market_id} is {status.get(market_id)} but its order account "
+                f"holds {balance}"
+            )
+    reserved = (
+        resting.filter(side=Order.Side.SELL)
+        .values_list("user_id", "outcome_id")
+        .annotate(s=Sum("remaining"))
+        .order_by()
+    )
+    held = {
+        (u, o): s for u, o, s in Position.objects.values_list("user_id", "outcome_id", "shares")
+    }
+    for user_id, outcome_id, shares in reserved:
+        if shares > held.get((user_id, outcome_id), 0):
+            report.violations.append(
+                f"§4.7 member {user_id} outcome {outcome_id}: {shares} reserved > "
+                f"{held.get((user_id, outcome_id), 0)} held"
+            )

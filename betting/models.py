@@ -61,6 +61,32 @@ class Trade(models.Model):
     prices_after_ppm = models.JSONField(default=list)
     idempotency_key = models.CharField(max_length=200)
     created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+    # DOMAIN §4.7; help texts are read by moderators, so they say it in words.
+    order = models.ForeignKey(
+        "betting.Order",
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="trades",
+        help_text="The limit order (placed with /order) that this trade filled; empty for a "
+        "trade made at the market price.",
+    )
+    # docs/domain.md §6.2, in words for moderators.
+    reversed_at = models.DateTimeField(
+        null=True,
+        blank=True,
+        help_text="When settlement undid this trade before the payout: it came after the "
+        "moment the outcome became publicly known.",
+    )
+    reversal_transfer = models.ForeignKey(
+        "points.Transfer",
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="reversed_trades",
+        help_text="The transfer that settled this reversed trade with its member's wallet (one "
+        "per member and market: the net of their reversed trades).",
+    )
 
     # Not stored: set by `trades_apply` on the trades it has just written, so a reply needs no
     # query (absent on trades read back, e.g. a replay).
@@ -85,3 +111,61 @@ class Trade(models.Model):
 
     def __str__(self) -> str:
         return f"{self.kind} {self.amount} on {self.outcome_id}"
+
+
+class Order(models.Model):
+    """A limit order (DOMAIN §4.7): conditional trading with the market maker while the price is
+    on its side of `limit_ppm`. A buy order's `remaining` is points of its budget still in the
+    market's order account; a sell order's `remaining` is micro-shares of the position it still
+    reserves."""
+
+    class Side(models.TextChoices):
+        BUY = "buy", "Buy"
+        SELL = "sell", "Sell"
+
+    class Status(models.TextChoices):
+        RESTING = "resting", "Resting"
+        FILLED = "filled", "Filled"
+        CANCELLED = "cancelled", "Cancelled"
+        EXPIRED = "expired", "Expired"
+        RELEASED = "released", "Released (market left open)"
+
+    market = models.ForeignKey("markets.Market", on_delete=models.PROTECT, related_name="orders")
+    outcome = models.ForeignKey("markets.Outcome", on_delete=models.PROTECT, related_name="+")
+    guild_id = models.BigIntegerField()
+    user_id = models.BigIntegerField(db_index=True)
+    side = models.CharField(max_length=4, choices=Side.choices)
+    limit_ppm = models.PositiveIntegerField(help_text="The limit price in parts per million")
+    size = models.BigIntegerField(help_text="Budget in points (buy) or micro-shares (sell)")
+    remaining = models.BigIntegerField(help_text="Budget or micro-shares not yet filled")
+    filled_points = models.BigIntegerField(default=0, help_text="Points paid (buy) or received")
+    filled_shares = models.BigIntegerField(default=0, help_text="Micro-shares bought or sold")
+    fills = models.PositiveIntegerField(default=0)
+    status = models.CharField(max_length=9, choices=Status.choices, default=Status.RESTING)
+    expires_at = models.DateTimeField(null=True, blank=True)
+    idempotency_key = models.CharField(max_length=200)
+    created_at = models.DateTimeField(auto_now_add=True)
+    ended_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["id"]
+        constraints = [
+            models.UniqueConstraint(fields=["idempotency_key"], name="order_idempotency_key"),
+            models.CheckConstraint(
+                condition=Q(limit_ppm__gt=0, limit_ppm__lt=1_000_000)
+                & Q(size__gt=0)
+                & Q(remaining__gte=0)
+                & Q(remaining__lte=models.F("size")),
+                name="order_values_valid",
+            ),
+        ]
+        indexes = [
+            models.Index(
+                fields=["market", "status"],
+                condition=Q(status="resting"),
+                name="order_resting",
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.side} order #{self.pk} on {self.outcome_id} at {self.limit_ppm} ppm"

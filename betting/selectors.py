@@ -8,109 +8,37 @@ shows (portfolio, "My position", the Sell menu, the admin)."""
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Iterable
 from dataclasses import dataclass
 
-from django.db.models import Q, Sum
+from django.db.models import Count, Q, Sum
 from django.db.models.functions import Coalesce
+from django.utils import timezone
 
+from core.replicas import lag_tolerant
 from markets import amm
 from markets.errors import (
     MSG_MARKET_NOT_FOUND,
-    MSG_NO_SHARES,
-    MSG_NOT_ENOUGH_SHARES,
-    MSG_SELL_PARIMUTUEL,
-    InsufficientShares,
     MarketNotFound,
-    MarketStateError,
 )
 from markets.models import Market, Outcome
-from markets.selectors import market_and_outcome, probabilities
+from markets.selectors import probabilities
 from markets.services import format_shares
 from points.models import Account, Transfer
 
-from .models import Position, Trade
+from .models import Order, Position, Trade
 
-# --- Quotes ----------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class BuyQuote:
-    amount: int
-    fee: int
-    shares: int
-    """Micro-shares the buyer would receive (amm); 0 for a pool stake."""
-    average_price: float  # display: points per share
-    probability_before: float  # display
-    probability_after: float  # display
-    potential_payout: int
-    """Points if this outcome wins: whole shares (amm) or the pari-mutuel share of the pot."""
-
-
-def quote_buy(*, market_id: int, outcome: int, amount: int) -> BuyQuote:
-    """What `amount` points on `outcome` would give now (2 queries). The trade itself is
-    recomputed under lock (DOMAIN §4.6)."""
-    market, outcomes, chosen = market_and_outcome(market_id, outcome)
-    before = probabilities(market.mechanism, outcomes)[chosen.position]
-    if market.mechanism == Market.Mechanism.AMM:
-        fee = amm.fee_for(amount, market.fee_bps)
-        if amount - fee <= 0:
-            return BuyQuote(amount, fee, 0, 0.0, before, before, 0)
-        result = amm.buy([o.pool for o in outcomes], chosen.position, amount - fee)
-        after = float(amm.prices(result.pools)[chosen.position])  # display
-        average = amount * amm.SHARE_SCALE / result.shares  # display
-        return BuyQuote(
-            amount, fee, result.shares, average, before, after, result.shares // amm.SHARE_SCALE
-        )
-    staked = [o.staked for o in outcomes]
-    staked[chosen.position] += amount
-    after = float(amm.parimutuel_probabilities(staked)[chosen.position])  # display
-    pot = sum(staked)
-    payout = amount * pot // staked[chosen.position]
-    return BuyQuote(amount, 0, 0, 0.0, before, after, payout)
-
-
-@dataclass(frozen=True)
-class SellQuote:
-    shares_offered: int
-    shares_burned: int
-    """Equal to `shares_offered`: a sale removes exactly the shares asked for (DOMAIN §4.4)."""
-    points: int
-    fee: int
-    net_points: int
-    probability_after: float  # display
-
-
-def quote_sell(
-    *, market_id: int, user_id: int, outcome: int, shares: int | None = None
-) -> SellQuote:
-    """What selling `shares` (None = all held) of `outcome` would return now (3 queries)."""
-    market, outcomes, chosen = market_and_outcome(market_id, outcome)
-    if market.mechanism != Market.Mechanism.AMM:
-        raise MarketStateError(MSG_SELL_PARIMUTUEL)
-    held = (
-        Position.objects.filter(market_id=market_id, outcome=chosen, user_id=user_id)
-        .values_list("shares", flat=True)
-        .first()
-    ) or 0
-    if held == 0:
-        raise InsufficientShares(MSG_NO_SHARES.format(label=chosen.label, market_id=market_id))
-    asked = held if shares is None else shares
-    if asked > held:
-        raise InsufficientShares(
-            MSG_NOT_ENOUGH_SHARES.format(
-                held=format_shares(held), label=chosen.label, asked=format_shares(asked)
-            )
-        )
-    result = amm.sell([o.pool for o in outcomes], chosen.position, asked)
-    points = result.points
-    fee = amm.fee_for(points, market.fee_bps)
-    if shares is None and points - fee <= 0:  # "all" closes as a 0-point sale (DOMAIN §4.4)
-        points = fee = 0
-    after = float(amm.prices(result.pools)[chosen.position])  # display
-    return SellQuote(asked, result.shares, points, fee, points - fee, after)
-
+# The quotes live in betting.quotes; re-exported for the callers that read them here.
+from .quotes import BuyQuote as BuyQuote
+from .quotes import SellQuote as SellQuote
+from .quotes import quote_buy as quote_buy
+from .quotes import quote_sell as quote_sell
 
 # --- Portfolio, history, leaderboard ---------------------------------------------------------
+
+UNSETTLED = ("open", "closed", "resolving")
+"""A position's market has not paid out yet: a proposed or disputed result (`resolving`) is
+still pending, so its positions are valued as in a closed market (issue 23)."""
 
 
 @dataclass(frozen=True)
@@ -133,10 +61,12 @@ class PositionView:
     @property
     def pays_if_wins(self) -> bool:
         """An open pool stake: `value` is a conditional payout, not a worth to add up."""
-        return self.mechanism == Market.Mechanism.PARIMUTUEL and self.status in ("open", "closed")
+        return self.mechanism == Market.Mechanism.PARIMUTUEL and self.status in UNSETTLED
 
     profit: int
     probability: float  # display
+    won: bool | None = None
+    """Settled: whether this position's outcome won (None: cancelled or not settled)."""
 
 
 @dataclass(frozen=True)
@@ -154,7 +84,7 @@ class Portfolio:
         amm_total = 0
         best_pool: dict[int, int] = {}
         for p in self.positions:
-            if p.status not in ("open", "closed"):
+            if p.status not in UNSETTLED:
                 continue
             if p.mechanism == Market.Mechanism.AMM:
                 amm_total += p.value
@@ -180,6 +110,7 @@ def position_value(market: Market, outcomes: list[Outcome], position: Position) 
     return position.points_spent * sum(o.staked for o in outcomes) // staked if staked else 0
 
 
+@lag_tolerant
 def portfolio_get(
     *, guild_id: int, user_id: int, include_settled: bool = True, limit: int = 50
 ) -> Portfolio:
@@ -193,7 +124,7 @@ def portfolio_get(
         "market", "outcome"
     )
     if not include_settled:
-        qs = qs.filter(market__status__in=[Market.Status.OPEN, Market.Status.CLOSED])
+        qs = qs.filter(market__status__in=UNSETTLED)
     positions = list(qs.order_by("-market_id", "outcome__position")[:limit])
     market_ids = {p.market_id for p in positions}
     outcomes_by_market: dict[int, list[Outcome]] = {}
@@ -219,6 +150,11 @@ def portfolio_get(
                 value=value,
                 profit=value + p.points_received - p.points_spent,
                 probability=probability,
+                won=(
+                    market.winning_outcome_id == p.outcome_id
+                    if market.status == Market.Status.RESOLVED
+                    else None
+                ),
             )
         )
     return Portfolio(guild_id=guild_id, user_id=user_id, balance=balance, positions=views)
@@ -238,6 +174,7 @@ class PriceHistory:
     points: list[PricePoint]
 
 
+@lag_tolerant
 def price_history(*, market_id: int, limit: int | None = None) -> PriceHistory:
     """Every outcome's probability after each trade, from the trade log (3 queries), starting
     with the opening prices. `limit` keeps only the latest trades."""
@@ -279,6 +216,7 @@ MARKET_IN = (Transfer.Code.SELL, Transfer.Code.PAYOUT, Transfer.Code.REFUND)
 MARKET_OUT = (Transfer.Code.BUY, Transfer.Code.FEE)
 
 
+@lag_tolerant
 def leaderboard_profit(*, guild_id: int, limit: int = 10) -> list[ProfitRow]:
     """Members ranked by realised trading profit (3 queries): per settled market, points back
     (sells, payouts, refunds) minus points put in (stakes, buys, fees); per unsettled market,
@@ -386,3 +324,56 @@ def holdings_in_market(*, market_id: int, user_id: int) -> list[HoldingRow]:
         )
     )
     return [HoldingRow(*row) for row in rows]
+
+
+def holdings_get(*, market_id: int, user_ids: Iterable[int]) -> dict[tuple[int, int], int]:
+    """The micro-shares these members hold in `market_id`, by (user id, outcome position);
+    empty positions absent (1 query, however many members: a rush's sale quotes read together)."""
+    rows = Position.objects.filter(
+        market_id=market_id, user_id__in=set(user_ids), shares__gt=0
+    ).values_list("user_id", "outcome__position", "shares")
+    return {(user_id, position): shares for user_id, position, shares in rows}
+
+
+def orders_of_member(
+    *, guild_id: int, user_id: int, market_id: int | None = None, limit: int = 25
+) -> list[Order]:
+    """A member's waiting limit orders (DOMAIN §4.7), in one market or all of this guild's,
+    newest first, with their outcome and market (one query)."""
+    rows = Order.objects.filter(
+        guild_id=guild_id, user_id=user_id, status=Order.Status.RESTING
+    ).select_related("outcome", "market")
+    if market_id is not None:
+        rows = rows.filter(market_id=market_id)
+    return list(rows.order_by("-id")[:limit])
+
+
+@dataclass(frozen=True)
+class RestingLevel:
+    """The orders waiting at one limit of one outcome and side (DOMAIN §4.7): points of buy
+    budgets, or micro-shares held for sale."""
+
+    position: int
+    side: str
+    limit_ppm: int
+    total: int
+    orders: int
+
+
+def resting_levels(*, market_id: int, now: dt.datetime | None = None) -> list[RestingLevel]:
+    """What waits on a market, per outcome, side and limit: buys from the highest limit down,
+    sales from the lowest up (the order a pass meets them). Orders past their expiry are left
+    out: they no longer fill (1 query)."""
+    now = now or timezone.now()
+    rows = (
+        Order.objects.filter(market_id=market_id, status=Order.Status.RESTING)
+        .filter(Q(expires_at__isnull=True) | Q(expires_at__gt=now))
+        .values_list("outcome__position", "side", "limit_ppm")
+        .annotate(total=Sum("remaining"), orders=Count("id"))
+        .order_by()
+    )
+    levels = [RestingLevel(*row) for row in rows if row[3] > 0]
+    return sorted(
+        levels,
+        key=lambda x: (x.position, x.side, -x.limit_ppm if x.side == "buy" else x.limit_ppm),
+    )

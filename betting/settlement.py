@@ -4,14 +4,17 @@ preview in `markets` compute payments by the same rules without importing `betti
 
 from __future__ import annotations
 
+import datetime as dt
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 
 from markets import amm
-from markets.holdings import Payouts
+from markets.holdings import Payouts, Reversal
 from markets.models import Market, Outcome
 
+from . import reversal
 from .models import Position
+from .services.orders import market_orders_release, orders_expire
 
 
 def resolve_plan(
@@ -116,3 +119,26 @@ class PositionHoldings:
     def traded(self, market: Market, user_id: int) -> bool:
         """Ever traded in `market` (who may dispute its proposed result)."""
         return Position.objects.filter(market=market, user_id=user_id).exists()
+
+    def orders_release(self, market: Market, now: dt.datetime) -> None:
+        """Caller holds a row lock on `market`, which is leaving `open` (DOMAIN §4.7)."""
+        market_orders_release(market, now)
+
+    def orders_expire(self, now: dt.datetime) -> int:
+        return orders_expire(now=now)
+
+    def reversal_plan(self, market: Market, known_at: dt.datetime) -> Reversal:
+        return reversal.reversal_plan(market, known_at)
+
+    def reversal_apply(
+        self,
+        market: Market,
+        outcomes: list[Outcome],
+        known_at: dt.datetime,
+        *,
+        actor_id: int | None,
+        actor_user_id: int | None,
+    ) -> Reversal:
+        return reversal.reversal_apply(
+            market, outcomes, known_at, actor_id=actor_id, actor_user_id=actor_user_id
+        )

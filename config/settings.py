@@ -63,6 +63,7 @@ INSTALLED_APPS = [
     "django.contrib.staticfiles",
     "django_prometheus",
     "channels",
+    "core",
     "ops",
     "points",
     "markets",
@@ -154,6 +155,13 @@ if _db["ENGINE"] == "django.db.backends.postgresql":
     _options.setdefault("keepalives_interval", env.int("DB_KEEPALIVES_INTERVAL", default=3))
     _options.setdefault("keepalives_count", env.int("DB_KEEPALIVES_COUNT", default=3))
     _options.setdefault("tcp_user_timeout", env.int("DB_TCP_USER_TIMEOUT_MS", default=15_000))
+    if env.bool("DB_PGBOUNCER", default=False):
+        # Through PgBouncer in transaction mode (docs/deploy.md §8): no server-side state may
+        # outlive a transaction. PgBouncer refuses the `options` startup parameter, so the
+        # timeouts above are set on the role instead (ALTER ROLE … SET, as the guide says), and
+        # psycopg never prepares a statement (Django binds on the client already).
+        _options.pop("options", None)
+        _options["prepare_threshold"] = None
     if env.int("DB_POOL_MAX_SIZE", default=0) > 0:
         _options["pool"] = {
             "min_size": env.int("DB_POOL_MIN_SIZE", default=1),
@@ -166,9 +174,36 @@ if _db["ENGINE"] == "django.db.backends.postgresql":
         _db.setdefault("CONN_HEALTH_CHECKS", True)
 elif _db["ENGINE"] == "django.db.backends.sqlite3":
     _db["ENGINE"] = "django_prometheus.db.backends.sqlite3"
-    # SQLite serialises writers; wait for the lock instead of failing at once.
+    # SQLite serialises writers; wait for the lock instead of failing at once (the busy
+    # timeout), take the write lock when a transaction begins (IMMEDIATE: no reader-to-writer
+    # upgrade that fails at once), and let readers go on while one writer writes (WAL). The
+    # bot, the web server and the market clock share the file in one `serve` process.
     _db.setdefault("OPTIONS", {}).setdefault("timeout", 20)
     _db["OPTIONS"].setdefault("transaction_mode", "IMMEDIATE")
+    _db["OPTIONS"].setdefault("init_command", "PRAGMA journal_mode=WAL;")
+
+# Read replicas (issue 24, core.replicas): streaming standbys of the primary, comma-separated.
+# Lag-tolerant reads go to them; each gets the primary's options with a short connect timeout
+# (a replica that is down is skipped, not waited for). Tests mirror them onto `default`.
+DATABASE_REPLICA_URLS = [u.strip() for u in env.str("DATABASE_REPLICA_URLS", default="").split(",")]
+DATABASE_REPLICA_MAX_LAG = env.float("DATABASE_REPLICA_MAX_LAG", default=2.0)
+for _i, _url in enumerate(u for u in DATABASE_REPLICA_URLS if u):
+    if _db["ENGINE"] == "django_prometheus.db.backends.sqlite3":
+        raise ImproperlyConfigured("DATABASE_REPLICA_URLS needs PostgreSQL (DATABASE_URL).")
+    try:
+        _replica = env.db_url_config(_url)
+    except ValueError as exc:
+        raise ImproperlyConfigured(f"DATABASE_REPLICA_URLS has an invalid URL: {exc}") from exc
+    _replica["ENGINE"] = _db["ENGINE"]
+    _replica["OPTIONS"] = {
+        **{k: v for k, v in _db.get("OPTIONS", {}).items() if k != "pool"},
+        "connect_timeout": env.int("DB_REPLICA_CONNECT_TIMEOUT", default=1),
+    }
+    for _key in ("CONN_MAX_AGE", "CONN_HEALTH_CHECKS"):
+        _replica[_key] = _db.get(_key, 0)
+    _replica["TEST"] = {"MIRROR": "default"}
+    DATABASES[f"replica_{_i}"] = _replica
+DATABASE_ROUTERS = ["core.replicas.ReplicaRouter"]
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
@@ -274,12 +309,23 @@ DISCORD_TOKEN = env.str("DISCORD_TOKEN", default="")
 DISCORD_APPLICATION_ID = env.str("DISCORD_APPLICATION_ID", default="")
 DISCORD_DEV_GUILD_ID = env.str("DISCORD_DEV_GUILD_ID", default="")
 DISCORD_API_BASE = env.str("DISCORD_API_BASE", default="")
+DISCORD_GATEWAY_URL = env.str("DISCORD_GATEWAY_URL", default="")
 # Bot tuning: database threads (0 = 1 on SQLite, 8 on PostgreSQL), seconds between notification
 # DMs, and the market clock and notifier intervals.
 DISCORD_DB_WORKERS = env.int("DISCORD_DB_WORKERS", default=0)
 DISCORD_DM_INTERVAL = env.float("DISCORD_DM_INTERVAL", default=0.5)
 DISCORD_TICK_SECONDS = env.float("DISCORD_TICK_SECONDS", default=30.0)
 DISCORD_NOTIFY_SECONDS = env.float("DISCORD_NOTIFY_SECONDS", default=5.0)
+# Leases of the singleton jobs (notifier, market clock, DRIP worker; core.leases): a lease lasts
+# LEASE_SECONDS after its holder's last renewal; holders renew and standbys ask every
+# LEASE_RENEW_SECONDS. A dead holder's job moves within their sum.
+LEASE_SECONDS = env.float("LEASE_SECONDS", default=15.0)
+LEASE_RENEW_SECONDS = env.float("LEASE_RENEW_SECONDS", default=5.0)
+if not 0 < LEASE_RENEW_SECONDS < LEASE_SECONDS:
+    raise ImproperlyConfigured(
+        f"LEASE_RENEW_SECONDS ({LEASE_RENEW_SECONDS:g}) must be more than 0 and less than "
+        f"LEASE_SECONDS ({LEASE_SECONDS:g}): a holder renews before its lease runs out."
+    )
 # DRIP realm points bridge (docs/drip.md). PM_ENCRYPTION_KEY: comma-separated Fernet keys, the
 # first encrypts; without it `/settings drip` refuses to store an API key.
 PM_ENCRYPTION_KEY = env.str("PM_ENCRYPTION_KEY", default="")
@@ -289,6 +335,9 @@ DRIP_BREAKER_FAILURES = env.int("DRIP_BREAKER_FAILURES", default=5)
 DRIP_BREAKER_RECOVERY_SECONDS = env.float("DRIP_BREAKER_RECOVERY_SECONDS", default=30.0)
 DRIP_WORKER_INTERVAL = env.float("DRIP_WORKER_INTERVAL", default=5.0)
 DRIP_SENDING_STALE_SECONDS = env.float("DRIP_SENDING_STALE_SECONDS", default=120.0)
+# DRIP's limit per realm, shared by the bot and the worker through Redis (Free plan: 24/min).
+DRIP_RATE_LIMIT_PER_MINUTE = env.int("DRIP_RATE_LIMIT_PER_MINUTE", default=24)
+DRIP_RATE_WINDOW_SECONDS = env.float("DRIP_RATE_WINDOW_SECONDS", default=60.0)
 SENTRY_DSN = env.str("SENTRY_DSN", default="")
 SENTRY_ENVIRONMENT = env.str("SENTRY_ENVIRONMENT", default="development" if DEBUG else "production")
 SENTRY_RELEASE = env.str("SENTRY_RELEASE", default="")
@@ -317,6 +366,7 @@ PM_GUILD_DEFAULTS = {
     "requests_per_minute": env.int("PM_GUILD_REQUESTS_PER_MINUTE", default=100),
     "resolution_mode": env.str("PM_RESOLUTION_MODE", default="vote"),
     "dispute_window_minutes": env.int("PM_DISPUTE_WINDOW_MINUTES", default=60),
+    "dispute_hold_hours": env.int("PM_DISPUTE_HOLD_HOURS", default=48),
     "conflict_of_interest": env.bool("PM_CONFLICT_OF_INTEREST", default=True),
 }
 

@@ -8,10 +8,20 @@ without importing the ledger; the ledger's own errors (`points.errors`) derive f
 from typing import Any
 
 
-class DomainError(Exception):
-    """A refusal that the user caused and can act on. Nothing was changed."""
+class Coded:
+    """An error kind named by a short, stable `code` (what logs, metrics and tests match on),
+    given with the class: `class NotFound(DomainError, code="not_found"): ...`."""
 
-    code = "domain_error"
+    code = "error"
+
+    def __init_subclass__(cls, *, code: str | None = None, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if code is not None:
+            cls.code = code
+
+
+class DomainError(Coded, Exception, code="domain_error"):
+    """A refusal that the user caused and can act on. Nothing was changed."""
 
     def __init__(self, message: str, *, code: str | None = None, details: Any = None) -> None:
         super().__init__(message)

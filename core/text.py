@@ -52,3 +52,17 @@ def text_problem(
         if category == "Cf" and not allow_format:
             return position, _describe(character)
     return None
+
+
+def id_from_text(text: object) -> int | None:
+    """A positive id (market number, Discord snowflake) typed as text, or None.
+
+    Only ASCII digits, at most 19 of them: `str.isdigit()` also accepts "²", which `int()`
+    refuses, and `int()` refuses texts of over 4,300 digits."""
+    if not isinstance(text, str):
+        return None
+    text = text.strip()
+    if not (1 <= len(text) <= 19 and text.isascii() and text.isdecimal()):
+        return None
+    value = int(text)
+    return value if 0 < value < 2**63 else None

@@ -199,6 +199,7 @@ def price_chart_svg(
     title: str = "Price history",
     trades: int | None = None,
     id_prefix: str = "chart",
+    known_at: dt.datetime | None = None,
 ) -> str:
     """Render the probability of every outcome over time as one SVG.
 
@@ -206,7 +207,8 @@ def price_chart_svg(
     entry per label (the market's opening prices first, then one pair per trade). The last prices
     are held until `end` (now, or when the market closed). The chart scales to its container
     (`viewBox`, no fixed size), and the legend is HTML the caller renders, so this returns only
-    the plot.
+    the plot. `known_at` (docs/domain.md §6.2) marks when the outcome became known and shades
+    the span after it, whose trades the settlement reverses.
     """
     n = len(labels)
     pad_left, pad_right, pad_top, pad_bottom = 44, 16, 12, 30
@@ -254,6 +256,17 @@ def price_chart_svg(
             f"{escape(_time_label(moment, span))}</text>"
         )
     parts.append("</g>")
+    if known_at is not None and start <= known_at <= finish:
+        x = px(known_at)
+        parts.append(
+            f'<g class="known-at"><title>Outcome known at {escape(_time_label(known_at, span))} '
+            "UTC: later trades reversed</title>"
+            f'<rect x="{_fmt(x)}" y="{pad_top}" width="{_fmt(px(finish) - x)}" '
+            f'height="{plot_h}" class="reversed-span" fill="#888" fill-opacity="0.15"/>'
+            f'<line x1="{_fmt(x)}" y1="{pad_top}" x2="{_fmt(x)}" y2="{pad_top + plot_h}" '
+            'stroke="#444" stroke-width="1.5" stroke-dasharray="4 3"/>'
+            f'<text x="{_fmt(x + 4)}" y="{pad_top + 12}">known at</text></g>'
+        )
 
     buckets = max(1, plot_w // max(1, pixels_per_bucket))
     marker_slots = 5
@@ -291,6 +304,8 @@ def price_chart_svg(
         f"{count} trades from {_time_label(start, span)} to "
         f"{_time_label(finish, span)} UTC. Now: " + ", ".join(summary) + "."
     )
+    if known_at is not None:
+        desc += f" Outcome known at {_time_label(known_at, span)} UTC: later trades reversed."
     return (
         f'<svg class="price-chart" viewBox="0 0 {width} {height}" role="img" '
         f'aria-labelledby="{id_prefix}-title {id_prefix}-desc" xmlns="http://www.w3.org/2000/svg">'

@@ -17,7 +17,8 @@ from markets import realtime
 from markets.models import MarketEvent
 from points.selectors import member_names
 
-_TRADE_VERBS = {"buy": "bought", "sell": "sold", "stake": "staked"}
+_TRADE_VERBS = {"buy": "bought", "sell": "sold", "stake": "staked", "undo": "took back"}
+"""`undo`: a one-click pool stake taken back within its 10 seconds (issue 26)."""
 
 
 def _member_of(payload: dict[str, Any] | None) -> int | None:
@@ -46,8 +47,8 @@ def names_for(events: Iterable[tuple[Any, dict[str, Any] | None]]) -> dict[int, 
 
 def event_summary(
     event_type: str,
-    market_id: int,
-    payload: dict[str, Any],
+    market_id: int | None,
+    payload: dict[str, Any] | None,
     names: dict[int, str] | None = None,
 ) -> str:
     """One line of plain text for the live feed (the page escapes it), built from the outbox
@@ -65,7 +66,10 @@ def event_summary(
             after = f" → {probabilities[outcome] * 100:.1f}%"
         amount = f"{p.get('amount', 0):,}"
         what = f"{amount} pts for" if verb == "sold" else f"{amount} pts on"
-        return f"#{market_id}: {who} {verb} {what} “{p.get('label', '?')}”{after}"
+        order = f" (limit order #{p['order_id']})" if p.get("order_id") else ""  # DOMAIN §4.7
+        if verb == "took back":
+            what = f"{amount} pts staked on"
+        return f"#{market_id}: {who} {verb} {what} “{p.get('label', '?')}”{after}{order}"
     if event_type == MarketEvent.Type.CREATED:
         return f"#{market_id} opened: {p.get('question', '')}"
     if event_type == MarketEvent.Type.CLOSED:
@@ -104,6 +108,13 @@ def event_summary(
         return f"#{market_id} cancelled, {p.get('total_refunded', 0):,} pts refunded" + (
             f": {p['reason']}" if p.get("reason") else ""
         )
+    if event_type == MarketEvent.Type.ORDERS:  # DOMAIN §4.7
+        side, sign = ("buy", "≤") if p.get("side") == "buy" else ("sell", "≥")
+        limit = f"{int(p.get('limit_ppm') or 0) / 10_000:g} %"
+        what = f"{side} order on “{p.get('label', '?')}” {sign} {limit}"
+        if p.get("change") == "expired":
+            return f"#{market_id}: {p.get('orders', 1)} limit order(s) expired"
+        return f"#{market_id}: {who} {p.get('change', 'changed')} a {what}"
     return f"#{market_id}: {event_type}"
 
 

@@ -16,6 +16,7 @@ from django.db.models.functions import Coalesce
 
 from betting.models import Trade
 from core.directory import member_fallback
+from core.replicas import lag_tolerant
 from markets.models import Dispute, Market, MarketEvent
 from points.selectors import member_name_subquery
 
@@ -25,6 +26,7 @@ def event_last_id() -> int:
     return MarketEvent.objects.order_by("-id").values_list("id", flat=True).first() or 0
 
 
+@lag_tolerant
 def events_latest(*, limit: int = 30, market_id: int | None = None) -> list[MarketEvent]:
     """The newest outbox events, newest first (1 query, with their market's question)."""
     qs = MarketEvent.objects.select_related("market").order_by("-id")
@@ -49,6 +51,7 @@ class TradeRow:
     """The member's name from the directory, else "member #1234…" (issue 13)."""
 
 
+@lag_tolerant
 def trades_recent(*, market_id: int, limit: int = 25) -> list[TradeRow]:
     """A market's newest trades, newest first, with the traders' names (1 query)."""
     rows = (

@@ -336,6 +336,7 @@ def _history_html(market: MarketSummary) -> str:
             title=f"Price history of market #{market.id}",
             trades=market.trade_count,
             id_prefix=f"chart-{name}",
+            known_at=market.known_at,
         )
         + "</div>"
         for name, width, height in CHART_SIZES

@@ -20,31 +20,40 @@ import concurrent.futures
 import logging
 import math
 import time
-from collections.abc import Callable, Coroutine, Sequence
-from dataclasses import dataclass, field, replace
+from collections.abc import Callable, Coroutine, Mapping, Sequence
 from typing import Any, TypeVar
 
 import aiohttp
 import discord
+import yarl
 from channels.db import database_sync_to_async
 from discord import app_commands
 from discord.ext import commands
 from django.conf import settings
 from django.core.cache import cache
-from django.core.cache.backends.locmem import LocMemCache
-from django.db import connection
 
 from betting.services import MAX_BATCH
 from core.errors import DomainError
+from core.leases import LeaseKeeper
+from core.replicas import replica_aliases, writes_committed
+from core.telemetry import gauges_register, gauges_unregister
 from ops import metrics
 from ops.health import PoolWatch, register_external_check, unregister_external_check
 from points import services as points_services
 
-from . import actions, answers, interactions, parsing
-from .actions import policy_get
+from . import actions, answers, dpy_private, interactions, ratelimit, recovery
 from .batching import MarketBatcher
-from .interactions import ModalRouter, answer_now
-from .permissions import Policy
+from .bot_config import BotConfig
+from .clock import DiscordClock
+from .db_threads import (
+    cache_is_process_memory,
+    close_pool_connections,
+    connections_kept,
+)
+from .interactions import ModalRouter, RecentIds, answer_now
+from .policies import PolicyCache
+from .snapshot_l2 import SharedSnapshots
+from .snapshots import database_snapshots
 
 logger = logging.getLogger(__name__)
 
@@ -54,84 +63,13 @@ discord.VoiceClient.warn_dave = False
 
 T = TypeVar("T")
 
-EXTENSIONS = (
-    "discordbot.cogs.markets",
-    "discordbot.cogs.points",
-    "discordbot.cogs.settings",
-    "discordbot.cogs.notifications",
-    "discordbot.cogs.privacy",
-    "discordbot.cogs.scheduler",
-    "discordbot.cogs.drip",
-)
-POLICY_TTL_SECONDS = 60.0
-POLICY_CACHE_SIZE = 10_000
-"""Guilds whose policy is kept; the least recently loaded are dropped past it."""
 FAST_DB_WORKERS = 2
 CACHE_WORKERS = 4
 DB_POOL_CHECK = "bot_db_pool"
+SEEN_HERE_CAPACITY = 50_000
+"""Interaction ids remembered in process (`PredictionBot.seen_here`): a few MB, more than a
+15-minute token lifetime holds at the rates docs/performance.md measures."""
 """The external health check that reports the bot's database threads stalled (issue 12)."""
-INVITE_SCOPES = ("bot", "applications.commands")
-REQUIRED_PERMISSIONS = discord.Permissions(
-    view_channel=True,
-    send_messages=True,
-    send_messages_in_threads=True,
-    embed_links=True,
-    read_message_history=True,
-)
-"""What the bot needs in a channel: see it, post market messages and announcements with embeds,
-and edit its own messages (no permission needed for that)."""
-
-
-def _default_db_workers() -> int:
-    return 1 if connection.vendor == "sqlite" else 8
-
-
-@dataclass(frozen=True)
-class BotConfig:
-    """Everything the bot needs, read from settings by `from_settings` (tests override)."""
-
-    token: str = ""
-    dev_guild_id: int | None = None
-    sync_on_start: bool = True
-    sync_global: bool = False
-    shard_count: int | None = None
-    shard_ids: tuple[int, ...] | None = None
-    background_tasks: bool = True
-    tick_seconds: float = 30.0
-    notify_seconds: float = 5.0
-    dm_interval: float = 0.5
-    db_workers: int = 1
-    extensions: tuple[str, ...] = EXTENSIONS
-    notifier_name: str = "default"
-    http_connections: int = 128
-    answer_budget: float = 8.0
-    """Seconds an interaction's work may take before the member reads "still working" (the
-    result follows); also the client-side budget of bounded `db` calls."""
-    gate_budget: float = 1.0
-    """Seconds the cache may take before the acknowledgement (delivery gate, rate limits)."""
-    answer_retry_base: float = 1.0
-    answer_retry_max: float = 60.0
-    """Backoff of a reply Discord did not take (and of re-checks of an unknown outcome)."""
-    extra: dict[str, Any] = field(default_factory=dict)
-
-    @classmethod
-    def from_settings(cls, **overrides: Any) -> BotConfig:
-        dev = str(getattr(settings, "DISCORD_DEV_GUILD_ID", "") or "").strip()
-        base = cls(
-            token=getattr(settings, "DISCORD_TOKEN", "") or "",
-            dev_guild_id=int(dev) if dev.isdigit() else None,
-            tick_seconds=float(getattr(settings, "DISCORD_TICK_SECONDS", 30.0)),
-            notify_seconds=float(getattr(settings, "DISCORD_NOTIFY_SECONDS", 5.0)),
-            dm_interval=float(getattr(settings, "DISCORD_DM_INTERVAL", 0.5)),
-            db_workers=int(getattr(settings, "DISCORD_DB_WORKERS", 0) or _default_db_workers()),
-            answer_budget=float(getattr(settings, "DISCORD_ANSWER_BUDGET_SECONDS", 8.0)),
-        )
-        return replace(base, **overrides)
-
-    @property
-    def runs_notifier(self) -> bool:
-        """One notifier per deployment: the process that holds shard 0."""
-        return self.shard_ids is None or 0 in self.shard_ids
 
 
 class StillWorking(Exception):
@@ -144,49 +82,6 @@ class StillWorking(Exception):
         self.budget = budget
 
 
-class PolicyCache:
-    """Each guild's permission policy, cached for `POLICY_TTL_SECONDS`. `peek` never waits (rate
-    limit exemptions and early checks use it); `refresh` reads the database in the background."""
-
-    def __init__(self, bot: PredictionBot) -> None:
-        self.bot = bot
-        self._entries: dict[int, tuple[float, Policy]] = {}
-        self._pending: set[int] = set()
-
-    def peek(self, guild_id: int) -> Policy | None:
-        entry = self._entries.get(guild_id)
-        if entry is None or time.monotonic() - entry[0] > POLICY_TTL_SECONDS:
-            self.refresh_soon(guild_id)
-        return entry[1] if entry else None
-
-    def refresh_soon(self, guild_id: int) -> None:
-        if guild_id in self._pending:
-            return
-        self._pending.add(guild_id)
-        self.bot.spawn(self._refresh(guild_id))
-
-    async def load(self, guild_id: int) -> Policy | None:
-        """Read the guild's policy now and cache it (start-up warming, benchmarks)."""
-        await self._refresh(guild_id)
-        entry = self._entries.get(guild_id)
-        return entry[1] if entry else None
-
-    async def _refresh(self, guild_id: int) -> None:
-        try:
-            policy = await self.bot.db_fast(policy_get, guild_id=guild_id)
-            self._entries.pop(guild_id, None)
-            self._entries[guild_id] = (time.monotonic(), policy)
-            while len(self._entries) > POLICY_CACHE_SIZE:  # dicts keep insertion order
-                self._entries.pop(next(iter(self._entries)))
-        except Exception:
-            logger.warning("could not load the policy of guild %s", guild_id, exc_info=True)
-        finally:
-            self._pending.discard(guild_id)
-
-    def invalidate(self, guild_id: int) -> None:
-        self._entries.pop(guild_id, None)
-
-
 class PredictionBot(commands.AutoShardedBot):
     def __init__(self, config: BotConfig) -> None:
         intents = discord.Intents.none()
@@ -196,34 +91,59 @@ class PredictionBot(commands.AutoShardedBot):
             options["shard_count"] = config.shard_count
         if config.shard_ids is not None:
             options["shard_ids"] = list(config.shard_ids)
+        clock = DiscordClock()
         super().__init__(
             command_prefix=commands.when_mentioned,
             intents=intents,
             help_command=None,
             allowed_mentions=discord.AllowedMentions.none(),
+            http_trace=clock.trace_config(),
             **options,
         )
+        self.clock = clock
+        """Discord's clock as this process sees it (interaction ages, skew): issue 23 item 15."""
         self.config = config
         self.modals = ModalRouter()
         self.policies = PolicyCache(self)
         self.synced: list[app_commands.AppCommand] = []
         self._tasks: set[asyncio.Task] = set()
         self._db_pool = concurrent.futures.ThreadPoolExecutor(
-            max_workers=max(1, config.db_workers), thread_name_prefix="bot-db"
+            max_workers=max(1, config.db_workers),
+            thread_name_prefix="bot-db",
+            initializer=connections_kept,
         )
         self._fast_pool = concurrent.futures.ThreadPoolExecutor(
-            max_workers=FAST_DB_WORKERS, thread_name_prefix="bot-db-fast"
+            max_workers=FAST_DB_WORKERS,
+            thread_name_prefix="bot-db-fast",
+            initializer=connections_kept,
         )
         self._cache_pool = concurrent.futures.ThreadPoolExecutor(
             max_workers=CACHE_WORKERS, thread_name_prefix="bot-cache"
         )
-        self._cache_inline = isinstance(cache, LocMemCache)
+        # `django.core.cache.cache` is a proxy (never a LocMemCache itself): ask the configured
+        # backend's own class.
+        self._cache_inline = cache_is_process_memory()
         self._seen: dict[tuple[int, int], float] = {}
+        self._noting: dict[int, asyncio.Task] = {}
+        """Directory notes still being written, by interaction id (`directory_noted`)."""
         self.trades = MarketBatcher(self._trades_serve, cap=MAX_BATCH)
+        self.directory = MarketBatcher(self._directory_serve, cap=1000)
+        """The members' directory notes, written together (one queue, key 0): a rush of new
+        members costs a statement or two per batch, not two per member."""
+        self.ratelimits = ratelimit.Pipelined(self.cache_call)
+        self.snapshots = database_snapshots(
+            self.db_fast, None if self._cache_inline else SharedSnapshots(cache, self.cache_call)
+        )
+        """Markets and guild settings as this process last saw them (issue 21)."""
         self.db_watch = PoolWatch(max(1, config.db_workers), stall_after=config.answer_budget)
-        self.unseen: set[tuple[int | None, int]] = set()
+        self.leases: dict[str, LeaseKeeper] = {}
+        """This process's singleton-job leases (`discordbot.leases`)."""
+        self.unseen: set[tuple[int, int]] = set()
         """(guild, member) with answers waiting for their next reply (DMs closed)."""
-        self.tree.on_error = self.on_app_command_error
+        self.seen_here = RecentIds(SEEN_HERE_CAPACITY)
+        """Interactions this process has begun answering: a re-delivery to the same process is
+        known to be one without asking the cache (`interactions.gate`)."""
+        self.tree.error(self.on_app_command_error)
 
     # --- Plumbing ----------------------------------------------------------------------------
 
@@ -235,7 +155,18 @@ class PredictionBot(commands.AutoShardedBot):
         many seconds and gets `StillWorking` (whose `pending` future brings the result later):
         a database that stops answering mid-query (SIGSTOP, a stalled proxy) is not caught by
         keepalives, only by a client-side budget. The thread itself cannot be interrupted; the
-        pool's health check (`db_watch`) reports calls stuck past the budget."""
+        pool's health check (`db_watch`) reports calls stuck past the budget.
+
+        Inside an interaction's body the call recovers from an unknown commit outcome and from
+        a database that is restarting (`recovery.resolved`, issue 27)."""
+        if budget is None:
+            return await recovery.resolved(lambda: self.db_once(func, **kwargs))
+        return await self.db_once(func, budget=budget, **kwargs)
+
+    async def db_once(
+        self, func: Callable[..., T], /, *, budget: float | None = None, **kwargs: Any
+    ) -> T:
+        """`db` without the recovery: one attempt."""
         call = database_sync_to_async(func, thread_sensitive=False, executor=self._db_pool)
         token = self.db_watch.started()
         pending = asyncio.ensure_future(call(**kwargs))
@@ -259,16 +190,27 @@ class PredictionBot(commands.AutoShardedBot):
         return self._cache_inline
 
     async def _trades_serve(self, market_id: int, asks: Sequence[actions.TradeAsk]) -> list:
-        return await self.db(actions.trades_for_interactions, market_id=market_id, asks=asks)
+        # One attempt: each member's `trade` recovers on its own (its own key, its own answer).
+        answers, summary = await self.db_once(actions.trades_batch, market_id=market_id, asks=asks)
+        if summary is not None:
+            self.snapshots.put(summary)
+        return answers
 
-    async def trade(self, *, market: object, **ask: Any) -> actions.TradeResult:
-        """A member's buy, stake or sale (`actions.TradeAsk`'s fields and the market they
-        typed), committed in its market's next batch (`discordbot.batching`); a refusal is
-        raised as the `DomainError` the one-request service would have raised."""
-        market_id = parsing.market_ref(market)
-        result = await self.trades.submit(market_id, actions.TradeAsk(**ask))
+    async def _directory_serve(self, _: int, rows: Sequence[dict]) -> list[None]:
+        await self.db_once(points_services.members_seen, rows=list(rows))
+        return [None] * len(rows)
+
+    async def trade(self, *, market_id: int, ask: actions.TradeAsk) -> actions.TradeResult:
+        """A member's buy, stake or sale, committed in its market's next batch
+        (`discordbot.batching`); a refusal is raised as the `DomainError` the one-request
+        service would have raised. Interfaces call `responders.trade`, which counts it."""
+        result = await recovery.resolved(
+            lambda: self.trades.submit(market_id, ask), key=ask.idempotency_key
+        )
         if isinstance(result, DomainError):
             raise result
+        if replica_aliases():  # the batch committed elsewhere: remember it for this member
+            await self.db_fast(writes_committed)
         return result
 
     async def cache_call(self, func: Callable[..., T], /, **kwargs: Any) -> T:
@@ -300,13 +242,21 @@ class PredictionBot(commands.AutoShardedBot):
 
     async def setup_hook(self) -> None:
         register_external_check(DB_POOL_CHECK, self.db_watch.check)
+        gauges_register("discord_clock", self.clock.readings)
         try:
             self.unseen = await self.db(answers.unseen_members)
         except Exception:
             logger.warning("could not load the answers waiting for members", exc_info=True)
         for name in self.config.extensions:
             await self.load_extension(name)
-        if self.config.sync_on_start and (self.config.dev_guild_id or self.config.sync_global):
+        declare_contexts(self.tree)
+        if (
+            self.config.sync_on_start
+            and (self.config.dev_guild_id or self.config.sync_global)
+            and self.config.holds_shard_zero
+        ):
+            # One process syncs: the one holding shard 0. Every shard
+            # re-syncing at start spends the 2-per-minute command bucket for nothing.
             await self.sync_commands()
 
     async def sync_commands(self) -> list[app_commands.AppCommand]:
@@ -366,15 +316,21 @@ class PredictionBot(commands.AutoShardedBot):
 
     async def close(self) -> None:
         unregister_external_check(DB_POOL_CHECK)
+        gauges_unregister("discord_clock")
         for task in list(self._tasks):
             task.cancel()
-        if not hasattr(self, "_AutoShardedClient__queue"):
-            # Logged in but never connected to the gateway (tests, one-off tools): discord.py's
-            # sharded close() expects the queue `connect()` creates.
-            self._AutoShardedClient__queue = asyncio.PriorityQueue()
+        dpy_private.shard_queue_ensure(self)
         await super().close()
+        # The database threads' kept connections (`connections_kept`) close with the bot.
+        await asyncio.get_running_loop().run_in_executor(None, self.connections_close)
         for pool in (self._db_pool, self._fast_pool, self._cache_pool):
             pool.shutdown(wait=False, cancel_futures=True)
+
+    def connections_close(self) -> None:
+        """Close the database threads' kept connections (each reconnects on its next call)."""
+        workers = max(1, self.config.db_workers)
+        for pool, n in ((self._db_pool, workers), (self._fast_pool, FAST_DB_WORKERS)):
+            close_pool_connections(pool, n)
 
     # --- Events ------------------------------------------------------------------------------
 
@@ -382,7 +338,8 @@ class PredictionBot(commands.AutoShardedBot):
         """Keep the member's and the guild's names (issue 13) off the interaction's critical
         path: at most once per member per `PM_MEMBER_SEEN_EVERY` seconds in this process (the
         service gates again across processes), in a task that waits for the first response and
-        then writes through the database threads; a failure is logged, never raised."""
+        then writes with the other members' notes waiting (`directory`, one batch); a failure
+        is logged, never raised."""
         user, guild_id = interaction.user, interaction.guild_id
         if guild_id is None or user is None or getattr(user, "bot", False):
             return None
@@ -410,16 +367,28 @@ class PredictionBot(commands.AutoShardedBot):
                     break
                 await asyncio.sleep(0.05)
             try:
-                await self.db(points_services.member_seen, **fields)
+                await self.directory.submit(0, fields)
             except Exception:
                 logger.exception("could not note member %s in the directory", user.id)
 
-        return self.spawn(note())
+        task = self.spawn(note())
+        self._noting[interaction.id] = task
+        task.add_done_callback(lambda _: self._noting.pop(interaction.id, None))
+        return task
+
+    async def directory_noted(self, interaction: discord.Interaction, timeout: float = 2.0) -> None:
+        """Wait (at most `timeout` s) until this interaction's directory note is written, so a
+        reply rendered next names the member (issue 23: a first `/market create` said "created
+        by member #2222…"). Only an interaction that is noting waits; called once acknowledged."""
+        task = self._noting.get(interaction.id)
+        if task is not None:
+            await asyncio.wait({task}, timeout=timeout)
 
     async def on_interaction(self, interaction: discord.Interaction) -> None:
         """Modal submissions go to `ModalRouter`; a component or modal nobody handles (an id
         from an older version) still gets an answer, so no interaction goes unanswered. Every
         interaction also notes its member in the directory (`directory_note`)."""
+        self.clock.received(interaction.id)
         self.directory_note(interaction)
         if interaction.type == discord.InteractionType.modal_submit:
             try:
@@ -438,11 +407,9 @@ class PredictionBot(commands.AutoShardedBot):
                 return
             await answer_now(interaction, interactions.MSG_STALE)
         elif interaction.type == discord.InteractionType.component:
-            custom_id = str((interaction.data or {}).get("custom_id", ""))
-            if not any(
-                pattern.fullmatch(custom_id)
-                for pattern in self._connection._view_store._dynamic_items
-            ):
+            data: Mapping[str, object] = interaction.data or {}
+            custom_id = str(data.get("custom_id", ""))
+            if not dpy_private.dynamic_item_matches(self, custom_id):
                 await answer_now(interaction, interactions.MSG_STALE)
 
     async def on_app_command_error(
@@ -522,15 +489,31 @@ class PredictionBot(commands.AutoShardedBot):
 
 def build_bot(config: BotConfig | None = None, **overrides: Any) -> PredictionBot:
     """A fully configured bot from settings (plus `overrides`), without touching the network.
-    `DISCORD_API_BASE` points discord.py at another API base URL (a proxy, or a fake)."""
+    `DISCORD_API_BASE` points discord.py at another API base URL (a proxy, or a fake), and
+    `DISCORD_GATEWAY_URL` at another gateway (with `--shard-count` discord.py does not ask
+    `/gateway/bot` where it is)."""
     base = (getattr(settings, "DISCORD_API_BASE", "") or "").strip()
     if base:
         discord.http.Route.BASE = base.rstrip("/")
+    gateway = (getattr(settings, "DISCORD_GATEWAY_URL", "") or "").strip()
+    if gateway:
+        discord.gateway.DiscordWebSocket.DEFAULT_GATEWAY = yarl.URL(gateway)
     return PredictionBot(config or BotConfig.from_settings(**overrides))
 
 
-def invite_url(client_id: int | str) -> str:
-    """The OAuth2 link that adds the bot with its slash commands and the permissions it needs."""
-    return discord.utils.oauth_url(
-        client_id, permissions=REQUIRED_PERMISSIONS, scopes=INVITE_SCOPES
-    )
+def declare_contexts(tree: app_commands.CommandTree) -> None:
+    """Say where each command is offered the current way, `contexts` and `integration_types`
+    (Discord's "Application Command Object": `dm_permission` is deprecated, and discord.py sends
+    `contexts: null` unless told): a guild install (`integration_types` [0]), used in servers
+    (`contexts` [0]) for guild-only commands, in servers and the bot's DMs (0, 1) otherwise.
+    Issue 23 item 19."""
+    tree.allowed_installs = app_commands.AppInstallationType(guild=True)
+    for command in tree.get_commands():
+        if not isinstance(command, (app_commands.Command, app_commands.Group)):
+            continue
+        if command.allowed_contexts is None:
+            command.allowed_contexts = (
+                app_commands.AppCommandContext(guild=True)
+                if command.guild_only
+                else app_commands.AppCommandContext(guild=True, dm_channel=True)
+            )

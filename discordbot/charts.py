@@ -60,7 +60,27 @@ COLOURS = (
     "#d0d0d0",
     "#c69c6d",
 )
-LINESTYLES = ("-", "-", "-", "-", "-", "--", "--", ":", "--", "-.")
+# A dash pattern of its own per outcome (issue 23 item 7): where two lines overlap (every outcome at
+# its opening price before the first trade), the one drawn on top leaves gaps the others show
+# through; lines are also drawn thinner from the first outcome to the last.
+LINESTYLES: tuple[str | tuple[int, tuple[int, ...]], ...] = (
+    "-",
+    (0, (6, 3)),
+    (0, (2, 2)),
+    (0, (8, 3, 2, 3)),
+    (0, (1, 3)),
+    (0, (10, 4)),
+    (0, (4, 2, 1, 2, 1, 2)),
+    (0, (3, 5)),
+    (0, (12, 2, 2, 2)),
+    (0, (5, 1)),
+)
+RANGES: dict[str, tuple[str, dt.timedelta | None]] = {
+    "1h": ("last hour", dt.timedelta(hours=1)),
+    "24h": ("last 24 hours", dt.timedelta(hours=24)),
+    "all": ("since it opened", None),
+}
+"""The time ranges a chart can show (`/market chart range:`, the chart's range buttons)."""
 LABEL_CHARS = 34
 TITLE_CHARS = 70
 REPLACEMENT = "\N{WHITE SQUARE}"
@@ -139,6 +159,63 @@ class ChartData:
     end: dt.datetime
     mechanism: str = "amm"
     winner: int | None = None
+    span: str = "all"
+    """Which of `RANGES` the points cover."""
+
+
+def time_formatter(start: float, end: float) -> ticker.FuncFormatter:
+    """Tick labels that always carry their unit, whatever the span (issue 23 item 7): seconds as
+    14:05:30, minutes and hours as 14:05, days as "Dec 07 14:00" or "Dec 07", years with the
+    year — never a bare "35"."""
+    days = end - start  # matplotlib dates count days
+    if days < 5 / 1440:
+        fmt = "%H:%M:%S"
+    elif days < 1.5:
+        fmt = "%H:%M"
+    elif days < 10:
+        fmt = "%b %d %H:%M"
+    elif days < 300:
+        fmt = "%b %d"
+    else:
+        fmt = "%b %d %Y"
+
+    def label(x: float, _pos: int | None = None) -> str:
+        return str(mdates.num2date(x, tz=dt.UTC).strftime(fmt))
+
+    return ticker.FuncFormatter(label)
+
+
+def pool_display(
+    points: list[tuple[dt.datetime, list[float]]],
+) -> list[tuple[dt.datetime, list[float]]]:
+    """A pool's shares as the chart draws them: while only one outcome holds stakes its share is
+    a certain 100 %, which says nothing about the pool (the next stake on another side pulls it
+    down at once), so the opening shares are held until a second outcome is staked (issue 23
+    §7). The legend still states the current shares."""
+    if not points:
+        return points
+    opening = [1 / len(points[0][1])] * len(points[0][1]) if points[0][1] else []
+    out = []
+    for at, shares in points:
+        staked = sum(1 for v in shares if v > 0)
+        out.append((at, list(opening) if staked < 2 else shares))
+    return out
+
+
+def window(
+    points: list[tuple[dt.datetime, list[float]]], end: dt.datetime, span: str
+) -> list[tuple[dt.datetime, list[float]]]:
+    """The points of `span` (one of `RANGES`) up to `end`: when the range starts after the
+    first point, the price in force at its start becomes its first point."""
+    delta = RANGES.get(span, RANGES["all"])[1]
+    if delta is None or not points:
+        return points
+    start = end - delta
+    if points[0][0] >= start:
+        return points
+    before = [p for p in points if p[0] <= start]
+    after = [p for p in points if p[0] > start]
+    return [(start, list(before[-1][1])), *after]
 
 
 def render_png(data: ChartData, *, width_px: int = 800, dpi: int = 100) -> bytes:
@@ -147,6 +224,9 @@ def render_png(data: ChartData, *, width_px: int = 800, dpi: int = 100) -> bytes
     global _renders
     n = len(data.labels)
     points = [(at, list(p)) for at, p in data.points if len(p) == n]
+    latest = points[-1][1] if points else []
+    if data.mechanism == "parimutuel":
+        points = pool_display(points)
     columns = 1 if n <= 1 else 2
     legend_rows = -(-n // columns)
     header, axis_labels, row = 64, 50, 22
@@ -174,10 +254,11 @@ def render_png(data: ChartData, *, width_px: int = 800, dpi: int = 100) -> bytes
         va="center",
     )
     what = "Each outcome's share of the pool" if data.mechanism == "parimutuel" else "Probability"
+    shown = RANGES.get(data.span, RANGES["all"])[0]
     fig.text(
         0.075,
         1 - 44 / height_px,
-        f"{what} after every trade · times in UTC",
+        f"{what} after every trade · {shown} · times in UTC",
         color=MUTED,
         fontsize=9,
         va="center",
@@ -197,7 +278,7 @@ def render_png(data: ChartData, *, width_px: int = 800, dpi: int = 100) -> bytes
             sx, sy = downsample(xs, ys, MAX_POINTS // 4)
             sx.append(x_end)
             sy.append(sy[-1])
-            current = ys[-1]
+            current = latest[i] * 100
             name = display_text(label, label_chars)
             if not any(ch.isalnum() for ch in name):
                 name = f"Outcome {i + 1} {name}"
@@ -209,7 +290,7 @@ def render_png(data: ChartData, *, width_px: int = 800, dpi: int = 100) -> bytes
                 drawstyle="steps-post",
                 color=COLOURS[i % len(COLOURS)],
                 linestyle=LINESTYLES[i % len(LINESTYLES)],
-                linewidth=2.4 if data.winner == i else 1.8,
+                linewidth=(2.8 if data.winner == i else 2.2) - 0.12 * i,
                 label=f"{name}  {current:.0f}%",
             )
             handles.append(line)
@@ -228,8 +309,7 @@ def render_png(data: ChartData, *, width_px: int = 800, dpi: int = 100) -> bytes
         ax.set_xlim(xs[0], x_end)
         locator = mdates.AutoDateLocator(minticks=3, maxticks=6, tz=dt.UTC)
         ax.xaxis.set_major_locator(locator)
-        ax.xaxis.set_major_formatter(mdates.ConciseDateFormatter(locator, tz=dt.UTC))
-        ax.xaxis.get_offset_text().set_color(MUTED)
+        ax.xaxis.set_major_formatter(time_formatter(xs[0], x_end))
         legend = fig.legend(
             handles=handles,
             loc="lower left",
@@ -258,20 +338,27 @@ def cache_key(market: MarketSummary) -> str:
     """Per market, trade count and status. The creation time is part of the key so a database
     reset (development) cannot serve another market's chart under a reused id."""
     created = int(market.created_at.timestamp() * 1_000_000)
-    return f"pm:chart:v1:{market.id}:{created}:{market.trade_count}:{market.status}"
+    return f"pm:chart:v2:{market.id}:{created}:{market.trade_count}:{market.status}"
 
 
-def chart_data(*, market: MarketSummary, now: dt.datetime | None = None) -> ChartData:
+def chart_data(
+    *, market: MarketSummary, now: dt.datetime | None = None, span: str = "all"
+) -> ChartData:
     """Read the history of `market` (3 queries) and decide where the x axis ends: now for an open
-    market (but not past its closing time), else when it closed."""
+    market (but not past its closing time), else when it closed; `span` (one of `RANGES`) keeps
+    the last hour or day. The first point is the market's opening prices (1/n each) when the
+    range reaches back to its opening."""
     history = betting_selectors.price_history(market_id=market.id)
     now = now or timezone.now()
     end = min(now, market.closes_at) if market.is_open else (market.closed_at or now)
+    span = span if span in RANGES else "all"
+    points = [(p.at, list(p.probabilities)) for p in history.points]
     return ChartData(
         title=f"#{market.id} {market.question}",
         labels=history.labels,
-        points=[(p.at, p.probabilities) for p in history.points],
+        points=window(points, end, span),
         end=end,
         mechanism=market.mechanism,
         winner=market.winning_position,
+        span=span,
     )

@@ -13,70 +13,139 @@
 4. a `DomainError` becomes its short message, ephemeral; anything else becomes "Something went
    wrong (error id …)" and the same id is logged with the traceback.
 
-Every interaction gets its final answer (issue 12):
+Every interaction gets its final answer, and it is true (issues 12 and 27):
 - a re-delivery of the same interaction id is not counted by the rate limits and shows the first
-  delivery's answer (`answers.first_delivery`, `answers.remember`);
-- "already acknowledged" (40060) on the acknowledgement means Discord has it: the work goes on;
+  delivery's answer (`answers.first_delivery`, `answers.remember`) — unless that answer is
+  already shown on the same message, which is then left as it is;
+- "already acknowledged" (40060) on the acknowledgement means Discord has it, and a transport
+  error (connection closed or reset) means it may: the work goes on, and the answer edits the
+  original;
 - the body runs within a budget (`BotConfig.answer_budget`): past it the member reads "still
-  working" and the result follows when the body finishes (its thread keeps running);
-- a commit whose outcome is unknown (`OutcomeUnknown`) is answered "checking", and the same body
-  (same idempotency key) runs again with backoff until the verified result can be shown;
+  working", repeated about every 10 s, and the result follows when the body finishes (its
+  thread keeps running);
+- inside the body, the database calls and trades recover from an unknown commit outcome
+  ("checking", then the key is looked up until the database answers) and from a database that
+  is restarting ("retrying"), within the token's 15 minutes (`recovery`);
 - a reply Discord does not take is kept (`PendingAnswer`) and retried with backoff while the
-  token is valid, then sent by DM, or — DMs closed — shown with the member's next reply.
+  token is valid, then sent by DM, or — DMs closed — shown with the member's next reply
+  (`delivery`).
 
-Modals are stateless: their state lives in the `custom_id` (like `DynamicItem` buttons), they are
-never kept in discord.py's view store, and `ModalRouter` dispatches submissions by pattern, so a
-modal opened before a restart still works after it.
+The module is split (issue 20): `replies` (what is said, the interaction's clock), `delivery`
+(getting it to the member), `recovery` (the database away), `modals` (stateless modals); their
+names are importable from here as before.
 """
 
 from __future__ import annotations
 
 import asyncio
-import datetime as dt
 import logging
-import random
-import re
 import time
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, TypeVar
 
-import aiohttp
 import discord
 
 from ops import logging as ops_logging
 from ops import metrics
 from points.errors import DomainError, OutcomeUnknown
 
-from . import answers, limits, ratelimit
-from .models import PendingAnswer
+from . import answers, ratelimit, replies
+from .delivery import (
+    TRANSPORT_ERRORS,
+    Later,
+    _followup,
+    _gone,
+    _permanent,
+    answer_by_dm,
+    answer_now,
+    deliver,
+    deliver_quietly,
+    deliver_reliably,
+    keep_answer,
+    settle_answer,
+    summary_of,
+)
+from .modals import ModalHandler, ModalRouter, modal, modal_values, send_modal, text_input
 from .permissions import Actor, actor_from_interaction, is_moderator
+from .recovery import HEARTBEAT_SECONDS, Answering, answering, until_answered
+from .recovery import current as current_answering
+from .replies import (
+    ALREADY_ACKNOWLEDGED,
+    MSG_DB_RESTARTING,
+    MSG_ERROR,
+    MSG_GUILD_ONLY,
+    MSG_STALE,
+    MSG_STILL_WORKING,
+    MSG_UNSEEN,
+    MSG_UNVERIFIED,
+    PRE_ACK_DEADLINE,
+    TOKEN_GONE,
+    Reply,
+    age,
+    idempotency_key,
+    observe,
+    remaining,
+    token_digest,
+    within_budget,
+)
 
-if TYPE_CHECKING:
-    from .bot import PredictionBot
+if TYPE_CHECKING:  # the bot's services as a protocol: `bot` imports this module
+    from .botlike import BotLike as PredictionBot
+
+__all__ = [  # the names other modules import from here (some now live in the split modules)
+    "ALREADY_ACKNOWLEDGED",
+    "MSG_DB_RESTARTING",
+    "MSG_ERROR",
+    "MSG_GUILD_ONLY",
+    "MSG_STALE",
+    "MSG_STILL_WORKING",
+    "MSG_UNSEEN",
+    "MSG_UNVERIFIED",
+    "PRE_ACK_DEADLINE",
+    "TOKEN_GONE",
+    "TRANSPORT_ERRORS",
+    "Actor",
+    "ModalHandler",
+    "ModalRouter",
+    "Reply",
+    "TooFast",
+    "_followup",
+    "_gone",
+    "_permanent",
+    "acknowledge",
+    "actor",
+    "age",
+    "already_shown",
+    "answer_by_dm",
+    "answer_now",
+    "deliver",
+    "deliver_quietly",
+    "deliver_reliably",
+    "error_capture",
+    "error_reply",
+    "finish_later",
+    "first_answer",
+    "gate",
+    "idempotency_key",
+    "keep_answer",
+    "modal",
+    "modal_values",
+    "new_error_id",
+    "observe",
+    "rate_limited",
+    "remaining",
+    "respond",
+    "send_modal",
+    "settle_answer",
+    "summary_of",
+    "text_input",
+    "trade_counted",
+    "with_unseen",
+    "within_budget",
+]  # fmt: skip
 
 logger = logging.getLogger(__name__)
 T = TypeVar("T")
-
-MSG_ERROR = (
-    "Something went wrong (error id {error_id}). Please check the result (for example with "
-    "/balance) before trying again, and mention the id to a moderator if it keeps happening."
-)
-MSG_STILL_WORKING = (
-    "Still working on it — the database is slow right now. The result will appear here (or in "
-    "a DM) as soon as it is done; please don't repeat the command."
-)
-MSG_UNSEEN = "Earlier: {summary}"
-ALREADY_ACKNOWLEDGED = 40060
-TOKEN_GONE = {50027, 10015}  # invalid webhook token (expired), unknown webhook
-MSG_GUILD_ONLY = "This bot works inside a server, not in direct messages."
-MSG_STALE = "This button or form is from an older version of the bot; use the slash commands."
-
-
-def idempotency_key(interaction: discord.Interaction) -> str:
-    """`discord:<interaction id>`: Discord gives every interaction a unique id, and re-delivers the
-    same id when it retries, so a repeated interaction repeats no effect (DOMAIN §3)."""
-    return f"discord:{interaction.id}"
 
 
 def new_error_id() -> str:
@@ -87,32 +156,6 @@ def error_capture(exc: BaseException, **fields: Any) -> str:
     """Log `exc` under a new error id bound into the JSON log line and the Sentry event (the same
     id the member is shown)."""
     return ops_logging.error_capture(exc, **fields)
-
-
-@dataclass
-class Reply:
-    """What to show. `ephemeral` replies are seen by the member alone; `edit` replaces the
-    message a button was clicked on instead of sending a new one."""
-
-    content: str = ""
-    embeds: list[discord.Embed] = field(default_factory=list)
-    view: discord.ui.View | None = None
-    ephemeral: bool = True
-    edit: bool = False
-    after_send: Callable[[discord.Message], Awaitable[None]] | None = None
-    allowed_mentions: discord.AllowedMentions | None = None
-    """Who the reply may ping; None keeps the bot's default (nobody)."""
-
-    def kwargs(self) -> dict[str, Any]:
-        out: dict[str, Any] = {
-            "content": limits.fit(self.content, limits.CONTENT) if self.content else None,
-            "embeds": [limits.embed_fit(e) for e in self.embeds],
-        }
-        if self.view is not None:
-            out["view"] = self.view
-        if self.allowed_mentions is not None:
-            out["allowed_mentions"] = self.allowed_mentions
-        return out
 
 
 def error_reply(exc: BaseException, *, action: str, interaction: discord.Interaction) -> Reply:
@@ -127,74 +170,6 @@ def error_reply(exc: BaseException, *, action: str, interaction: discord.Interac
         user_id=getattr(interaction.user, "id", None),
     )
     return Reply(content=MSG_ERROR.format(error_id=error_id), ephemeral=True)
-
-
-def age(interaction: discord.Interaction) -> float:
-    """Seconds since Discord created the interaction (its id is a timestamp): the clock Discord's
-    3-second deadline runs on. Falls back to 0 when the local clock is behind Discord's."""
-    return max(0.0, time.time() - interaction.created_at.timestamp())
-
-
-PRE_ACK_DEADLINE = 0.6
-"""Seconds after Discord created an interaction by which every check that runs before its first
-response (rate limit, the Buy button's status check) must have finished. The gateway usually
-delivers an interaction 0.1–0.3 s after its creation; the rest of Discord's 3 s is margin for a
-loaded event loop and the response's own round trip."""
-
-
-def remaining(interaction: discord.Interaction, deadline: float = PRE_ACK_DEADLINE) -> float:
-    """Seconds left until `deadline` (seconds of the interaction's age); at least 0."""
-    return max(0.0, deadline - age(interaction))
-
-
-_budget_logged: dict[str, tuple[float, int]] = {}
-"""step → (when its last budget miss was logged, misses since): one line per step every
-`BUDGET_LOG_SECONDS`, so a burst on a sick cache does not flood the log (the metric counts
-every miss)."""
-BUDGET_LOG_SECONDS = 10.0
-
-
-async def within_budget(
-    interaction: discord.Interaction,
-    awaitable: Awaitable[T],
-    *,
-    step: str,
-    deadline: float = PRE_ACK_DEADLINE,
-) -> tuple[bool, T | None]:
-    """Await `awaitable` until the interaction is `deadline` seconds old. Returns (True, result),
-    or (False, None) when the budget ran out (or had run out before it started): the caller goes
-    ahead without the result (fail open), and the miss is logged and counted."""
-    left = remaining(interaction, deadline)
-    try:
-        if left <= 0:
-            if asyncio.iscoroutine(awaitable):
-                awaitable.close()
-            raise TimeoutError
-        return True, await asyncio.wait_for(awaitable, timeout=left)
-    except TimeoutError:
-        metrics.pre_ack_budget_exceeded(step)
-        now = time.monotonic()
-        last, missed = _budget_logged.get(step, (0.0, 0))
-        if now - last >= BUDGET_LOG_SECONDS:
-            logger.warning(
-                "interaction %s: %s ran out of its %.1f s budget (age %.2f s; %d more misses "
-                "since the last line); going ahead without it",
-                interaction.id,
-                step,
-                deadline,
-                age(interaction),
-                missed,
-            )
-            _budget_logged[step] = (now, 0)
-        else:
-            _budget_logged[step] = (last, missed + 1)
-        return False, None
-
-
-def observe(interaction: discord.Interaction, action: str, outcome: str = "ok") -> None:
-    """Record an interaction answered at once (a modal or a refusal) in the metrics."""
-    elapsed = age(interaction)
-    metrics.interaction_observed(action, outcome, elapsed, elapsed)
 
 
 def actor(interaction: discord.Interaction) -> Actor:
@@ -216,28 +191,59 @@ async def rate_limited(
         return None
     if policy is not None:
         rules = ratelimit.with_guild_limit(rules, policy.requests_per_minute)
-    check = bot.cache_call(
-        ratelimit.check, guild_id=interaction.guild_id, user_id=who.user_id, rules=rules
-    )
+    guild_id, user_id = interaction.guild_id, who.user_id
     if bot.cache_is_local:  # in-process memory: no I/O, nothing can stall
-        limited = await check
-    else:
-        _, limited = await within_budget(interaction, check, step="ratelimit")
+        limited = await bot.cache_call(
+            ratelimit.check, guild_id=guild_id, user_id=user_id, rules=rules
+        )
+    else:  # Redis: the interactions checking at the same time share one pipelined round trip
+        check = bot.ratelimits.check(guild_id=guild_id, user_id=user_id, rules=rules)
+        _, limited = await within_budget(
+            interaction, check, step="ratelimit", floor=replies.RATELIMIT_FLOOR
+        )
     if limited is not None:
         metrics.ratelimit_refused(limited.rule.metric_scope)
     return limited
 
 
-class TooFast(DomainError):
-    code = "rate_limited"
+class TooFast(DomainError, code="rate_limited"): ...
+
+
+class RecentIds:
+    """The last `capacity` ids added, oldest forgotten first."""
+
+    def __init__(self, capacity: int) -> None:
+        self.capacity = capacity
+        self._ids: dict[int, None] = {}
+
+    def add(self, id_: int) -> bool:
+        """Remember `id_`; False when it was already remembered."""
+        if id_ in self._ids:
+            return False
+        self._ids[id_] = None
+        if len(self._ids) > self.capacity:
+            del self._ids[next(iter(self._ids))]
+        return True
+
+    def __contains__(self, id_: object) -> bool:
+        return id_ in self._ids
 
 
 async def trade_counted(interaction: discord.Interaction) -> None:
     """Count one trade against the per-member trade limit (DOMAIN §7), once its input is known
-    to be valid: a refused amount or a typo spends no trade. Raises `TooFast` over the limit."""
+    to be valid: a refused amount or a typo spends no trade. Raises `TooFast` over the limit.
+    A re-delivery spends none: its interaction was counted by its first delivery (DOMAIN §7
+    limits interactions), and a re-delivery that runs the body again (the first delivery's
+    answer not found in time) must find the same trade, not "too fast"; so must a body run
+    again after an unknown commit outcome (`finish_later`, issue 27)."""
+    state = current_answering()
+    if state is not None and not await state.counts_trade():
+        return
     limited = await rate_limited(interaction, (ratelimit.USER_TRADES,))
     if limited is not None:
         raise TooFast(limited.message)
+    if state is not None:
+        state.trade_spent = True
 
 
 async def respond(
@@ -261,52 +267,63 @@ async def respond(
             await interaction.response.send_message(MSG_GUILD_ONLY, ephemeral=True)
             outcome, first = "refused", age(interaction)
             return None
-        fresh, limited = await gate(interaction, rules)
+        fresh, limited, checking = await gate(interaction, rules)
         if limited is not None:
             await interaction.response.send_message(limited.message, ephemeral=True)
             outcome, first = "refused", age(interaction)
             await bot.cache_call(
                 answers.remember,
                 interaction_id=interaction.id,
-                answer={"content": limited.message, "embeds": [], "ephemeral": True},
+                answer=Reply(content=limited.message).remembered(shown=True),
             )
             return None
-        await acknowledge(interaction, ephemeral=ephemeral, update=update)
+        acknowledged = await acknowledge(interaction, ephemeral=ephemeral, update=update)
         first = age(interaction)
+        later: Later = {"action": action, "placeholder_ephemeral": ephemeral, "update": update}
         if not fresh:
             earlier = await first_answer(interaction)
             if earlier is not None:
-                return await deliver_reliably(
-                    interaction, earlier, action=action, placeholder_ephemeral=ephemeral,
-                    update=update, remember=False,
-                )  # fmt: skip
+                reply, shown_on = earlier
+                if shown_on is not None and (
+                    not acknowledged or shown_on in ("", token_digest(interaction.token))
+                ):
+                    # Already on the member's screen: an interaction has one original message,
+                    # whichever delivery acknowledged it, so twenty deliveries make one edit,
+                    # not twenty (issue 27). A delivery whose own placeholder is another
+                    # token's original message still gets the answer.
+                    return None
+                return await deliver_reliably(interaction, reply, **later, remember=False)
+        state = Answering(
+            interaction, placeholder_ephemeral=ephemeral, update=update, first_delivery=fresh,
+            fresh_check=checking,
+        )  # fmt: skip
 
         async def final() -> Reply:
             nonlocal outcome
-            try:
-                reply = await body()
-            except OutcomeUnknown:
-                raise
-            except Exception as exc:
-                outcome = "refused" if isinstance(exc, DomainError) else "error"
-                reply = error_reply(exc, action=action, interaction=interaction)
-            return await with_unseen(interaction, reply)
+            reply, outcome = await run_body(interaction, body, state, action=action)
+            return reply
 
         task = asyncio.ensure_future(final())
         done, _ = await asyncio.wait({task}, timeout=bot.config.answer_budget)
-        later = dict(action=action, placeholder_ephemeral=ephemeral, update=update)
         if not done:
-            # Over budget: say so now, answer when the body is done (it keeps running).
+            # Over budget: say so now (unless something more precise is showing), answer when
+            # the body is done (it keeps running), and keep the member informed meanwhile.
             outcome = "slow"
-            await deliver_quietly(interaction, Reply(content=MSG_STILL_WORKING), **later)
-            bot.spawn(finish_later(interaction, task, body, **later))
+            if not state.shown:
+                await state.tell(MSG_STILL_WORKING)
+            bot.spawn(finish_later(interaction, task, body, state=state, **later))
             return None
-        if isinstance(task.exception(), OutcomeUnknown):
+        error = task.exception()
+        if isinstance(error, OutcomeUnknown):
             outcome = "unknown"
-            await deliver_quietly(interaction, Reply(content=task.exception().message), **later)
-            bot.spawn(finish_later(interaction, None, body, **later))
+            await state.tell(error.message)
+            bot.spawn(finish_later(interaction, None, body, state=state, key=error.key, **later))
             return None
-        return await deliver_reliably(interaction, task.result(), **later)
+        state.done = True
+        reply = task.result()
+        if not acknowledged and await already_shown(interaction, reply):
+            return None  # a twin delivery (its gate fell open) showed this very answer
+        return await deliver_reliably(interaction, reply, **later, interim=state.interim)
     except Exception as exc:  # Discord refused or lost a reply: nothing more can be shown
         outcome = "error"
         logger.error(
@@ -321,15 +338,43 @@ async def respond(
         metrics.interaction_observed(action, outcome, first, age(interaction))
 
 
+async def run_body(
+    interaction: discord.Interaction,
+    body: Callable[[], Awaitable[Reply]],
+    state: Answering,
+    *,
+    action: str,
+) -> tuple[Reply, str]:
+    """Run `body` as the interaction being answered (`recovery`): its reply and the metrics
+    outcome. A `DomainError` becomes its message, anything else "Something went wrong"; an
+    `OutcomeUnknown` the body could not resolve within the token's time is raised."""
+    outcome = "ok"
+    with answering(state):
+        try:
+            reply = await body()
+        except OutcomeUnknown:
+            raise
+        except Exception as exc:
+            outcome = "refused" if isinstance(exc, DomainError) else "error"
+            reply = error_reply(exc, action=action, interaction=interaction)
+        return await with_unseen(interaction, reply), outcome
+
+
 async def gate(
     interaction: discord.Interaction, rules: Sequence[ratelimit.Rule]
-) -> tuple[bool, ratelimit.Limited | None]:
+) -> tuple[bool, ratelimit.Limited | None, asyncio.Future[Any] | None]:
     """Before the acknowledgement: is this the interaction's first delivery, and is it over a
     rate limit (only first deliveries count: DOMAIN §7 limits interactions, not deliveries)?
     Bounded by `BotConfig.gate_budget` so a slow cache (Redis paused) cannot cost the 3-second
     acknowledgement deadline: past it the gate opens (a first delivery, no limit) and the cache
-    calls finish in their thread."""
+    calls finish in their thread; the unfinished check is returned third, for the trade count
+    (`Answering.counts_trade`)."""
     bot: PredictionBot = interaction.client  # type: ignore[assignment]
+    if not bot.seen_here.add(interaction.id):
+        # A re-delivery to this process (the usual case: Discord re-delivers on the same
+        # gateway session): known without the cache, so a slow cache cannot open the gate
+        # for it — twenty twins counted as twenty trades and edited "too fast" over the answer.
+        return False, None, None
 
     async def both() -> tuple[bool, ratelimit.Limited | None]:
         fresh = await bot.cache_call(answers.first_delivery, interaction_id=interaction.id)
@@ -343,37 +388,80 @@ async def gate(
         logger.warning("cache too slow before acknowledging %s: limits open", interaction.id)
         metrics.pre_ack_budget_exceeded("gate")
         task.add_done_callback(lambda t: t.cancelled() or t.exception())
-        return True, None
-    return task.result()
+        return True, None, task
+    return (*task.result(), None)
 
 
-async def acknowledge(interaction: discord.Interaction, *, ephemeral: bool, update: bool) -> None:
-    """Defer the interaction. "Already acknowledged" (40060) means Discord has an acknowledgement
-    (ours, whose answer was lost, or a twin delivery's): the work goes on."""
-    try:
-        if update:
-            await interaction.response.defer()
-        else:
-            await interaction.response.defer(ephemeral=ephemeral, thinking=True)
-    except discord.HTTPException as exc:
-        if exc.code != ALREADY_ACKNOWLEDGED:
-            raise
-        logger.info("interaction %s was already acknowledged; continuing", interaction.id)
+ACK_RETRY_AGE = 2.5
+"""An acknowledgement lost in transport is sent again only while the interaction is younger
+than this (Discord's deadline is 3 s)."""
 
 
-async def first_answer(interaction: discord.Interaction) -> Reply | None:
-    """A re-delivered interaction: the first delivery's answer, waiting for it up to the budget
-    (the first delivery may still be working). None: run the body (idempotent by its key)."""
+async def acknowledge(interaction: discord.Interaction, *, ephemeral: bool, update: bool) -> bool:
+    """Defer the interaction; True when this call made the acknowledgement (a new "thinking"
+    placeholder). "Already acknowledged" (40060) means Discord has one (ours, whose answer was
+    lost, or a twin delivery's): False, the work goes on. A transport error (connection closed
+    or reset before an answer) means Discord *may* have it: the callback is sent once more while
+    there is time — 40060 then says it had — and either way the work goes on and the answer
+    edits the original (issue 27)."""
+    for attempt in (1, 2):
+        try:
+            if update:
+                await interaction.response.defer()
+            else:
+                await interaction.response.defer(ephemeral=ephemeral, thinking=True)
+            return True
+        except discord.HTTPException as exc:
+            if exc.code == ALREADY_ACKNOWLEDGED:
+                logger.info("interaction %s was already acknowledged; continuing", interaction.id)
+                return False
+            if attempt == 1:
+                raise
+            logger.warning(
+                "interaction %s: acknowledgement uncertain (%s); going on", interaction.id, exc
+            )
+            return False
+        except TRANSPORT_ERRORS as exc:
+            if attempt == 2 or age(interaction) >= ACK_RETRY_AGE:
+                logger.warning(
+                    "interaction %s: acknowledgement may not have arrived (%s: %s); going on",
+                    interaction.id, type(exc).__name__, exc,
+                )  # fmt: skip
+                return False
+            logger.info(
+                "interaction %s: acknowledgement lost in transport (%s); again", interaction.id, exc
+            )
+    return False
+
+
+async def already_shown(interaction: discord.Interaction, reply: Reply) -> bool:
+    """Whether Discord already shows `reply` for this interaction (a twin delivery showed it)."""
+    bot: PredictionBot = interaction.client  # type: ignore[assignment]
+    stored = await bot.cache_call(answers.remembered, interaction_id=interaction.id)
+    if not stored or not stored.get("shown"):
+        return False
+    return {k: stored.get(k) for k in ("content", "embeds")} == {
+        k: v for k, v in reply.remembered(shown=True).items() if k in ("content", "embeds")
+    }
+
+
+async def first_answer(interaction: discord.Interaction) -> tuple[Reply, str | None] | None:
+    """A re-delivered interaction: the first delivery's answer and, when Discord already shows
+    it, the digest of the token whose original message shows it ("" when not known; None when
+    not shown), waiting for it up to the budget (the first delivery may still be working).
+    None: run the body (idempotent by its key)."""
     bot: PredictionBot = interaction.client  # type: ignore[assignment]
     deadline = time.monotonic() + bot.config.answer_budget
     while True:
         stored = await bot.cache_call(answers.remembered, interaction_id=interaction.id)
         if stored is not None:
-            return Reply(
+            reply = Reply(
                 content=stored.get("content") or "",
                 embeds=[discord.Embed.from_dict(e) for e in stored.get("embeds", [])],
                 ephemeral=stored.get("ephemeral", True),
             )
+            shown_on = str(stored.get("shown_on", "")) if stored.get("shown") else None
+            return reply, shown_on
         if time.monotonic() >= deadline:
             return None
         await asyncio.sleep(0.05)
@@ -382,6 +470,8 @@ async def first_answer(interaction: discord.Interaction) -> Reply | None:
 async def with_unseen(interaction: discord.Interaction, reply: Reply) -> Reply:
     """Prefix the answers this member has not seen yet (DMs closed) to this reply."""
     bot: PredictionBot = interaction.client  # type: ignore[assignment]
+    if interaction.guild_id is None:  # unseen answers are kept per server
+        return reply
     who = (interaction.guild_id, interaction.user.id)
     if who not in bot.unseen:
         return reply
@@ -401,288 +491,49 @@ async def finish_later(
     action: str,
     placeholder_ephemeral: bool,
     update: bool,
+    state: Answering | None = None,
+    key: str | None = None,
 ) -> None:
-    """The verified result after "still working" or "checking": await the body still running
-    (`task`), or run `body` again with backoff — the same interaction, so the same idempotency
-    key: a committed effect is answered from its record, an uncommitted one is done once."""
-    bot: PredictionBot = interaction.client  # type: ignore[assignment]
-    delay = bot.config.answer_retry_base
+    """The true result after "still working" or "checking". With `task` (the body still
+    running): await it, telling the member again about every 10 s. Without (an unknown commit
+    outcome reached here, `key` its idempotency key): look the key up — nothing else — with
+    backoff until the database answers, within the token's 15 minutes; only then run `body`
+    again (the same key: a committed effect answers from its record, an uncommitted one is done
+    once). Plain database errors while waiting are not "something went wrong"."""
+    state = state or Answering(
+        interaction, placeholder_ephemeral=placeholder_ephemeral, update=update
+    )
     reply: Reply | None = None
     while reply is None:
         try:
-            reply = await task if task is not None else await body()
-        except OutcomeUnknown:
-            task = None
-            await asyncio.sleep(delay)
-            delay = min(delay * 2, bot.config.answer_retry_max)
+            if task is None:
+                try:
+                    await until_answered(state, key or idempotency_key(interaction))
+                except OutcomeUnknown:
+                    reply = Reply(content=MSG_UNVERIFIED)
+                    break
+                rerun = asyncio.ensure_future(run_body(interaction, body, state, action=action))
+                reply, _ = await _informed(rerun, state)
+            else:
+                reply = await _informed(task, state)
+        except OutcomeUnknown as exc:
+            task, key = None, exc.key
         except Exception as exc:
             reply = error_reply(exc, action=action, interaction=interaction)
+    state.done = True
     await deliver_reliably(
         interaction, reply, action=action, placeholder_ephemeral=placeholder_ephemeral,
-        update=update,
+        update=update, interim=state.interim,
     )  # fmt: skip
 
 
-async def deliver_quietly(interaction: discord.Interaction, reply: Reply, **how: Any) -> None:
-    """An interim answer ("still working", "checking"): best effort, the final one follows."""
-    try:
-        await deliver(
-            interaction, reply, placeholder_ephemeral=how["placeholder_ephemeral"],
-            update=how["update"],
-        )  # fmt: skip
-    except Exception as exc:
-        logger.info("interim answer to %s not delivered: %s", interaction.id, exc)
-
-
-def summary_of(interaction: discord.Interaction, action: str, reply: Reply) -> str:
-    """What happened, in words that stand alone in a DM or a later reply."""
-    parts = [reply.content] if reply.content else []
-    for embed in reply.embeds:
-        parts += [p for p in (embed.title, embed.description) if p]
-        parts += [f"{f.name}: {f.value}" for f in embed.fields]
-    when = int(interaction.created_at.timestamp())
-    text = "\n".join(parts) or "done."
-    return limits.fit(f"Your /{action.split('.')[0]} from <t:{when}:R>: {text}", limits.CONTENT)
-
-
-def _gone(exc: BaseException) -> bool:
-    """The token cannot be used any more (expired or unknown): only a DM can reach the member."""
-    return isinstance(exc, discord.HTTPException) and (exc.status == 401 or exc.code in TOKEN_GONE)
-
-
-def _permanent(exc: BaseException) -> bool:
-    return (
-        isinstance(exc, discord.HTTPException)
-        and 400 <= exc.status < 500
-        and exc.status != 429
-        and not _gone(exc)
-    )
-
-
-async def deliver_reliably(
-    interaction: discord.Interaction,
-    reply: Reply,
-    *,
-    action: str,
-    placeholder_ephemeral: bool,
-    update: bool,
-    remember: bool = True,
-) -> discord.Message | None:
-    """Deliver `reply`; if Discord does not take it, keep it (`PendingAnswer`) and retry with
-    backoff while the interaction token is valid, then DM the member, or — DMs closed — show
-    it with their next reply."""
-    bot: PredictionBot = interaction.client  # type: ignore[assignment]
-    if remember:
-        await bot.cache_call(
-            answers.remember,
-            interaction_id=interaction.id,
-            answer={
-                "content": reply.content,
-                "embeds": [e.to_dict() for e in reply.embeds],
-                "ephemeral": reply.ephemeral,
-            },
-        )
-    expires = interaction.created_at + answers.TOKEN_LIFETIME
-    delay = bot.config.answer_retry_base
-    kept = False
+async def _informed(task: asyncio.Future[Any], state: Answering) -> Any:
+    """`await task`, telling the member again whenever their message has stood unchanged for
+    `recovery.HEARTBEAT_SECONDS` (issue 27: the silence reached 20 s)."""
     while True:
-        try:
-            message = await deliver(
-                interaction, reply, placeholder_ephemeral=placeholder_ephemeral, update=update
-            )
-        except (discord.HTTPException, aiohttp.ClientError, OSError, TimeoutError) as exc:
-            error = f"{type(exc).__name__}: {exc}"
-            logger.warning("answer to interaction %s not delivered: %s", interaction.id, error)
-            await keep_answer(interaction, action, reply, error)
-            kept = True
-            left = (expires - dt.datetime.now(dt.UTC)).total_seconds()
-            if _gone(exc) or _permanent(exc) or left <= delay:
-                break
-            await asyncio.sleep(random.uniform(delay / 2, delay))
-            delay = min(delay * 2, bot.config.answer_retry_max)
-            continue
-        if kept:
-            await settle_answer(interaction, PendingAnswer.State.DELIVERED)
-        return message
-    await answer_by_dm(interaction, summary_of(interaction, action, reply))
-    return None
-
-
-async def keep_answer(
-    interaction: discord.Interaction, action: str, reply: Reply, error: str
-) -> None:
-    bot: PredictionBot = interaction.client  # type: ignore[assignment]
-    try:
-        await bot.db(
-            answers.keep,
-            interaction_id=interaction.id,
-            token=interaction.token,
-            guild_id=interaction.guild_id or 0,
-            user_id=interaction.user.id,
-            action=action,
-            summary=summary_of(interaction, action, reply),
-            created_at=interaction.created_at,
-            error=error,
-        )
-    except Exception:
-        logger.exception("could not keep the answer of interaction %s", interaction.id)
-
-
-async def settle_answer(interaction: discord.Interaction, state: str, error: str = "") -> None:
-    bot: PredictionBot = interaction.client  # type: ignore[assignment]
-    try:
-        await bot.db(answers.settle, interaction_id=interaction.id, state=state, error=error)
-    except Exception:
-        logger.exception("could not settle the answer of interaction %s", interaction.id)
-
-
-async def answer_by_dm(interaction: discord.Interaction, summary: str) -> None:
-    """The token is gone: a DM, or — DMs closed — the member's next reply."""
-    bot: PredictionBot = interaction.client  # type: ignore[assignment]
-    try:
-        await interaction.user.send(summary)
-    except discord.HTTPException as exc:
-        logger.info("answer to %s not sent by DM (%s): next reply", interaction.id, exc)
-        await settle_answer(interaction, PendingAnswer.State.NEXT_REPLY, f"DM refused: {exc}")
-        bot.unseen.add((interaction.guild_id, interaction.user.id))
-        return
-    await settle_answer(interaction, PendingAnswer.State.DM)
-
-
-async def deliver(
-    interaction: discord.Interaction,
-    reply: Reply,
-    *,
-    placeholder_ephemeral: bool,
-    update: bool,
-) -> discord.Message | None:
-    """Send `reply` after a defer: edit the placeholder (or the clicked message) when that shows
-    it the way it should be seen, otherwise send a follow-up."""
-    kwargs = reply.kwargs()
-    if update:
-        if reply.edit:
-            # No text in the reply keeps the message's own text: `content: null` would erase
-            # it (an announcement's line above the market embed).
-            message = await interaction.edit_original_response(**_followup(kwargs))
-        else:
-            message = await interaction.followup.send(
-                wait=True, ephemeral=reply.ephemeral, **_followup(kwargs)
-            )
-    elif reply.ephemeral == placeholder_ephemeral or placeholder_ephemeral:
-        message = await interaction.edit_original_response(**kwargs)
-    else:
-        # A public placeholder but a private reply (usually a refusal): remove the placeholder
-        # so the channel does not keep an empty "thinking" message.
-        await interaction.delete_original_response()
-        message = await interaction.followup.send(wait=True, ephemeral=True, **_followup(kwargs))
-    if reply.after_send is not None and message is not None:
-        try:
-            await reply.after_send(message)
-        except Exception:  # the member has their answer; only the bookkeeping failed
-            logger.exception("after-send step of interaction %s failed", interaction.id)
-    return message
-
-
-def _followup(kwargs: dict[str, Any]) -> dict[str, Any]:
-    out = dict(kwargs)
-    if out.get("content") is None:
-        out.pop("content")
-    return out
-
-
-async def answer_now(interaction: discord.Interaction, content: str) -> None:
-    """An immediate ephemeral answer (no database involved), if nobody answered yet."""
-    if interaction.response.is_done():
-        await interaction.followup.send(limits.fit(content, limits.CONTENT), ephemeral=True)
-    else:
-        await interaction.response.send_message(limits.fit(content, limits.CONTENT), ephemeral=True)
-
-
-# --- Stateless modals ------------------------------------------------------------------------
-
-
-ModalHandler = Callable[[discord.Interaction, "re.Match[str]", dict[str, str]], Awaitable[None]]
-
-
-def modal_values(components: Sequence[dict]) -> dict[str, str]:
-    """custom_id → value of every text input in a modal submission (action rows or labels)."""
-    values: dict[str, str] = {}
-    for component in components or []:
-        kind = component.get("type")
-        if kind == 1:
-            values.update(modal_values(component.get("components", [])))
-        elif kind == 18 and component.get("component"):
-            values.update(modal_values([component["component"]]))
-        elif "custom_id" in component and "value" in component:
-            values[component["custom_id"]] = component.get("value") or ""
-    return values
-
-
-class ModalRouter:
-    """Dispatches modal submissions by `custom_id` pattern (the modal's state lives there)."""
-
-    def __init__(self) -> None:
-        self._routes: list[tuple[re.Pattern[str], ModalHandler]] = []
-
-    def add(self, pattern: str, handler: ModalHandler) -> None:
-        self._routes.append((re.compile(pattern), handler))
-
-    def match(self, custom_id: str) -> tuple[re.Match[str], ModalHandler] | None:
-        for pattern, handler in self._routes:
-            found = pattern.fullmatch(custom_id)
-            if found:
-                return found, handler
-        return None
-
-    async def dispatch(self, interaction: discord.Interaction) -> bool:
-        data: dict = interaction.data or {}  # type: ignore[assignment]
-        routed = self.match(str(data.get("custom_id", "")))
-        if routed is None:
-            return False
-        found, handler = routed
-        await handler(interaction, found, modal_values(data.get("components", [])))
-        return True
-
-
-async def send_modal(interaction: discord.Interaction, modal: discord.ui.Modal) -> None:
-    """Show `modal` without keeping it in discord.py's view store: `ModalRouter` handles the
-    submission from its `custom_id`, so nothing is lost (or leaked) if it is never submitted."""
-    modal.stop()
-    await interaction.response.send_modal(modal)
-    observe(interaction, f"modal:{modal.custom_id.split(':')[2]}")
-
-
-def text_input(
-    *,
-    custom_id: str,
-    label: str,
-    description: str = "",
-    placeholder: str = "",
-    default: str = "",
-    required: bool = True,
-    max_length: int | None = None,
-    min_length: int | None = None,
-    paragraph: bool = False,
-) -> discord.ui.Label:
-    """A text input under a label (Discord's modal layout), cut to the §8 limits."""
-    field_input: discord.ui.TextInput = discord.ui.TextInput(
-        custom_id=custom_id,
-        placeholder=limits.fit(placeholder, limits.INPUT_PLACEHOLDER) or None,
-        default=default or None,
-        required=required,
-        max_length=max_length,
-        min_length=min_length,
-        style=discord.TextStyle.paragraph if paragraph else discord.TextStyle.short,
-    )
-    return discord.ui.Label(
-        text=limits.fit(label, limits.INPUT_LABEL),
-        description=limits.fit(description, limits.DESCRIPTION) or None,
-        component=field_input,
-    )
-
-
-def modal(custom_id: str, title: str, *inputs: discord.ui.Item) -> discord.ui.Modal:
-    m = discord.ui.Modal(title=limits.fit(title, limits.MODAL_TITLE), custom_id=custom_id)
-    for item in inputs:
-        m.add_item(item)
-    return m
+        wait = max(0.1, HEARTBEAT_SECONDS - state.silent_for())
+        done, _ = await asyncio.wait({task}, timeout=wait)
+        if done:
+            return task.result()
+        if state.silent_for() >= HEARTBEAT_SECONDS:
+            await state.heartbeat()

@@ -40,6 +40,7 @@ class NotificationDelivery(models.Model):
         ANNOUNCE = "announce", "New market post (rendered when sent)"
         SETTLEMENT = "settlement", "Resolution or cancellation summary (rendered when sent)"
         DM = "dm", "Direct message (`content`)"
+        FILLS = "fills", "A member's limit order fills on one market, coalesced (`content`)"
 
     event_id = models.BigIntegerField()
     target = models.CharField(max_length=60, help_text="dm:<user>, channel:<id> or edit:<id>")
@@ -147,3 +148,22 @@ class PendingAnswer(models.Model):
 
     def __str__(self) -> str:
         return f"answer to {self.interaction_id}: {self.state}"
+
+
+class MarketThread(models.Model):
+    """A market's discussion thread (issue 26), started from its first market message where
+    the bot may create threads. One per market (`market_id` unique): a row without a
+    `thread_id` is a claim (the thread is being started), so a restart or a second copy never
+    starts a second one. Proposals, disputes (without a moderators' channel) and the settlement
+    summary are posted in the thread; `detail` says why a market has none (a missing
+    permission)."""
+
+    market_id = models.BigIntegerField(unique=True)
+    channel_id = models.BigIntegerField()
+    message_id = models.BigIntegerField()
+    thread_id = models.BigIntegerField(null=True, blank=True)
+    detail = models.CharField(max_length=200, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    def __str__(self) -> str:
+        return f"market {self.market_id}: thread {self.thread_id or '-'}"

@@ -24,32 +24,45 @@ posted twice when the restarted notifier sends it again; a restart resumes from 
   refreshed.
 - `resolution_proposed` (docs/domain.md §6.1): a post in the announcement channel (or where the
   market was posted) with a **Dispute** button, and a DM to each trader saying how long they may
-  dispute it.
+  dispute it and, with `known_at` (§6.2), when the outcome was known and what settling it would
+  reverse: how many trades, and what of theirs.
 - `resolution_disputed`: a post in the moderators' channel (`moderator_channel_id`, else the
   announcement channel) with the reason and the commands that decide it; the first dispute
   pings the resolver roles, and only them (`allowed_mentions`). The disputer's acknowledgement
-  is the reply to their form.
+  is the reply to their form. The scheduler's reminder halfway through the dispute hold is the
+  same event (`reminder` in its payload): the ping again, with the deadline.
 - `proposal_undone`: a post in the announcement channel and a DM to each member who disputed.
+  The post says who resolves the market and how only if no public post has yet; else it links
+  to the one that did (`discordbot.how_post`, issue 23 item 9).
 - `market_resolved` / `market_cancelled`: a summary in the announcement channel (or where the
   market was posted) — winner, total paid, biggest winners — and a DM to each trader with their
   own result; after a dispute, each disputer's DM starts with what moderators decided
-  (confirmed, or changed from one outcome to another).
+  (confirmed, or changed from one outcome to another, or nothing in time: cancelled). A queued
+  `market_closed` DM is skipped if the market was proposed or decided before it went out.
 
 Channel posts about resolution events are `settlement` rows, rendered when sent from the event
 and the guild's settings (one row per event and target, as for summaries).
 - `trade`: the market's messages are refreshed, at most every `REFRESH_SECONDS` (so are they
-  on every other event above but `market_created`).
+  on every other event above but `market_created`). A limit order's fill (a `trade` with an
+  `order_id`, DOMAIN §4.7) also owes its member a DM — one per member and market for the fills
+  of a minute (`fills_rows`): the first queues it, due a minute later, and the ones after it
+  rewrite its text until then.
+- `orders_changed` (a limit order placed, cancelled or expired): the market's messages are
+  refreshed like after a trade (they show the orders waiting).
 
-Every copy of a market's message (the `/market create` reply, the announcement, each
-`/market show`) is a `MarketMessage` row and is refreshed on every change; a copy Discord says
-is gone or out of reach is retired. The announcement is not posted in a channel where the
-market already has a copy.
+Every copy of a market's message (`MarketMessage`: the `/market create` reply, the announcement,
+each `/market show`) is refreshed on every change; a copy Discord says is gone is retired. The
+announcement is not posted where the market has a copy. Where the market has a discussion thread
+(`market_threads`, issue 26), the channel posts above go there instead.
 
 Members who turned notifications off (`/notifications off`) get no DMs. Events older than
 `max_age` are skipped (old news), which is also where a notifier running for the first time
 starts.
 
-Run one notifier per deployment: the bot starts it in the process that holds shard 0.
+Run one notifier per deployment: every bot process asks for the notifier's lease
+(`discordbot.leases`), and the holder delivers; a lane stops sending (`allowed`) as soon as its
+process stops trusting the lease. A process taking over resumes from the cursor and the queued
+rows (a row in flight when the holder died is sent again with the same nonce: posted once).
 """
 
 from __future__ import annotations
@@ -59,7 +72,7 @@ import contextlib
 import datetime as dt
 import logging
 import time
-from collections import OrderedDict
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 import aiohttp
@@ -71,8 +84,28 @@ from markets.selectors import MarketSummary, market_events_after, market_get
 from ops import metrics
 
 from . import actions, limits, render, selectors
-from .market_ui import DisputeButton, market_view
+from .market_threads import market_thread_of, market_thread_start
+from .market_ui import market_view
 from .models import NotificationDelivery
+from .notify_posts import post_event
+from .notify_vocab import (
+    DM,
+    FAILED,
+    LANES,
+    PLANNED,
+    SENT,
+    SKIP_CODES,
+    SKIPPED,
+    AlreadyPosted,
+    Bounded,
+    Postpone,
+    Stale,
+    channel_row,
+    dispute_round,
+    dm_row,
+    fills_row,
+    retry_after,
+)
 
 if TYPE_CHECKING:
     from .bot import PredictionBot
@@ -89,67 +122,9 @@ RETRY_MAX_SECONDS = 300.0
 DM_TOO_FAST_SECONDS = 1.0
 """First pause of the DM lane after 40003; it doubles while Discord keeps refusing."""
 DM_TOO_FAST_MAX_SECONDS = 120.0
-SKIP_CODES = {50007, 10003, 10008}
-"""Cannot send messages to this user; unknown channel; unknown message: sending again won't
-help. Every other refusal is retried."""
-CACHE_SIZE = 10_000
-"""Entries kept in the notifier's in-memory maps (DM channels, refresh times)."""
-SENT, SKIPPED, FAILED = (
-    NotificationDelivery.Status.SENT,
-    NotificationDelivery.Status.SKIPPED,
-    NotificationDelivery.Status.FAILED,
-)
-CHANNEL, DM = NotificationDelivery.Lane.CHANNEL, NotificationDelivery.Lane.DM
-LANES = (CHANNEL, DM)
-PLANNED = (
-    MarketEvent.Type.CREATED,
-    MarketEvent.Type.CLOSED,
-    MarketEvent.Type.PROPOSED,
-    MarketEvent.Type.DISPUTED,
-    MarketEvent.Type.UNDONE,
-    MarketEvent.Type.RESOLVED,
-    MarketEvent.Type.CANCELLED,
-)
-"""The events that owe Discord something besides a refresh (trades only refresh)."""
-
-
-def _dispute_round(event: MarketEvent) -> int | str | None:
-    """The proposal whose disputers an event concerns: the one undone, or ("last") the one a
-    resolution after a dispute decided."""
-    if event.type == MarketEvent.Type.UNDONE:
-        return int(event.payload.get("round") or 0)
-    if event.type == MarketEvent.Type.RESOLVED and event.payload.get("disputed"):
-        return "last"
-    return None
-
-
-class Bounded(OrderedDict):
-    """A dict that forgets its oldest entries past `size` (least recently set)."""
-
-    def __init__(self, size: int = CACHE_SIZE) -> None:
-        super().__init__()
-        self.size = size
-
-    def __setitem__(self, key: object, value: object) -> None:
-        super().__setitem__(key, value)
-        self.move_to_end(key)
-        while len(self) > self.size:
-            self.popitem(last=False)
-
-
-class Postpone(Exception):
-    """Discord asked the lane to wait (`pause` seconds) or the send failed transiently."""
-
-    def __init__(self, reason: str, *, delay: float, pause_lane: bool, count_attempt: bool):
-        super().__init__(reason)
-        self.reason = reason
-        self.delay = delay
-        self.pause_lane = pause_lane
-        self.count_attempt = count_attempt
-
-
-class AlreadyPosted(Exception):
-    """The market already has a copy in the announcement channel."""
+FILL_DM_DELAY = dt.timedelta(minutes=1)
+"""A member's order fills on a market wait this long after the first one, so the ones that
+follow join its DM (issue 25: one DM per member and market, not one per fill)."""
 
 
 class Notifier:
@@ -161,8 +136,10 @@ class Notifier:
         batch_size: int = 100,
         dm_interval: float = 0.5,
         max_age: dt.timedelta = dt.timedelta(hours=24),
+        fill_dm_delay: dt.timedelta = FILL_DM_DELAY,
     ) -> None:
         self.bot = bot
+        self.fill_dm_delay = fill_dm_delay
         self.name = name
         self.batch_size = batch_size
         self.dm_interval = dm_interval
@@ -171,11 +148,13 @@ class Notifier:
         self._dirty: set[int] = set()
         self._refreshed: Bounded = Bounded()
         self._plan_lock = asyncio.Lock()
-        self._lane_locks = {lane: asyncio.Lock() for lane in LANES}
-        self._wake = {lane: asyncio.Event() for lane in LANES}
-        self._paused_until = {lane: 0.0 for lane in LANES}
+        self._lane_locks: dict[str, asyncio.Lock] = {lane: asyncio.Lock() for lane in LANES}
+        self._wake: dict[str, asyncio.Event] = {lane: asyncio.Event() for lane in LANES}
+        self._paused_until: dict[str, float] = {lane: 0.0 for lane in LANES}
         self._too_fast = 0
         self._workers: list[asyncio.Task] = []
+        self.allowed: Callable[[], bool] = lambda: True
+        """Whether this process may send right now (its lease; checked before every row)."""
 
     # --- Planning ----------------------------------------------------------------------------
 
@@ -206,8 +185,16 @@ class Notifier:
         if event.created_at and event.created_at < now - self.max_age:
             logger.info("skipping notification for old event %s", event.pk)
             return []
+        # The bot's snapshot of the market (issue 21) is read again after any of its events
+        # (another process's trades, a close, a settlement).
+        self.bot.snapshots.drop(event.market_id)
+        if event.type == MarketEvent.Type.ORDERS:  # the resting volume on the message
+            self._dirty.add(event.market_id)
+            return []
         if event.type == MarketEvent.Type.TRADE:
             self._dirty.add(event.market_id)
+            if event.payload.get("order_id"):
+                return await self.fills_rows(event)
             return []
         if event.type not in PLANNED:
             return []
@@ -218,13 +205,13 @@ class Notifier:
             market_id=event.market_id,
             guild_id=event.guild_id,
             with_results=settled or event.type == MarketEvent.Type.PROPOSED,
-            dispute_round=_dispute_round(event),
+            dispute_round=dispute_round(event),
         )
         m = ctx.market
         if event.type == MarketEvent.Type.CREATED:
             if not ctx.announce_channel_id:
                 return []
-            return [_channel_row(ctx.announce_channel_id, NotificationDelivery.Kind.ANNOUNCE, m)]
+            return [channel_row(ctx.announce_channel_id, NotificationDelivery.Kind.ANNOUNCE, m)]
         if time.monotonic() - self._refreshed.get(m.id, -REFRESH_SECONDS) < REFRESH_SECONDS:
             self._dirty.add(m.id)
         else:
@@ -232,38 +219,54 @@ class Notifier:
         if event.type == MarketEvent.Type.CLOSED:
             if m.creator_id in ctx.opted_out:
                 return []
-            text = render.closed_dm(m, refund_hours=ctx.auto_refund_hours, how=ctx.how)
-            return [_dm_row(m.creator_id, text, m)]
+            how = render.how_text(ctx.settings, creator_id=m.creator_id)
+            text = render.closed_dm(m, refund_hours=ctx.auto_refund_hours, how=how)
+            return [dm_row(m.creator_id, text, m)]
         rows = []
-        where = ctx.announce_channel_id or m.channel_id
+        # The market's thread, where it has one (issue 26): the channel stays quiet.
+        where = await market_thread_of(self.bot, m) or ctx.announce_channel_id or m.channel_id
         if event.type == MarketEvent.Type.DISPUTED:
             where = ctx.moderator_channel_id or where
         if where:
-            rows.append(_channel_row(where, NotificationDelivery.Kind.SETTLEMENT, m))
+            rows.append(channel_row(where, NotificationDelivery.Kind.SETTLEMENT, m))
         if event.type == MarketEvent.Type.DISPUTED:
             return rows  # the disputer's acknowledgement is the reply to their form
         if event.type == MarketEvent.Type.PROPOSED:
-            text = render.proposed_dm(m, event.payload)
+            known_at = event.payload.get("known_at")
+            late = (
+                await self.bot.db(
+                    selectors.late_trades,
+                    market_id=m.id,
+                    known_at=dt.datetime.fromisoformat(known_at),
+                )
+                if known_at
+                else {}
+            )
             for result in ctx.results:
                 if result.user_id not in ctx.opted_out and result.spent:
-                    rows.append(_dm_row(result.user_id, text, m))
+                    note = render.known_at_dm_note(event.payload, late.get(result.user_id))
+                    text = render.proposed_dm(m, event.payload, late=note)
+                    rows.append(dm_row(result.user_id, text, m))
             return rows
         if event.type == MarketEvent.Type.UNDONE:
             text = render.undone_dm(m, event.payload)
             for user_id in ctx.disputers:
                 if user_id not in ctx.opted_out:
-                    rows.append(_dm_row(user_id, text, m))
+                    rows.append(dm_row(user_id, text, m))
             return rows
         cancelled = event.type == MarketEvent.Type.CANCELLED
         refunded_all = bool(event.payload.get("refunded_all"))
         decision = (
             render.decision_text(m, event.payload)
             if not cancelled and event.payload.get("disputed")
+            else render.MSG_DISPUTE_EXPIRED_DM.format(market_id=m.id)
+            if cancelled and event.payload.get("dispute_expired")
             else ""
         )
         disputers = set(ctx.disputers) if decision else set()
         for result in ctx.results:
-            if result.user_id in ctx.opted_out or not result.spent:
+            reversal = render.reversal_note(event.payload, result.user_id)
+            if result.user_id in ctx.opted_out or not (result.spent or reversal):
                 continue
             text = render.result_dm(
                 m,
@@ -271,13 +274,46 @@ class Notifier:
                 cancelled=cancelled,
                 refunded_all=refunded_all,
                 decision=decision if result.user_id in disputers else "",
+                reversal=reversal,
             )
-            rows.append(_dm_row(result.user_id, text, m))
+            rows.append(dm_row(result.user_id, text, m))
             disputers.discard(result.user_id)
         for user_id in sorted(disputers - ctx.opted_out):  # disputed, but no result to tell
             text = limits.fit(f"{decision} {render.MSG_DM_FOOTER}", limits.CONTENT)
-            rows.append(_dm_row(user_id, text, m))
+            rows.append(dm_row(user_id, text, m))
         return rows
+
+    async def fills_rows(self, event: MarketEvent) -> list[dict]:
+        """The DM a limit order's fill owes its member (DOMAIN §4.7), coalesced: the member's
+        fills on one market join one queued DM until it is due, `fill_dm_delay` after its first
+        fill — so a trade that fills five of their orders, or an order that fills on every trade
+        for a minute, makes one DM. Nothing for members who turned DMs off."""
+        user_id = int(event.payload["user_id"])
+        if not await self.bot.db(selectors.dm_enabled, guild_id=event.guild_id, user_id=user_id):
+            return []
+        m = await self.bot.db(market_get, market_id=event.market_id)
+        queued = await self.bot.db(
+            actions.fills_dm_open, user_id=user_id, market_id=event.market_id
+        )
+        since = event.pk if queued is None else queued[1]
+        fills = await self.bot.db(
+            selectors.order_fills,
+            market_id=event.market_id,
+            user_id=user_id,
+            from_event_id=since,
+            to_event_id=event.pk,
+        )
+        alone = render.fills_dm(m, [event.payload])
+        return [
+            fills_row(
+                user_id,
+                render.fills_dm(m, fills) if queued else alone,
+                m,
+                not_before=timezone.now() + self.fill_dm_delay,
+                merge_into=None if queued is None else queued[0],
+                alone=alone,
+            )
+        ]
 
     # --- Running -----------------------------------------------------------------------------
 
@@ -286,7 +322,7 @@ class Notifier:
         were planned."""
         planned = await self.plan_once()
         await asyncio.gather(*(self.deliver_due(lane) for lane in LANES))
-        await self._refresh_dirty()
+        await self.refresh_dirty()
         return planned
 
     async def drain(self) -> int:
@@ -306,7 +342,7 @@ class Notifier:
                 break
             if sent == 0:
                 await asyncio.sleep(min(waiting))
-        await self._refresh_dirty()
+        await self.refresh_dirty()
         return total
 
     def start(self) -> None:
@@ -364,7 +400,7 @@ class Notifier:
             )
             finished = 0
             for i, row in enumerate(rows):
-                if self._paused_until[lane] > time.monotonic():
+                if self._paused_until[lane] > time.monotonic() or not self.allowed():
                     break
                 if lane == DM and i and self.dm_interval:
                     await asyncio.sleep(self.dm_interval)
@@ -373,12 +409,15 @@ class Notifier:
 
     async def _attempt(self, row: NotificationDelivery) -> int:
         """Send one row and record what happened; 1 if the row is finished, 0 if postponed."""
-        status, detail = SENT, ""
+        status: str = SENT
+        detail = ""
         try:
             try:
                 await self._send(row)
             except AlreadyPosted:
                 status, detail = SKIPPED, "already posted in this channel"
+            except Stale:
+                status, detail = SKIPPED, "stale: the market was proposed or decided meanwhile"
             except discord.HTTPException as exc:
                 status, detail = self._classify(exc)
             except (aiohttp.ClientError, TimeoutError, OSError) as exc:
@@ -402,7 +441,7 @@ class Notifier:
         if exc.code in SKIP_CODES:
             return SKIPPED, detail
         if exc.status == 429:
-            retry = _retry_after(exc)
+            retry = retry_after(exc)
             raise Postpone("429", delay=retry, pause_lane=True, count_attempt=False)
         if exc.code == 40003:
             self._too_fast += 1
@@ -452,7 +491,14 @@ class Notifier:
         the message already posted instead of a second one."""
         nonce = f"pm{row.pk}"
         kind, target = row.kind, row.target
+        if kind == NotificationDelivery.Kind.FILLS:
+            await self._dm(int(target.split(":", 1)[1]), row.content, nonce=nonce)
+            return
         if kind == NotificationDelivery.Kind.DM:
+            if await self.bot.db(
+                actions.notification_stale, event_id=row.event_id, market_id=row.market_id
+            ):
+                raise Stale()
             await self._dm(int(target.split(":", 1)[1]), row.content, nonce=nonce)
             return
         channel_id = int(target.split(":", 1)[1])
@@ -478,46 +524,16 @@ class Notifier:
                 channel_id=channel_id,
                 message_id=message.id,
             )
+            where = {"channel_id": channel_id, "message_id": message.id}
+            await market_thread_start(self.bot, m, content=message.content, **where)
             return
         post = await self.bot.db(
             selectors.post_context,
             event_id=row.event_id,
             guild_id=m.guild_id,
-            creator_id=m.creator_id,
+            market_id=m.id,
         )
-        if post.type == MarketEvent.Type.PROPOSED:
-            view = discord.ui.View(timeout=None)
-            if m.status == "resolving":
-                view.add_item(DisputeButton(m.id))
-            view.stop()  # a DynamicItem: the bot dispatches it by its custom_id
-            content = render.proposed_post(m, post.payload)
-            await channel.send(content=content, view=view, nonce=nonce)
-            return
-        if post.type == MarketEvent.Type.DISPUTED:
-            # Ping the resolver roles on the first dispute only (later ones are listed quietly),
-            # and nobody else: a reason is member text.
-            roles = post.resolver_role_ids[:100] if post.payload.get("first") else ()
-            await channel.send(
-                content=render.dispute_ping(
-                    m, post.payload, role_ids=roles, moderators=render.moderators_words(post)
-                ),
-                embed=render.market_embed(m),
-                allowed_mentions=discord.AllowedMentions(
-                    everyone=False,
-                    users=False,
-                    roles=[discord.Object(id=r) for r in roles],
-                    replied_user=False,
-                ),
-                nonce=nonce,
-            )
-            return
-        if post.type == MarketEvent.Type.UNDONE:
-            content = render.undone_post(m, post.payload, how=post.how)
-            await channel.send(content=content, nonce=nonce)
-            return
-        cancelled = post.type == MarketEvent.Type.CANCELLED
-        embed = render.settlement_embed(m, post.payload, cancelled=cancelled)
-        await channel.send(embed=embed, nonce=nonce)
+        await post_event(self.bot, channel, m, post, nonce=nonce)
 
     async def _dm(self, user_id: int, content: str, *, nonce: str) -> None:
         channel_id = self._dm_channels.get(user_id)
@@ -536,7 +552,9 @@ class Notifier:
         reach (403, 404) is retired, never edited again; other failures wait for the next
         change."""
         copies = await self.bot.db(actions.market_copies, market_id=m.id)
-        embed, view = render.market_embed(m), market_view(m)
+        # Who holds it (issue 26): a pool's top predictors, a market maker's top holders.
+        top = await self.bot.db(selectors.card_people, guild_id=m.guild_id, summary=m)
+        embed, view = render.market_embed(m, top=top), market_view(m)
         for copy_id, channel_id, message_id in copies:
             channel = self.bot.get_partial_messageable(channel_id)
             try:
@@ -549,7 +567,7 @@ class Notifier:
                 logger.info("could not refresh copy %s of market %s: %s", message_id, m.id, exc)
         self._refreshed[m.id] = time.monotonic()
 
-    async def _refresh_dirty(self) -> None:
+    async def refresh_dirty(self) -> None:
         now = time.monotonic()
         for market_id in sorted(self._dirty):
             if now - self._refreshed.get(market_id, -REFRESH_SECONDS) < REFRESH_SECONDS:
@@ -561,31 +579,3 @@ class Notifier:
                 logger.exception("could not read market %s for a refresh", market_id)
                 continue
             await self._refresh_message(m)
-
-
-def _channel_row(channel_id: int, kind: str, m: MarketSummary) -> dict:
-    return {
-        "target": f"channel:{channel_id}",
-        "lane": CHANNEL,
-        "kind": kind,
-        "market_id": m.id,
-    }
-
-
-def _dm_row(user_id: int, content: str, m: MarketSummary) -> dict:
-    return {
-        "target": f"dm:{user_id}",
-        "lane": DM,
-        "kind": NotificationDelivery.Kind.DM,
-        "market_id": m.id,
-        "content": content,
-    }
-
-
-def _retry_after(exc: discord.HTTPException) -> float:
-    """Seconds Discord asked to wait: the Retry-After header (the body's `retry_after` is the
-    same figure, more precise, but discord.py does not keep the body)."""
-    try:
-        return max(0.05, float(exc.response.headers.get("Retry-After", "1")))
-    except (AttributeError, TypeError, ValueError):
-        return 1.0

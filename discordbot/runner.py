@@ -6,6 +6,9 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any
 
 import aiohttp
 import discord
@@ -13,9 +16,11 @@ from channels.db import database_sync_to_async
 from django.conf import settings
 from django.db import connections
 
+from core.leases import MARKET_CLOCK, LeaseKeeper
 from ops import health
 from ops.sentry import sentry_asyncio_enable
 
+from . import db_threads
 from .bot import PredictionBot
 
 logger = logging.getLogger(__name__)
@@ -31,9 +36,9 @@ MSG_REJECTED = (
 MSG_UNREACHABLE = "Could not reach Discord at {url}: {detail}."
 
 
-BOT_CONN_MAX_AGE = 300
-"""Seconds the bot's database threads keep a PostgreSQL connection when DB_CONN_MAX_AGE is not
-set: Django's default (0) opens a new connection for every `bot.db` call."""
+BOT_CONN_MAX_AGE = db_threads.BOT_CONN_MAX_AGE
+"""Seconds a long-running bot process keeps its PostgreSQL connections when DB_CONN_MAX_AGE is
+not set: Django's default (0) opens a new connection for every call."""
 CLOCK_SECONDS = 30.0
 
 
@@ -51,22 +56,37 @@ def bot_connection_defaults() -> None:
 
 
 async def market_clock(interval: float = CLOCK_SECONDS) -> None:
-    """`markets_tick` every `interval` seconds, off the event loop (DOMAIN §6): closes markets
-    whose time is up and refunds those left unresolved. Safe next to the bot's own clock and
-    `run_scheduler` (each market changes under its row lock, once)."""
+    """`markets_tick` every `interval` seconds, off the event loop (DOMAIN §6), while this
+    process holds the market clock's lease (`core.leases`; the bot's clock and `run_scheduler`
+    ask for the same one): closes markets whose time is up and refunds those left unresolved."""
     from .cogs.scheduler import tick_and_refresh
 
     tick = database_sync_to_async(tick_and_refresh, thread_sensitive=False)
+    lease = LeaseKeeper(MARKET_CLOCK)
+    keeper = asyncio.get_running_loop().create_task(lease.run(), name="market-clock-lease")
+    try:
+        await _clock_loop(tick, lease, interval)
+    finally:
+        keeper.cancel()
+        await asyncio.gather(keeper, return_exceptions=True)
+
+
+async def _clock_loop(
+    tick: Callable[[], Awaitable[Any]], lease: LeaseKeeper, interval: float
+) -> None:
+    last = float("-inf")
     while True:
-        try:
-            report = await tick()
-            if report.closed or report.refunded:
-                logger.info("market clock: %s", report)
-        except asyncio.CancelledError:
-            raise
-        except Exception:  # one bad tick must not stop the clock
-            logger.exception("markets_tick failed")
-        await asyncio.sleep(interval)
+        if lease.held and time.monotonic() - last >= interval:
+            last = time.monotonic()
+            try:
+                report = await tick()
+                if report.closed or report.refunded:
+                    logger.info("market clock: %s", report)
+            except asyncio.CancelledError:
+                raise
+            except Exception:  # one bad tick must not stop the clock
+                logger.exception("markets_tick failed")
+        await lease.wait_changed(min(interval, lease.renew))
 
 
 def market_clock_start(interval: float = CLOCK_SECONDS) -> asyncio.Task:

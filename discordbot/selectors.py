@@ -3,32 +3,37 @@ each trader's result once a market settles, and the notifier's own bookkeeping."
 
 from __future__ import annotations
 
+import datetime as dt
 from collections import defaultdict
-from dataclasses import dataclass, field
 
 from django.conf import settings
+from django.db.models import Count, F, Q, Sum, Window
+from django.db.models.functions import RowNumber
 
 from betting import selectors as betting_selectors
-from betting.models import Position
+from betting.models import Position, Trade
+from core.replicas import lag_tolerant
 from markets import selectors as market_selectors
 from markets.models import Dispute, Market, MarketEvent, Outcome
 from markets.selectors import MarketSummary
 from points import selectors as points_selectors
 from points.models import GuildSettings
 
-from . import parsing, render
-from .models import MemberPreference, NotificationCursor
-
-
-@dataclass(frozen=True)
-class Holding:
-    outcome: int
-    label: str
-    shares: int
-    points_spent: int
-    points_received: int
-    value: int
-    """`betting.selectors.position_value`: the same worth `/portfolio` shows."""
+from . import parsing
+from .models import MemberPreference
+from .results import (
+    EventContext,
+    HolderPage,
+    HolderRow,
+    Holders,
+    Holding,
+    LateTrades,
+    MarketPage,
+    PositionInMarket,
+    PostContext,
+    Predictor,
+    TraderResult,
+)
 
 
 def holdings_in_market(*, market_id: int, user_id: int) -> list[Holding]:
@@ -48,13 +53,6 @@ def holdings_in_market(*, market_id: int, user_id: int) -> list[Holding]:
                 Holding(o.position, o.label, p.shares, p.points_spent, p.points_received, value)
             )
     return sorted(out, key=lambda h: h.outcome)
-
-
-@dataclass(frozen=True)
-class PositionInMarket:
-    market: MarketSummary
-    holdings: list[Holding]
-    balance: int | None
 
 
 def position_in_market(*, guild_id: int, market: object, user_id: int) -> PositionInMarket:
@@ -78,21 +76,7 @@ LIST_STATUSES = {
 }
 
 
-@dataclass(frozen=True)
-class MarketPage:
-    markets: list[MarketSummary]
-    page: int
-    pages: int
-    total: int
-
-
-@dataclass(frozen=True)
-class Predictor:
-    user_id: int
-    label: str
-    staked: int
-
-
+@lag_tolerant
 def top_predictors(*, market_id: int, limit: int = 3) -> list[Predictor]:
     """A pool's biggest stakes, largest first (1 query), for the market message."""
     rows = (
@@ -103,14 +87,57 @@ def top_predictors(*, market_id: int, limit: int = 3) -> list[Predictor]:
     return [Predictor(p.user_id, p.outcome.label, p.points_spent) for p in rows]
 
 
-def market_card(*, guild_id: int, market: object) -> tuple[MarketSummary, list[Predictor]]:
-    """A market of this guild and, for a pool, its top predictors (what the market message
-    shows)."""
+def top_holders(*, guild_id: int, market_id: int, per_outcome: int = 3) -> Holders:
+    """The `per_outcome` biggest holders of each outcome of a market-maker market, with their
+    names, and the limit orders waiting on it (3 queries)."""
+    rank = Window(RowNumber(), partition_by=F("outcome_id"), order_by=[F("shares").desc(), "id"])
+    rows = [
+        HolderRow(user, outcome, held)
+        for user, outcome, held in Position.objects.filter(market_id=market_id, shares__gt=0)
+        .annotate(rank=rank)
+        .filter(rank__lte=per_outcome)
+        .order_by("outcome__position", "-shares", "id")
+        .values_list("user_id", "outcome__position", "shares")
+    ]
+    names = points_selectors.member_names(guild_id=guild_id, user_ids=[r.user_id for r in rows])
+    return Holders(rows, names, tuple(betting_selectors.resting_levels(market_id=market_id)))
+
+
+def holders_page(*, guild_id: int, market: object, page: int, page_size: int) -> HolderPage:
+    """One page of every holder of a market of this guild (4 queries); a page past the end
+    shows the last page. Pool stakes count as holdings too (their points staked)."""
     summary = market_selectors.market_get(market_id=parsing.market_ref(market), guild_id=guild_id)
-    top = top_predictors(market_id=summary.id) if summary.mechanism == "parimutuel" else []
-    return summary, top
+    held = "shares" if summary.mechanism == "amm" else "points_spent"
+    qs = Position.objects.filter(market_id=summary.id, **{f"{held}__gt": 0})
+    total = qs.count()
+    pages = max(1, -(-total // page_size))
+    page = max(0, min(page, pages - 1))
+    rows = [
+        HolderRow(user, outcome, amount)
+        for user, outcome, amount in qs.order_by("outcome__position", f"-{held}", "id").values_list(
+            "user_id", "outcome__position", held
+        )[page * page_size : (page + 1) * page_size]
+    ]
+    names = points_selectors.member_names(guild_id=guild_id, user_ids=[r.user_id for r in rows])
+    return HolderPage(rows, names, page, pages, total, page * page_size)
 
 
+def market_card(
+    *, guild_id: int, market: object
+) -> tuple[MarketSummary, list[Predictor] | Holders]:
+    """A market of this guild and what the market message shows of who holds it: a pool's top
+    predictors, or each outcome's top holders of a market-maker market."""
+    summary = market_selectors.market_get(market_id=parsing.market_ref(market), guild_id=guild_id)
+    return summary, card_people(guild_id=guild_id, summary=summary)
+
+
+def card_people(*, guild_id: int, summary: MarketSummary) -> list[Predictor] | Holders:
+    if summary.mechanism == "parimutuel":
+        return top_predictors(market_id=summary.id)
+    return top_holders(guild_id=guild_id, market_id=summary.id)
+
+
+@lag_tolerant
 def market_page(
     *, guild_id: int, status: str, category: str, page: int, page_size: int
 ) -> MarketPage:
@@ -132,6 +159,7 @@ def market_page(
     return MarketPage(markets=markets, page=page, pages=pages, total=total)
 
 
+@lag_tolerant
 def category_complete(*, guild_id: int, prefix: str) -> str | None:
     """The guild's category that starts with `prefix` (a page button carries a long category
     cut to fit its custom_id), or None."""
@@ -140,18 +168,6 @@ def category_complete(*, guild_id: int, prefix: str) -> str | None:
         if category.lower().startswith(lowered):
             return category
     return None
-
-
-@dataclass(frozen=True)
-class TraderResult:
-    user_id: int
-    spent: int
-    received: int
-    payout: int
-
-    @property
-    def net(self) -> int:
-        return self.payout + self.received - self.spent
 
 
 def trader_results(*, market_id: int) -> list[TraderResult]:
@@ -183,33 +199,45 @@ def dm_enabled(*, guild_id: int, user_id: int) -> bool:
     return True if row is None else row.dm_notifications
 
 
-def cursor_position(*, name: str) -> int:
-    return (
-        NotificationCursor.objects.filter(name=name).values_list("last_event_id", flat=True).first()
-        or 0
+def order_fills(
+    *, market_id: int, user_id: int, from_event_id: int, to_event_id: int
+) -> list[dict]:
+    """The `trade` payloads of a member's limit order fills (DOMAIN §4.7) on one market, from
+    one outbox event to another (both included), in order (1 query)."""
+    return list(
+        MarketEvent.objects.filter(
+            market_id=market_id,
+            type=MarketEvent.Type.TRADE,
+            id__gte=from_event_id,
+            id__lte=to_event_id,
+            payload__user_id=str(user_id),
+            payload__has_key="order_id",
+        )
+        .order_by("id")
+        .values_list("payload", flat=True)
     )
+
+
+def late_trades(*, market_id: int, known_at: dt.datetime) -> dict[int, LateTrades]:
+    """Per member, the trades of a market made after `known_at` and not yet reversed (1
+    query)."""
+    rows = (
+        Trade.objects.filter(market_id=market_id, created_at__gt=known_at, reversed_at__isnull=True)
+        .values_list("user_id")
+        .annotate(
+            n=Count("id"),
+            spent=Sum("amount", filter=~Q(kind=Trade.Kind.SELL), default=0),
+            # A sale paid its member its amount less its fee, and that is what goes back.
+            received=Sum(F("amount") - F("fee"), filter=Q(kind=Trade.Kind.SELL), default=0),
+        )
+        .order_by()
+    )
+    return {user: LateTrades(n, spent, received) for user, n, spent, received in rows}
 
 
 def events_backlog(*, after_id: int) -> int:
     """Outbox events the notifier has not finished yet (1 query on the primary key)."""
     return MarketEvent.objects.filter(id__gt=after_id).count()
-
-
-@dataclass(frozen=True)
-class EventContext:
-    """Everything the notifier needs to announce one event (one trip to the database)."""
-
-    market: MarketSummary
-    announce_channel_id: int | None
-    auto_refund_hours: int
-    results: list[TraderResult]
-    opted_out: set[int]
-    how: str = ""
-    """Who resolves the market and how (`render.how_text`)."""
-    moderator_channel_id: int | None = None
-    resolver_role_ids: tuple[int, ...] = ()
-    disputers: list[int] = field(default_factory=list)
-    """Members who disputed the proposal the event is about, in the order they did."""
 
 
 def guild_settings_or_defaults(*, guild_id: int) -> GuildSettings:
@@ -256,31 +284,26 @@ def event_context(
         auto_refund_hours=gs.auto_refund_hours,
         results=results,
         opted_out=dm_opt_outs(guild_id=guild_id, user_ids=users),
-        how=render.how_text(gs, creator_id=summary.creator_id),
+        settings=gs,
         moderator_channel_id=gs.moderator_channel_id,
         resolver_role_ids=tuple(int(r) for r in gs.resolver_role_ids or []),
         disputers=disputers,
     )
 
 
-@dataclass(frozen=True)
-class PostContext:
-    """What a channel post about a resolution event is rendered from when it is sent."""
-
-    type: str
-    payload: dict
-    how: str
-    resolver_role_ids: tuple[int, ...]
-
-
-def post_context(*, event_id: int, guild_id: int, creator_id: int) -> PostContext:
+def post_context(*, event_id: int, guild_id: int, market_id: int | None = None) -> PostContext:
     event_type, payload = event_payload(event_id=event_id)
     gs = guild_settings_or_defaults(guild_id=guild_id)
     return PostContext(
         type=event_type,
         payload=payload,
-        how=render.how_text(gs, creator_id=creator_id),
+        settings=gs,
         resolver_role_ids=tuple(int(r) for r in gs.resolver_role_ids or []),
+        results=(
+            trader_results(market_id=market_id)
+            if market_id is not None and event_type == MarketEvent.Type.RESOLVED
+            else []
+        ),
     )
 
 

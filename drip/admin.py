@@ -16,10 +16,11 @@ from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils.html import format_html
 
-from points.admin_views import ConfirmForm, reason_field
+from core.adminkit import ConfirmForm, ReadOnlyAdmin, reason_field
 from points.errors import DomainError
 
 from . import services
+from .admin_columns import GuildFilter, TransferColumns
 from .models import DripLink, DripTransfer
 
 APPLIED, REVERSE = "applied", "reverse"
@@ -34,17 +35,6 @@ class ResolveForm(ConfirmForm):
         widget=forms.RadioSelect,
     )
     reason = reason_field()
-
-
-class ReadOnlyAdmin(admin.ModelAdmin):
-    def has_add_permission(self, request: HttpRequest, obj: object = None) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: object = None) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj: object = None) -> bool:
-        return False
 
 
 @admin.register(DripLink)
@@ -80,33 +70,44 @@ class DripLinkAdmin(ReadOnlyAdmin):
 
 
 @admin.register(DripTransfer)
-class DripTransferAdmin(ReadOnlyAdmin):
-    list_display = (
+class DripTransferAdmin(TransferColumns, ReadOnlyAdmin):
+    list_display = (  # names, not ids, and short cells: it fits at 1366 px (issue 23)
         "id",
-        "guild_id",
-        "member",
-        "direction",
-        "amount",
+        "server",
+        "member_name",
+        "points",
         "status_badge",
-        "attempts",
-        "error_code",
-        "created_at",
+        "tries",
+        "error",
+        "created",
         "decide",
     )
-    list_filter = ("status", "direction", "guild_id")
+    list_filter = ("status", "direction", GuildFilter)
     search_fields = ("=id", "=user_id", "=guild_id", "batch_id", "request_id")
     ordering = ("-id",)
-    readonly_fields = [f.name for f in DripTransfer._meta.fields]
-
-    @admin.display(description="member")
-    def member(self, obj: DripTransfer) -> str:
-        return f"<@{obj.user_id}>"
+    # The in-doubt evidence (initiatorId, DRIP balance before and as re-checked) is on the
+    # transfer's own page and the decision page; the list stays narrow enough for 1366 px.
+    readonly_fields = [*(f.name for f in DripTransfer._meta.fields), "evidence"]
 
     @admin.display(description="status", ordering="status")
     def status_badge(self, obj: DripTransfer) -> str:
         if obj.status == DripTransfer.Status.IN_DOUBT:
             return format_html("<strong>{}</strong>", "in doubt")
         return obj.get_status_display()
+
+    @admin.display(description="DRIP evidence")
+    def evidence(self, obj: DripTransfer) -> str:
+        """For an in-doubt row: the initiatorId to look up in DRIP's activity log, and the
+        member's DRIP balance before the send and as re-checked after."""
+        if obj.status != DripTransfer.Status.IN_DOUBT and not obj.initiator_id:
+            return ""
+        before = "unknown" if obj.drip_balance_before is None else f"{obj.drip_balance_before:,}"
+        return format_html(
+            "initiatorId <code>{}</code>; balance before {}; {}",
+            obj.initiator_id or "—",
+            before,
+            obj.recheck_note or "not re-checked yet",
+        )
 
     @admin.display(description="")
     def decide(self, obj: DripTransfer) -> str:
@@ -142,6 +143,7 @@ class DripTransferAdmin(ReadOnlyAdmin):
             except DomainError as exc:
                 self.message_user(request, exc.message, messages.ERROR)
                 return HttpResponseRedirect(changelist)
+            assert request.user.pk is not None  # the admin site lets only signed-in staff in
             LogEntry.objects.log_actions(
                 user_id=request.user.pk,
                 queryset=[row],
@@ -166,3 +168,26 @@ class DripTransferAdmin(ReadOnlyAdmin):
             "content_type": ContentType.objects.get_for_model(DripTransfer),
         }
         return TemplateResponse(request, "admin/drip/driptransfer/resolve.html", context)
+
+
+def _text_safe_auth_admins() -> None:
+    """Issue 27 item 5 asks every changelist to refuse a NUL with 400; Django's own User and
+    Group admins are the two the project's admins do not define. They get the same mixin here,
+    the last app to load its admin (the lead may move this beside `core.adminkit`)."""
+    from django.contrib.auth import get_user_model
+    from django.contrib.auth.models import Group
+
+    from core.adminkit import TextSafeChangelistMixin
+
+    for model in (get_user_model(), Group):
+        current = admin.site._registry.get(model)
+        if current is None or isinstance(current, TextSafeChangelistMixin):
+            continue
+        safe = type(
+            f"TextSafe{type(current).__name__}", (TextSafeChangelistMixin, type(current)), {}
+        )
+        admin.site.unregister(model)
+        admin.site.register(model, safe)
+
+
+_text_safe_auth_admins()

@@ -31,17 +31,49 @@ MSG_INSUFFICIENT = (
     "You don't have enough DRIP points: DRIP says you have {balance} and need {needed}."
 )
 MSG_INSUFFICIENT_UNKNOWN = "You don't have enough DRIP points for that. Nothing was moved."
-MSG_AUTH = (
-    "DRIP refused this server's API key or realm (HTTP {status}); nothing was moved. A moderator "
-    "must link the realm again with `/settings drip`."
+MSG_NOT_MEMBER_WITHDRAW = (
+    "DRIP doesn't know you in this server's realm, so it has nowhere to send points. Join the "
+    "realm first (open the realm's DRIP page and connect your Discord account), then try "
+    "again. Nothing was moved."
 )
+MSG_AUTH = (
+    "DRIP refused this server's link (its API key or realm); nothing was moved. This server's "
+    "moderators can see it in the back office and link the realm again."
+)
+MSG_AUTH_MODERATORS = "DRIP refused the API key or realm (HTTP {status}): {text}"
 MSG_RATE_LIMITED = "DRIP is rate-limiting this server; nothing was moved. Try again {when}."
 MSG_UNAVAILABLE = "DRIP is unavailable right now; nothing was moved. Try again {when}."
 MSG_REFUSED = "DRIP refused the request ({reason}); nothing was moved."
+MSG_REFUSED_PLAIN = "DRIP refused the request; nothing was moved."
 MSG_IN_DOUBT_DEPOSIT = (
-    "DRIP did not answer in time, so it is not known whether it took the points. Nothing was "
-    "added here yet: a moderator will check DRIP (transfer #{id}) and credit your wallet if it did."
+    "{why}, so it is not known whether it took the points. Nothing was added here yet: a "
+    "moderator will check DRIP (transfer #{id}) and credit your wallet if it did."
 )
+IN_DOUBT_WHY = {
+    "no_answer": "DRIP did not answer in time",
+    "server_error": "DRIP answered with an error after the request reached it",
+    "unreadable": "DRIP answered but its answer could not be read — we are checking",
+}
+MSG_UNREADABLE = (
+    "DRIP answered but its answer could not be read — we are checking; nothing was moved."
+)
+REASON_WORDS = {
+    "not found": "DRIP does not know you in this server's realm (join the realm first)",
+    "not_member": "DRIP does not know you in this server's realm (join the realm first)",
+    "insufficient balance": "DRIP refused the amount",
+    "invalid identifier": "DRIP refused the request",
+    "realm point not found": "this server's DRIP currency is not set up right (moderators know)",
+}
+
+
+def reason_words(text: str) -> str:
+    """A DRIP error text (its `error`/`message`, English for developers) as member words."""
+    key = (text or "").strip().lower().rstrip(".")
+    if key in {w.lower() for w in REASON_WORDS.values()}:
+        return text
+    return REASON_WORDS.get(key, "DRIP refused it")
+
+
 MSG_APPLIED_NOT_RECORDED = (
     "DRIP took the points, but recording the deposit here failed. Nothing is lost: a moderator "
     "will confirm transfer #{id} and your wallet will be credited."
@@ -53,8 +85,7 @@ MSG_LIMIT = (
 MSG_NOT_IN_DOUBT = "Transfer #{id} is {status}, not in doubt; only in-doubt transfers are resolved."
 
 
-class DripNotLinked(DomainError):
-    code = "drip_not_linked"
+class DripNotLinked(DomainError, code="drip_not_linked"): ...
 
 
 class DripRefused(DomainError):
@@ -67,8 +98,7 @@ class DripRefused(DomainError):
         self.retry_after = retry_after
 
 
-class DripLimitReached(DomainError):
-    code = "drip_limit"
+class DripLimitReached(DomainError, code="drip_limit"): ...
 
 
 def when_text(seconds: float | None) -> str:
@@ -88,13 +118,15 @@ def refusal_for(exc: DripError) -> DripRefused:
             text = MSG_INSUFFICIENT_UNKNOWN
         return DripRefused(text, code="drip_insufficient")
     if isinstance(exc, DripAuth):
-        return DripRefused(MSG_AUTH.format(status=exc.status), code="drip_auth")
+        return DripRefused(MSG_AUTH, code="drip_auth")
     if isinstance(exc, DripRateLimited):
         return DripRefused(
             MSG_RATE_LIMITED.format(when=when_text(exc.retry_after)),
             code="drip_rate_limited",
             retry_after=exc.retry_after,
         )
+    if isinstance(exc, DripUnavailable) and exc.reason == "unreadable":
+        return DripRefused(MSG_UNREADABLE, code="drip_unreadable")
     if isinstance(exc, DripCircuitOpen | DripUnavailable):
         return DripRefused(
             MSG_UNAVAILABLE.format(when=when_text(exc.retry_after)),
@@ -103,4 +135,9 @@ def refusal_for(exc: DripError) -> DripRefused:
         )
     if isinstance(exc, DripInDoubt):  # pragma: no cover - callers handle in-doubt first
         raise AssertionError("an in-doubt error is not a refusal")
-    return DripRefused(MSG_REFUSED.format(reason=exc.message[:100]), code="drip_refused")
+    return DripRefused(MSG_REFUSED_PLAIN, code="drip_refused")
+
+
+def in_doubt_text(exc: DripInDoubt, transfer_id: int) -> str:
+    why = IN_DOUBT_WHY.get(exc.reason, IN_DOUBT_WHY["no_answer"])
+    return MSG_IN_DOUBT_DEPOSIT.format(why=why, id=transfer_id)

@@ -11,7 +11,7 @@ from circuitbreaker import CircuitBreaker
 from .client import breaker_state
 from .selectors import drip_backlog
 
-HEALTHY, DEGRADED = "healthy", "degraded"
+HEALTHY, DEGRADED, UNHEALTHY = "healthy", "degraded", "unhealthy"
 
 
 def drip_health(breaker: CircuitBreaker) -> tuple[str, dict[str, Any]]:
@@ -27,3 +27,73 @@ def drip_health(breaker: CircuitBreaker) -> tuple[str, dict[str, Any]]:
         status = DEGRADED
         details["message"] = "DRIP transfers in doubt wait for a moderator (admin: DRIP transfers)"
     return status, details
+
+
+def worker_ready() -> tuple[str, dict[str, Any]]:
+    """The worker's own readiness check (its `/health/ready`): unhealthy while
+    PM_ENCRYPTION_KEY is malformed or a linked guild's key cannot be decrypted — withdrawals
+    wait until a moderator or the host acts. Host words; the key never appears."""
+    from . import crypto, worker
+
+    problem = crypto.key_problem()
+    if problem:
+        return UNHEALTHY, {"message": problem}
+    if worker.key_problems:
+        return UNHEALTHY, {
+            "message": "stored DRIP API keys cannot be decrypted for some guilds",
+            "guilds": {str(g): text for g, text in sorted(worker.key_problems.items())},
+        }
+    return HEALTHY, {}
+
+
+def worker_readiness() -> tuple[dict[str, Any], int]:
+    """`/health/ready` of the worker: the database answers and the DRIP keys can be used. The
+    same JSON shape as the web server's probes (docs/deploy.md); 503 when unhealthy."""
+    import datetime as dt
+
+    from django.db import connection
+
+    checks = []
+    try:
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT 1")
+        checks.append({"name": "database", "status": HEALTHY, "details": {}})
+    except Exception as exc:  # the probe reports it; it must not crash the server
+        checks.append(
+            {"name": "database", "status": UNHEALTHY, "details": {"error": type(exc).__name__}}
+        )
+    finally:
+        connection.close()
+    status, details = worker_ready()
+    checks.append({"name": "drip_key", "status": status, "details": details})
+    overall = UNHEALTHY if any(c["status"] == UNHEALTHY for c in checks) else HEALTHY
+    body = {
+        "status": overall,
+        "checks": checks,
+        "timestamp": dt.datetime.now(dt.UTC).isoformat(timespec="milliseconds"),
+    }
+    return body, 503 if overall == UNHEALTHY else 200
+
+
+async def worker_health_start(host: str, port: int) -> Any:
+    """Serve `/health/live` and `/health/ready` for the worker process (an aiohttp runner;
+    `await runner.cleanup()` stops it)."""
+    import asyncio
+    import json
+
+    from aiohttp import web
+
+    async def ready(request: web.Request) -> web.Response:
+        body, status = await asyncio.to_thread(worker_readiness)
+        return web.Response(text=json.dumps(body), status=status, content_type="application/json")
+
+    async def live(request: web.Request) -> web.Response:
+        return web.json_response({"status": HEALTHY})
+
+    app = web.Application()
+    app.router.add_get("/health/live", live)
+    app.router.add_get("/health/ready", ready)
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    await web.TCPSite(runner, host, port).start()
+    return runner

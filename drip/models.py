@@ -65,6 +65,10 @@ class DripTransfer(models.Model):
         FAILED = "failed"
         IN_DOUBT = "in_doubt"
 
+    just_created: bool = False
+    """Not stored: set on the row `drip_deposit_begin` created (a replay returns one without),
+    so the caller sends only a deposit it recorded itself."""
+
     guild_id = models.BigIntegerField()
     user_id = models.BigIntegerField()
     direction = models.CharField(max_length=8, choices=Direction.choices)
@@ -75,7 +79,15 @@ class DripTransfer(models.Model):
     next_attempt_at = models.DateTimeField(null=True, blank=True)
     batch_id = models.CharField(max_length=40, blank=True)
     sent_at = models.DateTimeField(null=True, blank=True)
+    drip_balance_before = models.BigIntegerField(
+        null=True, blank=True, help_text="The member's DRIP balance DRIP showed before the send"
+    )
     drip_balance_after = models.BigIntegerField(null=True, blank=True)
+    initiator_id = models.CharField(
+        max_length=64,
+        blank=True,
+        help_text="The initiatorId sent with the write: find it in DRIP's activity log",
+    )
     error_code = models.CharField(max_length=40, blank=True)
     error_message = models.CharField(max_length=300, blank=True)
     request_id = models.CharField(max_length=100, blank=True)

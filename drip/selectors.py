@@ -45,6 +45,22 @@ def drip_link_credentials(*, guild_id: int) -> LinkCredentials:
     return LinkCredentials(guild_id, link.realm_id, link.realm_point_id, api_key)
 
 
+def drip_transfer_by_key(*, idempotency_key: str) -> DripTransfer | None:
+    return DripTransfer.objects.filter(idempotency_key=idempotency_key).first()
+
+
+def drip_links_unusable() -> dict[int, str]:
+    """Enabled links whose stored key cannot be decrypted, by guild, with the host's words (for
+    the worker's `/health/ready`). Decrypts each key; nothing is kept."""
+    out: dict[int, str] = {}
+    for link in DripLink.objects.filter(enabled=True).order_by("guild_id"):
+        try:
+            crypto.secret_decrypt(link.api_key_encrypted)
+        except crypto.EncryptionUnavailable as exc:
+            out[link.guild_id] = str(exc.details.get("host") or exc.message)
+    return out
+
+
 def drip_guilds_auto_withdraw() -> list[int]:
     return list(
         DripLink.objects.filter(enabled=True, auto_withdraw_payouts=True)

@@ -4,15 +4,22 @@ the outbox honest (docs/drip.md).
 Each pass:
 1. rows left in `sending` longer than `DRIP_SENDING_STALE_SECONDS` (a process died between
    sending and recording the answer) become `in_doubt` — never re-sent — and for every in-doubt
-   row without evidence yet, the member's current DRIP balance is written onto it for the
-   moderator who decides;
-2. for each guild with due withdrawals: claim ≤ 100 (`sending`, committed), send them as one
-   batch request (one update per member), and record the answer: confirmed, or failed and
-   reversed, or — when the answer is lost — in doubt. A certain non-application (no connection,
-   5xx, 429, a rejected key) puts the rows back to `pending`, due after `Retry-After` or an
-   exponential backoff with jitter. A batch DRIP refuses as a whole (404/422: an all-or-nothing
-   batch with one bad member) applied nothing, so its members are then sent one by one;
+   row without evidence yet, the member's current DRIP balance is written onto it, beside the
+   `initiatorId` it was sent with and the balance before, for the moderator who decides;
+2. for each guild with due withdrawals whose realm has room in its shared rate-limit window:
+   claim ≤ 100 (`sending`, committed); look the members up (membership first: one who is not a
+   linked member is refused and reversed without a write); record the `initiatorId` and their
+   balances before; send one batch; record the answer: confirmed, or failed and reversed, or in
+   doubt. A write is applied until proven otherwise: a 5xx, a timeout, a dropped connection or an
+   unreadable answer leaves the batch in doubt, never re-sent. A refusal that proves nothing was
+   applied for the key or the rate (401/403/429, or no connection at all) puts the rows back to
+   `pending`, due after `Retry-After`/the window's reset or an exponential backoff with jitter.
+   A batch refused as a whole for what it asked (400/404/409/422) applied nothing: it is split
+   in halves and sent again until the bad update is alone, so the others confirm;
 3. while the circuit breaker is open nothing is claimed: the rows wait, untouched.
+
+A key that cannot be decrypted is written on the DRIP link (`last_error`, shown in the admin)
+and reported by the worker's `/health/ready` (`drip.health.worker_ready`).
 
 Before sending, guilds that chose automatic withdrawals get a withdrawal queued for every market
 payout and refund posted since the last pass.
@@ -34,18 +41,20 @@ from channels.db import database_sync_to_async
 from django.conf import settings
 from django.utils import timezone
 
-from . import metrics, selectors, services
+from core.leases import LeaseKeeper
+
+from . import crypto, metrics, selectors, services
 from .client import (
     BATCH_MAX,
-    DripBadRequest,
+    REFUSALS,
     DripClient,
     DripError,
     DripInDoubt,
-    DripInsufficient,
-    DripNotMember,
     DripRateLimited,
     DripUnavailable,
     breaker_state,
+    initiator_for_batch,
+    initiator_for_transfer,
 )
 from .models import DripTransfer
 from .selectors import LinkCredentials
@@ -53,6 +62,23 @@ from .selectors import LinkCredentials
 T = TypeVar("T")
 
 logger = logging.getLogger(__name__)
+
+MSG_NOT_MEMBER_REASON = "DRIP does not know you in this server's realm (join the realm first)"
+
+key_problems: dict[int, str] = {}
+"""Guilds whose stored key this worker could not decrypt, with the host's words (read by
+`/health/ready`)."""
+
+
+def evidence_text(row: DripTransfer, balance: int | None, stamp: str) -> str:
+    """What a moderator needs to decide an in-doubt row from DRIP's activity log."""
+    before = f"{row.drip_balance_before:,}" if row.drip_balance_before is not None else "unknown"
+    now = f"{balance:,}" if balance is not None else "not a realm member"
+    return (
+        f"Look for initiatorId {row.initiator_id or '(none sent)'} in DRIP's activity log. "
+        f"DRIP balance before: {before}; at {stamp}: {now}; this transfer would have changed "
+        f"it by {row.signed_amount:+,}."
+    )[:300]
 
 
 async def _db(func: Callable[..., T], /, **kwargs: Any) -> T:
@@ -122,11 +148,18 @@ class DripWorker:
         """Claim and send one batch; True when the guild may have more due right now."""
         try:
             creds = await _db(selectors.drip_link_credentials, guild_id=guild_id)
-        except Exception as exc:  # an unreadable key or a removed link: the rows wait
+        except crypto.EncryptionUnavailable as exc:
+            host = str(exc.details.get("host") or exc.message)
+            key_problems[guild_id] = host
+            await _db(services.drip_link_error_set, guild_id=guild_id, message=host)
+            logger.error("DRIP: guild %s cannot be sent: %s", guild_id, host)
+            return False
+        except Exception as exc:  # a removed link: the rows wait
             logger.warning("DRIP: guild %s cannot be sent: %s", guild_id, exc)
             return False
+        key_problems.pop(guild_id, None)
         wait = self.client.rate_exhausted(creds.realm_id)
-        if wait:  # DRIP said this window is used up: claim nothing, spend no request on a 429
+        if wait:  # the realm's window is used up: claim nothing, spend no request on a 429
             logger.info("DRIP: realm of guild %s rate-limited for %.1fs more", guild_id, wait)
             return False
         rows: list[DripTransfer] = await _db(
@@ -134,11 +167,50 @@ class DripWorker:
         )
         if not rows:
             return False
-        ids = [r.pk for r in rows]
+        try:
+            members = await self.client.members(
+                realm_id=creds.realm_id,
+                api_key=creds.api_key,
+                user_ids=sorted({r.user_id for r in rows}),
+                realm_point_id=creds.realm_point_id,
+            )
+        except DripError as exc:  # a read: nothing was sent, the rows go back
+            await self._release(guild_id, rows, exc, report)
+            return False
+        strangers = [r for r in rows if r.user_id not in members]
+        if strangers:
+            await self._settle(
+                strangers, {}, {r.user_id: MSG_NOT_MEMBER_REASON for r in strangers}, "", report
+            )
+        sent = [r for r in rows if r.user_id in members]
+        before = {u: m.balance for u, m in members.items()}
+        if sent and not await self._send(creds, sent, before, report):
+            return False
+        await _db(services.drip_link_error_set, guild_id=guild_id, message="")
+        return len(rows) == self.batch_max
+
+    async def _send(
+        self,
+        creds: LinkCredentials,
+        rows: list[DripTransfer],
+        before: dict[int, int | None],
+        report: PassReport,
+    ) -> bool:
+        """Send `rows` (all `sending`) as one batch; a batch refused whole is split in halves.
+        False when the rest must wait (rate limit, key, outage)."""
         totals: dict[int, int] = defaultdict(int)
         for r in rows:
             totals[r.user_id] += r.amount
         updates = sorted(totals.items())
+        ids = [r.pk for r in rows]
+        initiator = (
+            initiator_for_transfer(rows[0].pk)
+            if len(rows) == 1
+            else initiator_for_batch(f"{rows[0].batch_id[:16]}-{rows[0].pk}-{len(rows)}")
+        )
+        await _db(
+            services.drip_batch_prepare, transfer_ids=ids, before=before, initiator_id=initiator
+        )
         report.batches.append(len(updates))
         metrics.batch_observed(len(updates))
         try:
@@ -146,6 +218,7 @@ class DripWorker:
                 realm_id=creds.realm_id,
                 api_key=creds.api_key,
                 updates=updates,
+                initiator_id=initiator,
                 realm_point_id=creds.realm_point_id,
             )
         except DripInDoubt as exc:
@@ -153,20 +226,30 @@ class DripWorker:
                 services.drip_transfers_in_doubt, transfer_ids=ids, reason=exc.message
             )
             report.in_doubt += len(flagged)
-            logger.warning("DRIP: batch of %d in doubt (guild %s): %s", len(ids), guild_id, exc)
-            return False
-        except (DripNotMember, DripInsufficient) as exc:
-            # DRIP refused the whole request (an all-or-nothing batch): nothing was applied.
-            # Send each member alone so one member who left the realm blocks nobody else.
-            logger.info("DRIP: batch for guild %s refused whole (%s); one by one", guild_id, exc)
-            await self._send_each(creds, rows, updates, report)
-            return False
+            logger.warning("DRIP: batch %s of %d in doubt: %s", initiator, len(ids), exc)
+            return True
+        except REFUSALS as exc:
+            # Refused whole for what it asked: nothing was applied. Halve it until the bad
+            # update is alone; a single refused update fails (and is reversed).
+            if len(updates) == 1:
+                reason = exc.details.get("issue") or exc.message
+                await self._settle(rows, {}, {updates[0][0]: str(reason)}, exc.request_id, report)
+                return True
+            logger.info("DRIP: batch %s refused whole (%s); splitting it", initiator, exc)
+            users = [u for u, _ in updates]
+            half = set(users[: len(users) // 2])
+            for part in (
+                [r for r in rows if r.user_id in half],
+                [r for r in rows if r.user_id not in half],
+            ):
+                if not await self._send(creds, part, before, report):
+                    return False
+            return True
         except DripError as exc:
-            await self._release(guild_id, rows, exc, report)
+            await self._release(creds.guild_id, rows, exc, report)
             return False
         await self._settle(rows, outcome.balances, outcome.errors, outcome.request_id, report)
-        await _db(services.drip_link_error_set, guild_id=guild_id, message="")
-        return len(rows) == self.batch_max
+        return True
 
     async def _settle(
         self,
@@ -213,46 +296,10 @@ class DripWorker:
             delay,
         )
 
-    async def _send_each(
-        self,
-        creds: LinkCredentials,
-        rows: list[DripTransfer],
-        updates: list[tuple[int, int]],
-        report: PassReport,
-    ) -> None:
-        """Send a refused batch's members one request each (their rows are `sending`)."""
-        by_user: dict[int, list[DripTransfer]] = defaultdict(list)
-        for r in rows:
-            by_user[r.user_id].append(r)
-        for index, (user_id, amount) in enumerate(updates):
-            mine = by_user[user_id]
-            try:
-                credential = await self.client.balance_update(
-                    realm_id=creds.realm_id,
-                    api_key=creds.api_key,
-                    user_id=user_id,
-                    amount=amount,
-                    realm_point_id=creds.realm_point_id,
-                )
-            except DripInDoubt as exc:
-                ids = [r.pk for r in mine]
-                flagged = await _db(
-                    services.drip_transfers_in_doubt, transfer_ids=ids, reason=exc.message
-                )
-                report.in_doubt += len(flagged)
-            except (DripNotMember, DripInsufficient, DripBadRequest) as exc:
-                await self._settle(mine, {}, {user_id: exc.message}, exc.request_id, report)
-            except DripError as exc:  # rate limit, outage, key: the rest waits
-                rest = [r for u, _ in updates[index:] for r in by_user[u]]
-                await self._release(creds.guild_id, rest, exc, report)
-                return
-            else:
-                await self._settle(mine, {user_id: credential.balance}, {}, "", report)
-
     async def _recheck(self, rows: list[DripTransfer]) -> None:
-        """Write each in-doubt member's DRIP balance now onto their rows, as evidence for the
-        moderator who decides. Evidence, not proof (other DRIP activity moves balances too), so
-        nothing is decided here."""
+        """Write each in-doubt member's DRIP balance now onto their rows, beside the
+        `initiatorId` and the balance before, as evidence for the moderator who decides.
+        Evidence, not proof (other DRIP activity moves balances too), so nothing is decided."""
         by_guild: dict[int, list[DripTransfer]] = defaultdict(list)
         for r in rows:
             by_guild[r.guild_id].append(r)
@@ -271,23 +318,29 @@ class DripWorker:
                 continue
             stamp = timezone.now().strftime("%Y-%m-%d %H:%M UTC")
             for r in group:
-                balance = seen.get(r.user_id)
-                notes[r.pk] = (
-                    f"DRIP balance at {stamp}: {balance:,}; this transfer would have changed it "
-                    f"by {r.signed_amount:+,}."
-                    if balance is not None
-                    else f"DRIP did not know the member at {stamp}."
-                )
+                notes[r.pk] = evidence_text(r, seen.get(r.user_id), stamp)
         if notes:
             await _db(services.drip_transfers_note, notes=notes)
 
-    async def run_forever(self, *, interval: float, stop: asyncio.Event) -> None:
-        while not stop.is_set():
-            try:
-                report = await self.run_once()
-                if report.batches or report.flagged_stale:
-                    logger.info("DRIP worker pass: %s", report)
-            except Exception:
-                logger.exception("DRIP worker pass failed; retrying after the interval")
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stop.wait(), timeout=interval)
+    async def run_forever(
+        self, *, interval: float, stop: asyncio.Event, lease: LeaseKeeper | None = None
+    ) -> None:
+        """A pass every `interval` seconds until `stop`; with `lease`, only while this process
+        holds it (the other workers are standbys: one sends, as DRIP's rate limits want)."""
+        keeper = asyncio.get_running_loop().create_task(lease.run()) if lease else None
+        try:
+            while not stop.is_set():
+                if lease is None or lease.held:
+                    try:
+                        report = await self.run_once()
+                        if report.batches or report.flagged_stale:
+                            logger.info("DRIP worker pass: %s", report)
+                    except Exception:
+                        logger.exception("DRIP worker pass failed; retrying after the interval")
+                wait = interval if lease is None or lease.held else min(interval, lease.renew)
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(stop.wait(), timeout=wait)
+        finally:
+            if keeper is not None:
+                keeper.cancel()
+                await asyncio.gather(keeper, return_exceptions=True)

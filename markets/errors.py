@@ -70,39 +70,44 @@ MSG_DISPUTE_TWICE = (
     "You already disputed the proposed result of market #{market_id}; moderators have your "
     "reason. One dispute per member."
 )
-MSG_CONFLICT_VOTE = (
-    "You hold a position in market #{market_id}, so your vote can't be the one that decides it "
-    "(this server's conflict-of-interest rule). Another resolver's vote is needed."
-)
 MSG_CONFLICT_PROPOSE = (
-    "You hold a position in market #{market_id}, so you can't propose or decide its result "
-    "(this server's conflict-of-interest rule). Ask another resolver or moderator."
+    "You hold a position in market #{market_id}, so you can't vote on, propose or decide its "
+    "result (this server's conflict-of-interest rule). Ask another resolver or moderator."
 )
+MSG_CONFLICT_VOTE = MSG_CONFLICT_PROPOSE
+"""A conflicted resolver's vote is refused for the same reason as their proposal or `force`
+(docs/domain.md §6.1), whether or not it would decide."""
 MSG_CONFLICT_CONFIRM_SELF = (
     "You proposed this result while holding a position in market #{market_id}; another resolver "
     "must confirm it, or it pays out when the dispute window ends."
 )
+MSG_KNOWN_AT_TYPE = (
+    "“Known at” must be a moment in time (a date and time); leave it out if the outcome became "
+    "known only after the market closed."
+)
+MSG_KNOWN_AT_FUTURE = (
+    "“Known at” ({known_at}) is in the future; it must be a moment between the market's opening "
+    "({opened}) and its closing ({closed})."
+)
+MSG_KNOWN_AT_RANGE = (
+    "“Known at” ({known_at}) is {side} market #{market_id} {verb}; it must be between its "
+    "opening ({opened}) and its closing ({closed})."
+)
 
 
-class MarketError(DomainError):
-    code = "market_error"
+class MarketError(DomainError, code="market_error"): ...
 
 
-class MarketNotFound(NotFound):
-    code = "market_not_found"
+class MarketNotFound(NotFound, code="market_not_found"): ...
 
 
-class InvalidMarketInput(InvalidInput):
-    code = "invalid_market_input"
+class InvalidMarketInput(InvalidInput, code="invalid_market_input"): ...
 
 
-class MarketStateError(MarketError):
-    code = "market_state"
+class MarketStateError(MarketError, code="market_state"): ...
 
 
-class SlippageExceeded(MarketError):
-    code = "slippage"
+class SlippageExceeded(MarketError, code="slippage"): ...
 
 
-class InsufficientShares(MarketError):
-    code = "insufficient_shares"
+class InsufficientShares(MarketError, code="insufficient_shares"): ...

@@ -23,7 +23,8 @@ class Market(models.Model):
     description = models.TextField(
         max_length=1000,
         blank=True,
-        help_text="What the question means and what counts as each outcome (DOMAIN §6.1)",
+        help_text="What the question means and what counts as each outcome; resolvers and "
+        "moderators decide by it.",
     )
     category = models.CharField(max_length=50, blank=True, db_index=True)
     mechanism = models.CharField(max_length=10, choices=Mechanism.choices, default=Mechanism.AMM)
@@ -59,11 +60,26 @@ class Market(models.Model):
     proposed_by_id = models.BigIntegerField(null=True, blank=True)
     proposal_reason = models.CharField(max_length=500, blank=True)
     proposal_conflicted = models.BooleanField(
-        default=False, help_text="The proposer holds a position (DOMAIN §6.1)"
+        default=False,
+        help_text="Whether the member who proposed the result held a position in this market "
+        "when proposing.",
     )
     dispute_deadline = models.DateTimeField(null=True, blank=True, db_index=True)
     disputed_at = models.DateTimeField(null=True, blank=True)
     proposal_round = models.PositiveIntegerField(default=0)
+    known_at = models.DateTimeField(
+        null=True,
+        blank=True,
+        help_text="When the outcome became publicly known, as the proposal or the settlement "
+        "stated it: trades after it are reversed when the market settles.",
+    )
+    # docs/domain.md §10; help texts are read by moderators, so they say it in words.
+    season = models.PositiveIntegerField(
+        null=True,
+        blank=True,
+        help_text="The server's season in which it was settled; its trades count in that "
+        "season's leaderboards.",
+    )
 
     # Filled by the selectors' Prefetch("outcomes", to_attr="ordered"): outcomes by position.
     ordered: list["Outcome"]
@@ -122,6 +138,9 @@ class ResolutionVote(models.Model):
     market = models.ForeignKey(Market, on_delete=models.PROTECT, related_name="votes")
     voter_id = models.BigIntegerField()
     outcome = models.ForeignKey(Outcome, on_delete=models.PROTECT, related_name="+")
+    known_at = models.DateTimeField(
+        null=True, blank=True, help_text="When the voter says the outcome became known."
+    )
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -169,6 +188,8 @@ class MarketEvent(models.Model):
         UNDONE = "proposal_undone"
         RESOLVED = "market_resolved"
         CANCELLED = "market_cancelled"
+        ORDERS = "orders_changed"
+        """A limit order was placed, cancelled or expired (DOMAIN §4.7; its fills are trades)."""
 
     market = models.ForeignKey(Market, on_delete=models.PROTECT, related_name="events")
     guild_id = models.BigIntegerField(db_index=True)

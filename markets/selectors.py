@@ -6,19 +6,17 @@ pools and stakes."""
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 from dataclasses import dataclass, field
 
 from django.db.models import Count, IntegerField, OuterRef, Prefetch, Q, QuerySet, Subquery
 
+from core.directory import guild_fallback, member_fallback
+from core.replicas import lag_tolerant
 from core.text import text_problem
 from points.models import Account
-from points.selectors import (
-    guild_fallback,
-    guild_name_subquery,
-    member_fallback,
-    member_name_subquery,
-)
+from points.selectors import guild_name_subquery, member_name_subquery
 
 from . import amm
 from .errors import MSG_MARKET_NOT_FOUND, MSG_OUTCOME_NOT_FOUND, InvalidMarketInput, MarketNotFound
@@ -86,6 +84,10 @@ class MarketSummary:
     """What the question means and what counts as each outcome (may span lines; DOMAIN §7)."""
     proposal: ProposalSummary | None = None
     """The proposed result while the market is `resolving`."""
+    known_at: dt.datetime | None = None
+    """When the outcome became known, as proposed or settled (docs/domain.md §6.2)."""
+    reversed_trades: int = 0
+    """Trades after `known_at` its settlement reversed (read by `market_get` only)."""
 
     @property
     def leading(self) -> OutcomeSummary:
@@ -134,6 +136,7 @@ def summarize(market: Market, outcomes: list[Outcome]) -> MarketSummary:
         creator_name=getattr(market, "creator_name", None) or member_fallback(market.creator_id),
         guild_name=getattr(market, "guild_name", None) or guild_fallback(market.guild_id),
         proposal=_proposal(market, outcomes),
+        known_at=market.known_at,
     )
 
 
@@ -181,7 +184,17 @@ def market_get(*, market_id: int, guild_id: int | None = None) -> MarketSummary:
     market = _with_outcomes(qs).first()
     if market is None:
         raise MarketNotFound(MSG_MARKET_NOT_FOUND.format(market_id=market_id))
-    return summarize(market, market.ordered)
+    summary = summarize(market, market.ordered)
+    if market.known_at is not None and market.status == Market.Status.RESOLVED:
+        # One more query, only for a market settled with "known at" (docs/domain.md §6.2).
+        payload = (
+            MarketEvent.objects.filter(market=market, type=MarketEvent.Type.RESOLVED)
+            .values_list("payload", flat=True)
+            .first()
+        )
+        reversed_trades = int((payload or {}).get("reversed", 0))
+        summary = dataclasses.replace(summary, reversed_trades=reversed_trades)
+    return summary
 
 
 def _matches_nothing(*texts: str | None) -> bool:
@@ -190,6 +203,7 @@ def _matches_nothing(*texts: str | None) -> bool:
     return any(text and text_problem(text, allow_format=True) for text in texts)
 
 
+@lag_tolerant
 def market_list(
     *,
     guild_id: int | None,
@@ -220,6 +234,7 @@ def market_list(
     return [summarize(m, m.ordered) for m in qs]
 
 
+@lag_tolerant
 def market_count(
     *, guild_id: int, status: str | list[str] | None = None, category: str | None = None
 ) -> int:
@@ -233,6 +248,7 @@ def market_count(
     return qs.count()
 
 
+@lag_tolerant
 def categories(*, guild_id: int, limit: int = 25) -> list[str]:
     return list(
         Market.objects.filter(guild_id=guild_id)

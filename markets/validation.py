@@ -15,6 +15,9 @@ from .errors import (
     MSG_DESCRIPTION_TYPE,
     MSG_DURATION_FORMAT,
     MSG_DURATION_RANGE,
+    MSG_KNOWN_AT_FUTURE,
+    MSG_KNOWN_AT_RANGE,
+    MSG_KNOWN_AT_TYPE,
     MSG_OUTCOME_COUNT,
     MSG_OUTCOME_DUPLICATE,
     MSG_OUTCOME_LABEL,
@@ -123,3 +126,37 @@ def clean_category(category: object) -> str:
     if text is None or len(text) > 50:
         raise InvalidMarketInput(MSG_CATEGORY)
     return check_text(text, what="The category", error=InvalidMarketInput)
+
+
+def _utc(moment: dt.datetime) -> str:
+    return moment.astimezone(dt.UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+
+
+def clean_known_at(
+    known_at: object,
+    *,
+    market_id: int,
+    opened: dt.datetime,
+    closed: dt.datetime,
+    now: dt.datetime,
+) -> dt.datetime | None:
+    """The moment the outcome became known (docs/domain.md §6.2), or None: an aware datetime not
+    in the future, not before the market `opened`, not after it `closed`."""
+    if known_at is None:
+        return None
+    if not isinstance(known_at, dt.datetime) or known_at.tzinfo is None:
+        raise InvalidMarketInput(MSG_KNOWN_AT_TYPE)
+    span = {"known_at": _utc(known_at), "opened": _utc(opened), "closed": _utc(closed)}
+    if known_at > now:
+        raise InvalidMarketInput(MSG_KNOWN_AT_FUTURE.format(**span), details={"bound": "now"})
+    if known_at < opened:
+        raise InvalidMarketInput(
+            MSG_KNOWN_AT_RANGE.format(side="before", verb="opened", market_id=market_id, **span),
+            details={"bound": "opened"},
+        )
+    if known_at > closed:
+        raise InvalidMarketInput(
+            MSG_KNOWN_AT_RANGE.format(side="after", verb="closed", market_id=market_id, **span),
+            details={"bound": "closed"},
+        )
+    return known_at

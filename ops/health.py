@@ -48,6 +48,7 @@ from django.core.cache import caches
 from django.db import connections
 from django.db.migrations.executor import MigrationExecutor
 
+from core import replicas
 from ops import metrics
 from ops.redaction import scrub_text
 
@@ -279,6 +280,8 @@ def ready_checks(*, include_external: bool = False) -> list[tuple[str, CheckFunc
         ("migrations", check_migrations),
         ("cache", check_cache),
     ]
+    if replicas.replica_aliases():  # lag or a replica down: degraded (reads use the primary)
+        checks.append(("replicas", replicas.replicas_health))
     if include_external:
         checks += external_checks()
     return checks

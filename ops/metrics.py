@@ -358,8 +358,7 @@ def _audit_if_due(force: bool) -> dict[str, Any] | None:
     older than `METRICS_AUDIT_INTERVAL`. One audit at a time per process, and across processes
     by a short cache lock, so a fleet of web workers does not audit in a stampede."""
     cached = _audit_cached()
-    fresh = cached is not None and time.time() - cached["at"] < _audit_interval()
-    if fresh and not force:
+    if cached is not None and not force and time.time() - cached["at"] < _audit_interval():
         BUSINESS_GAUGES.update("ledger-audit", _audit_readings(cached))
         return cached
     if not _audit_lock.acquire(blocking=force):

@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable, Coroutine
+from typing import Any
 
 from django.conf import settings
 from django.http import HttpRequest, HttpResponse, JsonResponse
@@ -69,7 +70,7 @@ async def metrics_view(request: HttpRequest) -> HttpResponse:
     return response
 
 
-def _health_view(name: str) -> Callable[[HttpRequest], Awaitable[HttpResponse]]:
+def _health_view(name: str) -> Callable[[HttpRequest], Coroutine[Any, Any, HttpResponse]]:
     @require_http_methods(["GET", "HEAD"])
     async def view(request: HttpRequest) -> HttpResponse:
         body, status = await asyncio.to_thread(health.probe, name)
@@ -77,7 +78,7 @@ def _health_view(name: str) -> Callable[[HttpRequest], Awaitable[HttpResponse]]:
         response["Cache-Control"] = "no-store"
         # A 503 here is an answer, not a server error: keep Django from logging it at ERROR
         # (which the Sentry logging integration would turn into an event per probe).
-        response._has_been_logged = True
+        response._has_been_logged = True  # type: ignore[attr-defined]
         return response
 
     view.__name__ = f"health_{name}"

@@ -1,5 +1,6 @@
 """Database helpers shared by every service: integrity-error classification and the retry of
-whole use cases on transient errors (serialization failure, deadlock, lost connection)."""
+whole use cases on transient errors (serialization failure, deadlock, lost connection, a
+connection that could not be established)."""
 
 from __future__ import annotations
 
@@ -21,7 +22,21 @@ P = ParamSpec("P")
 R = TypeVar("R")
 
 # PostgreSQL SQLSTATEs worth a retry of the whole use case.
-TRANSIENT_SQLSTATES = {"40001", "40P01", "08000", "08003", "08006", "57P01"}
+TRANSIENT_SQLSTATES = {"40001", "40P01", "08000", "08003", "08006", "57P01", "57P03"}
+
+CONNECT_FAILURES = (
+    "connection failed:",  # psycopg 3: every failure to establish a connection
+    "connection refused",
+    "connection timeout expired",  # connect_timeout
+    "could not connect",
+    "the database system is starting up",
+    "the database system is shutting down",
+    "the database system is not yet accepting connections",
+    "the database system is in recovery mode",
+)
+"""What psycopg says when a connection could not be established: a server restarting or not
+there yet. Most of these carry no SQLSTATE (the server never answered, or answered before a
+session existed), so they are recognised by their text."""
 
 
 def integrity_constraint(exc: IntegrityError) -> str | None:
@@ -55,14 +70,44 @@ SQLITE_UNIQUE_NAMES = {
 }
 
 
+def connection_failed(exc: BaseException) -> bool:
+    """True when `exc` is a failure to *establish* a database connection (refused, timed out,
+    the server starting up or shutting down): nothing was sent, so running anything again —
+    a read, a write, a commit — is safe."""
+    if not isinstance(exc, OperationalError):
+        return False
+    if getattr(exc.__cause__, "sqlstate", None) == "57P03":  # cannot_connect_now
+        return True
+    text = str(exc).lower()
+    return any(marker in text for marker in CONNECT_FAILURES)
+
+
+CONNECTION_LOST = (
+    "server closed the connection unexpectedly",  # libpq: the server's side went away
+    "consuming input failed",  # psycopg 3: reading the answer to a statement failed
+    "the connection is lost",
+)
+"""What psycopg says when an established connection died under a statement: no SQLSTATE (the
+server sent none). Running the use case again is safe for the same reason as after 08006: every
+use case is idempotent by its key."""
+
+
 def is_transient(exc: BaseException) -> bool:
-    """True for errors after which running the same use case again may succeed."""
+    """True for errors after which running the same use case again may succeed: serialization
+    failures and deadlocks, a lost connection (with its SQLSTATE, or without one:
+    `CONNECTION_LOST`), and a connection that could not be established (a 2–3 s database
+    restart, issue 27)."""
     if not isinstance(exc, OperationalError):
         return False
     sqlstate = getattr(exc.__cause__, "sqlstate", None)
     if sqlstate in TRANSIENT_SQLSTATES:
         return True
-    return "database is locked" in str(exc)
+    text = str(exc).lower()
+    return (
+        connection_failed(exc)
+        or any(marker in text for marker in CONNECTION_LOST)
+        or "database is locked" in text
+    )
 
 
 def retry_transient(

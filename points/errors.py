@@ -6,8 +6,9 @@ the message constants below.
 """
 
 # The root lives in the shared core (every app may import it); importing it from here still works.
-from core.errors import DomainError
+from core.errors import DomainError as DomainError
 from core.text import MSG_BAD_CHARACTER, text_problem
+from core.text import id_from_text as id_from_text  # moved to core (the admin filters use it)
 
 MAX_AMOUNT = 10**15
 """Largest amount one transfer may move: far below what a BigInteger balance holds (2**63 − 1),
@@ -15,7 +16,6 @@ so no sequence of legal transfers can overflow an account."""
 
 AMOUNT_RANGE = f"a whole number of points from 1 to {MAX_AMOUNT:,}"
 
-MSG_INVALID_AMOUNT = "That amount is not valid: use " + AMOUNT_RANGE + "."
 MSG_INSUFFICIENT_POINTS = "You don't have enough points: you have {balance:,} and need {needed:,}."
 MSG_IDEMPOTENCY_CONFLICT = (
     "This request repeats an earlier one (key {key}) with different content; nothing was done."
@@ -32,32 +32,25 @@ MSG_REASON_REQUIRED = "A reason is required (1–500 characters)."
 MSG_INVALID_ID = "That is not a valid Discord id: use a positive whole number."
 
 
-class InvalidInput(DomainError):
-    code = "invalid_input"
+class InvalidInput(DomainError, code="invalid_input"): ...
 
 
-class InvalidAmount(InvalidInput):
-    code = "invalid_amount"
+class InvalidAmount(InvalidInput, code="invalid_amount"): ...
 
 
-class InsufficientPoints(DomainError):
-    code = "insufficient_points"
+class InsufficientPoints(DomainError, code="insufficient_points"): ...
 
 
-class IdempotencyConflict(DomainError):
-    code = "idempotency_conflict"
+class IdempotencyConflict(DomainError, code="idempotency_conflict"): ...
 
 
-class NotAllowed(DomainError):
-    code = "not_allowed"
+class NotAllowed(DomainError, code="not_allowed"): ...
 
 
-class AlreadyClaimed(DomainError):
-    code = "already_claimed"
+class AlreadyClaimed(DomainError, code="already_claimed"): ...
 
 
-class NotFound(DomainError):
-    code = "not_found"
+class NotFound(DomainError, code="not_found"): ...
 
 
 MSG_OUTCOME_UNKNOWN = (
@@ -107,20 +100,6 @@ def validate_key(key: object) -> str:
     if not isinstance(key, str) or not 1 <= len(key) <= 200:
         raise InvalidInput("Every change needs an idempotency key of 1–200 characters.")
     return check_text(key, what="The idempotency key")
-
-
-def id_from_text(text: object) -> int | None:
-    """A positive id (market number, Discord snowflake) typed as text, or None.
-
-    Only ASCII digits, at most 19 of them: `str.isdigit()` also accepts "²", which `int()`
-    refuses, and `int()` refuses texts of over 4,300 digits."""
-    if not isinstance(text, str):
-        return None
-    text = text.strip()
-    if not (1 <= len(text) <= 19 and text.isascii() and text.isdecimal()):
-        return None
-    value = int(text)
-    return value if 0 < value < 2**63 else None
 
 
 def check_text(

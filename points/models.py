@@ -4,6 +4,13 @@ from django.conf import settings
 from django.db import models
 from django.db.models import F, Q
 
+from core.directory import guild_fallback
+
+
+def quick_amounts_default() -> list[int]:
+    """Twitch-like presets (issue 26): 10, 100 and 1,000 points."""
+    return [10, 100, 1000]
+
 
 class GuildSettings(models.Model):
     """Per-guild configuration (DOMAIN §2); created on first use from `PM_GUILD_DEFAULTS`."""
@@ -27,11 +34,13 @@ class GuildSettings(models.Model):
     moderator_channel_id = models.BigIntegerField(
         null=True,
         blank=True,
-        help_text="Where the bot asks moderators to look at disputed results (docs/domain.md "
-        "§6.1); empty: the announcement channel.",
+        help_text="The channel where the bot asks moderators to look at disputed results; "
+        "empty: the announcement channel.",
     )
     requests_per_minute = models.PositiveIntegerField(
-        default=100, help_text="Commands the whole server may send the bot a minute (DOMAIN §7)"
+        default=100,
+        help_text="Commands the whole server may send the bot in a minute; more wait for the "
+        "next minute.",
     )
 
     class ResolutionMode(models.TextChoices):
@@ -42,17 +51,59 @@ class GuildSettings(models.Model):
         max_length=10,
         choices=ResolutionMode.choices,
         default=ResolutionMode.VOTE,
-        help_text="How a closed market's result is decided (DOMAIN §6.1): resolvers vote, or "
+        help_text="How a closed market's result is decided: resolvers vote, or "
         "the creator proposes it; moderators can always overrule.",
     )
     dispute_window_minutes = models.PositiveIntegerField(
         default=60,
         help_text="How long a proposed result waits for disputes before paying out, in minutes "
-        "(0 = pay at once) (DOMAIN §6.1).",
+        "(0 = pay at once).",
+    )
+    dispute_hold_hours = models.PositiveIntegerField(
+        default=48,
+        help_text="How long a disputed result waits for moderators, in hours: they are reminded "
+        "halfway, and at the end the market is cancelled and every trader refunded.",
     )
     conflict_of_interest = models.BooleanField(
         default=True,
-        help_text="A resolver who holds a position in a market cannot decide it (DOMAIN §6.1).",
+        help_text="A resolver who holds a position in a market cannot decide it.",
+    )
+
+    class SeasonLength(models.TextChoices):
+        OFF = "off", "No seasons"
+        MONTH = "month", "Calendar months (UTC)"
+        QUARTER = "quarter", "Calendar quarters (UTC)"
+        CUSTOM = "custom", "Custom end dates"
+
+    # docs/domain.md §10; help texts are read by moderators, so they say it in words.
+    season_length = models.CharField(
+        max_length=10,
+        choices=SeasonLength.choices,
+        default=SeasonLength.OFF,
+        help_text="How long a season lasts; leaderboards are kept per season and all-time.",
+    )
+    season_ends = models.JSONField(
+        default=list,
+        blank=True,
+        help_text="Custom seasons: the end of each season, ISO dates in UTC, in order.",
+    )
+    season_role_id = models.BigIntegerField(
+        null=True, blank=True, help_text="A role the bot gives the top 3 of a season (optional)."
+    )
+    season_reset = models.BooleanField(
+        default=False,
+        help_text="At a season's end, every wallet goes back to the starting balance.",
+    )
+    quick_amounts = models.JSONField(
+        default=quick_amounts_default,
+        help_text="The one-click amounts under a market message, in points: a pool stakes at "
+        "once (with a 10-second undo), a market maker opens the quote with the amount filled in.",
+    )
+    time_zone = models.CharField(
+        max_length=64,
+        default="UTC",
+        help_text="The server's time zone (an IANA name like Europe/Paris): a time of day typed "
+        "for “known at” (the moment the outcome became known, e.g. 21:00) is read in it.",
     )
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
@@ -78,20 +129,26 @@ class GuildSettings(models.Model):
         ]
 
     def __str__(self) -> str:
-        return f"Guild {self.guild_id}"
+        # The server's name where the query annotated it (the back office does), as everywhere
+        # else people read a server; never "Guild 1111…".
+        return getattr(self, "guild_name", None) or guild_fallback(self.guild_id)
 
 
 class Account(models.Model):
     """A balance holder. Treasury may go negative; wallets and escrows never (DOMAIN §3).
 
     `drip` is a guild's DRIP clearing account (docs/drip.md): like the treasury it is an issuer
-    and may go negative — `-balance` is the DRIP currency the guild's members hold here."""
+    and may go negative — `-balance` is the DRIP currency the guild's members hold here.
+
+    `orders` is a market's order account (DOMAIN §4.7): it holds the budgets of the market's
+    resting buy orders, outside the escrow's collateral, and is never negative."""
 
     class Kind(models.TextChoices):
         TREASURY = "treasury", "Treasury"
         WALLET = "wallet", "Wallet"
         ESCROW = "escrow", "Escrow"
         DRIP = "drip", "DRIP clearing"
+        ORDERS = "orders", "Order account"
 
     ISSUER_KINDS = frozenset({Kind.TREASURY, Kind.DRIP})
     """Kinds that may go negative (they issue points into the guild's wallets)."""
@@ -117,6 +174,7 @@ class Account(models.Model):
                     Q(kind__in=["treasury", "drip"], owner_id__isnull=True, market__isnull=True)
                     | Q(kind="wallet", owner_id__isnull=False, market__isnull=True)
                     | Q(kind="escrow", owner_id__isnull=True, market__isnull=False)
+                    | Q(kind="orders", owner_id__isnull=True, market__isnull=False)
                 ),
                 name="account_kind_shape",
             ),
@@ -134,6 +192,9 @@ class Account(models.Model):
             models.UniqueConstraint(
                 fields=["market"], condition=Q(kind="escrow"), name="one_escrow_per_market"
             ),
+            models.UniqueConstraint(
+                fields=["market"], condition=Q(kind="orders"), name="one_order_account_per_market"
+            ),
         ]
 
     def __str__(self) -> str:
@@ -143,6 +204,8 @@ class Account(models.Model):
             return f"escrow of market {self.market_id}"
         if self.kind == self.Kind.DRIP:
             return f"DRIP clearing @ {self.guild_id}"
+        if self.kind == self.Kind.ORDERS:
+            return f"order account of market {self.market_id}"
         return f"treasury @ {self.guild_id}"
 
 
@@ -165,6 +228,12 @@ class Transfer(models.Model):
         CORRECTION = "correction"
         DRIP_DEPOSIT = "drip_deposit"
         DRIP_WITHDRAW = "drip_withdraw"
+        ORDER_PLACE = "order_place"
+        ORDER_RELEASE = "order_release"
+        # A trade made after the outcome was known, undone at settlement (docs/domain.md §6.2).
+        REVERSAL = "reversal"
+        REVERSAL_SHORTFALL = "reversal_shortfall"
+        SEASON_RESET = "season_reset"
 
     guild_id = models.BigIntegerField(db_index=True)
     source = models.ForeignKey(Account, on_delete=models.PROTECT, related_name="outgoing")
@@ -289,3 +358,69 @@ class StaffLink(models.Model):
 
     def __str__(self) -> str:
         return f"{self.user} ↔ {self.discord_user_id}"
+
+
+class Season(models.Model):
+    """One season of a guild (docs/domain.md §10): open while it runs, then closed with its
+    final table archived. Markets settled while it is open carry its number (their trades count
+    in it); a settlement takes this row's lock for a moment, the close takes it for good, so a
+    market settles either before the close (in this season) or after (in the next)."""
+
+    class Status(models.TextChoices):
+        OPEN = "open", "Running"
+        CLOSED = "closed", "Closed"
+
+    guild_id = models.BigIntegerField()
+    number = models.PositiveIntegerField()
+    status = models.CharField(max_length=6, choices=Status.choices, default=Status.OPEN)
+    starts_at = models.DateTimeField()
+    ends_at = models.DateTimeField(db_index=True)
+    closed_at = models.DateTimeField(null=True, blank=True)
+    balances_start = models.JSONField(
+        default=dict, blank=True, help_text="Every wallet's balance when the season began."
+    )
+    balances_end = models.JSONField(
+        default=dict, blank=True, help_text="Every wallet's balance when the season closed."
+    )
+    table = models.JSONField(
+        default=dict, blank=True, help_text="The final leaderboards, as posted at the end."
+    )
+    announced_at = models.DateTimeField(
+        null=True,
+        blank=True,
+        help_text="When a bot process claimed the post of the final table (a claim older than "
+        "a minute without a post is taken over).",
+    )
+    posted_at = models.DateTimeField(
+        null=True,
+        blank=True,
+        help_text="When the bot was done with the final table: posted, or given up for the "
+        "reason below.",
+    )
+    post_detail = models.CharField(
+        max_length=200, blank=True, help_text="Why the final table was not posted (empty: it was)."
+    )
+    post_round = models.PositiveIntegerField(
+        default=0, help_text="How often staff asked for the table to be posted again."
+    )
+    rewarded = models.JSONField(
+        default=list, blank=True, help_text="The members the bot gave the reward role to."
+    )
+
+    class Meta:
+        ordering = ["guild_id", "number"]
+        permissions = [("announce_season", "Can post a season's final table again")]
+        constraints = [
+            models.UniqueConstraint(fields=["guild_id", "number"], name="season_number_unique"),
+            models.UniqueConstraint(
+                fields=["guild_id"], condition=Q(status="open"), name="one_open_season"
+            ),
+            models.CheckConstraint(
+                condition=Q(ends_at__gt=F("starts_at")), name="season_ends_after_start"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        # The server's name where the query annotated it (the back office does).
+        server = getattr(self, "guild_name", None) or guild_fallback(self.guild_id)
+        return f"Season {self.number} of {server}"

@@ -9,6 +9,7 @@ from django.db.models import CharField, Exists, OuterRef, Q, QuerySet, Subquery,
 from django.db.models.functions import Coalesce, NullIf
 
 from core.directory import guild_fallback, member_fallback
+from core.replicas import lag_tolerant
 
 from .models import Account, Guild, GuildSettings, Member, StaffLink, Transfer
 
@@ -22,6 +23,15 @@ def balance_get(*, guild_id: int, user_id: int) -> int | None:
     )
 
 
+def balances_get(*, guild_id: int, user_ids: Iterable[int]) -> dict[int, int]:
+    """The wallet balances of these members, by user id; a member without a wallet is absent
+    (1 query, however many members: a rush's quotes read their balances together)."""
+    rows = Account.objects.filter(
+        guild_id=guild_id, kind=Account.Kind.WALLET, owner_id__in=set(user_ids)
+    ).values_list("owner_id", "balance")
+    return {owner: balance for owner, balance in rows if owner is not None}
+
+
 def guild_settings_get(*, guild_id: int) -> GuildSettings | None:
     return GuildSettings.objects.filter(guild_id=guild_id).first()
 
@@ -33,6 +43,7 @@ class LeaderboardRow:
     balance: int
 
 
+@lag_tolerant
 def leaderboard(*, guild_id: int, limit: int = 10) -> list[LeaderboardRow]:
     """Top wallets of a guild by balance (1 query); ties by who joined first."""
     rows = (
@@ -68,6 +79,7 @@ def _account_label(account: Account, name: str | None) -> str:
     return "treasury"
 
 
+@lag_tolerant
 def transfers_for_user(
     *, guild_id: int, user_id: int, limit: int = 20, before_id: int | None = None
 ) -> list[HistoryRow]:

@@ -1,9 +1,10 @@
 """The plumbing every write use case shares (DOMAIN §3), so a use case reads as its rules alone.
 
-    @use_case(lookup=trade_by_key, matches=same_buy)
-    def bet_place(*, market_id: int, ..., idempotency_key: str) -> Trade:
-        market = market_lock(market_id)
-        stop_if_replayed(trade_by_key, idempotency_key)
+    @use_case(lookup=transfer_by_key, matches=_same_tip)
+    def points_tip(*, guild_id: int, ..., idempotency_key: str) -> Transfer:
+        members = members_prepare(guild_id=guild_id, user_ids=[from_user_id, to_user_id])
+        locked = accounts_lock(members.account_ids)
+        stop_if_replayed(transfer_by_key, idempotency_key)
         ...  # the rules
 
 `use_case` owns three things:
@@ -21,7 +22,8 @@
   database cannot be asked yet it raises `OutcomeUnknown`, never "nothing was changed".
 
 `@use_case()` without `lookup` is a durable transaction with retry and no key (scheduler steps,
-bookkeeping writes)."""
+bookkeeping writes). `batch_use_case` is the one variant, for a call of many keyed requests
+answered one by one (`betting.services.trades_apply`)."""
 
 from __future__ import annotations
 
@@ -41,6 +43,8 @@ from django.db import (
     transaction,
 )
 
+from core.replicas import writes_committed
+
 from .db import integrity_constraint, retry_transient
 from .errors import (
     MSG_IDEMPOTENCY_CONFLICT,
@@ -51,6 +55,21 @@ from .errors import (
 )
 
 logger = logging.getLogger(__name__)
+
+
+def _remembered(run: Callable[P, R]) -> Callable[P, R]:
+    """After the use case committed: its WAL position is remembered for the member or staff
+    user it ran for (`core.replicas`: read-your-writes; nothing without replicas)."""
+
+    @functools.wraps(run)
+    def remembered(*args: P.args, **kwargs: P.kwargs) -> R:
+        result = run(*args, **kwargs)
+        if not connection.in_atomic_block:
+            writes_committed()
+        return result
+
+    return remembered
+
 
 P = ParamSpec("P")
 T = TypeVar("T")
@@ -185,7 +204,56 @@ def use_case(
 
         # Named after `func` before `retry_transient` sees it: its logs and metrics say which
         # use case retried.
-        return retry_transient()(functools.update_wrapper(run, func))
+        return _remembered(retry_transient()(functools.update_wrapper(run, func)))
+
+    return decorate
+
+
+def batch_use_case(
+    *,
+    lookup: Callable[[str], object | None],
+    first_key: Callable[[Call], str],
+    on_integrity_error: Callable[[IntegrityError, Call], R],
+) -> Callable[[Callable[P, R]], Callable[P, R]]:
+    """The one variant of `use_case`, for a call that carries many requests, each idempotent by
+    its own key, and answers each (`betting.services.trades_apply`). The same retry on transient
+    errors, the same durable transaction, the same "know before you say"; what differs is the
+    replay, which the function does itself, request by request, from the locked state:
+
+    - an `IntegrityError` (a key raced in by another transaction) rolls the batch back and
+      `on_integrity_error(exc, call)` answers instead (e.g. the requests one by one, so one
+      request cannot sink the others);
+    - when the connection is lost during or after COMMIT, the batch reconnects, checks that the
+      database answers (`lookup(first_key(call))`) and runs again: what committed comes back as
+      replays, what did not is applied now; `OutcomeUnknown` while the database cannot be asked
+      or after `UNKNOWN_OUTCOME_ATTEMPTS` more runs."""
+
+    def decorate(func: Callable[P, R]) -> Callable[P, R]:
+        signature = inspect.signature(func)
+
+        def run(*args: P.args, **kwargs: P.kwargs) -> R:
+            bound = signature.bind(*args, **kwargs)
+            bound.apply_defaults()
+            call: Call = bound.arguments
+            for attempt in range(1, UNKNOWN_OUTCOME_ATTEMPTS + 2):
+                returned = False
+                try:
+                    with transaction.atomic(durable=True):
+                        answers = func(*args, **kwargs)
+                        returned = True  # from here on only COMMIT can fail
+                    return answers
+                except IntegrityError as exc:
+                    return on_integrity_error(exc, call)
+                except (OperationalError, InterfaceError) as exc:
+                    if not (returned and commit_outcome_unknown(exc)):
+                        raise
+                    key = first_key(call)
+                    recheck(lookup, key, exc, func.__qualname__)
+                    if attempt > UNKNOWN_OUTCOME_ATTEMPTS:
+                        raise OutcomeUnknown(key) from exc
+            raise AssertionError("unreachable")  # pragma: no cover
+
+        return _remembered(retry_transient()(functools.update_wrapper(run, func)))
 
     return decorate
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import csv
 import importlib
 import io
+import re
 from types import SimpleNamespace
 
 from django.apps import apps
@@ -20,6 +21,7 @@ from django.http import HttpResponse
 
 GROUPS_MIGRATION = "points.migrations.0004_moderator_and_viewer_groups"
 DASHBOARD_MIGRATION = "dashboard.migrations.0002_dashboard_permission_for_groups"
+SEASON_POST_MIGRATION = "points.migrations.0020_season_post"
 
 
 def groups_ensure() -> None:
@@ -36,6 +38,8 @@ def groups_ensure() -> None:
     migration.create_groups(apps, SimpleNamespace(connection=connection))
     dashboard = importlib.import_module(DASHBOARD_MIGRATION)
     dashboard.grant(apps, SimpleNamespace(connection=connection))
+    season_post = importlib.import_module(SEASON_POST_MIGRATION)
+    season_post.grant(apps, SimpleNamespace(connection=connection))
 
 
 def staff_user(username: str, group: str | None):
@@ -106,3 +110,15 @@ def guild_settings_form(gs, **changes) -> dict:
     form["resolver_role_ids"] = changes.get("resolver_role_ids", "[]")
     form["announce_channel_id"] = changes.get("announce_channel_id", "")
     return form
+
+
+def breadcrumbs(response: HttpResponse) -> list[tuple[str | None, str]]:
+    """(link, text) of each step of the page's breadcrumbs; link None for the current page."""
+    html = response.content.decode()
+    trail = re.search(r'<div class="breadcrumbs">(.*?)</div>', html, re.S).group(1)
+    steps = [step.strip() for step in trail.split("&rsaquo;")]
+    found = []
+    for step in steps:
+        link = re.fullmatch(r'<a href="([^"]*)"[^>]*>(.*)</a>', step)
+        found.append((link.group(1), link.group(2)) if link else (None, step))
+    return found

@@ -151,6 +151,18 @@ def test_database_and_redis_urls_switch_to_postgresql_and_redis(project):
     assert dump["LAYER"] == "channels_redis.core.RedisChannelLayer"
 
 
+def test_pgbouncer_mode_keeps_no_server_side_state(project):
+    """Issue 24 item 3: no startup `options` (PgBouncer refuses them), no prepared statements."""
+    dump = settings_dump(
+        project,
+        DJANGO_DEBUG="1",
+        DATABASE_URL="postgres://pm:secret@127.0.0.1:6432/pm_example",
+        DB_PGBOUNCER="1",
+    )
+    assert "options" not in dump["DB_OPTIONS"]
+    assert dump["DB_OPTIONS"]["prepare_threshold"] is None
+
+
 # --- Bad configuration stops start-up, naming the variable --------------------------------
 
 

@@ -7,7 +7,7 @@ answer at once while DRIP is down) and registers the `drip` check of `/health/ex
 from __future__ import annotations
 
 import logging
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TypedDict
 
 import discord
 from discord import app_commands
@@ -15,7 +15,9 @@ from discord.ext import commands, tasks
 
 from core.secrets import secret_register
 from drip import bridge, crypto, selectors, services
+from drip.bridge import Db
 from drip.client import DripClient
+from drip.errors import reason_words
 from drip.health import drip_health
 from drip.models import DripTransfer
 from ops import health
@@ -23,8 +25,10 @@ from points.errors import MAX_AMOUNT, DomainError
 from points.services import wallet_get_or_create
 
 from .. import render
-from ..interactions import Reply, actor, idempotency_key, respond
+from ..interactions import Reply, actor, idempotency_key
+from ..leases import notifier_lease
 from ..permissions import require_admin
+from ..responders import responder
 from ..selectors import dm_enabled
 
 if TYPE_CHECKING:
@@ -52,13 +56,30 @@ MSG_LINKED = (
     "{withdraw}.{auto} The API key is stored encrypted and is never shown again."
 )
 
-STATE_DETAIL = {
+STATE_DETAIL: dict[str, str] = {
     DripTransfer.Status.CONFIRMED: "done",
     DripTransfer.Status.SENDING: "still being sent to DRIP",
     DripTransfer.Status.FAILED: "DRIP refused it; nothing was moved",
     DripTransfer.Status.IN_DOUBT: "waiting for a moderator to check DRIP",
     DripTransfer.Status.PENDING: "queued",
 }
+
+
+def reversal_reason(row: DripTransfer) -> str:
+    """Why a withdrawal came back, in member words (never DRIP's developer text)."""
+    if row.resolution.startswith("moderator"):
+        return "a moderator checked DRIP and found it was not applied"
+    return reason_words(row.error_message)
+
+
+class MemberMove(TypedDict):
+    """A member's deposit or withdrawal as `drip.bridge` takes it, but the amount."""
+
+    db: Db
+    client: DripClient
+    guild_id: int
+    user_id: int
+    idempotency_key: str
 
 
 def _limit(value: int) -> str:
@@ -79,11 +100,14 @@ class Drip(commands.Cog):
         self.notify_loop.change_interval(seconds=bot.config.notify_seconds)
 
     async def cog_load(self) -> None:
-        if self.bot.config.background_tasks and self.bot.config.runs_notifier:
+        if self.bot.config.background_tasks:
+            notifier_lease(self.bot)
             self.notify_loop.start()
 
     @tasks.loop(seconds=5)
     async def notify_loop(self) -> None:
+        if not notifier_lease(self.bot).held:  # the notifier's process tells reversals
+            return
         try:
             await self.notify_reversals()
         except Exception:  # the next run retries
@@ -101,11 +125,10 @@ class Drip(commands.Cog):
         for row in await self.bot.db(selectors.drip_reversals_to_notify):
             try:
                 if await self.bot.db(dm_enabled, guild_id=row.guild_id, user_id=row.user_id):
-                    reason = row.error_message or row.resolution or "DRIP refused it"
                     await self._dm(
                         row.user_id,
                         MSG_REVERSED_DM.format(
-                            amount=render.points(row.amount), id=row.pk, reason=reason[:200]
+                            amount=render.points(row.amount), id=row.pk, reason=reversal_reason(row)
                         ),
                     )
                     sent += 1
@@ -133,99 +156,94 @@ class Drip(commands.Cog):
             group.remove_command("drip")
         await self.client.close()
 
+    def _member_move(self, interaction: discord.Interaction) -> MemberMove:
+        """What `bridge.deposit` and `bridge.withdraw` need besides the amount."""
+        assert interaction.guild_id is not None  # `respond` answered outside a guild already
+        return {
+            "db": self.bot.db,
+            "client": self.client,
+            "guild_id": interaction.guild_id,
+            "user_id": interaction.user.id,
+            "idempotency_key": idempotency_key(interaction),
+        }
+
     @drip.command(name="deposit")
     @app_commands.describe(amount="DRIP points to move into your wallet here")
+    @responder("drip.deposit")
     async def deposit(
         self, interaction: discord.Interaction, amount: app_commands.Range[int, 1, MAX_AMOUNT]
-    ) -> None:
+    ) -> Reply:
         """Move points from your DRIP balance into your wallet here."""
-
-        async def body() -> Reply:
-            result = await bridge.deposit(
-                db=self.bot.db,
-                client=self.client,
-                guild_id=interaction.guild_id,
-                user_id=interaction.user.id,
-                amount=amount,
-                idempotency_key=idempotency_key(interaction),
-            )
-            row = result.transfer
-            if row.status != DripTransfer.Status.CONFIRMED:  # a repeated interaction
-                return Reply(
-                    content=MSG_DEPOSIT_STATE.format(
-                        id=row.pk,
-                        amount=render.points(row.amount),
-                        status=row.get_status_display(),
-                        detail=STATE_DETAIL[row.status],
-                    )
-                )
-            drip = (
-                f"; DRIP: {render.points(result.drip_balance)} points"
-                if result.drip_balance is not None
-                else ""
-            )
+        result = await bridge.deposit(**self._member_move(interaction), amount=amount)
+        row = result.transfer
+        if row.status != DripTransfer.Status.CONFIRMED:  # a repeated interaction
             return Reply(
-                content=MSG_DEPOSITED.format(
-                    amount=render.points(amount), wallet=render.points(result.wallet), drip=drip
+                content=MSG_DEPOSIT_STATE.format(
+                    id=row.pk,
+                    amount=render.points(row.amount),
+                    status=row.get_status_display(),
+                    detail=STATE_DETAIL[row.status],
                 )
             )
-
-        await respond(interaction, body, action="drip.deposit")
+        drip = (
+            f"; DRIP: {render.points(result.drip_balance)} points"
+            if result.drip_balance is not None
+            else ""
+        )
+        return Reply(
+            content=MSG_DEPOSITED.format(
+                amount=render.points(amount), wallet=render.points(result.wallet), drip=drip
+            )
+        )
 
     @drip.command(name="withdraw")
     @app_commands.describe(amount="Points to move from your wallet here to DRIP")
+    @responder("drip.withdraw")
     async def withdraw(
         self, interaction: discord.Interaction, amount: app_commands.Range[int, 1, MAX_AMOUNT]
-    ) -> None:
+    ) -> Reply:
         """Move points from your wallet here to your DRIP balance."""
-
-        async def body() -> Reply:
-            row = await bridge.withdraw(
-                db=self.bot.db,
-                guild_id=interaction.guild_id,
-                user_id=interaction.user.id,
-                amount=amount,
-                idempotency_key=idempotency_key(interaction),
-            )
-            return Reply(
-                content=MSG_WITHDRAW_QUEUED.format(amount=render.points(row.amount), id=row.pk)
-            )
-
-        await respond(interaction, body, action="drip.withdraw")
+        row = await bridge.withdraw(**self._member_move(interaction), amount=amount)
+        return Reply(
+            content=MSG_WITHDRAW_QUEUED.format(amount=render.points(row.amount), id=row.pk)
+        )
 
     @drip.command(name="balance")
-    async def balance(self, interaction: discord.Interaction) -> None:
+    @responder("drip.balance")
+    async def balance(self, interaction: discord.Interaction) -> Reply:
         """Your points here and on DRIP, side by side."""
-
-        async def body() -> Reply:
-            guild_id, user_id = interaction.guild_id, interaction.user.id
-            await self.bot.db(wallet_get_or_create, guild_id=guild_id, user_id=user_id)
-            summary = await self.bot.db(
-                selectors.drip_member_summary, guild_id=guild_id, user_id=user_id
+        guild_id, user_id = interaction.guild_id, interaction.user.id
+        assert guild_id is not None  # `respond` answered outside a guild already
+        await self.bot.db(wallet_get_or_create, guild_id=guild_id, user_id=user_id)
+        summary = await self.bot.db(
+            selectors.drip_member_summary, guild_id=guild_id, user_id=user_id
+        )
+        try:
+            found = await bridge.drip_balance(
+                db=self.bot.db, client=self.client, guild_id=guild_id, user_id=user_id
             )
-            try:
-                found = await bridge.drip_balance(
-                    db=self.bot.db, client=self.client, guild_id=guild_id, user_id=user_id
-                )
-                drip = (
-                    f"**{render.points(found)} points**"
-                    if found is not None
-                    else "you are not a member of this server's realm yet"
-                )
-            except DomainError as exc:
-                if exc.code == "drip_not_linked":
-                    raise
-                drip = f"not available ({exc.message})"
-            text = MSG_BALANCE.format(wallet=render.points(summary.wallet), drip=drip)
-            if summary.pending_withdrawals:
-                text += MSG_BALANCE_PENDING.format(
-                    pending=render.points(summary.pending_withdrawals)
-                )
-            if summary.in_doubt:
-                text += MSG_BALANCE_DOUBT.format(n=summary.in_doubt)
-            return Reply(content=text)
+            drip = (
+                f"**{render.points(found)} points**"
+                if found is not None
+                else "you are not a member of this server's realm yet"
+            )
+        except DomainError as exc:
+            if exc.code == "drip_not_linked":
+                raise
+            drip = f"not available right now ({exc.message})"
+        text = MSG_BALANCE.format(wallet=render.points(summary.wallet), drip=drip)
+        if summary.pending_withdrawals:
+            text += MSG_BALANCE_PENDING.format(pending=render.points(summary.pending_withdrawals))
+        if summary.in_doubt:
+            text += MSG_BALANCE_DOUBT.format(n=summary.in_doubt)
+        return Reply(content=text)
 
-        await respond(interaction, body, action="drip.balance")
+
+def _keep_key_secret(*args: object, api_key: str | None = None, **kwargs: object) -> None:
+    """Before anything is counted or logged, the API key joins the secrets the logs redact;
+    refuses nothing."""
+    if api_key:
+        secret_register(api_key.strip())
 
 
 def settings_drip_command(cog: Drip) -> app_commands.Command:
@@ -240,6 +258,7 @@ def settings_drip_command(cog: Drip) -> app_commands.Command:
         withdraw_limit="Points one member may withdraw per day (0 = no limit)",
         auto_withdraw="Send market payouts and refunds to members' DRIP balance automatically",
     )
+    @responder("settings.drip", refuse_first=_keep_key_secret)
     async def settings_drip(
         interaction: discord.Interaction,
         realm_id: app_commands.Range[str, 1, 64],
@@ -248,41 +267,35 @@ def settings_drip_command(cog: Drip) -> app_commands.Command:
         deposit_limit: app_commands.Range[int, 0, MAX_AMOUNT] | None = None,
         withdraw_limit: app_commands.Range[int, 0, MAX_AMOUNT] | None = None,
         auto_withdraw: bool | None = None,
-    ) -> None:
+    ) -> Reply:
         """Link this server's DRIP realm."""
-        if api_key:
-            secret_register(api_key.strip())
-
-        async def body() -> Reply:
-            require_admin(actor(interaction))
-            if not crypto.encryption_available():
-                raise crypto.EncryptionUnavailable(crypto.MSG_NO_ENCRYPTION_KEY)
-            link = await cog.bot.db(
-                services.drip_link_set,
-                guild_id=interaction.guild_id,
-                realm_id=realm_id,
-                realm_point_id=realm_point_id or "",
-                api_key=api_key,
-                deposit_limit_per_day=deposit_limit,
-                withdraw_limit_per_day=withdraw_limit,
-                auto_withdraw_payouts=auto_withdraw,
-                actor_id=interaction.user.id,
-                idempotency_key=idempotency_key(interaction),
+        require_admin(actor(interaction))
+        if not crypto.encryption_available():
+            raise crypto.EncryptionUnavailable(crypto.MSG_NO_ENCRYPTION_KEY)
+        link = await cog.bot.db(
+            services.drip_link_set,
+            guild_id=interaction.guild_id,
+            realm_id=realm_id,
+            realm_point_id=realm_point_id or "",
+            api_key=api_key,
+            deposit_limit_per_day=deposit_limit,
+            withdraw_limit_per_day=withdraw_limit,
+            auto_withdraw_payouts=auto_withdraw,
+            actor_id=interaction.user.id,
+            idempotency_key=idempotency_key(interaction),
+        )
+        point = f" (currency `{link.realm_point_id}`)" if link.realm_point_id else ""
+        return Reply(
+            content=MSG_LINKED.format(
+                realm=link.realm_id,
+                point=point,
+                deposit=_limit(link.deposit_limit_per_day),
+                withdraw=_limit(link.withdraw_limit_per_day),
+                auto=" Payouts and refunds go to DRIP automatically."
+                if link.auto_withdraw_payouts
+                else "",
             )
-            point = f" (currency `{link.realm_point_id}`)" if link.realm_point_id else ""
-            return Reply(
-                content=MSG_LINKED.format(
-                    realm=link.realm_id,
-                    point=point,
-                    deposit=_limit(link.deposit_limit_per_day),
-                    withdraw=_limit(link.withdraw_limit_per_day),
-                    auto=" Payouts and refunds go to DRIP automatically."
-                    if link.auto_withdraw_payouts
-                    else "",
-                )
-            )
-
-        await respond(interaction, body, action="settings.drip")
+        )
 
     return settings_drip
 

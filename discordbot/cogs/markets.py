@@ -2,42 +2,48 @@
 
 Thin (STYLE §8): each command parses its options, awaits one `discordbot.actions` use case or a
 selector through `bot.db`, and renders the result. Options carry Discord-side limits for a better
-form, but the services validate everything again (DOMAIN §7).
+form, but the services validate everything again (DOMAIN §7). Each command states how it answers
+with `@responder` (`discordbot.responders`); its autocomplete is `discordbot.autocomplete`, the
+creation form and reply `discordbot.market_create`, the market message `discordbot.market_ui`.
 """
 
 from __future__ import annotations
 
-import asyncio
+import dataclasses
 import logging
-import re
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import discord
 from discord import app_commands
 from discord.ext import commands
 
+from betting.calibration import calibration_of
 from betting.selectors import portfolio_get
 from markets.models import Market
-from markets.selectors import categories as market_categories
-from markets.selectors import market_list
-from markets.validation import MAX_DESCRIPTION
 from points.errors import MAX_AMOUNT
 
-from .. import actions, interactions, limits, market_ui, parsing, ratelimit, render, selectors
-from ..interactions import Reply, actor, answer_now, idempotency_key, respond, send_modal
-from ..permissions import require_creator
+from .. import actions, how_post, limits, market_ui, render, selectors
+from ..autocomplete import category_autocomplete, market_autocomplete, outcome_autocomplete
+from ..interactions import Reply, actor, idempotency_key
+from ..known_at import KNOWN_AT_HELP, known_at_note
+from ..market_create import (
+    CREATE_MODAL_ID,
+    create_form,
+    create_market,
+    create_submit,
+    from_message_menu,
+)
+from ..responders import responder
+from ..results import VoteResult
 
 if TYPE_CHECKING:
     from ..bot import PredictionBot
 
 logger = logging.getLogger(__name__)
-
-AUTOCOMPLETE_DEADLINE = 2.5
-"""Seconds after Discord created an autocomplete by which its choices must be sent (Discord's
-limit is 3 s); the read runs on the bot's fast pool (`db_fast`), apart from trades."""
-"""Autocomplete cannot be deferred: past this budget it answers with no suggestions."""
-CREATE_MODAL_ID = r"pm:m:create:(?P<mechanism>amm|parimutuel):(?P<liquidity>\d{0,10})"
+T = TypeVar("T")
+Reason = app_commands.Range[str, 1, 500]
+"""A moderator's reason, shown to traders (DOMAIN §7: 1–500 characters)."""
 
 MSG_VOTE = (
     "🗳️ <@{voter}> voted **{label}** for #{market_id} ({votes} of {needed} votes needed).\n{how}"
@@ -72,11 +78,6 @@ MSG_UNDONE = (
     "↩️ <@{moderator}> undid the proposed result **{label}** of #{market_id}: {reason}\nThe "
     "market is closed again and needs a new result. {how}"
 )
-MSG_SPLIT = (
-    "Your outcomes were split at the commas into {count}: {shown}. Not what you meant? "
-    "Take the market back within a minute (while nobody has traded) and create it again with "
-    "| between outcomes."
-)
 MSG_RESOLVED = "✅ Market #{market_id} resolved: **{label}**."
 MSG_CLOSED = "⏸️ Trading on #{market_id} is closed. {how}"
 MSG_CANCELLED = "❌ Market #{market_id} was cancelled; every trader was refunded."
@@ -96,266 +97,34 @@ MECHANISM_CHOICES = [
 ]
 
 
-def _bot(interaction: discord.Interaction) -> PredictionBot:
-    return interaction.client  # type: ignore[return-value]
+def trade_command(name: str, **described: str) -> Callable[[Any], Any]:
+    """`/bet` and `/sell`: a guild-only command on an open market (autocompleted) and one of its
+    outcomes, its options described by `described`."""
 
-
-# --- Autocomplete ----------------------------------------------------------------------------
-
-
-def _choice(name: str, value: str) -> app_commands.Choice[str]:
-    return app_commands.Choice(name=limits.fit(name, limits.CHOICE_NAME), value=value[:100])
-
-
-def market_choices(*, guild_id: int, current: str, statuses: list[str] | None) -> list:
-    return market_list(
-        guild_id=guild_id,
-        status=statuses,
-        search=current or None,
-        limit=limits.AUTOCOMPLETE_RESULTS,
-    )
-
-
-def market_autocomplete(statuses: list[str] | None) -> Callable[..., Any]:
-    """Markets of this guild in `statuses` whose question (or number) matches the typed text,
-    newest first, each with its leading outcome."""
-
-    async def complete(interaction: discord.Interaction, current: str):
-        if interaction.guild_id is None:
-            return []
-        try:
-            found = await asyncio.wait_for(
-                _bot(interaction).db_fast(
-                    market_choices,
-                    guild_id=interaction.guild_id,
-                    current=current[:100],
-                    statuses=statuses,
-                ),
-                timeout=interactions.remaining(interaction, AUTOCOMPLETE_DEADLINE),
-            )
-        except Exception:
-            logger.warning("market autocomplete failed or timed out", exc_info=True)
-            return []
-        out = []
-        for m in found[: limits.AUTOCOMPLETE_RESULTS]:
-            lead = m.leading
-            suffix = f" ({render.percent(lead.probability)} {lead.label})"
-            head = f"#{m.id} · "
-            room = limits.CHOICE_NAME - limits.size(head) - min(limits.size(suffix), 40)
-            name = head + limits.fit(m.question, max(10, room)) + limits.fit(suffix, 40)
-            out.append(_choice(name, str(m.id)))
-        return out
-
-    return complete
-
-
-async def outcome_autocomplete(
-    interaction: discord.Interaction, current: str
-) -> list[app_commands.Choice[int]]:
-    """The outcomes of the market chosen in the same command, with their current price."""
-    chosen = getattr(interaction.namespace, "market", None)
-    if interaction.guild_id is None or not chosen:
-        return []
-    try:
-        summary = await asyncio.wait_for(
-            _bot(interaction).db_fast(
-                actions.market_in_guild, guild_id=interaction.guild_id, market=chosen
-            ),
-            timeout=interactions.remaining(interaction, AUTOCOMPLETE_DEADLINE),
+    def wrap(callback: Any) -> Any:
+        callback = app_commands.autocomplete(
+            market=market_autocomplete(["open"]), outcome=outcome_autocomplete
+        )(callback)
+        callback = app_commands.describe(market="The market (type to search)", **described)(
+            callback
         )
-    except Exception:
-        return []
-    typed = current.casefold().strip()
-    return [
-        _choice(f"{o.label} — {render.percent(o.probability)}", str(o.position + 1))
-        for o in summary.outcomes
-        if not typed or typed in o.label.casefold() or typed == str(o.position + 1)
-    ][: limits.AUTOCOMPLETE_RESULTS]
+        return app_commands.command(name=name)(app_commands.guild_only()(callback))
+
+    return wrap
 
 
-async def category_autocomplete(
-    interaction: discord.Interaction, current: str
-) -> list[app_commands.Choice[str]]:
-    if interaction.guild_id is None:
-        return []
-    try:
-        names = await asyncio.wait_for(
-            _bot(interaction).db_fast(market_categories, guild_id=interaction.guild_id, limit=100),
-            timeout=interactions.remaining(interaction, AUTOCOMPLETE_DEADLINE),
-        )
-    except Exception:
-        return []
-    typed = current.casefold().strip()
-    return [_choice(n, n) for n in names if not typed or typed in n.casefold()][
-        : limits.AUTOCOMPLETE_RESULTS
-    ]
-
-
-# --- Market creation -------------------------------------------------------------------------
-
-
-def create_modal(
-    *,
-    mechanism: str,
-    liquidity: int | None,
-    question: str = "",
-    outcomes: str = "",
-    duration: str = "",
-    category: str = "",
-    description: str = "",
-) -> discord.ui.Modal:
-    lines = "\n".join(parsing.outcomes_text(outcomes)) if outcomes else ""
-    return interactions.modal(
-        f"pm:m:create:{mechanism}:{liquidity or ''}",
-        "New market",
-        interactions.text_input(
-            custom_id="question",
-            label="Question",
-            description="What will happen? 1–500 characters.",
-            default=question[:500],
-            max_length=500,
-            paragraph=True,
-        ),
-        interactions.text_input(
-            custom_id="outcomes",
-            label="Outcomes, one per line",
-            description="2 to 10 different answers, each up to 100 characters.",
-            default=lines[:1100],
-            placeholder="Yes\nNo",
-            max_length=1100,
-            paragraph=True,
-        ),
-        interactions.text_input(
-            custom_id="duration",
-            label="Open for",
-            description="1 minute to 30 days: 90m, 2h, 1d2h30m or d,h,m like 1,2,30.",
-            default=duration[:20] or "1d",
-            max_length=20,
-        ),
-        interactions.text_input(
-            custom_id="category",
-            label="Category (optional)",
-            description="Up to 50 characters, e.g. sports.",
-            default=category[:50],
-            required=False,
-            max_length=50,
-        ),
-        interactions.text_input(
-            custom_id="description",
-            label="Description and resolution criteria",
-            description="Optional, up to 1,000 characters: what counts as each outcome.",
-            default=description[:MAX_DESCRIPTION],
-            placeholder="Resolves Yes if … according to …",
-            required=False,
-            max_length=MAX_DESCRIPTION,
-            paragraph=True,
-        ),
-    )
-
-
-async def create_market(
-    interaction: discord.Interaction,
-    *,
-    question: str,
-    outcomes: str,
-    duration: str,
-    category: str | None,
-    mechanism: str,
-    liquidity: int | None,
-    description: str | None = None,
-) -> None:
-    """Create the market and post it publicly as the market message."""
-    bot = _bot(interaction)
-
-    async def body() -> Reply:
-        summary = await bot.db(
-            actions.market_create_for_interaction,
-            guild_id=interaction.guild_id,
-            actor=actor(interaction),
-            question=question,
-            outcomes=outcomes,
-            duration=duration,
-            category=category,
-            mechanism=mechanism,
-            liquidity=liquidity,
-            description=description,
-            idempotency_key=idempotency_key(interaction),
-            channel_id=interaction.channel_id,
-        )
-        reply = market_ui.market_reply(summary)
-
-        async def remember(message: discord.Message) -> None:
-            await bot.db(
-                actions.market_copy_record,
-                market_id=summary.id,
-                channel_id=message.channel.id,
-                message_id=message.id,
-            )
-
-        split = split_at_commas(outcomes)
-
-        async def after(message: discord.Message) -> None:
-            await remember(message)
-            if split:
-                view = market_ui.withdraw_view(summary.id, interaction.user.id)
-                # Stopped before sending: the button is a DynamicItem the bot dispatches by its
-                # custom_id, so discord.py need not keep (and time out) the view.
-                view.stop()
-                await interaction.followup.send(
-                    limits.fit(
-                        MSG_SPLIT.format(
-                            count=len(summary.outcomes),
-                            shown=" · ".join(
-                                f"“{limits.escape(o.label)}”" for o in summary.outcomes
-                            ),
-                        ),
-                        limits.CONTENT,
-                    ),
-                    view=view,
-                    ephemeral=True,
-                )
-
-        reply.after_send = after
-        return reply
-
-    await respond(
-        interaction, body, action="market.create", ephemeral=False, rules=ratelimit.CREATE
-    )
-
-
-def split_at_commas(outcomes: str) -> bool:
-    """The outcomes were typed on one line with commas and no `|`: the split may surprise."""
-    text = outcomes or ""
-    return "," in text and "|" not in text and "\n" not in text.strip()
-
-
-async def create_submit(
-    interaction: discord.Interaction, match: re.Match[str], values: dict[str, str]
-) -> None:
-    await create_market(
-        interaction,
-        # The form's question box is multi-line (long questions wrap); a question is one line
-        # (DOMAIN §7), so line breaks typed there become spaces instead of a refusal.
-        question=" ".join(values.get("question", "").split()),
-        outcomes=values.get("outcomes", ""),
-        duration=values.get("duration", ""),
-        category=values.get("category") or None,
-        mechanism=match["mechanism"],
-        liquidity=int(match["liquidity"]) if match["liquidity"] else None,
-        description=values.get("description") or None,
-    )
-
-
-def vote_reply(vote: actions.VoteResult, *, voter: int) -> Reply:
+def vote_reply(vote: VoteResult, *, voter: int) -> Reply:
     """The answer to `/market resolve` without force: resolved, proposed (pays out at the
     deadline unless disputed), waiting for a second resolver, a vote recorded, or the same vote
-    again (privately). Each says who resolves here and how (`vote.how`)."""
+    again (privately). Each says who resolves here and how (`vote.how`: the paragraph, or a link
+    to the public post that showed it, `discordbot.how_post`)."""
     m = vote.market
     label = limits.escape(vote.label)
     if vote.resolved:
         winner = m.outcomes[m.winning_position].label if m.winning_position is not None else "?"
         reply = market_ui.market_reply(m)
         reply.content = MSG_RESOLVED.format(market_id=m.id, label=limits.escape(winner))
+        reply.content += known_at_note(m)
         return reply
     if vote.proposed and not vote.repeated:
         reply = market_ui.market_reply(m)
@@ -370,6 +139,7 @@ def vote_reply(vote: actions.VoteResult, *, voter: int) -> Reply:
             reply.content = MSG_PROPOSED_BY_VOTES.format(
                 votes=vote.votes, needed=vote.needed, **words
             )
+        reply.content += known_at_note(m)
         return reply
     words = dict(label=label, market_id=m.id, votes=vote.votes, needed=vote.needed, how=vote.how)
     if vote.repeated:
@@ -389,6 +159,19 @@ class Markets(commands.Cog):
 
     def __init__(self, bot: PredictionBot) -> None:
         self.bot = bot
+
+    async def _as_member(
+        self, interaction: discord.Interaction, use_case: Callable[..., T], /, **fields: Any
+    ) -> T:
+        """Run a market use case for the member Discord described, in their guild, with the
+        interaction's idempotency key."""
+        return await self.bot.db(
+            use_case,
+            guild_id=interaction.guild_id,
+            actor=actor(interaction),
+            idempotency_key=idempotency_key(interaction),
+            **fields,
+        )
 
     @market.command(name="create")
     @app_commands.describe(
@@ -426,117 +209,96 @@ class Markets(commands.Cog):
                 description=description,
             )
             return
-        try:
-            if interaction.guild_id is None:
-                await answer_now(interaction, interactions.MSG_GUILD_ONLY)
-                return
-            limited = await interactions.rate_limited(interaction, ratelimit.REQUEST)
-            if limited is not None:
-                await answer_now(interaction, limited.message)
-                return
-            policy = self.bot.policies.peek(interaction.guild_id)
-            if policy is not None:
-                require_creator(policy, actor(interaction))
-            await send_modal(
-                interaction,
-                create_modal(
-                    mechanism=mechanism if mechanism in Market.Mechanism.values else "amm",
-                    liquidity=liquidity,
-                    question=question or "",
-                    outcomes=outcomes or "",
-                    duration=duration or "",
-                    category=category or "",
-                    description=description or "",
-                ),
-            )
-        except Exception as exc:
-            reply = interactions.error_reply(exc, action="market.create", interaction=interaction)
-            await answer_now(interaction, reply.content)
+        await create_form(
+            interaction,
+            mechanism=mechanism,
+            liquidity=liquidity,
+            question=question or "",
+            outcomes=outcomes or "",
+            duration=duration or "",
+            category=category or "",
+            description=description or "",
+        )
 
     @market.command(name="show")
     @app_commands.describe(market="The market (type to search, or its number like #12)")
     @app_commands.autocomplete(market=market_autocomplete(None))
-    async def show(self, interaction: discord.Interaction, market: str) -> None:
+    @responder("market.show", reply="public")
+    async def show(self, interaction: discord.Interaction, market: str) -> Reply:
         """Post a market with its buttons in this channel."""
-
-        async def body() -> Reply:
-            summary, top = await self.bot.db(
-                selectors.market_card, guild_id=interaction.guild_id, market=market
-            )
-            reply = market_ui.market_reply(summary, top=top)
-
-            async def remember(message: discord.Message) -> None:
-                await self.bot.db(
-                    actions.market_copy_record,
-                    market_id=summary.id,
-                    channel_id=message.channel.id,
-                    message_id=message.id,
-                )
-
-            reply.after_send = remember
-            return reply
-
-        await respond(interaction, body, action="market.show", ephemeral=False)
+        summary, top = await self.bot.db(
+            selectors.market_card, guild_id=interaction.guild_id, market=market
+        )
+        reply = market_ui.market_reply(summary, top=top)
+        reply.after_send = market_ui.copy_recorder(self.bot, summary.id)
+        return reply
 
     @market.command(name="chart")
-    @app_commands.describe(market="The market (type to search, or its number like #12)")
+    @app_commands.describe(
+        market="The market (type to search, or its number like #12)",
+        range="Which time to show (default: since it opened)",
+    )
+    @app_commands.choices(
+        range=[
+            app_commands.Choice(name="Last hour", value="1h"),
+            app_commands.Choice(name="Last 24 hours", value="24h"),
+            app_commands.Choice(name="Since it opened", value="all"),
+        ]
+    )
     @app_commands.autocomplete(market=market_autocomplete(None))
-    async def chart(self, interaction: discord.Interaction, market: str) -> None:
+    async def chart(
+        self, interaction: discord.Interaction, market: str, range: str = "all"
+    ) -> None:
         """Post a chart of a market's price history in this channel."""
-        await market_ui.chart_show(interaction, market, ephemeral=False)
+        await market_ui.chart_post(interaction, market, range)
 
     @market.command(name="list")
     @app_commands.describe(status="Which markets (default: open)", category="Only this category")
     @app_commands.choices(status=STATUS_CHOICES)
     @app_commands.autocomplete(category=category_autocomplete)
+    @responder("market.list")
     async def list_(
         self,
         interaction: discord.Interaction,
         status: str = "open",
         category: app_commands.Range[str, 1, 50] | None = None,
-    ) -> None:
+    ) -> Reply:
         """List this server's markets, newest first, five to a page."""
-
-        async def body() -> Reply:
-            return await market_ui.market_list_reply(
-                interaction,
-                status=status if status in selectors.LIST_STATUSES else "open",
-                category=(category or "").strip()[:50],
-                page=0,
-            )
-
-        await respond(interaction, body, action="market.list")
+        return await market_ui.market_list_reply(
+            interaction,
+            status=status if status in selectors.LIST_STATUSES else "open",
+            category=(category or "").strip()[:50],
+            page=0,
+        )
 
     @market.command(name="close")
     @app_commands.describe(market="The market to close", reason="Why (optional)")
     @app_commands.autocomplete(market=market_autocomplete(["open"]))
+    @responder("market.close", reply="public")
     async def close(
         self,
         interaction: discord.Interaction,
         market: str,
-        reason: app_commands.Range[str, 1, 500] | None = None,
-    ) -> None:
+        reason: Reason | None = None,
+    ) -> Reply:
         """Stop trading early (the market's creator or a moderator)."""
-
-        async def body() -> Reply:
-            summary = await self.bot.db(
-                actions.market_close_for_interaction,
-                guild_id=interaction.guild_id,
-                actor=actor(interaction),
-                market=market,
-                reason=reason or "",
-                idempotency_key=idempotency_key(interaction),
-            )
-            how = await self.bot.db(
-                actions.resolution_how_for_market,
-                guild_id=interaction.guild_id,
-                market_id=summary.id,
-            )
-            reply = market_ui.market_reply(summary)
-            reply.content = MSG_CLOSED.format(market_id=summary.id, how=how)
-            return reply
-
-        await respond(interaction, body, action="market.close", ephemeral=False)
+        summary = await self._as_member(
+            interaction,
+            actions.market_close_for_interaction,
+            market=market,
+            reason=reason or "",
+        )
+        how = await self.bot.db(
+            actions.resolution_how_for_market,
+            guild_id=interaction.guild_id,
+            market_id=summary.id,
+        )
+        how, shows_paragraph = await how_post.words(self.bot, summary, how)
+        reply = market_ui.market_reply(summary)
+        reply.content = MSG_CLOSED.format(market_id=summary.id, how=how)
+        if shows_paragraph:
+            reply.after_send = how_post.remembering(self.bot, summary, reply.after_send)
+        return reply
 
     @market.command(name="resolve")
     @app_commands.describe(
@@ -544,112 +306,101 @@ class Markets(commands.Cog):
         outcome="The outcome that happened",
         force="Resolve now, final at once, overruling votes and proposals (Manage Server only)",
         reason="Why (required with force)",
+        known_at=KNOWN_AT_HELP,
     )
     @app_commands.autocomplete(
         market=market_autocomplete(["closed", "resolving"]), outcome=outcome_autocomplete
     )
+    @responder("market.resolve", reply="public")
     async def resolve(
         self,
         interaction: discord.Interaction,
         market: str,
         outcome: str,
         force: bool = False,
-        reason: app_commands.Range[str, 1, 500] | None = None,
-    ) -> None:
+        reason: Reason | None = None,
+        known_at: str | None = None,
+    ) -> Reply:
         """Vote for (or, where creators decide, propose) the outcome that happened."""
-
-        async def body() -> Reply:
-            if force:
-                if not (reason or "").strip():
-                    return Reply(content=MSG_FORCE_REASON)
-                summary = await self.bot.db(
-                    actions.market_resolve_for_interaction,
-                    guild_id=interaction.guild_id,
-                    actor=actor(interaction),
-                    market=market,
-                    outcome=outcome,
-                    reason=reason or "",
-                    idempotency_key=idempotency_key(interaction),
-                )
-                label = summary.outcomes[summary.winning_position].label
-                reply = market_ui.market_reply(summary)
-                reply.content = MSG_RESOLVED.format(
-                    market_id=summary.id, label=limits.escape(label)
-                )
-                return reply
-            vote = await self.bot.db(
-                actions.market_vote_for_interaction,
-                guild_id=interaction.guild_id,
-                actor=actor(interaction),
+        if force:
+            if not (reason or "").strip():
+                return Reply(content=MSG_FORCE_REASON)
+            summary = await self._as_member(
+                interaction,
+                actions.market_resolve_for_interaction,
                 market=market,
                 outcome=outcome,
-                idempotency_key=idempotency_key(interaction),
+                reason=reason or "",
+                known_at=known_at,
             )
-            reply = vote_reply(vote, voter=interaction.user.id)
-            if vote.proposed and not vote.repeated:
-                # The proposal's message carries the countdown and the Dispute button: a copy
-                # of the market message, refreshed like the others when it is disputed or
-                # decided.
-                market_id = vote.market.id
-
-                async def remember(message: discord.Message) -> None:
-                    await self.bot.db(
-                        actions.market_copy_record,
-                        market_id=market_id,
-                        channel_id=message.channel.id,
-                        message_id=message.id,
-                    )
-
-                reply.after_send = remember
+            winner = summary.winning_position
+            label = summary.outcomes[winner].label if winner is not None else "?"
+            reply = market_ui.market_reply(summary)
+            reply.content = MSG_RESOLVED.format(market_id=summary.id, label=limits.escape(label))
+            reply.content += known_at_note(summary)
             return reply
-
-        await respond(interaction, body, action="market.resolve", ephemeral=False)
+        vote = await self._as_member(
+            interaction,
+            actions.market_vote_for_interaction,
+            market=market,
+            outcome=outcome,
+            known_at=known_at,
+        )
+        # The paragraph on how this market is resolved, or a link to the post that showed it.
+        how, shows_paragraph = await how_post.words(self.bot, vote.market, vote.how)
+        vote = dataclasses.replace(vote, how=how)
+        reply = vote_reply(vote, voter=interaction.user.id)
+        if vote.proposed and not vote.repeated:
+            # The proposal's message carries the countdown and the Dispute button: a copy of
+            # the market message, refreshed like the others when it is disputed or decided.
+            reply.after_send = market_ui.copy_recorder(self.bot, vote.market.id)
+        if shows_paragraph and not reply.ephemeral and how and how in (reply.content or ""):
+            reply.after_send = how_post.remembering(self.bot, vote.market, reply.after_send)
+        return reply
 
     @market.command(name="confirm")
     @app_commands.describe(
         market="The market whose proposed result you decide",
         reason="Why (shown to everyone, and to the members who disputed it)",
         outcome="Change the result to this outcome (leave empty to confirm it as proposed)",
+        known_at=KNOWN_AT_HELP + " (empty: as proposed)",
     )
     @app_commands.autocomplete(
         market=market_autocomplete(["resolving"]), outcome=outcome_autocomplete
     )
+    @responder("market.confirm", reply="public")
     async def confirm(
         self,
         interaction: discord.Interaction,
         market: str,
-        reason: app_commands.Range[str, 1, 500],
+        reason: Reason,
         outcome: str | None = None,
-    ) -> None:
+        known_at: str | None = None,
+    ) -> Reply:
         """Pay out a proposed result now, as proposed or changed (moderators)."""
-
-        async def body() -> Reply:
-            done = await self.bot.db(
-                actions.market_proposal_confirm_for_interaction,
-                guild_id=interaction.guild_id,
-                actor=actor(interaction),
-                market=market,
-                outcome=outcome,
-                reason=reason,
-                idempotency_key=idempotency_key(interaction),
-            )
-            m = done.market
-            label = m.outcomes[m.winning_position].label if m.winning_position is not None else "?"
-            reply = market_ui.market_reply(m)
-            words = dict(
-                market_id=m.id,
-                label=limits.escape(label),
-                moderator=interaction.user.id,
-                reason=limits.fit(limits.escape(reason), 500),
-            )
-            reply.content = (
-                MSG_CHANGED.format(before=limits.escape(done.changed_from), **words)
-                if done.changed_from
-                else MSG_CONFIRMED.format(**words)
-            )
-            return reply
-
-        await respond(interaction, body, action="market.confirm", ephemeral=False)
+        done = await self._as_member(
+            interaction,
+            actions.market_proposal_confirm_for_interaction,
+            market=market,
+            outcome=outcome,
+            reason=reason,
+            known_at=known_at,
+        )
+        m = done.market
+        label = m.outcomes[m.winning_position].label if m.winning_position is not None else "?"
+        reply = market_ui.market_reply(m)
+        words = dict(
+            market_id=m.id,
+            label=limits.escape(label),
+            moderator=interaction.user.id,
+            reason=limits.fit(limits.escape(reason), 500),
+        )
+        reply.content = (
+            MSG_CHANGED.format(before=limits.escape(done.changed_from), **words)
+            if done.changed_from
+            else MSG_CONFIRMED.format(**words)
+        ) + known_at_note(m)
+        return reply
 
     @market.command(name="undo")
     @app_commands.describe(
@@ -657,73 +408,48 @@ class Markets(commands.Cog):
         reason="Why (shown to everyone, and to the members who disputed it)",
     )
     @app_commands.autocomplete(market=market_autocomplete(["resolving"]))
-    async def undo(
-        self,
-        interaction: discord.Interaction,
-        market: str,
-        reason: app_commands.Range[str, 1, 500],
-    ) -> None:
+    @responder("market.undo", reply="public")
+    async def undo(self, interaction: discord.Interaction, market: str, reason: Reason) -> Reply:
         """Withdraw a proposed result: the market is closed again (moderators)."""
-
-        async def body() -> Reply:
-            done = await self.bot.db(
-                actions.market_proposal_undo_for_interaction,
-                guild_id=interaction.guild_id,
-                actor=actor(interaction),
-                market=market,
-                reason=reason,
-                idempotency_key=idempotency_key(interaction),
-            )
-            reply = market_ui.market_reply(done.market)
-            reply.content = MSG_UNDONE.format(
-                moderator=interaction.user.id,
-                label=limits.escape(done.label),
-                market_id=done.market.id,
-                reason=limits.fit(limits.escape(reason), 500),
-                how=done.how,
-            )
-            return reply
-
-        await respond(interaction, body, action="market.undo", ephemeral=False)
+        done = await self._as_member(
+            interaction, actions.market_proposal_undo_for_interaction, market=market, reason=reason
+        )
+        how, shows_paragraph = await how_post.words(self.bot, done.market, done.how)
+        reply = market_ui.market_reply(done.market)
+        reply.content = MSG_UNDONE.format(
+            moderator=interaction.user.id,
+            label=limits.escape(done.label),
+            market_id=done.market.id,
+            reason=limits.fit(limits.escape(reason), 500),
+            how=how,
+        )
+        if shows_paragraph:
+            reply.after_send = how_post.remembering(self.bot, done.market, reply.after_send)
+        return reply
 
     @market.command(name="cancel")
     @app_commands.describe(market="The market to cancel", reason="Why (shown to traders)")
     @app_commands.autocomplete(market=market_autocomplete(["open", "closed", "resolving"]))
-    async def cancel(
-        self,
-        interaction: discord.Interaction,
-        market: str,
-        reason: app_commands.Range[str, 1, 500],
-    ) -> None:
+    @responder("market.cancel", reply="public")
+    async def cancel(self, interaction: discord.Interaction, market: str, reason: Reason) -> Reply:
         """Cancel a market and refund every trader (moderators)."""
-
-        async def body() -> Reply:
-            summary = await self.bot.db(
-                actions.market_cancel_for_interaction,
-                guild_id=interaction.guild_id,
-                actor=actor(interaction),
-                market=market,
-                reason=reason,
-                idempotency_key=idempotency_key(interaction),
-            )
-            reply = market_ui.market_reply(summary)
-            reply.content = MSG_CANCELLED.format(market_id=summary.id)
-            return reply
-
-        await respond(interaction, body, action="market.cancel", ephemeral=False)
+        summary = await self._as_member(
+            interaction, actions.market_cancel_for_interaction, market=market, reason=reason
+        )
+        reply = market_ui.market_reply(summary)
+        reply.content = MSG_CANCELLED.format(market_id=summary.id)
+        return reply
 
     # --- Trading -----------------------------------------------------------------------------
 
-    @app_commands.command(name="bet")
-    @app_commands.guild_only()
-    @app_commands.describe(
-        market="The market (type to search)",
+    @trade_command(
+        "bet",
         outcome="The outcome you think will happen",
         amount="Points to bet",
         confirm="Show a quote to confirm first (default), or trade at once within the "
         "slippage limit",
     )
-    @app_commands.autocomplete(market=market_autocomplete(["open"]), outcome=outcome_autocomplete)
+    @responder("bet")
     async def bet(
         self,
         interaction: discord.Interaction,
@@ -731,45 +457,25 @@ class Markets(commands.Cog):
         outcome: str,
         amount: app_commands.Range[int, 1, MAX_AMOUNT],
         confirm: bool = True,
-    ) -> None:
+    ) -> Reply:
         """Bet points on an outcome: buy its shares, or stake on it in a pool."""
+        return await market_ui.quote_or_trade(
+            interaction,
+            actions.quote_buy_for_interaction,
+            confirm=confirm,
+            market=market,
+            outcome=outcome,
+            amount=amount,
+        )
 
-        async def body() -> Reply:
-            quote = await self.bot.db(
-                actions.quote_buy_for_interaction,
-                guild_id=interaction.guild_id,
-                user_id=interaction.user.id,
-                market=market,
-                outcome=outcome,
-                amount=amount,
-            )
-            if confirm:
-                return market_ui.quote_reply(quote, interaction)
-            await interactions.trade_counted(interaction)
-            result = await self.bot.trade(
-                kind="buy",
-                guild_id=interaction.guild_id,
-                user_id=interaction.user.id,
-                market=quote.market.id,
-                outcome=str(quote.outcome + 1),
-                amount=amount,
-                min_shares=quote.limit or None,
-                idempotency_key=idempotency_key(interaction),
-            )
-            return Reply(content=render.trade_text(result))
-
-        await respond(interaction, body, action="bet")
-
-    @app_commands.command(name="sell")
-    @app_commands.guild_only()
-    @app_commands.describe(
-        market="The market (type to search)",
+    @trade_command(
+        "sell",
         outcome="The outcome whose shares you sell",
         shares="How many shares, e.g. 2.5, or “all” (default)",
         confirm="Show a quote to confirm first (default), or sell at once within the "
         "slippage limit",
     )
-    @app_commands.autocomplete(market=market_autocomplete(["open"]), outcome=outcome_autocomplete)
+    @responder("sell")
     async def sell(
         self,
         interaction: discord.Interaction,
@@ -777,54 +483,34 @@ class Markets(commands.Cog):
         outcome: str,
         shares: app_commands.Range[str, 1, 25] = "all",
         confirm: bool = True,
-    ) -> None:
+    ) -> Reply:
         """Sell shares back to the market maker for points."""
-
-        async def body() -> Reply:
-            quote = await self.bot.db(
-                actions.quote_sell_for_interaction,
-                guild_id=interaction.guild_id,
-                user_id=interaction.user.id,
-                market=market,
-                outcome=outcome,
-                shares=shares,
-            )
-            if confirm:
-                return market_ui.quote_reply(quote, interaction)
-            await interactions.trade_counted(interaction)
-            result = await self.bot.trade(
-                kind="sell",
-                guild_id=interaction.guild_id,
-                user_id=interaction.user.id,
-                market=quote.market.id,
-                outcome=str(quote.outcome + 1),
-                shares=render.shares_exact(quote.asked).replace(",", ""),
-                min_points=quote.limit or None,
-                idempotency_key=idempotency_key(interaction),
-            )
-            return Reply(content=render.trade_text(result))
-
-        await respond(interaction, body, action="sell")
+        return await market_ui.quote_or_trade(
+            interaction,
+            actions.quote_sell_for_interaction,
+            confirm=confirm,
+            market=market,
+            outcome=outcome,
+            shares=shares,
+        )
 
     @app_commands.command(name="portfolio")
     @app_commands.guild_only()
     @app_commands.describe(member="Whose portfolio (default: yours)")
+    @responder("portfolio")
     async def portfolio(
         self, interaction: discord.Interaction, member: discord.Member | None = None
-    ) -> None:
+    ) -> Reply:
         """Your (or a member's) balance and positions with their current value."""
         target = member or interaction.user
-
-        async def body() -> Reply:
-            result = await self.bot.db(
-                portfolio_get, guild_id=interaction.guild_id, user_id=target.id
-            )
-            return Reply(embeds=[render.portfolio_embed(result, name=target.display_name)])
-
-        await respond(interaction, body, action="portfolio")
+        result = await self.bot.db(portfolio_get, guild_id=interaction.guild_id, user_id=target.id)
+        embed = render.portfolio_embed(result, name=target.display_name)
+        score = await self.bot.db(calibration_of, guild_id=interaction.guild_id, user_id=target.id)
+        return Reply(embeds=[render.with_calibration(embed, score)])
 
 
 async def setup(bot: PredictionBot) -> None:
     market_ui.register(bot)
     bot.modals.add(CREATE_MODAL_ID, create_submit)
+    bot.tree.add_command(from_message_menu(), override=True)
     await bot.add_cog(Markets(bot))

@@ -10,8 +10,10 @@ from discord import app_commands
 from discord.ext import commands, tasks
 
 from .. import actions, selectors
-from ..interactions import Reply, respond
+from ..interactions import Reply
+from ..leases import notifier_lease
 from ..notifier import Notifier
+from ..responders import responder
 
 if TYPE_CHECKING:
     from ..bot import PredictionBot
@@ -35,7 +37,9 @@ class Notifications(commands.Cog):
         self.deliver.change_interval(seconds=bot.config.notify_seconds)
 
     async def cog_load(self) -> None:
-        if self.bot.config.background_tasks and self.bot.config.runs_notifier:
+        if self.bot.config.background_tasks:
+            lease = notifier_lease(self.bot)
+            self.notifier.allowed = lambda: lease.held
             self.deliver.start()
 
     async def cog_unload(self) -> None:
@@ -45,12 +49,16 @@ class Notifications(commands.Cog):
     @tasks.loop(seconds=5)
     async def deliver(self) -> None:
         """Plan new outbox events into the delivery queue (the lane workers send them) and
-        refresh market messages that trades changed."""
+        refresh market messages that trades changed — while this process holds the notifier's
+        lease; without it the lane workers stop (another process delivers)."""
+        if not notifier_lease(self.bot).held:
+            await self.notifier.stop()
+            return
         self.notifier.start()
         try:
             while await self.notifier.plan_once() >= self.notifier.batch_size:
                 pass
-            await self.notifier._refresh_dirty()
+            await self.notifier.refresh_dirty()
         except Exception:  # the next run retries; a bad event must not stop the loop
             logger.exception("notification planning failed")
 
@@ -67,28 +75,25 @@ class Notifications(commands.Cog):
             app_commands.Choice(name="off", value="off"),
         ]
     )
+    @responder("notifications")
     async def notifications(
         self, interaction: discord.Interaction, state: str | None = None
-    ) -> None:
+    ) -> Reply:
         """Turn DMs about your markets on or off (shows the current choice without an option)."""
-
-        async def body() -> Reply:
-            if state is None:
-                enabled = await self.bot.db(
-                    selectors.dm_enabled,
-                    guild_id=interaction.guild_id,
-                    user_id=interaction.user.id,
-                )
-            else:
-                enabled = await self.bot.db(
-                    actions.notification_preference_set_for_interaction,
-                    guild_id=interaction.guild_id,
-                    user_id=interaction.user.id,
-                    enabled=state == "on",
-                )
-            return Reply(content=MSG_ON if enabled else MSG_OFF)
-
-        await respond(interaction, body, action="notifications")
+        if state is None:
+            enabled = await self.bot.db(
+                selectors.dm_enabled,
+                guild_id=interaction.guild_id,
+                user_id=interaction.user.id,
+            )
+        else:
+            enabled = await self.bot.db(
+                actions.notification_preference_set_for_interaction,
+                guild_id=interaction.guild_id,
+                user_id=interaction.user.id,
+                enabled=state == "on",
+            )
+        return Reply(content=MSG_ON if enabled else MSG_OFF)
 
 
 async def setup(bot: PredictionBot) -> None:

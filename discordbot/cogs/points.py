@@ -3,18 +3,24 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Self
 
 import discord
 from discord import app_commands
 from discord.ext import commands
 
-from betting.selectors import leaderboard_profit
+from betting.calibration import leaderboard_calibration
+from betting.selectors import ProfitRow, leaderboard_profit
 from points import selectors as points_selectors
 from points.errors import MAX_AMOUNT, InvalidInput
+from points.selectors import LeaderboardRow
 
 from .. import actions, render
-from ..interactions import Reply, idempotency_key, respond
+from ..interactions import Reply, idempotency_key
+from ..render.community import calibration_leaderboard_embed
+from ..responders import responder
+from .seasons import season_leaderboard
 
 if TYPE_CHECKING:
     from ..bot import PredictionBot
@@ -76,20 +82,18 @@ class HistoryPageButton(discord.ui.DynamicItem[discord.ui.Button], template=HIST
             disabled=False,
         )
 
-    async def callback(self, interaction: discord.Interaction) -> None:
-        async def body() -> Reply:
-            if interaction.user.id != self.user_id:
-                raise InvalidInput(MSG_NOT_YOURS)
-            reply = await history_reply(
-                interaction,
-                user_id=self.user_id,
-                before_id=self.before or None,
-                page=self.page,
-            )
-            reply.edit = True
-            return reply
-
-        await respond(interaction, body, action="history.page", update=True)
+    @responder("history.page", reply="edit")
+    async def callback(self, interaction: discord.Interaction) -> Reply:
+        if interaction.user.id != self.user_id:
+            raise InvalidInput(MSG_NOT_YOURS)
+        reply = await history_reply(
+            interaction,
+            user_id=self.user_id,
+            before_id=self.before or None,
+            page=self.page,
+        )
+        reply.edit = True
+        return reply
 
 
 class Points(commands.Cog):
@@ -100,117 +104,120 @@ class Points(commands.Cog):
 
     @app_commands.command(name="balance")
     @app_commands.guild_only()
-    async def balance(self, interaction: discord.Interaction) -> None:
+    @responder("balance")
+    async def balance(self, interaction: discord.Interaction) -> Reply:
         """Your points in this server."""
-
-        async def body() -> Reply:
-            balance = await self.bot.db(
-                actions.balance_ensure_for_interaction,
-                guild_id=interaction.guild_id,
-                user_id=interaction.user.id,
-            )
-            return Reply(content=MSG_BALANCE.format(balance=render.points(balance)))
-
-        await respond(interaction, body, action="balance")
+        balance = await self.bot.db(
+            actions.balance_ensure_for_interaction,
+            guild_id=interaction.guild_id,
+            user_id=interaction.user.id,
+        )
+        return Reply(content=MSG_BALANCE.format(balance=render.points(balance)))
 
     @app_commands.command(name="daily")
     @app_commands.guild_only()
-    async def daily(self, interaction: discord.Interaction) -> None:
+    @responder("daily")
+    async def daily(self, interaction: discord.Interaction) -> Reply:
         """Claim today's bonus points (once per UTC day)."""
-
-        async def body() -> Reply:
-            claim = await self.bot.db(
-                actions.daily_claim_for_interaction,
-                guild_id=interaction.guild_id,
-                user_id=interaction.user.id,
+        claim = await self.bot.db(
+            actions.daily_claim_for_interaction,
+            guild_id=interaction.guild_id,
+            user_id=interaction.user.id,
+        )
+        return Reply(
+            content=MSG_DAILY.format(
+                amount=render.points(claim.amount),
+                balance=render.points(claim.balance),
+                next=render.timestamp(claim.next_at),
             )
-            return Reply(
-                content=MSG_DAILY.format(
-                    amount=render.points(claim.amount),
-                    balance=render.points(claim.balance),
-                    next=render.timestamp(claim.next_at),
-                )
-            )
-
-        await respond(interaction, body, action="daily")
+        )
 
     @app_commands.command(name="tip")
     @app_commands.guild_only()
     @app_commands.describe(member="Who gets the points", amount="How many points to give")
+    @responder("tip", reply="public")
     async def tip(
         self,
         interaction: discord.Interaction,
         member: discord.Member,
         amount: app_commands.Range[int, 1, MAX_AMOUNT],
-    ) -> None:
+    ) -> Reply:
         """Give some of your points to another member."""
-
-        async def body() -> Reply:
-            if member.bot:
-                raise InvalidInput(MSG_TIP_BOT)
-            await self.bot.db(
-                actions.points_tip_for_interaction,
-                guild_id=interaction.guild_id,
-                from_user_id=interaction.user.id,
-                to_user_id=member.id,
-                amount=amount,
-                idempotency_key=idempotency_key(interaction),
-            )
-            return Reply(
-                content=MSG_TIP.format(
-                    giver=interaction.user.id, receiver=member.id, amount=render.points(amount)
-                ),
-                ephemeral=False,
-                # The receiver is pinged (they learn they got points); the giver is not.
-                allowed_mentions=discord.AllowedMentions(
-                    everyone=False, roles=False, users=[discord.Object(member.id)]
-                ),
-            )
-
-        await respond(interaction, body, action="tip", ephemeral=False)
+        if member.bot:
+            raise InvalidInput(MSG_TIP_BOT)
+        await self.bot.db(
+            actions.points_tip_for_interaction,
+            guild_id=interaction.guild_id,
+            from_user_id=interaction.user.id,
+            to_user_id=member.id,
+            amount=amount,
+            idempotency_key=idempotency_key(interaction),
+        )
+        return Reply(
+            content=MSG_TIP.format(
+                giver=interaction.user.id, receiver=member.id, amount=render.points(amount)
+            ),
+            ephemeral=False,
+            # The receiver is pinged (they learn they got points); the giver is not.
+            allowed_mentions=discord.AllowedMentions(
+                everyone=False, roles=False, users=[discord.Object(member.id)]
+            ),
+        )
 
     @app_commands.command(name="leaderboard")
     @app_commands.guild_only()
-    @app_commands.describe(kind="Rank by balance (default) or by trading profit")
+    @app_commands.describe(kind="Rank by balance (default), trading profit or calibration")
     @app_commands.choices(
         kind=[
             app_commands.Choice(name="Balance", value="balance"),
             app_commands.Choice(name="Trading profit", value="profit"),
+            app_commands.Choice(name="Calibration (Brier score)", value="calibration"),
         ]
     )
-    async def leaderboard(self, interaction: discord.Interaction, kind: str = "balance") -> None:
-        """The server's top members."""
-
-        async def body() -> Reply:
-            if kind == "profit":
-                rows = await self.bot.db(
-                    leaderboard_profit, guild_id=interaction.guild_id, limit=10
-                )
-            else:
-                rows = await self.bot.db(
-                    points_selectors.leaderboard, guild_id=interaction.guild_id, limit=10
-                )
+    @app_commands.describe(season="A season's table (its number); leave out for all-time")
+    @responder("leaderboard", reply="public")
+    async def leaderboard(
+        self,
+        interaction: discord.Interaction,
+        kind: str | None = None,
+        season: app_commands.Range[int, 1, 100_000] | None = None,
+    ) -> Reply:
+        """The server's top members, all-time or in a season."""
+        if season is not None:  # without a kind, the season's three tables
+            return await season_leaderboard(self.bot, interaction.guild_id, season, kind)
+        kind = kind or "balance"
+        rows: Sequence[LeaderboardRow | ProfitRow]
+        if kind == "calibration":
+            ranked = await self.bot.db(
+                leaderboard_calibration, guild_id=interaction.guild_id, limit=10
+            )
             names = await self.bot.db(
                 points_selectors.member_names,
                 guild_id=interaction.guild_id,
-                user_ids=[row.user_id for row in rows],
+                user_ids=[row.user_id for row in ranked],
             )
-            embed = render.leaderboard_embed(rows, kind=kind, names=names)
+            embed = calibration_leaderboard_embed(ranked, names=names)
             return Reply(embeds=[embed], ephemeral=False)
-
-        await respond(interaction, body, action="leaderboard", ephemeral=False)
+        if kind == "profit":
+            rows = await self.bot.db(leaderboard_profit, guild_id=interaction.guild_id, limit=10)
+        else:
+            rows = await self.bot.db(
+                points_selectors.leaderboard, guild_id=interaction.guild_id, limit=10
+            )
+        names = await self.bot.db(
+            points_selectors.member_names,
+            guild_id=interaction.guild_id,
+            user_ids=[row.user_id for row in rows],
+        )
+        embed = render.leaderboard_embed(rows, kind=kind, names=names)
+        return Reply(embeds=[embed], ephemeral=False)
 
     @app_commands.command(name="history")
     @app_commands.guild_only()
-    async def history(self, interaction: discord.Interaction) -> None:
+    @responder("history")
+    async def history(self, interaction: discord.Interaction) -> Reply:
         """Your points transfers, newest first."""
-
-        async def body() -> Reply:
-            return await history_reply(
-                interaction, user_id=interaction.user.id, before_id=None, page=0
-            )
-
-        await respond(interaction, body, action="history")
+        return await history_reply(interaction, user_id=interaction.user.id, before_id=None, page=0)
 
 
 async def setup(bot: PredictionBot) -> None:

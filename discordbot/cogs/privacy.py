@@ -8,10 +8,11 @@ import discord
 from discord import app_commands
 from discord.ext import commands
 
+from core.directory import member_fallback
 from points import services as points_services
-from points.selectors import member_fallback
 
-from ..interactions import Reply, respond
+from ..interactions import Reply
+from ..responders import responder
 
 if TYPE_CHECKING:
     from ..bot import PredictionBot
@@ -34,18 +35,15 @@ class Privacy(commands.Cog):
         self.bot = bot
 
     @privacy.command(name="forget")
-    async def forget(self, interaction: discord.Interaction) -> None:
+    @responder("privacy_forget")
+    async def forget(self, interaction: discord.Interaction) -> Reply:
         """Erase your stored name, username and avatar; you show as "member #1234…"."""
-
-        async def body() -> Reply:
-            await self.bot.db(
-                points_services.member_forget,
-                guild_id=interaction.guild_id,
-                user_id=interaction.user.id,
-            )
-            return Reply(content=MSG_FORGOTTEN.format(label=member_fallback(interaction.user.id)))
-
-        await respond(interaction, body, action="privacy_forget")
+        await self.bot.db(
+            points_services.member_forget,
+            guild_id=interaction.guild_id,
+            user_id=interaction.user.id,
+        )
+        return Reply(content=MSG_FORGOTTEN.format(label=member_fallback(interaction.user.id)))
 
 
 async def setup(bot: PredictionBot) -> None:

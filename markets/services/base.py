@@ -8,11 +8,12 @@ from collections.abc import Callable
 from typing import Any
 
 from django.db import transaction
-from django.db.models import Q
+from django.utils import timezone
 
 from core import signals
 from points.models import Account, GuildSettings
 from points.rules import Actor
+from points.services import audit_record
 
 from .. import amm
 from ..errors import (
@@ -27,6 +28,7 @@ from ..errors import (
 from ..holdings import holdings_get
 from ..models import Market, MarketEvent, Outcome
 from ..realtime import event_publish_on_commit
+from ..validation import clean_known_at
 
 SHARE_SCALE = amm.SHARE_SCALE
 
@@ -64,19 +66,6 @@ def escrow_get(market: Market) -> Account:
     return Account.objects.get(kind=Account.Kind.ESCROW, market=market)
 
 
-def lock_with_escrow(market: Market, account_ids: list[int]) -> tuple[dict[int, Account], Account]:
-    """Lock `account_ids` and the market's escrow in one query ordered by primary key (DOMAIN
-    §3). Caller holds a row lock on `market`."""
-    rows = (
-        Account.objects.select_for_update()
-        .filter(Q(pk__in=set(account_ids)) | Q(kind=Account.Kind.ESCROW, market=market))
-        .order_by("pk")
-    )
-    locked = {row.pk: row for row in rows}
-    escrow = next(a for a in locked.values() if a.kind == Account.Kind.ESCROW)
-    return locked, escrow
-
-
 def probabilities(market: Market, outcomes: list[Outcome]) -> list[float]:
     if market.mechanism == Market.Mechanism.AMM:
         return [float(p) for p in amm.prices([o.pool for o in outcomes])]  # display
@@ -97,6 +86,31 @@ def ensure_trading(market: Market, now: dt.datetime) -> None:
             MSG_NOT_OPEN.format(market_id=market.pk, status=status),
             details={"status": market.status},
         )
+
+
+def known_at_clean(
+    market: Market, known_at: object, now: dt.datetime | None = None
+) -> dt.datetime | None:
+    """`known_at` checked against the market's span (docs/domain.md §6.2): not in the future,
+    not before it opened, not after it closed (early, or at `closes_at`)."""
+    closed = market.closes_at
+    if market.closed_at is not None and market.closed_at < closed:
+        closed = market.closed_at
+    return clean_known_at(
+        known_at,
+        market_id=market.pk,
+        opened=market.created_at,
+        closed=closed,
+        now=now or timezone.now(),
+    )
+
+
+def known_at_matches(event: MarketEvent, known_at: dt.datetime | None) -> bool:
+    """Whether a replayed request states the same `known_at` as the event it caused."""
+    stated = event.payload.get("known_at")
+    if stated is None or known_at is None:
+        return stated is None and known_at is None
+    return dt.datetime.fromisoformat(stated) == known_at
 
 
 def ensure_not_settled(market: Market) -> None:
@@ -157,6 +171,48 @@ def transition_announce(market: Market, event: str) -> None:
     on_commit(
         lambda: signals.market_transitioned.send(sender=Market, event=event, mechanism=mechanism)
     )
+
+
+def market_changed(
+    market: Market,
+    type_: str,
+    payload: dict[str, Any],
+    *,
+    natural_key: str,
+    request_key: str | None,
+    actor_id: int | None,
+    actor_user_id: int | None,
+    audit: tuple[str, str, dict[str, Any], dict[str, Any]],
+    audit_key: str | None = None,
+    announce: str,
+) -> MarketEvent:
+    """A market's change of state, told in its transaction: the outbox event (`event_write`),
+    the audit record about the market (`audit`: action, reason, before, after; keyed by
+    `audit_key`, else the request's key, else the event's natural key) and, after commit,
+    telemetry (`transition_announce(market, announce)`)."""
+    event = event_write(
+        market,
+        type_,
+        payload,
+        request_key=request_key,
+        natural_key=natural_key,
+        actor_id=actor_id,
+    )
+    action, reason, before, after = audit
+    audit_record(
+        action=action,
+        target_type="market",
+        target_id=market.pk,
+        guild_id=market.guild_id,
+        actor_id=actor_id,
+        actor_user_id=actor_user_id,
+        reason=reason,
+        idempotency_key=(request_key or natural_key) if audit_key is None else audit_key,
+        before=before,
+        after=after,
+    )
+    transition_announce(market, announce)
+    return event
 
 
 def format_shares(micro_shares: int) -> str:

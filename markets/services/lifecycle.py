@@ -17,16 +17,19 @@ from ..errors import (
     MSG_NOT_CLOSED_FOR_VOTE,
     MarketStateError,
 )
+from ..holdings import holdings_get
 from ..models import Market, MarketEvent, Outcome, ResolutionVote
 from .base import (
     conflicted,
     ensure_not_settled,
     event_by_request_key,
     event_write,
+    known_at_clean,
+    known_at_matches,
+    market_changed,
     market_lock,
     outcome_at,
     outcomes_locked,
-    transition_announce,
 )
 from .proposal import ensure_closed_for_decision, propose
 from .settlement import market_of_event
@@ -42,12 +45,14 @@ def close(
     request_key: str | None,
     automatic: bool,
 ) -> MarketEvent:
-    """Close trading. Caller holds a row lock on `market` and checked it is open."""
+    """Close trading and release the market's limit orders (DOMAIN §4.7). Caller holds a row
+    lock on `market` and checked it is open."""
+    holdings_get().orders_release(market, now)
     Market.objects.filter(pk=market.pk, status=Market.Status.OPEN).update(
         status=Market.Status.CLOSED, closed_at=now, closed_by_id=actor_id
     )
     market.status, market.closed_at, market.closed_by_id = Market.Status.CLOSED, now, actor_id
-    event = event_write(
+    event = market_changed(
         market,
         MarketEvent.Type.CLOSED,
         {
@@ -56,23 +61,19 @@ def close(
             "creator_id": str(market.creator_id),
             "closed_at": now.isoformat(),
         },
-        request_key=request_key,
         natural_key=f"close:{market.pk}",
-        actor_id=actor_id,
-    )
-    audit_record(
-        action="market_close",
-        target_type="market",
-        target_id=market.pk,
-        guild_id=market.guild_id,
+        request_key=request_key,
         actor_id=actor_id,
         actor_user_id=actor_user_id,
-        reason=reason or ("closing time reached" if automatic else ""),
-        idempotency_key=request_key or "",
-        before={"status": "open"},
-        after={"status": "closed"},
+        audit=(
+            "market_close",
+            reason or ("closing time reached" if automatic else ""),
+            {"status": "open"},
+            {"status": "closed"},
+        ),
+        audit_key=request_key or "",
+        announce="closed",
     )
-    transition_announce(market, "closed")
     return event
 
 
@@ -120,6 +121,7 @@ def _same_vote(event: MarketEvent, call: Call) -> bool:
         and event.type == MarketEvent.Type.VOTE
         and event.payload.get("voter_id") == str(call["actor"].user_id)
         and event.payload.get("outcome") == call["outcome"]
+        and known_at_matches(event, call["known_at"])
     )
 
 
@@ -142,14 +144,18 @@ def resolution_vote_cast(
     outcome: int,
     idempotency_key: str,
     now: dt.datetime | None = None,
+    known_at: dt.datetime | None = None,
 ) -> MarketEvent:
     """A resolver votes for the winning outcome of a closed market (DOMAIN §6), in a server that
     resolves by vote; a voter may change their vote until the result is proposed. When
     `min_resolution_votes` votes agree, that outcome is proposed in this same transaction
     (docs/domain.md §6.1) and pays out when its dispute window ends (at once with no window).
-    Under the conflict-of-interest rule a resolver holding a position cannot cast the deciding
-    vote. Emits `vote_cast` (and `resolution_proposed` or `market_resolved`). Returns the
-    voter's `ResolutionVote`. `now` starts the dispute window (default: the current time)."""
+    Under the conflict-of-interest rule a resolver holding a position cannot vote at all (a
+    counted vote is half a decision), for the same reason as their `force`. Emits `vote_cast`
+    (and `resolution_proposed` or `market_resolved`). Returns the voter's `ResolutionVote`.
+    `now` starts the dispute window (default: the current time). A voter may say when the
+    outcome became known (docs/domain.md §6.2); the proposal takes the latest moment the
+    agreeing voters stated (every one of them holds the trades after it late)."""
     market = market_lock(market_id)
     stop_if_replayed(event_by_request_key, idempotency_key)
     gs = guild_settings_get_or_create(guild_id=market.guild_id)
@@ -157,16 +163,17 @@ def resolution_vote_cast(
     ensure_closed_for_decision(market, MSG_NOT_CLOSED_FOR_VOTE)
     outcomes = outcomes_locked(market)
     chosen = outcome_at(market, outcomes, outcome)
+    known_at = known_at_clean(market, known_at, now)
     voter_id = actor.user_id
     assert voter_id is not None  # Action.VOTE is for Discord members
+    if conflicted(gs, market, actor):
+        raise NotAllowed(MSG_CONFLICT_VOTE.format(market_id=market.pk))
     ResolutionVote.objects.update_or_create(
-        market=market, voter_id=voter_id, defaults={"outcome": chosen}
+        market=market, voter_id=voter_id, defaults={"outcome": chosen, "known_at": known_at}
     )
     agreeing = ResolutionVote.objects.filter(market=market, outcome=chosen).count()
     needed = gs.min_resolution_votes
     deciding = agreeing >= needed
-    if deciding and conflicted(gs, market, actor):
-        raise NotAllowed(MSG_CONFLICT_VOTE.format(market_id=market.pk))
     event = event_write(
         market,
         MarketEvent.Type.VOTE,
@@ -176,6 +183,7 @@ def resolution_vote_cast(
             "label": chosen.label,
             "votes": agreeing,
             "needed": needed,
+            "known_at": known_at.isoformat() if known_at is not None else None,
         },
         request_key=idempotency_key,
         actor_id=voter_id,
@@ -200,5 +208,13 @@ def resolution_vote_cast(
             reason=f"{agreeing} resolvers voted for “{chosen.label}”",
             request_key=None,
             now=now,
+            known_at=_latest_known_at(market, chosen),
         )
     return event
+
+
+def _latest_known_at(market: Market, chosen: Outcome) -> dt.datetime | None:
+    stated = ResolutionVote.objects.filter(
+        market=market, outcome=chosen, known_at__isnull=False
+    ).values_list("known_at", flat=True)
+    return max((moment for moment in stated if moment is not None), default=None)

@@ -38,10 +38,12 @@ from .base import (
     ensure_not_settled,
     event_by_request_key,
     event_write,
+    known_at_clean,
+    known_at_matches,
+    market_changed,
     market_lock,
     outcome_at,
     outcomes_locked,
-    transition_announce,
 )
 from .settlement import market_of_event, resolve
 
@@ -82,9 +84,11 @@ def propose(
     request_key: str | None,
     proposer_conflicted: bool = False,
     now: dt.datetime | None = None,
+    known_at: dt.datetime | None = None,
 ) -> MarketEvent:
     """Propose `chosen` for a closed market. Caller holds a row lock on `market` and checked it
-    is closed and that `actor` may propose. `how`: "vote", "creator" or "moderator". With no
+    is closed and that `actor` may propose, and checked `known_at` (docs/domain.md §6.2: the
+    settlement reverses the trades after it). `how`: "vote", "creator" or "moderator". With no
     dispute window and no conflict the market resolves at once (and that event is returned)."""
     window = gs.dispute_window_minutes
     if window == 0 and not proposer_conflicted:
@@ -96,6 +100,7 @@ def propose(
             actor_user_id=actor.admin_user_id,
             reason=reason,
             request_key=request_key,
+            known_at=known_at,
         )
     now = now or timezone.now()
     deadline = now + dt.timedelta(minutes=window) if window else None
@@ -110,6 +115,7 @@ def propose(
         dispute_deadline=deadline,
         disputed_at=None,
         proposal_round=round_,
+        known_at=known_at,
     )
     market.status, market.proposed_outcome, market.proposal_round = (
         Market.Status.RESOLVING,
@@ -122,7 +128,8 @@ def propose(
         deadline,
     )
     market.proposal_conflicted, market.disputed_at = proposer_conflicted, None
-    event = event_write(
+    market.known_at = known_at
+    event = market_changed(
         market,
         MarketEvent.Type.PROPOSED,
         {
@@ -135,30 +142,34 @@ def propose(
             "window_minutes": window,
             "conflicted": proposer_conflicted,
             "creator_id": str(market.creator_id),
+            "known_at": known_at.isoformat() if known_at is not None else None,
+            "reversible": _reversible(market, known_at),
         },
-        request_key=request_key,
         natural_key=f"propose:{market.pk}:{round_}",
-        actor_id=actor.user_id,
-    )
-    audit_record(
-        action="market_propose",
-        target_type="market",
-        target_id=market.pk,
-        guild_id=market.guild_id,
+        request_key=request_key,
         actor_id=actor.user_id,
         actor_user_id=actor.admin_user_id,
-        reason=reason,
-        idempotency_key=request_key or f"propose:{market.pk}:{round_}",
-        before={"status": "closed"},
-        after={
-            "status": "resolving",
-            "outcome": chosen.position,
-            "deadline": deadline.isoformat() if deadline else None,
-            "conflicted": proposer_conflicted,
-        },
+        audit=(
+            "market_propose",
+            reason,
+            {"status": "closed"},
+            {
+                "status": "resolving",
+                "outcome": chosen.position,
+                "deadline": deadline.isoformat() if deadline else None,
+                "conflicted": proposer_conflicted,
+            },
+        ),
+        announce="proposed",
     )
-    transition_announce(market, "proposed")
     return event
+
+
+def _reversible(market: Market, known_at: dt.datetime | None) -> int:
+    """How many trades a settlement with `known_at` would reverse (the proposal says so)."""
+    if known_at is None:
+        return 0
+    return holdings_get().reversal_plan(market, known_at).trades
 
 
 def _same_proposal(event: MarketEvent, call: Call) -> bool:
@@ -166,6 +177,7 @@ def _same_proposal(event: MarketEvent, call: Call) -> bool:
         event.market_id == call["market_id"]
         and event.type in (MarketEvent.Type.PROPOSED, MarketEvent.Type.RESOLVED)
         and event.payload.get("outcome") == call["outcome"]
+        and known_at_matches(event, call["known_at"])
     )
 
 
@@ -178,8 +190,10 @@ def market_propose(
     reason: str = "",
     idempotency_key: str,
     now: dt.datetime | None = None,
+    known_at: dt.datetime | None = None,
 ) -> MarketEvent:
-    """Propose the result of a closed market (docs/domain.md §6.1): the creator, in a server that
+    """Propose the result of a closed market (docs/domain.md §6.1), optionally saying when its
+    outcome became known (§6.2): the creator, in a server that
     resolves by creator, or a moderator. It pays out when the dispute window ends undisputed (at
     once with no window). A creator who holds a position may still propose, but their proposal
     waits the whole window or a second resolver; anyone else holding one may not. Emits
@@ -193,6 +207,7 @@ def market_propose(
     ensure_closed_for_decision(market)
     outcomes = outcomes_locked(market)
     chosen = outcome_at(market, outcomes, outcome)
+    known_at = known_at_clean(market, known_at, now)
     is_creator = actor.user_id is not None and actor.user_id == market.creator_id
     holds = conflicted(gs, market, actor)
     if holds and not (is_creator and gs.resolution_mode == GuildSettings.ResolutionMode.CREATOR):
@@ -210,6 +225,7 @@ def market_propose(
         request_key=idempotency_key,
         proposer_conflicted=holds,
         now=now,
+        known_at=known_at,
     )
 
 
@@ -295,7 +311,11 @@ def market_dispute(
 
 
 def _same_confirm(event: MarketEvent, call: Call) -> bool:
-    return event.market_id == call["market_id"] and event.type == MarketEvent.Type.RESOLVED
+    return (
+        event.market_id == call["market_id"]
+        and event.type == MarketEvent.Type.RESOLVED
+        and (call["known_at"] is None or known_at_matches(event, call["known_at"]))
+    )
 
 
 @use_case(lookup=event_by_request_key, matches=_same_confirm, result=market_of_event)
@@ -306,9 +326,11 @@ def market_proposal_confirm(
     outcome: int | None = None,
     reason: str,
     idempotency_key: str,
+    known_at: dt.datetime | None = None,
 ) -> MarketEvent:
     """A moderator settles a proposed result now: as proposed (`outcome` None or the same) or
-    changed to another outcome (docs/domain.md §6.1). A proposal whose proposer holds a position
+    changed to another outcome (docs/domain.md §6.1), with the proposal's `known_at` or, given
+    one, this `known_at` (§6.2). A proposal whose proposer holds a position
     needs a second resolver: its proposer cannot confirm it. Pays out once. Emits
     `market_resolved`. Returns the market."""
     reason = validate_reason(reason)
@@ -329,6 +351,7 @@ def market_proposal_confirm(
     outcomes = outcomes_locked(market)
     proposed = next(o for o in outcomes if o.pk == market.proposed_outcome_id)
     chosen = proposed if outcome is None else outcome_at(market, outcomes, outcome)
+    known_at = market.known_at if known_at is None else known_at_clean(market, known_at)
     changed = chosen.pk != proposed.pk
     verb = f"changed from “{proposed.label}” to" if changed else "confirmed"
     return resolve(
@@ -339,6 +362,7 @@ def market_proposal_confirm(
         actor_user_id=actor.admin_user_id,
         reason=f"A moderator {verb} “{chosen.label}”: {reason}",
         request_key=idempotency_key,
+        known_at=known_at,
     )
 
 
@@ -370,6 +394,7 @@ def market_proposal_undo(
         dispute_deadline=None,
         disputed_at=None,
         proposal_conflicted=False,
+        known_at=None,
     )
     market.status, market.proposed_outcome, market.dispute_deadline = (
         Market.Status.CLOSED,
@@ -377,7 +402,7 @@ def market_proposal_undo(
         None,
     )
     ResolutionVote.objects.filter(market=market).delete()
-    event = event_write(
+    event = market_changed(
         market,
         MarketEvent.Type.UNDONE,
         {
@@ -388,23 +413,18 @@ def market_proposal_undo(
             "disputes": disputes,
             "proposed_by": str(market.proposed_by_id) if market.proposed_by_id else None,
         },
-        request_key=idempotency_key,
         natural_key=f"undo:{market.pk}:{round_}",
-        actor_id=actor.user_id,
-    )
-    audit_record(
-        action="market_proposal_undo",
-        target_type="market",
-        target_id=market.pk,
-        guild_id=market.guild_id,
+        request_key=idempotency_key,
         actor_id=actor.user_id,
         actor_user_id=actor.admin_user_id,
-        reason=reason,
-        idempotency_key=idempotency_key,
-        before={"status": "resolving", "outcome": proposed.position},
-        after={"status": "closed"},
+        audit=(
+            "market_proposal_undo",
+            reason,
+            {"status": "resolving", "outcome": proposed.position},
+            {"status": "closed"},
+        ),
+        announce="undone",
     )
-    transition_announce(market, "undone")
     return event
 
 
@@ -429,5 +449,6 @@ def proposal_settle_due(market: Market, now: dt.datetime) -> bool:
         actor_user_id=None,
         reason=f"Proposed result “{proposed.label}” stood: no dispute within {minutes} minutes",
         request_key=None,
+        known_at=market.known_at,
     )
     return True

@@ -4,15 +4,17 @@ cancelling it and refunding every trader. Who holds what comes from the register
 
 from __future__ import annotations
 
+import datetime as dt
+
 from django.utils import timezone
 
 from points.errors import NotAllowed, validate_reason
 from points.models import Account, Transfer
 from points.rules import Action, Actor, require
+from points.seasons import season_for_settlement
 from points.services import (
     Leg,
     accounts_lock,
-    audit_record,
     guild_settings_get_or_create,
     transfers_post,
     treasury_get_or_create,
@@ -32,11 +34,12 @@ from .base import (
     ensure_not_settled,
     escrow_get,
     event_by_request_key,
-    event_write,
+    known_at_clean,
+    known_at_matches,
+    market_changed,
     market_lock,
     outcome_at,
     outcomes_locked,
-    transition_announce,
 )
 
 
@@ -50,6 +53,7 @@ def _same_resolve(event: MarketEvent, call: Call) -> bool:
         event.market_id == call["market_id"]
         and event.type == MarketEvent.Type.RESOLVED
         and event.payload.get("outcome") == call["outcome"]
+        and known_at_matches(event, call["known_at"])
     )
 
 
@@ -61,9 +65,11 @@ def market_resolve(
     actor: Actor,
     reason: str,
     idempotency_key: str,
+    known_at: dt.datetime | None = None,
 ) -> MarketEvent:
     """A moderator resolves a closed market directly ("force"), with a reason, overruling votes
-    and any proposal in its dispute window (DOMAIN §6, docs/domain.md §6.1). Pays out once.
+    and any proposal in its dispute window (DOMAIN §6, docs/domain.md §6.1). Pays out once,
+    after reversing the trades after `known_at` (docs/domain.md §6.2).
     A moderator holding a position may not, where the conflict-of-interest rule is on (the back
     office shows a staff member their own position instead: it cannot know it for certain).
     Emits `market_resolved`. Returns the market."""
@@ -89,6 +95,7 @@ def market_resolve(
         actor_user_id=actor.admin_user_id,
         reason=reason,
         request_key=idempotency_key,
+        known_at=known_at_clean(market, known_at),
     )
 
 
@@ -101,8 +108,10 @@ def resolve(
     actor_user_id: int | None,
     reason: str,
     request_key: str | None,
+    known_at: dt.datetime | None = None,
 ) -> MarketEvent:
-    """Settle a closed or resolving market on `winner`. Caller holds a row lock on `market` and
+    """Settle a closed or resolving market on `winner`, first reversing the trades after
+    `known_at` (checked by the caller; docs/domain.md §6.2). Caller holds a row lock on `market` and
     checked its status. The conditional status change plus the `resolve:<market>` keys make it
     once-only. amm: each winning position gets floor(shares / SHARE_SCALE); the rest returns to the
     treasury. pari-mutuel: winners split the pot (§5), or everyone is refunded if nobody backed
@@ -118,13 +127,20 @@ def resolve(
         proposed_outcome=None,
         dispute_deadline=None,
         settled_at=now,
+        season=season_for_settlement(market.guild_id),
         settled_by_id=actor_id,
         settled_by_user_id=actor_user_id,
         settle_reason=reason[:500],
+        known_at=known_at,
     )
     if changed != 1:  # pragma: no cover - the caller checked under the lock
         raise MarketStateError(MSG_ALREADY_SETTLED.format(market_id=market.pk, status="settled"))
-    market.status = Market.Status.RESOLVED
+    market.status, market.known_at = Market.Status.RESOLVED, known_at
+    reversal = None
+    if known_at is not None:
+        reversal = holdings_get().reversal_apply(
+            market, outcomes, known_at, actor_id=actor_id, actor_user_id=actor_user_id
+        )
     plan = holdings_get().resolve_plan(market, outcomes, winner)
     refunded_all = plan.refunded_all
     total_paid = _pay(
@@ -136,7 +152,7 @@ def resolve(
         actor_user_id=actor_user_id,
     )
     winners = sorted(plan.per_user.items(), key=lambda kv: (-kv[1], kv[0]))[:10]
-    event = event_write(
+    event = market_changed(
         market,
         MarketEvent.Type.RESOLVED,
         {
@@ -150,24 +166,26 @@ def resolve(
             "was_proposed": before == Market.Status.RESOLVING,
             "changed_from": _changed_from(outcomes, proposed_id, winner),
             "disputed": market.disputed_at is not None,
+            "known_at": None,
+            **(reversal.payload() if reversal is not None else {}),
         },
-        request_key=request_key,
         natural_key=f"resolve:{market.pk}",
-        actor_id=actor_id,
-    )
-    audit_record(
-        action="market_resolve",
-        target_type="market",
-        target_id=market.pk,
-        guild_id=market.guild_id,
+        request_key=request_key,
         actor_id=actor_id,
         actor_user_id=actor_user_id,
-        reason=reason,
-        idempotency_key=request_key or f"resolve:{market.pk}",
-        before={"status": before},
-        after={"status": "resolved", "outcome": winner.position, "total_paid": total_paid},
+        audit=(
+            "market_resolve",
+            reason,
+            {"status": before},
+            {
+                "status": "resolved",
+                "outcome": winner.position,
+                "total_paid": total_paid,
+                **({"reversed": reversal.trades} if reversal is not None else {}),
+            },
+        ),
+        announce="resolved",
     )
-    transition_announce(market, "resolved")
     return event
 
 
@@ -259,13 +277,18 @@ def cancel(
     reason: str,
     request_key: str | None,
     automatic: bool,
+    extra: dict[str, object] | None = None,
 ) -> MarketEvent:
-    """Cancel and refund. Caller holds a row lock on `market` and checked it is not settled."""
+    """Cancel and refund. Caller holds a row lock on `market` and checked it is not settled.
+    `extra`: more facts for the event's payload (a dispute that expired)."""
     before = market.status
     now = timezone.now()
+    if before == Market.Status.OPEN:
+        holdings_get().orders_release(market, now)  # DOMAIN §4.7
     Market.objects.filter(pk=market.pk, status=before).update(
         status=Market.Status.CANCELLED,
         settled_at=now,
+        season=season_for_settlement(market.guild_id),
         settled_by_id=actor_id,
         settled_by_user_id=actor_user_id,
         settle_reason=reason[:500],
@@ -283,7 +306,7 @@ def cancel(
         actor_id=actor_id,
         actor_user_id=actor_user_id,
     )
-    event = event_write(
+    event = market_changed(
         market,
         MarketEvent.Type.CANCELLED,
         {
@@ -291,24 +314,20 @@ def cancel(
             "automatic": automatic,
             "total_refunded": total,
             "refunded_count": len([u for u, a in plan.per_user.items() if a]),
+            **(extra or {}),
         },
-        request_key=request_key,
         natural_key=f"cancel:{market.pk}",
-        actor_id=actor_id,
-    )
-    audit_record(
-        action="market_cancel",
-        target_type="market",
-        target_id=market.pk,
-        guild_id=market.guild_id,
+        request_key=request_key,
         actor_id=actor_id,
         actor_user_id=actor_user_id,
-        reason=reason,
-        idempotency_key=request_key or f"cancel:{market.pk}",
-        before={"status": before},
-        after={"status": "cancelled", "total_refunded": total},
+        audit=(
+            "market_cancel",
+            reason,
+            {"status": before},
+            {"status": "cancelled", "total_refunded": total},
+        ),
+        announce="cancelled",
     )
-    transition_announce(market, "cancelled")
     return event
 
 

@@ -16,8 +16,11 @@ from .settings import (
     SETTINGS,
     SETTINGS_BY_NAME,
     SettingSpec,
+    amounts_parse,
     setting_check,
     setting_spec,
+    time_zone_names,
+    zone_parse,
 )
 
 __all__ = [
@@ -28,10 +31,13 @@ __all__ = [
     "Actor",
     "SettingSpec",
     "allowed",
+    "amounts_parse",
     "is_moderator",
     "is_resolver",
     "require",
     "resolution_how",
     "setting_check",
     "setting_spec",
+    "time_zone_names",
+    "zone_parse",
 ]

@@ -30,6 +30,8 @@ class Action(enum.StrEnum):
     CANCEL = "cancel"
     ADJUST = "adjust"
     SETTINGS = "settings"
+    ANNOUNCE_SEASON = "announce_season"
+    """Post a season's final table again (docs/domain.md §10)."""
 
 
 # The Django permission that lets a back-office user do each action (the admin's groups).
@@ -42,6 +44,7 @@ ADMIN_PERMISSIONS: dict[Action, str] = {
     Action.CANCEL: "markets.cancel_market",
     Action.ADJUST: "points.adjust_balance",
     Action.SETTINGS: "points.change_guildsettings",
+    Action.ANNOUNCE_SEASON: "points.announce_season",
 }
 
 
@@ -175,6 +178,10 @@ MSG_RESOLVE = "Only members with the Manage Server permission can resolve a mark
 MSG_CANCEL = "Only moderators (Manage Server or a resolver role) can cancel and refund a market."
 MSG_ADJUST = "Only server admins (Manage Server) and back-office staff can grant or deduct points."
 MSG_SETTINGS = "Only members with the Manage Server permission can change the bot's settings."
+MSG_ANNOUNCE_SEASON = (
+    "Only moderators (Manage Server or a resolver role) can have a season's final table posted "
+    "again."
+)
 MSG_ADMIN_PERMISSION = "Your back-office account lacks the “{perm}” permission."
 MSG_SYSTEM_ONLY = "That is not something the system does on its own."
 MSG_DISCORD_ONLY = (
@@ -262,6 +269,7 @@ _RULES: dict[Action, Callable[[Actor, _Settings, _Market | None], str | None]] =
     Action.CANCEL: _moderator(MSG_CANCEL),
     Action.ADJUST: _manage(MSG_ADJUST),
     Action.SETTINGS: _manage(MSG_SETTINGS),
+    Action.ANNOUNCE_SEASON: _moderator(MSG_ANNOUNCE_SEASON),
 }
 
 

@@ -42,3 +42,36 @@ def test_positions_and_trades_are_read_only(viewer_client, model):
     change = reverse(f"admin:betting_{model}_change", args=[obj.pk])
     assert viewer_client.get(change).status_code == 200
     assert viewer_client.post(change, {"shares": 1, "amount": 1}).status_code == 403
+
+
+def test_the_market_page_and_the_order_list_show_limit_orders(viewer_client):
+    """DOMAIN §4.7: resting, filled and released orders, read-only, on the market's page."""
+    from betting.services import order_cancel, order_place
+
+    market = market_with_bets("orders")
+    waiting = order_place(
+        market_id=market.pk,
+        user_id=ALICE,
+        outcome=0,
+        side="buy",
+        limit_ppm=100_000,
+        budget=25,
+        idempotency_key="admin-order-1",
+    )
+    cancelled = order_place(
+        market_id=market.pk,
+        user_id=BOB,
+        outcome=1,
+        side="sell",
+        limit_ppm=990_000,
+        idempotency_key="admin-order-2",
+    )
+    order_cancel(order_id=cancelled.pk, user_id=BOB)
+    page = viewer_client.get(reverse("admin:markets_market_change", args=[market.pk]))
+    html = page.content.decode()
+    assert "Limit orders (waiting first)" in html
+    assert "≤ 10.0 %" in html and "25 pts" in html and "≥ 99.0 %" in html
+    assert "resting" in html.lower() and "cancelled" in html.lower()
+    listing = viewer_client.get(reverse("admin:betting_order_changelist"), {"market": market.pk})
+    assert {o.pk for o in listing.context["cl"].result_list} == {waiting.pk, cancelled.pk}
+    assert viewer_client.get(reverse("admin:betting_order_add")).status_code == 403

@@ -409,6 +409,11 @@ def test_a_proposal_and_a_dispute_move_the_tile_live_and_unknown_events_do_not_b
         ".includes('Disputed: held for moderators')",
         timeout=3_000,
     )
+    # The tile and the feed line arrive as two messages: wait for the line, not just the tile.
+    page.wait_for_function(
+        "document.querySelector('#feed li').innerText.includes('held for moderators')",
+        timeout=3_000,
+    )
     assert "disputed “Yes”: held for moderators" in page.locator("#feed li").first.inner_text()
     page.screenshot(path=str(OUTPUT / "dashboard-disputed.png"), full_page=True)
 

@@ -167,3 +167,24 @@ def test_dashboard_css_bars_use_the_chart_colours():
     css = (Path(charts.__file__).parent / "static/dashboard/dashboard.css").read_text().lower()
     for i, colour in enumerate(charts.COLOURS):
         assert f"--o{i}: {colour.lower()};" in css
+
+
+def test_known_at_is_marked_and_the_reversed_span_shaded():
+    """docs/domain.md §6.2: the line at `known_at` and the shaded span after it, said in the
+    chart's description too; without `known_at` neither appears."""
+    history = [
+        (T0 + dt.timedelta(minutes=m), [p, 1 - p]) for m, p in ((0, 0.5), (10, 0.6), (20, 0.9))
+    ]
+    end = T0 + dt.timedelta(minutes=30)
+    marked = charts.price_chart_svg(
+        history, ["Yes", "No"], end=end, known_at=T0 + dt.timedelta(minutes=15)
+    )
+    plain = charts.price_chart_svg(history, ["Yes", "No"], end=end)
+    ET.fromstring(marked)  # well-formed
+    assert 'class="known-at"' in marked and 'class="reversed-span"' in marked
+    rect = re.search(r'<rect x="([\d.]+)" y="[\d.]+" width="([\d.]+)"', marked)
+    assert rect is not None
+    x, width = float(rect.group(1)), float(rect.group(2))
+    assert x == pytest.approx(44 + 700 / 2) and x + width == pytest.approx(44 + 700)
+    assert "later trades reversed" in marked
+    assert "known-at" not in plain and "reversed" not in plain

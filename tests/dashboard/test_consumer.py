@@ -236,6 +236,38 @@ async def test_staff_receives_a_trade_event_after_bet_place(layer, staff_cookie,
     await ws.disconnect()
 
 
+async def test_many_sockets_read_the_directory_once_per_event(
+    layer, staff_cookie, market, monkeypatch
+):
+    """Every socket gets the event's summary, and the members' names are read once for all of
+    them, not once per socket (200 sockets queued 200 queries per trade on one thread: issue 29,
+    bench/ws_latency.py)."""
+    lookups = []
+    names_for = events.names_for
+
+    def counted(pairs):
+        pairs = list(pairs)
+        lookups.append(pairs)
+        return names_for(pairs)
+
+    monkeypatch.setattr(events, "names_for", counted)
+    await database_sync_to_async(member_seen)(
+        guild_id=market.guild_id, user_id=BOB, display_name="Bob Builder", username="bob"
+    )
+    after = await last_event_id()
+    sockets = [(await connect_and_replay(staff_cookie, after))[0] for _ in range(5)]
+    lookups.clear()  # the replays' own lookups (none: nothing to replay)
+    await place_bet(
+        market_id=market.pk, user_id=BOB, outcome=0, amount=100, idempotency_key="dash:many"
+    )
+    received = [await ws.receive_json_from(timeout=5) for ws in sockets]
+    assert len({m["id"] for m in received}) == 1
+    assert all(m["summary"].startswith(f"#{market.pk}: Bob Builder bought") for m in received)
+    assert len(lookups) == 1
+    for ws in sockets:
+        await ws.disconnect()
+
+
 async def test_reconnect_with_last_id_replays_exactly_the_missed_events_in_order(
     layer, staff_cookie, market
 ):
@@ -264,10 +296,10 @@ async def test_reconnect_with_last_id_replays_exactly_the_missed_events_in_order
     )
     assert await ws.receive_nothing(timeout=0.2)
 
-    # Live again after the replay.
+    # Live again after the replay (a resolver without a position: Carol and Bob traded).
     await database_sync_to_async(services.resolution_vote_cast)(
         market_id=market.pk,
-        actor=Actor.member(CAROL, manage_guild=True),
+        actor=Actor.member(ALICE, manage_guild=True),
         outcome=1,
         idempotency_key="k5",
     )
@@ -538,3 +570,35 @@ async def test_an_idle_socket_outlives_the_blocking_receive_timeout(settings, st
     message = await ws.receive_json_from(timeout=5)
     assert message["event"] == "trade" and message["payload"]["amount"] == 5
     await ws.disconnect()
+
+
+# --- The communicator long-running drivers use ---------------------------------------------
+
+
+async def test_the_live_communicator_leaves_django_connection_clean_up_on(staff_cookie):
+    """channels' communicator switches `close_old_connections` off for the whole process while
+    a socket waits (the soak's dead connection after the PostgreSQL restart); the live one, which
+    bench/soak.py and tests/faults drive sockets with, leaves it on, as daphne does."""
+    import channels.db
+    import django.db
+
+    from tests.dashboard.live import LiveWebsocketCommunicator
+
+    for kind, switched_off in ((WebsocketCommunicator, True), (LiveWebsocketCommunicator, False)):
+        ws = kind(
+            application,
+            "/ws/dashboard/",
+            [(b"host", b"127.0.0.1"), (b"cookie", staff_cookie), ORIGIN],
+        )
+        connected, _ = await ws.connect()
+        assert connected
+        waiting = asyncio.ensure_future(ws.receive_json_from(timeout=30))
+        await asyncio.sleep(0.05)
+        assert (channels.db.close_old_connections is not django.db.close_old_connections) is (
+            switched_off
+        ), kind.__name__
+        waiting.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await waiting
+        await ws.disconnect()
+    assert channels.db.close_old_connections is django.db.close_old_connections

@@ -20,6 +20,12 @@ It is as strict as Discord, with Discord's status codes, error codes and message
   (button styles, selects, text inputs, ≤ 5 rows, ≤ 40 components, custom_id ≤ 100).
 Every 401, 403 and 429 it answers is counted (`invalid_requests`): Discord bans a bot past 10,000
 in 10 minutes, so the harness fails a test that causes more than its budget.
+
+Discord's clocks (rate-limit windows, the 3-second deadline, the 15-minute token, the DM
+anti-spam window, nonces) run on an injectable `Clock`: the real one (the default) for tests
+about real time, or a `VirtualClock` that moves only when the test calls `advance()`, so a test
+that must get past a 60-second bucket moves the clock instead of waiting a minute. What the
+fake records (`Recorded.at`) stays on the real monotonic clock: it measures the bot.
 """
 
 from __future__ import annotations
@@ -27,9 +33,12 @@ from __future__ import annotations
 import asyncio
 import copy
 import datetime as dt
+import email.utils
 import itertools
 import json
 import re
+import socket
+import struct
 import threading
 import time
 from collections import defaultdict
@@ -48,6 +57,47 @@ LOADING = 1 << 7
 
 _counter = itertools.count(1)
 _counter_lock = threading.Lock()
+
+
+class Clock:
+    """Discord's clock as the fake reads it: the wall clock (`time`, Unix seconds) and a
+    monotonic one for windows, both moved forward together by `advance()`."""
+
+    def __init__(self) -> None:
+        self._offset = 0.0
+        self._skew = 0.0
+        self._lock = threading.Lock()
+
+    def time(self) -> float:
+        return time.time() + self._offset + self._skew
+
+    def monotonic(self) -> float:
+        return time.monotonic() + self._offset
+
+    def advance(self, seconds: float) -> None:
+        with self._lock:
+            self._offset += seconds
+
+    def skew(self, seconds: float) -> None:
+        """Set how far Discord's wall clock is from the host's (`time` only: windows measured on
+        the monotonic clock keep their length)."""
+        with self._lock:
+            self._skew = seconds
+
+
+class VirtualClock(Clock):
+    """A stopped clock: it moves only by `advance()`. Rate-limit buckets then refill, and
+    deadlines and tokens expire, exactly when the test says, however loaded the machine is."""
+
+    def __init__(self, start: float | None = None) -> None:
+        super().__init__()
+        self._now = time.time() if start is None else start
+
+    def time(self) -> float:
+        return self._now + self._offset + self._skew
+
+    def monotonic(self) -> float:
+        return self._now + self._offset
 
 
 TOKEN_LIFETIME = 15 * 60
@@ -78,6 +128,13 @@ CALLBACKS_ALLOWED: dict[int, frozenset[int]] = {
     4: frozenset({8}),  # autocomplete
     5: frozenset({4, 5, 6, 7}),  # modal submit
 }
+
+
+def shard_of(guild_id: int | str, shard_count: int) -> int:
+    """The shard that receives a guild's events: Discord's formula
+    `shard_id = (guild_id >> 22) % num_shards`
+    (https://discord.com/developers/docs/events/gateway#sharding)."""
+    return (int(guild_id) >> 22) % shard_count
 
 
 def snowflake(at: float | None = None) -> int:
@@ -179,6 +236,10 @@ def error_paths(body: dict) -> list[str]:
 
 MISSING_ACCESS = {"code": 50001, "message": "Missing Access"}
 MISSING_PERMISSIONS = {"code": 50013, "message": "Missing Permissions"}
+THREAD_ALREADY_CREATED = {
+    "code": 160004,
+    "message": "A thread has already been created for this message",
+}
 NOT_AUTHOR = {"code": 50005, "message": "Cannot edit a message authored by another user"}
 ALREADY_ACKNOWLEDGED = {"code": 40060, "message": "Interaction has already been acknowledged."}
 UNKNOWN_INTERACTION = {"code": 10062, "message": "Unknown interaction"}
@@ -187,6 +248,20 @@ INVALID_WEBHOOK_TOKEN = {"code": 50027, "message": "Invalid Webhook Token"}
 NONCE_SECONDS = 300.0
 """How long Discord remembers an enforced nonce ("the past few minutes")."""
 DM_TOO_FAST = {"code": 40003, "message": "You are opening direct messages too fast."}
+
+
+# --- Transport faults (issue 27): the request took effect, the connection broke -------------
+
+RESET = "reset"
+"""`lose(..., status=RESET)`: the connection is reset (RST) instead of answered, so the bot's
+HTTP client reads "connection reset by peer" rather than a clean close."""
+
+
+def _reset(request: Any) -> None:
+    sock = request.transport.get_extra_info("socket")
+    if sock is not None:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    request.transport.abort()
 
 
 # --- Discord's limits, written independently of the bot's own checks ------------------------
@@ -437,10 +512,14 @@ def _name_ok(name: str) -> bool:
 def check_command(cmd: dict, where: str) -> None:
     """Discord's command rules (DOMAIN §8): names, descriptions, ≤ 25 options and choices,
     required options first, and the 4000-character total per command."""
+    if cmd.get("type", 1) in (USER_COMMAND, MESSAGE_COMMAND):
+        check_context_menu(cmd, where)
+        return
     if not _name_ok(cmd.get("name", "")):
         raise _invalid(f"{where}.name", "Command name is invalid")
     if cmd.get("type", 1) == 1 and not 1 <= utf16(cmd.get("description") or "") <= 100:
         raise _invalid(f"{where}.description", "Must be between 1 and 100 in length.")
+    check_command_meta(cmd, where)
     total = utf16(cmd["name"]) + utf16(cmd.get("description") or "")
 
     def options(opts: list, path: str, depth: int) -> int:
@@ -464,6 +543,7 @@ def check_command(cmd: dict, where: str) -> None:
                     raise _invalid(p, "Subcommands nest at most two levels")
                 size += options(opt.get("options") or [], f"{p}.options", depth + 1)
                 continue
+            check_option_rules(opt, p)
             if opt.get("required"):
                 if optional_seen:
                     raise _invalid(p, "Required options must be placed before non-required")
@@ -489,6 +569,36 @@ def check_command(cmd: dict, where: str) -> None:
         raise _invalid(where, "Command exceeds maximum size (4000)")
 
 
+# --- Issue 26: context menu commands (kept apart for merging) ----------------------------------
+# Discord's "Application Command Object" (docs/discord.md cites the page): a USER (2) or MESSAGE
+# (3) command's name is 1–32 characters and may use capitals and spaces (it is what the menu
+# shows); its description is the empty string and it takes no options; an application has at
+# most 5 of each type (global, and per guild).
+
+USER_COMMAND, MESSAGE_COMMAND = 2, 3
+CONTEXT_MENU_NAME = re.compile(r"^[-_ \w]{1,32}$", re.UNICODE)
+CONTEXT_MENUS_PER_TYPE = 5
+
+
+def check_context_menu(cmd: dict, where: str) -> None:
+    name = cmd.get("name", "")
+    if not isinstance(name, str) or not CONTEXT_MENU_NAME.fullmatch(name) or name != name.strip():
+        raise _invalid(
+            f"{where}.name", "Must be between 1 and 32 in length.", "BASE_TYPE_BAD_LENGTH"
+        )
+    if cmd.get("description"):
+        raise _invalid(f"{where}.description", "Context menu commands cannot have a description")
+    if cmd.get("options"):
+        raise _invalid(f"{where}.options", "Context menu commands cannot have options")
+    check_command_meta(cmd, where)
+
+
+def check_context_menu_count(commands: list[dict]) -> None:
+    for kind in (USER_COMMAND, MESSAGE_COMMAND):
+        if sum(1 for c in commands if c.get("type") == kind) > CONTEXT_MENUS_PER_TYPE:
+            raise _invalid("", f"Maximum number of type {kind} commands reached (5)")
+
+
 def check_choices(data: dict) -> None:
     choices = data.get("choices") or []
     if len(choices) > 25:
@@ -498,6 +608,164 @@ def check_choices(data: dict) -> None:
             raise _invalid(f"data.choices.{i}.name", "Must be between 1 and 100 in length.")
         if utf16(str(c.get("value"))) > 100:
             raise _invalid(f"data.choices.{i}.value", "Must be 100 or fewer in length.")
+
+
+# --- Issue 23 item 20: definitions and payloads Discord refuses (kept apart for merging) ---------
+# Discord's "Application Command Option Structure" and "Application Command Object"
+# (https://discord.com/developers/docs/interactions/application-commands): min_value/max_value
+# only on INTEGER/NUMBER and within -2^53..2^53; min_length/max_length only on STRING;
+# channel_types only on CHANNEL; autocomplete only on STRING, INTEGER or NUMBER; a choice's value
+# has the option's type; `contexts` lists interaction context types 0 (guild), 1 (bot DM),
+# 2 (private channel); `integration_types` 0 (guild install), 1 (user install);
+# `default_member_permissions` is a bit set serialized as a string. Each refusal is 400/50035.
+# Codes in the `_errors` entries follow Discord's form-error names (BASE_TYPE_*, NUMBER_TYPE_*).
+
+STRING, INTEGER, BOOLEAN, CHANNEL, NUMBER = 3, 4, 5, 7, 10
+INVALID_JSON = "The request body contains invalid JSON."
+NUMBER_LIMIT = 2**53
+CHOICE_TYPES: dict[int, tuple[type, ...]] = {STRING: (str,), INTEGER: (int,), NUMBER: (int, float)}
+
+
+def _is_number(value: Any, kind: int) -> bool:
+    if isinstance(value, bool):
+        return False
+    return isinstance(value, int) or (kind == NUMBER and isinstance(value, float))
+
+
+def check_option_rules(opt: dict, p: str) -> None:
+    """The per-type rules of one (non-subcommand) option definition."""
+    kind = opt.get("type")
+    for key in ("min_value", "max_value"):
+        if key not in opt or opt[key] is None:
+            continue
+        if kind not in (INTEGER, NUMBER):
+            raise _invalid(f"{p}.{key}", "Only integer and number options take a value range.")
+        if not _is_number(opt[key], kind):
+            raise _invalid(f"{p}.{key}", "Must be a number.", "NUMBER_TYPE_COERCE")
+        if not -NUMBER_LIMIT <= opt[key] <= NUMBER_LIMIT:
+            code = "NUMBER_TYPE_MAX" if opt[key] > 0 else "NUMBER_TYPE_MIN"
+            raise _invalid(
+                f"{p}.{key}", f"Must be between -{NUMBER_LIMIT} and {NUMBER_LIMIT}.", code
+            )
+    low, high = opt.get("min_value"), opt.get("max_value")
+    if low is not None and high is not None and low > high:
+        raise _invalid(f"{p}.min_value", "min_value must be less than or equal to max_value")
+    for key in ("min_length", "max_length"):
+        if key in opt and kind != STRING:
+            raise _invalid(f"{p}.{key}", "Only string options take a length range.")
+    if "channel_types" in opt and kind != CHANNEL:
+        raise _invalid(f"{p}.channel_types", "Only channel options take channel types.")
+    if opt.get("autocomplete") and kind not in (STRING, INTEGER, NUMBER):
+        raise _invalid(f"{p}.autocomplete", "Autocomplete is only for string, integer or number.")
+    wanted = CHOICE_TYPES.get(kind)
+    for c, choice in enumerate(opt.get("choices") or []):
+        value = choice.get("value")
+        if wanted is None or isinstance(value, bool) or not isinstance(value, wanted):
+            raise _invalid(f"{p}.choices.{c}.value", "Choice value does not match the option type.")
+
+
+def check_command_meta(cmd: dict, where: str) -> None:
+    """`contexts`, `integration_types` and `default_member_permissions` of a command."""
+    for key, allowed in (("contexts", {0, 1, 2}), ("integration_types", {0, 1})):
+        value = cmd.get(key)
+        if value is None:
+            continue
+        if not isinstance(value, list) or not value:
+            raise _invalid(f"{where}.{key}", "Must be a non-empty array.", "BASE_TYPE_BAD_LIST")
+        for i, item in enumerate(value):
+            if isinstance(item, bool) or item not in allowed:
+                raise _invalid(f"{where}.{key}.{i}", f"Value must be one of {sorted(allowed)}.")
+    # A bit set serialized as a string; Discord also coerces a JSON integer (discord.py 2.x
+    # sends one, and Discord takes it), but nothing else: a float, a bool, a list, words.
+    perms = cmd.get("default_member_permissions")
+    whole = isinstance(perms, int) and not isinstance(perms, bool) and perms >= 0
+    if perms is not None and not (whole or (isinstance(perms, str) and perms.isdigit())):
+        raise _invalid(
+            f"{where}.default_member_permissions", "Must be a permission bit set as a string."
+        )
+
+
+def _focused_type(payload: dict) -> int | None:
+    def walk(options: list) -> int | None:
+        for opt in options or []:
+            if opt.get("focused"):
+                return int(opt.get("type", STRING))
+            found = walk(opt.get("options") or [])
+            if found is not None:
+                return found
+        return None
+
+    return walk((payload.get("data") or {}).get("options") or [])
+
+
+def check_choice_types(payload: dict, data: dict) -> None:
+    """Autocomplete choices carry values of the focused option's type."""
+    wanted = CHOICE_TYPES.get(_focused_type(payload) or STRING, (str,))
+    for i, choice in enumerate(data.get("choices") or []):
+        value = choice.get("value")
+        if isinstance(value, bool) or not isinstance(value, wanted):
+            raise _invalid(
+                f"data.choices.{i}.value", "Choice value does not match the option type."
+            )
+
+
+def check_defer_flags(data: dict) -> None:
+    """A deferred message response takes only the EPHEMERAL flag."""
+    flags = data.get("flags") or 0
+    if not isinstance(flags, int) or isinstance(flags, bool) or flags & ~EPHEMERAL:
+        raise _invalid("data.flags", "Only EPHEMERAL may be set on a deferred response.")
+
+
+def check_body_type(method: str, path: str, body: Any) -> None:
+    """A JSON body of the wrong type is a form error (400/50035), never a 500: a command sync
+    takes an array, every other body an object."""
+    if method not in ("POST", "PUT", "PATCH") or body is None:
+        return
+    want = list if method == "PUT" and path.endswith("/commands") else dict
+    if not isinstance(body, want):
+        raise _invalid("", f"Expected an {'array' if want is list else 'object'}.", "BASE_TYPE_BAD")
+    if isinstance(body, dict):
+        data = body.get("data") if path.endswith("/callback") else body
+        if not isinstance(data, dict):
+            if data is None:
+                return
+            raise _invalid("data", "Expected an object.", "DICT_TYPE_CONVERT")
+        for key, kind in (("content", str), ("embeds", list), ("components", list)):
+            if data.get(key) is not None and not isinstance(data[key], kind):
+                raise _invalid(key, f"Expected a {kind.__name__}.", "BASE_TYPE_BAD")
+        flags = data.get("flags")
+        if flags is not None and (isinstance(flags, bool) or not isinstance(flags, int)):
+            raise _invalid("flags", "Must be an integer.", "NUMBER_TYPE_COERCE")
+
+
+# --- Issue 23 item 16: role mentions (kept apart for merging) -----------------------------------
+# A role mention in a message notifies the role only if the role is mentionable or the sender
+# has MENTION_EVERYONE (Discord's "Permissions" topic; the Role object's `mentionable`), and
+# only if `allowed_mentions` lets it through. The message's `mention_roles` lists who was pinged.
+
+MENTION_EVERYONE = 1 << 17
+MANAGE_ROLES = 1 << 28
+_ROLE_MENTION = re.compile(r"<@&(\d+)>")
+
+
+def pinged_roles(
+    content: str, allowed: Any, mentionable: dict[int, bool], sender_mentions_everyone: bool
+) -> list[str]:
+    """The role ids a message's content notifies, as Discord resolves them."""
+    named = [int(m) for m in _ROLE_MENTION.findall(content or "")]
+    if isinstance(allowed, dict):
+        if "roles" in (allowed.get("parse") or []):
+            permitted = set(named)
+        else:
+            permitted = {int(r) for r in allowed.get("roles") or []}
+    else:
+        permitted = set(named)  # no allowed_mentions: everything in the content may ping
+    out = []
+    for role_id in named:
+        may = mentionable.get(role_id, True) or sender_mentions_everyone
+        if role_id in permitted and may and str(role_id) not in out:
+            out.append(str(role_id))
+    return out
 
 
 # --- The server ------------------------------------------------------------------------------
@@ -512,26 +780,45 @@ class FakeDiscord:
         gateway_delay: float = 0.3,
         route_limits: dict[tuple[str, str], tuple[int, float]] | None = None,
         global_limit: int = GLOBAL_LIMIT,
+        clock: Clock | None = None,
+        gateway: bool = False,
     ) -> None:
+        self.clock = clock or Clock()
+        """Discord's clock (buckets, deadlines, token lifetimes, anti-spam, nonces)."""
         self.latency = latency
         self.deadline = deadline
         self.gateway_delay = gateway_delay
         """Seconds between Discord creating an interaction and the bot seeing it (the harness
         dates interaction ids that far back)."""
-        self.clock_offset = 0.0
-        """Added to the wall clock (`advance()`), to expire tokens without waiting 15 minutes."""
         self.route_limits = dict(ROUTE_LIMITS if route_limits is None else route_limits)
         self.global_limit = global_limit
         self.buckets: dict[tuple[str, str], list[float]] = {}
         """(route, major parameter) → times of the requests counted in the current window."""
         self.global_window: list[float] = []
         self.channel_permissions: dict[int, dict[str, bool]] = {}
+        self.threads: dict[int, dict] = {}
+        """Threads started from messages (issue 26), by id (= the message's id)."""
+        self.channel_guilds: dict[int, int] = {}
         self.dm_spam: tuple[int, float] | None = None
         """(new DM channels, per seconds) before 403 40003; None = off."""
         self.dm_opened: list[float] = []
         self.injected: set[int] = set()
         """Seqs of responses a test asked for with `fail()` (not counted as invalid)."""
         self.lock = threading.RLock()
+        self.changed = threading.Condition(self.lock)
+        """Notified after every request the fake answers (`wait_for`)."""
+        self.gateway = gateway
+        """Serve a gateway (`/gateway`): READY and GUILD_CREATE on IDENTIFY, heartbeat ACKs,
+        and `dispatch()` — for a bot in another process. Off: `/gateway/bot` names a closed
+        port, and the bot logs in but never connects (the harness feeds events itself)."""
+        self.gateway_guilds: list[dict] = []
+        """GUILD_CREATE payloads sent after READY."""
+        self.gateway_ready = threading.Event()
+        """Set when a bot has identified and received READY and its guilds."""
+        self._sockets: list[web.WebSocketResponse] = []
+        self._shards: dict[int, tuple[int, int]] = {}
+        """id(socket) → (shard id, shard count) it identified with."""
+        self._gateway_seq = itertools.count(1)
         self.requests: list[Recorded] = []
         self.rejections: list[Recorded] = []
         self.interactions: dict[str, InteractionState] = {}
@@ -554,6 +841,14 @@ class FakeDiscord:
         self.losses: list[tuple[Callable[[str, str], bool], int | None, int]] = []
         """`lose()`: requests processed as usual whose response never reaches the bot."""
         self.lost: list[Recorded] = []
+        self.role_mentionable: dict[int, bool] = {}
+        """Role id → mentionable (`know_roles`); unknown roles count as mentionable."""
+        self.bot_mentions_everyone = False
+        self.role_position: dict[int, int] = {}
+        self.bot_manages_roles = False
+        self.bot_top_position = 0
+        self.member_roles: dict[int, set[int]] = {}
+        """Roles the bot gave, by member (`PUT /guilds/{g}/members/{u}/roles/{r}`)."""
         self.bot_user = {
             "id": str(BOT_USER_ID),
             "username": "Prediction Markets",
@@ -588,7 +883,7 @@ class FakeDiscord:
                 return
             ready.set()
             loop.run_forever()
-            loop.run_until_complete(self._runner.cleanup())
+            loop.run_until_complete(self._shutdown())
             loop.close()
 
         self._thread = threading.Thread(target=run, name="fake-discord", daemon=True)
@@ -600,13 +895,33 @@ class FakeDiscord:
 
     async def _serve(self) -> None:
         app = web.Application(client_max_size=8 * 1024 * 1024)
+        app.router.add_get("/gateway", self._gateway)
         app.router.add_route("*", "/{tail:.*}", self._handle)
-        self._runner = web.AppRunner(app, access_log=None, handler_cancellation=False)
+        app.on_response_prepare.append(self._discord_date)
+        # A stop does not wait for requests in flight (a held or slow one): `_shutdown` cancels
+        # them after half a second.
+        self._runner = web.AppRunner(
+            app, access_log=None, handler_cancellation=False, shutdown_timeout=0.5
+        )
         await self._runner.setup()
         site = web.TCPSite(self._runner, "127.0.0.1", 0, backlog=4096)
         await site.start()
         port = self._runner.addresses[0][1]
         self.base_url = f"http://127.0.0.1:{port}{API_PREFIX}"
+
+    async def _shutdown(self) -> None:
+        """Stop serving and finish every task of the fake's loop, as `asyncio.run` does: a
+        handler still pending when the loop closes (held by a gate, a client gone) would be
+        destroyed pending whenever the garbage collector gets to it — an ERROR log line in
+        whatever test runs then (the Sentry tests counted it as an event)."""
+        if self._runner is not None:
+            await self._runner.cleanup()
+        current = asyncio.current_task()
+        pending = [t for t in asyncio.all_tasks() if t is not current]
+        for task in pending:
+            task.cancel()
+        await asyncio.gather(*pending, return_exceptions=True)
+        await asyncio.get_running_loop().shutdown_asyncgens()
 
     def stop(self) -> None:
         for _, gate, _ in list(self.gates):
@@ -638,12 +953,14 @@ class FakeDiscord:
             if headers:
                 self.failure_headers[id(self.failures[-1][0])] = dict(headers)
 
-    def lose(self, method: str, pattern: str, *, status: int | None = 500, times: int = 1) -> None:
+    def lose(
+        self, method: str, pattern: str, *, status: int | str | None = 500, times: int = 1
+    ) -> None:
         """Processed but the response lost: the next `times` requests matching `method` and the
         path regex take effect as usual (an acknowledgement counts, an edit shows), but the bot
         gets `status` instead of the answer (500: discord.py retries after a second, and a
         repeated acknowledgement then meets 40060) — or, with `status=None`, the connection is
-        closed without any answer."""
+        closed without any answer, with `status=RESET` reset (see "Transport faults")."""
         rx = re.compile(pattern)
         with self.lock:
             self.losses.append((lambda m, p: m == method and bool(rx.search(p)), status, times))
@@ -666,6 +983,8 @@ class FakeDiscord:
         with self.lock:
             if payload["token"] in self.interactions:
                 return
+            if payload.get("guild_id") and payload.get("channel_id"):
+                self.channel_guilds[int(payload["channel_id"])] = int(payload["guild_id"])
             self.interactions[payload["token"]] = InteractionState(
                 id=int(payload["id"]),
                 token=payload["token"],
@@ -676,12 +995,13 @@ class FakeDiscord:
 
     def now(self) -> float:
         """Discord's wall clock (Unix time), moved forward by `advance()`."""
-        return time.time() + self.clock_offset
+        return self.clock.time()
 
     def advance(self, seconds: float) -> None:
-        """Move Discord's clock forward (interaction deadlines and token lifetimes)."""
+        """Move Discord's clock forward: interaction deadlines, token lifetimes, rate-limit
+        windows, the DM anti-spam window and nonces all see the time pass."""
         with self.lock:
-            self.clock_offset += seconds
+            self.clock.advance(seconds)
 
     def set_permissions(
         self,
@@ -690,14 +1010,51 @@ class FakeDiscord:
         view: bool = True,
         send: bool = True,
         embed_links: bool = True,
+        create_threads: bool = True,
+        send_in_threads: bool = True,
     ) -> None:
-        """The bot's permissions in a channel (every channel allows everything by default)."""
+        """The bot's permissions in a channel (every channel allows everything by default);
+        a thread has its parent channel's."""
         with self.lock:
             self.channel_permissions[int(channel_id)] = {
                 "view": view,
                 "send": send,
                 "embed_links": embed_links,
+                "create_threads": create_threads,
+                "send_in_threads": send_in_threads,
             }
+
+    # --- Issue 23 item 15: Discord's clock, apart from the host's (kept apart for merging) --------
+
+    def skew_host(self, seconds: float) -> None:
+        """Make the host's clock `seconds` ahead of Discord's (negative: behind): Discord's clock
+        (`now()`: interaction ids, deadlines, `Date` and `X-RateLimit-Reset`) runs that much
+        behind the host's `time.time()`."""
+        with self.lock:
+            self.clock.skew(-float(seconds))
+
+    async def _discord_date(self, request: web.Request, response: web.StreamResponse) -> None:
+        """Every answer carries Discord's `Date` (whole seconds, RFC 9110), on its clock."""
+        response.headers["Date"] = email.utils.formatdate(self.now(), usegmt=True)
+
+    def know_roles(self, roles: Any, *, bot_roles: Any = ()) -> None:
+        """The guild's roles (their `mentionable`) and the bot's own roles (their permissions:
+        Mention Everyone), as the harness's GUILD_CREATE describes them (issue 23 item 16)."""
+        with self.lock:
+            for role in roles:
+                self.role_mentionable[int(role.id)] = bool(role.mentionable)
+            self.bot_mentions_everyone = any(
+                int(getattr(r.permissions, "value", 0)) & MENTION_EVERYONE for r in bot_roles
+            )
+            # Issue 26: who may give which role (Manage Roles, below the bot's highest role).
+            for role in [*roles, *bot_roles]:
+                self.role_position[int(role.id)] = int(getattr(role, "position", 1))
+            self.bot_manages_roles = any(
+                int(getattr(r.permissions, "value", 0)) & MANAGE_ROLES for r in bot_roles
+            )
+            self.bot_top_position = max(
+                (int(getattr(r, "position", 1)) for r in bot_roles), default=0
+            )
 
     def anti_spam(self, new_channels: int, per: float) -> None:
         """Discord's DM anti-spam: after `new_channels` new DM channels within `per` seconds,
@@ -743,7 +1100,7 @@ class FakeDiscord:
     # --- Helpers -----------------------------------------------------------------------------
 
     def _now_iso(self) -> str:
-        return dt.datetime.now(dt.UTC).isoformat()
+        return dt.datetime.fromtimestamp(self.clock.time(), dt.UTC).isoformat()
 
     def _new_message(self, channel_id: int, data: dict, *, flags: int = 0, guild_id=None) -> dict:
         message_id = snowflake()
@@ -758,7 +1115,12 @@ class FakeDiscord:
             "author": self.bot_user,
             "attachments": self._attachments(data),
             "mentions": [],
-            "mention_roles": [],
+            "mention_roles": pinged_roles(
+                data.get("content") or "",
+                data.get("allowed_mentions"),
+                self.role_mentionable,
+                self.bot_mentions_everyone,
+            ),
             "mention_everyone": False,
             "pinned": False,
             "tts": False,
@@ -876,7 +1238,7 @@ class FakeDiscord:
         """Count the request in the global window and its route's bucket; answer 429 when
         either is exhausted (Discord's body and headers). Interaction endpoints are outside the
         global limit, as on Discord."""
-        now = time.monotonic()
+        now = self.clock.monotonic()
         interaction_route = path.startswith(("/interactions/", "/webhooks/"))
         if not interaction_route and self.global_limit:
             self.global_window = [t for t in self.global_window if now - t < 1.0]
@@ -930,14 +1292,14 @@ class FakeDiscord:
         if limit is None:
             return {}
         count, per = limit
-        now = time.monotonic()
+        now = self.clock.monotonic()
         counted = self.buckets.get((f"{route[0]} {route[1]}", major), [])
         window = [t for t in counted if now - t < per]
         reset_after = round(per - (now - window[0]), 3) if window else per
         return {
             "X-RateLimit-Limit": str(count),
             "X-RateLimit-Remaining": str(max(0, count - len(window))),
-            "X-RateLimit-Reset": f"{time.time() + reset_after:.3f}",
+            "X-RateLimit-Reset": f"{self.now() + reset_after:.3f}",  # Discord's clock
             "X-RateLimit-Reset-After": f"{reset_after:.3f}",
             "X-RateLimit-Bucket": self._bucket_name(route, major),
         }
@@ -964,6 +1326,13 @@ class FakeDiscord:
     # --- The handler -------------------------------------------------------------------------
 
     async def _handle(self, request: web.Request) -> web.Response:
+        try:
+            return await self._answer(request)
+        finally:
+            with self.changed:
+                self.changed.notify_all()
+
+    async def _answer(self, request: web.Request) -> web.Response:
         path = request.path
         if path.startswith(API_PREFIX):
             path = path[len(API_PREFIX) :]
@@ -981,7 +1350,12 @@ class FakeDiscord:
                     body["_files"] = uploads
             else:
                 text = await request.text()
-                body = json.loads(text) if text else None
+                try:
+                    body = json.loads(text) if text else None
+                except ValueError:
+                    # Discord: 400, 50109 "The request body contains invalid JSON." (issue 23,
+                    # item 20)
+                    return self._json({"code": 50109, "message": INVALID_JSON}, 400)
         if self.latency:
             await asyncio.sleep(self.latency)
         with self.lock:
@@ -1011,7 +1385,12 @@ class FakeDiscord:
             if limited is not None:
                 return limited
             try:
-                status, response = self._route(request.method, path, request.query, body)
+                check_body_type(request.method, path, body)
+                try:
+                    status, response = self._route(request.method, path, request.query, body)
+                except (TypeError, ValueError, KeyError, AttributeError) as exc:
+                    # Discord validates the body's shape first: a wrong type is a form error.
+                    raise _invalid("", f"Invalid form body: {exc!r}", "BASE_TYPE_BAD") from exc
             except Rejected as exc:
                 status, response = exc.status, exc.body
                 self.rejections.append(record)
@@ -1028,6 +1407,9 @@ class FakeDiscord:
                 self.lost.append(record)
                 self.injected.add(record.seq)
         if loss is not None and 200 <= status < 300:
+            if loss[1] == RESET:
+                _reset(request)  # the answer never leaves; the bot reads ECONNRESET
+                return web.Response(status=204)
             if loss[1] is None:
                 request.transport.close()  # the answer never leaves
                 return web.Response(status=204)
@@ -1035,6 +1417,90 @@ class FakeDiscord:
         if status == 204:
             return web.Response(status=204, headers=headers)
         return self._json(response, status, headers)
+
+    # --- The gateway (opt-in) ------------------------------------------------------------------
+
+    async def _gateway(self, request: web.Request) -> web.WebSocketResponse:
+        """Discord's gateway, as much as a bot with the `guilds` intent needs: HELLO, READY and
+        GUILD_CREATE after IDENTIFY, ACK for each heartbeat, then whatever `dispatch()` sends.
+        JSON text frames (discord.py reads text frames uncompressed)."""
+        ws = web.WebSocketResponse(heartbeat=None)
+        await ws.prepare(request)
+        await ws.send_json({"op": 10, "d": {"heartbeat_interval": 41_250}, "s": None, "t": None})
+        async for message in ws:
+            data = json.loads(message.data)
+            if data.get("op") == 1:
+                await ws.send_json({"op": 11, "d": None, "s": None, "t": None})
+            elif data.get("op") == 2:
+                shard = data["d"].get("shard") or [0, 1]
+                mine = [g for g in self.gateway_guilds if shard_of(g["id"], shard[1]) == shard[0]]
+                guilds = [{"id": g["id"], "unavailable": True} for g in mine]
+                ready = {
+                    "v": 10,
+                    "user": self.bot_user,
+                    "guilds": guilds,
+                    "session_id": "fake-session",
+                    # From the Host header, not `request.url`: aiohttp at the lowest version
+                    # this project allows cannot build a URL with a newer yarl.
+                    "resume_gateway_url": f"ws://{request.host}{request.path}",
+                    "shard": shard,
+                    "application": {"id": str(APPLICATION_ID), "flags": 0},
+                }
+                await self._send_event(ws, "READY", ready)
+                for guild in mine:
+                    await self._send_event(ws, "GUILD_CREATE", guild)
+                self._shards[id(ws)] = (shard[0], shard[1])
+                self._sockets.append(ws)
+                self.gateway_ready.set()
+        if ws in self._sockets:
+            self._sockets.remove(ws)
+        self._shards.pop(id(ws), None)
+        return ws
+
+    async def _send_event(self, ws: web.WebSocketResponse, name: str, data: dict) -> None:
+        await ws.send_json({"op": 0, "t": name, "s": next(self._gateway_seq), "d": data})
+
+    def shards_connected(self) -> list[tuple[int, int]]:
+        """(shard id, shard count) of every identified gateway connection."""
+        return [self._shards[id(ws)] for ws in list(self._sockets) if id(ws) in self._shards]
+
+    def dispatch(self, name: str, data: dict) -> list[int]:
+        """Send a gateway event (INTERACTION_CREATE, …) to the identified bots; returns the shard
+        ids it went to. An event of a guild goes only to the connection of that guild's shard,
+        `(guild_id >> 22) % num_shards`, as Discord routes it (`shard_of`; docs/deploy.md §8,
+        "Bot shards"); an event without a guild (a DM) to shard 0. No connection for that shard (its
+        process is down): nothing is sent, and Discord keeps no interaction for later — the
+        member sees "This interaction failed". Interactions go through `register_interaction`
+        first, as the harness's `feed` does."""
+        if name == "INTERACTION_CREATE":
+            self.register_interaction(data)
+        guild = data.get("guild_id")
+
+        def wanted(ws: web.WebSocketResponse) -> bool:
+            shard = self._shards.get(id(ws))
+            if shard is None:
+                return False
+            return shard[0] == (shard_of(guild, shard[1]) if guild else 0)
+
+        async def send() -> list[int]:
+            sent = []
+            for ws in [ws for ws in list(self._sockets) if wanted(ws)]:
+                try:
+                    await self._send_event(ws, name, data)
+                except (ConnectionError, RuntimeError):
+                    continue  # the connection closed meanwhile: the event is gone with it
+                sent.append(self._shards[id(ws)][0])
+            return sent
+
+        assert self._loop is not None, "the fake is not started"
+        return asyncio.run_coroutine_threadsafe(send(), self._loop).result(10)
+
+    def wait_for(self, predicate: Callable[[], bool], timeout: float) -> bool:
+        """Block until `predicate()` (called under the fake's lock) holds — checked after every
+        request the fake answers — or `timeout` seconds pass; returns the last answer. For
+        tests on an event loop: `await asyncio.to_thread(fake.wait_for, …)`."""
+        with self.changed:
+            return self.changed.wait_for(predicate, timeout)
 
     def _interaction_for(self, path: str) -> InteractionState | None:
         m = re.match(r"^/(?:interactions/\d+|webhooks/\d+)/([^/]+)", path)
@@ -1057,7 +1523,27 @@ class FakeDiscord:
                 "summary": "",
             }
         if method == "GET" and path == "/gateway/bot":
-            return 200, {"url": "ws://127.0.0.1:9", "shards": 1, "session_start_limit": {}}
+            url = self.base_url.replace("http://", "ws://").replace(API_PREFIX, "/gateway")
+            return 200, {
+                "url": url if self.gateway else "ws://127.0.0.1:9",
+                "shards": 1,
+                "session_start_limit": {
+                    "total": 1000,
+                    "remaining": 999,
+                    "reset_after": 0,
+                    "max_concurrency": 1,
+                },
+            }
+        m = re.fullmatch(r"/guilds/(\d+)/members/(\d+)/roles/(\d+)", path)
+        if m and method == "PUT":
+            # Discord refuses a role without Manage Roles, or at or above the bot's highest role.
+            role_id = int(m.group(3))
+            if role_id not in self.role_position:
+                raise Rejected(404, {"code": 10011, "message": "Unknown Role"})
+            if not self.bot_manages_roles or self.role_position[role_id] >= self.bot_top_position:
+                raise Rejected(403, {"code": 50013, "message": "Missing Permissions"})
+            self.member_roles.setdefault(int(m.group(2)), set()).add(role_id)
+            return 204, None
         m = re.fullmatch(r"/interactions/(\d+)/([^/]+)/callback", path)
         if m and method == "POST":
             return self._callback(int(m.group(1)), m.group(2), body)
@@ -1071,7 +1557,7 @@ class FakeDiscord:
             user_id = int(body["recipient_id"])
             if user_id not in self.dm_channels and self.dm_spam is not None:
                 count, per = self.dm_spam
-                now = time.monotonic()
+                now = self.clock.monotonic()
                 self.dm_opened = [t for t in self.dm_opened if now - t < per]
                 if len(self.dm_opened) >= count:
                     raise Rejected(403, DM_TOO_FAST)
@@ -1106,14 +1592,17 @@ class FakeDiscord:
                 # Discord returns the message already created with this nonce (a few minutes)
                 # instead of creating another.
                 seen = self.nonces.get((channel_id, str(nonce)))
-                if seen is not None and time.time() - seen[0] < NONCE_SECONDS:
+                if seen is not None and self.clock.time() - seen[0] < NONCE_SECONDS:
                     existing = self.messages.get(seen[1])
                     if existing is not None:
                         return 200, existing
                 msg = self._new_message(channel_id, body or {})
-                self.nonces[(channel_id, str(nonce))] = (time.time(), int(msg["id"]))
+                self.nonces[(channel_id, str(nonce))] = (self.clock.time(), int(msg["id"]))
                 return 200, msg
             return 200, self._new_message(channel_id, body or {})
+        m = re.fullmatch(r"/channels/(\d+)/messages/(\d+)/threads", path)
+        if m and method == "POST":
+            return 201, self._start_thread(int(m.group(1)), int(m.group(2)), body or {})
         m = re.fullmatch(r"/channels/(\d+)/messages/(\d+)", path)
         if m:
             self._require(int(m.group(1)), "view")
@@ -1141,9 +1630,70 @@ class FakeDiscord:
                 return 200, self.commands.get(guild, [])
         raise Rejected(404, {"code": 0, "message": "404: Not Found"})
 
+    def _start_thread(self, channel_id: int, message_id: int, body: dict) -> dict:
+        """Discord's "Start Thread from Message" (issue 26;
+        https://discord.com/developers/docs/resources/channel#start-thread-from-message): needs
+        View Channel (50001) and Create Public Threads (50013) in the channel; the message must
+        be there (10008), not in a thread, and have no thread yet (160004); `name` is 1–100
+        characters, `auto_archive_duration` 60, 1440, 4320 or 10080 minutes,
+        `rate_limit_per_user` 0–21600 seconds (50035). The thread's id is the message's."""
+        self._require(channel_id, "view", "create_threads")
+        msg = self.messages.get(message_id)
+        if msg is None or msg["channel_id"] != str(channel_id):
+            raise Rejected(404, {"code": 10008, "message": "Unknown Message"})
+        if channel_id in self.threads:
+            raise Rejected(
+                400, {"code": 50024, "message": "Cannot execute action on this channel type"}
+            )
+        if message_id in self.threads:
+            raise Rejected(400, THREAD_ALREADY_CREATED)
+        name = body.get("name")
+        if not isinstance(name, str) or not 1 <= utf16(name) <= 100:
+            raise _invalid("name", "Must be between 1 and 100 in length.", "BASE_TYPE_BAD_LENGTH")
+        archive = body.get("auto_archive_duration", 1440)
+        if archive not in (60, 1440, 4320, 10080):
+            raise _invalid("auto_archive_duration", "Value must be one of {60, 1440, 4320, 10080}.")
+        slow = body.get("rate_limit_per_user")
+        if slow is not None and not (isinstance(slow, int) and 0 <= slow <= 21600):
+            raise _invalid("rate_limit_per_user", "Must be between 0 and 21600.")
+        thread = {
+            "id": str(message_id),
+            "type": 11,
+            "guild_id": str(msg.get("guild_id") or self.guild_id_of(channel_id)),
+            "parent_id": str(channel_id),
+            "owner_id": self.bot_user["id"],
+            "name": name,
+            "last_message_id": None,
+            "rate_limit_per_user": slow or 0,
+            "message_count": 0,
+            "member_count": 1,
+            "flags": 0,
+            "thread_metadata": {
+                "archived": False,
+                "auto_archive_duration": archive,
+                "archive_timestamp": self._now_iso(),
+                "locked": False,
+            },
+        }
+        self.threads[message_id] = thread
+        msg["thread"] = thread
+        return thread
+
+    def guild_id_of(self, channel_id: int) -> int:
+        """The guild of a channel, as interactions from it said (0: unknown)."""
+        return self.channel_guilds.get(int(channel_id), 0)
+
+    def thread_posts(self, message_id: int) -> list[dict]:
+        """What was posted in the thread started from `message_id`."""
+        return self.channel_posts(message_id)
+
     def _require(self, channel_id: int, *needed: str) -> None:
         """The bot's channel permissions: no view → 50001 Missing Access; no send or no embed
         links → 50013 Missing Permissions."""
+        thread = self.threads.get(int(channel_id))
+        if thread is not None:  # a thread: its parent's permissions, SEND_MESSAGES_IN_THREADS
+            needed = tuple("send_in_threads" if n == "send" else n for n in needed)
+            channel_id = int(thread["parent_id"])
         perms = self.channel_permissions.get(int(channel_id))
         if perms is None:
             return
@@ -1163,6 +1713,7 @@ class FakeDiscord:
             if key in names:
                 raise _invalid(f"{i}.name", "Application command names must be unique")
             names.add(key)
+        check_context_menu_count(commands)
         stored = []
         for cmd in commands:
             out = {
@@ -1171,6 +1722,7 @@ class FakeDiscord:
                 "application_id": str(APPLICATION_ID),
                 "version": str(snowflake()),
                 "type": cmd.get("type", 1),
+                "description": cmd.get("description") or "",
             }
             if guild is not None:
                 out["guild_id"] = str(guild)
@@ -1216,6 +1768,7 @@ class FakeDiscord:
             message = self._new_message(channel_id, data, guild_id=guild_id)
             state.original_id = int(message["id"])
         elif kind == 5:
+            check_defer_flags(data)
             flags = LOADING | (int(data.get("flags") or 0) & EPHEMERAL)
             message = self._new_message(channel_id, {}, flags=flags, guild_id=guild_id)
             state.original_id = int(message["id"])
@@ -1228,6 +1781,7 @@ class FakeDiscord:
                 message = self._edit(self.messages[int(clicked)], data)
         elif kind == 8:
             check_choices(data)
+            check_choice_types(payload, data)
         elif kind == 9:
             check_modal(data)
         else:
@@ -1285,10 +1839,18 @@ class FakeDiscord:
             return 200, msg
         if method == "PATCH":
             check_message(body or {}, editing=True)
-            edited = self._edit(msg, body or {})
-            if not (edited["content"] or edited["embeds"] or edited["components"]):
+            # Checked on a copy: a refused edit changes nothing (the copy shares no state).
+            trial = copy.deepcopy(msg)
+            trial["content"] = (body or {}).get("content", trial["content"]) or ""
+            if "embeds" in (body or {}):
+                trial["embeds"] = (body or {})["embeds"] or []
+            if "components" in (body or {}):
+                trial["components"] = (body or {})["components"] or []
+            keeps_files = bool(trial.get("attachments")) and "attachments" not in (body or {})
+            files = keeps_files or bool((body or {}).get("attachments"))
+            if not (trial["content"] or trial["embeds"] or trial["components"] or files):
                 raise Rejected(400, {"code": 50006, "message": "Cannot send an empty message"})
-            return 200, edited
+            return 200, self._edit(msg, body or {})
         if method == "DELETE":
             self.messages.pop(message_id)
             if which == "@original":

@@ -140,6 +140,12 @@ class Channel:
 class Role:
     id: int
     name: str = "role"
+    mentionable: bool = True
+    """Whether anyone may @mention it (else only senders with Mention Everyone ping it)."""
+    permissions: discord.Permissions = field(default_factory=discord.Permissions.none)
+    position: int = 1
+    """Its place in the role list (higher is more powerful); the bot gives only roles below
+    its own highest (issue 26)."""
 
     def json(self) -> dict:
         return {
@@ -147,10 +153,10 @@ class Role:
             "name": self.name,
             "color": 0,
             "hoist": False,
-            "position": 1,
-            "permissions": "0",
+            "position": self.position,
+            "permissions": str(self.permissions.value),
             "managed": False,
-            "mentionable": True,
+            "mentionable": self.mentionable,
             "flags": 0,
         }
 
@@ -288,7 +294,9 @@ def buttons(message: dict) -> list[dict]:
 
 
 class Harness:
-    def __init__(self, fake: FakeDiscord, bot: PredictionBot) -> None:
+    def __init__(self, fake: FakeDiscord, bot: PredictionBot | None) -> None:
+        """`bot` None: payloads only, for a bot in another process (`FakeDiscord(gateway=True)`
+        delivers them)."""
         self.fake = fake
         self.bot = bot
         self.guild_id = GUILD
@@ -325,14 +333,38 @@ class Harness:
                 harness.guild_create([Channel(ANNOUNCE_CHANNEL, "announcements")])
         return harness
 
-    def guild_create(self, channels: Iterable[Channel] = ()) -> discord.Guild:
+    def guild_create(
+        self,
+        channels: Iterable[Channel] = (),
+        *,
+        roles: Iterable[Role] = (),
+        bot_roles: Iterable[Role] = (),
+    ) -> discord.Guild:
         """Feed GUILD_CREATE for the test guild through discord.py's gateway parser, as the
         gateway does after READY, so the bot caches the guild and its channels (slash command
         channel options then resolve to real `TextChannel`s, as in production)."""
+        self.bot._connection.parsers["GUILD_CREATE"](
+            self.guild_payload(channels, roles=roles, bot_roles=bot_roles)
+        )
+        guild = self.bot.get_guild(self.guild_id)
+        assert guild is not None, "GUILD_CREATE did not cache the guild"
+        return guild
+
+    def guild_payload(
+        self,
+        channels: Iterable[Channel] = (),
+        *,
+        roles: Iterable[Role] = (),
+        bot_roles: Iterable[Role] = (),
+    ) -> dict:
+        """The test guild's GUILD_CREATE payload: its @everyone role, `roles` and the bot's own
+        roles, the bot's own member and the channels (#general and `channels`)."""
         everyone = Role(self.guild_id, "@everyone").json()
         everyone["permissions"] = str(BASIC_PERMISSIONS.value)
         everyone["position"] = 0
         listed = [Channel(self.channel_id, "general"), *channels]
+        roles, bot_roles = list(roles), list(bot_roles)
+        self.fake.know_roles([*roles, *bot_roles], bot_roles=bot_roles)  # issue 23 item 16
         payload = {
             "id": str(self.guild_id),
             "name": "Test guild",
@@ -343,7 +375,7 @@ class Harness:
             "verification_level": 0,
             "default_message_notifications": 0,
             "explicit_content_filter": 0,
-            "roles": [everyone],
+            "roles": [everyone, *(r.json() for r in [*roles, *bot_roles])],
             "emojis": [],
             "stickers": [],
             "features": [],
@@ -368,7 +400,7 @@ class Harness:
             "members": [
                 {
                     "user": {**self.fake.bot_user},
-                    "roles": [],
+                    "roles": [str(r.id) for r in bot_roles],
                     "joined_at": "2026-01-01T00:00:00+00:00",
                     "deaf": False,
                     "mute": False,
@@ -383,10 +415,7 @@ class Harness:
             "soundboard_sounds": [],
             "channels": [c.guild_json() for c in listed],
         }
-        self.bot._connection.parsers["GUILD_CREATE"](payload)
-        guild = self.bot.get_guild(self.guild_id)
-        assert guild is not None, "GUILD_CREATE did not cache the guild"
-        return guild
+        return payload
 
     async def restart(self, **config: Any) -> Harness:
         """A new bot process against the same fake (the old one is closed first)."""
@@ -467,6 +496,20 @@ class Harness:
         if resolved:
             data["resolved"] = resolved
         payload["data"] = data
+        return payload
+
+    def message_command(self, name: str, user: Member, message: dict, /) -> dict:
+        """A message context menu command (type 3) on `message`, a message the fake stored
+        (`post_as`), as Discord sends it: `target_id` and the message under `resolved`."""
+        payload = self._base(2, user, channel_id=int(message["channel_id"]))
+        payload["data"] = {
+            "id": str(snowflake()),
+            "name": name,
+            "type": 3,
+            "target_id": message["id"],
+            "guild_id": str(self.guild_id),
+            "resolved": {"messages": {message["id"]: message}},
+        }
         return payload
 
     def click(

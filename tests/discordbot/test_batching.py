@@ -93,3 +93,42 @@ async def test_simultaneous_bets_on_one_market_are_committed_in_batches(harness)
         balance = await db(harness, balance_get, guild_id=harness.guild_id, user_id=t.id)
         assert balance == 1000 - (10 + i)
         assert f"Balance: {balance:,} points." in ex.text  # each member's own balance
+
+
+@pytest.mark.django_db(transaction=True)
+async def test_a_read_failing_after_the_batch_committed_leaves_the_trades_told(
+    harness, monkeypatch
+):
+    """The batch reads the market again after its commit, for the bot's snapshot. When that read
+    fails (the database restarting just then: CI at 76561e6, "consuming input failed: server
+    closed the connection unexpectedly"), the trades have committed: the member is told the
+    trade, not "something went wrong"."""
+    from django.db import OperationalError
+
+    from discordbot.actions import trading
+
+    market = await make_market(harness, creator=900_000_000_000_000_001)
+    committed = {"batches": 0}
+    real_trades, real_get = trading.trades_for_interactions, trading.market_selectors.market_get
+
+    def trades_then_restart(**kwargs):
+        answers = real_trades(**kwargs)
+        committed["batches"] += 1
+        return answers
+
+    def market_get(**kwargs):
+        if committed["batches"]:
+            raise OperationalError("consuming input failed: server closed the connection")
+        return real_get(**kwargs)
+
+    monkeypatch.setattr(trading, "trades_for_interactions", trades_then_restart)
+    monkeypatch.setattr(trading.market_selectors, "market_get", market_get)
+    bettor = Member(id=900_000_000_000_000_200, name="late")
+    exchange = await harness.send(
+        harness.command("bet", bettor, confirm=False, market=str(market.id), outcome="1", amount=50)
+    )
+    monkeypatch.undo()
+
+    assert committed["batches"] == 1
+    assert "You bought" in exchange.text, exchange.text
+    assert await db(harness, lambda: Trade.objects.filter(user_id=bettor.id).count()) == 1

@@ -36,6 +36,20 @@ async def test_an_interaction_stores_the_member_and_guild_names(harness, members
     assert guild.name == "Test guild"
 
 
+async def test_a_first_market_create_names_its_creator_in_its_own_reply(harness, members):
+    """Issue 23 item 6: the member's first interaction is `/market create`; the market message
+    it posts already says who created it."""
+    ex = await harness.send(
+        harness.command(
+            "market create", members.carol, question="First?", outcomes="Yes|No", duration="1h"
+        )
+    )
+
+    footer = ex.reply["embeds"][0]["footer"]["text"]
+    assert footer.endswith("created by Carol Danvers"), footer
+    assert "member #" not in footer
+
+
 async def test_a_second_interaction_within_the_window_writes_nothing(harness, members):
     await harness.send(harness.command("balance", members.alice))
     renamed = dataclasses.replace(members.alice, display="Alice Renamed")

@@ -7,6 +7,7 @@ ping with only the resolver roles mentionable, the disputers' DMs after the deci
 
 from __future__ import annotations
 
+import datetime as dt
 import re
 import uuid
 
@@ -16,9 +17,10 @@ from betting.services import bet_place
 from discordbot import actions
 from discordbot.notifier import Notifier
 from markets import errors as market_errors
-from markets.models import Dispute
+from markets.models import Dispute, Market, ResolutionVote
 from markets.selectors import market_get
-from markets.services import market_close
+from markets.services import market_close, markets_tick
+from points import selectors as points_selectors
 from points import services as points_services
 from points.rules import Actor
 from points.rules import permissions as rules
@@ -26,6 +28,7 @@ from points.rules import permissions as rules
 from .conftest import db
 from .harness import (
     ANNOUNCE_CHANNEL,
+    CHANNEL,
     MODAL,
     Channel,
     Harness,
@@ -253,6 +256,72 @@ async def test_votes_say_who_resolves_and_how_else_and_the_deciding_vote_propose
     assert "Dispute" in [b["label"] for b in buttons(second.reply)]
 
 
+PARAGRAPH_END = "Admins choose how with `/settings resolution`."
+
+
+def public_paragraphs(h: Harness) -> list[dict]:
+    """The public posts (command channel and announcements) that carry the how paragraph."""
+    posts = [*h.fake.channel_posts(CHANNEL), *h.fake.channel_posts(ANNOUNCE_CHANNEL)]
+    return [
+        p
+        for p in posts
+        if not int(p.get("flags") or 0) & 64 and PARAGRAPH_END in (p.get("content") or "")
+    ]
+
+
+async def test_the_how_paragraph_shows_once_on_close_and_later_posts_link_to_it(harness, members):
+    """Issue 23 item 9: the close post says who resolves the market and how; the vote, the
+    proposal, the undo and the undo's announcement link to that post instead of repeating it."""
+    await configure(harness, dispute_window_minutes=60, announce_channel_id=ANNOUNCE_CHANNEL)
+    market_id, _ = await create(harness, members.alice)
+    mod2 = Member(333_333_333_333_333_302, "mod2", members.mod.permissions)
+
+    closed = await harness.send(
+        harness.command("market close", members.alice, market=str(market_id))
+    )
+    assert not closed.ephemeral
+    assert closed.reply["content"] == (
+        f"⏸️ Trading on #{market_id} is closed. 2 resolvers (members with Manage Server) vote for "
+        "the same outcome with `/market resolve`; it pays out after a 1-hour dispute window. A "
+        "moderator with Manage Server can also resolve directly with `/market resolve … "
+        f"force:True`. {PARAGRAPH_END}"
+    )
+    link = (
+        "How this market is resolved: "
+        f"https://discord.com/channels/{harness.guild_id}/{CHANNEL}/{closed.reply['id']}"
+    )
+
+    vote = await harness.send(
+        harness.command("market resolve", members.mod, market=str(market_id), outcome="No")
+    )
+    proposal = await harness.send(
+        harness.command("market resolve", mod2, market=str(market_id), outcome="No")
+    )
+    undo = await harness.send(
+        harness.command("market undo", members.mod, market=str(market_id), reason="Too early")
+    )
+    await notifier(harness).drain()
+
+    assert vote.text == (
+        f"🗳️ <@{members.mod.id}> voted **No** for #{market_id} (1 of 2 votes needed).\n{link}"
+    )
+    assert proposal.reply["content"].startswith(
+        f"⚖️ <@{mod2.id}> voted **No** for #{market_id} (2 of 2"
+    )
+    assert proposal.reply["content"].endswith(f"on the market message.\n{link}")
+    assert undo.reply["content"] == (
+        f"↩️ <@{members.mod.id}> undid the proposed result **No** of #{market_id}: Too early\n"
+        f"The market is closed again and needs a new result. {link}"
+    )
+    announced = harness.fake.channel_posts(ANNOUNCE_CHANNEL)[-1]["content"]
+    assert announced.startswith(f"↩️ The proposed result **No** of #{market_id}")
+    assert announced.endswith(link)
+    # The jump link leads to a message that shows the paragraph; no other public post does.
+    assert [p["id"] for p in public_paragraphs(harness)] == [closed.reply["id"]]
+    target = harness.fake.message(int(closed.reply["id"]))
+    assert target["content"].endswith(PARAGRAPH_END)
+
+
 async def test_a_creator_in_vote_mode_is_told_who_resolves_instead_of_a_command_that_refuses(
     harness, members
 ):
@@ -365,6 +434,67 @@ async def test_a_dispute_pings_only_the_resolver_roles_in_the_moderators_channel
     assert not mentions.get("users")
 
 
+async def test_a_dispute_holds_a_market_at_most_the_servers_hold_then_refunds(harness, members):
+    """Issue 23 item 4: moderators are pinged again halfway through `/settings resolution`'s
+    dispute hold; at its end the market clock cancels and refunds the market, said in the
+    channel and in the disputer's DM."""
+    changed = await harness.send(
+        harness.command("settings resolution", members.mod, dispute_hold_hours=2)
+    )
+    assert "a dispute holds it at most 2 hours" in message_text(changed.reply)
+    market_id, reply = await proposed_market(harness, members)
+    await dispute(harness, reply, members.bob, "The source says No")
+    await notifier(harness).drain()
+    disputed_at = await db(
+        harness, lambda: Market.objects.values_list("disputed_at", flat=True).get(pk=market_id)
+    )
+
+    early = await db(harness, markets_tick, now=disputed_at + dt.timedelta(minutes=59))
+    half = await db(harness, markets_tick, now=disputed_at + dt.timedelta(minutes=61))
+    again = await db(harness, markets_tick, now=disputed_at + dt.timedelta(minutes=62))
+    await notifier(harness).drain()
+
+    assert (early.reminded, half.reminded, again.reminded) == ([], [market_id], [])
+    _, reminder = harness.fake.channel_posts(MOD_CHANNEL)
+    deadline = int((disputed_at + dt.timedelta(hours=2)).timestamp())
+    assert reminder["content"].startswith(
+        f"<@&{RESOLVER_ROLE}> ⏰ Still held for moderators (<@&{RESOLVER_ROLE}> or Manage "
+        f"Server): the disputed result **Yes** of #{market_id}"
+    )
+    assert f"Half of the 2 hours are gone: decide <t:{deadline}:R>" in reminder["content"]
+    assert "or the market is cancelled and every trader refunded." in reminder["content"]
+
+    end = await db(harness, markets_tick, now=disputed_at + dt.timedelta(hours=2))
+    await notifier(harness).drain()
+
+    assert end.expired == [market_id]
+    summary = await db(harness, market_get, market_id=market_id)
+    assert summary.status == "cancelled"
+    post = message_text(harness.fake.channel_posts(ANNOUNCE_CHANNEL)[-1])
+    assert (
+        "❌ Cancelled: Disputed, and moderators did not decide within 2 hours: cancelled and "
+        "refunded automatically" in post
+    )
+    bob_dm = dm_texts(harness, members.bob.id)[-1]
+    assert bob_dm.startswith(
+        f"Moderators did not decide on the result of #{market_id} you disputed in time, so the "
+        f"market was cancelled. #{market_id} “Will it rain?” was cancelled: you were refunded "
+        "**100 points**."
+    )
+    balance = await db(
+        harness, points_selectors.balance_get, guild_id=harness.guild_id, user_id=members.bob.id
+    )
+    assert balance == 1000
+
+
+async def test_the_dispute_hold_is_refused_out_of_range_in_words(harness, members):
+    refused = await harness.send(
+        harness.command("settings set", members.mod, setting="dispute_hold_hours", value=0)
+    )
+    assert refused.ephemeral
+    assert refused.text == "Dispute hold (hours) must be a whole number from 1 to 720."
+
+
 # --- Moderators decide ---------------------------------------------------------------------------
 
 
@@ -427,10 +557,11 @@ async def test_a_moderator_undoes_a_proposal_and_it_can_be_proposed_again(harnes
     )
 
     assert not done.ephemeral
-    assert done.text.startswith(
+    # The proposal showed the paragraph on how this market is resolved: the undo links to it.
+    assert done.reply["content"] == (
         f"↩️ <@{members.mod.id}> undid the proposed result **Yes** of #{market_id}: Wait for it\n"
-        "The market is closed again and needs a new result. "
-        + CREATOR_HOW.format(creator=members.alice.id)
+        "The market is closed again and needs a new result. How this market is resolved: "
+        f"https://discord.com/channels/{harness.guild_id}/{CHANNEL}/{reply['id']}"
     )
     assert (await db(harness, market_get, market_id=market_id)).status == "closed"
     notifier(harness)._refreshed.clear()  # skip the coalescing window instead of waiting it out
@@ -505,10 +636,29 @@ async def test_a_moderator_holding_a_position_is_told_why_they_cannot_decide(har
     )
 
     assert vote.ephemeral
-    assert vote.text == market_errors.MSG_CONFLICT_VOTE.format(market_id=market_id)
     assert forced.ephemeral
     assert forced.text == market_errors.MSG_CONFLICT_PROPOSE.format(market_id=market_id)
+    assert vote.text == forced.text  # the same reason for a vote and a force
     assert (await db(harness, market_get, market_id=market_id)).status == "closed"
+
+
+async def test_a_conflicted_resolvers_vote_that_decides_nothing_is_refused_too(harness, members):
+    """Issue 23 item 3: with two votes needed, a holder's first vote is not counted either."""
+    await configure(harness, min_resolution_votes=2)
+    market_id, _ = await create(harness, members.alice)
+    await bet(harness, market_id, members.mod, 0)
+    await close(harness, market_id)
+
+    vote = await harness.send(
+        harness.command("market resolve", members.mod, market=str(market_id), outcome="1")
+    )
+
+    assert vote.ephemeral
+    assert vote.text == (
+        f"You hold a position in market #{market_id}, so you can't vote on, propose or decide "
+        "its result (this server's conflict-of-interest rule). Ask another resolver or moderator."
+    )
+    assert await db(harness, lambda: ResolutionVote.objects.count()) == 0
 
 
 # --- Settings ------------------------------------------------------------------------------------

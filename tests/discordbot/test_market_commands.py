@@ -3,6 +3,8 @@ database holds afterwards (DOMAIN §4–§7)."""
 
 from __future__ import annotations
 
+import re
+
 import pytest
 
 from betting.models import Trade
@@ -12,8 +14,9 @@ from discordbot.permissions import MSG_CREATE_ROLE
 from markets import errors as market_errors
 from markets.models import Market, MarketEvent
 from markets.selectors import market_get
-from markets.services import market_close
+from markets.services import market_close, market_propose, market_resolve
 from points import selectors as points_selectors
+from points import services as points_services
 from points.rules import Actor
 from points.rules import permissions as rules
 
@@ -67,6 +70,7 @@ async def test_create_with_options_posts_the_market_message_publicly(harness, me
     assert embed["title"].endswith("Will it rain on Friday?")
     assert "33.3%" in embed["description"] and "Only drizzle" in embed["description"]
     labels = [b["label"] for b in buttons(message)]
+    quick = [f"{a} on {o}" for o in ("Yes", "No", "Only drizzle") for a in ("10", "100", "1,000")]
     assert labels == [
         "Buy Yes",
         "Buy No",
@@ -75,6 +79,8 @@ async def test_create_with_options_posts_the_market_message_publicly(harness, me
         "My position",
         "Refresh",
         "Chart",
+        "Order",  # issue 25: a limit order's form
+        *quick,  # issue 26: the quick amounts, a row per outcome
     ]
 
     market_id = int(embed["title"].split()[0].lstrip("#"))
@@ -143,6 +149,7 @@ async def test_create_with_some_options_prefills_the_form(harness, members):
         "My position",
         "Refresh",
         "Chart",
+        *(f"{a} on {o}" for o in "AB" for a in ("10", "100", "1,000")),  # issue 26
     ]
 
 
@@ -293,7 +300,7 @@ async def test_creator_roles_restrict_who_may_create(harness, members):
         harness,
         actions.guild_settings_update_for_interaction,
         guild_id=harness.guild_id,
-        actor=actions.Actor.member(members.mod.id, manage_guild=True),
+        actor=Actor.member(members.mod.id, manage_guild=True),
         idempotency_key="test:roles",
         role_kind="creator",
         role_action="add",
@@ -429,7 +436,7 @@ async def test_bet_on_a_closed_market_says_it_is_closed(harness, members):
 
 
 async def test_bet_above_the_servers_max_bet_is_refused(harness, members):
-    mod = actions.Actor.member(members.mod.id, manage_guild=True)
+    mod = Actor.member(members.mod.id, manage_guild=True)
     await db(
         harness,
         actions.guild_settings_update_for_interaction,
@@ -521,6 +528,65 @@ async def test_portfolio_shows_positions_for_yourself_or_another_member(harness,
     assert embed["fields"][0]["name"] == f"🟢 #{market.id} · Portfolio?"
     assert "Yes:" in embed["fields"][0]["value"] and "profit" in embed["fields"][0]["value"]
     assert other.reply["embeds"][0]["fields"] == embed["fields"]
+
+
+async def test_portfolio_values_pending_results_alike_and_drops_sold_out_rows(harness, members):
+    """Issue 23 items 5 and 8: a position in a market whose result is proposed counts in the
+    header as in the list, marked "pending result"; a sold-out position shows no "0.00 shares ·
+    worth 0" row; a settled market says won or lost, not "now 53.0%"."""
+    mod = Actor.member(members.mod.id, manage_guild=True)
+    await db(
+        harness,
+        points_services.guild_settings_update,
+        guild_id=harness.guild_id,
+        actor=mod,
+        idempotency_key="t:window",
+        values={"dispute_window_minutes": 60},
+    )
+    proposed = await make_market(harness, creator=members.alice.id, question="Proposed?")
+    sold = await make_market(harness, creator=members.alice.id, question="Sold?")
+    settled = await make_market(harness, creator=members.alice.id, question="Settled?")
+    for m in (proposed, sold, settled):
+        await harness.send(
+            harness.command(
+                "bet", members.bob, confirm=False, market=str(m.id), outcome="1", amount=100
+            )
+        )
+    await harness.send(
+        harness.command("sell", members.bob, confirm=False, market=str(sold.id), outcome="1")
+    )
+    for m in (proposed, settled):
+        await close(harness, m.id, members.mod.id)
+    await db(
+        harness,
+        market_propose,
+        market_id=proposed.id,
+        outcome=0,
+        actor=mod,
+        idempotency_key="t:propose",
+    )
+    await db(
+        harness,
+        market_resolve,
+        market_id=settled.id,
+        outcome=0,
+        actor=mod,
+        reason="Official",
+        idempotency_key="t:resolve",
+    )
+
+    embed = (await harness.send(harness.command("portfolio", members.bob))).reply["embeds"][0]
+
+    rows = {f["name"]: f["value"] for f in embed["fields"]}
+    pending = rows[f"⚖️ #{proposed.id} · Proposed?"]
+    worth = int(re.search(r"worth ([\d,]+)", pending).group(1).replace(",", ""))
+    assert worth > 0 and "pending result" in pending and "now " not in pending
+    header = embed["description"]
+    assert f"open positions worth **{worth:,} points**" in header, header
+    assert "1 market pending result" in header
+    assert not any("Sold?" in name for name in rows), rows  # no "0.00 shares · worth 0"
+    won = rows[f"✅ #{settled.id} · Settled?"]
+    assert won.endswith("· won") and "now " not in won
 
 
 # --- Moderation --------------------------------------------------------------------------------

@@ -41,7 +41,7 @@ async def settle(h, market_id: int) -> None:
     await resolve(h, market_id, 0)
     await notifier(h).drain()
     notifier(h)._refreshed.clear()  # skip the coalescing window instead of waiting it out
-    await notifier(h)._refresh_dirty()
+    await notifier(h).refresh_dirty()
 
 
 async def test_create_in_the_announcement_channel_posts_once_and_the_copy_follows(harness, members):
@@ -124,7 +124,7 @@ async def test_trades_are_coalesced_into_one_edit_per_copy_per_window(harness, m
     assert len(edits()) == 1, "edited again within the coalescing window"
 
     notifier(harness)._refreshed.clear()  # the window has passed
-    await notifier(harness)._refresh_dirty()
+    await notifier(harness).refresh_dirty()
     assert len(edits()) == 2
     shown = {
         f["name"]: f["value"] for f in harness.fake.message(int(reply["id"]))["embeds"][0]["fields"]

@@ -4,6 +4,8 @@ that keep working after a restart."""
 
 from __future__ import annotations
 
+import re
+
 import pytest
 
 from betting.models import Trade
@@ -182,3 +184,74 @@ async def test_unknown_buttons_and_modals_are_still_answered(harness, members):
 
     assert click.text == MSG_STALE and click.ephemeral
     assert submit.text == MSG_STALE and submit.ephemeral
+
+
+async def test_my_position_says_all_sold_and_the_result_never_a_worth_now(harness, members):
+    """Issue 23 item 8 on the "My position" button: a position sold to nothing is "all sold"
+    with what it brought back (not "0.00 shares · worth 0 now"); a proposed result is pending;
+    a settled market says won and paid, lost, or refunded — not "worth … now"."""
+    from markets.services import market_cancel, market_propose, market_resolve
+    from points import services as points_services
+
+    mod = Actor.member(members.mod.id, manage_guild=True)
+    ids = {}
+    # One trader per market: three trades each, within the five a minute.
+    for key, trader in (("resolved", members.bob), ("cancelled", members.carol)):
+        market_id, message = await posted_market(harness, members, question=f"{key}?")
+        ids[key] = (market_id, message, trader)
+        for outcome in ("1", "2"):
+            await harness.send(
+                harness.command(
+                    "bet", trader, confirm=False, market=str(market_id), outcome=outcome,
+                    amount=100,
+                )
+            )  # fmt: skip
+        sold = await harness.send(
+            harness.command("sell", trader, confirm=False, market=str(market_id), outcome="2")
+        )
+        assert "You closed" in sold.text or "You sold" in sold.text, sold.text
+
+    def mine(key: str):
+        _, message, trader = ids[key]
+        return harness.click(message, trader, label="My position")
+
+    shown = (await harness.send(mine("resolved"))).text
+    yes, no = shown.splitlines()[1:3]
+    assert yes.startswith("• **Yes**: ") and " shares · spent 100 · worth " in yes
+    assert yes.endswith(" now")
+    assert no.startswith("• **No**: all sold · spent 100 · got back "), no
+    assert "0.00 shares" not in shown and "worth 0 now" not in shown
+
+    market_id = ids["resolved"][0]
+    await db(harness, market_close, market_id=market_id, actor=mod, idempotency_key="t:c")
+    await db(
+        harness, points_services.guild_settings_update, guild_id=harness.guild_id, actor=mod,
+        idempotency_key="t:window", values={"dispute_window_minutes": 60},
+    )  # fmt: skip
+    await db(
+        harness, market_propose, market_id=market_id, outcome=0, actor=mod, idempotency_key="t:p"
+    )
+    pending = (await harness.send(mine("resolved"))).text.splitlines()[1]
+    assert pending.endswith(" now · pending result"), pending
+
+    await db(
+        harness, market_resolve, market_id=market_id, outcome=0, actor=mod, reason="Official",
+        idempotency_key="t:r",
+    )  # fmt: skip
+    settled = (await harness.send(mine("resolved"))).text
+    assert " now" not in settled, settled
+    won = settled.splitlines()[1]
+    assert won.startswith("• **Yes**: ") and " · spent 100 · won, paid " in won
+    assert settled.splitlines()[2].startswith("• **No**: all sold · spent 100 · got back ")
+
+    market_id = ids["cancelled"][0]
+    await db(
+        harness, market_cancel, market_id=market_id, actor=mod, reason="Void",
+        idempotency_key="t:x",
+    )  # fmt: skip
+    refunded, sold = (await harness.send(mine("cancelled"))).text.splitlines()[1:3]
+    got_back = int(re.search(r"got back (\d+)", sold).group(1))
+    assert sold.endswith(f" · cancelled, refunded {100 - got_back}"), sold  # spent − received
+    assert refunded.startswith("• **Yes**: ") and " · spent 100 · cancelled, refunded 100" in (
+        refunded
+    ), refunded

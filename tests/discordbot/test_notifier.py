@@ -9,6 +9,7 @@ import asyncio
 import datetime as dt
 import itertools
 import logging
+import re
 
 import pytest
 from django.utils import timezone
@@ -132,6 +133,31 @@ async def test_the_creator_is_dmed_when_trading_closes_and_the_message_refreshes
     assert [b["label"] for b in buttons(refreshed)] == ["My position", "Refresh", "Chart"]
 
 
+async def test_the_creators_closed_dm_is_skipped_once_the_market_is_decided(harness, members):
+    """Issue 23 item 9: "has closed… you propose" is not sent after the market was already
+    decided (the notifier was behind)."""
+    ex = await harness.send(
+        harness.command(
+            "market create", members.alice, question="Late?", outcomes="Yes|No", duration="1h"
+        )
+    )
+    market_id = int(ex.reply["embeds"][0]["title"].split()[0][1:])
+    await close(harness, market_id)
+    await notifier(harness).plan_once()  # the DM is queued while the market is closed
+    await resolve(harness, market_id, 0)
+
+    await notifier(harness).drain()
+
+    assert not any(
+        t.startswith("Trading on your market") for t in dm_texts(harness, members.alice.id)
+    )
+    skipped = await db(
+        harness,
+        lambda: NotificationDelivery.objects.get(target=f"dm:{members.alice.id}").detail,
+    )
+    assert skipped.startswith("stale")
+
+
 @pytest.mark.discord_invalid_budget(1)  # erin's closed DMs: one 403 50007, then skipped
 async def test_a_resolution_posts_a_summary_and_dms_each_trader_their_result(
     harness, members, caplog
@@ -169,6 +195,44 @@ async def test_a_resolution_posts_a_summary_and_dms_each_trader_their_result(
     assert skipped == "skipped"
     assert [r for r in caplog.records if r.levelno >= logging.WARNING] == []
     assert after.status == "resolved"
+
+
+async def test_biggest_winners_show_the_net_gain_each_winners_dm_says(harness, members):
+    """Issue 23 item 2: the public summary ranks winners by net gain (payout minus stake), the
+    figure their DM says, not by gross payout."""
+    await announce_in(harness)
+    market = await make_market(harness, creator=members.alice.id, question="Net?")
+    await bet(harness, market.id, members.bob.id, 0, 600)
+    await bet(harness, market.id, members.carol.id, 1, 300)
+    await close(harness, market.id)
+    await resolve(harness, market.id, 0)
+
+    await notifier(harness).drain()
+
+    summary = message_text(harness.fake.channel_posts(ANNOUNCE_CHANNEL)[-1])
+    (bob_dm,) = dm_texts(harness, members.bob.id)
+    won, net = re.search(r"you won \*\*([\d,]+) points\*\* \(net \+([\d,]+)\)", bob_dm).groups()
+    assert won != net
+    assert "Biggest winners (net gain):" in summary
+    assert f"1. <@{members.bob.id}> +{net}" in summary
+    assert f"+{won}" not in summary.split("Biggest winners")[1]
+    assert f"<@{members.carol.id}>" not in summary  # a loser is no winner
+
+
+async def test_a_resolution_nobody_held_says_so_in_words(harness, members):
+    """Issue 23 item 9: no bare "Paid out **0 points**."."""
+    await announce_in(harness)
+    market = await make_market(harness, creator=members.alice.id, question="Nobody?")
+    await bet(harness, market.id, members.bob.id, 0, 100)
+    await close(harness, market.id)
+    await resolve(harness, market.id, 1)
+
+    await notifier(harness).drain()
+
+    summary = message_text(harness.fake.channel_posts(ANNOUNCE_CHANNEL)[-1])
+    assert "Paid out **0 points**" not in summary
+    assert "Nobody held **No** at the end, so nothing was paid out." in summary
+    assert "Biggest winners" not in summary
 
 
 async def test_cancellation_dms_refunds_including_a_trader_who_sold(harness, members):

@@ -12,6 +12,7 @@ import pytest
 
 from betting.models import Position, Trade
 from discordbot import market_ui
+from discordbot.actions.trading import _apart
 from discordbot.market_ui import MSG_NOT_YOUR_QUOTE, MSG_QUOTE_CANCELLED, b36
 from markets.services import market_close
 from points import selectors as points_selectors
@@ -59,7 +60,8 @@ async def test_bet_shows_a_quote_and_confirm_trades_at_the_quoted_price(harness,
     assert [b["label"] for b in buttons(quote.reply)] == ["Confirm", "Cancel"]
     assert all(len(b["custom_id"]) <= 100 for b in buttons(quote.reply))
     shown = copy.deepcopy(quote.reply)
-    assert await trades(harness) == [] and await balance(harness, members.bob.id) == 1000
+    # A quote writes nothing: Bob, quoted against the starting balance, has no wallet yet.
+    assert await trades(harness) == [] and await balance(harness, members.bob.id) is None
 
     done = await harness.send(harness.click(quote.reply, members.bob, label="Confirm"))
 
@@ -90,14 +92,24 @@ async def test_confirm_after_the_price_moved_beyond_the_limit_is_refused(harness
     done = await harness.send(harness.click(quote.reply, members.bob, label="Confirm"))
 
     assert done.ephemeral
-    assert done.text.startswith(
-        "The price moved: “Yes” is now at 62.8% and 100 points buy 154.95 shares"
+    # What the request met at its turn in its batch (the price then, what 100 points would
+    # buy) and a limit that figure breaks.
+    assert done.text == (
+        "The price moved before your trade: at its turn in its batch “Yes” was at 62.8% and "
+        "100 points would buy 154.95 shares (average price 0.645), short of your slippage limit "
+        "(at least 187.09 shares). Nothing was traded. Press **Fresh quote** for the same amount "
+        "at the price now."
     )
-    assert "beyond your slippage limit (187.09 shares)" in done.text
-    assert "Nothing was traded; try again" in done.text
     assert await trades(harness) == before
-    assert await balance(harness, members.bob.id) == 1000
+    assert await balance(harness, members.bob.id) is None
     assert not await db(harness, lambda: Position.objects.filter(user_id=members.bob.id).exists())
+    # Issue 23 item 10: one click opens the fresh quote of the same amount, to Confirm.
+    fresh = await harness.send(harness.click(done.reply, members.bob, label="Fresh quote"))
+    assert "**Quote** · buy **Yes**" in fresh.text and "You pay **100 points**" in fresh.text
+    assert "154.95 shares" in fresh.text
+    bought = await harness.send(harness.click(fresh.reply, members.bob, label="Confirm"))
+    assert bought.text.startswith("✅ You bought **154.95 shares** of **Yes**")
+    assert len(await trades(harness)) == len(before) + 1
 
 
 async def test_a_wider_slippage_setting_lets_the_same_move_through(harness, members):
@@ -137,7 +149,7 @@ async def test_cancel_moves_nothing(harness, members):
 
     assert cancelled.response_type == DEFERRED_UPDATE
     assert cancelled.text == MSG_QUOTE_CANCELLED and buttons(cancelled.reply) == []
-    assert await trades(harness) == [] and await balance(harness, members.bob.id) == 1000
+    assert await trades(harness) == [] and await balance(harness, members.bob.id) is None
 
 
 async def test_an_expired_confirm_answers_clearly_and_trades_nothing(harness, members):
@@ -161,7 +173,7 @@ async def test_an_expired_confirm_answers_clearly_and_trades_nothing(harness, me
 
     assert expired.text == market_ui.MSG_QUOTE_EXPIRED.format(minutes=2)
     assert "Nothing was traded" in expired.text
-    assert await trades(harness) == [] and await balance(harness, members.bob.id) == 1000
+    assert await trades(harness) == [] and await balance(harness, members.bob.id) is None
 
 
 async def test_confirm_on_a_market_that_closed_meanwhile_says_so(harness, members):
@@ -267,9 +279,25 @@ async def test_sell_confirm_after_the_price_fell_is_refused(harness, members):
 
     done = await harness.send(harness.click(quote.reply, members.bob, label="Confirm"))
 
-    assert done.text.startswith("The price moved: “No” is now at")
-    assert "Nothing was traded" in done.text
+    # What the sale met in its batch and the limit that figure breaks (issue 23 item 10).
+    assert done.text.startswith(
+        "The price moved before your trade: at its turn in its batch “No” was at "
+    )
+    assert done.text.endswith(
+        "and 366.67 shares would return 130 points, short of your slippage limit (at least "
+        "195 points). Nothing was traded. Press **Fresh quote** to sell the same shares at the "
+        "price now."
+    )
     assert await trades(harness) == before
+    # No dead end for a sale either: one click quotes the same shares at the price now.
+    assert [b["label"] for b in buttons(done.reply)] == ["Fresh quote"]
+    fresh = await harness.send(harness.click(done.reply, members.bob, label="Fresh quote"))
+    assert fresh.text.startswith("**Quote** · sell"), fresh.text
+    assert "You sell **366.67 shares**" in fresh.text
+    sold = await harness.send(harness.click(fresh.reply, members.bob, label="Confirm"))
+    assert "You sold **366.67 shares** of **No**" in sold.text
+    position = await db(harness, lambda: Position.objects.get(user_id=members.bob.id))
+    assert position.shares == 0  # exactly the shares first asked, all of them
 
 
 # --- Pools read like predictions --------------------------------------------------------------
@@ -333,3 +361,67 @@ def test_the_largest_confirm_id_fits_discords_100_characters():
     assert len(custom_id) <= 100
     match = re.fullmatch(market_ui.CONFIRM_ID, custom_id)
     assert match is not None and int(match["quantity"], 36) == 10**21
+
+
+# --- Leftovers of issue 23 item 8 ----------------------------------------------------------------
+
+
+async def test_the_amount_form_states_and_checks_the_servers_max_bet(harness, members):
+    market = await make_market(harness, creator=members.alice.id)
+    message = (
+        await harness.send(harness.command("market show", members.bob, market=str(market.id)))
+    ).reply
+    await harness.bot.policies.load(harness.guild_id)
+
+    click = await harness.send(harness.click(message, members.bob, label="Buy Yes"))
+    (row,) = click.modal["components"]
+    shown = str(row)
+    typo = await harness.send(harness.submit(click.modal, members.bob, amount="lots"))
+    over = await harness.send(harness.submit(click.modal, members.bob, amount="2,000,000"))
+
+    assert "1 to 1,000,000 points (this server's max bet)" in shown
+    for refused in (typo, over):
+        assert "from 1 to 1,000,000." in refused.text, refused.text
+        assert "1,000,000,000,000,000" not in refused.text
+    assert await trades(harness) == []
+
+
+async def test_the_first_stake_in_an_empty_pool_is_quoted_honestly(harness, members):
+    created = await harness.send(
+        harness.command(
+            "market create",
+            members.alice,
+            question="Who wins?",
+            outcomes="Alice | Bob",
+            duration="2h",
+            mechanism="parimutuel",
+        )
+    )
+    click = await harness.send(harness.click(created.reply, members.bob, label="Predict Alice"))
+    quote = await harness.send(harness.submit(click.modal, members.bob, amount="100"))
+
+    assert "Share of the pot" not in quote.text and "50.0%" not in quote.text
+    assert "You are the first to predict here" in quote.text
+    assert "If Alice wins you get back at least your **100 points**" in quote.text
+
+
+async def test_one_trader_is_one_trader_in_the_market_list(harness, members):
+    market = await make_market(harness, creator=members.alice.id, question="Lonely?")
+    await harness.send(
+        harness.command(
+            "bet", members.bob, confirm=False, market=str(market.id), outcome="1", amount=10
+        )
+    )
+
+    listed = await harness.send(harness.command("market list", members.bob))
+
+    (row,) = [f for f in listed.reply["embeds"][0]["fields"] if "Lonely?" in f["name"]]
+    assert "· 1 trader ·" in row["value"], row["value"]
+
+
+def test_a_refusal_never_shows_the_figure_equal_to_the_limit_it_broke():
+    """Issue 23 item 10: not "19.70 shares, beyond your limit (19.70 shares)"."""
+    assert _apart(19_695_000, 19_700_000) == ("19.695", "19.700")
+    assert _apart(19_699_999, 19_700_000) == ("19.699", "19.700")
+    assert _apart(19_699_999, 19_699_999 + 1) == ("19.699", "19.700")
+    assert _apart(154_950_000, 187_090_000) == ("154.95", "187.09")

@@ -4,7 +4,6 @@ refusal says when to try again and touches nothing else."""
 
 from __future__ import annotations
 
-import asyncio
 import re
 
 import pytest
@@ -81,6 +80,85 @@ async def test_a_guild_opens_at_most_ten_markets_an_hour(harness, members):
     assert await db(harness, lambda: Market.objects.count()) == 10
 
 
+async def test_refused_creations_do_not_spend_the_servers_market_budget(harness, members):
+    """Issue 23 item 1: one member's refused attempts (11 outcomes, a blank question, a
+    duplicate) cost the server nothing; ten markets still open, the eleventh is refused; the
+    member's own limit applies first."""
+    h, alice = harness, members.alice
+    eleven = "|".join(f"o{i}" for i in range(11))
+
+    async def create(who: Member, question: str, outcomes: str = "Yes|No", duration: str = "1h"):
+        return await h.send(
+            h.command("market create", who, question=question, outcomes=outcomes, duration=duration)
+        )
+
+    refused = [
+        await create(alice, "Q?", eleven),
+        await create(alice, " "),
+        await create(alice, "Q?", "Yes|Yes"),
+        await create(alice, "Q?", duration="0m"),
+    ]
+    assert all("too fast" not in r.text for r in refused), [r.text for r in refused]
+    assert await db(h, lambda: Market.objects.count()) == 0
+
+    cast = [Member(500_000_000_000_000_000 + i, f"m{i}") for i in range(11)]
+    created = [await create(m, f"Q{i}?") for i, m in enumerate(cast)]
+
+    assert await db(h, lambda: Market.objects.count()) == 10
+    assert all("too fast" not in r.text for r in created[:10])
+    assert "This server is going too fast: at most 10 new markets an hour" in created[10].text
+    # The member's own budget (10 commands a minute) comes first: alice's 11th request is refused
+    # as hers, not the server's.
+    more = [await h.send(h.command("balance", alice)) for _ in range(7)]
+    assert "You're going too fast: at most 10 commands a minute" in more[-1].text
+
+
+async def test_fifteen_creations_at_once_open_exactly_ten_markets(harness, members):
+    """Issue 23 item 1's race: fifteen valid creations fed at once into a server allowed ten an
+    hour. Each reserves its slot in one atomic cache step before creating, so no two can both
+    take the tenth: exactly ten markets, five refusals."""
+    cast = [Member(520_000_000_000_000_000 + i, f"c{i}") for i in range(15)]
+    replies = await harness.send_many(
+        [
+            harness.command(
+                "market create", m, question=f"Rush {i}?", outcomes="Yes|No", duration="1h"
+            )
+            for i, m in enumerate(cast)
+        ]
+    )
+
+    assert await db(harness, lambda: Market.objects.count()) == 10
+    refused = [r for r in replies if "at most 10 new markets an hour" in r.text]
+    assert len(refused) == 5, [r.text for r in replies]
+
+
+def test_concurrent_reservations_take_exactly_the_budget_and_refusals_give_it_back(ratelimit_clock):
+    """Fifteen threads reserve a slot of the ten-an-hour budget at once (in the cache the
+    settings name: Redis when REDIS_URL is set, else the in-process cache): ten get one. A
+    released slot is free again; the refused five took nothing."""
+    from concurrent.futures import ThreadPoolExecutor
+    from threading import Barrier
+
+    rule = ratelimit.GUILD_MARKETS
+    start = Barrier(15)
+
+    def take(i: int):
+        start.wait()
+        return ratelimit.reserve(guild_id=9_009, user_id=100 + i, rule=rule)
+
+    with ThreadPoolExecutor(15) as pool:
+        taken = list(pool.map(take, range(15)))
+
+    held = [t for t in taken if isinstance(t, ratelimit.Reservation)]
+    assert len(held) == 10
+    assert all(isinstance(t, ratelimit.Limited) for t in taken if t not in held)
+    assert isinstance(ratelimit.reserve(guild_id=9_009, user_id=1, rule=rule), ratelimit.Limited)
+    ratelimit.release(held[0])
+    again = ratelimit.reserve(guild_id=9_009, user_id=1, rule=rule)
+    assert isinstance(again, ratelimit.Reservation)
+    assert isinstance(ratelimit.reserve(guild_id=9_009, user_id=1, rule=rule), ratelimit.Limited)
+
+
 def test_guild_requests_share_one_budget_of_100_a_minute(ratelimit_clock):
     results = [
         ratelimit.check(guild_id=1, user_id=1000 + i, rules=ratelimit.REQUEST) for i in range(101)
@@ -104,8 +182,6 @@ async def test_the_guild_setting_decides_the_limit_a_rush_meets(harness, members
     await harness.send(
         harness.command("settings set", members.mod, setting="requests_per_minute", value=105)
     )
-    await harness.send(harness.command("balance", members.alice))  # loads the guild's policy
-    await asyncio.sleep(0.2)
     cast = [Member(510_000_000_000_000_000 + i, f"r{i}") for i in range(106)]
     replies = [await harness.send(harness.command("balance", m)) for m in cast]
     assert ["too fast" in r.text for r in replies] == [False] * 105 + [True]

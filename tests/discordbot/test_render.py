@@ -17,8 +17,7 @@ from hypothesis import strategies as st
 
 from betting.selectors import Portfolio, PositionView
 from discordbot import limits, market_ui, render
-from discordbot.actions import TradeResult
-from discordbot.selectors import Holding, TraderResult
+from discordbot.results import Holding, TradeResult, TraderResult
 from markets.selectors import MarketSummary, OutcomeSummary, ProposalSummary
 from points.selectors import HistoryRow, LeaderboardRow
 
@@ -183,7 +182,7 @@ def test_market_buttons_fit(summary):
 def test_modals_fit(outcome_label, market_id):
     async def build():
         from discordbot import interactions
-        from discordbot.cogs.markets import create_modal
+        from discordbot.market_create import create_modal
 
         buy = interactions.modal(
             f"pm:m:buy:{market_id}:9",
@@ -293,17 +292,48 @@ def test_settings_embed_fits_with_many_roles():
     assert_fits(render.settings_embed(gs))
 
 
+def test_settings_embed_fits_with_seasons_at_their_longest():
+    """Issue 26: the seasons line with 24 custom end dates, the largest role id and a season
+    number in the hundred thousands, beside 250 creator roles."""
+    ends = [
+        (dt.datetime(2090, 1, 1, tzinfo=dt.UTC) + dt.timedelta(days=40 * i)).isoformat()
+        for i in range(24)
+    ]
+    gs = SimpleNamespace(
+        **{**django_settings.PM_GUILD_DEFAULTS, "slippage_bps": 5000},
+        announce_channel_id=2**63 - 1,
+        moderator_channel_id=2**63 - 1,
+        creator_role_ids=[2**63 - 1] * 250,
+        resolver_role_ids=[2**63 - 1] * 250,
+        quick_amounts=[10**15] * 5,
+        season_length="custom",
+        season_ends=ends,
+        season_role_id=2**63 - 1,
+        season_reset=True,
+    )
+    running = SimpleNamespace(number=10**5, ends_at=dt.datetime(2090, 1, 2, tzinfo=dt.UTC))
+    embed = render.settings_embed(gs, season=running)
+    assert_fits(embed)
+    (field,) = [f for f in embed.fields if f.name == "Seasons"]
+    # Each date as the member typed it: the last day of the season (stored: the midnight after).
+    assert field.value.startswith("Seasons follow custom dates, ending on 2089-12-31, 2090-02-09")
+    assert field.value.count(", 20") == 23 and "season 100000 ends <t:" in field.value
+
+
 @pytest.mark.parametrize(
     ("mode", "votes", "window", "conflict", "words"),
     [
         ("vote", 2, 60, True,
-         "resolvers vote (2 votes needed) · dispute window 1 hour · conflict-of-interest rule on"),
+         "resolvers vote (2 votes needed) · dispute window 1 hour · a dispute holds it at most "
+         "2 days · conflict-of-interest rule on"),
         ("vote", 1, 0, False,
-         "resolvers vote (1 vote needed) · no dispute window · conflict-of-interest rule off"),
+         "resolvers vote (1 vote needed) · no dispute window · a dispute holds it at most 2 days "
+         "· conflict-of-interest rule off"),
         ("creator", 2, 10_080, True,
-         "the creator proposes the result · dispute window 1 week · conflict-of-interest rule on"),
+         "the creator proposes the result · dispute window 1 week · a dispute holds it at most "
+         "2 days · conflict-of-interest rule on"),
         ("creator", 2, 1_530, True, "the creator proposes the result · dispute window 1 day "
-         "1 hour 30 minutes · conflict-of-interest rule on"),
+         "1 hour 30 minutes · a dispute holds it at most 2 days · conflict-of-interest rule on"),
     ],
 )  # fmt: skip
 def test_settings_embed_says_how_results_are_decided(mode, votes, window, conflict, words):

@@ -26,6 +26,10 @@ def bad_values(spec: SettingSpec) -> list[object]:
         return [spec.low - 1, spec.high + 1]
     if spec.kind == "choice":
         return ["sometimes"]
+    if spec.kind == "amounts":  # issue 26: a list of 1–5 different amounts
+        return [[5, 5], [0], [1, 2, 3, 4, 5, 6], [10**16]]
+    if spec.kind == "zone":  # issue 25: an IANA name, exactly as the database spells it
+        return ["Mars/Olympus_Mons", "europe/paris", 1]
     return [1, "yes"]
 
 
@@ -35,6 +39,8 @@ def slash_commands(spec: SettingSpec, value: object) -> list[tuple[str, dict]]:
     commands = []
     if spec.kind == "int":
         commands.append(("settings set", {"setting": spec.name, "value": value}))
+    if spec.kind == "amounts":
+        commands.append(("settings quick_amounts", {"amounts": ", ".join(map(str, value))}))
     if spec.name == "dispute_window_minutes":
         commands.append(("settings resolution", {"dispute_window_minutes": value}))
     if spec.name == "resolution_mode":
@@ -108,8 +114,8 @@ async def test_settings_resolution_sets_the_three_rules_and_says_so(harness, mem
     assert ex.rejected == []
     assert "Saved." in ex.text
     assert (
-        "the creator proposes the result · dispute window 1 hour 30 minutes · "
-        "conflict-of-interest rule off"
+        "the creator proposes the result · dispute window 1 hour 30 minutes · a dispute holds "
+        "it at most 2 days · conflict-of-interest rule off"
     ) in ex.text
     gs = await db(harness, guild_settings_get_or_create, guild_id=harness.guild_id)
     assert (gs.resolution_mode, gs.dispute_window_minutes, gs.conflict_of_interest) == (
@@ -147,9 +153,10 @@ async def test_settings_set_offers_every_number_of_the_table(harness, members):
 
     assert "no dispute window" in ex.text
     show = await harness.send(harness.command("settings show", members.mod))
-    assert "resolvers vote (2 votes needed) · no dispute window · conflict-of-interest rule on" in (
-        show.text
-    )
+    assert (
+        "resolvers vote (2 votes needed) · no dispute window · a dispute holds it at most 2 days "
+        "· conflict-of-interest rule on"
+    ) in show.text
 
 
 async def test_a_member_without_manage_server_cannot_change_the_rules(harness, members):

@@ -11,7 +11,7 @@ import pytest
 
 from betting.models import Trade
 from discordbot import render
-from discordbot.cogs.markets import split_at_commas
+from discordbot.market_create import split_at_commas
 from discordbot.market_ui import MSG_WITHDRAWN
 from markets.errors import MarketStateError
 from markets.models import Market, MarketEvent
@@ -209,10 +209,14 @@ async def test_an_identical_repeated_vote_answers_privately(harness, members):
 
     assert not first.ephemeral and "voted **Yes**" in first.text
     assert again.ephemeral
-    assert again.text == (
-        f"You already voted **Yes** for #{market.id} (1 of 2 votes needed); nothing changed.\n"
-        + VOTE_HOW
+    # The paragraph on how the market is resolved was in the public vote post; the private
+    # repeat links to it (issue 23 item 9).
+    assert VOTE_HOW in first.text
+    line, link = again.text.split("\n")
+    assert line == (
+        f"You already voted **Yes** for #{market.id} (1 of 2 votes needed); nothing changed."
     )
+    assert link.startswith("How this market is resolved: https://discord.com/channels/")
     assert [m for m in again.messages if not int(m.get("flags") or 0) & 64] == []
     votes = await db(harness, lambda: MarketEvent.objects.filter(type="vote_cast").count())
     assert votes == 1

@@ -14,9 +14,9 @@ from drip.client import DripClient, breaker_new
 from drip.fake import FakeDrip
 from tests.conftest import ALICE, BOB, CAROL, GUILD, MOD
 
-REALM = "realm-test-1"
-OTHER_REALM = "realm-other"
-POINT = "pts-1"
+REALM = "64b7f0c2a1d3e4f5a6b7c8d9"
+OTHER_REALM = "64b7f0c2a1d3e4f5a6b7c8da"
+POINT = "64b7f0c2a1d3e4f5a6b7c8db"
 API_KEY = "drip-live-Q7v3N9xT2kLm8PzR4sWy"
 OTHER_KEY = "drip-live-other-Zz9Yy8Xx7Ww6"
 START = 5_000
@@ -29,6 +29,8 @@ def _drip_env(settings):
     settings.DRIP_TIMEOUT_SECONDS = 1.0
     settings.DRIP_BREAKER_RECOVERY_SECONDS = 0.5
     settings.DISCORD_RATELIMIT_NAMESPACE = uuid.uuid4().hex
+    settings.DRIP_RATELIMIT_NAMESPACE = uuid.uuid4().hex
+    settings.DRIP_RATE_LIMIT_PER_MINUTE = 10_000
 
 
 def inside_a_rate_limit_window() -> None:
@@ -54,6 +56,48 @@ def fake(settings):
         yield server
     finally:
         server.stop()
+
+
+class BreakerClock:
+    """The circuit breaker's clock (`circuitbreaker.monotonic`), stopped and moved only by
+    `advance`: a breaker opened under test stays open until the test says its recovery time has
+    passed, however slowly a loaded machine gets from one step to the next."""
+
+    def __init__(self) -> None:
+        self.now = 1_000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += seconds
+
+
+@pytest.fixture(autouse=True)
+def breaker_clock(monkeypatch) -> BreakerClock:
+    clock = BreakerClock()
+    monkeypatch.setattr("circuitbreaker.monotonic", clock)
+    return clock
+
+
+class WallClock:
+    """A UNIX clock for DRIP's rate window (`RealmLimiter(clock=…)`, `FakeDrip.clock`), stopped
+    at a whole second and moved only by `advance`: a used-up window resets when the test says
+    its reset time has come, not when a loaded machine gets there."""
+
+    def __init__(self) -> None:
+        self.now = float(int(time.time()))
+
+    def __call__(self) -> float:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += seconds
+
+
+@pytest.fixture
+def wall_clock() -> WallClock:
+    return WallClock()
 
 
 @pytest.fixture
@@ -101,6 +145,47 @@ def assert_conserved(
     assert totals.open_withdrawals == 0, "withdrawals still open"
     assert totals.held_here == totals.confirmed_deposits - totals.confirmed_withdrawals
     assert fake.total(realm) == initial - totals.held_here
+
+
+def assert_journal_matches(
+    fake: FakeDrip, *, initial: int, guild_id: int = GUILD, realm: str = REALM
+) -> dict[str, int]:
+    """No point created, destroyed or moved twice on either side, in-doubt rows allowed: every
+    change in the fake's journal (DRIP's activity log) is explained by the transfer rows that
+    carry its `initiatorId` and were applied once; a confirmed row was applied exactly once, a
+    failed or pending one never; an in-doubt row at most once (explained: a moderator decides
+    from the log). DRIP's total moved by the journal; the clearing account mirrors the rows.
+    Returns the rows' statuses."""
+    from collections import defaultdict
+
+    from drip.models import DripTransfer
+    from drip.selectors import drip_totals
+
+    Status = DripTransfer.Status
+    groups: dict[tuple[str, str], list] = defaultdict(list)
+    statuses: dict[str, int] = defaultdict(int)
+    for row in DripTransfer.objects.filter(guild_id=guild_id):
+        statuses[row.status] += 1
+        if row.initiator_id:
+            groups[(row.initiator_id, str(row.user_id))].append(row)
+    applied: dict[tuple[str, str], list[int]] = defaultdict(list)
+    for change in fake.applied(realm):
+        applied[(change.initiator_id, change.value)].append(change.amount)
+    for key, amounts in applied.items():
+        assert key in groups, f"DRIP applied {key} {amounts}: no transfer explains it"
+        assert len(amounts) == 1, f"{key} applied {len(amounts)} times"
+        group = groups[key]
+        assert amounts[0] == sum(r.signed_amount for r in group), key
+        assert {r.status for r in group} <= {Status.CONFIRMED, Status.IN_DOUBT}, key
+    for key, group in groups.items():
+        if key not in applied:
+            assert all(r.status != Status.CONFIRMED for r in group), f"{key} confirmed, not applied"
+    assert fake.total(realm) == initial + sum(a for v in applied.values() for a in v)
+    totals = drip_totals(guild_id=guild_id)
+    assert totals.held_here == (
+        totals.confirmed_deposits - totals.confirmed_withdrawals - totals.open_withdrawals
+    )
+    return dict(statuses)
 
 
 __all__ = ["ALICE", "API_KEY", "BOB", "CAROL", "GUILD", "MOD", "POINT", "REALM", "START"]

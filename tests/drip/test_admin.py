@@ -36,6 +36,9 @@ def in_doubt_withdrawal(user: int = ALICE, amount: int = 200) -> DripTransfer:
         guild_id=GUILD, user_id=user, amount=amount, idempotency_key=f"t:{uuid.uuid4().hex}"
     )
     services.drip_batch_claim(guild_id=GUILD)
+    services.drip_batch_prepare(
+        transfer_ids=[row.pk], before={user: 4_321}, initiator_id=f"pm-drip-{row.pk}"
+    )
     services.drip_transfers_in_doubt(transfer_ids=[row.pk], reason="DRIP did not answer")
     row.refresh_from_db()
     return row
@@ -52,6 +55,14 @@ def test_moderators_see_in_doubt_rows_with_a_decide_button(client, plain_http, l
     assert page.count("Decide…") == 1 and resolve_url in page
     form = client.get(resolve_url).content.decode()
     assert "DRIP did not answer" in form and "Confirm applied" in form and "Reverse" in form
+    # The evidence names the initiatorId to find in DRIP's log, and the balance before.
+    assert f"<code>pm-drip-{row.pk}</code>" in form and "before the send: 4321" in form
+    detail_url = reverse("admin:drip_driptransfer_change", args=[row.pk])
+    detail = client.get(detail_url).content.decode()
+    assert f"initiatorId <code>pm-drip-{row.pk}</code>; balance before 4,321" in detail
+    services.drip_transfers_note(notes={row.pk: "DRIP balance at 12:00 UTC: 4,521"})
+    detail = client.get(detail_url).content.decode()
+    assert "balance before 4,321; DRIP balance at 12:00 UTC: 4,521" in detail
 
 
 def test_viewers_cannot_decide(client, plain_http, linked):

@@ -3,20 +3,25 @@ logged in against the fake Discord, talking to the fake DRIP over HTTP (docs/dri
 
 from __future__ import annotations
 
+import asyncio
 import time
 
 import pytest
+from cryptography.fernet import Fernet
 from prometheus_client import REGISTRY
 
+from core.leases import DRIP_WORKER, LeaseKeeper, lease_claim, lease_get, lease_release
 from discordbot.permissions import MSG_ADMIN
 from drip import crypto
 from drip.client import breaker_state
-from drip.errors import MSG_NOT_LINKED, MSG_NOT_MEMBER
+from drip.crypto import MSG_KEY_UNAVAILABLE
+from drip.errors import MSG_AUTH, MSG_NOT_LINKED, MSG_NOT_MEMBER, MSG_NOT_MEMBER_WITHDRAW
 from drip.models import DripLink, DripTransfer
 from drip.worker import DripWorker
 from ops import health
 from points import selectors as points_selectors
 from points.models import Account, AuditEvent, Transfer
+from tests.discordbot.fake_discord import FakeDiscord
 from tests.discordbot.harness import DEFERRED, Harness, Member, Members
 
 from .conftest import (
@@ -38,9 +43,15 @@ def members() -> Members:
 
 
 @pytest.fixture
-async def harness(drip_client):
+async def harness(drip_client, request):
+    """The bot with the test's DRIP client. `@pytest.mark.discord_patience(s)` stretches the
+    fake Discord's first-answer deadline and the bot's answer budget to `s`, as the harness of
+    tests/discordbot does, for a test about an answer's words rather than its timing."""
     inside_a_rate_limit_window()
-    h = await Harness.start(extra={"drip_client": drip_client})
+    patience = request.node.get_closest_marker("discord_patience")
+    stretched = {} if patience is None else {"answer_budget": float(patience.args[0])}
+    fake = FakeDiscord(deadline=float(patience.args[0])) if patience else None
+    h = await Harness.start(fake=fake, extra={"drip_client": drip_client}, **stretched)
     try:
         yield h
     finally:
@@ -96,11 +107,13 @@ async def test_settings_drip_refuses_in_one_line_without_an_encryption_key(
     assert await harness.bot.db(DripLink.objects.count) == 0
 
 
+@pytest.mark.discord_patience(60)  # the refusal's words, not its timing: a loaded machine
 async def test_settings_drip_explains_a_bad_realm_id(harness, members, fake):
+    assert harness.fake.deadline == 60 and harness.bot.config.answer_budget == 60
     ex = await harness.send(
         harness.command("settings drip", members.mod, realm_id="no spaces!", api_key=API_KEY)
     )
-    assert ex.text.startswith("A DRIP realm id is 1–64 letters")
+    assert ex.text.startswith("A DRIP realm id is 24 characters 0–9 and a–f")
 
 
 async def test_deposit_debits_drip_first_then_credits_the_wallet(harness, members, fake, linked):
@@ -141,9 +154,10 @@ async def test_deposit_refusals_move_nothing(harness, members, fake, linked, who
     ex = await harness.send(harness.command("drip deposit", user, amount=amount))
 
     assert expected in ex.text and ex.ephemeral
-    assert await wallet(harness, user.id) == 1000
-    row = await harness.bot.db(DripTransfer.objects.get)
-    assert row.status == "failed" and row.error_code in ("not_member", "insufficient")
+    assert await wallet(harness, user.id) in (None, 1000)  # nothing moved here
+    # Refused up front from DRIP's member search: no transfer row, no write sent.
+    assert await harness.bot.db(DripTransfer.objects.count) == 0
+    assert fake.requests("PATCH") == []
     await harness.bot.db(assert_conserved, fake=fake, initial=fake.total(REALM))
 
 
@@ -151,10 +165,10 @@ async def test_a_wrong_key_is_reported_for_moderators(harness, members, fake):
     await harness.bot.db(link_guild, api_key="drip-live-revoked-key-123")
     ex = await harness.send(harness.command("drip deposit", members.alice, amount=10))
 
-    assert "DRIP refused this server's API key or realm (HTTP 401)" in ex.text
-    assert "/settings drip" in ex.text
+    assert ex.text == MSG_AUTH  # member words; the details are for moderators
+    assert "HTTP" not in ex.text and "PM_ENCRYPTION_KEY" not in ex.text
     link = await harness.bot.db(DripLink.objects.get)
-    assert link.last_error
+    assert "HTTP 401" in link.last_error
 
 
 async def test_commands_without_a_linked_realm_say_how_to_link(harness, members, fake):
@@ -208,8 +222,9 @@ async def test_daily_limits_apply_per_member(harness, members, fake):
 
 
 async def test_an_open_breaker_answers_deposits_at_once_and_shows_in_health_and_metrics(
-    harness, members, fake, linked, drip_client
+    harness, members, fake, linked, drip_client, monkeypatch
 ):
+    monkeypatch.setattr("drip.client.READ_ATTEMPTS", 1)  # one failure per deposit's search
     fake.fail_next(500, times=5)
     for _ in range(5):
         ex = await harness.send(harness.command("drip deposit", members.mod, amount=1))
@@ -237,15 +252,19 @@ async def test_a_withdrawal_drip_refuses_comes_back_with_a_dm(
     harness, members, fake, linked, drip_client
 ):
     initial = fake.total(REALM)
-    stranger = Member(999_999_999_999_999_321, "stranger")  # not in the DRIP realm
+    stranger = Member(999_999_999_999_999_321, "stranger")  # leaves the realm meanwhile
     quiet = Member(999_999_999_999_999_322, "quiet")
     for who in (stranger, quiet):
+        fake.member(REALM, who.id, 0)
         await harness.send(harness.command("drip withdraw", who, amount=100))
+        fake.leave(REALM, who.id)
     await harness.send(harness.command("notifications", quiet, state="off"))
     assert await wallet(harness, stranger.id) == 900
+    initial = fake.total(REALM)
 
     report = await DripWorker(client=drip_client).run_once()
-    assert report.failed == 2 and report.batches == [2]
+    assert report.failed == 2 and report.batches == []  # refused after the member search
+    assert fake.requests("PATCH") == []
     assert await wallet(harness, stranger.id) == 1000  # reversed with a correction
     cog = harness.bot.get_cog("Drip")
     assert await cog.notify_reversals() == 1
@@ -255,7 +274,71 @@ async def test_a_withdrawal_drip_refuses_comes_back_with_a_dm(
     row = await harness.bot.db(DripTransfer.objects.get, user_id=stranger.id)
     assert dm == (
         f"Your withdrawal of **100 points** to DRIP (transfer #{row.pk}) did not go through: "
-        "not found. The points are back in your wallet."
+        "DRIP does not know you in this server's realm (join the realm first). The points are "
+        "back in your wallet."
     )
     assert harness.fake.dms(quiet.id) == []
     await harness.bot.db(assert_conserved, fake=fake, initial=initial)
+
+
+async def test_a_withdrawal_to_someone_outside_the_realm_is_refused_up_front(
+    harness, members, fake, linked
+):
+    stranger = Member(999_999_999_999_999_331, "stranger")
+    ex = await harness.send(harness.command("drip withdraw", stranger, amount=100))
+
+    assert ex.text == MSG_NOT_MEMBER_WITHDRAW
+    assert "Join the realm first" in ex.text
+    assert await wallet(harness, stranger.id) in (None, 1000)
+    assert await harness.bot.db(DripTransfer.objects.count) == 0
+    assert fake.requests("PATCH") == [] and fake.ghost(REALM, stranger.id) is None
+
+
+async def test_balance_finds_a_member_by_their_discord_credential(harness, members, fake, linked):
+    ex = await harness.send(harness.command("drip balance", members.alice))
+    assert "DRIP: **5,000 points**." in ex.text
+    stranger = Member(999_999_999_999_999_332, "stranger")
+    ex = await harness.send(harness.command("drip balance", stranger))
+    assert "you are not a member of this server's realm yet" in ex.text
+
+
+async def test_members_never_read_host_set_up_text(harness, members, fake, linked, settings):
+    settings.PM_ENCRYPTION_KEY = Fernet.generate_key().decode()  # the stored key is now lost
+    for name, options in (("drip deposit", {"amount": 5}), ("drip withdraw", {"amount": 5})):
+        ex = await harness.send(harness.command(name, members.alice, **options))
+        assert ex.text == MSG_KEY_UNAVAILABLE
+        assert "PM_ENCRYPTION_KEY" not in ex.text and "/settings drip" not in ex.text
+    link = await harness.bot.db(DripLink.objects.get)
+    assert "can't be decrypted with PM_ENCRYPTION_KEY" in link.last_error  # for moderators
+
+
+async def test_only_the_holder_of_the_drip_worker_lease_sends(
+    harness, members, fake, linked, drip_client
+):
+    """Issue 24 item 1: a second worker is a standby. While another process holds the lease the
+    queued withdrawal waits; once that holder is gone (its lease released here; expired after a
+    crash), this worker takes the lease and sends it, once."""
+    await harness.send(harness.command("drip withdraw", members.bob, amount=400))
+    await harness.bot.db(lease_claim, name=DRIP_WORKER, holder="other-process", seconds=60)
+    lease = LeaseKeeper(DRIP_WORKER, holder="this-process", seconds=5, renew=0.05)
+    stop = asyncio.Event()
+    worker = asyncio.create_task(
+        DripWorker(client=drip_client).run_forever(interval=0.05, stop=stop, lease=lease)
+    )
+    try:
+        await asyncio.sleep(0.5)
+        row = await harness.bot.db(DripTransfer.objects.get)
+        assert row.status == "pending" and not lease.held
+        await harness.bot.db(lease_release, name=DRIP_WORKER, holder="other-process")
+        for _ in range(100):
+            row = await harness.bot.db(DripTransfer.objects.get)
+            if row.status == "confirmed":
+                break
+            await asyncio.sleep(0.05)
+    finally:
+        stop.set()
+        await worker
+    assert row.status == "confirmed"
+    assert fake.balance(REALM, members.bob.id) == START + 400
+    state = await harness.bot.db(lease_get, name=DRIP_WORKER)
+    assert state.holder == "" and state.epoch == 2  # taken, then given up on stop

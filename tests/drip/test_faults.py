@@ -29,13 +29,25 @@ from django.urls import reverse
 
 from drip import bridge, services
 from drip.client import DripClient, breaker_new, breaker_state
-from drip.errors import DripRefused
+from drip.errors import MSG_UNREADABLE, DripRefused
 from drip.models import DripTransfer
+from drip.ratelimit import RealmLimiter
 from drip.worker import DripWorker
 from points import selectors as points_selectors
 from points.models import AuditEvent, Transfer
 
-from .conftest import ALICE, BOB, CAROL, GUILD, MOD, REALM, START, assert_conserved
+from .conftest import (
+    ALICE,
+    API_KEY,
+    BOB,
+    CAROL,
+    GUILD,
+    MOD,
+    REALM,
+    START,
+    assert_conserved,
+    assert_journal_matches,
+)
 
 pytestmark = [pytest.mark.django_db(transaction=True)]
 
@@ -153,37 +165,72 @@ def test_a_429_storm_delays_withdrawals_by_retry_after_and_each_arrives_once(fak
     assert refused.value.code == "drip_rate_limited"
     assert "rate-limiting this server; nothing was moved. Try again <t:" in refused.value.message
     assert wallet(ALICE) == 900
+    assert assert_journal_matches(fake, initial=initial) == {"confirmed": 3}
     assert_conserved(fake, initial=initial)
 
 
-def test_the_worker_stops_for_a_realm_whose_rate_limit_window_is_used_up(fake, linked, breaker):
+def test_a_used_up_window_resumes_at_its_reset_shared_by_bot_and_worker(
+    fake, linked, breaker, wall_clock
+):
+    """DRIP answers `X-RateLimit-Remaining: 0` with `X-RateLimit-Reset` as a UNIX timestamp:
+    the worker waits until that time (the window, not decades) and the bot's requests wait in
+    the same realm's block (Redis). Only DRIP's header blocks here (our own count, tested in
+    test_ratelimit.py, has room); the window runs on a clock the test moves, never on time."""
     initial = fake.total(REALM)
-    fake.rate_limit, fake.rate_window = 2, 1.5
+    fake.clock = wall_clock
+    fake.rate_limit, fake.rate_window = 5, 60.0
     for user in (ALICE, BOB, CAROL):
         withdraw(user, 10)
 
     async def passes():
-        client = DripClient(base_url=fake.base_url, timeout=1.0, breaker=breaker)
+        bot = DripClient(
+            base_url=fake.base_url,
+            timeout=1.0,
+            breaker=breaker,
+            limiter=RealmLimiter(clock=wall_clock),
+        )
+        client = DripClient(
+            base_url=fake.base_url,
+            timeout=1.0,
+            breaker=breaker,
+            limiter=RealmLimiter(clock=wall_clock),
+        )
         worker = DripWorker(client=client, batch_max=1)
         try:
-            first = await worker.run_once()
+            assert await bot.balances(realm_id=REALM, api_key=API_KEY, user_ids=[MOD])
+            first = await worker.run_once()  # 4 requests left: 2 × (search + batch)
             assert first.confirmed == 2 and first.batches == [1, 1]
-            assert (await worker.run_once()).batches == []  # the window is used up
-            await asyncio.sleep(1.6)
-            assert (await worker.run_once()).confirmed == 1
+            # The window's reset, a UNIX time read as such: the 60 s window, never decades
+            # (nor the one-hour cap a header that cannot be a UNIX time gets).
+            assert worker.client.rate_exhausted(REALM) == 60
+            assert bot.rate_exhausted(REALM) == 60  # the bot's limiter sees the same block
+            with pytest.raises(DripRefused) as refused:
+                await bridge.drip_balance(db=_db, client=bot, guild_id=GUILD, user_id=ALICE)
+            assert refused.value.code == "drip_rate_limited"
+            wall_clock.advance(59)
+            assert (await worker.run_once()).batches == []  # claims nothing meanwhile
+            wall_clock.advance(1)
+            assert (await worker.run_once()).confirmed == 1  # resumed at the reset
         finally:
+            await bot.close()
             await client.close()
 
+    sent_before = len(fake.requests())
     asyncio.run(passes())
     assert all(r.status == 200 for r in fake.requests())  # not one request spent on a 429
+    assert len(fake.requests()) - sent_before == 1 + 4 + 2
     assert DripTransfer.objects.filter(attempts=1).count() == 3
+    assert assert_journal_matches(fake, initial=initial) == {"confirmed": 3}
     assert_conserved(fake, initial=initial)
 
 
 # --- 2. 5xx runs and the breaker ---------------------------------------------------------------
 
 
-def test_a_5xx_run_opens_the_breaker_and_half_open_recovery_closes_it(fake, linked, breaker):
+def test_a_5xx_run_opens_the_breaker_and_half_open_recovery_closes_it(
+    fake, linked, breaker, breaker_clock, monkeypatch
+):
+    monkeypatch.setattr("drip.client.READ_ATTEMPTS", 1)  # one failure per search
     initial = fake.total(REALM)
     withdraw(BOB, 250)
     fake.fail_next(502, times=5)
@@ -203,7 +250,7 @@ def test_a_5xx_run_opens_the_breaker_and_half_open_recovery_closes_it(fake, link
     assert len(fake.requests()) == sent  # nothing was sent while open
     assert DripTransfer.objects.get(direction="withdraw").status == "pending"
 
-    time.sleep(0.6)
+    breaker_clock.advance(0.6)
     assert breaker_state(breaker)["state"] == "half_open"
     result = deposit(fake, breaker, ALICE, 10)  # the trial call succeeds
     assert result.transfer.status == "confirmed"
@@ -212,7 +259,8 @@ def test_a_5xx_run_opens_the_breaker_and_half_open_recovery_closes_it(fake, link
     assert worker_pass(fake, breaker).confirmed == 1
     assert wallet(ALICE) == 1010 and fake.balance(REALM, ALICE) == START - 10
     assert fake.balance(REALM, BOB) == START + 250
-    assert statuses() == {"failed": 4, "confirmed": 2}
+    assert statuses() == {"confirmed": 2}  # the refused deposits never made a row
+    assert_journal_matches(fake, initial=initial)
     assert_conserved(fake, initial=initial)
 
 
@@ -236,8 +284,11 @@ def test_a_deposit_drip_applied_but_never_answered_waits_for_a_moderator(
     worker_pass(fake, breaker, stale_seconds=0)
     assert len(fake.requests("PATCH")) == 1  # never sent again
     row.refresh_from_db()
-    assert row.recheck_note.startswith("DRIP balance at ")
+    assert row.initiator_id == f"pm-drip-{row.pk}" and row.drip_balance_before == START
+    assert row.recheck_note.startswith(f"Look for initiatorId pm-drip-{row.pk} in DRIP's")
+    assert f"DRIP balance before: {START:,}; at " in row.recheck_note
     assert f": {START - 700:,}; this transfer would have changed it by -700." in row.recheck_note
+    assert assert_journal_matches(fake, initial=initial) == {"in_doubt": 1}
 
     key = decide(moderator_client, row.pk, "applied")
     assert wallet(CAROL) == 1700
@@ -268,10 +319,12 @@ def test_a_withdrawal_batch_whose_answer_was_lost_is_never_resent(
         worker_pass(fake, breaker, stale_seconds=0)
     assert len(fake.requests("PATCH")) == 1
     assert wallet(ALICE) == 700 and wallet(BOB) == 700  # still in the clearing account
+    assert assert_journal_matches(fake, initial=initial) == {"in_doubt": 2}
 
     for row in rows:
         decide(moderator_client, row.pk, "applied")
     assert statuses() == {"confirmed": 2}
+    assert_journal_matches(fake, initial=initial)
     assert wallet(ALICE) == 700 and fake.balance(REALM, ALICE) == START + 300
     assert_conserved(fake, initial=initial)
 
@@ -281,10 +334,11 @@ def test_a_withdrawal_drip_never_applied_is_reversed_by_the_moderator(
 ):
     initial = fake.total(REALM)
     row = withdraw(MOD, 450)
-    fake.hang_next()
+    fake.hang_next(method="PATCH")
 
     assert worker_pass(fake, breaker).in_doubt == 1
     assert fake.balance(REALM, MOD) == START  # DRIP never applied it
+    assert assert_journal_matches(fake, initial=initial) == {"in_doubt": 1}
     decide(moderator_client, row.pk, "reverse")
 
     row.refresh_from_db()
@@ -292,23 +346,30 @@ def test_a_withdrawal_drip_never_applied_is_reversed_by_the_moderator(
     assert wallet(MOD) == 1000  # the points came back
     correction = Transfer.objects.get(code="correction")
     assert correction.amount == 450 and correction.idempotency_key == f"drip:{row.pk}:reverse"
+    assert assert_journal_matches(fake, initial=initial) == {"failed": 1}
     assert_conserved(fake, initial=initial)
 
 
-def test_a_batch_drip_refuses_whole_is_sent_member_by_member(fake, linked, breaker):
+def test_a_whole_batch_400_is_halved_until_the_bad_update_is_alone(fake, linked, breaker):
     initial = fake.total(REALM)
-    stranger = 999_999_999_999_999_777  # not in the realm: DRIP fails the whole batch
-    fake.atomic_batches = True
-    rows = {u: withdraw(u, a) for u, a in ((ALICE, 100), (stranger, 50), (BOB, 70))}
+    users = [10**17 + i for i in range(8)]
+    for user in users:
+        fake.member(REALM, user, 0)
+    bad = users[5]
+    fake.refuse(REALM, bad)  # DRIP refuses this credential's updates
+    fake.atomic_batches = True  # one bad update fails the whole batch: 400, nothing applied
+    rows = {u: withdraw(u, 10 + i) for i, u in enumerate(users)}
 
     report = worker_pass(fake, breaker)
 
-    assert (report.confirmed, report.failed) == (2, 1)
-    assert [r.status for r in fake.requests("PATCH")] == [404, 200, 200, 404]  # by member id
-    assert fake.balance(REALM, ALICE) == START + 100 and fake.balance(REALM, BOB) == START + 70
-    refused = DripTransfer.objects.get(pk=rows[stranger].pk)
-    assert refused.status == "failed" and refused.resolution == "refused by DRIP"
-    assert wallet(stranger) == 1000  # reversed
+    assert (report.confirmed, report.failed) == (7, 1)
+    statuses_sent = [r.status for r in fake.requests("PATCH")]
+    assert statuses_sent.count(400) == 4 and statuses_sent.count(200) == 3  # 8 → 4 → 2 → 1
+    refused = DripTransfer.objects.get(pk=rows[bad].pk)
+    assert refused.status == "failed" and refused.error_message == "credential is locked"
+    assert wallet(bad) == 1000  # reversed
+    assert all(fake.balance(REALM, u) == 10 + i for i, u in enumerate(users) if u != bad)
+    assert assert_journal_matches(fake, initial=initial) == {"confirmed": 7, "failed": 1}
     assert_conserved(fake, initial=initial)
 
 
@@ -350,8 +411,10 @@ def test_a_deposit_drip_applied_but_the_database_lost_is_recovered_not_lost(
     worker_pass(fake, breaker, stale_seconds=0)
     row.refresh_from_db()
     assert row.status == "in_doubt" and f"{START - 250:,}" in row.recheck_note
+    assert assert_journal_matches(fake, initial=initial) == {"in_doubt": 1}
     decide(moderator_client, row.pk, "applied")
     assert wallet(BOB) == 1250
+    assert assert_journal_matches(fake, initial=initial) == {"confirmed": 1}
     assert_conserved(fake, initial=initial)
 
 
@@ -421,15 +484,20 @@ def test_a_worker_killed_between_send_and_confirm_is_flagged_never_resent(
     assert flagged.error_code == "stale"
     assert f"{START + 120:,}" in flagged.recheck_note and "+120" in flagged.recheck_note
 
+    assert assert_journal_matches(fake, initial=initial) == {"in_doubt": 2}
     for row in rows:
         decide(moderator_client, row.pk, "applied")
+    assert_journal_matches(fake, initial=initial)
     assert_conserved(fake, initial=initial)
 
 
 # --- 5. 200 withdrawals while DRIP is down ---------------------------------------------------
 
 
-def test_200_withdrawals_queued_while_drip_is_down_arrive_in_batches_of_100(fake, linked):
+def test_200_withdrawals_queued_while_drip_is_down_arrive_in_batches_of_100(
+    fake, linked, breaker_clock, monkeypatch
+):
+    monkeypatch.setattr("drip.client.READ_ATTEMPTS", 1)  # one failure per pass
     breaker = breaker_new(failure_threshold=5, recovery_timeout=0.5)
     users = [10**17 + i for i in range(200)]
     for user in users:
@@ -449,11 +517,166 @@ def test_200_withdrawals_queued_while_drip_is_down_arrive_in_batches_of_100(fake
     assert fake.applied_batches == []
 
     fake.down = False
-    time.sleep(0.6)
+    breaker_clock.advance(0.6)
     report = worker_pass(fake, breaker)
     assert report.confirmed == 200 and report.batches == [100, 100]
     assert fake.applied_batches == [100, 100]
     assert all(r.updates <= 100 for r in fake.requests("PATCH"))
     assert statuses() == {"confirmed": 200}
     assert [fake.balance(REALM, u) for u in users] == [1 + i % 7 for i in range(200)]
+    assert assert_journal_matches(fake, initial=initial) == {"confirmed": 200}
+    assert_conserved(fake, initial=initial)
+
+
+# --- 6. Applied, then answered 5xx: a write is applied until proven otherwise -----------------
+
+
+@pytest.mark.parametrize("status", [500, 502, 503])
+def test_a_deposit_applied_then_answered_5xx_is_in_doubt_never_failed(
+    fake, linked, breaker, moderator_client, status
+):
+    initial = fake.total(REALM)
+    fake.apply_then_fail(status)
+    with pytest.raises(DripRefused) as refused:
+        deposit(fake, breaker, CAROL, 300)
+    row = DripTransfer.objects.get()
+    assert refused.value.code == "drip_in_doubt" and row.status == "in_doubt"
+    assert "nothing was moved" not in refused.value.message.lower()
+    assert "DRIP answered with an error after the request reached it" in refused.value.message
+    assert fake.balance(REALM, CAROL) == START - 300 and wallet(CAROL) == 1000
+    for _ in range(3):
+        worker_pass(fake, breaker, stale_seconds=0)
+    assert len(fake.requests("PATCH")) == 1  # never re-sent, never reversed
+    assert assert_journal_matches(fake, initial=initial) == {"in_doubt": 1}
+
+    decide(moderator_client, row.pk, "applied")  # DRIP's log shows pm-drip-<id>
+    assert wallet(CAROL) == 1300
+    assert_journal_matches(fake, initial=initial)
+    assert_conserved(fake, initial=initial)
+
+
+def test_a_deposit_answered_with_an_unreadable_body_is_told_as_such(fake, linked, breaker):
+    initial = fake.total(REALM)
+    fake.garble_next()
+    with pytest.raises(DripRefused) as refused:
+        deposit(fake, breaker, BOB, 20)
+    assert "DRIP answered but its answer could not be read — we are checking" in (
+        refused.value.message
+    )
+    assert "did not answer in time" not in refused.value.message
+    assert assert_journal_matches(fake, initial=initial) == {"in_doubt": 1}
+
+
+def test_an_unreadable_search_is_told_as_such_and_moves_nothing(fake, linked, breaker):
+    """A read may be retried (three attempts); still unreadable, the member reads what
+    happened, not "DRIP did not answer in time"."""
+    initial = fake.total(REALM)
+    fake.garble_next(3, reads=True)
+    with pytest.raises(DripRefused) as refused:
+        deposit(fake, breaker, BOB, 20)
+    assert refused.value.code == "drip_unreadable"
+    assert refused.value.message == MSG_UNREADABLE
+    assert "did not answer in time" not in refused.value.message
+    assert len(fake.requests("GET")) == 3 and fake.requests("PATCH") == []
+    assert DripTransfer.objects.count() == 0
+    assert assert_journal_matches(fake, initial=initial) == {}
+    assert_conserved(fake, initial=initial)
+
+
+def test_a_batch_of_50_applied_then_answered_502_is_never_resent(fake, linked, breaker):
+    initial = fake.total(REALM)
+    users = [10**17 + i for i in range(50)]
+    for user in users:
+        fake.member(REALM, user, 0)
+    rows = [withdraw(u, 49) for u in users]
+    fake.apply_then_fail(502)
+
+    report = worker_pass(fake, breaker)
+    assert report.in_doubt == 50 and report.released == 0
+    for _ in range(3):
+        worker_pass(fake, breaker, stale_seconds=0)
+    assert len(fake.requests("PATCH")) == 1 and fake.applied_batches == [50]
+    assert fake.total(REALM) == initial + 50 * 49  # applied once: not +2,450 twice
+    assert assert_journal_matches(fake, initial=initial) == {"in_doubt": 50}
+    row = DripTransfer.objects.get(pk=rows[0].pk)
+    assert row.initiator_id.startswith("pm-drip-batch-") and row.drip_balance_before == 0
+    assert row.initiator_id in row.recheck_note and "before: 0;" in row.recheck_note
+
+    for r in rows:  # a moderator checks DRIP's log for that initiatorId and confirms
+        services.drip_transfer_resolve(
+            transfer_id=r.pk, applied=True, reason="In DRIP's log.", idempotency_key=f"m:{r.pk}"
+        )
+    assert_journal_matches(fake, initial=initial)
+    assert_conserved(fake, initial=initial)
+
+
+# --- 7. Search mapping and ghost credentials -------------------------------------------------
+
+
+def test_search_maps_discord_ids_through_oauth_account_id(fake, linked, breaker):
+    async def look():
+        client = DripClient(base_url=fake.base_url, timeout=1.0, breaker=breaker)
+        try:
+            return [
+                await bridge.drip_balance(db=_db, client=client, guild_id=GUILD, user_id=u)
+                for u in (ALICE, 999_999_999_999_999_555)
+            ]
+        finally:
+            await client.close()
+
+    initial = fake.total(REALM)
+    assert asyncio.run(look()) == [START, None]
+    (record,) = [r for r in fake.requests("GET")][:1]
+    assert record.query["type"] == "discord-id" and record.query["values"] == str(ALICE)
+    assert assert_journal_matches(fake, initial=initial) == {}  # a read moves nothing
+
+
+def test_a_member_who_left_before_the_send_gets_no_ghost_credit(fake, linked, breaker):
+    initial = fake.total(REALM)
+    row = withdraw(BOB, 80)
+    fake.leave(REALM, BOB)  # BOB's Discord id is no longer a member's credential
+    initial = fake.total(REALM)
+
+    report = worker_pass(fake, breaker)
+    assert report.failed == 1 and fake.requests("PATCH") == []
+    assert fake.ghost(REALM, BOB) is None  # never credited onto a credential nobody sees
+    row.refresh_from_db()
+    assert row.status == "failed" and "join the realm first" in row.error_message
+    assert wallet(BOB) == 1000
+    assert assert_journal_matches(fake, initial=initial) == {"failed": 1}
+
+
+def test_a_ghost_credential_is_no_member_for_deposits_or_withdrawals(fake, linked, breaker):
+    """Someone whose Discord id only has a ghost credential (points credited before they
+    joined) is told to join the realm first, both ways; nothing is written to DRIP."""
+    ghost = 999_999_999_999_999_777
+    fake.ghost_hold(REALM, ghost, 500)
+    initial = fake.total(REALM)
+
+    with pytest.raises(DripRefused) as refused:
+        deposit(fake, breaker, ghost, 100)  # not "not enough DRIP points"
+    assert refused.value.code == "drip_not_member"
+    assert "Join the realm first" in refused.value.message
+
+    async def ask_to_withdraw():
+        client = DripClient(base_url=fake.base_url, timeout=1.0, breaker=breaker)
+        try:
+            return await bridge.withdraw(
+                db=_db,
+                client=client,
+                guild_id=GUILD,
+                user_id=ghost,
+                amount=100,
+                idempotency_key=f"test:{uuid.uuid4().hex}",
+            )
+        finally:
+            await client.close()
+
+    with pytest.raises(DripRefused) as refused:
+        asyncio.run(ask_to_withdraw())
+    assert refused.value.code == "drip_not_member"
+    assert "so it has nowhere to send points. Join the realm first" in refused.value.message
+    assert fake.requests("PATCH") == [] and fake.ghost(REALM, ghost) == 500
+    assert DripTransfer.objects.count() == 0
+    assert assert_journal_matches(fake, initial=initial) == {}
     assert_conserved(fake, initial=initial)

@@ -37,17 +37,32 @@ def test_dripfake_serves_a_realm_the_client_can_use():
         text=True,
     )
     try:
-        line = fake.stdout.readline()
-        url = re.search(r"(http://127\.0\.0\.1:\d+/api/v1)", line).group(1)
+        printed = ""
+        while "realm_point_id:" not in printed:
+            line = fake.stdout.readline()
+            assert line, printed
+            printed += line
+        # Every value /settings drip needs, and the same environment lines for bot and worker.
+        url = re.search(r"^DRIP_API_BASE=(http://127\.0\.0\.1:\d+/api/v1)$", printed, re.M).group(1)
+        assert re.search(
+            r"^PM_ENCRYPTION_KEY=\S{44}$|PM_ENCRYPTION_KEY is already set", printed, re.M
+        )
+        realm = re.search(r"realm_id: ([0-9a-f]{24})$", printed, re.M).group(1)
+        key = re.search(r"api_key: (\S+)$", printed, re.M).group(1)
+        point = re.search(r"realm_point_id: (\S+)$", printed, re.M).group(1)
+        assert key == "demo-key-0123456789"
+        assert ".venv/bin/python manage.py runbot" in printed
 
         async def spend():
             client = DripClient(base_url=url, timeout=2.0, breaker=breaker_new())
             try:
                 return await client.balance_update(
-                    realm_id="demo-realm",
-                    api_key="demo-key-0123456789",
+                    realm_id=realm,
+                    api_key=key,
                     user_id=222222222222222201,
                     amount=-250,
+                    initiator_id="pm-drip-1",
+                    realm_point_id=point,
                 )
             finally:
                 await client.close()
@@ -55,7 +70,7 @@ def test_dripfake_serves_a_realm_the_client_can_use():
         assert asyncio.run(spend()).balance == 750
     finally:
         fake.send_signal(signal.SIGTERM)
-        assert fake.wait(10) == 0
+        assert fake.wait(60) == 0  # a hang guard: at load 30 the exit took over 10 s
 
 
 def test_dripfake_refuses_a_malformed_member():

@@ -78,8 +78,10 @@ def test_rotation_with_multifernet_re_encrypts_every_key(settings, fake):
     assert selectors.drip_link_credentials(guild_id=GUILD).api_key == API_KEY
 
     settings.PM_ENCRYPTION_KEY = Fernet.generate_key().decode()  # a lost key: a clear refusal
-    with pytest.raises(crypto.EncryptionUnavailable, match="can't be decrypted"):
+    with pytest.raises(crypto.EncryptionUnavailable) as caught:
         selectors.drip_link_credentials(guild_id=GUILD)
+    assert "needs a moderator's attention" in caught.value.message  # member words
+    assert "can't be decrypted" in caught.value.details["host"]  # for moderators and the host
 
 
 def test_the_key_is_in_no_log_line_sentry_event_or_error_message(fake, sentry, caplog, breaker):
@@ -95,6 +97,7 @@ def test_the_key_is_in_no_log_line_sentry_event_or_error_message(fake, sentry, c
                 api_key=creds.api_key,
                 user_id=1,
                 amount=-1,
+                initiator_id="pm-drip-1",
                 realm_point_id=POINT,
             )
         finally:

@@ -107,7 +107,9 @@ def test_concurrent_withdrawals_cannot_both_pass_the_daily_limit(fake):
 @pytest.mark.parametrize(
     ("options", "message"),
     [
-        ({"realm_id": "has space"}, "A DRIP realm id is 1–64 letters"),
+        ({"realm_id": "has space"}, "A DRIP realm id is 24 characters 0–9 and a–f"),
+        ({"realm_id": "realm-test-1"}, "A DRIP realm id is 24 characters 0–9 and a–f"),
+        ({"realm_id": "64b7f0c2a1d3e4f5a6b7c8d"}, "A DRIP realm id is 24 characters 0–9 and a–f"),
         ({"realm_point_id": "bad/point"}, "A DRIP realm point (currency) id"),
         ({"api_key": "short"}, "A DRIP API key is 8–500 characters"),
         ({"api_key": "has a space in it"}, "A DRIP API key is 8–500 characters"),

@@ -6,6 +6,8 @@ connection right after the server committed, before the client sees the acknowle
         connect to ("127.0.0.1", proxy.port)
         proxy.freeze(); proxy.thaw(); proxy.latency = 0.2; proxy.drop_connections()
         proxy.drop_next_commit_ack()   # the next COMMIT's CommandComplete never reaches the client
+        proxy.drop_next_commit_ack(then_refuse=1.5)  # ... then every socket is cut and new
+                                                      # connections are refused for 1.5 s
 
 The PostgreSQL parsing covers only what the commit drop needs: the client's untyped start-up
 packets (SSLRequest and GSSENCRequest are answered by the server with one unframed byte), then
@@ -55,13 +57,16 @@ class FaultProxy:
         self.commits_seen = 0
         self.commit_acks_dropped = 0
         self._drop_commit_acks = 0
+        self._commits_to_pass = 0
         self._freeze_after_drop = False
+        self._refuse_after_drop: float | None = None
+        self.refused_until = 0.0
         self._running = threading.Event()
         self._thawed = threading.Event()
         self._thawed.set()
         self._lock = threading.Lock()
         self._links: list[_Link] = []
-        self._listener = socket.create_server(("127.0.0.1", 0))
+        self._listener: socket.socket | None = socket.create_server(("127.0.0.1", 0))
         self.port: int = self._listener.getsockname()[1]
         self._acceptor = threading.Thread(target=self._accept, name="fault-proxy", daemon=True)
 
@@ -76,7 +81,8 @@ class FaultProxy:
         self._running.clear()
         self._thawed.set()
         try:
-            self._listener.close()
+            if self._listener is not None:
+                self._listener.close()
         finally:
             self.drop_connections()
             self._acceptor.join(5)
@@ -102,13 +108,53 @@ class FaultProxy:
         for link in links:
             self._close(link)
 
-    def drop_next_commit_ack(self, count: int = 1, *, then_freeze: bool = False) -> None:
+    def drop_next_commit_ack(
+        self,
+        count: int = 1,
+        *,
+        then_freeze: bool = False,
+        then_refuse: float | None = None,
+        after: int = 0,
+    ) -> None:
         """The next `count` times the server answers COMMIT, close the client's connection
         instead of forwarding the answer: the server committed, the client never hears so.
-        `then_freeze`: freeze the proxy at that moment too, so the client cannot ask yet."""
+        `then_freeze`: freeze the proxy at that moment too, so the client cannot ask yet.
+        `then_refuse`: cut every open connection at that moment and refuse new ones for that
+        many seconds (a short outage right after the commit). `after`: let that many COMMIT
+        acknowledgements through first."""
         with self._lock:
             self._drop_commit_acks += count
+            self._commits_to_pass = after
             self._freeze_after_drop = then_freeze
+            self._refuse_after_drop = then_refuse
+
+    def refuse_for(self, seconds: float) -> None:
+        """Cut every open connection and refuse new ones (connection refused: nothing listens
+        on the port) for `seconds`; then listen on the same port again."""
+        with self._lock:
+            self.refused_until = time.monotonic() + seconds
+            listener, self._listener = self._listener, None
+        if listener is not None:
+            # close() alone leaves a thread blocked in accept() on the socket, still accepting
+            # (the first connection of the "outage" went through): shutdown wakes it first.
+            with contextlib.suppress(OSError):
+                listener.shutdown(socket.SHUT_RDWR)
+            listener.close()
+        self.drop_connections()
+        threading.Thread(target=self._listen_again, args=(seconds,), daemon=True).start()
+
+    def _listen_again(self, seconds: float) -> None:
+        time.sleep(seconds)
+        if not self._running.is_set():
+            return
+        listener = socket.socket()
+        listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        listener.bind(("127.0.0.1", self.port))
+        listener.listen(128)
+        with self._lock:
+            self._listener = listener
+        self._acceptor = threading.Thread(target=self._accept, name="fault-proxy", daemon=True)
+        self._acceptor.start()
 
     @property
     def open_connections(self) -> int:
@@ -118,9 +164,10 @@ class FaultProxy:
     # --- plumbing ------------------------------------------------------------------------------
 
     def _accept(self) -> None:
-        while self._running.is_set():
+        listener = self._listener
+        while self._running.is_set() and listener is not None:
             try:
-                client, _ = self._listener.accept()
+                client, _ = listener.accept()
             except OSError:
                 return
             link = _Link(client=client)
@@ -182,7 +229,7 @@ class FaultProxy:
         """Scan the server's bytes; True when they carry a COMMIT acknowledgement to drop."""
         state = link.pg
         state.server_buffer += data
-        drop = False
+        drop = refuse = False
         while state.server_buffer:
             if state.unframed_replies:
                 state.unframed_replies -= 1
@@ -199,12 +246,17 @@ class FaultProxy:
             if kind == b"C" and payload.rstrip(b"\x00") == b"COMMIT":
                 with self._lock:
                     self.commits_seen += 1
-                    if self._drop_commit_acks:
+                    if self._drop_commit_acks and self._commits_to_pass:
+                        self._commits_to_pass -= 1
+                    elif self._drop_commit_acks:
                         self._drop_commit_acks -= 1
                         self.commit_acks_dropped += 1
                         drop = True
                         if self._freeze_after_drop:
                             self._thawed.clear()
+                        refuse = self._refuse_after_drop
+        if refuse:
+            self.refuse_for(refuse)
         return drop
 
     def _close(self, link: _Link) -> None:

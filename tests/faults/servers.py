@@ -93,6 +93,15 @@ class PrivatePostgres:
         _wait(self.ready, 30, "private PostgreSQL")
         return self
 
+    def standby_from(self, primary: PrivatePostgres) -> PrivatePostgres:
+        """Make this server a hot standby of `primary` (issue 24): `pg_basebackup -R` copies the
+        primary and writes the streaming-replication settings; `start()` then replays. A fast
+        checkpoint: the default spreads it over most of `checkpoint_timeout` (minutes)."""
+        self._run("pg_basebackup", "-h", "127.0.0.1", "-p", str(primary.port), "-U", "postgres",
+                  "-D", str(self.data), "-R", "-X", "stream", "--no-sync",
+                  "--checkpoint=fast")  # fmt: skip
+        return self
+
     def dsn(self, dbname: str = "postgres") -> str:
         return f"host=127.0.0.1 port={self.port} user=postgres dbname={dbname} connect_timeout=2"
 
@@ -144,6 +153,57 @@ class PrivatePostgres:
     def cleanup(self) -> None:
         self.stop()
         shutil.rmtree(self.root, ignore_errors=True)
+
+
+class PrivatePgBouncer:
+    """Debian's `pgbouncer` on a free port in front of a private PostgreSQL, in transaction
+    mode (issue 24): every database of the upstream server, user `postgres`, trust."""
+
+    def __init__(self, upstream: PrivatePostgres, *, pool_size: int = 4) -> None:
+        self.upstream = upstream
+        self.port = free_port()
+        self.root = upstream.root / f"pgbouncer-{self.port}"
+        self.root.mkdir()
+        (self.root / "users.txt").write_text('"postgres" ""\n')
+        (self.root / "pgbouncer.ini").write_text(
+            "[databases]\n"
+            f"* = host=127.0.0.1 port={upstream.port} user=postgres\n"
+            "[pgbouncer]\n"
+            f"listen_addr = 127.0.0.1\nlisten_port = {self.port}\nunix_socket_dir =\n"
+            f"auth_type = trust\nauth_file = {self.root / 'users.txt'}\n"
+            f"pool_mode = transaction\ndefault_pool_size = {pool_size}\n"
+            "max_client_conn = 500\nserver_reset_query =\n"
+            f"logfile = {self.root / 'pgbouncer.log'}\n"
+        )
+        self._as = upstream._as
+        if self._as:
+            for path in (self.root, *self.root.iterdir()):
+                os.chown(path, self._as["user"], self._as["group"])
+        self.process: subprocess.Popen | None = None
+
+    def start(self) -> PrivatePgBouncer:
+        self.process = subprocess.Popen(
+            ["pgbouncer", str(self.root / "pgbouncer.ini")],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
+            cwd=self.root, **self._as,
+        )  # fmt: skip
+        _wait(self.ready, 15, "private PgBouncer")
+        return self
+
+    def ready(self) -> bool:
+        try:
+            with socket.create_connection(("127.0.0.1", self.port), timeout=1):
+                return True
+        except OSError:
+            return False
+
+    def stop(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.send_signal(signal.SIGINT)
+            try:
+                self.process.wait(10)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
 
 
 class PrivateRedis:

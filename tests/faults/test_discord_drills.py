@@ -25,7 +25,7 @@ from points.models import Transfer
 from points.services import wallet_get_or_create
 from tests.conftest import GUILD
 from tests.discordbot.conftest import RateLimitClock, db, make_market
-from tests.discordbot.fake_discord import INVALID_WEBHOOK_TOKEN
+from tests.discordbot.fake_discord import INVALID_WEBHOOK_TOKEN, FakeDiscord
 from tests.discordbot.harness import Harness, Members, message_text
 
 pytestmark = [pytest.mark.faults, pytest.mark.django_db(transaction=True)]
@@ -52,7 +52,10 @@ async def harness(request):
     """A bot against a fresh fake Discord, retrying undelivered answers quickly; fails the test
     past its budget of 401/403/429 answers (those it injects on purpose are not counted)."""
     marker = request.node.get_closest_marker("discord_invalid_budget")
-    h = await Harness.start(answer_retry_base=0.05, answer_retry_max=0.2)
+    patience = request.node.get_closest_marker("discord_patience")  # see tests/discordbot
+    stretched = {} if patience is None else {"answer_budget": float(patience.args[0])}
+    fake = FakeDiscord(deadline=float(patience.args[0])) if patience else None
+    h = await Harness.start(fake=fake, answer_retry_base=0.05, answer_retry_max=0.2, **stretched)
     try:
         yield h
     finally:
@@ -305,6 +308,7 @@ NASTY = [
 ]
 
 
+@pytest.mark.discord_patience(60)  # answers to bad input, not their timing: a loaded machine
 async def test_nul_and_fuzzed_unicode_get_clear_answers(harness, members, drill):
     market = await make_market(harness, creator=members.alice.id)
     payloads = []

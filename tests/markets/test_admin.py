@@ -24,7 +24,14 @@ from points.errors import DomainError
 from points.models import AuditEvent, Transfer
 from points.rules import Actor
 from points.selectors import balance_get
-from tests.admin_helpers import csv_rows, log_entries, messages_of, request_id_of, staff_user
+from tests.admin_helpers import (
+    breadcrumbs,
+    csv_rows,
+    log_entries,
+    messages_of,
+    request_id_of,
+    staff_user,
+)
 from tests.conftest import ALICE, BOB, CAROL, GUILD, MOD
 from tests.factories import BetFactory, MarketFactory
 
@@ -152,6 +159,22 @@ def test_moderators_read_the_description_before_resolving_or_cancelling(mod_clie
     close(plain)
     plain_page = mod_client.get(resolve_url(plain)).content.decode()
     assert "none given" in plain_page
+
+
+def test_confirmation_pages_lead_back_to_the_list_and_the_market(mod_client, traded_market):
+    markets = reverse(CHANGELIST)
+    trail = breadcrumbs(mod_client.get(resolve_url(traded_market)))
+    assert [link for link, _ in trail] == [
+        reverse("admin:index"),
+        reverse("admin:app_list", args=["markets"]),
+        markets,
+        change_url(traded_market),
+        None,
+    ]
+    assert trail[3][1] == f"#{traded_market.pk}" and trail[4][1].startswith("Resolve market #")
+    cancel_page = f"{reverse('admin:markets_market_cancel')}?ids={traded_market.pk}"
+    bulk = breadcrumbs(mod_client.get(cancel_page))
+    assert bulk[2] == (markets, "Markets") and bulk[3][0] is None  # no one market to link
 
 
 def test_a_double_post_of_the_same_confirmation_settles_once(mod_client, traded_market):
@@ -537,6 +560,23 @@ def test_trades_csv_streams_every_trade_and_neutralises_formulas(mod_client):
     assert [int(r[column["micro_shares"]]) for r in body] == [t.shares for t in trades]
     assert body[0][column["outcome_label"]] == "'=HYPERLINK(1)"
     assert body[0][column["user_id"]] == str(ALICE)
+
+
+def test_betting_adds_its_inlines_and_the_trades_csv_to_the_market_page(mod_client, traded_market):
+    """Through markets.admin_hooks: the market admin imports nothing of betting."""
+    detail = mod_client.get(change_url(traded_market))
+    models = [f.opts.model._meta.model_name for f in detail.context["inline_admin_formsets"]]
+    assert models == [
+        "outcome",
+        "resolutionvote",
+        "dispute",
+        "position",
+        "trade",
+        "order",
+        "marketevent",
+    ]
+    csv_url = reverse("admin:markets_market_trades_csv", args=[traded_market.pk])
+    assert f'<a href="{csv_url}">Trades CSV</a>' in detail.content.decode()
 
 
 def test_trades_csv_needs_view_permission(client, traded_market):

@@ -1,7 +1,7 @@
 """The conflict-of-interest rule through the core services (docs/domain.md §6.1): a resolver who
-holds shares (amm) or a stake (pari-mutuel) cannot cast the deciding vote, propose, confirm or
-change a proposal, or force a result from Discord, and is told why; a vote that decides nothing
-is allowed; the creator in creator mode may propose but takes no shortcut; with the rule off
+holds shares (amm) or a stake (pari-mutuel) cannot vote (deciding or not), propose, confirm or
+change a proposal, or force a result from Discord, and is told why (a vote and a force for the
+same reason); the creator in creator mode may propose but takes no shortcut; with the rule off
 every one of these is allowed."""
 
 from __future__ import annotations
@@ -103,7 +103,7 @@ def test_a_holder_cannot_cast_the_deciding_vote_and_nothing_is_recorded(mechanis
     with pytest.raises(NotAllowed) as refused:
         vote(market, holder)
     assert refused.value.message == MSG_CONFLICT_VOTE.format(market_id=market.pk)
-    assert RULE in refused.value.message and "Another resolver" in refused.value.message
+    assert RULE in refused.value.message and "another resolver" in refused.value.message
     market.refresh_from_db()
     assert market.status == "closed"
     assert list(
@@ -112,13 +112,16 @@ def test_a_holder_cannot_cast_the_deciding_vote_and_nothing_is_recorded(mechanis
 
 
 @pytest.mark.parametrize("mechanism", MECHANISMS)
-def test_a_holder_may_cast_a_vote_that_decides_nothing(mechanism):
+def test_a_holder_cannot_cast_even_a_vote_that_decides_nothing(mechanism):
+    """A counted vote is half a decision: refused for the same reason as `force` (issue 23)."""
     rules(resolution_mode="vote", conflict_of_interest=True, dispute_window_minutes=0)
     market = closed_market(mechanism)
-    vote(market, holder)  # the first vote: it decides nothing
-    market = Market.objects.get(pk=market.pk)
-    assert market.status == "closed"
-    vote(market, other)  # another resolver's vote decides
+    with pytest.raises(NotAllowed) as refused:
+        vote(market, holder)  # the first vote: it would decide nothing
+    assert refused.value.message == MSG_CONFLICT_PROPOSE.format(market_id=market.pk)
+    assert not ResolutionVote.objects.filter(market=market).exists()
+    vote(market, other)  # resolvers without a position decide
+    vote(market, Actor.member(MOD2 + 1, manage_guild=True))
     market.refresh_from_db()
     assert market.status == "resolved" and market.winning_outcome.position == 0
 

@@ -156,9 +156,13 @@ def test_disputed_proposal_waits_then_a_moderator_changes_it_and_it_settles_once
     )
     assert (dispute.user_id, dispute.proposal_round) == (CAROL, 1)
     audit_passes()
-    # Disputed: the scheduler leaves it for moderators, however late.
-    report = services.markets_tick(now=t0 + dt.timedelta(days=30))
+    # Disputed: the scheduler leaves it for moderators within the dispute hold (48 hours by
+    # default, docs/domain.md §6.1), reminding them once past its half.
+    report = services.markets_tick(now=t0 + dt.timedelta(hours=47))
     assert market.pk not in report.settled and market.pk not in report.refunded
+    assert report.reminded == [market.pk] and report.expired == []
+    again = services.markets_tick(now=t0 + dt.timedelta(hours=47, minutes=30))
+    assert again.reminded == []  # once per proposal
     market.refresh_from_db()
     assert market.status == "resolving" and market.disputed_at is not None
 

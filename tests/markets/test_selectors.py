@@ -9,10 +9,12 @@ import pytest
 from django.db.models import Sum
 
 from betting import selectors as betting_selectors
+from betting.models import Position
 from markets import selectors, services
 from markets.amm import SHARE_SCALE
 from markets.errors import MarketNotFound
 from markets.models import Market
+from points import selectors as points_selectors
 from points.models import Account, Transfer
 from points.rules import Actor
 from tests.conftest import ALICE, BOB, CAROL, GUILD, MOD
@@ -244,7 +246,7 @@ def populate(markets: int, traders: int) -> dict[str, object]:
             idempotency_key=f"vote:{traders}:{k}",
             actor=Actor.member(MOD + 100 + k, manage_guild=True),
         )
-    return {"amm": first_amm, "pool": first_pool, "user": users[0]}
+    return {"amm": first_amm, "pool": first_pool, "user": users[0], "users": users}
 
 
 SELECTOR_QUERIES = {
@@ -262,11 +264,13 @@ SELECTOR_QUERIES = {
     "market_count": 1,
     "categories": 1,
     "volume_by_market": 1,
+    "balances_get": 1,
+    "holdings_get": 1,
 }
 
 
 def call_selector(name: str, h: dict[str, object]) -> object:
-    amm_market, pool, user = h["amm"], h["pool"], h["user"]
+    amm_market, pool, user, users = h["amm"], h["pool"], h["user"], h["users"]
     calls = {
         "market_get": lambda: selectors.market_get(market_id=amm_market.pk),
         "market_list": lambda: selectors.market_list(guild_id=GUILD, limit=100),
@@ -290,6 +294,11 @@ def call_selector(name: str, h: dict[str, object]) -> object:
         "market_count": lambda: selectors.market_count(guild_id=GUILD),
         "categories": lambda: selectors.categories(guild_id=GUILD),
         "volume_by_market": lambda: betting_selectors.volume_by_market([amm_market.pk, pool.pk]),
+        # A wave of quotes reads its members' balances and holdings together (issue 21).
+        "balances_get": lambda: points_selectors.balances_get(guild_id=GUILD, user_ids=users),
+        "holdings_get": lambda: betting_selectors.holdings_get(
+            market_id=amm_market.pk, user_ids=users
+        ),
     }
     return calls[name]()
 
@@ -313,6 +322,16 @@ def test_selector_query_count_is_constant_for_one_or_many_rows(name, django_asse
     constant_size = ("market_count", "quote_buy", "quote_sell", "market_get", "categories")
     if name not in (*constant_size, "volume_by_market"):
         assert row_count(many) > row_count(few), "the large case must really have more rows"
+
+
+def test_balances_and_holdings_read_together_are_each_members_own():
+    h = populate(markets=1, traders=3)
+    users, stranger = h["users"], BOB + 999  # the stranger has no wallet and no shares
+    balances = points_selectors.balances_get(guild_id=GUILD, user_ids=[*users, stranger])
+    assert balances == {u: points_selectors.balance_get(guild_id=GUILD, user_id=u) for u in users}
+    held = betting_selectors.holdings_get(market_id=h["amm"].pk, user_ids=[*users, stranger])
+    rows = Position.objects.filter(market=h["amm"], shares__gt=0).select_related("outcome")
+    assert held and held == {(p.user_id, p.outcome.position): p.shares for p in rows}
 
 
 @pytest.mark.parametrize("search", ["²", "99999999999999999999", "9" * 5000, "#", "   "])

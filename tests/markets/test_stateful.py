@@ -85,7 +85,7 @@ DISPUTERS = [
     [TRADERS[2], TRADERS[3]],
 ]
 """Who disputes in a story: nobody, a trader, two traders and the first again, a non-trader."""
-STORY_ENDINGS = ["force", "tick", "self_confirm", "confirm", "change", "undo", "cancel"]
+STORY_ENDINGS = ["force", "tick", "self_confirm", "confirm", "change", "undo", "cancel", "hold"]
 GUILD_RULES = [
     (mode, window, coi)
     for mode in ("vote", "creator")
@@ -96,6 +96,8 @@ GUILD_RULES = [
 STARTING = 1000
 LIQUIDITY_DEFAULT = 500
 REFUND_HOURS = 120
+HOLD_HOURS = 48
+"""The default `dispute_hold_hours`: a disputed market is cancelled and refunded after it."""
 MAX_MARKETS = 16
 OPEN_MARKETS = 3
 AUDIT_EVERY = 10
@@ -144,6 +146,7 @@ class ModelMarket:
     proposal_conflicted: bool = False
     disputers: set[int] = field(default_factory=set)
     disputed: bool = False
+    disputed_at: dt.datetime | None = None
     round: int = 0
 
 
@@ -278,6 +281,7 @@ class MarketLifecycle(RuleBasedStateMachine):
     def proposal_clear(self, m: ModelMarket) -> None:
         m.proposed, m.deadline, m.proposed_by = None, None, None
         m.proposal_conflicted, m.disputed, m.disputers = False, False, set()
+        m.disputed_at = None
 
     def pay(self, m: ModelMarket, amounts: dict[int, int]) -> None:
         for user, amount in amounts.items():
@@ -469,13 +473,11 @@ class MarketLifecycle(RuleBasedStateMachine):
             return self.expect_refusal(InvalidMarketInput, call)
         votes = {**m.votes, voter: outcome}
         deciding = sum(1 for o in votes.values() if o == outcome) >= 2
-        if deciding and self.holds(m, voter):
-            # Nothing is recorded, not even the vote (docs/domain.md §6.1).
-            return self.expect_refusal(
-                NotAllowed, call, "conflict: the deciding vote", "can't be the one that decides"
-            )
         if self.holds(m, voter):
-            SEEN.update(["conflicted resolver cast a vote that does not decide"])
+            # Any vote of a holder, deciding or not; nothing is recorded (docs/domain.md §6.1).
+            return self.expect_refusal(
+                NotAllowed, call, "conflict: a vote", "you can't vote on, propose or decide"
+            )
         vote = call()
         assert vote.outcome.position == outcome
         m.votes = votes
@@ -517,7 +519,7 @@ class MarketLifecycle(RuleBasedStateMachine):
         conflicted = self.holds(m, user)
         if conflicted and not (is_creator and self.mode == "creator"):
             return self.expect_refusal(
-                NotAllowed, call, "conflict: propose", "you can't propose or decide"
+                NotAllowed, call, "conflict: propose", "propose or decide its"
             )
         market = call()
         how = "creator" if is_creator and self.mode == "creator" else "moderator"
@@ -556,6 +558,8 @@ class MarketLifecycle(RuleBasedStateMachine):
         dispute = call()
         assert (dispute.user_id, dispute.proposal_round) == (user, m.round)
         SEEN.update(["disputed" if not m.disputed else "disputed by a second member"])
+        if not m.disputed:
+            m.disputed_at = self.clock
         m.disputed = True
         m.disputers.add(user)
         self.done.append(Done(services.market_dispute, kwargs, dispute.pk))
@@ -607,7 +611,9 @@ class MarketLifecycle(RuleBasedStateMachine):
                 NotAllowed, call, "conflicted proposer confirms", "another resolver must"
             )
         if self.holds(m, user):
-            return self.expect_refusal(NotAllowed, call, "conflict: confirm", "can't propose or")
+            return self.expect_refusal(
+                NotAllowed, call, "conflict: confirm", "propose or decide its"
+            )
         if outcome is not None and outcome >= m.n:
             return self.expect_refusal(InvalidMarketInput, call)
         assert m.proposed is not None
@@ -635,7 +641,7 @@ class MarketLifecycle(RuleBasedStateMachine):
         if m.status not in ("closed", "resolving"):
             return self.expect_refusal(MarketStateError, call)
         if self.holds(m, mod):
-            return self.expect_refusal(NotAllowed, call, "conflict: force", "can't propose or")
+            return self.expect_refusal(NotAllowed, call, "conflict: force", "propose or decide its")
         if outcome >= m.n:
             return self.expect_refusal(InvalidMarketInput, call)
         before = m.status
@@ -939,8 +945,8 @@ class MarketLifecycle(RuleBasedStateMachine):
         proposal on a proposed market, someone holding a position proposing, confirming or
         forcing, the conflicted proposer confirming, a stranger undoing); perhaps time passes
         to its deadline; some members dispute; then a moderator confirms, changes or undoes it
-        (and it is proposed again), the scheduler runs, Manage Server forces a result, or it
-        is cancelled.
+        (and it is proposed again), the scheduler runs (at the deadline, or when a dispute's
+        hold runs out), Manage Server forces a result, or it is cancelled.
 
         One argument whose choices `spread` makes: Hypothesis draws rules with fewer arguments
         more often, and this rule should have many of the steps."""
@@ -954,7 +960,13 @@ class MarketLifecycle(RuleBasedStateMachine):
             DISPUTERS,
             [0, 1, 2],
         )
-        self.rules_set(*rules_)
+        mode, window, coi = rules_
+        if ending in ("undo", "hold") and window == 0:
+            # These endings act on a proposal that waits; with no window most proposals pay at
+            # once and the story would end before them, leaving the MUST_SEE guard to the luck
+            # of the draw (which differs between runs in one process and in a full suite).
+            window = WINDOW
+        self.rules_set(mode, window, coi)
         markets = self.fitting("open") or self.fitting("closed")
         m = markets[i % len(markets)]
         if m.status == "open":
@@ -1003,6 +1015,12 @@ class MarketLifecycle(RuleBasedStateMachine):
             self.do_tick()
         elif ending == "force":
             self.do_resolve(m, 1 - outcome, second)
+        elif ending == "hold":  # a trader disputes, nobody decides: the hold runs out
+            if not m.disputed:
+                self.do_dispute(m, TRADERS[1])
+            if m.disputed_at is not None:
+                self.clock = max(self.clock, m.disputed_at + dt.timedelta(hours=HOLD_HOURS))
+            self.do_tick()
         else:
             self.do_cancel(m)
 
@@ -1104,6 +1122,7 @@ class MarketLifecycle(RuleBasedStateMachine):
         report = services.markets_tick(now=self.clock)
         mine = {m.pk for m in self.markets}
         expected_closed, expected_refunded, expected_settled = [], [], []
+        expected_expired = []
         for m in self.markets:
             if m.status == "open" and m.closes_at <= self.clock:
                 m.status, m.closed_at = "closed", self.clock
@@ -1127,11 +1146,21 @@ class MarketLifecycle(RuleBasedStateMachine):
             ):
                 self.settle_cancel(m)
                 expected_refunded.append(m.pk)
+            elif (
+                m.status == "resolving"
+                and m.disputed_at is not None
+                and m.disputed_at + dt.timedelta(hours=HOLD_HOURS) <= self.clock
+            ):
+                # A dispute holds a market at most `dispute_hold_hours` (docs/domain.md §6.1).
+                SEEN.update(["tick cancelled a market held too long by a dispute"])
+                self.settle_cancel(m)
+                expected_expired.append(m.pk)
         if expected_closed or expected_refunded:
             SEEN.update(["tick closed or refunded"])
         assert [pk for pk in report.closed if pk in mine] == expected_closed
         assert [pk for pk in report.refunded if pk in mine] == expected_refunded
         assert [pk for pk in report.settled if pk in mine] == expected_settled
+        assert [pk for pk in report.expired if pk in mine] == expected_expired
         if any(m.status == "resolving" and m.disputed for m in self.markets):
             SEEN.update(["tick left a disputed market waiting"])
 
@@ -1276,11 +1305,11 @@ MUST_SEE = [
     "tick settled an undisputed proposal (at its deadline)",
     "tick settled an undisputed proposal (after its deadline)",
     "tick left a disputed market waiting",
+    "tick cancelled a market held too long by a dispute",
     "cancelled (resolving)",
     "cancelled a disputed market",
     "forced on a resolving market",
-    "conflicted resolver cast a vote that does not decide",
-    "refused: conflict: the deciding vote",
+    "refused: conflict: a vote",
     "refused: conflict: propose",
     "refused: conflict: confirm",
     "refused: conflict: force",
@@ -1296,18 +1325,36 @@ def test_market_lifecycle_matches_the_model():
         settings=hsettings(
             # The `ci` profile (tests/conftest.py) runs a fixed sequence, so the MUST_SEE guard
             # cannot flake there; it is derived from the machine's source, so after editing the
-            # machine run with CI=true and check the guard still holds (50 examples reach every
+            # machine run with CI=true and check the guard still holds (100 examples reach every
             # path today; the audit every AUDIT_EVERY steps pays for them). `dev` runs explore
             # new sequences every time, and fewer of them.
-            max_examples=50 if hsettings.default.derandomize else 20,
+            max_examples=100 if hsettings.default.derandomize else 20,
             stateful_step_count=50,
             deadline=None,
             suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much],
         ),
     )
+    missing = [label for label in MUST_SEE if not any(k.startswith(label) for k in SEEN)]
+    # The fixed sequence follows the system's answers, so a change elsewhere (a new refusal, a
+    # new setting) can steer it past a rare path. Before calling a path unreachable, up to three
+    # rounds of fresh draws look for it: a path none of them reaches is a machine that cannot.
+    for _ in range(3 if missing and hsettings.default.derandomize else 0):
+        run_state_machine_as_test(
+            MarketLifecycle,
+            settings=hsettings(
+                derandomize=False,
+                database=None,
+                max_examples=20,
+                stateful_step_count=50,
+                deadline=None,
+                suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much],
+            ),
+        )
+        missing = [label for label in MUST_SEE if not any(k.startswith(label) for k in SEEN)]
+        if not missing:
+            break
     print("\n[stateful] " + ", ".join(f"{k}: {v}" for k, v in sorted(SEEN.items())))
     assert SEEN["audits"] >= SEEN["steps"] // AUDIT_EVERY > 0
-    missing = [label for label in MUST_SEE if not any(k.startswith(label) for k in SEEN)]
     if hsettings.default.derandomize:
         assert not missing, f"never exercised: {missing}"
     elif missing:

@@ -6,7 +6,7 @@ from __future__ import annotations
 import io
 import json
 import logging
-import random
+import secrets
 import types
 
 import pytest
@@ -136,11 +136,12 @@ def test_client_address_behind_a_trusted_proxy():
 def test_admin_login_is_rate_limited_per_address_with_a_clear_page(client, captured, monkeypatch):
     # django-ratelimit counts in fixed windows: freeze its clock at a window no earlier run used,
     # so the eleven posts can neither straddle a window boundary nor meet an earlier run's count
-    # in a shared Redis.
-    frozen = 1_000_000_000 + random.randrange(10**8) * 60
+    # in a shared Redis. (`secrets`, not `random`: pytest-randomly reseeds `random` with the run's
+    # seed before each test, so a replayed seed would meet its own earlier count.)
+    frozen = 1_000_000_000 + secrets.randbelow(10**8) * 60
     monkeypatch.setattr("django_ratelimit.core.time", types.SimpleNamespace(time=lambda: frozen))
     _logger, stream = captured("pm.request", JsonFormatter())
-    address = f"198.51.100.{random.randint(1, 254)}"
+    address = f"198.51.100.{1 + secrets.randbelow(254)}"
     attempt = {"username": "mod", "password": "wrong-password"}
     for _ in range(10):
         response = client.post("/admin/login/", attempt, REMOTE_ADDR=address, secure=True)

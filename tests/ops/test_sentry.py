@@ -232,3 +232,42 @@ def test_configured_secrets_are_redacted_in_log_lines(configured):
     record = logging.LogRecord("x", logging.ERROR, __file__, 1, "using %s", (ODD_TOKEN,), None)
     line = JsonFormatter().format(record)
     assert ODD_TOKEN not in line and FILTERED in line
+
+
+def test_a_fake_server_stopped_mid_request_leaves_no_task_to_be_destroyed_pending(caplog):
+    """The cause of this file's order-dependent failure (issue 20 §5, issue 28): a local fake
+    server (the fake Discord; drip/fake.py had the same shape) stopped while a request was in
+    flight closed its loop with the handler pending; the garbage collector later destroyed the
+    task ("Task was destroyed but it is pending!", an ERROR through the logging integration),
+    and whichever test was running — one of these, with Sentry on — saw one event too many."""
+    import asyncio
+    import contextlib
+    import gc
+    import threading
+    import urllib.error
+    import urllib.request
+
+    from tests.discordbot.fake_discord import FakeDiscord
+
+    fake = FakeDiscord(latency=30.0)
+    base = fake.start()
+
+    def call() -> None:
+        with contextlib.suppress(urllib.error.URLError, OSError):
+            urllib.request.urlopen(base + "/users/@me", timeout=5)
+
+    caller = threading.Thread(target=call, daemon=True)
+    caller.start()
+    loop = fake._loop
+    # The request is in the fake's hands once its handler task exists (polled: the fake's
+    # loop is another thread's, with nothing to await from here).
+    for _ in range(500):
+        if any(not t.done() for t in asyncio.all_tasks(loop)):
+            break
+        threading.Event().wait(0.01)
+    fake.stop()
+    caller.join(10)
+    with caplog.at_level(logging.ERROR, logger="asyncio"):
+        gc.collect()
+    assert [t for t in asyncio.all_tasks(loop) if not t.done()] == []
+    assert "destroyed but it is pending" not in caplog.text

@@ -13,13 +13,20 @@ from django.test import AsyncClient
 from django.urls import reverse
 
 from betting import services as betting_services
+from core.adminkit import keyset_chunks
 from markets import services as market_services
 from points import services
-from points.admin_views import keyset_chunks
 from points.models import Account, AuditEvent, Transfer
 from points.rules import SYSTEM, Actor
 from points.selectors import balance_get
-from tests.admin_helpers import csv_rows, log_entries, messages_of, request_id_of, staff_user
+from tests.admin_helpers import (
+    breadcrumbs,
+    csv_rows,
+    log_entries,
+    messages_of,
+    request_id_of,
+    staff_user,
+)
 from tests.conftest import ALICE, BOB, GUILD, MOD
 
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("plain_http")]
@@ -55,6 +62,7 @@ def test_groups_migration_gives_moderators_the_four_actions_and_viewers_only_vie
     moderators, viewers = codenames("Moderators"), codenames("Viewers")
     actions = {"resolve_market", "cancel_market", "close_market", "adjust_balance"}
     actions.add("resolve_driptransfer")  # drip migration 0002: deciding in-doubt transfers
+    actions.add("announce_season")  # points migration 0020: a season's table posted again
     view_all = set(
         Permission.objects.filter(
             content_type__app_label__in=["points", "markets", "betting", "drip"],
@@ -237,6 +245,19 @@ def test_member_page_of_someone_without_a_wallet_says_so(mod_client):
 
 
 # --- Audit log ------------------------------------------------------------------------------------
+
+
+def test_member_and_adjust_pages_lead_back_through_their_breadcrumbs(mod_client):
+    wallet()
+    accounts = reverse("admin:points_account_changelist")
+    home = (reverse("admin:index"), "Home")
+    app = (reverse("admin:app_list", args=["points"]), "Points ledger")
+    member = breadcrumbs(mod_client.get(member_url()))
+    assert member[:3] == [home, app, (accounts, "Accounts")]
+    assert len(member) == 4 and member[3][0] is None and member[3][1].startswith("Member: ")
+    adjust = breadcrumbs(mod_client.get(adjust_url()))
+    assert adjust[:3] == [home, app, (accounts, "Accounts")]
+    assert adjust[3][0] == member_url() and adjust[4] == (None, "Adjust balance")
 
 
 def test_audit_log_filters_by_actor_kind(mod_client, moderator):

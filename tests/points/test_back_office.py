@@ -10,9 +10,9 @@ from django.urls import reverse
 from betting import services as betting_services
 from discordbot import render
 from markets import services as market_services
-from markets.admin_views import CancelForm, CloseForm, ResolveForm
+from markets.admin.forms import CancelForm, CloseForm, ResolveForm
 from points import selectors, services
-from points.admin_views import AdjustBalanceForm
+from points.admin.member_pages import AdjustBalanceForm
 from points.rules import SYSTEM
 from tests.conftest import ALICE, GUILD
 

@@ -20,12 +20,14 @@ import pytest
 from django.conf import settings
 
 from betting import services as betting_services
+from betting.seasons import season_close
 from markets import services
 from markets.models import Market
 from points.errors import NotAllowed
-from points.models import GuildSettings
+from points.models import GuildSettings, Season
 from points.rules import SYSTEM, Action, Actor, allowed
 from points.rules.permissions import MSG_DISPUTE
+from points.seasons import season_configure, season_posted, season_repost
 from points.services import guild_settings_update, points_deduct, points_grant
 
 GUILD = 444_444_444_444_444_401
@@ -65,6 +67,7 @@ PERMISSIONS = [
     "markets.cancel_market",
     "points.adjust_balance",
     "points.change_guildsettings",
+    "points.announce_season",
 ]
 STAFF_KINDS = ["staff", *(f"staff+{perm}" for perm in PERMISSIONS), "superuser"]
 ALL_KINDS = [*DISCORD_KINDS, *STAFF_KINDS, "system"]
@@ -86,6 +89,7 @@ DISCORD_RULE: dict[Action, dict[str, set[str]]] = {
     Action.CANCEL: _moderators,
     Action.ADJUST: {"open": {"manage"}, "roles": {"manage"}},
     Action.SETTINGS: {"open": {"manage"}, "roles": {"manage"}},
+    Action.ANNOUNCE_SEASON: _moderators,
 }
 # The back office: the Django permission that grants each action ("back office permission").
 STAFF_RULE: dict[Action, str | None] = {
@@ -100,6 +104,7 @@ STAFF_RULE: dict[Action, str | None] = {
     Action.CANCEL: "markets.cancel_market",
     Action.ADJUST: "points.adjust_balance",
     Action.SETTINGS: "points.change_guildsettings",
+    Action.ANNOUNCE_SEASON: "points.announce_season",
 }
 SYSTEM_NEVER = {Action.VOTE, Action.PROPOSE, Action.DISPUTE}
 """The system (scheduler, commands) does everything else."""
@@ -254,6 +259,14 @@ class World:
         assert market.status == status
         return market
 
+    def closed_season(self) -> Season:
+        """Season 1, closed by the clock and its table posted (docs/domain.md §10)."""
+        season_configure(guild_id=GUILD, actor=SYSTEM, idempotency_key=self.key(), length="month")
+        season = Season.objects.get(guild_id=GUILD, number=1)
+        season_close(season.pk, season.ends_at)
+        season_posted(season_id=season.pk, rewarded=[])
+        return season
+
 
 Call = tuple["Market | None", Callable[[], object]]
 
@@ -364,6 +377,16 @@ def _calls(world: World, action: Action, actor: Actor) -> list[Call]:
                 ),
             )
             for call in (points_grant, points_deduct)
+        ]
+    if action == Action.ANNOUNCE_SEASON:
+        season = world.closed_season()
+        return [
+            (
+                None,
+                lambda: season_repost(
+                    season_id=season.pk, actor=actor, reason="deleted", idempotency_key=k()
+                ),
+            )
         ]
     assert action == Action.SETTINGS
     return [

@@ -82,7 +82,7 @@ class Command(BaseCommand):
         parser.add_argument("--trades", type=int, default=40, help="Trades per open market.")
         parser.add_argument("--seed", type=int, default=7)
 
-    def handle(self, *args, trades: int, seed: int, **options) -> None:
+    def handle(self, *args: object, trades: int, seed: int, **options: object) -> None:
         rng = random.Random(seed)
         run = f"seed:{seed}:{Market.objects.count()}"
         gs = guild_settings_get_or_create(guild_id=DEMO_GUILD)

@@ -3,7 +3,7 @@
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from discordbot.bot import INVITE_SCOPES, REQUIRED_PERMISSIONS, invite_url
+from discordbot.invite import INVITE_PERMISSIONS, INVITE_SCOPES, invite_url
 
 
 class Command(BaseCommand):
@@ -23,6 +23,6 @@ class Command(BaseCommand):
             )
         self.stdout.write(invite_url(client_id))
         self.stderr.write(
-            f"scopes: {' '.join(INVITE_SCOPES)}; permissions {REQUIRED_PERMISSIONS.value}: "
-            + ", ".join(name for name, on in REQUIRED_PERMISSIONS if on)
+            f"scopes: {' '.join(INVITE_SCOPES)}; permissions {INVITE_PERMISSIONS.value}: "
+            + ", ".join(name for name, on in INVITE_PERMISSIONS if on)
         )

@@ -4,6 +4,8 @@ channel layer carries the bot's market events to the dashboard. With Redis, run 
 separately instead (`--no-bot` here). The market clock (`markets_tick` every 30 s) runs here in
 any case, so `make run` alone closes and refunds markets on time."""
 
+from typing import Any, cast
+
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandParser
 
@@ -33,6 +35,13 @@ class Command(BaseCommand):
             + (" with the Discord bot" if with_bot else "")
             + " (Ctrl+C to stop)"
         )
+        if not token and not no_bot:
+            # Said on start, or a server owner waits for a bot that never comes (issue 23).
+            self.stdout.write(
+                "The Discord bot did not start: DISCORD_TOKEN is not set (environment or .env; "
+                "README, Discord setup). The admin, the dashboard and the market clock run "
+                "without it."
+            )
         Server(
             application=application,
             endpoints=build_endpoint_description_strings(host=host, port=port),
@@ -60,7 +69,7 @@ class Command(BaseCommand):
                 task.cancel()
 
         asyncio.get_event_loop().call_soon(start)
-        reactor.addSystemEventTrigger("before", "shutdown", stop)
+        cast(Any, reactor).addSystemEventTrigger("before", "shutdown", stop)
         if token:
             self._start_bot(token)
 
@@ -90,4 +99,4 @@ class Command(BaseCommand):
         # daphne made the reactor's asyncio loop the current one; `call_soon` runs once that
         # loop runs (Twisted's own start-up triggers fire before it does).
         asyncio.get_event_loop().call_soon(start)
-        reactor.addSystemEventTrigger("before", "shutdown", stop)
+        cast(Any, reactor).addSystemEventTrigger("before", "shutdown", stop)

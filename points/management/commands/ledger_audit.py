@@ -6,7 +6,7 @@ from points.audit import ledger_audit
 class Command(BaseCommand):
     help = "Check the ledger invariants L1–L4 (DOMAIN §3) over every guild."
 
-    def handle(self, *args, **options) -> None:
+    def handle(self, *args: object, **options: object) -> None:
         report = ledger_audit()
         for violation in report.violations:
             self.stderr.write(violation)

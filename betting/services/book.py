@@ -1,0 +1,200 @@
+"""The resting limit orders of one market inside a locked transaction (DOMAIN §4.7): read once
+per batch, filled in passes in memory, written back in one statement.
+
+`Book` is the batch's view of the orders: which shares they reserve (so a sale cannot use them),
+which wallets and positions their fills touch (locked and read with the batch's own), and the
+pass: after each trade, and when an order is placed, every resting order is visited once in
+priority order and given its largest fill at the price it meets then (`betting.fills`). A fill
+is staged through the batch like any trade: its legs in the batch's `Journal`, its position in
+the batch's holdings, its `Trade` (linked to the order) and `trade` event in the batch's lists."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterable
+from typing import TYPE_CHECKING
+
+from django.db.models import Q
+
+from core.sql import update_from_values
+from markets.models import Market, Outcome
+from points.models import Account, Transfer
+
+from .. import fills
+from ..models import Order, Trade
+from .requests import TradeRequest
+
+if TYPE_CHECKING:
+    from .batch import Batch
+
+
+def resting_orders(market: Market) -> list[Order]:
+    """The market's resting orders in pass order (one query). Caller holds the market lock:
+    orders of a market change only under it."""
+    if market.mechanism != Market.Mechanism.AMM:
+        return []
+    rows = Order.objects.filter(market=market, status=Order.Status.RESTING)
+    return sorted(rows, key=lambda o: fills.priority(o.side, o.limit_ppm, o.pk))
+
+
+def live(order: Order, now: dt.datetime) -> bool:
+    """Resting and not past its expiry (an expired order the clock has not released yet does
+    not fill, §4.7)."""
+    return order.status == Order.Status.RESTING and (
+        order.expires_at is None or order.expires_at > now
+    )
+
+
+class Book:
+    """The resting orders of the batch's market, in pass order."""
+
+    def __init__(self, orders: Iterable[Order], outcomes: Iterable[Outcome] = ()) -> None:
+        self.orders = list(orders)
+        self.touched: dict[int, Order] = {}
+        self.position_of = {o.pk: o.position for o in outcomes}
+
+    @property
+    def users(self) -> set[int]:
+        return {o.user_id for o in self.orders}
+
+    def sellers(self) -> set[int]:
+        """Owners of resting sell orders: a fill pays into their wallets."""
+        return {o.user_id for o in self.orders if o.side == Order.Side.SELL}
+
+    def reserved(self, user_id: int, outcome_id: int) -> int:
+        """Micro-shares of the member's position in `outcome_id` held for their sell orders."""
+        return sum(
+            o.remaining
+            for o in self.orders
+            if o.side == Order.Side.SELL
+            and o.user_id == user_id
+            and o.outcome_id == outcome_id
+            and o.status == Order.Status.RESTING
+        )
+
+    def add(self, order: Order) -> None:
+        self.orders.append(order)
+        self.orders.sort(key=lambda o: fills.priority(o.side, o.limit_ppm, o.pk))
+
+    def resting_count(self, now: dt.datetime, user_id: int | None = None) -> int:
+        return sum(
+            1 for o in self.orders if live(o, now) and (user_id is None or o.user_id == user_id)
+        )
+
+    # --- the pass ---------------------------------------------------------------------------
+
+    def run_pass(self, batch: Batch) -> None:
+        """One pass (§4.7): each live order once, in priority order, filled as far as the price
+        it meets allows. Caller (the batch) holds the market lock and the accounts' locks."""
+        if not self.orders:
+            return
+        pools = [o.pool for o in batch.outcomes]
+        weights = fills.Weights(pools)
+        for order in self.orders:
+            if not live(order, batch.now):
+                continue
+            position = self.position_of[order.outcome_id]
+            buying = order.side == Order.Side.BUY
+            if not weights.on_side(position, order.limit_ppm, buying):
+                continue  # the price is not on the order's side: no fill (cheap, most orders)
+            fill = (fills.buy_fill if buying else fills.sell_fill)(
+                pools, position, batch.market.fee_bps, order.remaining, order.limit_ppm
+            )
+            if fill is not None:
+                self._fill(batch, order, position, fill)
+                pools = fill.pools
+                weights = fills.Weights(pools)
+
+    def _fill(self, batch: Batch, order: Order, position: int, fill: fills.Fill) -> None:
+        outcome = batch.outcomes[position]
+        number = order.fills + 1
+        key = f"order:{order.pk}:{number}"
+        market = batch.market
+        buying = order.side == Order.Side.BUY
+        if buying:
+            source = batch.order_account
+            assert source is not None  # a buy order was placed, so the account exists
+            legs = [
+                batch._leg(
+                    source,
+                    batch.escrow,
+                    fill.amount - fill.fee,
+                    Transfer.Code.BUY,
+                    f"{key}:buy",
+                    f"Market #{market.pk}: {outcome.label} (order #{order.pk})",
+                    order.user_id,
+                )
+            ]
+            if fill.fee:
+                legs.append(batch._fee(source, fill.fee, key, order.user_id))
+            batch.journal.stage(legs)
+        else:
+            wallet = batch.wallet[order.user_id]
+            legs = [
+                batch._leg(
+                    batch.escrow,
+                    wallet,
+                    fill.amount,
+                    Transfer.Code.SELL,
+                    f"{key}:sell",
+                    f"Market #{market.pk}: sold {outcome.label} (order #{order.pk})",
+                    order.user_id,
+                )
+            ]
+            if fill.fee:
+                legs.append(batch._fee(wallet, fill.fee, key, order.user_id))
+            batch._stage(order.user_id, legs)
+        ppm_before = batch.prices()
+        for o, pool in zip(batch.outcomes, fill.pools, strict=True):
+            o.pool = pool
+        if buying:
+            batch._position_add(
+                outcome, order.user_id, shares=fill.shares, spent=fill.amount, received=0
+            )
+        else:
+            batch._position_add(
+                outcome, order.user_id, shares=-fill.shares, spent=0, received=fill.amount
+            )
+        batch.sold_remainder[key] = 0
+        request = TradeRequest(
+            kind="buy" if buying else "sell",
+            user_id=order.user_id,
+            outcome=position,
+            idempotency_key=key,
+            amount=fill.amount if buying else None,
+            shares=None if buying else fill.shares,
+        )
+        kind = Trade.Kind.BUY if buying else Trade.Kind.SELL
+        trade = batch._trade(request, outcome, kind, fill.amount, fill.shares, fill.fee, ppm_before)
+        trade.order = order
+        batch.events[-1]["payload"]["order_id"] = order.pk
+        order.remaining -= fill.amount if buying else fill.shares
+        order.filled_points += fill.amount
+        order.filled_shares += fill.shares
+        order.fills = number
+        if order.remaining == 0:
+            order.status = Order.Status.FILLED
+        self.touched[order.pk] = order
+
+    def write(self) -> None:
+        """The orders this batch filled, in one statement."""
+        if not self.touched:
+            return
+        update_from_values(
+            Order,
+            "remaining = {remaining}, filled_points = {filled_points}, "
+            "filled_shares = {filled_shares}, fills = {fills}, "
+            "status = CASE WHEN {remaining} = 0 THEN 'filled' ELSE {t}.status END, "
+            "ended_at = CASE WHEN {remaining} = 0 THEN CURRENT_TIMESTAMP ELSE {t}.ended_at END",
+            ["id", "remaining", "filled_points", "filled_shares", "fills"],
+            [
+                (o.pk, o.remaining, o.filled_points, o.filled_shares, o.fills)
+                for _, o in sorted(self.touched.items())
+            ],
+        )
+        self.touched = {}
+
+
+def order_account_q(market: Market) -> Q:
+    """The market's order account, for the batch's one lock query."""
+    return Q(kind=Account.Kind.ORDERS, market=market)
