@@ -33,11 +33,15 @@ def _drip_env(settings):
     settings.DRIP_RATE_LIMIT_PER_MINUTE = 10_000
 
 
-def inside_a_rate_limit_window() -> None:
-    """Bot tests start well inside a minute window (rate limits count in fixed windows)."""
-    left = 60 - time.time() % 60
-    if left < 10:
-        time.sleep(left + 0.05)
+@pytest.fixture
+def ratelimit_clock(monkeypatch):
+    """The bot's rate limits (django-ratelimit, fixed one-minute windows) on a stopped clock, as
+    in tests/discordbot: a test never straddles a window boundary, and never waits for one."""
+    from tests.discordbot.conftest import RateLimitClock
+
+    clock = RateLimitClock(1_800_000_000.0)
+    monkeypatch.setattr("django_ratelimit.core.time", clock)
+    return clock
 
 
 @pytest.fixture

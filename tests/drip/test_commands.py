@@ -30,7 +30,6 @@ from .conftest import (
     REALM,
     START,
     assert_conserved,
-    inside_a_rate_limit_window,
     link_guild,
 )
 
@@ -43,11 +42,10 @@ def members() -> Members:
 
 
 @pytest.fixture
-async def harness(drip_client, request):
+async def harness(drip_client, request, ratelimit_clock):
     """The bot with the test's DRIP client. `@pytest.mark.discord_patience(s)` stretches the
     fake Discord's first-answer deadline and the bot's answer budget to `s`, as the harness of
     tests/discordbot does, for a test about an answer's words rather than its timing."""
-    inside_a_rate_limit_window()
     patience = request.node.get_closest_marker("discord_patience")
     stretched = {} if patience is None else {"answer_budget": float(patience.args[0])}
     fake = FakeDiscord(deadline=float(patience.args[0])) if patience else None

@@ -13,6 +13,7 @@ mirrors confirmed deposits − confirmed withdrawals, and DRIP's total moved by 
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import os
 import signal
 import subprocess
@@ -25,6 +26,7 @@ import pytest
 from channels.db import database_sync_to_async
 from django.conf import settings as django_settings
 from django.db import connection
+from django.db.models import F
 from django.urls import reverse
 
 from drip import bridge, services
@@ -58,9 +60,16 @@ async def _db(func, /, **kwargs):
     return await database_sync_to_async(func, thread_sensitive=False)(**kwargs)
 
 
-def deposit(fake, breaker, user: int, amount: int, key: str | None = None):
+def limiter(clock=None) -> RealmLimiter | None:
+    """The realm limiter on the test's clock (`WallClock`), or the default one on real time."""
+    return RealmLimiter(clock=clock) if clock is not None else None
+
+
+def deposit(fake, breaker, user: int, amount: int, key: str | None = None, *, clock=None):
     async def go():
-        client = DripClient(base_url=fake.base_url, timeout=1.0, breaker=breaker)
+        client = DripClient(
+            base_url=fake.base_url, timeout=1.0, breaker=breaker, limiter=limiter(clock)
+        )
         try:
             return await bridge.deposit(
                 db=_db,
@@ -76,9 +85,11 @@ def deposit(fake, breaker, user: int, amount: int, key: str | None = None):
     return asyncio.run(go())
 
 
-def worker_pass(fake, breaker, **options):
+def worker_pass(fake, breaker, *, clock=None, **options):
     async def go():
-        client = DripClient(base_url=fake.base_url, timeout=1.0, breaker=breaker)
+        client = DripClient(
+            base_url=fake.base_url, timeout=1.0, breaker=breaker, limiter=limiter(clock)
+        )
         try:
             return await DripWorker(client=client, retry_base=0.05, **options).run_once()
         finally:
@@ -135,33 +146,51 @@ def decide(http, row_id: int, decision: str, *, request_id: str | None = None):
 # --- 1. 429 storms ------------------------------------------------------------------------------
 
 
-def test_a_429_storm_delays_withdrawals_by_retry_after_and_each_arrives_once(fake, linked, breaker):
+def time_passes(seconds: float, clock) -> None:
+    """`seconds` pass for the worker without the test waiting for them: the realm limiter's
+    clock moves, and every pending row's next attempt comes that much closer (the worker reads
+    "now" once per pass and compares it with `next_attempt_at`)."""
+    clock.advance(seconds)
+    DripTransfer.objects.filter(next_attempt_at__isnull=False).update(
+        next_attempt_at=F("next_attempt_at") - dt.timedelta(seconds=seconds)
+    )
+
+
+def test_a_429_storm_delays_withdrawals_by_retry_after_and_each_arrives_once(
+    fake, linked, breaker, wall_clock
+):
+    """Retry-After is long (30 s) and the time passes on the test's word, so neither a loaded
+    machine (a pass that takes longer than Retry-After) nor a quick one decides the outcome."""
     initial = fake.total(REALM)
     for user in (ALICE, BOB, CAROL):
         withdraw(user, 100)
-    fake.storm_next(3, retry_after=1)
+    fake.storm_next(3, retry_after=30)
 
-    first = worker_pass(fake, breaker)
+    first = worker_pass(fake, breaker, clock=wall_clock)
     assert first.released == 3 and first.confirmed == 0
     row = DripTransfer.objects.first()
     assert row.status == "pending" and row.error_code == "rate_limited"
     waited = (row.next_attempt_at - row.sent_at).total_seconds()
-    assert 0.9 <= waited <= 1.5  # Retry-After, not the exponential backoff
+    assert 30 <= waited <= 40  # Retry-After, not the exponential backoff (0.05 s here)
     requests = len(fake.requests())
-    assert worker_pass(fake, breaker).batches == []  # nothing due before Retry-After
+    assert worker_pass(fake, breaker, clock=wall_clock).batches == []  # nothing due yet
+    time_passes(25, wall_clock)
+    assert worker_pass(fake, breaker, clock=wall_clock).batches == []  # still nothing due
     assert len(fake.requests()) == requests
 
-    deadline = time.monotonic() + 10
-    while statuses().get("confirmed", 0) < 3 and time.monotonic() < deadline:
-        time.sleep(0.3)
-        worker_pass(fake, breaker)
+    passes = 0
+    while statuses().get("confirmed", 0) < 3 and passes < 6:  # the storm's other two 429s
+        time_passes(15 if passes == 0 else 31, wall_clock)
+        worker_pass(fake, breaker, clock=wall_clock)
+        passes += 1
     assert statuses() == {"confirmed": 3}
+    assert passes == 3  # each 429 cost one Retry-After, no more and no fewer
     assert [fake.balance(REALM, u) for u in (ALICE, BOB, CAROL)] == [START + 100] * 3
     assert breaker_state(breaker)["state"] == "closed"  # 429s are not an outage
 
     fake.storm_next(1, retry_after=5)
     with pytest.raises(DripRefused) as refused:
-        deposit(fake, breaker, ALICE, 50)
+        deposit(fake, breaker, ALICE, 50, clock=wall_clock)
     assert refused.value.code == "drip_rate_limited"
     assert "rate-limiting this server; nothing was moved. Try again <t:" in refused.value.message
     assert wallet(ALICE) == 900

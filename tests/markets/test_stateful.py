@@ -85,7 +85,17 @@ DISPUTERS = [
     [TRADERS[2], TRADERS[3]],
 ]
 """Who disputes in a story: nobody, a trader, two traders and the first again, a non-trader."""
-STORY_ENDINGS = ["force", "tick", "self_confirm", "confirm", "change", "undo", "cancel", "hold"]
+STORY_ENDINGS = [
+    "force",
+    "tick",
+    "self_confirm",
+    "confirm",
+    "change",
+    "undo",
+    "dispute_undo",
+    "cancel",
+    "hold",
+]
 GUILD_RULES = [
     (mode, window, coi)
     for mode in ("vote", "creator")
@@ -961,7 +971,7 @@ class MarketLifecycle(RuleBasedStateMachine):
             [0, 1, 2],
         )
         mode, window, coi = rules_
-        if ending in ("undo", "hold") and window == 0:
+        if ending in ("undo", "dispute_undo", "hold") and window == 0:
             # These endings act on a proposal that waits; with no window most proposals pay at
             # once and the story would end before them, leaving the MUST_SEE guard to the luck
             # of the draw (which differs between runs in one process and in a full suite).
@@ -998,7 +1008,7 @@ class MarketLifecycle(RuleBasedStateMachine):
             self.do_confirm(m, "moderator", MODS[0], None)  # refused: conflict
             self.do_resolve(m, outcome, MODS[0])  # refused: conflict
         self.do_undo(m, "stranger", MODS[2])  # refused: not a moderator
-        if late and m.deadline is not None:
+        if late and m.deadline is not None and ending != "dispute_undo":
             self.clock = max(self.clock, m.deadline)
         for user in disputers:
             self.do_dispute(m, user)
@@ -1008,6 +1018,11 @@ class MarketLifecycle(RuleBasedStateMachine):
         elif ending == "self_confirm":
             self.do_confirm(m, "creator_mod", second, None)
         elif ending == "undo":
+            self.do_undo(m, "moderator", second)
+            make_proposal()
+        elif ending == "dispute_undo":  # a trader disputes in time, then a moderator undoes
+            if not m.disputed:
+                self.do_dispute(m, TRADERS[1])
             self.do_undo(m, "moderator", second)
             make_proposal()
         elif ending == "tick":
