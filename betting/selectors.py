@@ -349,6 +349,46 @@ def orders_of_member(
 
 
 @dataclass(frozen=True)
+class EndedOrder:
+    """A limit order that ended without its member asking (DOMAIN §4.7), as their DM tells it:
+    `remaining` is the budget that went back (buy, points) or the shares left unsold (sell,
+    micro-shares)."""
+
+    order_id: int
+    user_id: int
+    side: str
+    label: str
+    limit_ppm: int
+    remaining: int
+    filled_points: int
+    filled_shares: int
+
+
+def orders_ended(*, market_id: int, order_ids: Iterable[int] | None = None) -> list[EndedOrder]:
+    """The orders of a market that ended on their own: those listed (`order_ids`, expired
+    together), or else every order the market's end released (it releases once, as the market
+    leaves `open`); oldest first (1 query)."""
+    rows = Order.objects.filter(market_id=market_id)
+    if order_ids is not None:
+        rows = rows.filter(pk__in=list(order_ids), status=Order.Status.EXPIRED)
+    else:
+        rows = rows.filter(status=Order.Status.RELEASED)
+    return [
+        EndedOrder(*row)
+        for row in rows.order_by("id").values_list(
+            "id",
+            "user_id",
+            "side",
+            "outcome__label",
+            "limit_ppm",
+            "remaining",
+            "filled_points",
+            "filled_shares",
+        )
+    ]
+
+
+@dataclass(frozen=True)
 class RestingLevel:
     """The orders waiting at one limit of one outcome and side (DOMAIN §4.7): points of buy
     budgets, or micro-shares held for sale."""

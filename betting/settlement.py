@@ -120,9 +120,9 @@ class PositionHoldings:
         """Ever traded in `market` (who may dispute its proposed result)."""
         return Position.objects.filter(market=market, user_id=user_id).exists()
 
-    def orders_release(self, market: Market, now: dt.datetime) -> None:
+    def orders_release(self, market: Market, now: dt.datetime) -> int:
         """Caller holds a row lock on `market`, which is leaving `open` (DOMAIN §4.7)."""
-        market_orders_release(market, now)
+        return market_orders_release(market, now)
 
     def orders_expire(self, now: dt.datetime) -> int:
         return orders_expire(now=now)

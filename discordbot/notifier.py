@@ -127,6 +127,18 @@ FILL_DM_DELAY = dt.timedelta(minutes=1)
 follow join its DM (issue 25: one DM per member and market, not one per fill)."""
 
 
+def dm_join(rows: list[dict], user_id: int, content: str, m: MarketSummary) -> None:
+    """Add a DM to `rows`, or — where the event already owes this member one (one message per
+    event and target) — append it to that DM, which then ends with this one's footer."""
+    target = f"dm:{user_id}"
+    for row in rows:
+        if row["target"] == target and row["kind"] == NotificationDelivery.Kind.DM:
+            first = row["content"].removesuffix(render.MSG_DM_FOOTER).rstrip()
+            row["content"] = limits.fit(f"{first}\n\n{content}", limits.CONTENT)
+            return
+    rows.append(dm_row(user_id, content, m))
+
+
 class Notifier:
     def __init__(
         self,
@@ -190,6 +202,8 @@ class Notifier:
         self.bot.snapshots.drop(event.market_id)
         if event.type == MarketEvent.Type.ORDERS:  # the resting volume on the message
             self._dirty.add(event.market_id)
+            if event.payload.get("change") == "expired":
+                return await self.orders_ended_rows(event, "expired", [])
             return []
         if event.type == MarketEvent.Type.TRADE:
             self._dirty.add(event.market_id)
@@ -217,11 +231,12 @@ class Notifier:
         else:
             await self._refresh_message(m)
         if event.type == MarketEvent.Type.CLOSED:
-            if m.creator_id in ctx.opted_out:
-                return []
-            how = render.how_text(ctx.settings, creator_id=m.creator_id)
-            text = render.closed_dm(m, refund_hours=ctx.auto_refund_hours, how=how)
-            return [dm_row(m.creator_id, text, m)]
+            rows = []
+            if m.creator_id not in ctx.opted_out:
+                how = render.how_text(ctx.settings, creator_id=m.creator_id)
+                text = render.closed_dm(m, refund_hours=ctx.auto_refund_hours, how=how)
+                rows.append(dm_row(m.creator_id, text, m))
+            return await self.orders_ended_rows(event, "closed", rows, m)
         rows = []
         # The market's thread, where it has one (issue 26): the channel stays quiet.
         where = await market_thread_of(self.bot, m) or ctx.announce_channel_id or m.channel_id
@@ -281,6 +296,42 @@ class Notifier:
         for user_id in sorted(disputers - ctx.opted_out):  # disputed, but no result to tell
             text = limits.fit(f"{decision} {render.MSG_DM_FOOTER}", limits.CONTENT)
             rows.append(dm_row(user_id, text, m))
+        if cancelled:
+            return await self.orders_ended_rows(event, "cancelled", rows, m)
+        return rows
+
+    async def orders_ended_rows(
+        self, event: MarketEvent, why: str, rows: list[dict], m: MarketSummary | None = None
+    ) -> list[dict]:
+        """`rows` and the DMs owed for limit orders that ended on their own (DOMAIN §4.7): the
+        orders an `orders_changed` event says expired (`why` "expired"), or those the market's
+        close or cancellation released ("closed", "cancelled"; the event counts them). One DM
+        per member, joined to the DM this event already owes them (one message per event and
+        member). Nothing for members who turned DMs off."""
+        if why == "expired":
+            order_ids = [int(pk) for pk in event.payload.get("order_ids") or []]
+            if not order_ids:
+                return rows
+        elif not event.payload.get("orders_released"):
+            return rows
+        else:
+            order_ids = None
+        ended = await self.bot.db(
+            selectors.orders_ended, market_id=event.market_id, order_ids=order_ids
+        )
+        by_user: dict[int, list] = {}
+        for order in ended:
+            by_user.setdefault(order.user_id, []).append(order)
+        if not by_user:
+            return rows
+        opted_out = await self.bot.db(
+            selectors.dm_opt_outs, guild_id=event.guild_id, user_ids=sorted(by_user)
+        )
+        if m is None:
+            m = await self.bot.db(market_get, market_id=event.market_id)
+        for user_id, orders in sorted(by_user.items()):
+            if user_id not in opted_out:
+                dm_join(rows, user_id, render.orders_ended_dm(m, orders, why), m)
         return rows
 
     async def fills_rows(self, event: MarketEvent) -> list[dict]:

@@ -185,6 +185,10 @@ def trader_results(*, market_id: int) -> list[TraderResult]:
     return [TraderResult(u, *totals[u]) for u in sorted(totals)]
 
 
+orders_ended = betting_selectors.orders_ended
+"""The limit orders an event ended on their own, for their members' DMs (the notifier)."""
+
+
 def dm_opt_outs(*, guild_id: int, user_ids: list[int]) -> set[int]:
     """Members among `user_ids` who turned DM notifications off (1 query)."""
     return set(

@@ -73,10 +73,10 @@ class Holdings(Protocol):
         """Whether `user_id` ever traded in `market` (who may dispute a proposed result)."""
         ...
 
-    def orders_release(self, market: Market, now: dt.datetime) -> None:
+    def orders_release(self, market: Market, now: dt.datetime) -> int:
         """Release what waits on the market being open — limit orders' budgets and reserved
-        shares (DOMAIN §4.7) — as it closes or is cancelled. Caller holds a row lock on
-        `market`."""
+        shares (DOMAIN §4.7) — as it closes or is cancelled; returns how many orders ended.
+        Caller holds a row lock on `market`."""
         ...
 
     def orders_expire(self, now: dt.datetime) -> int:

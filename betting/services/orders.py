@@ -286,15 +286,19 @@ def orders_changed(market: Market, orders: Sequence[Order], change: str) -> None
             "side": first.side,
             "label": first.outcome.label,
             "limit_ppm": first.limit_ppm,
+            # Which orders: those that expired are DMed to their members (the bot's notifier).
+            "order_ids": [o.pk for o in orders],
         },
         actor_id=first.user_id if change != "expired" else None,
     )
 
 
-def market_orders_release(market: Market, now: dt.datetime) -> None:
-    """Release every resting order of a market that leaves `open` (closing, cancelled). Caller
-    holds a row lock on `market`."""
-    orders_release(market, resting_orders(market), status=Order.Status.RELEASED, now=now)
+def market_orders_release(market: Market, now: dt.datetime) -> int:
+    """Release every resting order of a market that leaves `open` (closing, cancelled); returns
+    how many. Caller holds a row lock on `market`."""
+    orders = resting_orders(market)
+    orders_release(market, orders, status=Order.Status.RELEASED, now=now)
+    return len(orders)
 
 
 @use_case()

@@ -192,6 +192,51 @@ def fills_dm(m: MarketSummary, fills: Sequence[dict]) -> str:
     return fit("\n".join(lines), limits.CONTENT)
 
 
+MSG_ENDED_HEAD = {
+    "expired": "⌛ Your limit {orders} on #{market_id} “{question}” expired:",
+    "closed": "🔒 #{market_id} “{question}” closed, so your limit {orders} on it ended:",
+    "cancelled": "↩️ #{market_id} “{question}” was cancelled, so your limit {orders} on it ended:",
+}
+MSG_ENDED_BUY = (
+    "• Order #{order}, buy **{label}** at {limit} or less: {amount} points back in your wallet"
+)
+MSG_ENDED_SELL = (
+    "• Order #{order}, sell **{label}** at {limit} or more: {shares} shares left unsold"
+)
+MSG_ENDED_FILLED = " (it had {verb} {shares} shares for {amount} points)"
+
+
+def orders_ended_dm(m: MarketSummary, orders: Sequence[Any], why: str) -> str:
+    """One DM for a member's limit orders that ended on their own (DOMAIN §4.7): `why` is
+    "expired", "closed" or "cancelled"; `orders` are `betting.selectors.EndedOrder`s. What each
+    gave back, and what it had traded before."""
+    lines = [
+        MSG_ENDED_HEAD[why].format(
+            orders="orders" if len(orders) > 1 else "order",
+            market_id=m.id,
+            question=fit(escape(m.question), 200),
+        )
+    ]
+    for o in orders:
+        buy = o.side == "buy"
+        line = (MSG_ENDED_BUY if buy else MSG_ENDED_SELL).format(
+            order=o.order_id,
+            label=fit(escape(str(o.label)), 100),
+            limit=f"{o.limit_ppm / 10_000:g} %",
+            amount=points(o.remaining),
+            shares=shares(o.remaining),
+        )
+        if o.filled_shares:
+            line += MSG_ENDED_FILLED.format(
+                verb="bought" if buy else "sold",
+                shares=shares(o.filled_shares),
+                amount=points(o.filled_points),
+            )
+        lines.append(line + ".")
+    lines.append(MSG_DM_FOOTER)
+    return fit("\n".join(lines), limits.CONTENT)
+
+
 def dispute_ping(
     m: MarketSummary, payload: dict, *, role_ids: Sequence[int], moderators: str
 ) -> str:

@@ -47,7 +47,7 @@ def close(
 ) -> MarketEvent:
     """Close trading and release the market's limit orders (DOMAIN §4.7). Caller holds a row
     lock on `market` and checked it is open."""
-    holdings_get().orders_release(market, now)
+    released = holdings_get().orders_release(market, now)
     Market.objects.filter(pk=market.pk, status=Market.Status.OPEN).update(
         status=Market.Status.CLOSED, closed_at=now, closed_by_id=actor_id
     )
@@ -60,6 +60,7 @@ def close(
             "reason": reason,
             "creator_id": str(market.creator_id),
             "closed_at": now.isoformat(),
+            **({"orders_released": released} if released else {}),
         },
         natural_key=f"close:{market.pk}",
         request_key=request_key,

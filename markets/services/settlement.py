@@ -283,8 +283,9 @@ def cancel(
     `extra`: more facts for the event's payload (a dispute that expired)."""
     before = market.status
     now = timezone.now()
+    released = 0
     if before == Market.Status.OPEN:
-        holdings_get().orders_release(market, now)  # DOMAIN §4.7
+        released = holdings_get().orders_release(market, now)  # DOMAIN §4.7
     Market.objects.filter(pk=market.pk, status=before).update(
         status=Market.Status.CANCELLED,
         settled_at=now,
@@ -314,6 +315,7 @@ def cancel(
             "automatic": automatic,
             "total_refunded": total,
             "refunded_count": len([u for u, a in plan.per_user.items() if a]),
+            **({"orders_released": released} if released else {}),
             **(extra or {}),
         },
         natural_key=f"cancel:{market.pk}",

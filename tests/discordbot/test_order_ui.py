@@ -285,3 +285,78 @@ async def test_no_fill_dm_for_a_member_who_turned_dms_off(harness, members):
     assert not await db(harness, lambda: NotificationDelivery.objects.filter(kind="fills").exists())
     assert await notifier.deliver_due("dm", now=timezone.now() + dt.timedelta(minutes=2)) == 0
     assert not harness.fake.dms(members.bob.id)
+
+
+async def test_orders_that_end_on_their_own_are_dmed_once_with_what_went_back(harness, members):
+    """DOMAIN §4.7: an order that expires, or that the market's close or cancellation
+    releases, is DMed to its member — what went back, what it had traded — once, joined to any
+    DM the same event owes them; an order its member cancels is not (they saw the answer), and
+    a member with DMs off gets nothing."""
+    from betting.services import orders_expire
+
+    notifier = harness.bot.get_cog("Notifications").notifier
+    market = await make_market(harness, creator=members.alice.id)
+    other = await make_market(harness, creator=members.alice.id, question="Snow on Friday?")
+    await notifier.drain()  # the announcements are old news for this test
+    await harness.send(harness.command("notifications", members.carol, state="off"))
+    soon = await harness.send(
+        harness.command(
+            "order buy", members.bob, market=str(market.id), outcome="Yes", amount=80,
+            limit="30", expires="2h",
+        )
+    )  # fmt: skip
+    assert "Order #" in soon.text, soon.text
+    await _order_buy(harness, members.bob, market, amount=100, limit="45")
+    await _order_buy(harness, members.alice, market, amount=60, limit="35", outcome="No")
+    await _order_buy(harness, members.carol, market, amount=50, limit="20")
+    await _order_buy(harness, members.bob, other, amount=70, limit="25")
+    mine = await _order_buy(harness, members.bob, other, amount=40, limit="20")
+    assert "Order #" in mine.text, mine.text
+    await _bet(harness, members.mod, market, "No", 120)  # fills part of Bob's 45 % order
+    orders = await db(harness, lambda: list(Order.objects.order_by("id")))
+    expiring, partly, alices, carols, on_other, cancelled_by_bob = orders
+    assert 0 < partly.filled_points < 100 and partly.status == "resting"
+    listed = await harness.send(harness.command("orders", members.bob, market=str(other.id)))
+    await harness.send(
+        harness.click(listed.reply, members.bob, label=f"Cancel #{cancelled_by_bob.pk}")
+    )
+    await notifier.drain()
+    seen = len(harness.fake.dms(members.bob.id))  # a fill DM, if due: its own test's subject
+
+    # Two hours on: the 30 % order expires.
+    assert await db(harness, orders_expire, now=timezone.now() + dt.timedelta(hours=3)) == 1
+    await notifier.drain()
+    dms = [m["content"] for m in harness.fake.dms(members.bob.id)][seen:]
+    assert dms == [
+        f"⌛ Your limit order on #{market.id} “Will it rain tomorrow?” expired:\n"
+        f"• Order #{expiring.pk}, buy **Yes** at 30 % or less: 80 points back in your wallet.\n"
+        f"{render.MSG_DM_FOOTER}"
+    ]
+
+    # Alice closes the market: Bob's rest and her own order end; her DM says both.
+    await harness.send(harness.command("market close", members.alice, market=str(market.id)))
+    await harness.send(
+        harness.command("market cancel", members.mod, market=str(other.id), reason="Duplicate")
+    )
+    await notifier.drain()
+    await notifier.drain()  # planned once: a second pass sends nothing more
+    partly = await db(harness, lambda: Order.objects.get(pk=partly.pk))
+    bob = [m["content"] for m in harness.fake.dms(members.bob.id)][seen + 1 :]
+    assert len(bob) == 2, bob
+    closed = next(t for t in bob if t.startswith("🔒"))
+    assert closed.startswith(
+        f"🔒 #{market.id} “Will it rain tomorrow?” closed, so your limit order on it ended:\n"
+        f"• Order #{partly.pk}, buy **Yes** at 45 % or less: {partly.remaining:,} points back "
+        f"in your wallet (it had bought {render.shares(partly.filled_shares)} shares for "
+        f"{partly.filled_points:,} points)."
+    )
+    gone = next(t for t in bob if t.startswith("↩️"))
+    assert f"• Order #{on_other.pk}, buy **Yes** at 25 % or less: 70 points back" in gone
+    assert f"#{cancelled_by_bob.pk}" not in gone  # he cancelled it himself
+    alice = [m["content"] for m in harness.fake.dms(members.alice.id)]
+    assert len(alice) == 1, alice  # one DM for the close: hers as creator, and her order
+    assert f"Order #{alices.pk}, buy **No** at 35 % or less: 60 points back" in alice[0]
+    assert alice[0].count(render.MSG_DM_FOOTER) == 1
+    assert not harness.fake.dms(members.carol.id)  # DMs off
+    assert await db(harness, lambda: Order.objects.get(pk=carols.pk).status) == "released"
+    assert await _balance(harness, members.carol) == 1000  # her 50 points went back all the same
