@@ -10,6 +10,7 @@ the batch's holdings, its `Trade` (linked to the order) and `trade` event in the
 
 from __future__ import annotations
 
+import bisect
 import datetime as dt
 from collections.abc import Iterable
 from typing import TYPE_CHECKING
@@ -52,6 +53,7 @@ class Book:
         self.orders = list(orders)
         self.touched: dict[int, Order] = {}
         self.position_of = {o.pk: o.position for o in outcomes}
+        self._lanes: dict[tuple[int, str], _Lane] | None = None
 
     @property
     def users(self) -> set[int]:
@@ -75,6 +77,7 @@ class Book:
     def add(self, order: Order) -> None:
         self.orders.append(order)
         self.orders.sort(key=lambda o: fills.priority(o.side, o.limit_ppm, o.pk))
+        self._lanes = None
 
     def resting_count(self, now: dt.datetime, user_id: int | None = None) -> int:
         return sum(
@@ -85,25 +88,59 @@ class Book:
 
     def run_pass(self, batch: Batch) -> None:
         """One pass (§4.7): each live order once, in priority order, filled as far as the price
-        it meets allows. Caller (the batch) holds the market lock and the accounts' locks."""
+        it meets allows. Caller (the batch) holds the market lock and the accounts' locks.
+
+        Visiting every order would cost the whole book per trade; the pass visits only the
+        orders that can fill, in the same order. Per outcome and side (a lane, in priority
+        order) the orders on the price's side are a prefix of those not yet visited: a buy
+        lane runs from the highest limit down and fills while the price is below the limit, a
+        sell lane from the lowest limit up and fills while it is above. So the next order
+        the full pass would try is the first of the lanes' heads — each lane's first live
+        order after the last one visited — that is on its side; the others it would have
+        skipped without effect, since only a fill moves the prices."""
         if not self.orders:
             return
+        lanes = self._lanes_live(batch.now)
         pools = [o.pool for o in batch.outcomes]
         weights = fills.Weights(pools)
-        for order in self.orders:
-            if not live(order, batch.now):
-                continue
-            position = self.position_of[order.outcome_id]
+        after: tuple[int, int, int] | None = None  # the priority of the last order visited
+        while True:
+            best: tuple[tuple[int, int, int], Order, int] | None = None
+            for (position, side), lane in lanes.items():
+                head = lane.first_after(after)
+                if head is None:
+                    continue
+                key, order = head
+                if best is not None and key >= best[0]:
+                    continue
+                if weights.on_side(position, order.limit_ppm, side == Order.Side.BUY):
+                    best = (key, order, position)
+            if best is None:
+                return
+            after, order, position = best
             buying = order.side == Order.Side.BUY
-            if not weights.on_side(position, order.limit_ppm, buying):
-                continue  # the price is not on the order's side: no fill (cheap, most orders)
             fill = (fills.buy_fill if buying else fills.sell_fill)(
                 pools, position, batch.market.fee_bps, order.remaining, order.limit_ppm
             )
             if fill is not None:
                 self._fill(batch, order, position, fill)
+                if order.status != Order.Status.RESTING:
+                    lanes[(position, order.side)].remove(after)
                 pools = fill.pools
                 weights = fills.Weights(pools)
+
+    def _lanes_live(self, now: dt.datetime) -> dict[tuple[int, str], _Lane]:
+        """The live orders by (outcome position, side), each lane in priority order; built
+        once per batch (its clock does not move) and again after a placement."""
+        if self._lanes is None:
+            lanes: dict[tuple[int, str], _Lane] = {}
+            for o in self.orders:  # already in priority order
+                if live(o, now):
+                    lane = lanes.setdefault((self.position_of[o.outcome_id], o.side), _Lane())
+                    lane.keys.append(fills.priority(o.side, o.limit_ppm, o.pk))
+                    lane.orders.append(o)
+            self._lanes = lanes
+        return self._lanes
 
     def _fill(self, batch: Batch, order: Order, position: int, fill: fills.Fill) -> None:
         outcome = batch.outcomes[position]
@@ -193,6 +230,25 @@ class Book:
             ],
         )
         self.touched = {}
+
+
+class _Lane:
+    """The live orders of one outcome and side, in priority order, with their priorities."""
+
+    def __init__(self) -> None:
+        self.keys: list[tuple[int, int, int]] = []
+        self.orders: list[Order] = []
+
+    def first_after(
+        self, after: tuple[int, int, int] | None
+    ) -> tuple[tuple[int, int, int], Order] | None:
+        i = 0 if after is None else bisect.bisect_right(self.keys, after)
+        return (self.keys[i], self.orders[i]) if i < len(self.keys) else None
+
+    def remove(self, key: tuple[int, int, int]) -> None:
+        """An order that stopped resting (filled completely)."""
+        i = bisect.bisect_left(self.keys, key)
+        del self.keys[i], self.orders[i]
 
 
 def order_account_q(market: Market) -> Q:
