@@ -169,6 +169,8 @@ class LeaseKeeper:
         self.epoch = 0
         self._valid_until = 0.0
         self._changed = asyncio.Event()
+        self._claiming: asyncio.Future[int] | None = None
+        """The claim in flight: a cancelled wait does not stop it in its thread."""
 
     @property
     def held(self) -> bool:
@@ -178,10 +180,11 @@ class LeaseKeeper:
         """One claim or renewal; True if this process holds the lease afterwards."""
         asked = time.monotonic()
         was = self.held
+        self._claiming = asyncio.ensure_future(
+            self.call(lease_claim, name=self.name, holder=self.holder, seconds=self.seconds)
+        )
         try:
-            epoch = await self.call(
-                lease_claim, name=self.name, holder=self.holder, seconds=self.seconds
-            )
+            epoch = await asyncio.shield(self._claiming)
         except asyncio.CancelledError:
             raise
         except Exception:
@@ -202,13 +205,20 @@ class LeaseKeeper:
         return self.held
 
     async def run(self) -> None:
-        """Claim or renew every `renew` seconds until cancelled; then give the lease up."""
+        """Claim or renew every `renew` seconds until cancelled; then give the lease up. A claim
+        still running in its thread when the keeper is cancelled is waited for first: released
+        before it commits, the lease would be taken again by the claim, and held by a process
+        that stopped until it expires."""
         try:
             while True:
                 await self.claim_once()
                 await asyncio.sleep(self.renew)
         finally:
-            if self.held:
+            claiming, self._claiming = self._claiming, None
+            in_flight = claiming is not None and not claiming.done()
+            if claiming is not None:
+                await asyncio.gather(claiming, return_exceptions=True)
+            if self.held or in_flight:
                 self._valid_until = 0.0
                 try:
                     await asyncio.shield(

@@ -141,3 +141,41 @@ def test_a_keeper_cut_off_from_the_database_stops_trusting_its_lease_in_time(loo
     asyncio.run(main())
     assert lease_get("job").expires_at <= timezone.now()
     assert lease_claim("job", "b", seconds=30) == 2
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_keeper_cancelled_during_a_claim_waits_for_it_and_still_gives_the_lease_up():
+    """The claim runs in a thread, which a cancelled wait does not stop: a keeper stopped while
+    its renewal is in flight must let that claim land before it releases, or the claim takes the
+    lease back after the release and a stopped process holds it until it expires (seen in CI:
+    the DRIP worker's lease still held after the worker stopped)."""
+    entered, go_on = threading.Event(), threading.Event()
+    claims = 0
+
+    async def call(func, /, **kwargs):
+        def run():
+            nonlocal claims
+            if func is lease_claim:
+                claims += 1
+                if claims == 2:  # the first renewal: held up until the keeper is cancelled
+                    entered.set()
+                    go_on.wait(5)
+            try:
+                return func(**kwargs)
+            finally:
+                connections.close_all()  # this thread's own connection
+
+        return await asyncio.to_thread(run)
+
+    async def main():
+        keeper = LeaseKeeper("job", holder="a", seconds=30, renew=0.01, call=call)
+        task = asyncio.create_task(keeper.run())
+        assert await asyncio.to_thread(entered.wait, 5)
+        task.cancel()
+        await asyncio.sleep(0.05)  # the cancelled keeper is in its finally now
+        go_on.set()  # the renewal commits
+        await asyncio.gather(task, return_exceptions=True)
+
+    asyncio.run(main())
+    lease = lease_get("job")
+    assert lease.holder == "" and lease.epoch == 1
