@@ -128,29 +128,38 @@ def _move(out: Reversed, t: TradeFacts, role: str, amount: int, *, to_wallet: bo
 # --- on the database ------------------------------------------------------------------------
 
 
-def _late_trades(market: Market, known_at: dt.datetime) -> list[Trade]:
-    return list(
-        Trade.objects.filter(market=market, created_at__gt=known_at, reversed_at__isnull=True)
-        .only("pk", "user_id", "outcome_id", "kind", "amount", "shares", "fee")
-        .order_by("-id")
-    )
-
-
-def _facts(trades: list[Trade], outcomes: list[Outcome]) -> list[TradeFacts]:
+def _late_trades(
+    market: Market, known_at: dt.datetime, outcomes: list[Outcome]
+) -> list[TradeFacts]:
+    """The trades after `known_at` not yet reversed, latest first (1 query, read as plain
+    values: a thousand of them as model instances cost more than the query)."""
     position = {o.pk: o.position for o in outcomes}
+    rows = (
+        Trade.objects.filter(market=market, created_at__gt=known_at, reversed_at__isnull=True)
+        .order_by("-id")
+        .values_list("pk", "user_id", "outcome_id", "kind", "amount", "shares", "fee")
+    )
     return [
-        TradeFacts(t.pk, t.user_id, position[t.outcome_id], t.kind, t.amount, t.shares, t.fee)
-        for t in trades
+        TradeFacts(pk, user_id, position[outcome_id], kind, amount, shares, fee)
+        for pk, user_id, outcome_id, kind, amount, shares, fee in rows
     ]
 
 
-def _positions(market: Market, users: set[int]) -> dict[tuple[int, int], Position]:
-    rows = Position.objects.filter(market=market, user_id__in=users).select_related("outcome")
-    return {(p.user_id, p.outcome.position): p for p in rows}
+def _positions(market: Market, users: set[int]) -> dict[tuple[int, int], tuple[int, list[int]]]:
+    """(user, outcome position) -> (position row id, [shares, points_spent, points_received])."""
+    rows = Position.objects.filter(market=market, user_id__in=users).values_list(
+        "pk", "user_id", "outcome__position", "shares", "points_spent", "points_received"
+    )
+    return {
+        (user_id, position): (pk, [shares, spent, received])
+        for pk, user_id, position, shares, spent, received in rows
+    }
 
 
-def _holdings(positions: dict[tuple[int, int], Position]) -> dict[tuple[int, int], list[int]]:
-    return {k: [p.shares, p.points_spent, p.points_received] for k, p in positions.items()}
+def _holdings(
+    positions: dict[tuple[int, int], tuple[int, list[int]]],
+) -> dict[tuple[int, int], list[int]]:
+    return {k: list(held) for k, (_, held) in positions.items()}
 
 
 def _wallets(market: Market, users: set[int]) -> dict[int, int]:
@@ -165,14 +174,14 @@ def reversal_plan(market: Market, known_at: dt.datetime) -> Reversal:
     """What settling with `known_at` would reverse, on the balances as read now (a preview: the
     settlement recomputes it on the locked rows)."""
     outcomes = list(Outcome.objects.filter(market=market).order_by("position"))
-    trades = _late_trades(market, known_at)
+    trades = _late_trades(market, known_at, outcomes)
     if not trades:
         return Reversal(known_at)
     users = {t.user_id for t in trades}
     wallets = _wallets(market, users)
     balances = dict(Account.objects.filter(pk__in=wallets.values()).values_list("pk", "balance"))
     result = reversal_compute(
-        _facts(trades, outcomes),
+        trades,
         [o.pool for o in outcomes],
         [o.staked for o in outcomes],
         _holdings(_positions(market, users)),
@@ -195,7 +204,7 @@ def reversal_apply(
     market's row lock and changed its status, so this runs once). Locks the escrow, the treasury
     and the wallets of everyone holding a position in the market in one query ordered by primary
     key: the payout that follows locks a subset of them, so no second lock order appears."""
-    trades = _late_trades(market, known_at)
+    trades = _late_trades(market, known_at, outcomes)
     if not trades:
         return Reversal(known_at)
     users = {t.user_id for t in trades}
@@ -208,7 +217,7 @@ def reversal_apply(
     escrow = next(a for a in locked.values() if a.kind == Account.Kind.ESCROW)
     positions = _positions(market, users)
     result = reversal_compute(
-        _facts(trades, outcomes),
+        trades,
         [o.pool for o in outcomes],
         [o.staked for o in outcomes],
         _holdings(positions),
@@ -311,12 +320,13 @@ def _trades_mark(links: dict[int, int | None], now: dt.datetime) -> None:
 
 
 def _positions_write(
-    positions: dict[tuple[int, int], Position], holdings: dict[tuple[int, int], list[int]]
+    positions: dict[tuple[int, int], tuple[int, list[int]]],
+    holdings: dict[tuple[int, int], list[int]],
 ) -> None:
     """The reversed trades' positions back to what they were at `known_at` (one statement).
     A reversed trade's position exists: the trade made or changed it."""
     values: dict[int, tuple[int, ...]] = {
-        positions[key].pk: (shares, spent, received)
+        positions[key][0]: (shares, spent, received)
         for key, (shares, spent, received) in holdings.items()
         if key in positions
     }

@@ -1,7 +1,7 @@
 """Set-based SQL for writes of many rows in a constant number of statements (PostgreSQL, and
-SQLite ≥ 3.35 for the embedded default): `COPY … FROM STDIN`, `UPDATE … FROM (VALUES …)` and
-deletes by primary key. Generic: each app writes only its own tables with them (the ledger's
-tables only through `points.ledger`)."""
+SQLite ≥ 3.35 for the embedded default): `COPY … FROM STDIN`, `UPDATE … FROM unnest(…)`
+(`VALUES` on SQLite) and deletes by primary key. Generic: each app writes only its own tables
+with them (the ledger's tables only through `points.ledger`)."""
 
 from __future__ import annotations
 
@@ -38,8 +38,17 @@ def json_ready(value: object) -> object:
 
 
 def ids_by(model: type[Model], key: str, values: list[Any]) -> dict[Any, int]:
-    """Primary keys of the rows whose unique field `key` is in `values` (1 query)."""
-    column = getattr(model._meta.get_field(key), "attname", key)
+    """Primary keys of the rows whose unique field `key` is in `values` (1 query). On
+    PostgreSQL text keys go as one array parameter (`= ANY(%s)`): an `IN (%s, %s, …)` of a
+    thousand keys costs more to build and parse on the client than the query on the server."""
+    field = model._meta.get_field(key)
+    column = getattr(field, "attname", key)
+    if connection.vendor == "postgresql" and values and all(isinstance(v, str) for v in values):
+        table = connection.ops.quote_name(model._meta.db_table)
+        name = connection.ops.quote_name(getattr(field, "column", column))
+        with connection.cursor() as cursor:
+            cursor.execute(f"SELECT {name}, id FROM {table} WHERE {name} = ANY(%s)", [values])
+            return dict(cursor.fetchall())
     return dict(model._default_manager.filter(**{f"{key}__in": values}).values_list(column, "pk"))
 
 
@@ -91,10 +100,7 @@ def db_time(value: dt.datetime) -> object:
 
 
 def _values(rows: int, width: int) -> str:
-    if connection.vendor == "postgresql":
-        row = "(" + ", ".join(["%s::bigint"] * width) + ")"
-    else:
-        row = "(" + ", ".join(["%s"] * width) + ")"
+    row = "(" + ", ".join(["%s"] * width) + ")"
     return ", ".join([row] * rows)
 
 
@@ -102,22 +108,26 @@ def update_from_values(
     model: type[Model], assignments: str, columns: list[str], rows: Sequence[Sequence[Any]]
 ) -> None:
     """`UPDATE table SET … FROM (VALUES …) v WHERE table.id = v.id` in one statement (integer
-    values). `assignments` uses `{t}` for the table and `{col}` for the value columns."""
+    values). `assignments` uses `{t}` for the table and `{col}` for the value columns.
+
+    On PostgreSQL the values go as one array per column (`unnest(%s::bigint[], …)`): a
+    statement with a placeholder per value (4,000 for 1,000 rows of four columns) spends more
+    time being built and parsed on the client than running on the server."""
     if not rows:
         return
     table = connection.ops.quote_name(model._meta.db_table)
-    params = [value for row in rows for value in row]
     if connection.vendor == "postgresql":
         alias = f"v({', '.join(columns)})"
         names = {c: f"v.{c}" for c in columns}
+        source = "unnest(" + ", ".join(["%s::bigint[]"] * len(columns)) + ")"
+        params: list[Any] = [list(column) for column in zip(*rows, strict=True)]
     else:  # SQLite names VALUES columns column1, column2, …
         alias = "v"
         names = {c: f"v.column{n + 1}" for n, c in enumerate(columns)}
+        source = f"(VALUES {_values(len(rows), len(columns))})"
+        params = [value for row in rows for value in row]
     sets = assignments.format(t=table, **names)
-    sql = (
-        f"UPDATE {table} SET {sets} FROM (VALUES {_values(len(rows), len(columns))}) AS {alias} "
-        f"WHERE {table}.id = {names['id']}"
-    )
+    sql = f"UPDATE {table} SET {sets} FROM {source} AS {alias} WHERE {table}.id = {names['id']}"
     with connection.cursor() as cursor:
         cursor.execute(sql, params)
 
