@@ -12,8 +12,8 @@ from typing import Any
 import discord
 from discord import app_commands
 
+from markets.selectors import MarketSummary, market_list
 from markets.selectors import categories as market_categories
-from markets.selectors import market_list
 
 from . import interactions, limits, parsing, render
 from .responders import bot_of
@@ -30,6 +30,11 @@ def _choice(name: str, value: str) -> app_commands.Choice[str]:
     return app_commands.Choice(name=limits.fit(name, limits.CHOICE_NAME), value=value[:100])
 
 
+LISTING_CAP = 200
+"""Markets a guild's kept list holds (`Snapshots.listing`); a guild with more in the statuses a
+command takes is searched in the database, as before the list was kept."""
+
+
 def market_choices(*, guild_id: int, current: str, statuses: list[str] | None) -> list:
     return market_list(
         guild_id=guild_id,
@@ -37,6 +42,20 @@ def market_choices(*, guild_id: int, current: str, statuses: list[str] | None) -
         search=current or None,
         limit=limits.AUTOCOMPLETE_RESULTS,
     )
+
+
+def matching(listing: list[MarketSummary], typed: str) -> list[MarketSummary] | None:
+    """The listed markets `typed` matches, as `market_list`'s search matches them (the question
+    contains the text, case aside, or the text is the market's number), newest first; None when
+    the list is not the guild's whole list (a search in the database answers then)."""
+    if len(listing) > LISTING_CAP:
+        return None
+    if not typed:
+        return listing
+    text = typed.strip().lstrip("#")
+    folded = text.casefold()
+    number = int(text) if text.isdecimal() and len(text) <= 19 else None
+    return [m for m in listing if folded in m.question.casefold() or m.id == number]
 
 
 def market_autocomplete(statuses: list[str] | None) -> Callable[..., Any]:
@@ -48,21 +67,33 @@ def market_autocomplete(statuses: list[str] | None) -> Callable[..., Any]:
             return []
         bot, guild_id, typed = bot_of(interaction), interaction.guild_id, current[:100]
 
+        def listing() -> Awaitable[list]:
+            return bot.db_fast(
+                market_list, guild_id=guild_id, status=statuses, limit=LISTING_CAP + 1
+            )
+
         def read() -> Awaitable[list]:
             return bot.db_fast(market_choices, guild_id=guild_id, current=typed, statuses=statuses)
 
-        # Members typing the same text at once (a rush) share one read.
+        # The guild's list, kept a few seconds (a rush types against memory); a guild with more
+        # markets than the list holds is searched, members typing the same text sharing a read.
         key = ("market_choices", guild_id, typed, tuple(statuses or ()))
         try:
-            found = await asyncio.wait_for(
-                bot.snapshots.shared(key, read),
+            kept = await asyncio.wait_for(
+                bot.snapshots.listing(guild_id, tuple(statuses or ()), listing),
                 timeout=interactions.remaining(interaction, AUTOCOMPLETE_DEADLINE),
             )
+            found: list[MarketSummary] | None = matching(kept, typed)
+            if found is None:
+                found = await asyncio.wait_for(
+                    bot.snapshots.shared(key, read),
+                    timeout=interactions.remaining(interaction, AUTOCOMPLETE_DEADLINE),
+                )
         except Exception:
             logger.warning("market autocomplete failed or timed out", exc_info=True)
             return []
         out = []
-        for m in found[: limits.AUTOCOMPLETE_RESULTS]:
+        for m in (found or [])[: limits.AUTOCOMPLETE_RESULTS]:
             lead = m.leading
             suffix = f" ({render.percent(lead.probability)} {lead.label})"
             head = f"#{m.id} · "

@@ -161,6 +161,7 @@ async def create_market(
         if reservation is not None:
             await bot.cache_call(ratelimit.release, reservation=reservation)
         raise
+    bot.snapshots.drop_listings(summary.guild_id)  # autocomplete offers it at once
     reply = market_ui.market_reply(summary)
     recorded = market_ui.copy_recorder(bot, summary.id)
 

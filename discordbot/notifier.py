@@ -127,6 +127,19 @@ FILL_DM_DELAY = dt.timedelta(minutes=1)
 follow join its DM (issue 25: one DM per member and market, not one per fill)."""
 
 
+LISTED = frozenset(
+    {
+        MarketEvent.Type.CREATED,
+        MarketEvent.Type.CLOSED,
+        MarketEvent.Type.PROPOSED,
+        MarketEvent.Type.UNDONE,
+        MarketEvent.Type.RESOLVED,
+        MarketEvent.Type.CANCELLED,
+    }
+)
+"""Events that change which status lists a market (`Snapshots.listing`)."""
+
+
 def dm_join(rows: list[dict], user_id: int, content: str, m: MarketSummary) -> None:
     """Add a DM to `rows`, or — where the event already owes this member one (one message per
     event and target) — append it to that DM, which then ends with this one's footer."""
@@ -200,6 +213,8 @@ class Notifier:
         # The bot's snapshot of the market (issue 21) is read again after any of its events
         # (another process's trades, a close, a settlement).
         self.bot.snapshots.drop(event.market_id)
+        if event.type in LISTED:  # a market appeared or changed status: autocomplete's list
+            self.bot.snapshots.drop_listings(event.guild_id)
         if event.type == MarketEvent.Type.ORDERS:  # the resting volume on the message
             self._dirty.add(event.market_id)
             if event.payload.get("change") == "expired":

@@ -47,6 +47,9 @@ SETTINGS_SECONDS = 30.0
 row itself."""
 MARKET_SECONDS = 30.0
 """A market nobody trades on is read again after this long even without an event."""
+LISTING_SECONDS = 5.0
+"""How long a guild's market list (autocomplete's suggestions) is kept: the market events this
+process plans drop it at once; another process's new market shows within this."""
 MAX_ENTRIES = 10_000
 READ_CAP = 1000
 """Members whose balances (or holdings) one read fetches at most."""
@@ -100,6 +103,9 @@ class Snapshots:
         self._settings: dict[int, tuple[GuildSettings, float]] = {}
         self._settings_generation = 0
         """Bumped by every `drop_settings`: reads begun before are not kept."""
+        self._listings: dict[tuple[int, tuple[str, ...]], tuple[Any, float]] = {}
+        self._listing_generation = 0
+        """Bumped by every `drop_listings`: lists read before are not kept."""
         self._flights = SingleFlight()
         self._versions = itertools.count(1)
         self._read_balances = read_balances
@@ -146,6 +152,33 @@ class Snapshots:
         """`load()` once for every caller asking for `key` at the same time (nothing kept
         after: e.g. the same market list typed by many members during a rush)."""
         return await self._flights.run(("shared", key), load)
+
+    async def listing(
+        self, guild_id: int, statuses: tuple[str, ...], load: Callable[[], Awaitable[V]]
+    ) -> V:
+        """The guild's markets in `statuses` as `load()` lists them, kept `LISTING_SECONDS`:
+        a rush of members typing in `/bet`'s market option reads the list once."""
+        key = (guild_id, statuses)
+        kept = self._listings.get(key)
+        if kept is not None and self._clock() - kept[1] < LISTING_SECONDS:
+            return kept[0]
+        generation = self._listing_generation
+
+        async def run() -> V:
+            value = await load()
+            if generation == self._listing_generation:
+                if len(self._listings) > MAX_ENTRIES:
+                    self._listings.clear()
+                self._listings[key] = (value, self._clock())
+            return value
+
+        return await self._flights.run(("listing", key, generation), run)
+
+    def drop_listings(self, guild_id: int) -> None:
+        """A market of the guild was created or changed status: list them again next time."""
+        self._listing_generation += 1
+        for key in [k for k in self._listings if k[0] == guild_id]:
+            del self._listings[key]
 
     async def balance(self, guild_id: int, user_id: int) -> int | None:
         """The member's balance read now (None: no wallet yet), in one read with every member

@@ -4,6 +4,8 @@ categories, within Discord's 25 results and 100-character names."""
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
 
 from markets.services import market_close
@@ -103,3 +105,72 @@ async def test_category_autocomplete(harness, members):
     )
 
     assert ex.choices == [{"name": "sports", "value": "sports"}]
+
+
+def _values(ex) -> list[str]:
+    return [c["value"] for c in ex.choices]
+
+
+async def test_a_rush_types_against_one_kept_list_and_new_markets_show_when_their_event_comes(
+    harness, members, monkeypatch
+):
+    """Issue 21: members typing in `/bet`'s market option during a rush read the guild's list
+    once (kept `LISTING_SECONDS`), each filtering it as the database search would. A market
+    this process creates shows at once; one another process creates shows when this process
+    plans its event (or the list runs out)."""
+    from discordbot import autocomplete
+
+    reads = []
+    real = autocomplete.market_list
+    monkeypatch.setattr(
+        autocomplete, "market_list", lambda **kw: reads.append(kw) or real(**kw)
+    )  # fmt: skip
+    paris = await make_market(harness, creator=members.alice.id, question="Rain in Paris?")
+    rome = await make_market(harness, creator=members.alice.id, question="Rain in Rome?")
+    oslo = await make_market(harness, creator=members.alice.id, question="Sun in OSLO?")
+    typed = ["rain", "oslo", "", f"#{paris.id}", "ROME", "snow"] * 5
+    answers = await asyncio.gather(
+        *(harness.send(harness.autocomplete("bet", members.bob, "market", market=t)) for t in typed)
+    )
+    expected = {
+        "rain": [str(rome.id), str(paris.id)],
+        "oslo": [str(oslo.id)],
+        "": [str(oslo.id), str(rome.id), str(paris.id)],
+        f"#{paris.id}": [str(paris.id)],
+        "ROME": [str(rome.id)],
+        "snow": [],
+    }
+    assert [_values(ex) for ex in answers] == [expected[t] for t in typed]
+    assert len(reads) == 1  # thirty members, one read
+
+    # Another process creates a market: not in the kept list until its event is planned.
+    other = await make_market(harness, creator=members.alice.id, question="Rain in Oslo?")
+    ex = await harness.send(harness.autocomplete("bet", members.bob, "market", market="rain"))
+    assert _values(ex) == [str(rome.id), str(paris.id)]
+    await harness.bot.get_cog("Notifications").notifier.plan_once()
+    ex = await harness.send(harness.autocomplete("bet", members.bob, "market", market="rain"))
+    assert _values(ex) == [str(other.id), str(rome.id), str(paris.id)]
+
+    # Created through this bot: offered at once.
+    made = await harness.send(
+        harness.command(
+            "market create", members.alice, question="Rain in Lima?", outcomes="Yes | No",
+            duration="1d",
+        )
+    )  # fmt: skip
+    assert made.reply is not None and "Rain in Lima?" in str(made.reply["embeds"]), made.text
+    ex = await harness.send(harness.autocomplete("bet", members.bob, "market", market="lima"))
+    assert len(_values(ex)) == 1
+
+
+async def test_a_guild_with_more_markets_than_the_kept_list_is_searched_in_the_database(
+    harness, members, monkeypatch
+):
+    from discordbot import autocomplete
+
+    monkeypatch.setattr(autocomplete, "LISTING_CAP", 3)
+    oldest = await make_market(harness, creator=members.alice.id, question="The oldest one?")
+    for i in range(4):
+        await make_market(harness, creator=members.alice.id, question=f"Newer {i}?")
+    ex = await harness.send(harness.autocomplete("bet", members.bob, "market", market="oldest"))
+    assert _values(ex) == [str(oldest.id)]  # beyond the 3 kept: found by the search
