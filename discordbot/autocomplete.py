@@ -12,7 +12,7 @@ from typing import Any
 import discord
 from discord import app_commands
 
-from markets.selectors import MarketSummary, market_list
+from markets.selectors import MarketSummary, market_list, search_terms
 from markets.selectors import categories as market_categories
 
 from . import interactions, limits, parsing, render
@@ -52,9 +52,8 @@ def matching(listing: list[MarketSummary], typed: str) -> list[MarketSummary] | 
         return None
     if not typed:
         return listing
-    text = typed.strip().lstrip("#")
+    text, number = search_terms(typed)
     folded = text.casefold()
-    number = int(text) if text.isdecimal() and len(text) <= 19 else None
     return [m for m in listing if folded in m.question.casefold() or m.id == number]
 
 

@@ -203,6 +203,14 @@ def _matches_nothing(*texts: str | None) -> bool:
     return any(text and text_problem(text, allow_format=True) for text in texts)
 
 
+def search_terms(search: str) -> tuple[str, int | None]:
+    """What a market search matches: the text a question contains (case aside; a leading "#"
+    and surrounding blanks dropped), and the market number it may be."""
+    text = search.strip().lstrip("#")
+    number = int(text) if text.isdecimal() and len(text) <= 19 else None  # int() refuses "²"
+    return text, number
+
+
 @lag_tolerant
 def market_list(
     *,
@@ -225,10 +233,10 @@ def market_list(
     if category:
         qs = qs.filter(category__iexact=category)
     if search:
-        text = search.strip().lstrip("#")
+        text, number = search_terms(search)
         condition = Q(question__icontains=text)
-        if text.isdecimal() and len(text) <= 19:  # int() refuses "²" and 4300+ digits
-            condition |= Q(pk=int(text))
+        if number is not None:
+            condition |= Q(pk=number)
         qs = qs.filter(condition)
     qs = _with_outcomes(qs.order_by("-id"))[max(0, offset) : max(0, offset) + max(1, limit)]
     return [summarize(m, m.ordered) for m in qs]
