@@ -32,7 +32,7 @@ from points.services import guild_settings_get_or_create
 
 from .. import rules
 from ..models import Position, Trade
-from .book import Book, order_account_q, resting_orders
+from .book import Book, order_account_q, resting_rows
 from .positions import positions_upsert
 from .requests import TradeRequest, conflict, same_request, validate
 
@@ -67,7 +67,15 @@ class Batch:
         self.wallet: dict[int, Account] = {}
         self.journal = ledger.Journal({})
         self.book = Book([])
+        self.book_read = False
         self.order_account: Account | None = None
+        self.owners: set[int] | None = None
+        """Order owners whose wallets and positions `open_for` loads besides the requesters':
+        every owner when None (an order placement), else the owners a first run found filling
+        (`run`)."""
+        self.loaded: set[int] = set()
+        self.missing: set[int] = set()
+        """Owners whose orders filled in this run without their rows loaded (`Book._fill`)."""
 
     def run(self) -> list[Trade | DomainError]:
         pending: list[int] = []
@@ -91,7 +99,34 @@ class Batch:
         self.now = timezone.now()
         existing = self._existing_trades([self.requests[i].idempotency_key for i in pending])
         fresh = self._answer_replays(pending, existing)
-        self.open_for({self.requests[i].user_id for i in fresh})
+        requesters = {self.requests[i].user_id for i in fresh}
+        self.book_read_for(market)
+        if not self.book.orders:
+            self.owners = set()
+            self._apply(fresh, requesters)
+            self._write()
+            return self._answers()
+        # Resting orders: run first with the rows of the requesters and of the owners of the
+        # orders nearest the price, the other orders' fills computed from the pools alone
+        # (docs/architecture.md, "Group commit and resting orders"). If orders of members not
+        # loaded filled, undo the run to the savepoint (its locks and new wallets with it) and
+        # run again with those owners' rows locked in the same one query: the same fills, now
+        # recorded.
+        savepoint = transaction.savepoint()
+        initial = self._state()
+        self.owners = self.book.heads(self.now)
+        self._apply(fresh, requesters)
+        if self.missing:
+            self.owners |= self.missing
+            transaction.savepoint_rollback(savepoint)
+            self._restore(initial, fresh)
+            self._apply(fresh, requesters)
+            assert not self.missing, "a second run fills the same orders"
+        self._write()
+        return self._answers()
+
+    def _apply(self, fresh: list[int], requesters: set[int]) -> None:
+        self.open_for(requesters)
         for index in fresh:
             request = self.requests[index]
             earlier = self.by_key.get(request.idempotency_key)
@@ -108,21 +143,52 @@ class Batch:
                 self.results[index] = error
             else:
                 self.book.run_pass(self)
-        self._write()
-        return self._answers()
+
+    def book_read_for(self, market: Market) -> None:
+        """The market's resting orders (`Book`), once per run. Caller holds the market lock."""
+        if not self.book_read:
+            self.book = Book(resting_rows(market), self.outcomes)
+            self.book_read = True
 
     def open_for(self, requesters: set[int]) -> None:
-        """Read the market's resting orders (`Book`), open and lock the wallets of the members
-        who trade and of the sell orders' owners (a fill pays them), and read the positions
-        every request or fill may change. Caller holds the market lock."""
+        """Open and lock the wallets of the members who trade and of the loaded owners of sell
+        orders (a fill pays them), and read the positions every request or loaded owner's fill
+        may change (`self.owners`: every owner when None). Caller holds the market lock."""
         market = self.market
         self.settings_row = guild_settings_get_or_create(guild_id=market.guild_id)
-        self.book = Book(resting_orders(market), self.outcomes)
-        users = sorted(requesters | self.book.sellers())
+        self.book_read_for(market)
+        owners = self.book.users if self.owners is None else self.owners & self.book.users
+        self.loaded = requesters | owners
+        self.missing = set()
+        users = sorted(requesters | (self.book.sellers() & owners))
         if users or self.book.orders:
             self._accounts_lock(users)
-        self.holdings = self._holdings(sorted(set(users) | self.book.users))
+        self.holdings = self._holdings(sorted(self.loaded))
         self.traders = {user_id for user_id, _ in self.holdings}
+
+    def _state(self) -> tuple[list[tuple[int, int]], tuple[int, int, int]]:
+        """What a run changes in memory on the rows read before it (`_restore`)."""
+        market = self.market
+        return (
+            [(o.pool, o.staked) for o in self.outcomes],
+            (market.volume, market.trade_count, market.trader_count),
+        )
+
+    def _restore(
+        self, state: tuple[list[tuple[int, int]], tuple[int, int, int]], fresh: list[int]
+    ) -> None:
+        """Back to before the first run, after its savepoint was rolled back: the pools and
+        counters as read, the orders read again, nothing staged, the fresh requests unanswered."""
+        pools, counters = state
+        for o, (pool, staked) in zip(self.outcomes, pools, strict=True):
+            o.pool, o.staked = pool, staked
+        self.market.volume, self.market.trade_count, self.market.trader_count = counters
+        for index in fresh:
+            self.results[index] = None
+        self.trades, self.events = [], []
+        self.sold_remainder, self.by_key, self.requested = {}, {}, {}
+        self.book_read = False
+        self.book_read_for(self.market)
 
     def prices(self) -> list[int]:
         return prices_ppm(self.market, self.outcomes)

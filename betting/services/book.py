@@ -13,6 +13,7 @@ from __future__ import annotations
 import bisect
 import datetime as dt
 from collections.abc import Iterable
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from django.db.models import Q
@@ -29,6 +30,67 @@ if TYPE_CHECKING:
     from .batch import Batch
 
 
+@dataclass(slots=True, eq=False)
+class Resting:
+    """A resting order as the pass reads and changes it: the columns it needs, not a model
+    instance (a batch reads up to 500 of them, most of which it never fills)."""
+
+    pk: int
+    user_id: int
+    outcome_id: int
+    side: str
+    limit_ppm: int
+    remaining: int
+    filled_points: int
+    filled_shares: int
+    fills: int
+    status: str
+    expires_at: dt.datetime | None
+
+    @classmethod
+    def of(cls, order: Order) -> Resting:
+        return cls(*(getattr(order, name) for name in _COLUMNS))
+
+    def onto(self, order: Order) -> None:
+        """What the pass changed, onto the model instance it was made from."""
+        for name in _CHANGED:
+            setattr(order, name, getattr(self, name))
+
+
+_COLUMNS = (
+    "pk",
+    "user_id",
+    "outcome_id",
+    "side",
+    "limit_ppm",
+    "remaining",
+    "filled_points",
+    "filled_shares",
+    "fills",
+    "status",
+    "expires_at",
+)
+_CHANGED = ("remaining", "filled_points", "filled_shares", "fills", "status")
+
+
+def resting_rows(market: Market) -> list[Resting]:
+    """The market's resting orders in pass order, as plain rows (one query). Caller holds the
+    market lock: orders of a market change only under it."""
+    if market.mechanism != Market.Mechanism.AMM:
+        return []
+    rows = Order.objects.filter(market=market, status=Order.Status.RESTING).values_list(
+        *("id" if name == "pk" else name for name in _COLUMNS)
+    )
+    return sorted(
+        (Resting(*row) for row in rows), key=lambda o: fills.priority(o.side, o.limit_ppm, o.pk)
+    )
+
+
+HEAD_DEPTH = 4
+"""How many orders per outcome and side a batch loads the owners of before it knows which fill
+(the rest run the batch again when they do, `Batch.run`)."""
+
+
 def resting_orders(market: Market) -> list[Order]:
     """The market's resting orders in pass order (one query). Caller holds the market lock:
     orders of a market change only under it."""
@@ -38,7 +100,7 @@ def resting_orders(market: Market) -> list[Order]:
     return sorted(rows, key=lambda o: fills.priority(o.side, o.limit_ppm, o.pk))
 
 
-def live(order: Order, now: dt.datetime) -> bool:
+def live(order: Order | Resting, now: dt.datetime) -> bool:
     """Resting and not past its expiry (an expired order the clock has not released yet does
     not fill, §4.7)."""
     return order.status == Order.Status.RESTING and (
@@ -49,9 +111,9 @@ def live(order: Order, now: dt.datetime) -> bool:
 class Book:
     """The resting orders of the batch's market, in pass order."""
 
-    def __init__(self, orders: Iterable[Order], outcomes: Iterable[Outcome] = ()) -> None:
+    def __init__(self, orders: Iterable[Resting], outcomes: Iterable[Outcome] = ()) -> None:
         self.orders = list(orders)
-        self.touched: dict[int, Order] = {}
+        self.touched: dict[int, Resting] = {}
         self.position_of = {o.pk: o.position for o in outcomes}
         self._lanes: dict[tuple[int, str], _Lane] | None = None
 
@@ -74,7 +136,7 @@ class Book:
             and o.status == Order.Status.RESTING
         )
 
-    def add(self, order: Order) -> None:
+    def add(self, order: Resting) -> None:
         self.orders.append(order)
         self.orders.sort(key=lambda o: fills.priority(o.side, o.limit_ppm, o.pk))
         self._lanes = None
@@ -83,6 +145,12 @@ class Book:
         return sum(
             1 for o in self.orders if live(o, now) and (user_id is None or o.user_id == user_id)
         )
+
+    def heads(self, now: dt.datetime) -> set[int]:
+        """The owners of each lane's first `HEAD_DEPTH` live orders: those the first prices a
+        batch reaches fill (`Batch.run` loads their rows with the requesters')."""
+        lanes = self._lanes_live(now).values()
+        return {o.user_id for lane in lanes for o in lane.orders[:HEAD_DEPTH]}
 
     # --- the pass ---------------------------------------------------------------------------
 
@@ -105,7 +173,7 @@ class Book:
         weights = fills.Weights(pools)
         after: tuple[int, int, int] | None = None  # the priority of the last order visited
         while True:
-            best: tuple[tuple[int, int, int], Order, int] | None = None
+            best: tuple[tuple[int, int, int], Resting, int] | None = None
             for (position, side), lane in lanes.items():
                 head = lane.first_after(after)
                 if head is None:
@@ -142,9 +210,18 @@ class Book:
             self._lanes = lanes
         return self._lanes
 
-    def _fill(self, batch: Batch, order: Order, position: int, fill: fills.Fill) -> None:
-        outcome = batch.outcomes[position]
+    def _fill(self, batch: Batch, order: Resting, position: int, fill: fills.Fill) -> None:
         number = order.fills + 1
+        if order.user_id not in batch.loaded:
+            # The owner's rows are not loaded in this run: move the pools and the order as the
+            # fill does (what comes next depends on nothing else) and have the batch run again
+            # with them (`Batch.run`).
+            batch.missing.add(order.user_id)
+            for o, pool in zip(batch.outcomes, fill.pools, strict=True):
+                o.pool = pool
+            self._filled(order, order.side == Order.Side.BUY, fill, number)
+            return
+        outcome = batch.outcomes[position]
         key = f"order:{order.pk}:{number}"
         market = batch.market
         buying = order.side == Order.Side.BUY
@@ -203,8 +280,11 @@ class Book:
         )
         kind = Trade.Kind.BUY if buying else Trade.Kind.SELL
         trade = batch._trade(request, outcome, kind, fill.amount, fill.shares, fill.fee, ppm_before)
-        trade.order = order
+        trade.order_id = order.pk
         batch.events[-1]["payload"]["order_id"] = order.pk
+        self._filled(order, buying, fill, number)
+
+    def _filled(self, order: Resting, buying: bool, fill: fills.Fill, number: int) -> None:
         order.remaining -= fill.amount if buying else fill.shares
         order.filled_points += fill.amount
         order.filled_shares += fill.shares
@@ -237,11 +317,11 @@ class _Lane:
 
     def __init__(self) -> None:
         self.keys: list[tuple[int, int, int]] = []
-        self.orders: list[Order] = []
+        self.orders: list[Resting] = []
 
     def first_after(
         self, after: tuple[int, int, int] | None
-    ) -> tuple[tuple[int, int, int], Order] | None:
+    ) -> tuple[tuple[int, int, int], Resting] | None:
         i = 0 if after is None else bisect.bisect_right(self.keys, after)
         return (self.keys[i], self.orders[i]) if i < len(self.keys) else None
 

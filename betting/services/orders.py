@@ -35,7 +35,7 @@ from points.usecase import Call, stop_if_replayed, use_case
 
 from ..models import Order
 from .batch import Batch
-from .book import live, order_account_q, resting_orders
+from .book import Resting, live, order_account_q, resting_orders
 
 MAX_RESTING_PER_MEMBER = 10
 MAX_RESTING_PER_MARKET = 500
@@ -178,8 +178,10 @@ class _Placement(Batch):
             expires_at=expires_at,
             idempotency_key=key,
         )
-        self.book.add(order)
+        resting = Resting.of(order)
+        self.book.add(resting)
         self.book.run_pass(self)
+        resting.onto(order)
         self._write()
         orders_changed(market, [order], "placed")
         return order

@@ -29,7 +29,8 @@ from hypothesis.stateful import (
 )
 
 from betting.models import Order, Position
-from betting.services import bet_place, order_cancel, order_place, shares_sell
+from betting.services import bet_place, book, order_cancel, order_place, shares_sell
+from betting.services.batch import Batch
 from markets import amm
 from markets import services as markets_services
 from markets.amm import SHARE_SCALE
@@ -106,8 +107,14 @@ class OrdersMachine(RuleBasedStateMachine):
             return refusal
         return engine(), expected
 
+    def _fills_after_trade(self, before: int) -> None:
+        """Count the step if the trade filled resting orders (the pass after a trade, §4.7)."""
+        if len(self.ref.fills) > before:
+            SEEN["fill after a trade"] += 1
+
     @rule(user=users, outcome=outcomes, amount=amounts)
     def buy(self, user, outcome, amount):
+        before = len(self.ref.fills)
         done = self._both(
             lambda: bet_place(
                 market_id=self.market.pk,
@@ -121,11 +128,13 @@ class OrdersMachine(RuleBasedStateMachine):
         if isinstance(done, tuple):
             trade, shares = done
             assert trade.shares == shares
+        self._fills_after_trade(before)
 
     @rule(user=users, outcome=outcomes, part=st.sampled_from([None, 1, 2, 3]))
     def sell(self, user, outcome, part):
         held = self.ref.shares[(user, outcome)]
         shares = None if part is None else max(1, held // part)
+        before = len(self.ref.fills)
         done = self._both(
             lambda: shares_sell(
                 market_id=self.market.pk,
@@ -139,6 +148,7 @@ class OrdersMachine(RuleBasedStateMachine):
         if isinstance(done, tuple):
             trade, points = done
             assert trade.amount == points
+        self._fills_after_trade(before)
 
     @rule(
         user=users,
@@ -150,6 +160,25 @@ class OrdersMachine(RuleBasedStateMachine):
     def place_buy(self, user, outcome, limit, budget, hours):
         expires = None if hours is None else self.start_time + dt.timedelta(hours=hours)
         self._place(user, "buy", outcome, limit, budget=budget, expires=expires)
+
+    @rule(
+        user=users,
+        outcome=outcomes,
+        side=st.sampled_from(["buy", "sell"]),
+        gap=st.integers(1, 80_000),
+        budget=amounts,
+        hours=st.one_of(st.none(), st.integers(1, 6)),
+    )
+    def place_near(self, user, outcome, side, gap, budget, hours):
+        """An order just off the price (none fills at once): the next trades that move the
+        price past it fill it, the main path of §4.7."""
+        price = amm.prices_ppm(self.ref.pools)[outcome]
+        expires = None if hours is None else self.start_time + dt.timedelta(hours=hours)
+        if side == "buy":
+            self._place(user, "buy", outcome, max(1, price - gap), budget=budget, expires=expires)
+        else:
+            limit = min(999_999, price + gap)
+            self._place(user, "sell", outcome, limit, shares=None)
 
     @rule(user=users, outcome=outcomes, limit=limits, part=st.sampled_from([None, 1, 2, 4]))
     def place_sell(self, user, outcome, limit, part):
@@ -278,7 +307,20 @@ class OrdersMachine(RuleBasedStateMachine):
             SEEN[f"{r.side} fill"] += r.fills > 0
 
 
-def test_orders_agree_with_the_reference_after_every_step():
+@pytest.mark.parametrize("head_depth", [book.HEAD_DEPTH, 0])
+def test_orders_agree_with_the_reference_after_every_step(head_depth, monkeypatch):
+    """With `head_depth` 0 a batch loads no order owner before it runs, so every fill of a
+    trade comes from the batch's second run (docs/architecture.md, "Group commit and resting
+    orders")."""
+    monkeypatch.setattr(book, "HEAD_DEPTH", head_depth)
+    restore = Batch._restore
+
+    def counted(self, *args, **kwargs):
+        SEEN["second run"] += 1
+        return restore(self, *args, **kwargs)
+
+    monkeypatch.setattr(Batch, "_restore", counted)
+
     def run():
         with _Rollback():
             run_state_machine_as_test(
@@ -293,7 +335,15 @@ def test_orders_agree_with_the_reference_after_every_step():
 
     # A member's cancel of a resting order is checked in test_orders.py; here it is often
     # refused (the order filled or was released first), which the reference also predicts.
-    paths = ("buy fill", "sell fill", "partly filled", "filled", "expired", "released")
+    paths = (
+        "buy fill",
+        "sell fill",
+        "partly filled",
+        "filled",
+        "expired",
+        "released",
+        "fill after a trade",
+    )
     SEEN.clear()
     # Which paths 20 examples reach depends on the draw (the seed differs per run and per xdist
     # worker); a path no draw reaches in three rounds is a machine that cannot reach it.
@@ -303,6 +353,8 @@ def test_orders_agree_with_the_reference_after_every_step():
             break
     for path in paths:
         assert SEEN[path], f"no example reached: {path} ({dict(SEEN)})"
+    if head_depth == 0:
+        assert SEEN["second run"], f"no batch ran twice ({dict(SEEN)})"
 
 
 @hsettings(
