@@ -4,7 +4,7 @@ single branch, as our trades serialise on the market row).
 
     .venv/bin/python bench/trade_throughput.py [--seconds 5] [--threads 1 4 8]
     .venv/bin/python bench/trade_throughput.py --batched [--requests 1000] [--batch 100]
-        [--resting-orders 500]
+        [--resting-orders 500] [--rounds 3]
 
 `--batched` (issue 16): the same `--requests` trade requests (buys and sales of 500 members) on
 one market, applied one by one through `bet_place` / `shares_sell` and through `trades_apply` in
@@ -12,6 +12,10 @@ batches of `--batch`, each on its own fresh market, next to pgbench with 4 clien
 `--resting-orders N` (issue 25, DOMAIN §4.7) first leaves N limit orders on both markets (half
 buys, half sells, from N other members, none fillable when placed, limits just around the price)
 so every trade runs a pass over them and some fill: group commit must stay set-based.
+The batches run `--rounds` times (3), each round on a fresh market followed by its own pgbench
+run; the figures recorded are the medians (a single round of a second or so moved by ±20 %
+from one run to the next on a 2-core machine), and each round's line says how many batches ran
+twice (resting orders whose owners the first run had not loaded, docs/architecture.md).
 
 Runs on a fresh database `<base>_bench_trades`, and pgbench on `<base>_bench_pgbench` (created
 if missing, initialised each run), beside BENCH_DATABASE_URL / DATABASE_URL (bench/_common.py).
@@ -20,6 +24,7 @@ if missing, initialised each run), beside BENCH_DATABASE_URL / DATABASE_URL (ben
 
 import argparse
 import re
+import statistics
 import subprocess
 import sys
 import threading
@@ -190,7 +195,14 @@ def batch_requests(run: str, n: int) -> list:
 
 
 def batched_run(
-    make_market, run: str, n: int, batch: int, seconds: int, resting: int = 0, one: bool = True
+    make_market,
+    run: str,
+    n: int,
+    batch: int,
+    seconds: int,
+    resting: int = 0,
+    one: bool = True,
+    rounds: int = 3,
 ) -> bool:
     from django.db import connection
     from django.test.utils import CaptureQueriesContext
@@ -227,27 +239,48 @@ def batched_run(
             refused += 1
     one_rate = len(requests) / (time.perf_counter() - start)
 
-    batch_market = make_market(f"{run}:batch")
-    orders_rest(batch_market, resting, f"{run}:batch")
-    before = Trade.objects.filter(market=batch_market, order__isnull=False).count()
-    requests = batch_requests(f"{run}:batch", n)
-    batch_refused = 0
-    answered = 0
-    queries = 0
-    start = time.perf_counter()
-    for k in range(0, n, batch):
-        with CaptureQueriesContext(connection) as captured:
-            results = trades_apply(market_id=batch_market.pk, requests=requests[k : k + batch])
-        queries = max(queries, len(captured))
-        batch_refused += sum(isinstance(r, DomainError) for r in results)
-        answered += len(results)
-    batch_rate = n / (time.perf_counter() - start)
-    fills = Trade.objects.filter(market=batch_market, order__isnull=False).count() - before
-    tps = pgbench(4, seconds)
-    print(f"{n} requests on one market ({MEMBERS} members, buys and sales)")
+    from betting.services.batch import Batch
+
+    second_runs = [0]
+    restore = Batch._restore
+
+    def counted(self, *args, **kwargs):  # how many batches ran twice (resting orders)
+        second_runs[0] += 1
+        return restore(self, *args, **kwargs)
+
+    Batch._restore = counted
+    print(f"{n} requests on one market ({MEMBERS} members, buys and sales), {rounds} rounds")
     if resting:
-        print(f"{resting} resting limit orders on each market; {fills} fills during the batches")
-    print(f"{'mode':>22} {'trades/s':>9} {'refused':>8} {'vs pgbench':>10}")
+        print(f"{resting} resting limit orders on each market")
+    rates, baselines = [], []
+    answered = batch_refused = queries = 0
+    for round_ in range(rounds):
+        batch_market = make_market(f"{run}:batch:{round_}")
+        orders_rest(batch_market, resting, f"{run}:batch:{round_}")
+        before = Trade.objects.filter(market=batch_market, order__isnull=False).count()
+        requests = batch_requests(f"{run}:batch:{round_}", n)
+        batch_refused = answered = 0
+        second_runs[0] = 0
+        start = time.perf_counter()
+        for k in range(0, n, batch):
+            with CaptureQueriesContext(connection) as captured:
+                results = trades_apply(market_id=batch_market.pk, requests=requests[k : k + batch])
+            queries = max(queries, len(captured))
+            batch_refused += sum(isinstance(r, DomainError) for r in results)
+            answered += len(results)
+        rate = n / (time.perf_counter() - start)
+        fills = Trade.objects.filter(market=batch_market, order__isnull=False).count() - before
+        tps = pgbench(4, seconds)
+        rates.append(rate)
+        baselines.append(tps)
+        print(
+            f"  round {round_ + 1}: batches {rate:.1f} trades/s, pgbench {tps:.1f} tps, "
+            f"{rate / tps:.2f} x; {fills} fills, {second_runs[0]} of {n // batch} batches "
+            "ran twice"
+        )
+    Batch._restore = restore
+    batch_rate, tps = statistics.median(rates), statistics.median(baselines)
+    print(f"{'mode':>22} {'trades/s':>9} {'refused':>8} {'vs pgbench':>10}  (medians)")
     print(f"{'one by one':>22} {one_rate:>9.1f} {refused:>8} {one_rate / tps:>10.2f}")
     print(
         f"{f'batches of {batch}':>22} {batch_rate:>9.1f} {batch_refused:>8} "
@@ -278,12 +311,19 @@ def main() -> int:
         "--resting-orders", type=int, default=0, help="limit orders on the market (--batched)"
     )
     parser.add_argument(
+        "--rounds",
+        type=int,
+        default=3,
+        help="batched rounds, each on a fresh market then pgbench; medians reported (--batched)",
+    )
+    parser.add_argument(
         "--skip-one-by-one", action="store_true", help="only the batches (a loaded machine)"
     )
     parser.add_argument("--smoke", action="store_true", help="toy size: checks, no timing")
     args = parser.parse_args()
     if args.smoke:
         args.seconds, args.threads, args.requests, args.batch, args.members = 1, [2], 60, 10, 20
+        args.rounds = 1
     MEMBERS = args.members
 
     _common.django_setup(_common.fresh_database("trades"))
@@ -335,6 +375,7 @@ def main() -> int:
             args.seconds,
             args.resting_orders,
             one=not args.skip_one_by_one,
+            rounds=args.rounds,
         )
         audit = ledger_audit()
         print(audit.summary())

@@ -230,6 +230,12 @@ class DashboardConsumer(AsyncJsonWebsocketConsumer):
             return
         await self._deliver(message)
 
+    async def market_events(self, message: dict[str, Any]) -> None:
+        """Channel-layer handler for `market.events`: a batch's events, each handled in order as
+        a `market.event` (the browser receives one frame per event, as before)."""
+        for event in message["events"]:
+            await self.market_event(event)
+
     async def _deliver(self, message: dict[str, Any]) -> None:
         if getattr(self, "paused", False):  # closing: the page replays after it reconnects
             return

@@ -73,18 +73,21 @@ def event_publish_on_commit(event: MarketEvent) -> None:
     transaction.on_commit(lambda: event_publish(event))
 
 
-async def _group_send_all(messages: list[dict[str, Any]]) -> None:
-    for message in messages:
-        await _group_send(message)
+def events_message(events: list[MarketEvent]) -> dict[str, Any]:
+    """Several events as one channel-layer message, in order: `type` routes it to a consumer's
+    `market_events` handler, which handles each as a `market.event`. A batch of a hundred trades
+    is one `group_send` (one trip to Redis per listening channel), not a hundred."""
+    return {"type": "market.events", "events": [event_message(e) for e in events]}
 
 
 def events_publish(events: list[MarketEvent]) -> bool:
-    """Send several events to the dashboard group, in order, in one trip to the event loop (a
-    batch of trades: one `async_to_sync` per event costs a loop each). Never raises."""
+    """Send several events to the dashboard group, in order, as one message (a batch of
+    trades: the commit waits for the send, and a send per event cost a batch of 100 trades
+    about a tenth of its time). Never raises."""
     if len(events) == 1:
         return event_publish(events[0])
     try:
-        async_to_sync(_group_send_all)([event_message(e) for e in events])
+        async_to_sync(_group_send)(events_message(events))
     except Exception:
         logger.exception("dashboard publish failed for %d market events", len(events))
         for _ in events:

@@ -214,6 +214,37 @@ async def test_socket_with_a_forged_session_is_refused(settings):
 # --- Live delivery and replay (in-memory and Redis) -----------------------------------------
 
 
+async def test_a_batch_of_trades_is_one_layer_message_and_a_frame_per_trade(
+    layer, staff_cookie, market, monkeypatch
+):
+    """`trades_apply` publishes its batch as one `market.events` message (one trip to the
+    layer), and the consumer forwards each event in order, as single trades are."""
+    ws, _ = await connect_and_replay(staff_cookie, await last_event_id())
+    sent = []
+    group_send = realtime._group_send
+
+    async def counted(message):
+        sent.append(message["type"])
+        await group_send(message)
+
+    monkeypatch.setattr(realtime, "_group_send", counted)
+    requests = [
+        betting_services.TradeRequest("buy", user, 0, amount=10 + n, idempotency_key=f"dash:m{n}")
+        for n, user in enumerate([BOB, CAROL, ALICE])
+    ]
+    trades = await database_sync_to_async(betting_services.trades_apply)(
+        market_id=market.pk, requests=requests
+    )
+    frames = [await ws.receive_json_from(timeout=5) for _ in trades]
+    assert sent == ["market.events"]
+    assert [f["type"] for f in frames] == ["market.event"] * 3
+    assert [f["payload"]["trade_id"] for f in frames] == [t.pk for t in trades]
+    assert [f["payload"]["amount"] for f in frames] == [10, 11, 12]
+    assert all(f["summary"].startswith(f"#{market.pk}: ") for f in frames)
+    assert await ws.receive_nothing(timeout=0.2)
+    await ws.disconnect()
+
+
 async def test_staff_receives_a_trade_event_after_bet_place(layer, staff_cookie, market):
     ws, replayed = await connect_and_replay(staff_cookie, await last_event_id())
     assert replayed == []
