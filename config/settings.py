@@ -170,8 +170,10 @@ if _db["ENGINE"] == "django.db.backends.postgresql":
         }
     else:
         _db.setdefault("CONN_MAX_AGE", env.int("DB_CONN_MAX_AGE", default=0))
-        # A persistent connection that died while idle is replaced before use, not failed on.
-        _db.setdefault("CONN_HEALTH_CHECKS", True)
+    # A persistent or pooled connection that died while idle (a database restart, a proxy's
+    # idle timeout) is replaced before use, not failed on. With the pool, Django passes this
+    # on as psycopg_pool's `check`.
+    _db.setdefault("CONN_HEALTH_CHECKS", True)
 elif _db["ENGINE"] == "django.db.backends.sqlite3":
     _db["ENGINE"] = "django_prometheus.db.backends.sqlite3"
     # SQLite serialises writers; wait for the lock instead of failing at once (the busy

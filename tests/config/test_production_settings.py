@@ -48,7 +48,7 @@ import json, logging, sentry_sdk
 from django.conf import settings as s
 db = s.DATABASES["default"]
 client = sentry_sdk.get_client()
-print("DUMP=" + json.dumps({
+print("DUMP=" + json.dumps(default=str, obj={
     "options": db["OPTIONS"],
     "conn_max_age": db.get("CONN_MAX_AGE"),
     "formatter": type(logging.getLogger().handlers[0].formatter).__name__,
@@ -122,3 +122,47 @@ def test_production_database_logging_and_sentry(project):
     assert dump["sentry_pii"] is False and dump["before_send"] == "ops.sentry"
     assert dump["redirect_exempt"] == ["^health/", "^metrics$"]
     assert dump["middleware"][1] == "ops.middleware.RequestContextMiddleware"
+
+
+POOL_CHECK = """
+import time, psycopg
+from django.conf import settings
+from django.db import connection
+with connection.cursor() as c:
+    c.execute("SELECT pg_backend_pid()")
+    pid = c.fetchone()[0]
+connection.close()  # back into the pool, idle
+db = settings.DATABASES["default"]
+with psycopg.connect(
+    host=db["HOST"], port=db["PORT"], user=db["USER"], password=db["PASSWORD"],
+    dbname=db["NAME"], autocommit=True,
+) as other:  # the database ends that idle connection (a restart, a proxy's idle timeout)
+    other.execute("SELECT pg_terminate_backend(%s)", [pid])
+time.sleep(0.3)
+with connection.cursor() as c:
+    c.execute("SELECT pg_backend_pid()")
+    print("REPLACED=" + str(c.fetchone()[0] != pid))
+"""
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db
+def test_a_pooled_connection_that_died_while_idle_is_replaced_not_failed_on(project):
+    """With `DB_POOL_MAX_SIZE` the connections come from psycopg's pool; one that the database
+    ended while it sat in the pool is checked and replaced before Django uses it (the pool's
+    `check`, which Django passes on only with CONN_HEALTH_CHECKS)."""
+    db = settings.DATABASES["default"]
+    url = f"postgres://{db['USER']}:{db['PASSWORD'] or 'x'}@{db['HOST']}:{db['PORT']}/{db['NAME']}"
+    env = {"PATH": os.environ.get("PATH", ""), "HOME": os.environ.get("HOME", "/tmp")}
+    env.update(PRODUCTION, DATABASE_URL=url, DB_POOL_MAX_SIZE="1", DB_POOL_MIN_SIZE="1")
+    env.pop("SENTRY_DSN")
+    result = subprocess.run(
+        [sys.executable, "manage.py", "shell", "-v", "0", "-c", POOL_CHECK],
+        cwd=project,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "REPLACED=True" in result.stdout
