@@ -137,7 +137,10 @@ with psycopg.connect(
     host=db["HOST"], port=db["PORT"], user=db["USER"], password=db["PASSWORD"],
     dbname=db["NAME"], autocommit=True,
 ) as other:  # the database ends that idle connection (a restart, a proxy's idle timeout)
-    other.execute("SELECT pg_terminate_backend(%s)", [pid])
+    other.execute(
+        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE pid = %s AND datname = %s",
+        [pid, db["NAME"]],
+    )
 time.sleep(0.3)
 with connection.cursor() as c:
     c.execute("SELECT pg_backend_pid()")
@@ -151,18 +154,37 @@ def test_a_pooled_connection_that_died_while_idle_is_replaced_not_failed_on(proj
     """With `DB_POOL_MAX_SIZE` the connections come from psycopg's pool; one that the database
     ended while it sat in the pool is checked and replaced before Django uses it (the pool's
     `check`, which Django passes on only with CONN_HEALTH_CHECKS)."""
+    import psycopg
+
     db = settings.DATABASES["default"]
-    url = f"postgres://{db['USER']}:{db['PASSWORD'] or 'x'}@{db['HOST']}:{db['PORT']}/{db['NAME']}"
-    env = {"PATH": os.environ.get("PATH", ""), "HOME": os.environ.get("HOME", "/tmp")}
-    env.update(PRODUCTION, DATABASE_URL=url, DB_POOL_MAX_SIZE="1", DB_POOL_MIN_SIZE="1")
-    env.pop("SENTRY_DSN")
-    result = subprocess.run(
-        [sys.executable, "manage.py", "shell", "-v", "0", "-c", POOL_CHECK],
-        cwd=project,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    # A database of its own, so the connection ended is one only this check uses.
+    name = f"pm_poolcheck_{os.getpid()}"
+    conninfo = {
+        "host": db["HOST"],
+        "port": db["PORT"],
+        "user": db["USER"],
+        "password": db["PASSWORD"],
+        "dbname": db["NAME"],
+        "autocommit": True,
+    }
+    with psycopg.connect(**conninfo) as admin:
+        admin.execute(f'DROP DATABASE IF EXISTS "{name}"')
+        admin.execute(f'CREATE DATABASE "{name}"')
+    try:
+        url = f"postgres://{db['USER']}:{db['PASSWORD'] or 'x'}@{db['HOST']}:{db['PORT']}/{name}"
+        env = {"PATH": os.environ.get("PATH", ""), "HOME": os.environ.get("HOME", "/tmp")}
+        env.update(PRODUCTION, DATABASE_URL=url, DB_POOL_MAX_SIZE="1", DB_POOL_MIN_SIZE="1")
+        env.pop("SENTRY_DSN")
+        result = subprocess.run(
+            [sys.executable, "manage.py", "shell", "-v", "0", "-c", POOL_CHECK],
+            cwd=project,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+    finally:
+        with psycopg.connect(**conninfo) as admin:
+            admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
     assert result.returncode == 0, result.stderr[-2000:]
     assert "REPLACED=True" in result.stdout
