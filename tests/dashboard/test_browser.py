@@ -102,15 +102,16 @@ def daphne_server():
 
 @pytest.fixture
 def live(daphne_server, settings):
-    """The server, with (under Redis) a channel-layer prefix of this test's own."""
+    """The server, with (under Redis) the channel layer as config/settings.py builds it (its
+    read timeout above channels-redis' 5 s blocking receive: with redis-py's default 5 s a
+    consumer waiting for its first message died with "Timeout reading" and the page never
+    showed "connected" on a loaded machine) and a prefix of this test's own."""
     if django_settings.REDIS_URL:
+        shipped = django_settings.CHANNEL_LAYERS["default"]
         settings.CHANNEL_LAYERS = {
             "default": {
-                "BACKEND": "channels_redis.core.RedisChannelLayer",
-                "CONFIG": {
-                    "hosts": [django_settings.REDIS_URL],
-                    "prefix": f"pmtest{uuid.uuid4().hex[:10]}",
-                },
+                **shipped,
+                "CONFIG": {**shipped["CONFIG"], "prefix": f"pmtest{uuid.uuid4().hex[:10]}"},
             }
         }
     return daphne_server
