@@ -10,10 +10,12 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from typing import Any
 
 import pytest
 from django.core.management import call_command
 from django.db import connection, connections
+from django.db.backends.signals import connection_created
 
 from tests.conftest import IN_CI
 
@@ -42,10 +44,29 @@ def django_database(*, host: str, port: int, name: str = DRILL_DATABASE) -> Iter
     conn.close()
     saved = dict(conn.settings_dict)
     conn.settings_dict.update(HOST=host, PORT=str(port), NAME=name, USER="postgres", PASSWORD="")
+    opened: list[Any] = []
+
+    def track(sender: object, connection: Any, **kwargs: object) -> None:
+        opened.append(connection)
+
+    connection_created.connect(track)
     try:
         yield
     finally:
+        connection_created.disconnect(track)
         conn.close()
+        # A thread that outlives the block (asgiref's executor behind database_sync_to_async,
+        # a server's worker) would keep its connection to `host:port` into the next tests,
+        # which then read another database ("Market #N does not exist") or fail when the
+        # private server stops ("terminating connection due to administrator command"). Django
+        # closes a connection only from its own thread: close the driver's connection here and
+        # let that thread's next query connect again, with the restored settings.
+        for wrapper in opened:
+            raw = wrapper.connection
+            if raw is not None and not wrapper.in_atomic_block:
+                with contextlib.suppress(Exception):
+                    raw.close()
+                wrapper.connection = None
         conn.settings_dict.clear()
         conn.settings_dict.update(saved)
 
