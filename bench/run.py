@@ -32,7 +32,7 @@ RUNS: dict[str, tuple[list[list[str]], list[list[str]]]] = {
     "amm_quote.py": ([[]], [["--smoke"]]),
     "chart_render.py": ([[]], [["--smoke"]]),
     "settle_window.py": ([[]], [["--smoke"]]),
-    "settle_known_at.py": ([[], ["--traders", "1000"]], [["--smoke"]]),
+    "settle_known_at.py": ([[], ["--shape", "sell-all"], ["--traders", "1000"]], [["--smoke"]]),
     "trade_throughput.py": (
         [[], ["--batched"], ["--batched", "--resting-orders", "500"]],  # issue 25's bar: ≥ 1 ×
         [["--smoke"], ["--smoke", "--batched", "--resting-orders", "10"]],

@@ -8,8 +8,8 @@ added its amount to its outcome's `staked`), so the pools end exactly where they
 earliest reversed trade. `reversal_apply` runs it inside the settling transaction on the locked
 rows and writes everything set-based: the transfers (per member, not per trade: `_legs`) in one
 statement through the ledger's one posting path (`points.ledger.post_many`, `COPY`), their ids
-read back by key in one query, then the marks with their links, the positions and the pools in
-one statement each, whatever the number of trades."""
+read back by key in one query, then the marks with their links (rows of `TradeReversal`, one
+`COPY`), the positions and the pools in one statement each, whatever the number of trades."""
 
 from __future__ import annotations
 
@@ -21,7 +21,7 @@ from django.db import connection
 from django.db.models import Q
 from django.utils import timezone
 
-from core.sql import ids_by, set_by_pk
+from core.sql import copy_rows, ids_by, set_by_pk
 from markets import amm
 from markets.holdings import Reversal
 from markets.models import Market, Outcome
@@ -29,7 +29,7 @@ from points import ledger
 from points.models import Account, Transfer
 from points.services import audit_record
 
-from .models import Position, Trade
+from .models import Position, Trade, TradeReversal
 
 BACK, FEE, SHORTFALL = "back", "fee", "shortfall"
 
@@ -135,7 +135,7 @@ def _late_trades(
     values: a thousand of them as model instances cost more than the query)."""
     position = {o.pk: o.position for o in outcomes}
     rows = (
-        Trade.objects.filter(market=market, created_at__gt=known_at, reversed_at__isnull=True)
+        Trade.objects.filter(market=market, created_at__gt=known_at, reversal__isnull=True)
         .order_by("-id")
         .values_list("pk", "user_id", "outcome_id", "kind", "amount", "shares", "fee")
     )
@@ -302,21 +302,15 @@ def _leg(
 
 
 def _trades_mark(links: dict[int, int | None], now: dt.datetime) -> None:
-    """Mark the reversed trades and link each to its member's reversal transfer, in one
-    statement."""
+    """Mark the reversed trades and link each to its member's reversal transfer: one row each in
+    `TradeReversal`, written in one statement (`COPY` on PostgreSQL)."""
     if connection.vendor != "postgresql":
-        for transfer_id in set(links.values()):
-            pks = [pk for pk, link in links.items() if link == transfer_id]
-            Trade.objects.filter(pk__in=pks).update(reversed_at=now, reversal_transfer=transfer_id)
+        TradeReversal.objects.bulk_create(
+            [TradeReversal(trade_id=pk, reversed_at=now, transfer_id=t) for pk, t in links.items()]
+        )
         return
-    table = connection.ops.quote_name(Trade._meta.db_table)
-    sql = (
-        f"UPDATE {table} SET reversed_at = %s, reversal_transfer_id = v.t "
-        "FROM unnest(%s::bigint[], %s::bigint[]) AS v(id, t) "
-        f"WHERE {table}.id = v.id"
-    )
-    with connection.cursor() as cursor:
-        cursor.execute(sql, [now, list(links), list(links.values())])
+    columns = [(name, name) for name in ("trade_id", "reversed_at", "transfer_id")]
+    copy_rows(TradeReversal, columns, [[pk, now, t] for pk, t in links.items()])
 
 
 def _positions_write(

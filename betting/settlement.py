@@ -8,6 +8,7 @@ import datetime as dt
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 
+from core.sql import set_by_pk
 from markets import amm
 from markets.holdings import Payouts, Reversal
 from markets.models import Market, Outcome
@@ -103,10 +104,14 @@ class PositionHoldings:
         return _payouts(positions, refund_plan(positions))
 
     def payouts_record(self, market: Market, payouts: Payouts) -> None:
-        """Caller holds a row lock on `market`: its positions change only under it."""
-        for pk, amount in payouts.per_holding.items():
-            if amount:
-                Position.objects.filter(pk=pk, market=market).update(payout=amount)
+        """Caller holds a row lock on `market`: its positions change only under it. One
+        statement, whatever the number of winners (the plan's keys are this market's
+        positions: `resolve_plan` read them)."""
+        set_by_pk(
+            Position,
+            ("payout",),
+            {pk: (amount,) for pk, amount in payouts.per_holding.items() if amount},
+        )
 
     def holds(self, market: Market, user_id: int) -> bool:
         """Shares (amm) or a stake (pari-mutuel, `points_spent`: a pool position has no shares)

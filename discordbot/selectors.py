@@ -226,7 +226,7 @@ def late_trades(*, market_id: int, known_at: dt.datetime) -> dict[int, LateTrade
     """Per member, the trades of a market made after `known_at` and not yet reversed (1
     query)."""
     rows = (
-        Trade.objects.filter(market_id=market_id, created_at__gt=known_at, reversed_at__isnull=True)
+        Trade.objects.filter(market_id=market_id, created_at__gt=known_at, reversal__isnull=True)
         .values_list("user_id")
         .annotate(
             n=Count("id"),

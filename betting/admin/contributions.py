@@ -34,7 +34,7 @@ from . import lists
 class MemberRowsInline(PaginatedMarketInline):
     """Members' rows in the market (positions, trades), with their names."""
 
-    joins = ("outcome",)
+    joins: tuple[str, ...] = ("outcome",)
     member_annotations = {"member_name": ("guild_id", "user_id")}
 
     @admin.display(description="shares")
@@ -75,14 +75,20 @@ class TradeInline(MemberRowsInline):
         "fee",
         "shares_display",
         "price_move",
+        "reversed_display",
     )
     readonly_fields = fields
+    joins = ("outcome", "reversal")
     verbose_name_plural = "trades (newest first)"
     list_url_name = "admin:betting_trade_changelist"
 
     @admin.display(description="probability")
     def price_move(self, obj: Trade) -> str:
         return f"{obj.price_before_ppm / 10_000:.1f}% → {obj.price_after_ppm / 10_000:.1f}%"
+
+    @admin.display(description="reversed")
+    def reversed_display(self, obj: Trade) -> str:
+        return lists.reversed_cell(obj)
 
 
 class OrderInline(MemberRowsInline):
@@ -140,6 +146,7 @@ TRADES_CSV_HEADER = (
     "probability_before",
     "probability_after",
     "idempotency_key",
+    "reversed_at",
 )
 
 
@@ -162,7 +169,14 @@ def _trade_row(t: Trade) -> tuple[object, ...]:
         f"{t.price_before_ppm / 1_000_000:.6f}",
         f"{t.price_after_ppm / 1_000_000:.6f}",
         t.idempotency_key,
+        _reversed_at(t),
     )
+
+
+def _reversed_at(t: Trade) -> str:
+    """When settlement reversed the trade (docs/domain.md §6.2), ISO 8601; empty if it was not."""
+    mark = getattr(t, "reversal", None)
+    return mark.reversed_at.isoformat() if mark is not None else ""
 
 
 def trades_csv(request: HttpRequest, market: Market) -> HttpResponseBase:
@@ -170,7 +184,7 @@ def trades_csv(request: HttpRequest, market: Market) -> HttpResponseBase:
     staff member may view the market)."""
     trades = (
         Trade.objects.filter(market=market)
-        .select_related("outcome")
+        .select_related("outcome", "reversal")
         .annotate(
             member_name=member_name_subquery(guild_field="guild_id", user_field="user_id"),
             guild_name=guild_name_subquery(guild_field="guild_id"),

@@ -3,7 +3,7 @@ filterable by market (`?market=<id>`) and member."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, ClassVar
 
 from django.contrib import admin
 from django.db.models import Exists, Q, QuerySet
@@ -18,14 +18,24 @@ from core.adminkit import (
 )
 from points.selectors import member_name_matches, member_name_subquery
 
-from ..models import Order, Position, Trade
+from ..models import Order, Position, Trade, TradeReversal
+
+
+def reversed_cell(trade: Trade) -> str:
+    """When settlement reversed `trade` (docs/domain.md §6.2), or "—"; `reversal` selected with
+    the trade, so a list of trades costs no query per row."""
+    try:
+        mark: TradeReversal = trade.reversal
+    except TradeReversal.DoesNotExist:
+        return "—"
+    return f"{mark.reversed_at:%Y-%m-%d %H:%M:%S} UTC"
 
 
 class MemberRowsAdmin(MemberNameSearchMixin, ReadOnlyAdmin):
     """A list of one member's rows in one market each (a position, a trade), searchable by the
     member's name."""
 
-    list_select_related = ("outcome",)
+    list_select_related: ClassVar[tuple[str, ...]] = ("outcome",)
     ordering = ("-id",)
     search_help_text = "Search a member's name or Discord id, or a market number."
 
@@ -84,11 +94,17 @@ class TradeAdmin(MemberRowsAdmin):
         "amount",
         "fee",
         "shares_display",
+        "reversed_display",
         "idempotency_key",
     )
+    list_select_related = ("outcome", "reversal")
     list_filter = ("kind", "guild_id")
     search_fields = ("=user_id", "=market__id", "idempotency_key")
     date_hierarchy = "created_at"
+
+    @admin.display(description="reversed")
+    def reversed_display(self, obj: Trade) -> str:
+        return reversed_cell(obj)
 
 
 @admin.register(Order)

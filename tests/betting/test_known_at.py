@@ -9,7 +9,7 @@ import pytest
 from django.utils import timezone
 
 from betting import services as betting
-from betting.models import Position, Trade
+from betting.models import Position, Trade, TradeReversal
 from markets import services
 from markets.amm import SHARE_SCALE
 from markets.errors import InvalidMarketInput
@@ -96,7 +96,7 @@ def test_the_worked_example_of_section_6_2():
 
     resolve(market, 0, known_at)
 
-    assert Trade.objects.filter(market=market, reversed_at__isnull=False).count() == 2
+    assert Trade.objects.filter(market=market, reversal__isnull=False).count() == 2
     reversal = {
         (t.idempotency_key, t.code, t.amount, t.source.kind, t.destination.kind)
         for t in Transfer.objects.filter(code__startswith="reversal").select_related(
@@ -111,9 +111,9 @@ def test_the_worked_example_of_section_6_2():
         (f"reversal:{m}:{BOB}", "reversal", 200, "escrow", "wallet"),
     }
     bob_transfer = Transfer.objects.get(idempotency_key=f"reversal:{m}:{BOB}")
-    assert list(bob_transfer.reversed_trades.all()) == [bob]
-    assert Trade.objects.get(pk=sale.pk).reversal_transfer.amount == 20
-    assert Trade.objects.get(pk=ann.pk).reversed_at is None
+    assert [mark.trade for mark in bob_transfer.reversed_trades.all()] == [bob]
+    assert TradeReversal.objects.get(trade=sale).transfer.amount == 20
+    assert not TradeReversal.objects.filter(trade=ann).exists()
     assert balance(BOB) == 1000  # his whole 200 back, fee included
     assert balance(ALICE) == 20 - 20 + 81  # gave back what she held, then won 81
     market.refresh_from_db()
@@ -216,7 +216,7 @@ def test_a_proposal_carries_known_at_confirm_may_change_it_undo_forgets_it():
         market_id=market.pk, actor=STAFF, reason="earlier", idempotency_key="c", known_at=early
     )
     assert balance(BOB) == 1000  # both of Bob's trades came after `early`
-    assert Trade.objects.filter(reversed_at__isnull=False).count() == 2
+    assert Trade.objects.filter(reversal__isnull=False).count() == 2
 
 
 def test_an_undisputed_proposal_settles_with_its_known_at():
@@ -257,6 +257,6 @@ def test_agreeing_votes_propose_the_latest_known_at_they_stated():
         )
     market.refresh_from_db()
     assert market.status == "resolved" and market.known_at == second
-    assert Trade.objects.filter(reversed_at__isnull=False).count() == 1
+    assert Trade.objects.filter(reversal__isnull=False).count() == 1
     bob = Position.objects.get(market=market, user_id=BOB)
     assert bob.points_spent == 100 and bob.payout == bob.shares // SHARE_SCALE

@@ -288,7 +288,7 @@ class KnownAtMachine(RuleBasedStateMachine):
             assert _outcomes(market) == stated[1]
             assert {p[:5] for p in _positions(market)} == {p[:5] for p in stated[2]}
             late = Trade.objects.filter(market=market, created_at__gt=known_at)
-            assert not late.filter(reversed_at__isnull=True).exists()
+            assert not late.filter(reversal__isnull=True).exists()
         self.markets.remove(market.pk)
         if not self.markets:
             self.create()

@@ -9,13 +9,13 @@ import pytest
 from django.urls import reverse
 from django.utils import timezone
 
-from betting.models import Trade
+from betting.models import Trade, TradeReversal
 from markets import services
 from markets.models import Market
 from points.models import Transfer
 from points.rules import Actor
 from points.selectors import balance_get
-from tests.admin_helpers import request_id_of
+from tests.admin_helpers import csv_rows, request_id_of
 from tests.conftest import ALICE, BOB, GUILD, MOD
 from tests.factories import BetFactory, MarketFactory
 
@@ -59,7 +59,7 @@ def test_resolve_with_known_at_previews_first_then_settles_that_moment(mod_clien
     assert done.status_code == 302
     market.refresh_from_db()
     assert market.status == "resolved" and market.known_at == shown["known_at"]
-    assert Trade.objects.get(idempotency_key="k:b").reversed_at is not None
+    assert TradeReversal.objects.filter(trade__idempotency_key="k:b").exists()
     assert balance_get(guild_id=GUILD, user_id=BOB) == 1000
 
 
@@ -76,3 +76,36 @@ def test_a_known_at_after_the_close_is_refused_with_the_span(mod_client):
     assert "after market #" in text and "closed" in text
     market.refresh_from_db()
     assert market.status == "closed"
+
+
+def test_reversed_trades_are_marked_in_the_lists_and_the_csv(mod_client):
+    """The mark lives in its own table (`TradeReversal`); the trade list, the market page's
+    trades and the trades CSV show it, and the list reads it with the trades (no query per
+    row: `list_select_related`)."""
+    market, _ = late_market()
+    known_at = timezone.now()
+    services.market_resolve(
+        market_id=market.pk,
+        outcome=0,
+        actor=Actor.member(MOD, manage_guild=True),
+        reason="known",
+        idempotency_key="k:r",
+        known_at=Trade.objects.get(idempotency_key="k:a").created_at,
+    )
+    mark = TradeReversal.objects.get(trade__idempotency_key="k:b")
+    assert mark.reversed_at <= timezone.now() and mark.reversed_at >= known_at
+    assert mark.transfer.code == "reversal" and mark.transfer.amount == 300
+    shown = f"{mark.reversed_at:%Y-%m-%d %H:%M:%S} UTC"
+
+    listing = mod_client.get(reverse("admin:betting_trade_changelist") + f"?market={market.pk}")
+    rows = listing.context["cl"].result_list
+    assert listing.status_code == 200 and shown in listing.content.decode()
+    assert {t.idempotency_key for t in rows} == {"k:a", "k:b"}
+    page = mod_client.get(reverse("admin:markets_market_change", args=[market.pk]))
+    assert shown in page.content.decode()
+
+    response = mod_client.get(reverse("admin:markets_market_trades_csv", args=[market.pk]))
+    header, *body = csv_rows(response)
+    column = {name: i for i, name in enumerate(header)}
+    by_key = {row[column["idempotency_key"]]: row[column["reversed_at"]] for row in body}
+    assert by_key == {"k:a": "", "k:b": mark.reversed_at.isoformat()}
