@@ -145,9 +145,15 @@ def _late_trades(
     ]
 
 
-def _positions(market: Market, users: set[int]) -> dict[tuple[int, int], tuple[int, list[int]]]:
-    """(user, outcome position) -> (position row id, [shares, points_spent, points_received])."""
-    rows = Position.objects.filter(market=market, user_id__in=users).values_list(
+def _positions(
+    market: Market, users: set[int] | None
+) -> dict[tuple[int, int], tuple[int, list[int]]]:
+    """(user, outcome position) -> (position row id, [shares, points_spent, points_received]),
+    of `users` (None: every member with a position in the market)."""
+    held = Position.objects.filter(market=market)
+    if users is not None:
+        held = held.filter(user_id__in=users)
+    rows = held.values_list(
         "pk", "user_id", "outcome__position", "shares", "points_spent", "points_received"
     )
     return {
@@ -208,14 +214,18 @@ def reversal_apply(
     if not trades:
         return Reversal(known_at)
     users = {t.user_id for t in trades}
-    holders = set(Position.objects.filter(market=market).values_list("user_id", flat=True))
-    wallets = _wallets(market, users | holders)
+    every = _positions(market, None)
+    holders = {user for user, _ in every}
     treasury = ledger.treasury_get_or_create(guild_id=market.guild_id)
+    # The wallets are found by owner in the locking query itself (one query, not two).
     locked = ledger.accounts_lock(
-        [treasury.pk, *wallets.values()], also=Q(kind=Account.Kind.ESCROW, market=market)
+        [treasury.pk],
+        also=Q(kind=Account.Kind.ESCROW, market=market)
+        | Q(guild_id=market.guild_id, kind=Account.Kind.WALLET, owner_id__in=users | holders),
     )
     escrow = next(a for a in locked.values() if a.kind == Account.Kind.ESCROW)
-    positions = _positions(market, users)
+    wallets = {a.owner_id: a.pk for a in locked.values() if a.kind == Account.Kind.WALLET}
+    positions = {key: value for key, value in every.items() if key[0] in users}
     result = reversal_compute(
         trades,
         [o.pool for o in outcomes],
