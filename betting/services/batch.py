@@ -20,7 +20,7 @@ from django.utils import timezone
 
 from core import signals
 from core.errors import DomainError
-from core.sql import insert_instances, insert_rows, set_by_pk
+from core.sql import ids_by, insert_instances, insert_rows, set_by_pk
 from markets.errors import MSG_MARKET_NOT_FOUND, MarketNotFound
 from markets.models import Market, MarketEvent, Outcome
 from markets.realtime import events_publish_on_commit
@@ -208,13 +208,18 @@ class Batch:
 
     def _existing_trades(self, keys: list[str]) -> dict[str, tuple[Trade, int | None]]:
         """Every key's first result, with the shares its request asked for (sells), in one
-        query. Caller holds the market lock, so a twin on this market has committed or waits."""
+        query (two when some exist: whether any does is asked first, in plain SQL, because
+        building the full query costs more than running it and a rush's keys are all new).
+        Caller holds the market lock, so a twin on this market has committed or waits."""
+        found = ids_by(Trade, "idempotency_key", keys)
+        if not found:
+            return {}
         asked = MarketEvent.objects.filter(request_key=OuterRef("idempotency_key")).values(
             "payload"
         )[:1]
         rows = (
             Trade.objects.select_related("outcome")
-            .filter(idempotency_key__in=set(keys))
+            .filter(idempotency_key__in=list(found))
             .annotate(event_payload=Subquery(asked, output_field=JSONField()))
         )
         return {
@@ -247,14 +252,20 @@ class Batch:
             market.guild_id, users, starting_balance=self.settings_row.starting_balance
         )
         treasury = opened.treasury
-        if treasury is None and market.fee_bps > 0:
-            treasury = ledger.treasury_get_or_create(guild_id=market.guild_id)
         ids = list(opened.wallets.values())
+        also = Q(kind=Account.Kind.ESCROW, market=market) | order_account_q(market)
         if treasury is not None:
             ids.append(treasury.pk)
-        locked = ledger.accounts_lock(
-            ids, also=Q(kind=Account.Kind.ESCROW, market=market) | order_account_q(market)
-        )
+        elif market.fee_bps > 0:
+            # Found by kind in the one locking query rather than read first (it exists once
+            # the guild has funded a market or a starting balance).
+            also |= Q(guild_id=market.guild_id, kind=Account.Kind.TREASURY)
+        locked = ledger.accounts_lock(ids, also=also)
+        if treasury is None and market.fee_bps > 0:
+            treasury = next((a for a in locked.values() if a.kind == Account.Kind.TREASURY), None)
+            if treasury is None:  # a guild whose treasury never moved a point yet
+                treasury = ledger.treasury_get_or_create(guild_id=market.guild_id)
+                locked = ledger.accounts_lock([*ids, treasury.pk], also=also)
         self.escrow = next(a for a in locked.values() if a.kind == Account.Kind.ESCROW)
         self.order_account = next(
             (a for a in locked.values() if a.kind == Account.Kind.ORDERS), None

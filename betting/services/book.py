@@ -16,6 +16,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from django.db import connection
 from django.db.models import Q
 
 from core.sql import update_from_values
@@ -78,12 +79,28 @@ def resting_rows(market: Market) -> list[Resting]:
     market lock: orders of a market change only under it."""
     if market.mechanism != Market.Mechanism.AMM:
         return []
-    rows = Order.objects.filter(market=market, status=Order.Status.RESTING).values_list(
-        *("id" if name == "pk" else name for name in _COLUMNS)
-    )
-    return sorted(
-        (Resting(*row) for row in rows), key=lambda o: fills.priority(o.side, o.limit_ppm, o.pk)
-    )
+    if connection.vendor != "postgresql":  # the embedded default: the ORM converts the times
+        rows = Order.objects.filter(market=market, status=Order.Status.RESTING).values_list(
+            *("id" if name == "pk" else name for name in _COLUMNS)
+        )
+        return sorted(
+            (Resting(*row) for row in rows),
+            key=lambda o: fills.priority(o.side, o.limit_ppm, o.pk),
+        )
+    with connection.cursor() as cursor:
+        cursor.execute(_RESTING_SQL, [market.pk, Order.Status.RESTING])
+        return [Resting(*row) for row in cursor.fetchall()]
+
+
+# One statement written once: a batch runs it every time, and building it through the ORM cost
+# more than running it (0.5 ms of 0.9 on an empty book). The columns of `Resting`, in
+# `fills.priority`'s order — buys before sells ('buy' < 'sell'), the highest buy limit and the
+# lowest sell limit first, then the earliest placed.
+_RESTING_SQL = (
+    f"SELECT {', '.join('id' if name == 'pk' else name for name in _COLUMNS)} "
+    f"FROM {Order._meta.db_table} WHERE market_id = %s AND status = %s "
+    "ORDER BY side, CASE WHEN side = 'buy' THEN -limit_ppm ELSE limit_ppm END, id"
+)
 
 
 HEAD_DEPTH = 4
@@ -116,6 +133,7 @@ class Book:
         self.touched: dict[int, Resting] = {}
         self.position_of = {o.pk: o.position for o in outcomes}
         self._lanes: dict[tuple[int, str], _Lane] | None = None
+        self._sells: dict[tuple[int, int], list[Resting]] | None = None
 
     @property
     def users(self) -> set[int]:
@@ -126,20 +144,25 @@ class Book:
         return {o.user_id for o in self.orders if o.side == Order.Side.SELL}
 
     def reserved(self, user_id: int, outcome_id: int) -> int:
-        """Micro-shares of the member's position in `outcome_id` held for their sell orders."""
+        """Micro-shares of the member's position in `outcome_id` held for their sell orders
+        (asked once per sale: the sell orders are indexed by member and outcome once per
+        book, and their `remaining` read at the time of asking)."""
+        if self._sells is None:
+            self._sells = {}
+            for o in self.orders:
+                if o.side == Order.Side.SELL:
+                    self._sells.setdefault((o.user_id, o.outcome_id), []).append(o)
         return sum(
             o.remaining
-            for o in self.orders
-            if o.side == Order.Side.SELL
-            and o.user_id == user_id
-            and o.outcome_id == outcome_id
-            and o.status == Order.Status.RESTING
+            for o in self._sells.get((user_id, outcome_id), ())
+            if o.status == Order.Status.RESTING
         )
 
     def add(self, order: Resting) -> None:
         self.orders.append(order)
         self.orders.sort(key=lambda o: fills.priority(o.side, o.limit_ppm, o.pk))
         self._lanes = None
+        self._sells = None
 
     def resting_count(self, now: dt.datetime, user_id: int | None = None) -> int:
         return sum(

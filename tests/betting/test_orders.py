@@ -190,6 +190,43 @@ def test_orders_visit_in_priority_order_once_per_pass():
     ]
 
 
+def test_the_batch_reads_resting_orders_in_pass_order():
+    """`book.resting_rows` sorts in SQL; its order is `fills.priority`'s, ties included (equal
+    limits on both sides, buys and sells of both outcomes)."""
+    market = _market()
+    price = amm.prices_ppm(_pools(market))[0]  # 50 %
+    for k, user in enumerate([BOB, CAROL, DAN, EVE, BOB, CAROL]):
+        bet_place(
+            market_id=market.pk, user_id=user, outcome=k % 2, amount=20, idempotency_key=_key()
+        )
+    placed = []
+    for k, (user, limit) in enumerate(
+        itertools.product([BOB, CAROL, DAN, EVE], [price - 90_000, price - 30_000, price - 30_000])
+    ):
+        outcome = k % 2
+        placed.append(_buy_order(market, user, outcome, 10, limit - outcome * 10_000).pk)
+    for user, gap in itertools.product([BOB, CAROL], [60_000, 30_000, 30_000]):
+        outcome = 0 if user == BOB else 1  # what each bought above
+        held = Position.objects.get(market=market, user_id=user, outcome__position=outcome).shares
+        order = order_place(
+            market_id=market.pk,
+            user_id=user,
+            outcome=outcome,
+            side="sell",
+            limit_ppm=price + gap,
+            shares=held // 8,
+            idempotency_key=_key(),
+        )
+        placed.append(order.pk)
+
+    rows = book.resting_rows(market)
+
+    assert len(rows) == len(placed) == 18
+    expected = sorted(rows, key=lambda o: fills.priority(o.side, o.limit_ppm, o.pk))
+    assert [o.pk for o in rows] == [o.pk for o in expected]
+    assert [o.pk for o in rows] != sorted(o.pk for o in rows)  # not merely placement order
+
+
 def test_order_limits_and_clear_refusals():
     market = _market()
     with pytest.raises(InvalidAmount) as wrong:
