@@ -193,7 +193,8 @@ def redis_url() -> str | None:
 def django_setup(database: str, *, redis: str | None = None) -> None:
     """Configure and set up Django for a benchmark: `database` (a URL), Redis as cache and
     channel layer when `redis` is given (keys and groups under this run's own prefix), else the
-    in-memory ones; DJANGO_TESTING (no secret key needed) and warnings only in the logs."""
+    in-memory ones; DJANGO_TESTING (no secret key needed) and warnings only in the logs; the
+    start-up heap frozen, as in the long-running processes."""
     os.environ["DATABASE_URL"] = database
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
     os.environ["DJANGO_TESTING"] = "1"
@@ -210,6 +211,9 @@ def django_setup(database: str, *, redis: str | None = None) -> None:
     from django.core.management import call_command
 
     call_command("migrate", verbosity=0, interactive=False)
+    from core.runtime import heap_freeze
+
+    heap_freeze()  # as the processes that run this code do once started (core/runtime.py)
 
 
 # --- Figures --------------------------------------------------------------------------------

@@ -8,6 +8,7 @@ import signal
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
+from core.runtime import heap_freeze
 from discordbot.bot import build_bot
 from discordbot.runner import BotStartError, bot_connection_defaults, run, token_get
 
@@ -71,6 +72,7 @@ class Command(BaseCommand):
 
     async def _main(self, token: str, overrides: dict, options: dict) -> None:
         bot = build_bot(**overrides)
+        heap_freeze()
         health = None
         if options["health_port"] is not None:
             from ops.server import health_server_start

@@ -9,6 +9,8 @@ from typing import Any, cast
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandParser
 
+from core.runtime import heap_freeze
+
 
 class Command(BaseCommand):
     help = "Serve admin and dashboard over HTTP and WebSockets (daphne), plus the Discord bot."
@@ -72,6 +74,7 @@ class Command(BaseCommand):
         cast(Any, reactor).addSystemEventTrigger("before", "shutdown", stop)
         if token:
             self._start_bot(token)
+        heap_freeze()
 
     def _start_bot(self, token: str) -> None:
         """Called by daphne just before its reactor runs: start the bot on the reactor's asyncio

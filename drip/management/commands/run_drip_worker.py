@@ -9,6 +9,7 @@ from django.conf import settings
 from django.core.management.base import BaseCommand, CommandParser
 
 from core.leases import DRIP_WORKER, LeaseKeeper
+from core.runtime import heap_freeze
 from drip.health import worker_health_start
 from drip.worker import DripWorker
 
@@ -37,6 +38,8 @@ class Command(BaseCommand):
         asyncio.run(self._run(interval, once=options["once"], options=options))
 
     async def _run(self, interval: float, *, once: bool, options: dict) -> None:
+        if not once:
+            heap_freeze()
         server = None
         if options.get("health_port") is not None:
             server = await worker_health_start(options["health_host"], options["health_port"])

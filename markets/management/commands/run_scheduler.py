@@ -22,6 +22,7 @@ from core.leases import (
     lease_renew_seconds,
     lease_seconds,
 )
+from core.runtime import heap_freeze
 from markets.services import markets_tick
 
 logger = logging.getLogger(__name__)
@@ -38,6 +39,7 @@ class Command(BaseCommand):
         if once:
             self._tick(once=True)
             return
+        heap_freeze()
         stop = threading.Event()
         for sig in (signal.SIGINT, signal.SIGTERM):
             signal.signal(sig, lambda *_: stop.set())
