@@ -345,6 +345,10 @@ def test_orders_agree_with_the_reference_after_every_step(head_depth, monkeypatc
         "released",
         "fill after a trade",
     )
+    if head_depth == 0:
+        # A fill after a trade runs twice only when its owner is not the trader: not every
+        # draw has one (seen once in five local runs with the default profile).
+        paths += ("second run",)
     SEEN.clear()
     # Which paths 20 examples reach depends on the draw (the seed differs per run and per xdist
     # worker); a path no draw reaches in three rounds is a machine that cannot reach it.
@@ -354,8 +358,6 @@ def test_orders_agree_with_the_reference_after_every_step(head_depth, monkeypatc
             break
     for path in paths:
         assert SEEN[path], f"no example reached: {path} ({dict(SEEN)})"
-    if head_depth == 0:
-        assert SEEN["second run"], f"no batch ran twice ({dict(SEEN)})"
 
 
 @hsettings(
