@@ -285,7 +285,8 @@ def batched_run(
     middle = ratios.index(statistics.median_low(ratios))
     batch_rate, tps = rates[middle], baselines[middle]
     print(f"{'mode':>22} {'trades/s':>9} {'refused':>8} {'vs pgbench':>10}  (median round)")
-    print(f"{'one by one':>22} {one_rate:>9.1f} {refused:>8} {one_rate / tps:>10.2f}")
+    if one:  # --skip-one-by-one: no row and no record, rather than a rate of 0
+        print(f"{'one by one':>22} {one_rate:>9.1f} {refused:>8} {one_rate / tps:>10.2f}")
     print(
         f"{f'batches of {batch}':>22} {batch_rate:>9.1f} {batch_refused:>8} "
         f"{batch_rate / tps:>10.2f}"
@@ -294,7 +295,8 @@ def batched_run(
     print(f"queries per batch of {batch}: {queries}")
     base = {"baseline": tps, "baseline_name": "pgbench TPC-B, 4 clients", "requests": n}
     suffix = f".resting_{resting}" if resting else ""
-    _common.record(f"trade_throughput.one_by_one{suffix}", one_rate, "trades/s", **base)
+    if one:
+        _common.record(f"trade_throughput.one_by_one{suffix}", one_rate, "trades/s", **base)
     _common.record(
         f"trade_throughput.trades_apply{suffix}", batch_rate, "trades/s", batch=batch, **base
     )
