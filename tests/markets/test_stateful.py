@@ -1033,6 +1033,11 @@ class MarketLifecycle(RuleBasedStateMachine):
         elif ending == "hold":  # a trader disputes, nobody decides: the hold runs out
             if not m.disputed:
                 self.do_dispute(m, TRADERS[1])
+            if m.disputed and m.deadline is not None:
+                # At its deadline the scheduler leaves the disputed market waiting: a path of
+                # its own, which only the luck of the draw reached before (CI, 2026-12-07).
+                self.clock = max(self.clock, m.deadline)
+                self.do_tick()
             if m.disputed_at is not None:
                 self.clock = max(self.clock, m.disputed_at + dt.timedelta(hours=HOLD_HOURS))
             self.do_tick()
