@@ -175,8 +175,8 @@ def _trade_row(t: Trade) -> tuple[object, ...]:
 
 def _reversed_at(t: Trade) -> str:
     """When settlement reversed the trade (docs/domain.md §6.2), ISO 8601; empty if it was not."""
-    mark = getattr(t, "reversal", None)
-    return mark.reversed_at.isoformat() if mark is not None else ""
+    mark = lists.reversal_of(t)
+    return "" if mark is None else mark.reversed_at.isoformat()
 
 
 def trades_csv(request: HttpRequest, market: Market) -> HttpResponseBase:

@@ -21,14 +21,19 @@ from points.selectors import member_name_matches, member_name_subquery
 from ..models import Order, Position, Trade, TradeReversal
 
 
-def reversed_cell(trade: Trade) -> str:
-    """When settlement reversed `trade` (docs/domain.md §6.2), or "—"; `reversal` selected with
-    the trade, so a list of trades costs no query per row."""
+def reversal_of(trade: Trade) -> TradeReversal | None:
+    """The trade's reversal mark (docs/domain.md §6.2), if settlement reversed it; select
+    `reversal` with the trades so that a list of them costs no query per row."""
     try:
-        mark: TradeReversal = trade.reversal
+        return trade.reversal
     except TradeReversal.DoesNotExist:
-        return "—"
-    return f"{mark.reversed_at:%Y-%m-%d %H:%M:%S} UTC"
+        return None
+
+
+def reversed_cell(trade: Trade) -> str:
+    """When settlement reversed `trade`, or "—"."""
+    mark = reversal_of(trade)
+    return "—" if mark is None else f"{mark.reversed_at:%Y-%m-%d %H:%M:%S} UTC"
 
 
 class MemberRowsAdmin(MemberNameSearchMixin, ReadOnlyAdmin):

@@ -252,20 +252,14 @@ class Batch:
             market.guild_id, users, starting_balance=self.settings_row.starting_balance
         )
         treasury = opened.treasury
+        if treasury is None and market.fee_bps > 0:
+            treasury = ledger.treasury_get_or_create(guild_id=market.guild_id)
         ids = list(opened.wallets.values())
-        also = Q(kind=Account.Kind.ESCROW, market=market) | order_account_q(market)
         if treasury is not None:
             ids.append(treasury.pk)
-        elif market.fee_bps > 0:
-            # Found by kind in the one locking query rather than read first (it exists once
-            # the guild has funded a market or a starting balance).
-            also |= Q(guild_id=market.guild_id, kind=Account.Kind.TREASURY)
-        locked = ledger.accounts_lock(ids, also=also)
-        if treasury is None and market.fee_bps > 0:
-            treasury = next((a for a in locked.values() if a.kind == Account.Kind.TREASURY), None)
-            if treasury is None:  # a guild whose treasury never moved a point yet
-                treasury = ledger.treasury_get_or_create(guild_id=market.guild_id)
-                locked = ledger.accounts_lock([*ids, treasury.pk], also=also)
+        locked = ledger.accounts_lock(
+            ids, also=Q(kind=Account.Kind.ESCROW, market=market) | order_account_q(market)
+        )
         self.escrow = next(a for a in locked.values() if a.kind == Account.Kind.ESCROW)
         self.order_account = next(
             (a for a in locked.values() if a.kind == Account.Kind.ORDERS), None

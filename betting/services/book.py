@@ -72,6 +72,8 @@ _COLUMNS = (
     "expires_at",
 )
 _CHANGED = ("remaining", "filled_points", "filled_shares", "fills", "status")
+_FIELDS = tuple("id" if name == "pk" else name for name in _COLUMNS)
+"""`_COLUMNS` as the table names them."""
 
 
 def resting_rows(market: Market) -> list[Resting]:
@@ -81,7 +83,7 @@ def resting_rows(market: Market) -> list[Resting]:
         return []
     if connection.vendor != "postgresql":  # the embedded default: the ORM converts the times
         rows = Order.objects.filter(market=market, status=Order.Status.RESTING).values_list(
-            *("id" if name == "pk" else name for name in _COLUMNS)
+            *_FIELDS
         )
         return sorted(
             (Resting(*row) for row in rows),
@@ -97,7 +99,7 @@ def resting_rows(market: Market) -> list[Resting]:
 # `fills.priority`'s order — buys before sells ('buy' < 'sell'), the highest buy limit and the
 # lowest sell limit first, then the earliest placed.
 _RESTING_SQL = (
-    f"SELECT {', '.join('id' if name == 'pk' else name for name in _COLUMNS)} "
+    f"SELECT {', '.join(_FIELDS)} "
     f"FROM {Order._meta.db_table} WHERE market_id = %s AND status = %s "
     "ORDER BY side, CASE WHEN side = 'buy' THEN -limit_ppm ELSE limit_ppm END, id"
 )
